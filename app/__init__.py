@@ -1,0 +1,1 @@
+"""LiverSeg Studio desktop application (Qt). Imports ``core``; never imported by it."""

@@ -1,0 +1,40 @@
+"""The ``liverseg`` command: the GUI by default, plus the ``core`` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from core import __version__
+from core.cli import add_subcommands, run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="liverseg", description="LiverSeg Studio: liver and liver tumour "
+                                 "segmentation in abdominal CT.")
+    ap.add_argument("--version", action="version", version=f"LiverSeg Studio {__version__}")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
+    p = sub.add_parser("gui", help="open the main window (the default)")
+    p.add_argument("path", nargs="?", help="DICOM folder to open")
+    p.add_argument("--demo", action="store_true", help="open the built-in demo study")
+    p.add_argument("--screenshot", metavar="PNG", help="save a screenshot of the window after loading")
+    p.add_argument("--quit", action="store_true", help="exit after loading (with --screenshot)")
+    p.set_defaults(func=lambda a, c: _gui(a))
+    add_subcommands(sub)
+    return ap
+
+
+def _gui(args) -> int:
+    from app.main import run_gui
+    return run_gui(args)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(argv or ["gui"])
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

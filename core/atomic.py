@@ -1,0 +1,54 @@
+"""Atomic file writing: a temp file in the target folder, fsync, then rename.
+
+A reader (or a process killed at any moment) therefore sees either the old
+file or the complete new one, never a half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Iterator
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb", overwrite: bool = True) -> Iterator[IO]:
+    """Open a temp file beside ``path``; on clean exit rename it onto ``path``.
+
+    Args:
+        path: final file name.
+        mode: "wb" or "w" (text, UTF-8).
+        overwrite: when False, raise FileExistsError if ``path`` exists.
+    """
+    path = Path(path)
+    if not overwrite and path.exists():
+        raise FileExistsError(f"{path}: already exists")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        kwargs = {} if "b" in mode else {"encoding": "utf-8", "newline": "\n"}
+        with os.fdopen(fd, mode, **kwargs) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        if not overwrite and path.exists():
+            raise FileExistsError(f"{path}: already exists")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_open(path, "wb") as fh:
+        fh.write(data)
+
+
+def write_json(path: str | os.PathLike, obj: object) -> None:
+    with atomic_open(path, "w") as fh:
+        json.dump(obj, fh, indent=2, sort_keys=False)
+        fh.write("\n")

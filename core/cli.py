@@ -1,0 +1,130 @@
+"""Command-line subcommands that need no GUI: info, import, phantom.
+
+``app.cli`` adds the GUI subcommand and is the ``liverseg`` entry point; this
+module only registers subcommands and runs them. A refusal (any
+:class:`~core.errors.LiverSegError`) prints one line to stderr and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from typing import Callable, Optional
+
+from .errors import Cancelled, LiverSegError
+from .jobs import CancelToken, Progress
+
+
+class ProgressBar:
+    """A terminal progress bar fed by :class:`~core.jobs.Progress` events."""
+
+    def __init__(self, stream=None, min_interval: float = 0.1):
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.min_interval = min_interval
+        self._last = 0.0
+        self._stage = ""
+
+    def __call__(self, ev: Progress) -> None:
+        now = time.monotonic()
+        final = ev.total and ev.done >= ev.total
+        if not final and ev.stage == self._stage and now - self._last < (self.min_interval if self.tty else 2.0):
+            return
+        self._last, self._stage = now, ev.stage
+        if ev.total:
+            n = int(30 * ev.done / ev.total)
+            text = f"{ev.stage:8s} [{'#' * n}{'.' * (30 - n)}] {ev.done}/{ev.total} {ev.message}"
+        else:
+            text = f"{ev.stage:8s} {ev.done} {ev.message}"
+        if self.tty:
+            self.stream.write("\r" + text[:100].ljust(100) + ("\n" if final else ""))
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+def cmd_info(args) -> int:
+    from .dicom import scan
+    result = scan(args.path)
+    if not result:
+        from .dicom import select_series
+        select_series(result, None, args.path)  # raises the "no image series" error
+    for s in result:
+        z, y, x = s.spacing
+        print(f"{s.key}")
+        print(f"    modality {s.modality or '?'}  slices {s.n_slices}  size {s.cols} x {s.rows}  "
+              f"spacing {x:.3f} x {y:.3f} x {z:.3f} mm (x, y, z)  {s.transfer_syntax}"
+              + (f"  '{s.description}'" if s.description else ""))
+        print(f"    in {os.path.commonpath(s.files) if len(s.files) > 1 else s.files[0]}")
+        for w in s.warnings:
+            print(f"    warning: {w}")
+    if result.skipped:
+        print(f"{len(result.skipped)} file(s) skipped:")
+        for name, reason in result.skipped[:20]:
+            print(f"    {name}: {reason}")
+        if len(result.skipped) > 20:
+            print(f"    ... and {len(result.skipped) - 20} more")
+    return 0
+
+
+def cmd_import(args, cancel: CancelToken) -> int:
+    from .dataset import read_manifest
+    from .ircadb import import_ircadb
+    t = time.perf_counter()
+    ids = import_ircadb(args.src, args.out, progress=ProgressBar(), cancel=cancel, force=args.force)
+    cases = read_manifest(args.out)["cases"]
+    for cid in ids:
+        c = cases[cid]
+        print(f"{cid}: {c['slices']} slices, liver {c['liver_ml']:.0f} mL, tumour {c['tumour_ml']:.1f} mL")
+    print(f"{len(ids)} case(s) in {args.out} ({time.perf_counter() - t:.1f} s)")
+    return 0
+
+
+def cmd_phantom(args, cancel: CancelToken) -> int:
+    from .phantom import write_dataset
+    paths = write_dataset(args.out, args.patients, seed=args.seed, slices=args.slices, size=args.size,
+                          progress=ProgressBar(), cancel=cancel)
+    for p in paths:
+        print(p)
+    return 0
+
+
+def add_subcommands(sub) -> None:
+    p = sub.add_parser("info", help="list the DICOM series in a folder")
+    p.add_argument("path", help="DICOM folder (searched recursively)")
+    p.set_defaults(func=lambda a, c: cmd_info(a))
+
+    p = sub.add_parser("import", help="import 3D-IRCADb-01 into a dataset folder")
+    p.add_argument("src", help="3Dircadb1.zip, a folder of 3Dircadb1.N patients, or one patient folder")
+    p.add_argument("--out", required=True, help="dataset folder to write")
+    p.add_argument("--force", action="store_true", help="re-import cases already present")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("phantom", help="write synthetic CT patients in the 3D-IRCADb-01 layout")
+    p.add_argument("out", help="folder to write 3Dircadb1.N patients into")
+    p.add_argument("--patients", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--slices", type=int, default=64)
+    p.add_argument("--size", type=int, default=256)
+    p.set_defaults(func=cmd_phantom)
+
+
+def run(args: argparse.Namespace, func: Optional[Callable] = None) -> int:
+    """Run a parsed subcommand: errors become one line on stderr and exit code 2."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    cancel = CancelToken()
+    try:
+        return (func or args.func)(args, cancel)
+    except KeyboardInterrupt:
+        cancel.cancel()
+        print("\ncancelled", file=sys.stderr)
+        return 130
+    except Cancelled:
+        print("cancelled", file=sys.stderr)
+        return 130
+    except LiverSegError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

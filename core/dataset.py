@@ -1,0 +1,176 @@
+"""The dataset folder: one ``.npz`` file per case plus ``manifest.json``.
+
+Each case file holds ``hu`` (int16 [Z, Y, X]), ``label`` (uint8 [Z, Y, X]:
+0 background, 1 liver, 2 tumour), ``spacing`` ((z, y, x) mm), ``origin``,
+``direction`` and ``meta`` (JSON: source, checksums). Members are stored
+uncompressed, so :func:`load_case` can memory-map them (``mmap=True``) for
+training pipelines. Files are written atomically; the manifest is rewritten
+after every case, so an interrupted import leaves a consistent dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .atomic import atomic_open, write_json
+from .errors import DatasetError, one_line
+
+MANIFEST = "manifest.json"
+FORMAT = "liverseg-dataset"
+VERSION = 1
+LIVER, TUMOUR = 1, 2
+
+
+@dataclass
+class Case:
+    """One patient: CT in HU and its label volume.
+
+    Attributes:
+        case_id: name within the dataset (e.g. "3Dircadb1.17").
+        hu: int16 [Z, Y, X] Hounsfield units.
+        label: uint8 [Z, Y, X], 0 background, 1 liver, 2 tumour.
+        spacing: (z, y, x) mm.
+        origin: LPS mm of voxel [0, 0, 0].
+        direction: 3x3, columns are the x, y, z index axes in LPS.
+        meta: source path, checksums and other JSON-able facts.
+    """
+
+    case_id: str
+    hu: np.ndarray
+    label: np.ndarray
+    spacing: tuple[float, float, float]
+    origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    direction: np.ndarray = field(default_factory=lambda: np.eye(3))
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def voxel_ml(self) -> float:
+        return float(np.prod(self.spacing)) / 1000.0
+
+    def summary(self) -> dict:
+        """The manifest entry of this case."""
+        counts = np.bincount(self.label.ravel(), minlength=3)
+        return {
+            "file": case_file_name(self.case_id),
+            "shape": list(self.hu.shape),
+            "slices": int(self.hu.shape[0]),
+            "spacing": [round(float(s), 6) for s in self.spacing],
+            "liver_ml": round(float(counts[LIVER] + counts[TUMOUR]) * self.voxel_ml, 4),
+            "tumour_ml": round(float(counts[TUMOUR]) * self.voxel_ml, 4),
+            "liver_slices": int(np.count_nonzero(np.any(self.label > 0, axis=(1, 2)))),
+            "source": self.meta.get("source", ""),
+            "source_sha256": self.meta.get("source_sha256", {}),
+        }
+
+
+def natural_key(s: str):
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
+
+
+def case_file_name(case_id: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,120}", case_id):
+        raise DatasetError(f"invalid case id {case_id!r}: use letters, digits, '.', '_' or '-'")
+    return f"{case_id}.npz"
+
+
+def read_manifest(folder: str | Path) -> dict:
+    """The manifest, or an empty one when the folder has none yet."""
+    path = Path(folder) / MANIFEST
+    if not path.exists():
+        return {"format": FORMAT, "version": VERSION, "cases": {}}
+    try:
+        m = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{path}: unreadable manifest ({one_line(exc, 120)})") from None
+    if not isinstance(m, dict) or m.get("format") != FORMAT or not isinstance(m.get("cases"), dict):
+        raise DatasetError(f"{path}: not a LiverSeg dataset manifest")
+    return m
+
+
+def write_case(folder: str | Path, case: Case) -> dict:
+    """Write one case file and add it to the manifest (both atomically).
+
+    Returns:
+        The case's manifest entry.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if case.hu.shape != case.label.shape or case.hu.ndim != 3:
+        raise DatasetError(f"{case.case_id}: hu {case.hu.shape} and label {case.label.shape} differ")
+    entry = case.summary()
+    with atomic_open(folder / entry["file"], "wb") as fh:
+        np.savez(fh, hu=np.ascontiguousarray(case.hu, dtype=np.int16),
+                 label=np.ascontiguousarray(case.label, dtype=np.uint8),
+                 spacing=np.asarray(case.spacing, dtype=np.float64),
+                 origin=np.asarray(case.origin, dtype=np.float64),
+                 direction=np.asarray(case.direction, dtype=np.float64),
+                 meta=np.frombuffer(json.dumps(case.meta).encode("utf-8"), dtype=np.uint8))
+    manifest = read_manifest(folder)
+    manifest["cases"][case.case_id] = entry
+    manifest["cases"] = dict(sorted(manifest["cases"].items(), key=lambda kv: natural_key(kv[0])))
+    write_json(folder / MANIFEST, manifest)
+    return entry
+
+
+def list_cases(folder: str | Path) -> list[str]:
+    """Case ids of a dataset folder, in natural order ("2" before "10")."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: no such dataset folder")
+    return sorted(read_manifest(folder)["cases"], key=natural_key)
+
+
+def _memmap_member(zf: zipfile.ZipFile, path: Path, name: str) -> np.ndarray:
+    """Memory-map an uncompressed ``.npy`` member of an ``.npz`` file."""
+    info = zf.getinfo(name)
+    if info.compress_type != zipfile.ZIP_STORED:
+        return np.load(zf.open(name))
+    with open(path, "rb") as fh:
+        fh.seek(info.header_offset)
+        local = fh.read(30)
+        n_name, n_extra = int.from_bytes(local[26:28], "little"), int.from_bytes(local[28:30], "little")
+        fh.seek(info.header_offset + 30 + n_name + n_extra)
+        version = np.lib.format.read_magic(fh)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read(fh)
+        offset = fh.tell()
+    return np.memmap(path, dtype=dtype, mode="r", shape=shape, offset=offset, order="F" if fortran else "C")
+
+
+def load_case(folder: str | Path, case_id: str, mmap: bool = False) -> Case:
+    """Load one case.
+
+    Args:
+        folder: dataset folder.
+        case_id: one of :func:`list_cases`.
+        mmap: memory-map ``hu`` and ``label`` read-only instead of reading them.
+
+    Raises:
+        DatasetError: missing or corrupt file, inconsistent arrays.
+    """
+    path = Path(folder) / case_file_name(case_id)
+    if not path.exists():
+        raise DatasetError(f"{path}: no such case file")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            if mmap:
+                hu, label = _memmap_member(zf, path, "hu.npy"), _memmap_member(zf, path, "label.npy")
+            else:
+                hu, label = np.load(zf.open("hu.npy")), np.load(zf.open("label.npy"))
+            small = {k: np.load(zf.open(f"{k}.npy")) for k in ("spacing", "origin", "direction", "meta")}
+        meta = json.loads(small["meta"].tobytes().decode("utf-8"))
+    except DatasetError:
+        raise
+    except Exception as exc:  # zipfile/numpy/json raise many types on corrupt files
+        raise DatasetError(f"{path}: corrupt case file ({one_line(exc, 120)})") from None
+    if hu.shape != label.shape or hu.ndim != 3 or hu.dtype != np.int16 or label.dtype != np.uint8:
+        raise DatasetError(f"{path}: inconsistent arrays (hu {hu.shape} {hu.dtype}, label {label.shape} {label.dtype})")
+    return Case(case_id, hu, label, tuple(float(s) for s in small["spacing"]),
+                tuple(float(s) for s in small["origin"]), small["direction"], meta)
