@@ -1,0 +1,79 @@
+"""Losses and metrics in ``keras.ops`` only (no backend-specific code)."""
+
+from __future__ import annotations
+
+import functools
+
+SMOOTH = 1.0
+
+
+def _flat(y_true, y_pred):
+    from keras import ops
+    y_true = ops.cast(ops.reshape(y_true, (ops.shape(y_true)[0], -1)), "float32")
+    y_pred = ops.cast(ops.reshape(y_pred, (ops.shape(y_pred)[0], -1)), "float32")
+    return y_true, y_pred
+
+
+def soft_dice_loss(y_true, y_pred):
+    """1 - soft Dice per sample (smoothed), averaged by Keras over the batch."""
+    from keras import ops
+    t, p = _flat(y_true, y_pred)
+    inter = ops.sum(t * p, axis=1)
+    return 1.0 - (2.0 * inter + SMOOTH) / (ops.sum(t, axis=1) + ops.sum(p, axis=1) + SMOOTH)
+
+
+def bce_dice_loss(y_true, y_pred):
+    """Binary cross-entropy plus soft Dice loss, per sample."""
+    from keras import ops
+    t, p = _flat(y_true, y_pred)
+    p = ops.clip(p, 1e-7, 1.0 - 1e-7)
+    bce = -ops.mean(t * ops.log(p) + (1.0 - t) * ops.log(1.0 - p), axis=1)
+    return bce + soft_dice_loss(y_true, y_pred)
+
+
+LOSSES = {"dice": soft_dice_loss, "bce_dice": bce_dice_loss}
+
+
+@functools.lru_cache(maxsize=None)
+def make_metric_classes():
+    """Keras metric classes (created lazily so importing this module does not import Keras)."""
+    import keras
+    from keras import ops
+
+    @keras.saving.register_keras_serializable(package="liverseg")
+    class OverlapMetric(keras.metrics.Metric):
+        """Dice or IoU of thresholded predictions, accumulated over all pixels seen (like one 3D case)."""
+
+        def __init__(self, kind: str = "dice", threshold: float = 0.5, name=None, **kwargs):
+            super().__init__(name=name or kind, **kwargs)
+            self.kind, self.threshold = kind, threshold
+            self.inter = self.add_variable(shape=(), initializer="zeros", name="inter")
+            self.total = self.add_variable(shape=(), initializer="zeros", name="total")
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            t = ops.cast(ops.greater(ops.cast(y_true, "float32"), 0.5), "float32")
+            p = ops.cast(ops.greater(ops.cast(y_pred, "float32"), self.threshold), "float32")
+            inter = ops.sum(t * p)
+            self.inter.assign_add(inter)
+            self.total.assign_add(ops.sum(t) + ops.sum(p) - (inter if self.kind == "iou" else 0.0))
+
+        def result(self):
+            num = self.inter * (2.0 if self.kind == "dice" else 1.0)
+            return ops.where(self.total > 0, num / ops.maximum(self.total, 1e-9), 1.0)
+
+        def reset_state(self):
+            self.inter.assign(0.0)
+            self.total.assign(0.0)
+
+        def get_config(self):
+            return {**super().get_config(), "kind": self.kind, "threshold": self.threshold}
+
+    return OverlapMetric
+
+
+def dice_metric(threshold: float = 0.5):
+    return make_metric_classes()("dice", threshold)
+
+
+def iou_metric(threshold: float = 0.5):
+    return make_metric_classes()("iou", threshold)

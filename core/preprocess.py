@@ -1,0 +1,111 @@
+"""Preprocessing: part of a model's contract, saved with it and re-applied at inference.
+
+Two recipes:
+    * ``notebook``: the Colab notebooks' recipe: values above 1200 HU set to 0,
+      clip to [-100, 400], normalise to [0, 1], histogram equalisation per
+      slice, three identical channels.
+    * ``window25d`` (the default): clip to the window, scale to [0, 1], and
+      2.5D input: the slice and its two neighbours as the three channels.
+Both resize slices to the model input with bilinear interpolation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import numpy as np
+
+RECIPES = ("notebook", "window25d")
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How CT slices become model input.
+
+    Attributes:
+        recipe: "notebook" or "window25d".
+        window: (low, high) HU clip range.
+        size: model input H = W in pixels.
+        channels: input channels (3).
+    """
+
+    recipe: str = "window25d"
+    window: tuple[float, float] = (-100.0, 400.0)
+    size: int = 256
+    channels: int = 3
+
+    def __post_init__(self):
+        if self.recipe not in RECIPES:
+            raise ValueError(f"unknown preprocessing recipe {self.recipe!r} (use one of {RECIPES})")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Preprocessing":
+        return cls(recipe=d["recipe"], window=tuple(d["window"]), size=int(d["size"]),
+                   channels=int(d.get("channels", 3)))
+
+    def normalise(self, hu: np.ndarray) -> np.ndarray:
+        """HU (any shape) to float32 in [0, 1] per the recipe (without resizing or channels)."""
+        lo, hi = self.window
+        x = hu.astype(np.float32)
+        if self.recipe == "notebook":
+            x[x > 1200] = 0
+        np.clip(x, lo, hi, out=x)
+        x -= lo
+        x /= hi - lo
+        if self.recipe == "notebook":
+            x = np.stack([equalize(s) for s in x.reshape((-1,) + x.shape[-2:])]).reshape(x.shape)
+        return x
+
+    def slices(self, hu: np.ndarray, index: Sequence[int], box=None) -> np.ndarray:
+        """Model input for slices ``index`` of a volume.
+
+        Args:
+            hu: int16 [Z, Y, X] volume in HU.
+            index: slice indices.
+            box: optional (y0, y1, x0, x1) crop applied before resizing.
+
+        Returns:
+            float32 [N, size, size, channels].
+        """
+        z = hu.shape[0]
+        index = np.asarray(index, dtype=int)
+        if self.recipe == "window25d":
+            idx = np.stack([np.clip(index - 1, 0, z - 1), index, np.clip(index + 1, 0, z - 1)], axis=-1)
+        else:
+            idx = np.repeat(index[:, None], self.channels, axis=1)
+        sub = hu[idx]  # [N, C, Y, X]
+        if box is not None:
+            y0, y1, x0, x1 = box
+            sub = sub[..., y0:y1, x0:x1]
+        x = self.normalise(sub)
+        x = resize_bilinear(x, self.size, self.size)
+        return np.ascontiguousarray(np.moveaxis(x, 1, -1))
+
+
+def equalize(img: np.ndarray, nbins: int = 256) -> np.ndarray:
+    """Histogram equalisation of one [0, 1] float image (as skimage.exposure.equalize_hist)."""
+    from skimage import exposure
+    return exposure.equalize_hist(img, nbins=nbins).astype(np.float32)
+
+
+def resize_bilinear(x: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Bilinear resize of the last two axes (align-corners=False, like most frameworks)."""
+    H, W = x.shape[-2:]
+    if (H, W) == (h, w):
+        return x.astype(np.float32, copy=False)
+
+    def coords(n_in, n_out):
+        c = (np.arange(n_out, dtype=np.float32) + 0.5) * (n_in / n_out) - 0.5
+        c = np.clip(c, 0, n_in - 1)
+        i0 = np.floor(c).astype(int)
+        i1 = np.minimum(i0 + 1, n_in - 1)
+        return i0, i1, (c - i0).astype(np.float32)
+
+    y0, y1, wy = coords(H, h)
+    x0, x1, wx = coords(W, w)
+    rows = x[..., y0, :] * (1 - wy)[:, None] + x[..., y1, :] * wy[:, None]
+    return (rows[..., x0] * (1 - wx) + rows[..., x1] * wx).astype(np.float32)
