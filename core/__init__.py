@@ -5,4 +5,13 @@ pyqtgraph, and it imports TensorFlow/Keras only inside the functions that
 need them, so that opening and viewing a study never waits for them.
 """
 
+import os as _os
+
 __version__ = "0.1.0"
+
+# TensorFlow 2.20/2.21 corrupt the heap in some oneDNN CPU kernels while training
+# (tensorflow/tensorflow#117700, #123109: "double free or corruption", reproduced
+# here with the ResUNet). Set before TensorFlow is first imported; a user's own
+# setting wins.
+_os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -92,6 +92,44 @@ def cmd_phantom(args, cancel: CancelToken) -> int:
     return 0
 
 
+def cmd_train(args, cancel: CancelToken) -> int:
+    import signal
+
+    from .training import EpochEvent, TrainConfig, train
+
+    def on_sigint(signum, frame):
+        if cancel.cancelled:
+            raise KeyboardInterrupt
+        print("\nstopping after this batch (Ctrl-C again to abort)...", file=sys.stderr)
+        cancel.cancel()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    bar = ProgressBar()
+
+    def progress(ev):
+        if isinstance(ev, EpochEvent):
+            r = ev.record
+            print(f"\repoch {r['epoch']}/{ev.total}: loss {r.get('loss', float('nan')):.4f} "
+                  f"dice {r.get('dice', float('nan')):.4f}  val_loss {r.get('val_loss', float('nan')):.4f} "
+                  f"val_dice {r.get('val_dice', float('nan')):.4f}  lr {r['lr']:.2e}  {r['seconds']:.1f} s",
+                  file=sys.stderr)
+        else:
+            bar(ev)
+
+    cfg = TrainConfig(
+        dataset=args.dataset, out=args.out, stage=args.stage, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.lr, image_size=args.image_size, base_filters=args.filters, depth=args.depth,
+        recipe=args.recipe, loss=args.loss, fraction=args.fraction, seed=args.seed, augment=not args.no_augment,
+        early_stopping=args.early_stopping, precision=args.precision, strategy=args.strategy)
+    try:
+        result = train(cfg, progress=progress, cancel=cancel, resume=args.resume)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    print(f"{result.status}: {result.epochs_done} epoch(s), best val Dice {result.best_val_dice:.4f} "
+          f"at epoch {result.best_epoch}; run folder {result.run_dir}")
+    return 0 if result.status != "cancelled" else 130
+
+
 def add_subcommands(sub) -> None:
     p = sub.add_parser("info", help="list the DICOM series in a folder")
     p.add_argument("path", help="DICOM folder (searched recursively)")
@@ -110,6 +148,27 @@ def add_subcommands(sub) -> None:
     p.add_argument("--slices", type=int, default=64)
     p.add_argument("--size", type=int, default=256)
     p.set_defaults(func=cmd_phantom)
+
+    p = sub.add_parser("train", help="train the liver or the tumour ResUNet on a dataset folder")
+    p.add_argument("dataset", help="dataset folder (from liverseg import)")
+    p.add_argument("--stage", choices=("liver", "tumor"), required=True)
+    p.add_argument("--out", required=True, help="run folder to write (or to continue with --resume)")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=1e-3, help="learning rate")
+    p.add_argument("--image-size", type=int, default=256, help="model input, pixels")
+    p.add_argument("--filters", type=int, default=16, help="base filters (16: 16-32-64-128-256)")
+    p.add_argument("--depth", type=int, default=4)
+    p.add_argument("--recipe", choices=("window25d", "notebook"), default="window25d", help="preprocessing")
+    p.add_argument("--loss", choices=("bce_dice", "dice"), default="bce_dice")
+    p.add_argument("--fraction", type=float, default=1.0, help="share of the training slices (0.25, 0.5, 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE")
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
+    p.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default")
+    p.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"), default="float32")
+    p.set_defaults(func=cmd_train)
 
 
 def run(args: argparse.Namespace, func: Optional[Callable] = None) -> int:

@@ -71,7 +71,7 @@ def liver_box(label: np.ndarray, margin: int = MARGIN_PX) -> Optional[tuple[int,
 
 @dataclass
 class _CachedCase:
-    image: np.ndarray  # float16 [Z, S, S] normalised, resized slices
+    image: np.ndarray  # uint8 [Z, S, S] normalised to [0, 1] then quantised (x 255), resized
     target: np.ndarray  # uint8 [Z, S, S] 0/1
     slices: np.ndarray  # indices of usable slices
 
@@ -104,13 +104,27 @@ class SlicePipeline:
             report(progress, "cache", i, len(case_ids), cid)
             self.cases.append(self._cache(load_case(dataset, cid, mmap=True)))
         report(progress, "cache", len(case_ids), len(case_ids))
-        index = [(c, int(z)) for c, cc in enumerate(self.cases) for z in cc.slices]
-        if fraction < 1:
-            keep = np.sort(np.random.default_rng(seed).permutation(len(index))[:max(1, int(len(index) * fraction))])
-            index = [index[k] for k in keep]
-        if not index:
+        # One contiguous cache for all cases; rows of ``self.rows`` hold global slice numbers of
+        # the C input channels (2.5D neighbours clamped inside their own case) for each sample.
+        offsets = np.cumsum([0] + [cc.image.shape[0] for cc in self.cases])
+        self.images = np.concatenate([cc.image for cc in self.cases]) if self.cases else None
+        self.targets = np.concatenate([cc.target for cc in self.cases]) if self.cases else None
+        rows = []
+        for c, cc in enumerate(self.cases):
+            nz = cc.image.shape[0]
+            for z in cc.slices:
+                if pre.recipe == "window25d":
+                    zs = (max(z - 1, 0), z, min(z + 1, nz - 1))
+                else:
+                    zs = (z,) * pre.channels
+                rows.append([offsets[c] + k for k in zs] + [offsets[c] + z])
+        self.cases = []  # the concatenated arrays hold the data
+        if fraction < 1 and rows:
+            keep = np.sort(np.random.default_rng(seed).permutation(len(rows))[:max(1, int(len(rows) * fraction))])
+            rows = [rows[k] for k in keep]
+        if not rows:
             raise DatasetError(f"no usable slices for the {stage} stage in {list(case_ids)}")
-        self.index = np.array(index, dtype=np.int64)
+        self.rows = np.array(rows, dtype=np.int64)  # [N, C + 1]: input slices, then the target slice
 
     def _cache(self, case) -> _CachedCase:
         s = self.pre.size
@@ -118,7 +132,7 @@ class SlicePipeline:
         if self.stage == "tumor":
             box = liver_box(label)
             if box is None:
-                return _CachedCase(np.zeros((0, s, s), np.float16), np.zeros((0, s, s), np.uint8), np.zeros(0, int))
+                return _CachedCase(np.zeros((0, s, s), np.uint8), np.zeros((0, s, s), np.uint8), np.zeros(0, int))
             y0, y1, x0, x1 = box
             hu, label = hu[:, y0:y1, x0:x1], label[:, y0:y1, x0:x1]
             slices = np.flatnonzero(np.any(label > 0, axis=(1, 2)))
@@ -126,57 +140,66 @@ class SlicePipeline:
         else:
             slices = np.arange(hu.shape[0])
             target = label > 0
-        image = np.empty((hu.shape[0], s, s), np.float16)
+        image = np.empty((hu.shape[0], s, s), np.uint8)
         tgt = np.empty((hu.shape[0], s, s), np.uint8)
         for z0 in range(0, hu.shape[0], 16):  # in chunks: bounded memory
             z1 = min(hu.shape[0], z0 + 16)
-            image[z0:z1] = resize_bilinear(self.pre.normalise(np.asarray(hu[z0:z1])), s, s)
+            image[z0:z1] = np.rint(resize_bilinear(self.pre.normalise(np.asarray(hu[z0:z1])), s, s) * 255)
             tgt[z0:z1] = resize_bilinear(target[z0:z1].astype(np.float32), s, s) > 0.5
         return _CachedCase(image, tgt, slices)
 
     def __len__(self) -> int:
-        return len(self.index)
+        return len(self.rows)
 
-    def batch(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Inputs float32 [B, S, S, C] and targets float32 [B, S, S, 1] for index rows."""
-        s, c = self.pre.size, self.pre.channels
-        x = np.empty((len(rows), s, s, c), np.float32)
-        y = np.empty((len(rows), s, s, 1), np.float32)
-        for b, r in enumerate(rows):
-            ci, z = self.index[r]
-            cc = self.cases[ci]
-            nz = cc.image.shape[0]
-            if self.pre.recipe == "window25d":
-                zs = (max(z - 1, 0), z, min(z + 1, nz - 1))
-            else:
-                zs = (z,) * c
-            x[b] = np.moveaxis(cc.image[list(zs)], 0, -1)
-            y[b, ..., 0] = cc.target[z]
-        if self.augment:
-            self._augment(x, y)
-        return x, y
+    def batch(self, rows: np.ndarray, rng: Optional[np.random.Generator] = None) -> tuple[np.ndarray, np.ndarray]:
+        """Inputs float32 [B, S, S, C] in [0, 1] and targets float32 [B, S, S, 1] for samples ``rows``.
 
-    def _augment(self, x: np.ndarray, y: np.ndarray) -> None:
-        rng = self.rng
-        for b in range(len(x)):
-            if rng.random() < 0.5:
-                x[b], y[b] = x[b, :, ::-1], y[b, :, ::-1]
-            k = int(rng.integers(0, 4)) if rng.random() < 0.3 else 0
-            if k:
-                x[b], y[b] = np.rot90(x[b], k), np.rot90(y[b], k)
-            if rng.random() < 0.3:  # zoom in: crop and resize back
-                s = x.shape[1]
-                m = int(s * rng.uniform(0.0, 0.15))
-                if m:
+        With augmentation, flips and 90-degree rotations are applied as views while
+        gathering from the cache and zoom as an index map, so each sample is copied
+        once; intensity scale and shift are fused into the conversion to float.
+        ``rng`` (default: the pipeline's own) makes batches reproducible and thread-safe.
+        """
+        r = self.rows[rows]
+        n, s, c = len(r), self.pre.size, self.pre.channels
+        x8 = np.empty((n, s, s, c), np.uint8)
+        y8 = np.empty((n, s, s), np.uint8)
+        scale = np.full((n, 1, 1, 1), 1 / 255, np.float32)
+        shift = np.zeros((n, 1, 1, 1), np.float32)
+        if not self.augment:
+            for k in range(c):  # contiguous reads; one strided write per channel
+                x8[..., k] = self.images[r[:, k]]
+            y8[:] = self.targets[r[:, -1]]
+        else:
+            rng = rng or self.rng
+            flip = rng.random(n) < 0.5
+            rot = np.where(rng.random(n) < 0.3, rng.integers(1, 4, n), 0)
+            zoom = rng.random(n) < 0.3
+            for b in range(n):
+                idx = None
+                if zoom[b]:  # zoom in by 2-15 %: nearest-neighbour index map of a random crop
+                    m = int(s * rng.uniform(0.02, 0.15))
                     o0, o1 = rng.integers(0, 2 * m + 1, 2)
-                    crop = (slice(o0, s - 2 * m + o0), slice(o1, s - 2 * m + o1))
-                    x[b] = np.moveaxis(resize_bilinear(np.moveaxis(x[b][crop], -1, 0), s, s), 0, -1)
-                    y[b, ..., 0] = resize_bilinear(y[b][crop][None, ..., 0], s, s)[0] > 0.5
-            if rng.random() < 0.5:
-                x[b] = x[b] * rng.uniform(0.9, 1.1) + rng.uniform(-0.05, 0.05)
+                    base = np.round(np.linspace(0, s - 1 - 2 * m, s)).astype(np.intp)
+                    idx = (o0 + base)[:, None], o1 + base
+
+                def view(img, b=b, idx=idx):
+                    if idx is not None:
+                        img = img[idx]
+                    if flip[b]:
+                        img = img[:, ::-1]
+                    return np.rot90(img, rot[b]) if rot[b] else img
+
+                for k in range(c):
+                    x8[b, ..., k] = view(self.images[r[b, k]])
+                y8[b] = view(self.targets[r[b, -1]])
+            scale *= rng.uniform(0.9, 1.1, (n, 1, 1, 1)).astype(np.float32)  # intensity
+            shift += rng.uniform(-0.05, 0.05, (n, 1, 1, 1)).astype(np.float32)
+        x = np.multiply(x8, scale, dtype=np.float32)
+        x += shift
+        return x, y8[..., None].astype(np.float32)
 
     def epoch(self, batch_size: int, shuffle: bool = True):
         """Yield the batches of one epoch."""
-        order = self.rng.permutation(len(self.index)) if shuffle else np.arange(len(self.index))
+        order = self.rng.permutation(len(self.rows)) if shuffle else np.arange(len(self.rows))
         for i in range(0, len(order), batch_size):
             yield self.batch(order[i:i + batch_size])

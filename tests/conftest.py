@@ -28,3 +28,22 @@ def p17_extracted(p17_src, tmp_path_factory) -> Path:
         with zipfile.ZipFile(p17_src / name) as z:
             z.extractall(out)
     return out
+
+
+import os  # noqa: E402
+
+# See core/__init__.py: TensorFlow's oneDNN CPU kernels corrupt the heap while training.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """Three small phantom patients (16 slices of 64 x 64) as a dataset folder."""
+    from core.dataset import Case, write_case
+    from core.phantom import make_phantom
+    folder = tmp_path_factory.mktemp("tiny-ds")
+    for s in range(3):
+        c = make_phantom(20 + s, 16, 64)
+        write_case(folder, Case(f"p{s}", c.hu, c.label, c.spacing))
+    return folder
