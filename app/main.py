@@ -23,7 +23,6 @@ def run_gui(args) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from .main_window import MainWindow
     try:
         _log_to_file()
     except OSError:
@@ -31,11 +30,15 @@ def run_gui(args) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("LiverSeg Studio")
     app.setOrganizationName("LiverSegStudio")
+    from .main_window import MainWindow
     win = MainWindow()
     win.show()
     status = {"code": 0}
 
     def after_load():
+        if win.jobs.busy:  # let measurements finish so the screenshot shows them
+            QTimer.singleShot(100, after_load)
+            return
         if args.screenshot:
             app.processEvents()
             win.grab().save(args.screenshot)
@@ -47,8 +50,14 @@ def run_gui(args) -> int:
         if args.quit:
             QTimer.singleShot(0, app.quit)
 
-    job = win.open_path(args.path) if args.path else win.open_demo()
-    job.failed.connect(on_fail)
-    win.studyLoaded.connect(lambda: QTimer.singleShot(200, after_load))
+    win.confirm_close = not args.quit
+    if not args.quit:
+        QTimer.singleShot(1500, win.warm_up_backend)  # after the first study is on screen
+    win.jobFailed.connect(on_fail)
+    if args.path:
+        win.open_path(args.path, choose=lambda series: 0)
+    else:
+        win.open_demo()
+    win.studyLoaded.connect(lambda: QTimer.singleShot(300, after_load))
     app.exec()
     return status["code"]

@@ -1,4 +1,4 @@
-"""The main window: assembles the viewer and its controls; studies load in worker threads."""
+"""The main window: assembles the viewer and the panels; every long job runs in a worker thread."""
 
 from __future__ import annotations
 
@@ -6,125 +6,162 @@ import logging
 from pathlib import Path
 from typing import Optional
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFileDialog, QFormLayout, QMainWindow,
-                               QMessageBox, QProgressBar, QSlider, QWidget)
+import numpy as np
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QDockWidget, QFileDialog, QListWidget, QMainWindow,
+                               QMessageBox, QProgressBar, QTabWidget, QVBoxLayout)
 
+from core.editing import LabelEditor
 from core.errors import one_line
 from core.jobs import Progress
+from core.study import Study
 
-from .widgets.slice_view import PRESETS, SliceView
+from . import jobs
+from .widgets.display_panel import DisplayPanel
+from .widgets.results_panel import ResultsPanel
+from .widgets.segment_panel import SegmentPanel
+from .widgets.slice_view import OrthoViewer
+from .widgets.train_panel import TrainPanel
 from .workers import Job, JobRunner
 
 log = logging.getLogger(__name__)
+MAX_RECENT = 8
 
 
-class Study:
-    """What is open: CT (HU), spacing, an optional reference label, and where it came from."""
+class SeriesChooser(QDialog):
+    """Pick one of several series found in a folder."""
 
-    def __init__(self, hu, spacing, label=None, name: str = "", warnings=()):
-        self.hu, self.spacing, self.label, self.name, self.warnings = hu, spacing, label, name, tuple(warnings)
-
-
-def load_dicom_study(path: str, progress=None, cancel=None) -> Study:
-    from core.dicom import load_series
-    v = load_series(path, progress=progress, cancel=cancel)
-    return Study(v.hu, v.spacing, None, path, v.warnings)
-
-
-def load_demo_study(progress=None, cancel=None) -> Study:
-    from core.demo import demo_case
-    c = demo_case(progress=progress, cancel=cancel)
-    return Study(c.hu, c.spacing, c.label, "Demo study (synthetic phantom, reference masks shown)")
+    def __init__(self, series, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Choose a series")
+        lay = QVBoxLayout(self)
+        self.list = QListWidget()
+        for s in series:
+            self.list.addItem(f"{s.summary()}   [{s.key[-24:]}]")
+        self.list.setCurrentRow(0)
+        lay.addWidget(self.list)
+        bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        bb.accepted.connect(self.accept)
+        bb.rejected.connect(self.reject)
+        lay.addWidget(bb)
 
 
 class MainWindow(QMainWindow):
-    """LiverSeg Studio's window. Signals: ``studyLoaded`` once a study is shown, ``jobFailed(message)``."""
+    """LiverSeg Studio's window.
+
+    Signals: ``studyLoaded`` (a study is shown), ``segmented`` (a segmentation is shown),
+    ``summaryUpdated`` (results recomputed), ``jobFailed(message)``.
+    """
 
     studyLoaded = Signal()
+    segmented = Signal()
+    summaryUpdated = Signal()
     jobFailed = Signal(str)
 
-    def __init__(self):
+    def __init__(self, settings: Optional[QSettings] = None):
         super().__init__()
         self.setWindowTitle("LiverSeg Studio")
-        self.resize(1200, 800)
+        self.resize(1400, 900)
+        self.settings = settings or QSettings()
         self.jobs = JobRunner(self)
         self.study: Optional[Study] = None
-        self.view = SliceView()
-        self.setCentralWidget(self.view)
-        self.view.cursorMoved.connect(lambda s: self.statusBar().showMessage(s))
+        self.editor: Optional[LabelEditor] = None
+        self.summary: Optional[dict] = None
+        self.case_report: Optional[dict] = None
+        self.tool: Optional[str] = None
+        self._segment_job: Optional[Job] = None
+        self._train_job: Optional[Job] = None
+        self.confirm_close = True  # ask before cancelling running jobs on close
+
+        self.viewer = OrthoViewer()
+        self.setCentralWidget(self.viewer)
+        self.viewer.cursorMoved.connect(lambda s: self.statusBar().showMessage(s))
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(240)
         self.progress.hide()
         self.statusBar().addPermanentWidget(self.progress)
-        self._build_controls()
+
+        self.display = DisplayPanel()
+        self.segment_panel = SegmentPanel()
+        self.results = ResultsPanel()
+        self.train_panel = TrainPanel()
+        tabs = QTabWidget()
+        for w, name in ((self.display, "Display"), (self.segment_panel, "Segment"), (self.results, "Results"),
+                        (self.train_panel, "Train")):
+            tabs.addTab(w, name)
+        self.tabs = tabs
+        dock = QDockWidget("Tools", self)
+        dock.setWidget(tabs)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        dock.setMinimumWidth(430)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        self._connect()
         self._build_menu()
+
+    # -- wiring ---------------------------------------------------------------
+    def _connect(self) -> None:
+        d, v = self.display, self.viewer
+        d.windowChosen.connect(v.set_window)
+        d.windowChosen.connect(d.show_window)
+        v.windowChanged.connect(d.show_window)
+        d.overlayChanged.connect(lambda w, vis, a: v.set_overlay(w, vis, a))
+        d.modeChanged.connect(v.set_mode)
+        sp = self.segment_panel
+        sp.segmentRequested.connect(self.run_segmentation)
+        sp.cancelRequested.connect(self.cancel_segmentation)
+        sp.toolChanged.connect(self.set_tool)
+        sp.undoRequested.connect(self.undo)
+        sp.redoRequested.connect(self.redo)
+        ax = v.axial
+        ax.strokeStarted.connect(self._stroke_started)
+        ax.painted.connect(self._paint)
+        ax.strokeFinished.connect(self._stroke_done)
+        self.results.lesionClicked.connect(v.set_cursor)
+        tp = self.train_panel
+        tp.startRequested.connect(self.start_training)
+        tp.stopRequested.connect(self.stop_training)
+        tp.importRequested.connect(self.import_dataset)
+        tp.monitorRequested.connect(lambda d: tp.curves.follow(d))
 
     def _build_menu(self) -> None:
         m = self.menuBar().addMenu("&File")
         m.addAction("&Open DICOM folder...", self.open_dialog, "Ctrl+O")
+        m.addAction("Open dataset &case...", self.open_case_dialog)
         m.addAction("Open &demo study", self.open_demo)
+        self.recent_menu = m.addMenu("&Recent folders")
+        self._fill_recent()
+        ex = m.addMenu("&Export")
+        ex.addAction("Segmentation as &NIfTI...", lambda: self.export_dialog("nifti"))
+        ex.addAction("Segmentation as DICOM &SEG...", lambda: self.export_dialog("seg"))
+        ex.addAction("&Lesion table (CSV)...", lambda: self.export_dialog("csv"))
+        ex.addAction("&PNG screenshot of the view...", lambda: self.export_dialog("png"))
         m.addSeparator()
         m.addAction("&Quit", self.close, "Ctrl+Q")
+        e = self.menuBar().addMenu("&Edit")
+        e.addAction("&Undo", self.undo, "Ctrl+Z")
+        e.addAction("&Redo", self.redo, "Ctrl+Y")
+        h = self.menuBar().addMenu("&Help")
+        h.addAction("&About", self.about)
 
-    def _build_controls(self) -> None:
-        panel = QWidget()
-        form = QFormLayout(panel)
-        self.preset = QComboBox()
-        self.preset.addItems(list(PRESETS))
-        self.preset.currentTextChanged.connect(lambda t: self.view.set_window(*PRESETS[t]))
-        form.addRow("Window", self.preset)
-        for which, text in (("liver", "Liver (green)"), ("tumour", "Tumour (red)")):
-            box = QCheckBox(text)
-            box.setChecked(True)
-            box.toggled.connect(lambda on, w=which: self.view.set_overlay(w, visible=on))
-            alpha = QSlider(Qt.Orientation.Horizontal)
-            alpha.setRange(0, 255)
-            alpha.setValue(self.view.alphas[which])
-            alpha.valueChanged.connect(lambda a, w=which: self.view.set_overlay(w, alpha=a))
-            form.addRow(box, alpha)
-        dock = QDockWidget("Display", self)
-        dock.setWidget(panel)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-
-    # -- loading ------------------------------------------------------------
-    def open_dialog(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Open DICOM folder")
-        if path:
-            self.open_path(path)
-
-    def open_path(self, path: str) -> Job:
-        return self._load(Job("Open DICOM folder", load_dicom_study, path))
-
-    def open_demo(self) -> Job:
-        return self._load(Job("Open demo study", load_demo_study))
-
-    def _load(self, job: Job) -> Job:
+    # -- jobs -----------------------------------------------------------------
+    def start_job(self, job: Job, on_done, busy_text: str = "", quiet: bool = False) -> Job:
         job.progress.connect(self._on_progress)
-        job.finished.connect(self.show_study)
+        job.finished.connect(on_done)
         job.failed.connect(self.show_error)
-        job.finished.connect(lambda _: self.progress.hide())
-        job.failed.connect(lambda *_: self.progress.hide())
-        self.progress.setRange(0, 0)
-        self.progress.show()
-        self.statusBar().showMessage(f"{job.name}...")
+        for sig in (job.finished, job.failed, job.cancelled):
+            sig.connect(lambda *_: self.progress.hide())
+        job.cancelled.connect(lambda: self.statusBar().showMessage(f"{job.name}: cancelled"))
+        if not quiet:
+            self.progress.setRange(0, 0)
+            self.progress.show()
+            self.statusBar().showMessage(busy_text or f"{job.name}...")
         return self.jobs.start(job)
 
     def _on_progress(self, ev: Progress) -> None:
         self.progress.setRange(0, max(ev.total, 0))
         self.progress.setValue(ev.done)
-
-    def show_study(self, study: Study) -> None:
-        self.study = study
-        self.view.set_volume(study.hu, study.spacing, study.label)
-        z, y, x = study.hu.shape
-        self.setWindowTitle(f"LiverSeg Studio - {Path(study.name).name if '/' in study.name else study.name}")
-        msg = f"{study.name}: {x} x {y} x {z}, {study.spacing[2]:.2f} x {study.spacing[1]:.2f} x {study.spacing[0]:.2f} mm"
-        if study.warnings:
-            msg += "   warning: " + "; ".join(study.warnings)
-        self.statusBar().showMessage(msg)
-        self.studyLoaded.emit()
+        if ev.message:
+            self.statusBar().showMessage(f"{ev.stage}: {ev.message}")
 
     def show_error(self, message: str, details: str) -> None:
         log.error("%s\n%s", message, details)
@@ -134,11 +171,256 @@ class MainWindow(QMainWindow):
         self.errorBox = box
         self.jobFailed.emit(message)
 
+    # -- opening --------------------------------------------------------------
+    def open_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open DICOM folder")
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path: str, choose=None) -> Job:
+        """Scan ``path``; with several CT series ask which (``choose`` picks in tests), then load it."""
+        def scanned(result):
+            from core.dicom import select_series
+            cts = [s for s in result if s.is_ct] or list(result)
+            if len(cts) > 1:
+                idx = choose(cts) if choose else self._ask_series(cts)
+                if idx is None:
+                    return
+                info = cts[idx]
+            else:
+                try:
+                    info = select_series(result, None, path)
+                except Exception as exc:
+                    self.show_error(str(exc), "")
+                    return
+            self.start_job(Job("Load series", jobs.load_series_info, info, path), self.show_study)
+            self._add_recent(path)
+        return self.start_job(Job("Open DICOM folder", jobs.scan_folder, path), scanned)
+
+    def _ask_series(self, series) -> Optional[int]:
+        dlg = SeriesChooser(series, self)
+        return dlg.list.currentRow() if dlg.exec() == QDialog.DialogCode.Accepted else None
+
+    def open_demo(self) -> Job:
+        return self.start_job(Job("Open demo study", jobs.load_demo), self.show_study)
+
+    def open_case_dialog(self) -> None:
+        from core.dataset import list_cases
+        folder = QFileDialog.getExistingDirectory(self, "Dataset folder")
+        if not folder:
+            return
+        try:
+            cases = list_cases(folder)
+        except Exception as exc:
+            self.show_error(str(exc), "")
+            return
+        dlg = QDialog(self)
+        dlg.setWindowTitle("Open case")
+        lay = QVBoxLayout(dlg)
+        lst = QListWidget()
+        lst.addItems(cases)
+        lst.setCurrentRow(0)
+        lay.addWidget(lst)
+        bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        bb.accepted.connect(dlg.accept)
+        bb.rejected.connect(dlg.reject)
+        lay.addWidget(bb)
+        if dlg.exec() == QDialog.DialogCode.Accepted and lst.currentItem():
+            self.open_case(folder, lst.currentItem().text())
+
+    def open_case(self, folder: str, case_id: str) -> Job:
+        return self.start_job(Job("Open case", jobs.load_case_study, folder, case_id), self.show_study)
+
+    def show_study(self, study: Study) -> None:
+        self.study = study
+        self.editor = LabelEditor(study.label) if study.label is not None else None
+        self.summary = self.case_report = None
+        self.viewer.set_study(study.hu, study.spacing, study.label, study.reference)
+        mode = "prediction" if study.label is not None or study.reference is None else "reference"
+        self.display.mode.setCurrentIndex(["prediction", "reference", "outlines"].index(mode))
+        self.viewer.set_mode(mode)
+        self.viewer.set_window(*self.viewer.window)
+        z, y, x = study.shape
+        sz, sy, sx = study.spacing
+        name = study.name if len(study.name) < 60 else "..." + study.name[-57:]
+        self.setWindowTitle(f"LiverSeg Studio - {name}")
+        msg = f"{name}: {x} x {y} x {z} voxels, {sx:.2f} x {sy:.2f} x {sz:.2f} mm"
+        if study.warnings:
+            msg += "   warning: " + "; ".join(study.warnings)
+        self.statusBar().showMessage(msg)
+        self.results.summary.setText("No segmentation yet." if study.reference is None else
+                                     "Reference masks shown; segment to compare.")
+        self.results.lesions.setRowCount(0)
+        self.results.show_metrics(None)
+        if study.reference is not None and study.label is None:
+            self._update_summary(study.reference)
+        self.studyLoaded.emit()
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for p in self.recent():
+            self.recent_menu.addAction(p, lambda p=p: self.open_path(p))
+
+    def recent(self) -> list[str]:
+        v = self.settings.value("recent_folders", [])
+        return [v] if isinstance(v, str) else list(v or [])
+
+    def _add_recent(self, path: str) -> None:
+        items = [path] + [p for p in self.recent() if p != path]
+        self.settings.setValue("recent_folders", items[:MAX_RECENT])
+        self._fill_recent()
+
+    # -- segmentation and editing ---------------------------------------------
+    def run_segmentation(self, liver_path: str, tumor_path: str = "") -> Optional[Job]:
+        if self.study is None:
+            self.show_error("Open a study first.", "")
+            return None
+        job = Job("Segment", jobs.segment_study, self.study, liver_path, tumor_path or None)
+        job.progress.connect(lambda ev: self.segment_panel.set_progress(ev.done, ev.total))
+        for sig in (job.finished, job.failed, job.cancelled):
+            sig.connect(lambda *_: self.segment_panel.set_busy(False))
+        self.segment_panel.set_busy(True)
+        self._segment_job = job
+        return self.start_job(job, self._segmented)
+
+    def _segmented(self, result) -> None:
+        label, info = result
+        self.study.label = label
+        self.editor = LabelEditor(label)
+        self.viewer.set_labels(label, self.study.reference)
+        mode = "outlines" if self.study.reference is not None else "prediction"
+        self.display.mode.setCurrentIndex(["prediction", "reference", "outlines"].index(mode))
+        self.viewer.set_mode(mode)
+        self.statusBar().showMessage(f"Segmented in {info.get('seconds', 0):.1f} s on {info.get('device', '?')}"
+                                     + ("   " + "; ".join(info.get("warnings", [])) if info.get("warnings") else ""))
+        self.tabs.setCurrentWidget(self.results)
+        self._update_summary(label)
+        self.segmented.emit()
+
+    def _update_summary(self, label) -> None:
+        s = self.study
+        job = Job("Measure", jobs.measure, label.copy(), s.spacing, s.hu,
+                  s.reference if label is not s.reference else None)
+        self.start_job(job, self._show_summary, quiet=True)
+
+    def _show_summary(self, result) -> None:
+        self.summary, self.case_report = result
+        self.results.show_summary(self.summary)
+        self.results.show_metrics(self.case_report)
+        self.summaryUpdated.emit()
+
+    def warm_up_backend(self) -> Job:
+        """Import the Keras backend in the background (once), so the first Segment does not pay for it."""
+        return self.start_job(Job("Loading the Keras backend", jobs.warm_up), lambda _: None, quiet=True)
+
+    def cancel_segmentation(self) -> None:
+        if self._segment_job is not None:
+            self._segment_job.token.cancel()
+
+    def stop_training(self) -> None:
+        if self._train_job is not None:
+            self._train_job.token.cancel()
+
+    def _stroke_started(self) -> None:
+        if self.editor is not None:
+            self.editor.begin()
+
+    def set_tool(self, tool: Optional[str]) -> None:
+        self.tool = tool
+        self.viewer.axial.brush_active = tool is not None
+        if tool is not None and self.study is not None and self.study.label is None:
+            self.study.label = np.zeros(self.study.shape, np.uint8)  # draw from scratch
+            self.editor = LabelEditor(self.study.label)
+            self.viewer.set_labels(self.study.label, self.study.reference)
+
+    def _paint(self, z: int, y: float, x: float) -> None:
+        if self.editor is None or self.tool is None:
+            return
+        if self.editor.paint(z, y, x, self.segment_panel.radius.value(), self.tool):
+            self.viewer.redraw_overlays()
+
+    def _stroke_done(self) -> None:
+        if self.editor is not None and self.editor.end():
+            self._update_summary(self.study.label)
+
+    def undo(self) -> None:
+        if self.editor is not None and self.editor.undo():
+            self.viewer.redraw_overlays()
+            self._update_summary(self.study.label)
+
+    def redo(self) -> None:
+        if self.editor is not None and self.editor.redo():
+            self.viewer.redraw_overlays()
+            self._update_summary(self.study.label)
+
+    # -- training -------------------------------------------------------------
+    def import_dataset(self, src: str, out: str) -> Job:
+        tp = self.train_panel
+        tp.import_progress.setVisible(True)
+        job = Job("Import", jobs.import_dataset, src, out)
+        def show(ev) -> None:  # slots connected to signals must return None (PySide6 refcounts returns)
+            tp.import_progress.setRange(0, max(ev.total, 0))
+            tp.import_progress.setValue(ev.done)
+        job.progress.connect(show)
+        for sig in (job.finished, job.failed, job.cancelled):
+            sig.connect(lambda *_: tp.import_progress.setVisible(False))
+        return self.start_job(job, lambda ids: self.statusBar().showMessage(f"Imported {len(ids)} case(s)"))
+
+    def start_training(self, panel, resume: bool) -> Optional[Job]:
+        try:
+            cfg = panel.config(resume)
+        except Exception as exc:
+            self.show_error(str(exc), "")
+            return None
+        job = Job("Training", jobs.train_model, cfg, resume)
+        self._train_job = job
+        panel.set_running(True)
+        for sig in (job.finished, job.failed, job.cancelled):
+            sig.connect(lambda *_: panel.set_running(False))
+        job.finished.connect(lambda *_: self.segment_panel.refresh())
+        job.finished.connect(lambda *_: panel.curves.refresh(force=True))
+        self.start_job(job, lambda r: self.statusBar().showMessage(
+            f"Training {r.status}: best val Dice {r.best_val_dice:.3f} (epoch {r.best_epoch})"))
+        panel.curves.follow(cfg.out, cfg.epochs)
+        return job
+
+    # -- export ---------------------------------------------------------------
+    def export_dialog(self, kind: str) -> None:
+        filters = {"nifti": "NIfTI (*.nii.gz *.nii)", "seg": "DICOM SEG (*.dcm)", "csv": "CSV (*.csv)",
+                   "png": "PNG (*.png)"}
+        path, _ = QFileDialog.getSaveFileName(self, "Export", "", filters[kind])
+        if path:
+            self.export(kind, path, force=True)  # the file dialog already asked about overwriting
+
+    def export(self, kind: str, path: str, force: bool = False) -> Optional[Job]:
+        s = self.study
+        if s is None or (kind != "png" and s.label is None and s.reference is None):
+            self.show_error("Nothing to export yet: open a study and segment it.", "")
+            return None
+        if kind == "png":
+            from core.export import write_png
+            img = self.viewer.axial.glw.grab().toImage().convertToFormat(
+                self.viewer.axial.glw.grab().toImage().Format.Format_RGBA8888)
+            arr = np.array(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine() // 4, 4)[:, :img.width()]
+            job = Job("Export PNG", jobs.export_file, write_png, path, arr.copy(), force, [s.source_dir])
+        else:
+            label = s.label if s.label is not None else s.reference
+            job = Job(f"Export {kind}", jobs.export_study, kind, path, s, label.copy(), self.summary, force)
+        return self.start_job(job, lambda p: self.statusBar().showMessage(f"Wrote {p}"))
+
+    # -- misc -----------------------------------------------------------------
+    def about(self) -> None:
+        from core import __version__
+        QMessageBox.about(self, "About LiverSeg Studio",
+                          f"LiverSeg Studio {__version__}\n{jobs.engine_description()}\n\n"
+                          "Demo models are trained on synthetic data only.")
+
     def closeEvent(self, ev) -> None:
-        if self.jobs.busy:
+        if self.jobs.busy and self.confirm_close:
             answer = QMessageBox.question(self, "LiverSeg Studio", "A job is running. Cancel it and quit?")
             if answer != QMessageBox.StandardButton.Yes:
                 ev.ignore()
                 return
+        self.train_panel.curves.stop()
         self.jobs.cancel_all()
         super().closeEvent(ev)

@@ -1,81 +1,133 @@
-"""Running ``core`` jobs in QThreads: progress and results come back as signals.
+"""Running ``core`` jobs in QThreads; progress and results come back as signals in the GUI thread.
 
-A :class:`Job` wraps a plain ``core`` function ``fn(progress=..., cancel=...)``.
-It runs in its own QThread; its signals are delivered in the GUI thread. Jobs
-never touch widgets. :func:`JobRunner.cancel_all` cancels and joins them all
-(the main window calls it when it closes).
+A :class:`Job` wraps a plain ``core`` function ``fn(*args, progress=..., cancel=...)``.
+The Job object lives in the GUI thread. Its QThread runs the function and touches
+no Qt object: it only puts messages (progress, result, error) on a thread-safe
+queue, which a QTimer in the GUI thread drains and turns into the Job's signals.
+So everything connected to a Job's signals runs in the GUI thread, and no Python
+object crosses threads through Qt's signal machinery (PYSIDE-3124).
+
+PySide6 6.12.0 corrupts reference counts when a Python slot runs in the GUI
+thread while another thread runs code that releases the GIL (numpy, scipy,
+TensorFlow): the interpreter aborts with "deallocating True or False"/"None",
+whatever the thread type. Reproduced here in 40 lines; 6.10.3 and 6.11.3 run the
+same code clean, hence ``PySide6-Essentials<6.12`` in pyproject.toml.
+:meth:`JobRunner.cancel_all` cancels and joins every job (the main window calls it
+when it closes), so no QThread outlives the window.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import traceback
 from typing import Callable
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from core.errors import Cancelled, LiverSegError, one_line
 from core.jobs import CancelToken, Progress
 
 log = logging.getLogger(__name__)
+PUMP_MS = 15
 
 
 class Job(QObject):
-    """One job. Signals: ``progress(Progress)``, ``finished(object)``, ``failed(str, str)``, ``cancelled()``."""
+    """One job. Signals (always emitted in the GUI thread): ``progress(Progress)``,
+    ``finished(object)``, ``failed(str message, str details)``, ``cancelled()``."""
 
     progress = Signal(object)
     finished = Signal(object)
-    failed = Signal(str, str)  # one-line message, details
+    failed = Signal(str, str)
     cancelled = Signal()
 
     def __init__(self, name: str, fn: Callable, *args, **kwargs):
         super().__init__()
         self.name, self.fn, self.args, self.kwargs = name, fn, args, kwargs
         self.token = CancelToken()
+        self.messages: queue.SimpleQueue = queue.SimpleQueue()
+        self.done = False
 
-    @Slot()
+
+class _JobThread(QThread):
+    """Runs a job's function; communicates only through ``job.messages``."""
+
+    def __init__(self, job: Job):
+        super().__init__()
+        self.job = job
+
     def run(self) -> None:
+        job = self.job
+        put = job.messages.put
         try:
-            result = self.fn(*self.args, progress=self._emit, cancel=self.token, **self.kwargs)
+            result = job.fn(*job.args, progress=lambda ev: put(("progress", ev)), cancel=job.token, **job.kwargs)
         except Cancelled:
-            self.cancelled.emit()
+            put(("cancelled",))
         except LiverSegError as exc:
-            self.failed.emit(str(exc), traceback.format_exc())
+            put(("failed", str(exc), traceback.format_exc()))
         except Exception as exc:  # an unexpected bug: still a dialog, never a silent crash
-            log.exception("job %s failed", self.name)
-            self.failed.emit(f"{self.name} failed: {one_line(exc)}", traceback.format_exc())
+            log.exception("job %s failed", job.name)
+            put(("failed", f"{job.name} failed: {one_line(exc)}", traceback.format_exc()))
         else:
-            self.finished.emit(result)
-
-    def _emit(self, ev: Progress) -> None:
-        self.progress.emit(ev)
+            put(("finished", result))
 
 
 class JobRunner(QObject):
-    """Starts jobs on threads and keeps them until they end."""
+    """Starts jobs on threads, relays their messages as signals, and keeps them until they end."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self._running: dict[Job, QThread] = {}
+        self._running: dict[Job, _JobThread] = {}
+        self._timer = QTimer(self)
+        self._timer.setInterval(PUMP_MS)
+        self._timer.timeout.connect(self._pump)
 
     def start(self, job: Job) -> Job:
-        thread = QThread()
-        job.moveToThread(thread)
-        thread.started.connect(job.run)
-        for sig in (job.finished, job.failed, job.cancelled):
-            sig.connect(thread.quit)
-        thread.finished.connect(lambda j=job: self._running.pop(j, None))
+        thread = _JobThread(job)
         self._running[job] = thread
         thread.start()
+        self._timer.start()
         return job
+
+    @Slot()
+    def _pump(self) -> None:
+        for job, thread in list(self._running.items()):
+            latest = None
+            while True:
+                try:
+                    msg = job.messages.get_nowait()
+                except queue.Empty:
+                    break
+                if msg[0] == "progress":
+                    latest = msg[1]  # only the newest progress per tick reaches the GUI
+                    continue
+                if latest is not None:
+                    job.progress.emit(latest)
+                    latest = None
+                thread.wait()  # the function has returned; the thread is ending
+                del self._running[job]
+                job.done = True
+                if msg[0] == "finished":
+                    job.finished.emit(msg[1])
+                elif msg[0] == "failed":
+                    job.failed.emit(msg[1], msg[2])
+                else:
+                    job.cancelled.emit()
+                break
+            if latest is not None:
+                job.progress.emit(latest)
+        if not self._running:
+            self._timer.stop()
 
     @property
     def busy(self) -> bool:
         return bool(self._running)
 
-    def cancel_all(self, wait_ms: int = 30000) -> None:
-        for job, thread in list(self._running.items()):
+    def cancel_all(self, wait_ms: int = 60000) -> None:
+        for job in list(self._running):
             job.token.cancel()
-            thread.quit()
-            thread.wait(wait_ms)
+        for job, thread in list(self._running.items()):
+            if not thread.wait(wait_ms):
+                log.error("job %s did not stop within %d ms", job.name, wait_ms)
         self._running.clear()
+        self._timer.stop()

@@ -10,6 +10,14 @@ import contextlib
 import json
 import os
 import tempfile
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def default_mode() -> int:
+    """Permissions a new file gets normally (0o666 minus the umask); mkstemp would give 0o600."""
+    return 0o666 & ~_UMASK
 from pathlib import Path
 from typing import IO, Iterator
 
@@ -29,6 +37,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", overwrite: bool = Tru
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, default_mode())
         kwargs = {} if "b" in mode else {"encoding": "utf-8", "newline": "\n"}
         with os.fdopen(fd, mode, **kwargs) as fh:
             yield fh

@@ -130,6 +130,71 @@ def cmd_train(args, cancel: CancelToken) -> int:
     return 0 if result.status != "cancelled" else 130
 
 
+def cmd_predict(args, cancel: CancelToken) -> int:
+    from .dicom import load_series
+    from .evaluate import study_summary
+    from .export import check_target, write_dicom_seg, write_json_report, write_lesions_csv, write_nifti
+    from .inference import segment
+    from .model.io import load_seg_model
+
+    bar = ProgressBar()
+    src = [args.dicom_dir]
+    outputs = [(args.out, "out")] + [(p, n) for p, n in ((args.seg, "seg"), (args.lesions, "lesions"),
+                                                         (args.report, "report")) if p]
+    for path, _ in outputs:  # fail before the long work, not after it
+        check_target(path, args.force, src)
+    volume = load_series(args.dicom_dir, progress=bar, cancel=cancel)
+    liver = load_seg_model(args.liver_model, "liver")
+    tumor = load_seg_model(args.tumor_model, "tumor") if args.tumor_model else None
+    seg = segment(volume, liver, tumor, progress=bar, cancel=cancel, device=args.device,
+                  batch_size=args.batch_size)
+    summary = study_summary(seg.label, volume.spacing, volume.hu)
+    write_nifti(args.out, seg.label, volume, force=args.force)
+    if args.seg:
+        write_dicom_seg(args.seg, seg.label, volume, force=args.force)
+    if args.lesions:
+        write_lesions_csv(args.lesions, summary["lesions"], force=args.force, source_dirs=src)
+    if args.report:
+        rep = {"study": str(args.dicom_dir), "series_uid": volume.meta.series_uid, "shape": list(volume.shape),
+               "spacing_mm": list(volume.spacing), **summary, "warnings": list(volume.warnings) + seg.warnings,
+               "timings_s": seg.timings, "engine": {"backend_device": seg.info.get("device"),
+                                                   "batch_size": seg.info.get("batch_size")},
+               "models": {"liver": liver.meta, "tumor": tumor.meta if tumor else None}}
+        write_json_report(args.report, rep, force=args.force, source_dirs=src)
+    for w in list(volume.warnings) + seg.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"liver {summary['liver_ml']:.1f} mL, tumour {summary['tumor_ml']:.2f} mL "
+          f"({summary['tumor_burden_pct']:.2f} %), {len(summary['lesions'])} lesion(s); "
+          f"{seg.timings.get('total', 0):.1f} s on {seg.info.get('device')}")
+    for path, _ in outputs:
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_evaluate(args, cancel: CancelToken) -> int:
+    from .evaluate import evaluate_dataset, format_table
+    from .export import check_target, write_json_report
+    from .model.io import load_seg_model
+    check_target(args.out, args.force)
+    liver = load_seg_model(args.liver_model, "liver")
+    tumor = load_seg_model(args.tumor_model, "tumor") if args.tumor_model else None
+    result = evaluate_dataset(args.dataset, liver, tumor, args.cases, progress=ProgressBar(), cancel=cancel,
+                              device=args.device)
+    print(format_table(result))
+    write_json_report(args.out, result, force=args.force)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_selftest(args, cancel: CancelToken) -> int:
+    from .selftest import run_selftest
+    failures = run_selftest()
+    for f in failures:
+        print(f"FAILED: {f}", file=sys.stderr)
+    print("selftest passed" if not failures else f"selftest failed ({len(failures)} problem(s))")
+    return 0 if not failures else 1
+
+
 def add_subcommands(sub) -> None:
     p = sub.add_parser("info", help="list the DICOM series in a folder")
     p.add_argument("path", help="DICOM folder (searched recursively)")
@@ -148,6 +213,32 @@ def add_subcommands(sub) -> None:
     p.add_argument("--slices", type=int, default=64)
     p.add_argument("--size", type=int, default=256)
     p.set_defaults(func=cmd_phantom)
+
+    p = sub.add_parser("predict", help="segment liver and tumours in a DICOM series")
+    p.add_argument("dicom_dir")
+    p.add_argument("--liver-model", required=True, help="run folder, .keras (with model.json) or notebook .h5")
+    p.add_argument("--tumor-model", help="run folder, .keras or notebook .h5 (omit: liver only)")
+    p.add_argument("--out", required=True, help="label volume to write (.nii.gz)")
+    p.add_argument("--seg", help="also write a DICOM SEG")
+    p.add_argument("--lesions", help="also write the lesion table (CSV)")
+    p.add_argument("--report", help="also write a JSON report")
+    p.add_argument("--device", choices=("cpu", "gpu"), help="default: the GPU when the backend sees one")
+    p.add_argument("--batch-size", type=int, help="slices per network call")
+    p.add_argument("--force", action="store_true", help="overwrite existing output files")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("evaluate", help="segment the cases of a dataset and compare with their ground truth")
+    p.add_argument("dataset")
+    p.add_argument("--liver-model", required=True)
+    p.add_argument("--tumor-model")
+    p.add_argument("--out", required=True, help="JSON report to write")
+    p.add_argument("--cases", nargs="*", help="case ids (default: all)")
+    p.add_argument("--device", choices=("cpu", "gpu"))
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("selftest", help="check this installation on a phantom with the bundled demo models")
+    p.set_defaults(func=cmd_selftest)
 
     p = sub.add_parser("train", help="train the liver or the tumour ResUNet on a dataset folder")
     p.add_argument("dataset", help="dataset folder (from liverseg import)")

@@ -125,6 +125,19 @@ class SlicePipeline:
         if not rows:
             raise DatasetError(f"no usable slices for the {stage} stage in {list(case_ids)}")
         self.rows = np.array(rows, dtype=np.int64)  # [N, C + 1]: input slices, then the target slice
+        self.positive = self.targets.reshape(len(self.targets), -1).any(axis=1)[self.rows[:, -1]]
+
+    def epoch_order(self, rng: np.random.Generator, positive_share: float = 0.0) -> np.ndarray:
+        """Sample order for one epoch; with ``positive_share`` > 0 that share of the samples is drawn
+        from slices whose target is not empty (oversampling rare tumours)."""
+        n = len(self.rows)
+        order = rng.permutation(n)
+        pos = np.flatnonzero(self.positive)
+        k = int(round(n * positive_share))
+        if k and len(pos) and len(pos) < k:
+            order[:k] = rng.choice(pos, k, replace=True)
+            order = order[rng.permutation(n)]
+        return order
 
     def _cache(self, case) -> _CachedCase:
         s = self.pre.size

@@ -92,20 +92,45 @@ def equalize(img: np.ndarray, nbins: int = 256) -> np.ndarray:
     return exposure.equalize_hist(img, nbins=nbins).astype(np.float32)
 
 
-def resize_bilinear(x: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Bilinear resize of the last two axes (align-corners=False, like most frameworks)."""
+def _coords(n_in: int, n_out: int, lo: int = 0, hi: int | None = None):
+    """Source indices and weights of output samples lo..hi (align-corners=False)."""
+    hi = n_out if hi is None else hi
+    c = (np.arange(lo, hi, dtype=np.float32) + 0.5) * (n_in / n_out) - 0.5
+    c = np.clip(c, 0, n_in - 1)
+    i0 = np.floor(c).astype(np.intp)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    return i0, i1, (c - i0).astype(np.float32)
+
+
+def resize_bilinear(x: np.ndarray, h: int, w: int, out_box=None) -> np.ndarray:
+    """Bilinear resize of the last two axes (align-corners=False, like most frameworks).
+
+    Separable: rows, then columns, with ``np.take`` and in-place arithmetic.
+
+    Args:
+        x: [..., H, W] array.
+        h, w: output size.
+        out_box: optional (y0, y1, x0, x1): compute only this window of the
+            [h, w] output (exactly the same values as cropping the full result).
+
+    Returns:
+        float32 [..., h, w] (or the window).
+    """
     H, W = x.shape[-2:]
+    y0, y1, x0, x1 = out_box if out_box is not None else (0, h, 0, w)
     if (H, W) == (h, w):
-        return x.astype(np.float32, copy=False)
-
-    def coords(n_in, n_out):
-        c = (np.arange(n_out, dtype=np.float32) + 0.5) * (n_in / n_out) - 0.5
-        c = np.clip(c, 0, n_in - 1)
-        i0 = np.floor(c).astype(int)
-        i1 = np.minimum(i0 + 1, n_in - 1)
-        return i0, i1, (c - i0).astype(np.float32)
-
-    y0, y1, wy = coords(H, h)
-    x0, x1, wx = coords(W, w)
-    rows = x[..., y0, :] * (1 - wy)[:, None] + x[..., y1, :] * wy[:, None]
-    return (rows[..., x0] * (1 - wx) + rows[..., x1] * wx).astype(np.float32)
+        return np.asarray(x[..., y0:y1, x0:x1], dtype=np.float32)
+    x = np.asarray(x, dtype=np.float32)
+    r0i, r1i, wy = _coords(H, h, y0, y1)
+    c0i, c1i, wx = _coords(W, w, x0, x1)
+    top = np.take(x, r0i, axis=-2)
+    bottom = np.take(x, r1i, axis=-2)
+    bottom -= top
+    bottom *= wy[:, None]
+    top += bottom  # rows done: [..., y1 - y0, W]
+    left = np.take(top, c0i, axis=-1)
+    right = np.take(top, c1i, axis=-1)
+    right -= left
+    right *= wx
+    left += right
+    return left

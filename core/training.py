@@ -67,6 +67,7 @@ class TrainConfig:
     val_fraction: float = 0.2
     seed: int = 0
     augment: bool = True
+    tumor_positive_share: float = 0.5  # tumour stage: share of samples drawn from slices with tumour
     early_stopping: int = 0  # patience in epochs without val Dice gain; 0 = off
     reduce_lr: int = 3  # patience before halving the learning rate; 0 = off
     min_lr: float = 1e-6
@@ -170,8 +171,9 @@ def _make_datasets(cfg: TrainConfig, split: Split, progress, cancel):
 
         def _order(self):
             n = len(self.pipe)
-            self.order = (np.random.default_rng([cfg.seed, self.epoch]).permutation(n) if self.shuffle
-                          else np.arange(n))
+            share = cfg.tumor_positive_share if cfg.stage == "tumor" else 0.0
+            self.order = (self.pipe.epoch_order(np.random.default_rng([cfg.seed, self.epoch]), share)
+                          if self.shuffle else np.arange(n))
 
         def set_epoch(self, epoch: int) -> None:
             self.epoch = epoch

@@ -250,6 +250,21 @@ def read_header(src: Source) -> Union[SliceHeader, str]:
         file was skipped (not DICOM, DICOMDIR, not an image, unreadable header).
     """
     try:
+        return _read_header(src)
+    except (OSError, EOFError) as exc:
+        return f"unreadable file: {one_line(exc, 120)}"
+    except Exception as exc:  # malformed values surface lazily, from any pydicom accessor
+        return f"corrupt DICOM header: {one_line(exc, 120)}"
+
+
+def _read_header(src: Source) -> Union[SliceHeader, str]:
+    """Read one file's header (may raise on malformed files; see :func:`read_header`).
+
+    Returns:
+        A :class:`SliceHeader` for an image file, or a one-line reason why the
+        file was skipped (not DICOM, DICOMDIR, not an image, unreadable header).
+    """
+    try:
         with src.open() as fh:
             is_dicom, preamble = _looks_like_dicom(fh.read(132))
             if not is_dicom:

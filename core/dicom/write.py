@@ -65,6 +65,10 @@ def ct_slice(pixels: np.ndarray, ids: SeriesIds, index: int, position: tuple[flo
     ds.SeriesDescription = ids.description
     ds.PatientName = ids.patient_name
     ds.PatientID = ids.patient_id
+    ds.PatientBirthDate = ""
+    ds.PatientSex = "O"
+    ds.ReferringPhysicianName = ""
+    ds.AccessionNumber = ""
     ds.StudyInstanceUID = ids.study_uid
     ds.SeriesInstanceUID = ids.series_uid
     ds.FrameOfReferenceUID = ids.frame_uid

@@ -33,6 +33,8 @@ def save_model_atomic(model, path: str | os.PathLike) -> None:
         model.save(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        from ..atomic import default_mode
+        os.chmod(tmp, default_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -54,3 +56,119 @@ def load_model(path: str | os.PathLike, compile: bool = True):
         return keras.saving.load_model(path, custom_objects=custom_objects(), compile=compile, safe_mode=True)
     except Exception as exc:  # keras raises many types for corrupt/unsafe files
         raise ModelError(f"{path}: cannot load model ({one_line(exc, 200)})") from None
+
+
+# -- models with their metadata -------------------------------------------------------------
+
+import json  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+
+from ..preprocess import Preprocessing  # noqa: E402
+
+LEGACY_META = {  # the Colab notebooks' contract for their .h5 models
+    "format": "liverseg-model", "version": 1, "stage": None, "input_size": 256, "channels": 3,
+    "preprocessing": {"recipe": "notebook", "window": [-100.0, 400.0], "size": 256, "channels": 3},
+    "threshold": 0.5, "label": "legacy notebook model (Keras 2 HDF5)",
+}
+
+
+@dataclass
+class SegModel:
+    """A loaded model with the contract it was trained under.
+
+    Attributes:
+        model: the Keras model (input [B, S, S, C], output [B, S, S, 1] probabilities).
+        meta: model.json contents (or the legacy defaults for a notebook .h5).
+        path: the model file.
+    """
+
+    model: object
+    meta: dict
+    path: str
+    pre: Preprocessing = field(init=False)
+
+    def __post_init__(self):
+        self.pre = Preprocessing.from_dict(self.meta["preprocessing"])
+
+    @property
+    def stage(self) -> str:
+        return self.meta.get("stage") or "?"
+
+    @property
+    def threshold(self) -> float:
+        return float(self.meta.get("threshold", 0.5))
+
+    def describe(self) -> str:
+        best = self.meta.get("best", {}).get("val_dice")
+        return (f"{self.stage} model, {self.pre.size} px, {self.pre.recipe}"
+                + (f", val Dice {best:.3f}" if isinstance(best, (int, float)) else "")
+                + (f" ({self.meta['label']})" if self.meta.get("label") else ""))
+
+
+def _h5_has_code(path: Path) -> bool:
+    """True when a legacy HDF5 model config holds Lambda layers (arbitrary code)."""
+    import h5py
+    try:
+        with h5py.File(path, "r") as f:
+            cfg = f.attrs.get("model_config")
+    except OSError as exc:
+        raise ModelError(f"{path}: not an HDF5 Keras model ({one_line(exc, 120)})") from None
+    if cfg is None:
+        raise ModelError(f"{path}: HDF5 file holds no Keras model (weights only?)")
+    text = cfg.decode() if isinstance(cfg, bytes) else str(cfg)
+    return '"Lambda"' in text or "'Lambda'" in text
+
+
+def find_model_file(path: Path) -> Path:
+    if path.is_dir():
+        for name in ("model.keras", "model.h5"):
+            if (path / name).is_file():
+                return path / name
+        raise ModelError(f"{path}: no model.keras in this folder")
+    return path
+
+
+def load_seg_model(path: str | os.PathLike, stage: str | None = None) -> SegModel:
+    """Load a segmentation model: a run folder, a ``.keras`` file, or a notebook ``.h5``.
+
+    ``model.json`` beside a ``.keras`` file gives its preprocessing and threshold; a
+    legacy ``.h5`` gets the notebooks' contract (256 x 256 x 3, notebook recipe, 0.5).
+
+    Raises:
+        ModelError: missing, corrupt or unsafe file; unexpected input or output shape;
+            a model of the other stage.
+    """
+    import keras
+    p = find_model_file(Path(path))
+    if not p.is_file():
+        raise ModelError(f"{p}: no such model file")
+    if p.suffix.lower() in (".h5", ".hdf5"):
+        if _h5_has_code(p):
+            raise ModelError(f"{p}: the model contains Lambda layers (arbitrary code); refused")
+        try:
+            model = keras.saving.load_model(p, custom_objects=custom_objects(), compile=False)
+        except Exception as exc:
+            raise ModelError(f"{p}: cannot load legacy HDF5 model ({one_line(exc, 200)})") from None
+        meta = dict(LEGACY_META, stage=stage)
+        side = p.with_suffix(".json")
+    else:
+        model = load_model(p, compile=False)
+        side = p.with_name("model.json") if p.name == "model.keras" or p.name == "last.keras" else p.with_suffix(".json")
+        meta = None
+    if side.is_file():
+        try:
+            meta = json.loads(side.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise ModelError(f"{side}: unreadable model metadata ({one_line(exc, 100)})") from None
+    if meta is None:
+        raise ModelError(f"{p}: no model.json beside it (its preprocessing is unknown)")
+    ishape, oshape = tuple(model.input_shape), tuple(model.output_shape)
+    size = int(meta.get("input_size", 0))
+    if len(ishape) != 4 or ishape[1] != ishape[2] or ishape[3] != 3 or (size and ishape[1] != size):
+        raise ModelError(f"{p}: unexpected input shape {ishape}; expected (None, S, S, 3) with S = {size}")
+    if len(oshape) != 4 or tuple(oshape[1:3]) != tuple(ishape[1:3]) or oshape[3] != 1:
+        raise ModelError(f"{p}: unexpected output shape {oshape}; expected (None, {ishape[1]}, {ishape[2]}, 1)")
+    if stage and meta.get("stage") and meta["stage"] != stage:
+        raise ModelError(f"{p}: this is a {meta['stage']} model, not a {stage} model")
+    meta.setdefault("stage", stage)
+    return SegModel(model, meta, str(p))

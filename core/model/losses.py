@@ -15,19 +15,24 @@ def _flat(y_true, y_pred):
 
 
 def soft_dice_loss(y_true, y_pred):
-    """1 - soft Dice per sample (smoothed), averaged by Keras over the batch."""
+    """1 - soft Dice over the whole batch (smoothed).
+
+    Computed on all pixels of the batch together, not per slice: with per-slice
+    Dice, the many slices without tumour reward predicting nothing (their loss
+    is ~0 for an empty prediction) and tumour training collapses to empty output.
+    """
     from keras import ops
     t, p = _flat(y_true, y_pred)
-    inter = ops.sum(t * p, axis=1)
-    return 1.0 - (2.0 * inter + SMOOTH) / (ops.sum(t, axis=1) + ops.sum(p, axis=1) + SMOOTH)
+    inter = ops.sum(t * p)
+    return 1.0 - (2.0 * inter + SMOOTH) / (ops.sum(t) + ops.sum(p) + SMOOTH)
 
 
 def bce_dice_loss(y_true, y_pred):
-    """Binary cross-entropy plus soft Dice loss, per sample."""
+    """Binary cross-entropy plus batch soft Dice loss."""
     from keras import ops
     t, p = _flat(y_true, y_pred)
     p = ops.clip(p, 1e-7, 1.0 - 1e-7)
-    bce = -ops.mean(t * ops.log(p) + (1.0 - t) * ops.log(1.0 - p), axis=1)
+    bce = -ops.mean(t * ops.log(p) + (1.0 - t) * ops.log(1.0 - p))
     return bce + soft_dice_loss(y_true, y_pred)
 
 

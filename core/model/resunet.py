@@ -35,9 +35,20 @@ class ResUNetConfig:
         return asdict(self)
 
 
+# Keras' default BatchNormalization momentum (0.99) needs thousands of steps before its
+# running statistics match the weights; small medical datasets give a few hundred, and
+# validation then sees a different network than training. 0.9 settles within an epoch.
+BN_MOMENTUM = 0.9
+
+
+def _bn(x):
+    from keras import layers
+    return layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
+
+
 def _bn_act(x):
     from keras import layers
-    return layers.Activation("relu")(layers.BatchNormalization()(x))
+    return layers.Activation("relu")(_bn(x))
 
 
 def _res_block(x, filters: int, strides: int = 1):
@@ -47,7 +58,7 @@ def _res_block(x, filters: int, strides: int = 1):
     y = _bn_act(y)
     y = layers.Conv2D(filters, 3, padding="same")(y)
     s = layers.Conv2D(filters, 1, strides=strides, padding="same")(x)
-    s = layers.BatchNormalization()(s)
+    s = _bn(s)
     return layers.Add()([y, s])
 
 
@@ -61,7 +72,7 @@ def build_resunet(config: ResUNetConfig = ResUNetConfig(), name: str = "resunet"
     x = layers.Conv2D(f[0], 3, padding="same")(inp)
     x = _bn_act(x)
     x = layers.Conv2D(f[0], 3, padding="same")(x)
-    s = layers.BatchNormalization()(layers.Conv2D(f[0], 1, padding="same")(inp))
+    s = _bn(layers.Conv2D(f[0], 1, padding="same")(inp))
     x = layers.Add()([x, s])
     skips = [x]
     for level in range(1, config.depth):

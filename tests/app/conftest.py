@@ -6,19 +6,36 @@ import pytest  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def demo_cache(tmp_path_factory, monkeypatch):
-    """Keep the demo study's cache out of the user's folders during tests."""
-    folder = tmp_path_factory.getbasetemp() / "demo-cache"
-    monkeypatch.setattr("core.demo.cache_dir", lambda: folder)
-    return folder
+def isolated_user_dirs(tmp_path_factory, monkeypatch):
+    """Keep the demo cache and the user's models folder out of the real home during tests."""
+    base = tmp_path_factory.getbasetemp()
+    monkeypatch.setattr("core.demo.cache_dir", lambda: base / "demo-cache")
+    monkeypatch.setattr("core.library.user_models_dir", lambda: base / "user-models")
+    monkeypatch.setattr("app.widgets.train_panel.user_models_dir", lambda: base / "user-models")
+    return base
 
 
 @pytest.fixture
-def window(qtbot):
+def window(qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+
     from app.main_window import MainWindow
-    win = MainWindow()
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    win = MainWindow(settings)
+    win.confirm_close = False
     qtbot.addWidget(win)
     win.show()
     yield win
     win.jobs.cancel_all()
     assert not win.jobs.busy
+
+
+@pytest.fixture(scope="session")
+def threshold_models(tmp_path_factory):
+    from tests.core.models import threshold_model
+    root = tmp_path_factory.mktemp("gui-models")
+    return str(threshold_model(root / "liver", "liver", 60)), str(threshold_model(root / "tumor", "tumor", 400))
+
+
+def wait_idle(qtbot, win, timeout=120000):
+    qtbot.waitUntil(lambda: not win.jobs.busy, timeout=timeout)

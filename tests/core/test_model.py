@@ -30,12 +30,14 @@ def test_losses_match_numpy():
     t = (rng.random((3, 8, 8, 1)) > 0.6).astype(np.float32)
     p = rng.random((3, 8, 8, 1)).astype(np.float32)
     got = np.asarray(keras.ops.convert_to_numpy(soft_dice_loss(t, p)))
-    tf, pf = t.reshape(3, -1), p.reshape(3, -1)
-    want = 1 - (2 * (tf * pf).sum(1) + 1) / (tf.sum(1) + pf.sum(1) + 1)
+    want = 1 - (2 * (t * p).sum() + 1) / (t.sum() + p.sum() + 1)  # over the whole batch
     np.testing.assert_allclose(got, want, rtol=1e-5)
-    bce = -(tf * np.log(pf) + (1 - tf) * np.log(1 - pf)).mean(1)
+    bce = -(t * np.log(p) + (1 - t) * np.log(1 - p)).mean()
     np.testing.assert_allclose(keras.ops.convert_to_numpy(bce_dice_loss(t, p)), bce + want, rtol=1e-4)
-    assert float(keras.ops.convert_to_numpy(soft_dice_loss(t, t)).max()) < 1e-6
+    assert float(keras.ops.convert_to_numpy(soft_dice_loss(t, t))) < 1e-6
+    # an empty slice in the batch does not pull the loss to 0 when the tumour is missed
+    empty_pred = np.zeros_like(p)
+    assert float(keras.ops.convert_to_numpy(soft_dice_loss(t, empty_pred))) > 0.9
 
 
 def test_keras_metrics_match_numpy_reference_per_case():

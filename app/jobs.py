@@ -1,0 +1,115 @@
+"""The functions the GUI runs in worker threads (plain functions over ``core``; no widgets here).
+
+Each takes ``progress`` and ``cancel`` keyword arguments, like every long ``core`` job.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+import numpy as np
+
+from core.study import Study
+
+
+def scan_folder(path: str, progress=None, cancel=None):
+    from core.dicom import scan
+    return scan(path, progress=progress, cancel=cancel)
+
+
+def load_series_info(info, where: str, progress=None, cancel=None) -> Study:
+    from core.dicom import load_info
+    return Study.from_volume(load_info(info, progress=progress, cancel=cancel, where=where), where)
+
+
+def load_demo(progress=None, cancel=None) -> Study:
+    from core.demo import demo_case
+    c = demo_case(progress=progress, cancel=cancel)
+    return Study.from_case(c, "Demo study (synthetic phantom; reference masks shown)")
+
+
+def load_case_study(folder: str, case_id: str, progress=None, cancel=None) -> Study:
+    from core.dataset import load_case
+    return Study.from_case(load_case(folder, case_id), f"{case_id} ({folder})")
+
+
+_MODEL_CACHE: dict = {}
+
+
+def _model(path: str, stage: str):
+    from core.model.io import load_seg_model
+    key = (path, stage)
+    if key not in _MODEL_CACHE:
+        _MODEL_CACHE[key] = load_seg_model(path, stage)
+    return _MODEL_CACHE[key]
+
+
+def segment_study(study: Study, liver_path: str, tumor_path: Optional[str], progress=None, cancel=None):
+    """Run the cascade; returns (label, info)."""
+    from core.inference import segment
+    t = time.perf_counter()
+    liver = _model(liver_path, "liver")
+    tumor = _model(tumor_path, "tumor") if tumor_path else None
+    seg = segment(study, liver, tumor, progress=progress, cancel=cancel)
+    info = dict(seg.info, warnings=seg.warnings, seconds=time.perf_counter() - t)
+    return seg.label, info
+
+
+def measure(label: np.ndarray, spacing, hu, reference=None, progress=None, cancel=None):
+    """(study summary, case report against the reference or None)."""
+    from core.evaluate import case_report, study_summary
+    summary = study_summary(label, spacing, hu)
+    report = case_report(label, reference, spacing) if reference is not None else None
+    return summary, report
+
+
+def import_dataset(src: str, out: str, progress=None, cancel=None):
+    from core.ircadb import import_ircadb
+    return import_ircadb(src, out, progress=progress, cancel=cancel)
+
+
+def train_model(cfg, resume: bool, progress=None, cancel=None):
+    from core.training import train
+    return train(cfg, progress=progress, cancel=cancel, resume=resume)
+
+
+def export_study(kind: str, path: str, study: Study, label: np.ndarray, summary, force: bool,
+                 progress=None, cancel=None) -> str:
+    from core import export
+    if kind == "nifti":
+        return str(export.write_nifti(path, label, study, force=force))
+    if kind == "seg":
+        if study.volume is None:
+            raise export.ExportError(f"{path}: DICOM SEG needs a study opened from a DICOM folder")
+        return str(export.write_dicom_seg(path, label, study.volume, force=force))
+    if kind == "csv":
+        from core.evaluate import study_summary
+        summary = summary or study_summary(label, study.spacing, study.hu)
+        return str(export.write_lesions_csv(path, summary["lesions"], force=force, source_dirs=[study.source_dir]))
+    raise ValueError(kind)
+
+
+def export_file(writer, path, data, force, source_dirs, progress=None, cancel=None) -> str:
+    return str(writer(path, data, force=force, source_dirs=source_dirs))
+
+
+def warm_up(progress=None, cancel=None) -> str:
+    """Import Keras and its backend (TensorFlow by default) and build the inference device choice."""
+    import keras
+
+    from core.inference import default_device
+    default_device()
+    return keras.backend.backend()
+
+
+def engine_description() -> str:
+    """Which Keras backend and device inference uses (for the About dialog)."""
+    import os
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    try:
+        from core.inference import default_device
+        _, desc = default_device()
+        return f"Keras backend: {backend}; device: {desc}"
+    except Exception as exc:  # no backend installed
+        return f"Keras backend: {backend} (unavailable: {exc})"

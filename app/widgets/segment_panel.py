@@ -1,0 +1,130 @@
+"""Segment and correct: model choice, Segment/Cancel, brush tools, undo/redo."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QProgressBar,
+                               QPushButton, QRadioButton, QSpinBox, QWidget)
+
+from core.library import ModelEntry, scan_models
+
+TOOLS = {"View / pan": None, "Liver brush": "liver", "Tumour brush": "tumor", "Eraser": "erase"}
+
+
+class SegmentPanel(QWidget):
+    """Signals: ``segmentRequested(liver_path, tumor_path)``, ``cancelRequested()``, ``toolChanged(tool)``,
+    ``undoRequested()``, ``redoRequested()``."""
+
+    segmentRequested = Signal(str, str)
+    cancelRequested = Signal()
+    toolChanged = Signal(object)
+    undoRequested = Signal()
+    redoRequested = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.extra: list[str] = []
+        form = QFormLayout(self)
+        self.liver = QComboBox()
+        self.tumor = QComboBox()
+        for c in (self.liver, self.tumor):
+            c.setMinimumContentsLength(24)
+            c.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        form.addRow("Liver model", self.liver)
+        form.addRow("Tumour model", self.tumor)
+        self.info = QLabel("")
+        self.info.setWordWrap(True)
+        form.addRow(self.info)
+        add = QPushButton("Add model file...")
+        add.clicked.connect(self._add_model)
+        form.addRow(add)
+        row = QHBoxLayout()
+        self.segment_btn = QPushButton("Segment")
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setEnabled(False)
+        self.segment_btn.clicked.connect(self._segment)
+        self.cancel_btn.clicked.connect(self.cancelRequested)
+        row.addWidget(self.segment_btn)
+        row.addWidget(self.cancel_btn)
+        form.addRow(row)
+        self.progress = QProgressBar()
+        self.progress.setVisible(False)
+        form.addRow(self.progress)
+
+        self.tools = QButtonGroup(self)
+        trow = QHBoxLayout()
+        for i, (text, tool) in enumerate(TOOLS.items()):
+            b = QRadioButton(text)
+            b.setChecked(i == 0)
+            b.toggled.connect(lambda on, t=tool: self._tool_toggled(on, t))
+            self.tools.addButton(b)
+            trow.addWidget(b)
+        form.addRow(trow)
+        self.radius = QSpinBox()
+        self.radius.setRange(1, 50)
+        self.radius.setValue(6)
+        self.radius.setSuffix(" px")
+        form.addRow("Brush radius", self.radius)
+        urow = QHBoxLayout()
+        self.undo_btn, self.redo_btn = QPushButton("Undo"), QPushButton("Redo")
+        self.undo_btn.clicked.connect(self.undoRequested)
+        self.redo_btn.clicked.connect(self.redoRequested)
+        urow.addWidget(self.undo_btn)
+        urow.addWidget(self.redo_btn)
+        form.addRow(urow)
+        self.liver.currentIndexChanged.connect(self._describe)
+        self.tumor.currentIndexChanged.connect(self._describe)
+        self.refresh()
+
+    def _tool_toggled(self, on: bool, tool) -> None:
+        if on:
+            self.toolChanged.emit(tool)
+
+    def refresh(self) -> None:
+        """Rescan the library (bundled, user folder, files added by hand)."""
+        entries = scan_models(self.extra)
+        for combo, stage in ((self.liver, "liver"), (self.tumor, "tumor")):
+            combo.blockSignals(True)
+            combo.clear()
+            if stage == "tumor":
+                combo.addItem("(none: liver only)", None)
+            for e in entries:
+                if e.stage in (stage, "?"):
+                    combo.addItem(e.title, e)
+            combo.blockSignals(False)
+        if self.tumor.count() > 1:
+            self.tumor.setCurrentIndex(1)
+        self._describe()
+
+    def _describe(self) -> None:
+        parts = []
+        for combo in (self.liver, self.tumor):
+            e: ModelEntry = combo.currentData()
+            if e is not None:
+                parts.append(f"{e.stage}: {e.input_size} px, {e.recipe}, "
+                             f"val Dice {e.val_dice if e.val_dice is not None else '-'}, {e.date or 'no date'}"
+                             + (f" [{e.label}]" if e.label else ""))
+        self.info.setText("\n".join(parts) or "No model found: train one, or add a model file.")
+        self.segment_btn.setEnabled(self.liver.currentData() is not None)
+
+    def _add_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Add model", "", "Keras models (*.keras *.h5)")
+        if path:
+            self.extra.append(path)
+            self.refresh()
+
+    def _segment(self) -> None:
+        liver, tumor = self.liver.currentData(), self.tumor.currentData()
+        if liver is not None:
+            self.segmentRequested.emit(liver.path, tumor.path if tumor is not None else "")
+
+    def set_busy(self, busy: bool) -> None:
+        self.segment_btn.setEnabled(not busy and self.liver.currentData() is not None)
+        self.cancel_btn.setEnabled(busy)
+        self.progress.setVisible(busy)
+        if busy:
+            self.progress.setRange(0, 0)
+
+    def set_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(total, 0))
+        self.progress.setValue(done)

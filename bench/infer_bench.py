@@ -1,0 +1,177 @@
+"""Whole-cascade inference speed on patient 17 against the bare network and a notebook-style baseline.
+
+In one process, on the same volume (patient 17, 119 x 512 x 512, from ../shared):
+  1. the cascade: load the DICOM series, both notebook-size ResUNets at 256 px
+     (liver on every slice; tumour only on the liver's slices and box),
+     post-processing, NIfTI export;
+  2. the bare network calls on exactly the same inputs (arrays prepared beforehand);
+  3. a notebook-style baseline: per-slice float64 preprocessing with histogram
+     equalisation, PIL resize, ``model.predict`` of both models over every slice.
+Prints the times and the ratios last. Goal: cascade / bare network <= 1.15.
+
+The models have the notebooks' architecture (16-256 filters, 256 x 256 x 3) and
+random weights, plus a zero-weighted side path that makes their output a fixed
+HU threshold, so that the liver (and so the tumour model's workload) is
+realistic without trained weights.
+
+    .venv/bin/python bench/infer_bench.py [--dicom DIR] [--batch 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SHARED = ROOT.parent / "shared" / "data" / "3Dircadb1.17" / "PATIENT_DICOM.zip"
+
+import numpy as np  # noqa: E402
+
+
+def notebook_size_model(folder: Path, stage: str, hu_threshold: float, recipe: str = "window25d") -> Path:
+    """A 16-256 ResUNet at 256 px whose output is sigmoid(60 * (channel 1 - t)) (see the module doc)."""
+    import keras
+
+    from core.model.resunet import ResUNetConfig, build_resunet
+    net = build_resunet(ResUNetConfig(256, 3, 16, 4))
+    inp = net.input
+    both = keras.layers.Concatenate()([net.output, inp])
+    out = keras.layers.Conv2D(1, 1, activation="sigmoid", dtype="float32", name="head")(both)
+    m = keras.Model(inp, out)
+    t = (hu_threshold + 100.0) / 500.0
+    m.get_layer("head").set_weights([np.array([0.0, 0.0, 60.0, 0.0], np.float32).reshape(1, 1, 4, 1),
+                                     np.array([-60.0 * t], np.float32)])
+    folder.mkdir(parents=True, exist_ok=True)
+    m.save(folder / "model.keras")
+    meta = {"stage": stage, "input_size": 256, "channels": 3, "threshold": 0.5,
+            "preprocessing": {"recipe": recipe, "window": [-100.0, 400.0], "size": 256, "channels": 3}}
+    (folder / "model.json").write_text(json.dumps(meta))
+    return folder
+
+
+def notebook_baseline(folder: str, liver_keras, tumor_keras) -> float:
+    """The notebooks' way: per-slice float64 + equalisation + PIL resize, predict both models on every slice."""
+    import pydicom
+    from PIL import Image
+    from skimage import exposure
+    t = time.perf_counter()
+    files = sorted(Path(folder).iterdir(), key=lambda p: int(p.name.split("_")[-1]))
+    xs = []
+    for f in files:
+        img = pydicom.dcmread(f).pixel_array.astype(np.float64)
+        img[img > 1200] = 0
+        img = np.clip(img, -100, 400)
+        img = (img - img.min()) / max(img.max() - img.min(), 1e-9)
+        img = exposure.equalize_hist(img)
+        img = np.array(Image.fromarray(img.astype(np.float32)).resize((256, 256)))
+        xs.append(np.stack([img] * 3, -1))
+    x = np.stack(xs).astype(np.float32)
+    t_warm = time.perf_counter()
+    liver_keras.predict(x[:8], batch_size=8, verbose=0)  # compile outside the timing, as for the cascade
+    tumor_keras.predict(x[:8], batch_size=8, verbose=0)
+    t += time.perf_counter() - t_warm
+    liver = liver_keras.predict(x, batch_size=8, verbose=0)
+    tumor = tumor_keras.predict(x * (liver > 0.5), batch_size=8, verbose=0)
+    del tumor
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dicom", help="an extracted DICOM series folder (default: patient 17 from ../shared)")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument("--phantom", action="store_true",
+                    help="use a phantom written as DICOM (119 x 512 x 512 by default) instead of patient 17")
+    ap.add_argument("--phantom-slices", type=int, default=119)
+    ap.add_argument("--phantom-size", type=int, default=512)
+    args = ap.parse_args()
+    import keras
+
+    from core.dicom import load_series
+    from core.export import write_nifti
+    from core.inference import bounding_box, make_runner, normalised_stack, segment
+    from core.model.io import load_seg_model
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        folder = args.dicom
+        if folder is None and (args.phantom or not SHARED.exists()):
+            from core.phantom import make_phantom, write_patient
+            write_patient(make_phantom(17, args.phantom_slices, args.phantom_size, slice_mm=1.6), tmp / "ph", 17)
+            with zipfile.ZipFile(tmp / "ph" / "3Dircadb1.17" / "PATIENT_DICOM.zip") as z:
+                z.extractall(tmp)
+            folder = str(tmp / "PATIENT_DICOM")
+        elif folder is None:
+            with zipfile.ZipFile(SHARED) as z:
+                z.extractall(tmp)
+            folder = str(tmp / "PATIENT_DICOM")
+        liver = load_seg_model(notebook_size_model(tmp / "liver", "liver", 70), "liver")
+        tumor = load_seg_model(notebook_size_model(tmp / "tumor", "tumor", 150), "tumor")
+        warm = load_series(folder)
+        segment(warm, liver, tumor, batch_size=args.batch)  # compile both predict functions
+
+        t0 = time.perf_counter()
+        vol = load_series(folder)
+        t_load = time.perf_counter() - t0
+        seg = segment(vol, liver, tumor, batch_size=args.batch)
+        t_exp = time.perf_counter()
+        write_nifti(tmp / "out.nii.gz", seg.label, vol)
+        t_export = time.perf_counter() - t_exp
+        total = time.perf_counter() - t0
+
+        # Bare network calls on exactly the same inputs, prepared beforehand.
+        norm = normalised_stack(vol.hu, liver.pre)
+        liver_mask = seg.label > 0
+        zs = np.flatnonzero(liver_mask.any(axis=(1, 2)))
+        box = bounding_box(liver_mask)
+        tnorm = normalised_stack(vol.hu[zs[0]:zs[-1] + 1], tumor.pre, box)
+        from core.inference import stack_channels
+        xl = [stack_channels(norm, np.arange(i, min(i + args.batch, len(norm))), liver.pre)
+              for i in range(0, len(norm), args.batch)]
+        zt = zs - zs[0]
+        xt = [stack_channels(tnorm, zt[i:i + args.batch], tumor.pre) for i in range(0, len(zt), args.batch)]
+        if keras.backend.backend() == "jax" and seg.info["device"].endswith("GPU"):
+            import jax
+            rl, rt = make_runner(liver, args.batch, None), make_runner(tumor, args.batch, None)
+            dl, dt = [jax.device_put(x) for x in xl], [jax.device_put(x) for x in xt]
+            jax.block_until_ready(dl + dt)
+            jax.block_until_ready([rl.fwd(rl.tv, rl.ntv, dl[0]), rt.fwd(rt.tv, rt.ntv, dt[0]),
+                                   rl.fwd(rl.tv, rl.ntv, dl[-1]), rt.fwd(rt.tv, rt.ntv, dt[-1])])  # compiled
+            t = time.perf_counter()
+            outs = [rl.fwd(rl.tv, rl.ntv, x) for x in dl] + [rt.fwd(rt.tv, rt.ntv, x) for x in dt]
+            jax.block_until_ready(outs)
+            bare = time.perf_counter() - t
+        else:  # the same calls, on the same device, as the cascade makes
+            from core.inference import default_device
+            dev = default_device()[0]
+            rl, rt = make_runner(liver, args.batch, dev), make_runner(tumor, args.batch, dev)
+            t = time.perf_counter()
+            for x in xl:
+                rl._call(x)
+            for x in xt:
+                rt._call(x)
+            bare = time.perf_counter() - t
+
+        base = float("nan") if args.skip_baseline else notebook_baseline(folder, liver.model, tumor.model)
+    n_l, n_t = len(norm), len(zt)
+    print(f"volume {vol.hu.shape}, backend {keras.backend.backend()}, {seg.info['device']}, batch {args.batch}")
+    print(f"liver model on {n_l} slices, tumour model on {n_t} liver slices (box {box})")
+    print(f"cascade total         {total:7.2f} s   (load {t_load:.2f}, liver net {seg.timings['liver_net']:.2f}, "
+          f"tumour net {seg.timings['tumor_net']:.2f}, pre/post {seg.timings['total'] - seg.timings['liver_net'] - seg.timings['tumor_net']:.2f}, "
+          f"NIfTI {t_export:.2f})")
+    print(f"bare network calls    {bare:7.2f} s   ({(n_l + n_t) / bare:.1f} slices/s)")
+    if not np.isnan(base):
+        print(f"notebook-style        {base:7.2f} s   (both models on all {n_l} slices)")
+    print(f"ratio cascade / bare network: {total / bare:.3f}  (goal <= 1.15)")
+    if not np.isnan(base):
+        print(f"ratio notebook-style / cascade: {base / total:.2f}")
+
+
+if __name__ == "__main__":
+    main()

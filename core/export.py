@@ -1,0 +1,215 @@
+"""Exporting results in the formats other tools read.
+
+* NIfTI (nibabel), with the affine built from the DICOM geometry (LPS to RAS),
+  so the labels overlay correctly in 3D Slicer and ITK-SNAP;
+* DICOM SEG (highdicom), referencing the source series, segments "Liver" and
+  "Liver tumor" with their SNOMED CT codes;
+* the lesion table as CSV and a JSON report.
+Every file is written atomically; an existing file is never overwritten
+unless ``force``; nothing is ever written into the source DICOM folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, Optional
+
+import numpy as np
+
+from .atomic import atomic_open
+from .errors import LiverSegError, one_line
+
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+TYPE2_PATIENT_STUDY = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+                       "ReferringPhysicianName", "StudyID", "AccessionNumber")
+
+
+class ExportError(LiverSegError):
+    """A result cannot be written where asked."""
+
+
+def check_target(path: str | os.PathLike, force: bool = False, source_dirs: Iterable[str] = ()) -> Path:
+    """Refuse an existing file (unless ``force``) and any path inside a source folder."""
+    p = Path(path).expanduser().resolve()
+    for src in source_dirs:
+        if not src:
+            continue
+        s = Path(src).resolve()
+        if s.is_file():
+            s = s.parent
+        if p == s or s in p.parents:
+            raise ExportError(f"{p}: refusing to write inside the source DICOM folder {s}")
+    if p.exists() and not force:
+        raise ExportError(f"{p}: already exists (use --force to overwrite)")
+    if p.exists() and p.is_dir():
+        raise ExportError(f"{p}: is a folder")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"{p.parent}: cannot create folder ({one_line(exc, 100)})") from None
+    if not os.access(p.parent, os.W_OK):
+        raise ExportError(f"{p.parent}: folder is not writable")
+    return p
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        with atomic_open(path, "wb") as fh:
+            fh.write(data)
+    except OSError as exc:
+        raise ExportError(f"{path}: cannot write ({one_line(exc, 120)})") from None
+
+
+def nifti_affine(spacing, origin=(0.0, 0.0, 0.0), direction=None) -> np.ndarray:
+    """RAS affine of a [Z, Y, X] volume stored as NIfTI [X, Y, Z] (i = column, j = row, k = slice)."""
+    d = np.eye(3) if direction is None else np.asarray(direction, float)
+    sz, sy, sx = spacing
+    lps = np.eye(4)
+    lps[:3, :3] = d * np.array([sx, sy, sz])[None, :]
+    lps[:3, 3] = origin
+    return LPS_TO_RAS @ lps
+
+
+def to_nifti_bytes(label: np.ndarray, spacing, origin=(0.0, 0.0, 0.0), direction=None, gz: bool = True) -> bytes:
+    import nibabel as nib
+    img = nib.Nifti1Image(np.ascontiguousarray(np.transpose(label, (2, 1, 0))).astype(np.uint8),
+                          nifti_affine(spacing, origin, direction))
+    img.header.set_xyzt_units("mm")
+    img.set_qform(img.affine, code=1)
+    img.set_sform(img.affine, code=1)
+    fd, tmp = tempfile.mkstemp(suffix=".nii.gz" if gz else ".nii")
+    os.close(fd)
+    try:
+        nib.save(img, tmp)
+        return Path(tmp).read_bytes()
+    finally:
+        os.unlink(tmp)
+
+
+def write_nifti(path, label: np.ndarray, volume, force: bool = False) -> Path:
+    """Write ``label`` ([Z, Y, X] uint8) as NIfTI in ``volume``'s geometry (spacing, origin, direction)."""
+    meta = getattr(volume, "meta", None)
+    p = check_target(path, force, [getattr(meta, "source", "")])
+    data = to_nifti_bytes(label, volume.spacing, getattr(volume, "origin", (0, 0, 0)),
+                          getattr(volume, "direction", None), gz=str(p).endswith(".gz"))
+    _write(p, data)
+    return p
+
+
+def read_nifti_label(path) -> tuple[np.ndarray, np.ndarray]:
+    """A label NIfTI back as ([Z, Y, X] uint8, RAS affine)."""
+    import nibabel as nib
+    img = nib.load(str(path))
+    return np.transpose(np.asarray(img.dataobj), (2, 1, 0)).astype(np.uint8), img.affine
+
+
+def write_dicom_seg(path, label: np.ndarray, volume, force: bool = False) -> Path:
+    """Write a DICOM SEG (binary, segments 1 Liver and 2 Liver tumor) referencing the source series.
+
+    ``volume`` must be a :class:`core.dicom.Volume` loaded from files on disk (its
+    ``meta.files`` are the source slices, in z order).
+    """
+    import highdicom as hd
+    import pydicom
+    from pydicom.sr.codedict import codes
+
+    from . import __version__
+    meta = volume.meta
+    p = check_target(path, force, [meta.source])
+    sources = []
+    for f in meta.files:
+        if "::" in f or not os.path.isfile(f):
+            raise ExportError(f"{p}: DICOM SEG needs the source slices on disk ({f} is not a file)")
+        ds = pydicom.dcmread(f, stop_before_pixels=True)
+        if "FrameOfReferenceUID" not in ds or not ds.FrameOfReferenceUID:
+            # 3D-IRCADb-01 files have none; the SEG needs one: derive a stable one from the series.
+            ds.FrameOfReferenceUID = pydicom.uid.generate_uid(entropy_srcs=[meta.series_uid, "frame"])
+        for kw in TYPE2_PATIENT_STUDY:  # type 2 attributes the SEG copies: empty when the source lacks them
+            if kw not in ds:
+                setattr(ds, kw, "")
+        sources.append(ds)
+    if label.shape != (len(sources), sources[0].Rows, sources[0].Columns):
+        raise ExportError(f"{p}: label shape {label.shape} does not match the source series")
+    algo = hd.AlgorithmIdentificationSequence(name="LiverSeg Studio", version=__version__,
+                                              family=codes.cid7162.ArtificialIntelligence)
+    liver = hd.seg.SegmentDescription(
+        segment_number=1, segment_label="Liver", segmented_property_category=codes.SCT.Organ,
+        segmented_property_type=codes.SCT.Liver, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+        algorithm_identification=algo)
+    tumour = hd.seg.SegmentDescription(
+        segment_number=2, segment_label="Liver tumor",
+        segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
+        segmented_property_type=codes.SCT.Neoplasm, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+        algorithm_identification=algo, anatomic_regions=[codes.SCT.Liver])
+    masks = np.stack([label == 1, label == 2], axis=-1).astype(np.uint8)  # [Z, Y, X, 2]
+    try:
+        seg = hd.seg.Segmentation(
+            source_images=sources, pixel_array=masks, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+            segment_descriptions=[liver, tumour], series_instance_uid=hd.UID(), series_number=900,
+            sop_instance_uid=hd.UID(), instance_number=1, manufacturer="LiverSeg Studio",
+            manufacturer_model_name="LiverSeg Studio", software_versions=__version__, device_serial_number="0",
+            series_description="LiverSeg liver and tumour segmentation", omit_empty_frames=False)
+    except Exception as exc:  # highdicom validates heavily
+        raise ExportError(f"{p}: cannot build DICOM SEG ({one_line(exc, 200)})") from None
+    buf = io.BytesIO()
+    seg.save_as(buf)
+    _write(p, buf.getvalue())
+    return p
+
+
+LESION_COLUMNS = ["id", "volume_ml", "longest_axial_diameter_mm", "mean_hu", "first_slice", "last_slice",
+                  "centroid_z", "centroid_y", "centroid_x", "voxels"]
+
+
+def lesion_rows(lesions: list[dict]) -> list[dict]:
+    rows = []
+    for r in lesions:
+        rows.append({"id": r["id"], "volume_ml": round(r["volume_ml"], 3),
+                     "longest_axial_diameter_mm": round(r["longest_axial_diameter_mm"], 1),
+                     "mean_hu": round(r["mean_hu"], 1) if "mean_hu" in r else "",
+                     "first_slice": r["slices"][0], "last_slice": r["slices"][1],
+                     "centroid_z": round(r["centroid"][0], 1), "centroid_y": round(r["centroid"][1], 1),
+                     "centroid_x": round(r["centroid"][2], 1), "voxels": r["voxels"]})
+    return rows
+
+
+def write_lesions_csv(path, lesions: list[dict], force: bool = False, source_dirs=()) -> Path:
+    p = check_target(path, force, source_dirs)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=LESION_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(lesion_rows(lesions))
+    _write(p, buf.getvalue().encode("utf-8"))
+    return p
+
+
+def write_json_report(path, report: dict, force: bool = False, source_dirs=()) -> Path:
+    p = check_target(path, force, source_dirs)
+
+    def clean(o):
+        if isinstance(o, float) and not np.isfinite(o):
+            return None
+        if isinstance(o, (np.floating, np.integer)):
+            return clean(o.item())
+        if isinstance(o, dict):
+            return {k: clean(v) for k, v in o.items()}
+        if isinstance(o, (list, tuple)):
+            return [clean(v) for v in o]
+        return o
+    _write(p, (json.dumps(clean(report), indent=2) + "\n").encode("utf-8"))
+    return p
+
+
+def write_png(path, rgb: np.ndarray, force: bool = False, source_dirs=()) -> Path:
+    """An RGB(A) uint8 image as PNG (for screenshots of the current view)."""
+    from PIL import Image
+    p = check_target(path, force, source_dirs)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    _write(p, buf.getvalue())
+    return p

@@ -1,0 +1,361 @@
+"""The segmentation cascade: ``segment(volume, liver_model, tumor_model) -> Segmentation``.
+
+1. Liver: every slice is normalised and resized once (2.5D channels are then
+   stacked from that cache), predicted in batches, and the probabilities are
+   resized back to the CT's own grid.
+2. Post-processing: the largest 3D connected component, holes filled.
+3. Tumours: only the liver's slices, cropped to the liver's bounding box (with
+   the training margin), predicted, resized back into the box; kept inside the
+   slightly dilated liver; components under ``min_tumor_ml`` dropped.
+Each model's own saved preprocessing and threshold are applied.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+from scipy import ndimage
+
+from .errors import LiverSegError
+from .jobs import CancelToken, ProgressFn, check, report
+from .pipeline import MARGIN_PX
+from .preprocess import Preprocessing, resize_bilinear
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Segmentation:
+    """Result of :func:`segment`.
+
+    Attributes:
+        label: uint8 [Z, Y, X] at the CT's resolution: 0 background, 1 liver, 2 tumour.
+        spacing: (z, y, x) mm.
+        liver_prob, tumor_prob: float16 [Z, Y, X] probabilities when asked for.
+        warnings: e.g. "no liver found".
+        timings: seconds per step ("liver_net", "tumor_net", "post", ...).
+        info: engine, device, batch size, slices run through each model.
+    """
+
+    label: np.ndarray
+    spacing: tuple[float, float, float]
+    liver_prob: Optional[np.ndarray] = None
+    tumor_prob: Optional[np.ndarray] = None
+    warnings: list[str] = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+
+def normalised_stack(hu: np.ndarray, pre: Preprocessing, box=None, chunk: int = 32) -> np.ndarray:
+    """All slices normalised and resized once: float32 [Z, S, S] (in chunks: bounded memory)."""
+    if box is not None:
+        y0, y1, x0, x1 = box
+        hu = hu[:, y0:y1, x0:x1]
+    out = np.empty((hu.shape[0], pre.size, pre.size), np.float32)
+    for z0 in range(0, hu.shape[0], chunk):
+        out[z0:z0 + chunk] = resize_bilinear(pre.normalise(hu[z0:z0 + chunk]), pre.size, pre.size)
+    return out
+
+
+def stack_channels(norm: np.ndarray, zs: np.ndarray, pre: Preprocessing) -> np.ndarray:
+    """Model input [B, S, S, C] for slices ``zs`` from a normalised stack."""
+    nz = norm.shape[0]
+    if pre.recipe == "window25d":
+        idx = np.stack([np.clip(zs - 1, 0, nz - 1), zs, np.clip(zs + 1, 0, nz - 1)], axis=-1)
+    else:
+        idx = np.repeat(zs[:, None], pre.channels, axis=1)
+    return np.ascontiguousarray(np.moveaxis(norm[idx], 1, -1))
+
+
+class _Runner:
+    """Calls a model on batches, halving the batch when the device runs out of memory."""
+
+    def __init__(self, seg_model, batch_size: int, device: Optional[str]):
+        self.m, self.batch, self.device = seg_model, batch_size, device
+
+    def _call(self, x: np.ndarray) -> np.ndarray:
+        import keras
+        if self.device:
+            with keras.device(self.device):
+                y = self.m.model.predict_on_batch(x)
+        else:
+            y = self.m.model.predict_on_batch(x)
+        return np.asarray(keras.ops.convert_to_numpy(y), dtype=np.float32)[..., 0]
+
+    def predict(self, norm: np.ndarray, zs: np.ndarray, cancel, progress, stage: str) -> np.ndarray:
+        out = np.empty((len(zs),) + norm.shape[1:], np.float32)
+        i = 0
+        while i < len(zs):
+            check(cancel)
+            part = zs[i:i + self.batch]
+            try:
+                out[i:i + len(part)] = self._call(stack_channels(norm, part, self.m.pre))
+            except Exception as exc:  # out of memory on the device: retry smaller
+                text = str(exc).lower()
+                if self.batch > 1 and ("out of memory" in text or "resource exhausted" in text or "oom" in text):
+                    self.batch //= 2
+                    log.warning("out of device memory: batch size lowered to %d", self.batch)
+                    continue
+                raise
+            i += len(part)
+            report(progress, stage, i, len(zs))
+        return out
+
+
+class _JaxRunner:
+    """JAX on a GPU: one jitted forward, every batch put on the device ahead of use (async dispatch),
+    results fetched once at the end, instead of a ``predict`` round trip per chunk."""
+
+    def __init__(self, seg_model, batch_size: int):
+        import jax
+        m = seg_model.model
+        self.m, self.batch = seg_model, batch_size
+        cached = getattr(seg_model, "_jax_forward", None)
+        if cached is None:  # compiled once per model, reused by every study
+            tv = [v.value for v in m.trainable_variables]
+            ntv = [v.value for v in m.non_trainable_variables]
+            fwd = jax.jit(lambda tv, ntv, x: m.stateless_call(tv, ntv, x, training=False)[0][..., 0])
+            cached = seg_model._jax_forward = (fwd, tv, ntv)
+        self.fwd, self.tv, self.ntv = cached
+
+    def predict(self, norm: np.ndarray, zs: np.ndarray, cancel, progress, stage: str) -> np.ndarray:
+        import jax
+        outs = []
+        for i in range(0, len(zs), self.batch):
+            check(cancel)
+            x = jax.device_put(stack_channels(norm, zs[i:i + self.batch], self.m.pre))
+            outs.append(self.fwd(self.tv, self.ntv, x))
+            report(progress, stage, min(i + self.batch, len(zs)), len(zs))
+        if not outs:
+            return np.empty((0,) + norm.shape[1:], np.float32)
+        return np.concatenate([np.asarray(o, dtype=np.float32) for o in outs])
+
+
+def make_runner(seg_model, batch_size: int, device: Optional[str]):
+    """The fastest way to call a model here: a jitted JAX forward on a GPU, else ``predict_on_batch``."""
+    import keras
+    if keras.backend.backend() == "jax" and device is None:
+        return _JaxRunner(seg_model, batch_size)
+    return _Runner(seg_model, batch_size, device)
+
+
+def default_device() -> tuple[Optional[str], str]:
+    """(keras device string or None, a description), the GPU when the backend sees one."""
+    import keras
+    backend = keras.backend.backend()
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+            gpus = tf.config.list_physical_devices("GPU")
+        elif backend == "jax":
+            import jax
+            gpus = [d for d in jax.devices() if d.platform == "gpu"]
+        elif backend == "torch":
+            import torch
+            gpus = list(range(torch.cuda.device_count()))
+        else:
+            gpus = []
+    except Exception:  # a broken GPU runtime must not stop CPU inference
+        gpus = []
+    return (None, f"{backend} GPU") if gpus else ("cpu:0", f"{backend} CPU")
+
+
+# Post-processing works on the mask's bounding box and in chunks of slices: scipy.ndimage holds
+# the GIL, and a GUI running this in a worker thread must not freeze for more than a frame.
+CHUNK_Z = 8
+
+
+def crop_box(mask: np.ndarray, pad: int = 0):
+    """Slices of a mask's 3D bounding box grown by ``pad`` voxels (None when the mask is empty)."""
+    idx = [np.flatnonzero(mask.any(axis=tuple(j for j in range(mask.ndim) if j != i))) for i in range(mask.ndim)]
+    if not len(idx[0]):
+        return None
+    return tuple(slice(max(0, ix[0] - pad), min(n, ix[-1] + 1 + pad)) for ix, n in zip(idx, mask.shape))
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    box = crop_box(mask)
+    out = np.zeros(mask.shape, bool)
+    if box is None:
+        return out
+    lab, n = ndimage.label(mask[box])
+    if n <= 1:
+        out[box] = lab > 0
+        return out
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    out[box] = lab == int(np.argmax(sizes))
+    return out
+
+
+# In-plane connectivity only: each axial slice's holes are filled, which includes every 3D
+# cavity (a cavity enclosed in 3D is enclosed in each of its slices) and holes open along z.
+_SLICE_STRUCTURE = np.zeros((3, 3, 3), bool)
+_SLICE_STRUCTURE[1] = ndimage.generate_binary_structure(2, 1)
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Fill the holes of a [Z, Y, X] mask in every axial slice (bounding box, chunks of slices)."""
+    out = mask.astype(bool)
+    box = crop_box(out)
+    if box is None:
+        return out
+    sub = out[box]
+    for z0 in range(0, sub.shape[0], CHUNK_Z):
+        sub[z0:z0 + CHUNK_Z] = ndimage.binary_fill_holes(sub[z0:z0 + CHUNK_Z], structure=_SLICE_STRUCTURE)
+    return out
+
+
+def dilate(mask: np.ndarray, iterations: int = 1) -> np.ndarray:
+    """3D binary dilation (6-connectivity), on the bounding box, in chunks of slices with a halo."""
+    out = np.zeros(mask.shape, bool)
+    box = crop_box(mask, pad=iterations)
+    if box is None:
+        return out
+    src = mask[box]
+    dst = out[box]
+    h = iterations
+    for z0 in range(0, src.shape[0], CHUNK_Z):
+        lo, hi = max(0, z0 - h), min(src.shape[0], z0 + CHUNK_Z + h)
+        d = ndimage.binary_dilation(src[lo:hi], iterations=iterations)
+        dst[z0:z0 + CHUNK_Z] = d[z0 - lo:z0 - lo + min(CHUNK_Z, src.shape[0] - z0)]
+    return out
+
+
+def remove_small(mask: np.ndarray, min_voxels: int) -> np.ndarray:
+    if min_voxels <= 1:
+        return mask
+    box = crop_box(mask)
+    if box is None:
+        return mask
+    lab, n = ndimage.label(mask[box])
+    sizes = np.bincount(lab.ravel())
+    keep = sizes >= min_voxels
+    keep[0] = False
+    out = np.zeros(mask.shape, bool)
+    out[box] = keep[lab]
+    return out
+
+
+def resize_chunked(x: np.ndarray, h: int, w: int, out_box=None, chunk: int = 16) -> np.ndarray:
+    """:func:`resize_bilinear` over chunks of slices (bounded GIL hold and memory)."""
+    y0, y1, x0, x1 = out_box if out_box is not None else (0, h, 0, w)
+    out = np.empty((x.shape[0], y1 - y0, x1 - x0), np.float32)
+    for z0 in range(0, x.shape[0], chunk):
+        out[z0:z0 + chunk] = resize_bilinear(x[z0:z0 + chunk], h, w, out_box)
+    return out
+
+
+def bounding_box(mask: np.ndarray, margin: int = MARGIN_PX):
+    """(y0, y1, x0, x1) of a [Z, Y, X] mask with an in-plane margin."""
+    ys = np.flatnonzero(mask.any(axis=(0, 2)))
+    xs = np.flatnonzero(mask.any(axis=(0, 1)))
+    h, w = mask.shape[1:]
+    return (max(0, ys[0] - margin), min(h, ys[-1] + 1 + margin), max(0, xs[0] - margin), min(w, xs[-1] + 1 + margin))
+
+
+def segment(volume, liver_model, tumor_model=None, progress: Optional[ProgressFn] = None,
+            cancel: Optional[CancelToken] = None, *, batch_size: Optional[int] = None, device: Optional[str] = None,
+            return_probs: bool = False, min_tumor_ml: float = 0.05) -> Segmentation:
+    """Segment liver and tumours in a CT volume.
+
+    Args:
+        volume: anything with ``hu`` (int16 [Z, Y, X]) and ``spacing`` ((z, y, x) mm),
+            e.g. a :class:`core.dicom.Volume` or a dataset case.
+        liver_model, tumor_model: :class:`core.model.io.SegModel` (tumor optional).
+        batch_size: slices per network call (default 8 on CPU, 32 on GPU; halved on OOM).
+        device: "cpu" or "gpu" to override the automatic choice.
+        return_probs: keep the probability maps (float16).
+        min_tumor_ml: tumour components smaller than this are dropped.
+
+    Returns:
+        A :class:`Segmentation`; an empty one with a warning when no liver is found.
+    """
+    hu = np.asarray(volume.hu)
+    spacing = tuple(float(s) for s in volume.spacing)
+    if hu.ndim != 3 or hu.shape[0] < 1:
+        raise LiverSegError(f"segment: expected a [Z, Y, X] volume, got shape {hu.shape}")
+    auto_dev, desc = default_device()
+    if device == "cpu":
+        dev, desc = "cpu:0", desc.split()[0] + " CPU"
+    elif device == "gpu":
+        if auto_dev is not None:
+            raise LiverSegError("--device gpu: the Keras backend sees no GPU")
+        dev = None
+    else:
+        dev = auto_dev
+    batch = batch_size or (8 if dev == "cpu:0" else 32)
+    seg = Segmentation(np.zeros(hu.shape, np.uint8), spacing)
+    seg.info.update(device=desc, batch_size=batch, liver_model=liver_model.path,
+                    tumor_model=getattr(tumor_model, "path", None))
+    t0 = time.perf_counter()
+
+    # 1. Liver on every slice.
+    pre = liver_model.pre
+    norm = normalised_stack(hu, pre)
+    seg.timings["liver_pre"] = time.perf_counter() - t0
+    t = time.perf_counter()
+    runner = make_runner(liver_model, batch, dev)
+    prob_small = runner.predict(norm, np.arange(hu.shape[0]), cancel, progress, "liver")
+    seg.timings["liver_net"] = time.perf_counter() - t
+    t = time.perf_counter()
+    liver = np.zeros(hu.shape, bool)
+    if return_probs:
+        liver_prob = resize_chunked(prob_small, hu.shape[1], hu.shape[2])
+        liver[:] = liver_prob > liver_model.threshold
+        seg.liver_prob = liver_prob.astype(np.float16)
+    else:  # upsample only the slices and the window where the small map comes near the threshold
+        hot = prob_small > liver_model.threshold * 0.5
+        zs_hot = np.flatnonzero(hot.any(axis=(1, 2)))
+        if len(zs_hot):
+            sy, sx = hu.shape[1] / prob_small.shape[1], hu.shape[2] / prob_small.shape[2]
+            ly0, ly1, lx0, lx1 = bounding_box(hot, margin=2)
+            box = (max(0, int(ly0 * sy) - 2), min(hu.shape[1], int(np.ceil(ly1 * sy)) + 2),
+                   max(0, int(lx0 * sx) - 2), min(hu.shape[2], int(np.ceil(lx1 * sx)) + 2))
+            up = resize_chunked(prob_small[zs_hot], hu.shape[1], hu.shape[2], out_box=box)
+            liver[zs_hot, box[0]:box[1], box[2]:box[3]] = up > liver_model.threshold
+    del norm, prob_small
+    liver = fill_holes(largest_component(liver)) if liver.any() else liver
+    seg.timings["liver_post"] = time.perf_counter() - t
+    seg.info["liver_slices"] = int(hu.shape[0])
+    if not liver.any():
+        seg.warnings.append("no liver found: the result is empty")
+        log.warning("no liver found")
+        return seg
+    seg.label[liver] = 1
+
+    # 2. Tumours inside the liver's slices and bounding box.
+    if tumor_model is not None:
+        check(cancel)
+        t = time.perf_counter()
+        zs = np.flatnonzero(liver.any(axis=(1, 2)))
+        box = bounding_box(liver)
+        y0, y1, x0, x1 = box
+        tpre = tumor_model.pre
+        sub = hu[zs[0]:zs[-1] + 1]  # contiguous range of liver slices (neighbours for 2.5D)
+        norm = normalised_stack(sub, tpre, box)
+        seg.timings["tumor_pre"] = time.perf_counter() - t
+        t = time.perf_counter()
+        runner = make_runner(tumor_model, batch, dev)
+        prob_small = runner.predict(norm, zs - zs[0], cancel, progress, "tumor")
+        seg.timings["tumor_net"] = time.perf_counter() - t
+        t = time.perf_counter()
+        prob = resize_chunked(prob_small, y1 - y0, x1 - x0)
+        tumor = np.zeros(hu.shape, bool)
+        tumor[zs, y0:y1, x0:x1] = prob > tumor_model.threshold
+        near_liver = dilate(liver, iterations=2)
+        tumor &= near_liver
+        tumor = remove_small(tumor, int(np.ceil(min_tumor_ml * 1000 / np.prod(spacing))))
+        seg.label[tumor] = 2
+        if return_probs:
+            tp = np.zeros(hu.shape, np.float16)
+            tp[zs, y0:y1, x0:x1] = prob
+            seg.tumor_prob = tp
+        seg.timings["tumor_post"] = time.perf_counter() - t
+        seg.info["tumor_slices"] = int(len(zs))
+    seg.timings["total"] = time.perf_counter() - t0
+    return seg

@@ -1,0 +1,50 @@
+"""The open study: CT, its geometry, the working label and the reference (ground truth), if any."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+
+@dataclass
+class Study:
+    """What the app has open.
+
+    Attributes:
+        hu: int16 [Z, Y, X] Hounsfield units.
+        spacing: (z, y, x) mm.
+        origin, direction: patient geometry (LPS), for exports.
+        name: where it came from (folder, dataset case, demo).
+        label: the working segmentation (uint8 [Z, Y, X]) or None before segmenting.
+        reference: ground truth (dataset case, demo phantom) or None.
+        volume: the :class:`core.dicom.Volume` when opened from DICOM (for DICOM SEG export).
+        warnings: loader warnings to show.
+    """
+
+    hu: np.ndarray
+    spacing: tuple[float, float, float]
+    origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    direction: np.ndarray = field(default_factory=lambda: np.eye(3))
+    name: str = ""
+    label: Optional[np.ndarray] = None
+    reference: Optional[np.ndarray] = None
+    volume: object = None
+    warnings: tuple[str, ...] = ()
+
+    @classmethod
+    def from_volume(cls, v, name: str = "") -> "Study":
+        return cls(v.hu, v.spacing, v.origin, v.direction, name or v.meta.source, volume=v, warnings=v.warnings)
+
+    @classmethod
+    def from_case(cls, c, name: str = "") -> "Study":
+        return cls(c.hu, c.spacing, c.origin, c.direction, name or c.case_id, reference=c.label)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.hu.shape)  # type: ignore[return-value]
+
+    @property
+    def source_dir(self) -> str:
+        return getattr(getattr(self.volume, "meta", None), "source", "") or ""
