@@ -11,8 +11,8 @@ Prints the times and the ratios last. Goal: cascade / bare network <= 1.15.
 
 The models have the notebooks' architecture (16-256 filters, 256 x 256 x 3) and
 random weights, plus a zero-weighted side path that makes their output a fixed
-HU threshold, so that the liver (and so the tumour model's workload) is
-realistic without trained weights.
+Hounsfield band (liver 60-150 HU, tumour 0-60 HU), so that the masks (and so the
+post-processing and the tumour model's workload) are realistic without trained weights.
 
     .venv/bin/python bench/infer_bench.py [--dicom DIR] [--batch 8]
 """
@@ -34,19 +34,29 @@ SHARED = ROOT.parent / "shared" / "data" / "3Dircadb1.17" / "PATIENT_DICOM.zip"
 import numpy as np  # noqa: E402
 
 
-def notebook_size_model(folder: Path, stage: str, hu_threshold: float, recipe: str = "window25d") -> Path:
-    """A 16-256 ResUNet at 256 px whose output is sigmoid(60 * (channel 1 - t)) (see the module doc)."""
+def notebook_size_model(folder: Path, stage: str, band_hu: tuple[float, float], recipe: str = "window25d") -> Path:
+    """A 16-256 ResUNet at 256 px whose output marks a Hounsfield band (see the module doc).
+
+    A zero-weighted side path (two 1x1 convolutions on the ResUNet output and the input)
+    makes the output sigmoid(triangle(HU) - 0.5), ~1 inside ``band_hu`` and ~0 outside, so
+    the masks, and so the post-processing and the tumour model's workload, are realistic.
+    """
     import keras
 
     from core.model.resunet import ResUNetConfig, build_resunet
     net = build_resunet(ResUNetConfig(256, 3, 16, 4))
     inp = net.input
     both = keras.layers.Concatenate()([net.output, inp])
-    out = keras.layers.Conv2D(1, 1, activation="sigmoid", dtype="float32", name="head")(both)
+    h = keras.layers.Conv2D(3, 1, activation="relu", name="band")(both)
+    out = keras.layers.Conv2D(1, 1, activation="sigmoid", dtype="float32", name="head")(h)
     m = keras.Model(inp, out)
-    t = (hu_threshold + 100.0) / 500.0
-    m.get_layer("head").set_weights([np.array([0.0, 0.0, 60.0, 0.0], np.float32).reshape(1, 1, 4, 1),
-                                     np.array([-60.0 * t], np.float32)])
+    a, b = ((x + 100.0) / 500.0 for x in band_hu)
+    mid, k = (a + b) / 2, 2.0 / (b - a)  # triangle reaches 1 at the band's middle
+    w = np.zeros((1, 1, 4, 3), np.float32)
+    w[0, 0, 2, :] = k  # the middle channel (the slice itself)
+    m.get_layer("band").set_weights([w, np.array([-k * a, -k * mid, -k * b], np.float32)])
+    m.get_layer("head").set_weights([np.array([40.0, -80.0, 40.0], np.float32).reshape(1, 1, 3, 1),
+                                     np.array([-0.3 * 40.0], np.float32)])
     folder.mkdir(parents=True, exist_ok=True)
     m.save(folder / "model.keras")
     meta = {"stage": stage, "input_size": 256, "channels": 3, "threshold": 0.5,
@@ -92,12 +102,11 @@ def main() -> None:
     ap.add_argument("--phantom-slices", type=int, default=119)
     ap.add_argument("--phantom-size", type=int, default=512)
     args = ap.parse_args()
-    import keras
-
-    from core.dicom import load_series
+    from core.dicom import load_series  # first: core sets the TensorFlow options the app runs with
     from core.export import write_nifti
     from core.inference import bounding_box, make_runner, normalised_stack, segment
     from core.model.io import load_seg_model
+    import keras
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         folder = args.dicom
@@ -111,8 +120,8 @@ def main() -> None:
             with zipfile.ZipFile(SHARED) as z:
                 z.extractall(tmp)
             folder = str(tmp / "PATIENT_DICOM")
-        liver = load_seg_model(notebook_size_model(tmp / "liver", "liver", 70), "liver")
-        tumor = load_seg_model(notebook_size_model(tmp / "tumor", "tumor", 150), "tumor")
+        liver = load_seg_model(notebook_size_model(tmp / "liver", "liver", (60.0, 150.0)), "liver")
+        tumor = load_seg_model(notebook_size_model(tmp / "tumor", "tumor", (0.0, 60.0)), "tumor")
         warm = load_series(folder)
         segment(warm, liver, tumor, batch_size=args.batch)  # compile both predict functions
 
@@ -165,6 +174,7 @@ def main() -> None:
     print(f"cascade total         {total:7.2f} s   (load {t_load:.2f}, liver net {seg.timings['liver_net']:.2f}, "
           f"tumour net {seg.timings['tumor_net']:.2f}, pre/post {seg.timings['total'] - seg.timings['liver_net'] - seg.timings['tumor_net']:.2f}, "
           f"NIfTI {t_export:.2f})")
+    print("cascade steps (s): " + ", ".join(f"{k} {v:.2f}" for k, v in seg.timings.items()))
     print(f"bare network calls    {bare:7.2f} s   ({(n_l + n_t) / bare:.1f} slices/s)")
     if not np.isnan(base):
         print(f"notebook-style        {base:7.2f} s   (both models on all {n_l} slices)")

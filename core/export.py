@@ -75,29 +75,42 @@ def nifti_affine(spacing, origin=(0.0, 0.0, 0.0), direction=None) -> np.ndarray:
     return LPS_TO_RAS @ lps
 
 
-def to_nifti_bytes(label: np.ndarray, spacing, origin=(0.0, 0.0, 0.0), direction=None, gz: bool = True) -> bytes:
+def _nifti_image(label: np.ndarray, spacing, origin=(0.0, 0.0, 0.0), direction=None):
     import nibabel as nib
     img = nib.Nifti1Image(np.ascontiguousarray(np.transpose(label, (2, 1, 0))).astype(np.uint8),
                           nifti_affine(spacing, origin, direction))
     img.header.set_xyzt_units("mm")
     img.set_qform(img.affine, code=1)
     img.set_sform(img.affine, code=1)
-    fd, tmp = tempfile.mkstemp(suffix=".nii.gz" if gz else ".nii")
-    os.close(fd)
-    try:
-        nib.save(img, tmp)
-        return Path(tmp).read_bytes()
-    finally:
-        os.unlink(tmp)
+    return img
 
 
 def write_nifti(path, label: np.ndarray, volume, force: bool = False) -> Path:
-    """Write ``label`` ([Z, Y, X] uint8) as NIfTI in ``volume``'s geometry (spacing, origin, direction)."""
+    """Write ``label`` ([Z, Y, X] uint8) as NIfTI in ``volume``'s geometry (spacing, origin, direction).
+
+    nibabel writes straight into a temp file beside the target (its suffix selects
+    gzip), which is then renamed onto the target: atomic, and the data written once.
+    """
+    import nibabel as nib
+
+    from .atomic import default_mode
     meta = getattr(volume, "meta", None)
     p = check_target(path, force, [getattr(meta, "source", "")])
-    data = to_nifti_bytes(label, volume.spacing, getattr(volume, "origin", (0, 0, 0)),
-                          getattr(volume, "direction", None), gz=str(p).endswith(".gz"))
-    _write(p, data)
+    img = _nifti_image(label, volume.spacing, getattr(volume, "origin", (0, 0, 0)), getattr(volume, "direction", None))
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".nii.gz" if str(p).endswith(".gz") else ".nii",
+                               dir=p.parent)
+    os.close(fd)
+    try:
+        nib.save(img, tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(tmp, default_mode())
+        os.replace(tmp, p)
+    except OSError as exc:
+        raise ExportError(f"{p}: cannot write ({one_line(exc, 120)})") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     return p
 
 
