@@ -399,8 +399,8 @@ class MainWindow(QMainWindow):
             return None
         if kind == "png":
             from core.export import write_png
-            img = self.viewer.axial.glw.grab().toImage().convertToFormat(
-                self.viewer.axial.glw.grab().toImage().Format.Format_RGBA8888)
+            from PySide6.QtGui import QImage
+            img = self.viewer.axial.glw.grab().toImage().convertToFormat(QImage.Format.Format_RGBA8888)
             arr = np.array(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine() // 4, 4)[:, :img.width()]
             job = Job("Export PNG", jobs.export_file, write_png, path, arr.copy(), force, [s.source_dir])
         else:
