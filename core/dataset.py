@@ -101,21 +101,27 @@ def write_case(folder: str | Path, case: Case) -> dict:
         The case's manifest entry.
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatasetError(f"{folder}: cannot create the dataset folder ({one_line(exc, 120)})") from None
     if case.hu.shape != case.label.shape or case.hu.ndim != 3:
         raise DatasetError(f"{case.case_id}: hu {case.hu.shape} and label {case.label.shape} differ")
     entry = case.summary()
-    with atomic_open(folder / entry["file"], "wb") as fh:
-        np.savez(fh, hu=np.ascontiguousarray(case.hu, dtype=np.int16),
-                 label=np.ascontiguousarray(case.label, dtype=np.uint8),
-                 spacing=np.asarray(case.spacing, dtype=np.float64),
-                 origin=np.asarray(case.origin, dtype=np.float64),
-                 direction=np.asarray(case.direction, dtype=np.float64),
-                 meta=np.frombuffer(json.dumps(case.meta).encode("utf-8"), dtype=np.uint8))
-    manifest = read_manifest(folder)
-    manifest["cases"][case.case_id] = entry
-    manifest["cases"] = dict(sorted(manifest["cases"].items(), key=lambda kv: natural_key(kv[0])))
-    write_json(folder / MANIFEST, manifest)
+    try:
+        with atomic_open(folder / entry["file"], "wb") as fh:
+            np.savez(fh, hu=np.ascontiguousarray(case.hu, dtype=np.int16),
+                     label=np.ascontiguousarray(case.label, dtype=np.uint8),
+                     spacing=np.asarray(case.spacing, dtype=np.float64),
+                     origin=np.asarray(case.origin, dtype=np.float64),
+                     direction=np.asarray(case.direction, dtype=np.float64),
+                     meta=np.frombuffer(json.dumps(case.meta).encode("utf-8"), dtype=np.uint8))
+        manifest = read_manifest(folder)
+        manifest["cases"][case.case_id] = entry
+        manifest["cases"] = dict(sorted(manifest["cases"].items(), key=lambda kv: natural_key(kv[0])))
+        write_json(folder / MANIFEST, manifest)
+    except OSError as exc:  # disk full, read-only or vanished folder: one clear line, nothing partial
+        raise DatasetError(f"{folder}: cannot write case {case.case_id} ({one_line(exc, 120)})") from None
     return entry
 
 

@@ -35,6 +35,7 @@ import os  # noqa: E402
 # See core/__init__.py: TensorFlow's oneDNN CPU kernels corrupt the heap while training.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # any test that makes a QApplication runs headless
 
 
 @pytest.fixture(scope="session")

@@ -101,6 +101,8 @@ def test_exports_reload(window, qtbot, threshold_models, tmp_path):
     folder = write_patient(case, tmp_path / "src", 1)
     with zipfile.ZipFile(folder / "PATIENT_DICOM.zip") as z:
         z.extractall(tmp_path / "dicom")
+    from tests.core.test_ircadb import tree_digest
+    before = tree_digest(tmp_path / "dicom")
     with qtbot.waitSignal(window.studyLoaded, timeout=60000):
         window.open_path(str(tmp_path / "dicom"))
     segment(window, qtbot, threshold_models)
@@ -120,6 +122,11 @@ def test_exports_reload(window, qtbot, threshold_models, tmp_path):
     with qtbot.waitSignal(window.jobFailed, timeout=30000) as blocker:  # never overwritten silently
         window.export("nifti", str(out / "seg.nii.gz"))
     assert "already exists" in blocker.args[0]
+    with qtbot.waitSignal(window.jobFailed, timeout=30000) as blocker:  # never into the source folder
+        window.export("csv", str(tmp_path / "dicom" / "lesions.csv"))
+    assert "source DICOM folder" in blocker.args[0]
+    # viewing, segmenting and exporting left the source folder byte-for-byte unchanged
+    assert tree_digest(tmp_path / "dicom") == before
 
 
 def test_training_one_tiny_epoch_shows_curve_points(window, qtbot, tiny_dataset, tmp_path):

@@ -1,0 +1,134 @@
+"""Faults during work: kill -9 at random moments, a full disk, an unwritable location.
+
+After each fault nothing half-written is left under a final name, and the next
+run succeeds.
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.dataset import Case, list_cases, load_case, write_case
+from core.errors import DatasetError
+from core.export import ExportError, read_nifti_label, write_nifti
+from core.phantom import make_phantom, write_patient
+
+ROOT = Path(__file__).resolve().parents[2]
+KILLS = {"import": 6, "predict": 6}
+
+
+def _start(*args):
+    return subprocess.Popen([sys.executable, "-m", "app", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _kill_at(p: subprocess.Popen, seconds: float) -> None:
+    time.sleep(seconds)
+    if p.poll() is None:
+        os.kill(p.pid, signal.SIGKILL)
+    p.wait(60)
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    root = tmp_path_factory.mktemp("src")
+    for i in (1, 2, 3):
+        write_patient(make_phantom(60 + i, 24, 128), root, i)
+    return root
+
+
+def _check_dataset(out: Path) -> int:
+    """Every case file under a final name loads; the manifest parses. Returns the number of cases."""
+    if not out.exists():
+        return 0
+    n = 0
+    for f in out.glob("*.npz"):
+        load_case(out, f.stem)
+        n += 1
+    if (out / "manifest.json").exists():
+        json.loads((out / "manifest.json").read_text())
+    return n
+
+
+def test_kill_9_during_import_then_rerun(source, tmp_path):
+    rng = random.Random(7)
+    out = tmp_path / "ds"
+    for _ in range(KILLS["import"]):
+        _kill_at(_start("import", str(source), "--out", str(out)), rng.uniform(0.2, 6.0))
+        _check_dataset(out)
+    p = _start("import", str(source), "--out", str(out))
+    assert p.wait(300) == 0, p.stderr.read()
+    assert _check_dataset(out) == 3 and list_cases(out) == ["3Dircadb1.1", "3Dircadb1.2", "3Dircadb1.3"]
+
+
+def test_kill_9_during_predict_and_export_then_rerun(source, tmp_path):
+    from tests.core.models import threshold_model
+    with zipfile.ZipFile(source / "3Dircadb1.1" / "PATIENT_DICOM.zip") as z:
+        z.extractall(tmp_path / "dicom")
+    lm = threshold_model(tmp_path / "l", "liver", 60)
+    tm = threshold_model(tmp_path / "t", "tumor", 400)
+    out = tmp_path / "out"
+    args = ["predict", str(tmp_path / "dicom"), "--liver-model", str(lm), "--tumor-model", str(tm),
+            "--out", str(out / "seg.nii.gz"), "--seg", str(out / "seg.dcm"), "--lesions", str(out / "l.csv"),
+            "--report", str(out / "r.json"), "--force"]
+    rng = random.Random(11)
+    for _ in range(KILLS["predict"]):
+        _kill_at(_start(*args), rng.uniform(0.5, 8.0))
+        if (out / "seg.nii.gz").exists():
+            read_nifti_label(out / "seg.nii.gz")
+        if (out / "seg.dcm").exists():
+            import pydicom
+            pydicom.dcmread(out / "seg.dcm").pixel_array
+        if (out / "l.csv").exists():
+            list(csv.DictReader(open(out / "l.csv")))
+        if (out / "r.json").exists():
+            json.loads((out / "r.json").read_text())
+    p = _start(*args)
+    assert p.wait(300) == 0, p.stderr.read()
+    assert all((out / n).exists() for n in ("seg.nii.gz", "seg.dcm", "l.csv", "r.json"))
+
+
+def _enospc(*a, **k):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_full_disk_gives_a_clear_error_and_no_partial_file(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+    case = Case("c1", np.zeros((2, 8, 8), np.int16), np.zeros((2, 8, 8), np.uint8), (1, 1, 1))
+    monkeypatch.setattr("core.atomic.os.fsync", _enospc)
+    with pytest.raises(DatasetError, match="No space left"):
+        write_case(tmp_path / "ds", case)
+    assert sorted(p.name for p in (tmp_path / "ds").iterdir()) == []
+    monkeypatch.setattr("core.export.os.fsync", _enospc)
+    vol = SimpleNamespace(spacing=(1, 1, 1), origin=(0, 0, 0), direction=np.eye(3), meta=None)
+    with pytest.raises(ExportError, match="No space left"):
+        write_nifti(tmp_path / "out" / "seg.nii.gz", case.label, vol)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_unwritable_location(tmp_path):
+    from types import SimpleNamespace
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    case = Case("c1", np.zeros((2, 8, 8), np.int16), np.zeros((2, 8, 8), np.uint8), (1, 1, 1))
+    with pytest.raises(DatasetError, match="cannot create the dataset folder"):
+        write_case(blocker / "ds", case)
+    vol = SimpleNamespace(spacing=(1, 1, 1), origin=(0, 0, 0), direction=np.eye(3), meta=None)
+    with pytest.raises(ExportError, match="cannot create folder"):
+        write_nifti(blocker / "x" / "seg.nii.gz", case.label, vol)
+    r = subprocess.run([sys.executable, "-m", "app", "import", str(tmp_path / "nothing"), "--out", str(blocker)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr

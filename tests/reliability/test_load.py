@@ -1,0 +1,90 @@
+"""Load: a 500-slice 512 x 512 study within a stated memory budget; repeated studies do not grow memory."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# Segmenting 500 x 512 x 512 (the volume alone is 0.26 GB): peak RSS of the whole process, TensorFlow
+# and the models included, and what segmenting adds on top of the process with the study loaded.
+BUDGET_GB = 2.5
+BUDGET_ADDED_GB = 1.5
+
+SEGMENT_BIG = r"""
+import json, sys, time
+import numpy as np
+from types import SimpleNamespace
+from core.inference import segment
+from core.model.io import load_seg_model
+hu = np.load(sys.argv[1])
+liver = load_seg_model(sys.argv[2], "liver"); tumor = load_seg_model(sys.argv[3], "tumor")
+def hwm_gb():  # VmHWM: this process's peak RSS (ru_maxrss would include the forking parent's)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 2**20
+base = hwm_gb()
+t = time.perf_counter()
+seg = segment(SimpleNamespace(hu=hu, spacing=(1.0, 0.78, 0.78)), liver, tumor)
+peak = hwm_gb()
+print(json.dumps({"peak_gb": peak, "before_gb": base, "seconds": time.perf_counter() - t,
+                  "liver_voxels": int((seg.label > 0).sum()), "shape": list(seg.label.shape)}))
+"""
+
+
+@pytest.mark.slow
+def test_500_slice_study_within_memory_budget(tmp_path):
+    from core.phantom import make_phantom
+    from tests.core.models import threshold_model
+    c = make_phantom(5, 100, 512, slice_mm=1.0)
+    np.save(tmp_path / "hu.npy", np.concatenate([c.hu] * 5))  # 500 slices
+    del c
+    lm = threshold_model(tmp_path / "l", "liver", 60)
+    tm = threshold_model(tmp_path / "t", "tumor", 400)
+    p = subprocess.run([sys.executable, "-c", SEGMENT_BIG, str(tmp_path / "hu.npy"), str(lm), str(tm)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stderr[-3000:]
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    print(f"500 x 512 x 512: peak RSS {r['peak_gb']:.2f} GB (before segmenting {r['before_gb']:.2f} GB), "
+          f"{r['seconds']:.1f} s")
+    assert r["shape"] == [500, 512, 512] and r["liver_voxels"] > 0
+    assert r["peak_gb"] < BUDGET_GB and r["peak_gb"] - r["before_gb"] < BUDGET_ADDED_GB
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * 4096 / 2**20
+
+
+def test_ten_studies_in_a_row_do_not_grow_memory(qtbot, tmp_path):
+    """Open ten different studies one after another in the window: memory levels off."""
+    import os
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QSettings
+
+    from app.main_window import MainWindow
+    from core.dataset import Case, write_case
+    from core.phantom import make_phantom
+    for i in range(3):
+        c = make_phantom(70 + i, 48, 256)
+        write_case(tmp_path / "ds", Case(f"s{i}", c.hu, c.label, c.spacing))
+    win = MainWindow(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    win.confirm_close = False
+    qtbot.addWidget(win)
+    win.show()
+    rss = []
+    for k in range(10):
+        with qtbot.waitSignal(win.studyLoaded, timeout=60000):
+            win.open_case(str(tmp_path / "ds"), f"s{k % 3}")
+        qtbot.waitUntil(lambda: not win.jobs.busy, timeout=60000)
+        import gc
+        gc.collect()
+        rss.append(_rss_mb())
+    win.jobs.cancel_all()
+    print("RSS after each study (MB):", [round(x) for x in rss])
+    assert rss[-1] - rss[2] < 60, rss  # one 48 x 256 x 256 study with labels is ~9 MB
