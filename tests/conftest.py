@@ -9,14 +9,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_P17 = ROOT.parent / "shared" / "data" / "3Dircadb1.17"
-NO_SHARED = "../shared/data/3Dircadb1.17 is absent (a user's clone has no shared data; CI always has it)"
 
 
 @pytest.fixture(scope="session")
 def p17_src() -> Path:
     """The shared patient 17 folder (PATIENT_DICOM.zip, MASKS_DICOM.zip), read-only."""
-    if not (SHARED_P17 / "PATIENT_DICOM.zip").exists():
-        pytest.skip(NO_SHARED)
+    if not (SHARED_P17 / "PATIENT_DICOM.zip").exists():  # a user's clone has none; CI always has it
+        pytest.skip("../shared/data/3Dircadb1.17 is absent: tests on the real patient need the shared data")
     return SHARED_P17
 
 

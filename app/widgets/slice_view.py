@@ -245,8 +245,6 @@ class PlaneView(QWidget):
     def overlay_image(self) -> Optional[np.ndarray]:
         """The uint8 overlay of the current slice (0..4, see :func:`overlay_lut`)."""
         lab = self.label if self.mode != "reference" else self.reference
-        if lab is None and self.mode == "outlines":
-            lab = None
         img = None if lab is None else self._take(lab, self.index)
         if self.mode == "outlines" and self.reference is not None:
             ref = self._take(self.reference, self.index)

@@ -62,3 +62,22 @@ def write_series(folder: Path, hu: Optional[np.ndarray] = None, *, name: str = "
             ds.save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
+
+
+def copy_with_mutation(files: list[Path], folder: Path, victim: int, flips=(), cut=None, patch=None) -> Path:
+    """Copy ``files`` into ``folder`` and mutate one of them: ``patch(bytearray)`` first, then byte
+    flips ``(position, value)`` (positions past the end ignored), then truncation to ``cut`` bytes."""
+    import shutil
+    for p in files:
+        shutil.copy(p, folder / p.name)
+    target = folder / files[victim].name
+    data = bytearray(target.read_bytes())
+    if patch is not None:
+        patch(data)
+    for pos, byte in flips:
+        if pos < len(data):
+            data[pos] = byte
+    if cut is not None:
+        data = data[:cut]
+    target.write_bytes(bytes(data))
+    return target

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import struct
 
 import numpy as np
@@ -12,7 +11,7 @@ from hypothesis import strategies as st
 
 from core.dicom import DicomError, load_series, scan
 
-from .factory import hu_volume, write_series
+from .factory import copy_with_mutation, hu_volume, write_series
 
 TAG_PATCHES = {  # (group, element) -> packed little-endian values to try
     "rows": (0x0028, 0x0010), "cols": (0x0028, 0x0011), "bits": (0x0028, 0x0100),
@@ -43,18 +42,8 @@ def _patch_us(data: bytearray, tag, value: int) -> None:
 )
 def test_mutated_files(template, tmp_path_factory, victim, cut, flips, patch):
     folder = tmp_path_factory.mktemp("fuzz")
-    for p in template:
-        shutil.copy(p, folder / p.name)
-    target = folder / template[victim].name
-    data = bytearray(target.read_bytes())
-    if patch:
-        _patch_us(data, TAG_PATCHES[patch[0]], patch[1])
-    for pos, byte in flips:
-        if pos < len(data):
-            data[pos] = byte
-    if cut is not None:
-        data = data[:cut]
-    target.write_bytes(bytes(data))
+    copy_with_mutation(template, folder, victim, flips, cut,
+                       (lambda d: _patch_us(d, TAG_PATCHES[patch[0]], patch[1])) if patch else None)
     try:
         scan(folder)
         v = load_series(folder)

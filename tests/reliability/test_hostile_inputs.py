@@ -8,7 +8,6 @@ hypothesis deadline) or a memory blow-up (volumes are bounded by the inputs).
 from __future__ import annotations
 
 import io
-import shutil
 import zipfile
 
 import numpy as np
@@ -20,6 +19,7 @@ from core.dicom import DicomError, load_series
 from core.errors import LiverSegError
 from core.ircadb import import_ircadb
 from core.phantom import make_phantom, write_patient
+from tests.core.factory import copy_with_mutation
 
 COUNTS: dict[str, int] = {}
 
@@ -43,16 +43,7 @@ def real_slices(p17_src, tmp_path_factory):
        flips=st.lists(st.tuples(st.integers(0, 530000), st.integers(0, 255)), max_size=12))
 def test_mutated_real_patient_slices(real_slices, tmp_path_factory, victim, cut, flips):
     folder = tmp_path_factory.mktemp("m")
-    for p in real_slices:
-        shutil.copy(p, folder / p.name)
-    target = folder / real_slices[victim].name
-    data = bytearray(target.read_bytes())
-    for pos, b in flips:
-        if pos < len(data):
-            data[pos] = b
-    if cut is not None:
-        data = data[:cut]
-    target.write_bytes(bytes(data))
+    copy_with_mutation(real_slices, folder, victim, flips, cut)
     try:
         v = load_series(folder)
     except DicomError as exc:
