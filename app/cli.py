@@ -30,6 +30,8 @@ def _gui(args) -> int:
 
 
 def main(argv=None) -> int:
+    from core.settings import apply_backend, load_settings
+    apply_backend(load_settings())  # before anything imports Keras; KERAS_BACKEND wins when set
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     args = parser.parse_args(argv or ["gui"])

@@ -45,13 +45,14 @@ def _model(path: str, stage: str):
     return _MODEL_CACHE[key]
 
 
-def segment_study(study: Study, liver_path: str, tumor_path: Optional[str], progress=None, cancel=None):
-    """Run the cascade; returns (label, info)."""
+def segment_study(study: Study, liver_path: str, tumor_path: Optional[str], engine: str = "auto",
+                  progress=None, cancel=None):
+    """Run the cascade with the chosen engine (see core.engines); returns (label, info)."""
     from core.inference import segment
     t = time.perf_counter()
     liver = _model(liver_path, "liver")
     tumor = _model(tumor_path, "tumor") if tumor_path else None
-    seg = segment(study, liver, tumor, progress=progress, cancel=cancel)
+    seg = segment(study, liver, tumor, progress=progress, cancel=cancel, engine=engine)
     info = dict(seg.info, warnings=seg.warnings, seconds=time.perf_counter() - t)
     return seg.label, info
 
@@ -104,12 +105,17 @@ def warm_up(progress=None, cancel=None) -> str:
 
 
 def engine_description() -> str:
-    """Which Keras backend and device inference uses (for the About dialog)."""
+    """Which Keras backend and device, and which ONNX Runtime providers, inference can use (About)."""
     import os
+
+    from core.model.onnx_export import available_providers
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
     try:
         from core.inference import default_device
         _, desc = default_device()
-        return f"Keras backend: {backend}; device: {desc}"
+        text = f"Keras backend: {backend}; device: {desc}"
     except Exception as exc:  # no backend installed
-        return f"Keras backend: {backend} (unavailable: {exc})"
+        text = f"Keras backend: {backend} (unavailable: {exc})"
+    providers = available_providers()
+    return text + ("\nONNX Runtime: " + ", ".join(p.replace("ExecutionProvider", "") for p in providers)
+                   if providers else "\nONNX Runtime: not installed")

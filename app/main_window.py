@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Optional
 
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtGui import QActionGroup
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QDockWidget, QFileDialog, QListWidget, QMainWindow,
                                QMessageBox, QProgressBar, QTabWidget, QVBoxLayout)
 
 from core.editing import LabelEditor
 from core.errors import one_line
 from core.jobs import Progress
+from core.settings import BACKENDS, Settings, installed_backends, load_settings, save_settings
 from core.study import Study
 
 from . import jobs
@@ -71,6 +74,8 @@ class MainWindow(QMainWindow):
         self._segment_job: Optional[Job] = None
         self._train_job: Optional[Job] = None
         self.confirm_close = True  # ask before cancelling running jobs on close
+        self.prefs: Settings = load_settings()
+        self.last_engines: dict = {}
 
         self.viewer = OrthoViewer()
         self.setCentralWidget(self.viewer)
@@ -82,6 +87,7 @@ class MainWindow(QMainWindow):
 
         self.display = DisplayPanel()
         self.segment_panel = SegmentPanel()
+        self.segment_panel.set_engine(self.prefs.engine)
         self.results = ResultsPanel()
         self.train_panel = TrainPanel()
         tabs = QTabWidget()
@@ -111,6 +117,7 @@ class MainWindow(QMainWindow):
         sp.toolChanged.connect(self.set_tool)
         sp.undoRequested.connect(self.undo)
         sp.redoRequested.connect(self.redo)
+        sp.engineChanged.connect(self.set_engine)
         ax = v.axial
         ax.strokeStarted.connect(self._stroke_started)
         ax.painted.connect(self._paint)
@@ -139,6 +146,19 @@ class MainWindow(QMainWindow):
         e = self.menuBar().addMenu("&Edit")
         e.addAction("&Undo", self.undo, "Ctrl+Z")
         e.addAction("&Redo", self.redo, "Ctrl+Y")
+        st = self.menuBar().addMenu("&Settings")
+        bm = st.addMenu("Keras &backend (after restart)")
+        group = QActionGroup(self)
+        installed = installed_backends()
+        self.backend_actions = {}
+        for b in BACKENDS:
+            a = bm.addAction(b + ("" if b in installed else " (not installed)"))
+            a.setCheckable(True)
+            a.setEnabled(b in installed)
+            a.setChecked(b == self.prefs.keras_backend)
+            a.triggered.connect(lambda _=False, b=b: self.set_backend(b))
+            group.addAction(a)
+            self.backend_actions[b] = a
         h = self.menuBar().addMenu("&Help")
         h.addAction("&About", self.about)
 
@@ -274,7 +294,7 @@ class MainWindow(QMainWindow):
         if self.study is None:
             self.show_error("Open a study first.", "")
             return None
-        job = Job("Segment", jobs.segment_study, self.study, liver_path, tumor_path or None)
+        job = Job("Segment", jobs.segment_study, self.study, liver_path, tumor_path or None, self.prefs.engine)
         job.progress.connect(lambda ev: self.segment_panel.set_progress(ev.done, ev.total))
         for sig in (job.finished, job.failed, job.cancelled):
             sig.connect(lambda *_: self.segment_panel.set_busy(False))
@@ -284,13 +304,15 @@ class MainWindow(QMainWindow):
 
     def _segmented(self, result) -> None:
         label, info = result
+        self.last_engines = dict(info.get("engines") or {})
         self.study.label = label
         self.editor = LabelEditor(label)
         self.viewer.set_labels(label, self.study.reference)
         mode = "outlines" if self.study.reference is not None else "prediction"
         self.display.mode.setCurrentIndex(["prediction", "reference", "outlines"].index(mode))
         self.viewer.set_mode(mode)
-        self.statusBar().showMessage(f"Segmented in {info.get('seconds', 0):.1f} s on {info.get('device', '?')}"
+        engines = "; ".join(f"{k}: {v}" for k, v in self.last_engines.items()) or info.get("device", "?")
+        self.statusBar().showMessage(f"Segmented in {info.get('seconds', 0):.1f} s ({engines})"
                                      + ("   " + "; ".join(info.get("warnings", [])) if info.get("warnings") else ""))
         self.tabs.setCurrentWidget(self.results)
         self._update_summary(label)
@@ -408,11 +430,36 @@ class MainWindow(QMainWindow):
         return self.start_job(job, lambda p: self.statusBar().showMessage(f"Wrote {p}"))
 
     # -- misc -----------------------------------------------------------------
+    def set_engine(self, engine: str) -> None:
+        """The inference engine setting (saved for the next session)."""
+        self._save_prefs(self.prefs.replace(engine=engine))
+
+    def set_backend(self, backend: str) -> None:
+        """The Keras backend setting: used from the next start (Keras is already imported)."""
+        if backend == self.prefs.keras_backend:
+            return
+        self._save_prefs(self.prefs.replace(keras_backend=backend))
+        note = ("" if "KERAS_BACKEND" not in os.environ or os.environ["KERAS_BACKEND"] == backend else
+                f" (the KERAS_BACKEND environment variable, {os.environ['KERAS_BACKEND']}, still wins)")
+        self.statusBar().showMessage(f"Keras backend {backend} will be used after a restart{note}")
+
+    def _save_prefs(self, prefs: Settings) -> None:
+        self.prefs = prefs
+        try:
+            save_settings(prefs)
+        except OSError as exc:
+            self.statusBar().showMessage(f"Settings not saved: {exc}")
+
     def about(self) -> None:
+        QMessageBox.about(self, "About LiverSeg Studio", self.about_text())
+
+    def about_text(self) -> str:
         from core import __version__
-        QMessageBox.about(self, "About LiverSeg Studio",
-                          f"LiverSeg Studio {__version__}\n{jobs.engine_description()}\n\n"
-                          "Demo models are trained on synthetic data only.")
+        last = ("\nLast segmentation: " + "; ".join(f"{k}: {v}" for k, v in self.last_engines.items())
+                if self.last_engines else "")
+        return (f"LiverSeg Studio {__version__}\n{jobs.engine_description()}\n"
+                f"Inference engine setting: {self.prefs.engine}{last}\n\n"
+                "Demo models are trained on synthetic data only.")
 
     def closeEvent(self, ev) -> None:
         if self.jobs.busy and self.confirm_close:

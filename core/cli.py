@@ -120,7 +120,8 @@ def cmd_train(args, cancel: CancelToken) -> int:
         dataset=args.dataset, out=args.out, stage=args.stage, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.lr, image_size=args.image_size, base_filters=args.filters, depth=args.depth,
         recipe=args.recipe, loss=args.loss, fraction=args.fraction, seed=args.seed, augment=not args.no_augment,
-        early_stopping=args.early_stopping, precision=args.precision, strategy=args.strategy)
+        early_stopping=args.early_stopping, precision=args.precision, strategy=args.strategy,
+        export_onnx=not args.no_onnx)
     try:
         result = train(cfg, progress=progress, cancel=cancel, resume=args.resume)
     finally:
@@ -147,7 +148,7 @@ def cmd_predict(args, cancel: CancelToken) -> int:
     liver = load_seg_model(args.liver_model, "liver")
     tumor = load_seg_model(args.tumor_model, "tumor") if args.tumor_model else None
     seg = segment(volume, liver, tumor, progress=bar, cancel=cancel, device=args.device,
-                  batch_size=args.batch_size)
+                  batch_size=args.batch_size, engine=args.engine)
     summary = study_summary(seg.label, volume.spacing, volume.hu)
     write_nifti(args.out, seg.label, volume, force=args.force)
     if args.seg:
@@ -157,7 +158,8 @@ def cmd_predict(args, cancel: CancelToken) -> int:
     if args.report:
         rep = {"study": str(args.dicom_dir), "series_uid": volume.meta.series_uid, "shape": list(volume.shape),
                "spacing_mm": list(volume.spacing), **summary, "warnings": list(volume.warnings) + seg.warnings,
-               "timings_s": seg.timings, "engine": {"backend_device": seg.info.get("device"),
+               "timings_s": seg.timings, "engine": {"device": seg.info.get("device"), "engines": seg.info.get("engines"),
+                                                   "reasons": seg.info.get("engine_reasons"),
                                                    "batch_size": seg.info.get("batch_size")},
                "models": {"liver": liver.meta, "tumor": tumor.meta if tumor else None}}
         write_json_report(args.report, rep, force=args.force, source_dirs=src)
@@ -165,9 +167,34 @@ def cmd_predict(args, cancel: CancelToken) -> int:
         print(f"warning: {w}", file=sys.stderr)
     print(f"liver {summary['liver_ml']:.1f} mL, tumour {summary['tumor_ml']:.2f} mL "
           f"({summary['tumor_burden_pct']:.2f} %), {len(summary['lesions'])} lesion(s); "
-          f"{seg.timings.get('total', 0):.1f} s on {seg.info.get('device')}")
+          f"{seg.timings.get('total', 0):.1f} s; {engines_line(seg.info)}")
     for path, _ in outputs:
         print(f"wrote {path}")
+    return 0
+
+
+def engines_line(info: dict) -> str:
+    """"liver: ONNX Runtime int8, CPU; tumor: ..." (which engine and device ran each model)."""
+    engines = info.get("engines") or {}
+    return "; ".join(f"{stage}: {desc}" for stage, desc in engines.items()) or str(info.get("device"))
+
+
+def cmd_export_onnx(args, cancel: CancelToken) -> int:
+    from .model.onnx_export import export_onnx
+    from .model.quantize import quantize_int8
+    bar = ProgressBar()
+    rec = export_onnx(args.run_dir, progress=bar, cancel=cancel)
+    print(f"model.onnx written; largest difference from Keras on phantom slices {rec['max_abs_diff']:.1e}")
+    if args.no_int8:
+        return 0
+    q = quantize_int8(args.run_dir, dataset=args.dataset, n_slices=args.calibration_slices,
+                      recalibrate=args.recalibrate, progress=bar, cancel=cancel)
+    gate = q["gate"]
+    for cid, (a, b) in gate["cases"].items():
+        print(f"    {cid}: Dice fp32 {a:.4f}  int8 {b:.4f}  difference {abs(a - b):.4f}")
+    verdict = "validated: used on CPUs" if q["validated"] else "REFUSED: the fp32 ONNX model will be used"
+    print(f"model.int8.onnx {verdict} (largest per-case Dice difference {gate['max_difference']:.4f}, "
+          f"limit {gate['tolerance']}; {q['calibration']['slices']} calibration slices)")
     return 0
 
 
@@ -179,7 +206,7 @@ def cmd_evaluate(args, cancel: CancelToken) -> int:
     liver = load_seg_model(args.liver_model, "liver")
     tumor = load_seg_model(args.tumor_model, "tumor") if args.tumor_model else None
     result = evaluate_dataset(args.dataset, liver, tumor, args.cases, progress=ProgressBar(), cancel=cancel,
-                              device=args.device)
+                              device=args.device, engine=args.engine)
     print(format_table(result))
     write_json_report(args.out, result, force=args.force)
     print(f"wrote {args.out}")
@@ -188,7 +215,7 @@ def cmd_evaluate(args, cancel: CancelToken) -> int:
 
 def cmd_selftest(args, cancel: CancelToken) -> int:
     from .selftest import run_selftest
-    failures = run_selftest()
+    failures = run_selftest(engine=args.engine)
     for f in failures:
         print(f"FAILED: {f}", file=sys.stderr)
     print("selftest passed" if not failures else f"selftest failed ({len(failures)} problem(s))")
@@ -224,6 +251,8 @@ def add_subcommands(sub) -> None:
     p.add_argument("--report", help="also write a JSON report")
     p.add_argument("--device", choices=("cpu", "gpu"), help="default: the GPU when the backend sees one")
     p.add_argument("--batch-size", type=int, help="slices per network call")
+    p.add_argument("--engine", choices=("auto", "keras", "onnx", "onnx-int8"), default="auto",
+                   help="auto: Keras on a GPU, else ONNX Runtime (GPU provider, validated int8, fp32), else Keras")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.set_defaults(func=cmd_predict)
 
@@ -234,11 +263,25 @@ def add_subcommands(sub) -> None:
     p.add_argument("--out", required=True, help="JSON report to write")
     p.add_argument("--cases", nargs="*", help="case ids (default: all)")
     p.add_argument("--device", choices=("cpu", "gpu"))
+    p.add_argument("--engine", choices=("auto", "keras", "onnx", "onnx-int8"), default="auto",
+                   help="auto: Keras on a GPU, else ONNX Runtime (GPU provider, validated int8, fp32), else Keras")
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("selftest", help="check this installation on a phantom with the bundled demo models")
+    p.add_argument("--engine", choices=("auto", "keras", "onnx", "onnx-int8"), default="auto",
+                   help="auto: Keras on a GPU, else ONNX Runtime (GPU provider, validated int8, fp32), else Keras")
     p.set_defaults(func=cmd_selftest)
+
+    p = sub.add_parser("export-onnx", help="export a trained model to ONNX (and a Dice-checked int8 model)")
+    p.add_argument("run_dir", help="run folder (or model folder with model.keras and model.json)")
+    p.add_argument("--no-int8", action="store_true", help="only the fp32 model.onnx")
+    p.add_argument("--dataset", help="dataset folder for calibration and the Dice check "
+                                     "(default: the one the model was trained on)")
+    p.add_argument("--calibration-slices", type=int, default=32)
+    p.add_argument("--recalibrate", action="store_true", help="draw new calibration slices instead of reusing "
+                                                              "the run's calibration.npz")
+    p.set_defaults(func=cmd_export_onnx)
 
     p = sub.add_parser("train", help="train the liver or the tumour ResUNet on a dataset folder")
     p.add_argument("dataset", help="dataset folder (from liverseg import)")
@@ -259,6 +302,7 @@ def add_subcommands(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
     p.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default")
     p.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"), default="float32")
+    p.add_argument("--no-onnx", action="store_true", help="skip the ONNX / int8 export at the end")
     p.set_defaults(func=cmd_train)
 
 

@@ -143,6 +143,16 @@ def make_runner(seg_model, batch_size: int, device: Optional[str]):
     return _Runner(seg_model, batch_size, device)
 
 
+def runner_for(seg_model, engine: str, batch_size: int, device: Optional[str], keras_device: str):
+    """(runner, :class:`core.engines.EngineChoice`) for one model."""
+    from .engines import OrtRunner, choose_engine
+    choice = choose_engine(engine, seg_model.path, seg_model.meta, keras_device)
+    log.info("%s model: %s (%s)", seg_model.stage, choice.device, choice.reason)
+    if choice.engine == "keras":
+        return make_runner(seg_model, batch_size, device), choice
+    return OrtRunner(seg_model, choice, batch_size), choice
+
+
 def default_device() -> tuple[Optional[str], str]:
     """(keras device string or None, a description), the GPU when the backend sees one."""
     import keras
@@ -260,7 +270,7 @@ def bounding_box(mask: np.ndarray, margin: int = MARGIN_PX):
 
 def segment(volume, liver_model, tumor_model=None, progress: Optional[ProgressFn] = None,
             cancel: Optional[CancelToken] = None, *, batch_size: Optional[int] = None, device: Optional[str] = None,
-            return_probs: bool = False, min_tumor_ml: float = 0.05) -> Segmentation:
+            return_probs: bool = False, min_tumor_ml: float = 0.05, engine: str = "auto") -> Segmentation:
     """Segment liver and tumours in a CT volume.
 
     Args:
@@ -271,6 +281,7 @@ def segment(volume, liver_model, tumor_model=None, progress: Optional[ProgressFn
         device: "cpu" or "gpu" to override the automatic choice.
         return_probs: keep the probability maps (float16).
         min_tumor_ml: tumour components smaller than this are dropped.
+        engine: "auto", "keras", "onnx" or "onnx-int8" (see :mod:`core.engines`), per model.
 
     Returns:
         A :class:`Segmentation`; an empty one with a warning when no liver is found.
@@ -290,8 +301,10 @@ def segment(volume, liver_model, tumor_model=None, progress: Optional[ProgressFn
         dev = auto_dev
     batch = batch_size or (8 if dev == "cpu:0" else 32)
     seg = Segmentation(np.zeros(hu.shape, np.uint8), spacing)
-    seg.info.update(device=desc, batch_size=batch, liver_model=liver_model.path,
-                    tumor_model=getattr(tumor_model, "path", None))
+    liver_runner, liver_choice = runner_for(liver_model, engine, batch, dev, desc)
+    seg.info.update(device=liver_choice.device, batch_size=batch, liver_model=liver_model.path,
+                    tumor_model=getattr(tumor_model, "path", None),
+                    engines={"liver": liver_choice.device}, engine_reasons={"liver": liver_choice.reason})
     t0 = time.perf_counter()
 
     # 1. Liver on every slice.
@@ -299,8 +312,7 @@ def segment(volume, liver_model, tumor_model=None, progress: Optional[ProgressFn
     norm = normalised_stack(hu, pre)
     seg.timings["liver_pre"] = time.perf_counter() - t0
     t = time.perf_counter()
-    runner = make_runner(liver_model, batch, dev)
-    prob_small = runner.predict(norm, np.arange(hu.shape[0]), cancel, progress, "liver")
+    prob_small = liver_runner.predict(norm, np.arange(hu.shape[0]), cancel, progress, "liver")
     seg.timings["liver_net"] = time.perf_counter() - t
     t = time.perf_counter()
     liver = np.zeros(hu.shape, bool)
@@ -340,7 +352,8 @@ def segment(volume, liver_model, tumor_model=None, progress: Optional[ProgressFn
         norm = normalised_stack(sub, tpre, box)
         seg.timings["tumor_pre"] = time.perf_counter() - t
         t = time.perf_counter()
-        runner = make_runner(tumor_model, batch, dev)
+        runner, choice = runner_for(tumor_model, engine, batch, dev, desc)
+        seg.info["engines"]["tumor"], seg.info["engine_reasons"]["tumor"] = choice.device, choice.reason
         prob_small = runner.predict(norm, zs - zs[0], cancel, progress, "tumor")
         seg.timings["tumor_net"] = time.perf_counter() - t
         t = time.perf_counter()

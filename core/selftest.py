@@ -12,7 +12,7 @@ from typing import Callable
 from . import metrics
 
 
-def run_selftest(echo: Callable[[str], None] = print) -> list[str]:
+def run_selftest(echo: Callable[[str], None] = print, engine: str = "auto") -> list[str]:
     """Returns the list of failures (empty when everything works)."""
     failures: list[str] = []
     t0 = time.perf_counter()
@@ -38,9 +38,10 @@ def run_selftest(echo: Callable[[str], None] = print) -> list[str]:
         models = bundled_models_dir()
         liver = load_seg_model(models / "demo-liver", "liver")
         tumor = load_seg_model(models / "demo-tumor", "tumor")
-        seg = segment(vol, liver, tumor)
+        seg = segment(vol, liver, tumor, engine=engine)
         d_liver = metrics.dice(seg.label > 0, case.label > 0)
-        echo(f"demo models on {seg.info['device']}: liver Dice {d_liver:.3f} "
+        engines = "; ".join(f"{k}: {v}" for k, v in seg.info["engines"].items())
+        echo(f"demo models ({engines}): liver Dice {d_liver:.3f} "
              f"({seg.timings.get('total', 0):.1f} s)")
         if d_liver < 0.8:
             failures.append(f"liver Dice {d_liver:.3f} is below 0.8 with the bundled demo models")

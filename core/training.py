@@ -75,6 +75,7 @@ class TrainConfig:
     strategy: str = "default"
     threshold: float = 0.5
     batch_log_seconds: float = 1.0  # throttle of batch records and events
+    export_onnx: bool = True  # at the end: model.onnx and a Dice-checked model.int8.onnx
 
     def __post_init__(self):
         from .model.losses import LOSSES
@@ -298,10 +299,29 @@ def train(config: TrainConfig, progress: Optional[ProgressFn] = None, cancel: Op
                             f"lower the learning rate (last good model: {run / 'last.keras'})")
     st = recorder.state
     status = "cancelled" if recorder.cancelled else ("early_stopped" if st.get("stopped_early") else "completed")
+    if cfg.export_onnx and status != "cancelled" and (run / "model.keras").exists():
+        export_after_training(run, progress, cancel)
     return RunResult(str(run), status, int(st.get("epoch", 0)), int(st.get("best_epoch", 0)),
                      float(st.get("best_val_dice", float("nan"))),
                      str(run / "model.keras") if (run / "model.keras").exists() else None,
                      [r for r in read_metrics(run) if r.get("type") == "epoch"])
+
+
+def export_after_training(run: Path, progress=None, cancel=None) -> None:
+    """model.onnx and model.int8.onnx for a finished run; a failure is recorded in model.json
+    (``"onnx_error"``) and logged, never raised: the Keras model stays the result."""
+    from .model.io import ModelError
+    from .model.onnx_export import export_onnx, read_meta, update_meta
+    from .model.quantize import quantize_int8
+    try:
+        export_onnx(run, progress=progress, cancel=cancel)
+        quantize_int8(run, progress=progress, cancel=cancel)
+        meta = read_meta(run)
+        if meta.pop("onnx_error", None) is not None:
+            write_json(run / "model.json", meta)
+    except ModelError as exc:
+        log.warning("%s: ONNX export after training failed: %s", run, exc)
+        update_meta(run, onnx_error=str(exc))
 
 
 class _NullScope:

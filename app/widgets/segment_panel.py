@@ -8,6 +8,8 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFileDialog, QFormLayout
 
 from core.library import ModelEntry, scan_models
 
+ENGINE_TEXT = {"auto": "Auto (fastest available)", "keras": "Keras", "onnx": "ONNX Runtime fp32",
+               "onnx-int8": "ONNX Runtime int8 (CPU)"}
 TOOLS = {"View / pan": None, "Liver brush": "liver", "Tumour brush": "tumor", "Eraser": "erase"}
 
 
@@ -20,6 +22,7 @@ class SegmentPanel(QWidget):
     toolChanged = Signal(object)
     undoRequested = Signal()
     redoRequested = Signal()
+    engineChanged = Signal(str)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -32,6 +35,13 @@ class SegmentPanel(QWidget):
             c.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         form.addRow("Liver model", self.liver)
         form.addRow("Tumour model", self.tumor)
+        self.engine = QComboBox()
+        for key, text in ENGINE_TEXT.items():
+            self.engine.addItem(text, key)
+        self.engine.setToolTip("Auto: Keras on a GPU; else ONNX Runtime (a GPU provider, the int8 model when "
+                               "it passed its Dice check, else fp32); else Keras on the CPU")
+        self.engine.currentIndexChanged.connect(self._engine_changed)
+        form.addRow("Engine", self.engine)
         self.info = QLabel("")
         self.info.setWordWrap(True)
         form.addRow(self.info)
@@ -75,6 +85,15 @@ class SegmentPanel(QWidget):
         self.liver.currentIndexChanged.connect(self._describe)
         self.tumor.currentIndexChanged.connect(self._describe)
         self.refresh()
+
+    def set_engine(self, engine: str) -> None:
+        i = self.engine.findData(engine)
+        self.engine.blockSignals(True)
+        self.engine.setCurrentIndex(max(i, 0))
+        self.engine.blockSignals(False)
+
+    def _engine_changed(self, _index: int) -> None:
+        self.engineChanged.emit(self.engine.currentData())
 
     def _tool_toggled(self, on: bool, tool) -> None:
         if on:

@@ -184,3 +184,33 @@ def test_close_during_training_cancels_and_joins(qtbot, tiny_dataset, tmp_path):
     win.close()
     assert not win.jobs.busy and job.token.cancelled
     assert time.perf_counter() - t < 60
+
+
+def test_engine_setting_is_used_saved_and_shown(demo, qtbot, tmp_path, isolated_user_dirs):
+    from core.model.onnx_export import export_onnx
+    from core.settings import load_settings
+    from tests.core.models import threshold_model
+    w = demo
+    liver = threshold_model(tmp_path / "liver", "liver", 60, size=64)
+    export_onnx(liver)
+    i = w.segment_panel.engine.findData("onnx")
+    w.segment_panel.engine.setCurrentIndex(i)  # as the user picks it
+    assert w.prefs.engine == "onnx" and load_settings().engine == "onnx"
+    segment(w, qtbot, (str(liver / "model.keras"), ""))
+    assert w.last_engines == {"liver": "ONNX Runtime fp32, CPU"}
+    text = w.about_text()
+    assert "Last segmentation: liver: ONNX Runtime fp32, CPU" in text and "Inference engine setting: onnx" in text
+    assert "Keras backend: " in text and "ONNX Runtime: " in text and "CPU" in text
+    # asking for int8 where there is none: a clear error, nothing else runs
+    w.segment_panel.engine.setCurrentIndex(w.segment_panel.engine.findData("onnx-int8"))
+    with qtbot.waitSignal(w.jobFailed, timeout=60000) as failed:
+        w.run_segmentation(str(liver / "model.keras"), "")
+    assert "cannot run the int8 ONNX model" in failed.args[0]
+    wait_idle(qtbot, w)
+    # the backend setting is saved for the next start; the next window starts with the saved engine
+    w.set_backend("torch")
+    assert load_settings().keras_backend == "torch" and "after a restart" in w.statusBar().currentMessage()
+    from app.main_window import MainWindow
+    w2 = MainWindow(w.settings)
+    qtbot.addWidget(w2)
+    assert w2.segment_panel.engine.currentData() == "onnx-int8" and w2.prefs.keras_backend == "torch"

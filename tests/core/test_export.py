@@ -102,7 +102,7 @@ def test_cli_predict_and_refuse_overwrite(phantom_study, tmp_path):
     for name in ("seg.nii.gz", "seg.dcm", "l.csv", "r.json"):
         assert (out / name).is_file(), name
     rep = json.loads((out / "r.json").read_text())
-    assert rep["liver_ml"] > 0 and rep["engine"]["backend_device"].startswith("tensorflow")
+    assert rep["liver_ml"] > 0 and rep["engine"]["engines"]["liver"] == "Keras, tensorflow CPU"
     label, _ = read_nifti_label(out / "seg.nii.gz")
     assert label.shape == case.hu.shape
     r = _cli(*args)

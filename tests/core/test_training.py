@@ -22,7 +22,7 @@ EPOCH_KEYS = {"epoch", "loss", "dice", "val_loss", "val_dice", "lr", "seconds"}
 
 def tiny(ds, out, **kw) -> TrainConfig:
     base = dict(dataset=str(ds), out=str(out), epochs=2, batch_size=8, image_size=64, base_filters=8, depth=3,
-                val_fraction=0.34, batch_log_seconds=0.0)
+                val_fraction=0.34, batch_log_seconds=0.0, export_onnx=False)
     base.update(kw)
     return TrainConfig(**base)
 

@@ -1,0 +1,191 @@
+"""ONNX export of a trained model, checked against Keras, and ONNX Runtime sessions.
+
+``export_onnx(model_dir)`` writes ``model.onnx`` next to ``model.keras`` (atomically),
+runs both on phantom slices prepared with the model's own preprocessing, refuses the
+file when they differ by more than ``tolerance``, and records the export in
+``model.json`` (``"onnx"``). The conversion is Keras' own ``model.export(format="onnx")``
+(tf2onnx on the TensorFlow backend, ``torch.onnx`` on the PyTorch backend).
+
+ONNX files are loaded with :func:`open_session`, which checks the input and output
+shapes against ``model.json`` just as :func:`core.model.io.load_seg_model` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..atomic import default_mode, write_json
+from ..errors import one_line
+from ..jobs import CancelToken, ProgressFn, check, report
+from .io import ModelError, find_model_file
+
+ONNX_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
+TOLERANCE = 1e-4
+
+
+def model_folder(path: str | os.PathLike) -> Path:
+    """The folder holding ``model.keras`` and ``model.json`` for a run folder or a model file."""
+    p = Path(path)
+    folder = p if p.is_dir() else p.parent
+    if not (folder / "model.json").is_file():
+        raise ModelError(f"{folder}: no model.json (not a trained model folder)")
+    return folder
+
+
+def read_meta(folder: Path) -> dict:
+    try:
+        return json.loads((folder / "model.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{folder / 'model.json'}: unreadable model metadata ({one_line(exc, 100)})") from None
+
+
+def update_meta(folder: Path, **entries) -> dict:
+    """Merge ``entries`` into model.json (atomic rewrite)."""
+    meta = read_meta(folder)
+    meta.update(entries)
+    write_json(folder / "model.json", meta)
+    return meta
+
+
+def phantom_inputs(pre, n: int = 8, seed: int = 7) -> np.ndarray:
+    """``n`` slices of a phantom through the liver, as model input [n, S, S, C] (float32)."""
+    from ..inference import normalised_stack, stack_channels
+    from ..phantom import make_phantom
+    case = make_phantom(seed, max(n + 4, 16), 256)
+    norm = normalised_stack(case.hu, pre)
+    zs = np.linspace(2, case.hu.shape[0] - 3, n).round().astype(int)
+    return stack_channels(norm, zs, pre)
+
+
+def _fsync_replace(tmp: str, final: Path) -> None:
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.chmod(tmp, default_mode())
+    os.replace(tmp, final)
+
+
+@contextlib.contextmanager
+def temp_beside(final: Path, suffix: str = ".onnx"):
+    """A temp file name in ``final``'s folder, removed unless it was renamed onto ``final``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=suffix, dir=final.parent)
+    os.close(fd)
+    try:
+        yield tmp
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def available_providers() -> list[str]:
+    """ONNX Runtime's execution providers here ([] when onnxruntime is not installed)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return []
+    return list(ort.get_available_providers())
+
+
+def open_session(path: str | os.PathLike, size: int, providers: Optional[Sequence[str]] = None,
+                 threads: int = 0):
+    """An ONNX Runtime session for a segmentation model, its shapes checked.
+
+    Raises:
+        ModelError: onnxruntime missing, the file unreadable, or shapes other than
+            [B, size, size, 3] -> [B, size, size, 1].
+    """
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ModelError("onnxruntime is not installed (pip install onnxruntime)") from None
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: no such ONNX file")
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+    try:
+        sess = ort.InferenceSession(str(path), opts, providers=list(providers or ["CPUExecutionProvider"]))
+    except Exception as exc:  # onnxruntime raises its own exception types for bad files
+        raise ModelError(f"{path}: cannot load ONNX model ({one_line(exc, 200)})") from None
+    ins, outs = sess.get_inputs(), sess.get_outputs()
+    ishape = tuple(ins[0].shape) if len(ins) == 1 else ()
+    oshape = tuple(outs[0].shape) if len(outs) == 1 else ()
+    if len(ishape) != 4 or tuple(ishape[1:]) != (size, size, 3):
+        raise ModelError(f"{path}: unexpected ONNX input shape {ishape}; expected (B, {size}, {size}, 3)")
+    if len(oshape) != 4 or tuple(oshape[1:]) != (size, size, 1):
+        raise ModelError(f"{path}: unexpected ONNX output shape {oshape}; expected (B, {size}, {size}, 1)")
+    return sess
+
+
+def run_session(sess, x: np.ndarray) -> np.ndarray:
+    """Probabilities [B, S, S] for inputs [B, S, S, C]."""
+    name = sess.get_inputs()[0].name
+    return sess.run(None, {name: np.ascontiguousarray(x, dtype=np.float32)})[0][..., 0]
+
+
+def _keras_to_onnx(model, x: np.ndarray, tmp: str) -> None:
+    import keras
+    model(x[:1], training=False)  # Keras exports only models that have been called
+    try:
+        with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
+            model.export(tmp, format="onnx", verbose=False)
+    except ImportError as exc:
+        raise ModelError(f"ONNX export on the {keras.backend.backend()} backend needs {exc.name or exc} "
+                         f"(pip install tf2onnx onnx)") from None
+    except Exception as exc:
+        raise ModelError(f"ONNX export failed on the {keras.backend.backend()} backend ({one_line(exc, 200)})") from None
+
+
+def export_onnx(path: str | os.PathLike, tolerance: float = TOLERANCE, progress: Optional[ProgressFn] = None,
+                cancel: Optional[CancelToken] = None) -> dict:
+    """Export a model folder's ``model.keras`` to ``model.onnx`` and check it.
+
+    Returns:
+        The ``"onnx"`` record written into model.json (file, max_abs_diff, backend, date).
+
+    Raises:
+        ModelError: no model, the export failed, or ONNX and Keras disagree by more
+            than ``tolerance`` (then no ``model.onnx`` is left behind).
+    """
+    import keras
+
+    from .io import load_seg_model
+    folder = model_folder(path)
+    seg = load_seg_model(find_model_file(folder), read_meta(folder).get("stage"))
+    report(progress, "onnx", 0, 3, "exporting")
+    x = phantom_inputs(seg.pre)
+    final = folder / ONNX_FILE
+    t = time.perf_counter()
+    with temp_beside(final) as tmp:
+        _keras_to_onnx(seg.model, x, tmp)
+        check(cancel)
+        report(progress, "onnx", 1, 3, "checking against Keras")
+        ref = np.asarray(keras.ops.convert_to_numpy(seg.model.predict_on_batch(x)), np.float32)[..., 0]
+        got = run_session(open_session(tmp, seg.pre.size), x)
+        diff = float(np.abs(ref - got).max())
+        if not diff < tolerance:
+            raise ModelError(f"{folder}: ONNX output differs from Keras by {diff:.2e} (limit {tolerance:.0e}); "
+                             f"model.onnx not written")
+        _fsync_replace(tmp, final)
+    from ..engines import file_sha256
+    record = {"file": ONNX_FILE, "keras_sha256": file_sha256(Path(seg.path)), "max_abs_diff": diff, "tolerance": tolerance, "checked_slices": int(len(x)),
+              "backend": keras.backend.backend(), "seconds": round(time.perf_counter() - t, 2),
+              "date": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    meta = read_meta(folder)
+    meta["onnx"] = record
+    if meta.pop("int8", None) is not None:  # quantised from the previous export: no longer valid
+        with contextlib.suppress(OSError):
+            os.unlink(folder / INT8_FILE)
+    write_json(folder / "model.json", meta)
+    report(progress, "onnx", 3, 3, f"model.onnx written (max difference {diff:.1e})")
+    return record
