@@ -60,6 +60,18 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def current_meta(seg_model) -> dict:
+    """model.json as it is on disk now (an ONNX export may have been added since the model was loaded)."""
+    import json
+    side = Path(seg_model.path).with_name("model.json")
+    if Path(seg_model.path).suffix == ".keras" and side.is_file():
+        try:
+            return json.loads(side.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            pass
+    return seg_model.meta
+
+
 def onnx_status(model_file: str | Path, meta: dict) -> tuple[Optional[Path], Optional[Path], str]:
     """(model.onnx or None, validated model.int8.onnx or None, a note on what is missing)."""
     model_file = Path(model_file)

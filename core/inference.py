@@ -145,8 +145,8 @@ def make_runner(seg_model, batch_size: int, device: Optional[str]):
 
 def runner_for(seg_model, engine: str, batch_size: int, device: Optional[str], keras_device: str):
     """(runner, :class:`core.engines.EngineChoice`) for one model."""
-    from .engines import OrtRunner, choose_engine
-    choice = choose_engine(engine, seg_model.path, seg_model.meta, keras_device)
+    from .engines import OrtRunner, choose_engine, current_meta
+    choice = choose_engine(engine, seg_model.path, current_meta(seg_model), keras_device)
     log.info("%s model: %s (%s)", seg_model.stage, choice.device, choice.reason)
     if choice.engine == "keras":
         return make_runner(seg_model, batch_size, device), choice
