@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Optional
 
@@ -30,7 +30,8 @@ class Settings:
     """
 
     engine: str = "auto"
-    keras_backend: str = "tensorflow"
+    # a packaged variant may default to another backend (the Windows GPU build: torch)
+    keras_backend: str = field(default_factory=lambda: os.environ.get("LIVERSEG_DEFAULT_BACKEND", "tensorflow"))
 
     def __post_init__(self):
         if self.engine not in ENGINES:

@@ -56,6 +56,15 @@ def update_meta(folder: Path, **entries) -> dict:
     return meta
 
 
+def forget_int8(folder: Path) -> None:
+    """Drop the int8 record, then the file (in that order: a record never names a missing or newer file)."""
+    meta = read_meta(folder)
+    if meta.pop("int8", None) is not None:
+        write_json(folder / "model.json", meta)
+    with contextlib.suppress(OSError):
+        os.unlink(folder / INT8_FILE)
+
+
 def phantom_inputs(pre, n: int = 8, seed: int = 7) -> np.ndarray:
     """``n`` slices of a phantom through the liver, as model input [n, S, S, C] (float32)."""
     from ..inference import normalised_stack, stack_channels
@@ -176,16 +185,12 @@ def export_onnx(path: str | os.PathLike, tolerance: float = TOLERANCE, progress:
         if not diff < tolerance:
             raise ModelError(f"{folder}: ONNX output differs from Keras by {diff:.2e} (limit {tolerance:.0e}); "
                              f"model.onnx not written")
+        forget_int8(folder)  # quantised from the previous export: no longer valid
         _fsync_replace(tmp, final)
     from ..engines import file_sha256
     record = {"file": ONNX_FILE, "keras_sha256": file_sha256(Path(seg.path)), "max_abs_diff": diff, "tolerance": tolerance, "checked_slices": int(len(x)),
               "backend": keras.backend.backend(), "seconds": round(time.perf_counter() - t, 2),
               "date": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    meta = read_meta(folder)
-    meta["onnx"] = record
-    if meta.pop("int8", None) is not None:  # quantised from the previous export: no longer valid
-        with contextlib.suppress(OSError):
-            os.unlink(folder / INT8_FILE)
-    write_json(folder / "model.json", meta)
+    update_meta(folder, onnx=record)
     report(progress, "onnx", 3, 3, f"model.onnx written (max difference {diff:.1e})")
     return record

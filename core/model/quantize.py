@@ -28,8 +28,8 @@ from ..atomic import atomic_open
 from ..errors import one_line
 from ..jobs import CancelToken, ProgressFn, check, report
 from .io import ModelError
-from .onnx_export import (INT8_FILE, ONNX_FILE, _fsync_replace, model_folder, open_session, read_meta,
-                          run_session, temp_beside, write_json)
+from .onnx_export import (INT8_FILE, ONNX_FILE, _fsync_replace, forget_int8, model_folder, open_session,
+                          read_meta, run_session, temp_beside, write_json)
 
 CALIBRATION_FILE = "calibration.npz"
 DICE_TOLERANCE = 0.01
@@ -182,6 +182,7 @@ def quantize_int8(path: str | os.PathLike, *, dataset: Optional[str] = None, tra
             report(progress, "int8", 2 + i, 3 + len(val), f"Dice check on {cid}")
             check(cancel)
             cases[cid] = [round(case_dice(s, dataset, cid, stage, pre, threshold), 5) for s in (sess_fp32, sess_int8)]
+        forget_int8(folder)  # the old record must not vouch for the new file
         _fsync_replace(tmp, final)
     worst = max(abs(a - b) for a, b in cases.values())
     passed = bool(worst <= tolerance)

@@ -27,7 +27,7 @@ from core.export import ExportError, read_nifti_label, write_nifti
 from core.phantom import make_phantom, write_patient
 
 ROOT = Path(__file__).resolve().parents[2]
-KILLS = {"import": 6, "predict": 6}
+KILLS = {"import": 6, "predict": 6, "export-onnx": 6}
 
 
 def _start(*args):
@@ -99,6 +99,38 @@ def test_kill_9_during_predict_and_export_then_rerun(source, tmp_path):
     p = _start(*args)
     assert p.wait(300) == 0, p.stderr.read()
     assert all((out / n).exists() for n in ("seg.nii.gz", "seg.dcm", "l.csv", "r.json"))
+
+
+def test_kill_9_during_onnx_export_and_quantisation_then_rerun(tmp_path):
+    """ONNX export and int8 quantisation killed at random moments: model.onnx, model.int8.onnx and
+    model.json are each either absent or complete, and the rerun validates the int8 model."""
+    pytest.importorskip("onnxruntime")
+    from core.model.onnx_export import open_session
+    from tests.core.models import threshold_model
+    ds = tmp_path / "ds"
+    for i in range(3):
+        c = make_phantom(80 + i, 12, 64)
+        write_case(ds, Case(f"q{i}", c.hu, c.label, c.spacing))
+    folder = threshold_model(tmp_path / "m", "liver", -50, size=64)
+    meta = json.loads((folder / "model.json").read_text())
+    meta["data"] = {"dataset": str(ds), "train_patients": ["q0", "q1"], "val_patients": ["q2"]}
+    (folder / "model.json").write_text(json.dumps(meta))
+    rng = random.Random(13)
+    for _ in range(KILLS["export-onnx"]):
+        _kill_at(_start("export-onnx", str(folder), "--recalibrate"), rng.uniform(1.0, 9.0))
+        m = json.loads((folder / "model.json").read_text())
+        for name in ("model.onnx", "model.int8.onnx"):
+            if (folder / name).exists():
+                open_session(folder / name, 64)
+        if "int8" in m:
+            assert (folder / "model.int8.onnx").exists() and (folder / "model.onnx").exists()
+        if (folder / "calibration.npz").exists():
+            with np.load(folder / "calibration.npz") as z:
+                assert z["x"].shape[1:] == (64, 64, 3)
+    p = _start("export-onnx", str(folder))
+    assert p.wait(300) == 0, p.stderr.read()
+    m = json.loads((folder / "model.json").read_text())
+    assert m["onnx"]["max_abs_diff"] < 1e-4 and m["int8"]["validated"]
 
 
 def _enospc(*a, **k):

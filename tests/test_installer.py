@@ -1,0 +1,106 @@
+"""Issue 6: build the one-folder bundle and its Linux package, extract it, run ``liverseg selftest``
+from the extraction with no Python on PATH (slow: several minutes; .ci/run runs it)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory):
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the Linux package is built and tested here; Windows and macOS build in the CI matrix")
+    pytest.importorskip("PyInstaller")
+    work = tmp_path_factory.mktemp("installer")
+    r = subprocess.run([sys.executable, str(ROOT / "build_installer.py"), "--dist", str(work / "dist"),
+                        "--work", str(work / "build")], cwd=ROOT, capture_output=True, text=True, timeout=2000)
+    assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-5000:])
+    print(r.stdout[-600:])
+    from build_installer import platform_tag, version
+    tgz = work / "dist" / f"LiverSegStudio-{version()}-{platform_tag()}.tar.gz"
+    assert tgz.is_file(), sorted(p.name for p in (work / "dist").iterdir())
+    return work, tgz
+
+
+def clean_env(home: Path) -> dict:
+    """No Python anywhere: PATH is an empty folder, no PYTHON* or virtualenv variables."""
+    empty = home / "empty-bin"
+    empty.mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTHON", "VIRTUAL_ENV", "KERAS", "CONDA", "LIVERSEG"))}
+    env.update(PATH=str(empty), HOME=str(home), XDG_CONFIG_HOME=str(home / "cfg"),
+               XDG_CACHE_HOME=str(home / "cache"), XDG_DATA_HOME=str(home / "data"))
+    return env
+
+
+def test_package_extracts_and_selftest_passes_without_python(package, tmp_path):
+    work, tgz = package
+    with tarfile.open(tgz) as tar:
+        names = tar.getnames()
+        top = names[0].split("/")[0]
+        assert all(n.split("/")[0] == top for n in names)  # one top folder
+        tar.extractall(tmp_path / "x", filter="tar")
+    app = tmp_path / "x" / top
+    for name in ("liverseg", "liverseg-studio.desktop", "liverseg.png", "install-desktop-entry.sh", "README.txt"):
+        assert (app / name).is_file(), name
+    assert os.access(app / "liverseg", os.X_OK)
+    internal = app / "_internal"
+    assert (internal / "resources" / "models" / "demo-liver" / "model.keras").is_file()
+    assert (internal / "resources" / "models" / "demo-liver" / "model.int8.onnx").is_file()
+    for left_out in ("torch", "jax", "tests", "pytest", "tensorflow/include", "matplotlib"):
+        assert not (internal / left_out).exists(), f"{left_out} should not be in the bundle"
+    env = clean_env(tmp_path)
+    r = subprocess.run([str(app / "liverseg"), "selftest"], cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, (r.stdout, r.stderr[-4000:])
+    assert "selftest passed" in r.stdout and "liver Dice" in r.stdout
+    r = subprocess.run([str(app / "liverseg"), "selftest", "--engine", "keras"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and "Keras, tensorflow CPU" in r.stdout, (r.stdout, r.stderr[-4000:])
+    r = subprocess.run([str(app / "liverseg"), "--version"], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "LiverSeg Studio" in r.stdout
+    # the GUI starts from the bundle (Qt's platform plugins are there), opens the demo study, draws it
+    r = subprocess.run([str(app / "liverseg"), "gui", "--demo", "--screenshot", str(tmp_path / "shot.png"), "--quit"],
+                       env=dict(env, QT_QPA_PLATFORM="offscreen"), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    from PIL import Image
+    with Image.open(tmp_path / "shot.png") as im:
+        assert im.size[0] > 800 and len(set(im.convert("L").getdata())) > 50  # a real picture, not blank
+
+
+def test_bundle_reads_compressed_dicom_and_refuses_bad_input(package, tmp_path):
+    """pydicom's decoder plugins (JPEG 2000, JPEG-LS, RLE; found through package metadata) work in the bundle."""
+    work, tgz = package
+    with tarfile.open(tgz) as tar:
+        tar.extractall(tmp_path / "x", filter="tar")
+    app = next((tmp_path / "x").iterdir())
+    from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
+    from tests.core.factory import hu_volume, write_series
+    folder = tmp_path / "mixed"
+    for syntax, key in ((JPEG2000Lossless, "a"), (JPEGLSLossless, "b"), (RLELossless, "c")):
+        write_series(folder / key, hu_volume(4, 32, seed=len(key)), uid_key=key, name=key, transfer_syntax=syntax)
+    env = clean_env(tmp_path)
+    models = app / "_internal" / "resources" / "models"
+    for key in "abc":  # info reads headers; predict decodes every slice
+        r = subprocess.run([str(app / "liverseg"), "info", str(folder / key)], env=env, capture_output=True,
+                           text=True, timeout=300)
+        assert r.returncode == 0 and "slices 4" in r.stdout, (key, r.stdout, r.stderr[-3000:])
+        r = subprocess.run([str(app / "liverseg"), "predict", str(folder / key), "--liver-model",
+                            str(models / "demo-liver"), "--out", str(tmp_path / f"{key}.nii.gz")], env=env,
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0 and (tmp_path / f"{key}.nii.gz").is_file(), (key, r.stdout, r.stderr[-3000:])
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "a.dcm").write_bytes(b"not dicom")
+    r = subprocess.run([str(app / "liverseg"), "info", str(tmp_path / "junk")], env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and str(tmp_path / "junk") in r.stderr
