@@ -1,0 +1,76 @@
+"""Coverage-guided fuzzing with atheris (libFuzzer) of the DICOM reader and the zip reader.
+
+Run by tests/reliability/test_atheris.py in a subprocess:
+
+    python tests/reliability/atheris_harness.py dicom|zip CORPUS_DIR -runs=N -max_total_time=S ...
+
+dicom: each input is written as one slice of a folder that also holds two valid slices of the
+       same series, then ``scan`` and ``load_series`` run; the only allowed exception is DicomError
+       (one line), and a loaded volume must be int16 [Z, Y, X] of bounded size.
+zip:   each input is opened with ``SafeZip`` and every member read with a size limit (nested
+       archives opened too); the only allowed exception is ArchiveError (one line).
+Anything else is a crash: libFuzzer writes the input to ``crash-*`` and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import atheris
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+with atheris.instrument_imports():
+    from core.archive import SafeZip
+    from core.dicom import DicomError, load_series, scan
+    from core.errors import ArchiveError
+
+import numpy as np  # noqa: E402
+
+TARGET = sys.argv[1]
+WORK = Path(os.environ.get("ATHERIS_WORK") or tempfile.mkdtemp(prefix="atheris-"))
+VALID = sorted(Path(os.environ["ATHERIS_VALID_DIR"]).iterdir()) if "ATHERIS_VALID_DIR" in os.environ else []
+
+
+def one_dicom(data: bytes) -> None:
+    folder = WORK / "case"
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir()
+    for i, f in enumerate(VALID[:2]):
+        shutil.copyfile(f, folder / f"valid{i}.dcm")
+    (folder / "fuzzed.dcm").write_bytes(data)
+    try:
+        scan(folder)
+        v = load_series(folder)
+    except DicomError as exc:
+        if "\n" in str(exc):
+            raise AssertionError(f"multi-line error: {exc!r}")
+        return
+    if v.hu.dtype != np.int16 or v.hu.ndim != 3 or v.hu.size > 8 * 1024 * 1024:
+        raise AssertionError(f"unexpected volume {v.hu.dtype} {v.hu.shape}")
+
+
+def one_zip(data: bytes) -> None:
+    try:
+        z = SafeZip(data, "fuzzed.zip")
+        for info in z.zf.infolist():
+            body = z.read(info, limit=16 * 1024 * 1024)
+            if info.filename.lower().endswith(".zip"):
+                inner = z.open_inner(info)
+                for i2 in inner.zf.infolist():
+                    inner.read(i2, limit=16 * 1024 * 1024)
+            del body
+        z.close()
+    except ArchiveError as exc:
+        if "\n" in str(exc):
+            raise AssertionError(f"multi-line error: {exc!r}")
+
+
+if __name__ == "__main__":
+    atheris.Setup(sys.argv[:1] + sys.argv[2:], one_dicom if TARGET == "dicom" else one_zip)
+    atheris.Fuzz()  # libFuzzer exits the process: 0 when the runs are done, non-zero on a crash
