@@ -27,7 +27,7 @@ from core.export import ExportError, read_nifti_label, write_nifti
 from core.phantom import make_phantom, write_patient
 
 ROOT = Path(__file__).resolve().parents[2]
-KILLS = {"import": 6, "predict": 6, "export-onnx": 6}
+KILLS = {"import": 6, "predict": 6, "export-onnx": 6, "gui-export": 6}
 
 
 def _start(*args):
@@ -131,6 +131,79 @@ def test_kill_9_during_onnx_export_and_quantisation_then_rerun(tmp_path):
     assert p.wait(300) == 0, p.stderr.read()
     m = json.loads((folder / "model.json").read_text())
     assert m["onnx"]["max_abs_diff"] < 1e-4 and m["int8"]["validated"]
+
+
+GUI_EXPORTS = r"""
+import os, sys
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+import numpy as np
+from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from app.main_window import MainWindow
+dicom, out, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+w = MainWindow(QSettings(os.path.join(out, "..", "s.ini"), QSettings.Format.IniFormat))
+w.confirm_close = False
+w.show()
+names = {"nifti": "seg.nii.gz", "seg": "seg.dcm", "csv": "lesions.csv", "png": "view.png"}
+order = list(names) * rounds
+w.jobFailed.connect(lambda m: (print("FAILED", m, flush=True), app.exit(3)))
+
+def next_export():
+    if w.jobs.busy:
+        QTimer.singleShot(10, next_export)
+        return
+    if not order:
+        app.quit()
+        return
+    kind = order.pop(0)
+    w.export(kind, os.path.join(out, names[kind]), force=True)
+    QTimer.singleShot(10, next_export)
+
+def loaded():
+    w.study.label = (w.study.hu > 100).astype(np.uint8) + (w.study.hu > 300)
+    QTimer.singleShot(0, next_export)
+
+w.studyLoaded.connect(loaded)
+w.open_path(dicom)
+sys.exit(app.exec())
+"""
+
+
+def _check_gui_exports(out: Path) -> None:
+    if (out / "seg.nii.gz").exists():
+        read_nifti_label(out / "seg.nii.gz")
+    if (out / "seg.dcm").exists():
+        import pydicom
+        pydicom.dcmread(out / "seg.dcm").pixel_array
+    if (out / "lesions.csv").exists():
+        list(csv.DictReader(open(out / "lesions.csv")))
+    if (out / "view.png").exists():
+        from PIL import Image
+        with Image.open(out / "view.png") as im:
+            im.load()
+
+
+def test_kill_9_during_the_gui_exports_then_rerun(source, tmp_path):
+    """The app's own exports (NIfTI, DICOM SEG, CSV, PNG, run in its worker threads) killed at random
+    moments: each file under its final name is complete; the next session exports everything."""
+    with zipfile.ZipFile(source / "3Dircadb1.2" / "PATIENT_DICOM.zip") as z:
+        z.extractall(tmp_path / "dicom")
+    out = tmp_path / "out"
+    out.mkdir()
+    dicom = str(tmp_path / "dicom" / "PATIENT_DICOM")
+    rng = random.Random(17)
+    for _ in range(KILLS["gui-export"]):
+        p = subprocess.Popen([sys.executable, "-c", GUI_EXPORTS, dicom, str(out), "1000"], cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        _kill_at(p, rng.uniform(2.0, 8.0))
+        _check_gui_exports(out)
+    r = subprocess.run([sys.executable, "-c", GUI_EXPORTS, dicom, str(out), "1"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, (r.stdout, r.stderr[-3000:])
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == \
+        ["lesions.csv", "seg.dcm", "seg.nii.gz", "view.png"]
+    _check_gui_exports(out)
 
 
 def _enospc(*a, **k):

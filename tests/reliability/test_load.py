@@ -88,3 +88,61 @@ def test_ten_studies_in_a_row_do_not_grow_memory(qtbot, tmp_path):
     win.jobs.cancel_all()
     print("RSS after each study (MB):", [round(x) for x in rss])
     assert rss[-1] - rss[2] < 60, rss  # one 48 x 256 x 256 study with labels is ~9 MB
+
+
+@pytest.mark.slow
+def test_gui_stays_responsive_while_segmenting_500_slices(qtbot, tmp_path):
+    """The 500 x 512 x 512 study in the window: the event loop keeps ticking (10 ms timer) while
+    the cascade runs in its worker, and the viewer can change slices meanwhile."""
+    import os
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QElapsedTimer, QSettings, QTimer
+
+    from app.main_window import MainWindow
+    from core.dataset import Case, write_case
+    from core.phantom import make_phantom
+    from tests.core.models import threshold_model
+    c = make_phantom(5, 100, 512, slice_mm=1.0)
+    write_case(tmp_path / "ds", Case("big", np.concatenate([c.hu] * 5), np.concatenate([c.label] * 5),
+                                     c.spacing))
+    del c
+    lm = threshold_model(tmp_path / "l", "liver", 60)
+    tm = threshold_model(tmp_path / "t", "tumor", 400)
+    win = MainWindow(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    win.confirm_close = False
+    qtbot.addWidget(win)
+    win.show()
+    with qtbot.waitSignal(win.studyLoaded, timeout=120000):
+        win.open_case(str(tmp_path / "ds"), "big")
+    win.warm_up_backend()  # as the app does at start (importing TensorFlow holds the GIL once)
+    qtbot.waitUntil(lambda: not win.jobs.busy, timeout=120000)
+    assert win.study.hu.shape == (500, 512, 512)
+    gaps, clock = [], QElapsedTimer()
+    clock.start()
+    last = [clock.elapsed()]
+    slices = []
+
+    def tick():
+        now = clock.elapsed()
+        gaps.append(now - last[0])
+        last[0] = now
+        if len(gaps) % 10 == 0:  # scroll while it runs, as a user would
+            ax = win.viewer.axial
+            ax.set_index((ax.index + 7) % 500)
+            slices.append(ax.index)
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(tick)
+    t = clock.elapsed()
+    timer.start()
+    with qtbot.waitSignal(win.segmented, timeout=600000):
+        win.run_segmentation(str(lm / "model.keras"), str(tm / "model.keras"))
+    seconds = (clock.elapsed() - t) / 1000
+    timer.stop()
+    qtbot.waitUntil(lambda: not win.jobs.busy, timeout=120000)
+    win.jobs.cancel_all()
+    gaps.sort()
+    print(f"500-slice segmentation in the GUI: {seconds:.1f} s, {len(gaps)} ticks, "
+          f"median gap {gaps[len(gaps) // 2]} ms, p99 {gaps[int(len(gaps) * 0.99)]} ms, max {gaps[-1]} ms")
+    assert (win.study.label == 1).any() and len(slices) > 10
+    assert gaps[-1] < 100, f"event loop blocked for {gaps[-1]} ms"
