@@ -224,6 +224,54 @@ def test_full_disk_gives_a_clear_error_and_no_partial_file(tmp_path, monkeypatch
     assert list((tmp_path / "out").iterdir()) == []
 
 
+FULL_DISK = r"""
+set -u
+mount -t tmpfs -o size=3m tmpfs "$MNT" || exit 97
+dd if=/dev/zero of="$MNT/filler" bs=1024 count=3068 status=none 2>/dev/null
+"$PY" -m app import "$SRC" --out "$MNT/ds"; echo "import rc=$?"
+"$PY" -m app predict "$DICOM" --liver-model "$LM" --out "$MNT/out/seg.nii.gz" --seg "$MNT/out/seg.dcm" \
+    --lesions "$MNT/out/l.csv"; echo "predict rc=$?"
+echo "LEFT:"; cd "$MNT" && find . -type f | sort
+[ -d "$MNT/out" ] && cp -r "$MNT/out" "$KEEP/"
+exit 0
+"""
+
+
+def test_a_real_full_filesystem(source, tmp_path):
+    """A 3 MB filesystem with 4 kB free (a private tmpfs in a user namespace): import and predict fail
+    with one line naming the problem and exit 2; whatever output is left under a final name is complete
+    (nothing half-written, no temp files)."""
+    import shutil
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode:
+        pytest.skip("no user namespaces here (unshare -rm): cannot mount a small private filesystem")
+    from tests.core.models import threshold_model
+    with zipfile.ZipFile(source / "3Dircadb1.3" / "PATIENT_DICOM.zip") as z:
+        z.extractall(tmp_path / "dicom")
+    lm = threshold_model(tmp_path / "l", "liver", 60)
+    (tmp_path / "mnt").mkdir()
+    (tmp_path / "keep").mkdir()
+    env = dict(os.environ, MNT=str(tmp_path / "mnt"), KEEP=str(tmp_path / "keep"), PY=sys.executable, SRC=str(source / "3Dircadb1.3"),
+               DICOM=str(tmp_path / "dicom" / "PATIENT_DICOM"), LM=str(lm))
+    r = subprocess.run(["unshare", "-rm", "sh", "-c", FULL_DISK], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=600)
+    if r.returncode == 97:
+        pytest.skip("mounting a tmpfs in a user namespace is not allowed here")
+    out = r.stdout
+    assert "import rc=2" in out and "predict rc=2" in out, (out, r.stderr[-3000:])
+    left = out.split("LEFT:")[1].split()
+    assert left[0] == "./filler" and set(left[1:]) <= {"./out/seg.nii.gz", "./out/seg.dcm", "./out/l.csv"}, out
+    keep = tmp_path / "keep" / "out"
+    if (keep / "seg.nii.gz").exists():  # written before the disk filled up: complete
+        read_nifti_label(keep / "seg.nii.gz")
+    if (keep / "seg.dcm").exists():
+        import pydicom
+        pydicom.dcmread(keep / "seg.dcm").pixel_array
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2 and all("No space left on device" in e for e in errors), r.stderr[-3000:]
+    print("left on the full filesystem:", left, errors)
+    assert "Traceback" not in r.stderr
+
+
 def test_unwritable_location(tmp_path):
     from types import SimpleNamespace
     blocker = tmp_path / "file"
