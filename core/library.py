@@ -36,6 +36,7 @@ class ModelEntry:
     date: str
     label: str
     origin: str  # "bundled", "user", "opened"
+    exports: str = ""  # "ONNX + int8", "ONNX (int8 refused)", "ONNX" or "" (see core.engines)
 
     @property
     def title(self) -> str:
@@ -54,10 +55,14 @@ def describe(model_file: Path, origin: str) -> Optional[ModelEntry]:
     except (OSError, ValueError):
         return None
     best = meta.get("best", {}).get("val_dice")
+    exports = ""
+    if meta.get("onnx") and (model_file.parent / "model.onnx").is_file():
+        q = meta.get("int8") or {}
+        exports = "ONNX + int8" if q.get("validated") else ("ONNX (int8 refused)" if q else "ONNX")
     return ModelEntry(str(model_file), meta.get("stage") or "?", int(meta.get("input_size", 0)),
                       meta.get("preprocessing", {}).get("recipe", "?"),
                       float(best) if isinstance(best, (int, float)) else None,
-                      str(meta.get("date", ""))[:10], meta.get("label", ""), origin)
+                      str(meta.get("date", ""))[:10], meta.get("label", ""), origin, exports)
 
 
 def scan_models(extra: Iterable[str] = ()) -> list[ModelEntry]:

@@ -122,7 +122,7 @@ class SegmentPanel(QWidget):
             if e is not None:
                 parts.append(f"{e.stage}: {e.input_size} px, {e.recipe}, "
                              f"val Dice {e.val_dice if e.val_dice is not None else '-'}, {e.date or 'no date'}"
-                             + (f" [{e.label}]" if e.label else ""))
+                             + (f", {e.exports}" if e.exports else "") + (f" [{e.label}]" if e.label else ""))
         self.info.setText("\n".join(parts) or "No model found: train one, or add a model file.")
         self.segment_btn.setEnabled(self.liver.currentData() is not None)
 
