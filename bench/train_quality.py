@@ -36,6 +36,7 @@ def main() -> None:
     ap.add_argument("--test-seed", type=int, default=5000)
     ap.add_argument("--patients", type=int, default=8)
     ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--filters", type=int, default=16, help="base filters (16: the notebooks' 16-256)")
     ap.add_argument("--out", help="keep the runs here (default: a temp folder)")
     args = ap.parse_args()
     root = Path(args.out or tempfile.mkdtemp(prefix="liverseg-quality-"))
@@ -62,7 +63,8 @@ def main() -> None:
                 print(f"  {stage} epoch {r['epoch']}: loss {r['loss']:.3f} val_dice {r.get('val_dice', 0):.3f} "
                       f"({r['seconds']:.0f} s)", flush=True)
         cfg = TrainConfig(dataset=str(ds), out=str(root / stage), stage=stage, epochs=epochs, batch_size=16,
-                          image_size=args.size, learning_rate=2e-3, reduce_lr=4, seed=0)
+                          image_size=args.size, base_filters=args.filters, learning_rate=2e-3, reduce_lr=4, seed=0,
+                          export_onnx=False)
         r = train(cfg, progress=progress, cancel=tok)
         runs[stage] = r
         print(f"{stage}: {r.status} after {r.epochs_done} epochs, best val Dice {r.best_val_dice:.3f}", flush=True)
@@ -84,7 +86,7 @@ def main() -> None:
     tumor_vals = [r[2] for r in rows if not np.isnan(r[2])]
     tumor_mean = float(np.mean(tumor_vals)) if tumor_vals else float("nan")
     summary = {"train_minutes": round(train_min, 1), "liver_dice_mean": liver_mean, "tumor_dice_mean": tumor_mean,
-               "cases": rows, "size": args.size}
+               "cases": rows, "size": args.size, "filters": args.filters}
     (root / "quality.json").write_text(json.dumps(summary, indent=2))
     print(f"\ntraining {train_min:.1f} min; mean per-case liver Dice {liver_mean:.3f} (goal 0.95), "
           f"tumour Dice {tumor_mean:.3f} over {len(tumor_vals)} case(s) with tumours (goal 0.70)")
