@@ -56,7 +56,8 @@ class SafeZip:
         try:
             fh: BinaryIO = io.BytesIO(self.source) if isinstance(self.source, bytes) else open(self.source, "rb")
             self.zf = zipfile.ZipFile(fh)
-        except (OSError, zipfile.BadZipFile, ValueError, EOFError) as exc:
+        except (OSError, zipfile.BadZipFile, ValueError, EOFError, NotImplementedError, RuntimeError) as exc:
+            # NotImplementedError: "zip file version 9.8" (found by the atheris fuzz test)
             raise ArchiveError(f"{self.name}: not a readable zip archive ({one_line(exc, 100)})") from None
         infos = self.zf.infolist()
         if len(infos) > MAX_MEMBERS:

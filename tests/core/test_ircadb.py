@@ -214,3 +214,15 @@ def test_output_inside_source_refused(phantoms, tmp_path):
     root, _ = phantoms
     with pytest.raises(DatasetError, match="must not be inside the source"):
         import_ircadb(root, root / "dataset")
+
+
+def test_zip_of_an_unsupported_version_is_refused(tmp_path):
+    """Found by the atheris fuzz test: zipfile raised NotImplementedError ("zip file version 9.8")."""
+    buf = tmp_path / "v98.zip"
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("a/b", b"x" * 100)
+    data = bytearray(buf.read_bytes())
+    cd = data.rfind(b"PK\x01\x02")  # central directory entry: "version needed to extract" at +6
+    data[cd + 6] = 98
+    with pytest.raises(ArchiveError, match="not a readable zip archive"):
+        SafeZip(bytes(data), "v98.zip")

@@ -2,7 +2,7 @@
 
 Complements the hypothesis tests: libFuzzer mutates the inputs guided by the code coverage of
 ``core.dicom`` and ``core.archive``. Each target runs a fixed number of inputs in a subprocess
-with a per-input timeout (20 s) and a memory limit (2 GB RSS); any exception other than the typed
+with a per-input timeout (20 s) and a memory limit (2 GB peak RSS, checked by the harness); any exception other than the typed
 one-line error is a crash and fails the test (the crashing input is kept for the report).
 """
 
@@ -30,10 +30,10 @@ def _fuzz(target: str, corpus: Path, tmp_path: Path, env_extra: dict) -> str:
     env = dict(os.environ, ATHERIS_WORK=str(tmp_path / "work"), **env_extra)
     (tmp_path / "work").mkdir()
     r = subprocess.run([sys.executable, str(HARNESS), target, str(corpus), f"-runs={RUNS[target]}",
-                        "-max_total_time=240", "-timeout=20", "-rss_limit_mb=2048", "-max_len=20000", "-seed=1",
+                        "-max_total_time=240", "-timeout=20", "-rss_limit_mb=0", "-max_len=20000", "-seed=1",
                         f"-artifact_prefix={tmp_path}/"],
                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)
-    crashes = sorted(p.name for p in tmp_path.glob("crash-*")) + sorted(p.name for p in tmp_path.glob("timeout-*"))
+    crashes = sorted(p.name for pat in ("crash-*", "timeout-*", "oom-*") for p in tmp_path.glob(pat))
     assert r.returncode == 0 and not crashes, (crashes, r.stderr[-4000:])
     done = re.search(r"Done (\d+) runs", r.stderr)
     assert done and int(done.group(1)) >= RUNS[target] * 0.9, r.stderr[-2000:]
