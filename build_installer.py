@@ -152,9 +152,15 @@ if {variant!r} == "torch":
 """
 
 LAUNCHER = """import multiprocessing
+import os
 import sys
 
 multiprocessing.freeze_support()
+# The windowed Windows/macOS executables have no console: give print() and logging somewhere to go.
+if sys.stdout is None:
+    sys.stdout = open(os.devnull, "w")
+if sys.stderr is None:
+    sys.stderr = open(os.devnull, "w")
 from app.cli import main  # noqa: E402
 
 sys.exit(main())
