@@ -23,7 +23,7 @@ pytest.importorskip("atheris", reason="atheris is only installed on Linux x86-64
 from tests.core.factory import hu_volume, write_series  # noqa: E402
 
 HARNESS = Path(__file__).with_name("atheris_harness.py")
-RUNS = {"dicom": 1500, "zip": 3000}
+RUNS = {"dicom": 3000, "zip": 20000}
 
 
 def _fuzz(target: str, corpus: Path, tmp_path: Path, env_extra: dict) -> str:
