@@ -155,8 +155,8 @@ class OrtRunner:
 
     def __init__(self, seg_model, choice: EngineChoice, batch_size: int):
         cache = seg_model.__dict__.setdefault("_ort_sessions", {})
-        key = (choice.file, choice.providers)
-        if key not in cache:  # created once per model and engine, reused by every study
+        key = (choice.file, choice.providers, Path(choice.file).stat().st_mtime_ns)  # a re-export is a new key
+        if key not in cache:  # created once per model and engine (and file version), reused by every study
             cache[key] = open_session(choice.file, seg_model.pre.size, choice.providers)
         self.sess, self.m, self.batch = cache[key], seg_model, batch_size
 
