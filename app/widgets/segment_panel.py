@@ -121,7 +121,7 @@ class SegmentPanel(QWidget):
             e: ModelEntry = combo.currentData()
             if e is not None:
                 parts.append(f"{e.stage}: {e.input_size} px, {e.recipe}, "
-                             f"val Dice {e.val_dice if e.val_dice is not None else '-'}, {e.date or 'no date'}"
+                             f"val Dice {format(e.val_dice, '.3f') if e.val_dice is not None else '-'}, {e.date or 'no date'}"
                              + (f", {e.exports}" if e.exports else "") + (f" [{e.label}]" if e.label else ""))
         self.info.setText("\n".join(parts) or "No model found: train one, or add a model file.")
         self.segment_btn.setEnabled(self.liver.currentData() is not None)
