@@ -16,13 +16,13 @@ is missing, stale or (int8) not validated, instead of silently running something
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 
+from .atomic import file_sha256
 from .jobs import check, report
 from .model.io import ModelError
 from .model.onnx_export import INT8_FILE, ONNX_FILE, available_providers, open_session, run_session
@@ -50,14 +50,6 @@ class EngineChoice:
     providers: tuple[str, ...]
     device: str
     reason: str
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def current_meta(seg_model) -> dict:

@@ -75,14 +75,6 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _file_sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _split_members(z: SafeZip, prefix_parts: int = 0) -> tuple[list[Source], dict[str, list[Source]]]:
     """CT and mask slices among a zip's members (paths .../PATIENT_DICOM/f, .../MASKS_DICOM/s/f)."""
     ct: list[Source] = []

@@ -187,7 +187,7 @@ def export_onnx(path: str | os.PathLike, tolerance: float = TOLERANCE, progress:
                              f"model.onnx not written")
         forget_int8(folder)  # quantised from the previous export: no longer valid
         _fsync_replace(tmp, final)
-    from ..engines import file_sha256
+    from ..atomic import file_sha256
     record = {"file": ONNX_FILE, "keras_sha256": file_sha256(Path(seg.path)), "max_abs_diff": diff, "tolerance": tolerance, "checked_slices": int(len(x)),
               "backend": keras.backend.backend(), "seconds": round(time.perf_counter() - t, 2),
               "date": time.strftime("%Y-%m-%dT%H:%M:%S")}
