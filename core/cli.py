@@ -14,6 +14,7 @@ import sys
 import time
 from typing import Callable, Optional
 
+from .engines import ENGINES
 from .errors import Cancelled, LiverSegError
 from .jobs import CancelToken, Progress
 
@@ -251,7 +252,7 @@ def add_subcommands(sub) -> None:
     p.add_argument("--report", help="also write a JSON report")
     p.add_argument("--device", choices=("cpu", "gpu"), help="default: the GPU when the backend sees one")
     p.add_argument("--batch-size", type=int, help="slices per network call")
-    p.add_argument("--engine", choices=("auto", "keras", "onnx", "onnx-int8"), default="auto",
+    p.add_argument("--engine", choices=ENGINES, default="auto",
                    help="auto: Keras on a GPU, else ONNX Runtime (GPU provider, validated int8, fp32), else Keras")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.set_defaults(func=cmd_predict)
@@ -263,13 +264,13 @@ def add_subcommands(sub) -> None:
     p.add_argument("--out", required=True, help="JSON report to write")
     p.add_argument("--cases", nargs="*", help="case ids (default: all)")
     p.add_argument("--device", choices=("cpu", "gpu"))
-    p.add_argument("--engine", choices=("auto", "keras", "onnx", "onnx-int8"), default="auto",
+    p.add_argument("--engine", choices=ENGINES, default="auto",
                    help="auto: Keras on a GPU, else ONNX Runtime (GPU provider, validated int8, fp32), else Keras")
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("selftest", help="check this installation on a phantom with the bundled demo models")
-    p.add_argument("--engine", choices=("auto", "keras", "onnx", "onnx-int8"), default="auto",
+    p.add_argument("--engine", choices=ENGINES, default="auto",
                    help="auto: Keras on a GPU, else ONNX Runtime (GPU provider, validated int8, fp32), else Keras")
     p.set_defaults(func=cmd_selftest)
 

@@ -108,17 +108,16 @@ class LabelEditor:
         return bool(self._redo)
 
     def undo(self) -> bool:
-        if not self._undo:
-            return False
-        e = self._undo.pop()
-        self.label.reshape(-1)[e.index] = e.before
-        self._redo.append(e)
-        return True
+        return self._step(self._undo, self._redo, "before")
 
     def redo(self) -> bool:
-        if not self._redo:
+        return self._step(self._redo, self._undo, "after")
+
+    def _step(self, src: list, dst: list, values: str) -> bool:
+        """Move the last edit from ``src`` to ``dst``, writing its ``before`` or ``after`` values."""
+        if not src:
             return False
-        e = self._redo.pop()
-        self.label.reshape(-1)[e.index] = e.after
-        self._undo.append(e)
+        e = src.pop()
+        self.label.reshape(-1)[e.index] = getattr(e, values)
+        dst.append(e)
         return True

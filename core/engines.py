@@ -16,6 +16,7 @@ is missing, stale or (int8) not validated, instead of silently running something
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -52,6 +53,17 @@ class EngineChoice:
     reason: str
 
 
+@functools.lru_cache(maxsize=32)
+def _sha_of_version(path: str, mtime_ns: int, size: int) -> str:
+    return file_sha256(path)
+
+
+def keras_sha256(path: Path) -> str:
+    """sha256 of a model file, computed once per file version (path, mtime, size)."""
+    st = path.stat()
+    return _sha_of_version(str(path), st.st_mtime_ns, st.st_size)
+
+
 def current_meta(seg_model) -> dict:
     """model.json as it is on disk now (an ONNX export may have been added since the model was loaded)."""
     import json
@@ -73,7 +85,7 @@ def onnx_status(model_file: str | Path, meta: dict) -> tuple[Optional[Path], Opt
     if not onnx.is_file() or not rec:
         return None, None, "no ONNX export"
     want = rec.get("keras_sha256")
-    if want and model_file.is_file() and file_sha256(model_file) != want:
+    if want and model_file.is_file() and keras_sha256(model_file) != want:
         return None, None, f"{onnx.name} is stale (exported from an earlier {model_file.name})"
     q = meta.get("int8") or {}
     int8 = folder / INT8_FILE

@@ -77,5 +77,4 @@ def apply_backend(settings: Settings) -> str:
 def installed_backends() -> list[str]:
     """Keras backends whose framework is installed (without importing them)."""
     import importlib.util
-    mods = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
-    return [b for b in BACKENDS if importlib.util.find_spec(mods[b]) is not None]
+    return [b for b in BACKENDS if importlib.util.find_spec(b) is not None]

@@ -98,14 +98,12 @@ def case_dice(sess, dataset: str, case_id: str, stage: str, pre, threshold: floa
         pipe = SlicePipeline(dataset, [case_id], stage, pre, augment=False)
     except Exception as exc:  # e.g. a tumour-stage case without liver
         raise ModelError(f"{dataset}/{case_id}: cannot prepare validation slices ({one_line(exc, 100)})") from None
-    inter = total = 0
+    preds, truths = [], []
     for i in range(0, len(pipe), batch):
         x, y = pipe.batch(np.arange(i, min(i + batch, len(pipe))))
-        p = run_session(sess, x) > threshold
-        t = y[..., 0] > 0.5
-        inter += int(np.logical_and(p, t).sum())
-        total += int(p.sum()) + int(t.sum())
-    return dice(np.zeros(1, bool), np.zeros(1, bool)) if total == 0 else 2.0 * inter / total
+        preds.append(run_session(sess, x) > threshold)
+        truths.append(y[..., 0] > 0.5)
+    return dice(np.concatenate(preds), np.concatenate(truths))
 
 
 def quantize_int8(path: str | os.PathLike, *, dataset: Optional[str] = None, train_cases: Sequence[str] = (),

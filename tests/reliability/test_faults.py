@@ -30,6 +30,26 @@ ROOT = Path(__file__).resolve().parents[2]
 KILLS = {"import": 6, "predict": 6, "export-onnx": 6, "gui-export": 6}
 
 
+def _check_outputs(out: Path) -> None:
+    """Every output file under its final name in ``out`` is complete: it reads back in full."""
+    import pydicom
+    from PIL import Image
+    for f in sorted(out.glob("*")) if out.is_dir() else []:
+        if f.name.startswith("."):
+            continue  # a temp file of a killed writer, never a final name
+        if f.name.endswith(".nii.gz"):
+            read_nifti_label(f)
+        elif f.suffix == ".dcm":
+            pydicom.dcmread(f).pixel_array
+        elif f.suffix == ".csv":
+            list(csv.DictReader(open(f)))
+        elif f.suffix == ".json":
+            json.loads(f.read_text())
+        elif f.suffix == ".png":
+            with Image.open(f) as im:
+                im.load()
+
+
 def _start(*args):
     return subprocess.Popen([sys.executable, "-m", "app", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
@@ -87,15 +107,7 @@ def test_kill_9_during_predict_and_export_then_rerun(source, tmp_path):
     rng = random.Random(11)
     for _ in range(KILLS["predict"]):
         _kill_at(_start(*args), rng.uniform(0.5, 8.0))
-        if (out / "seg.nii.gz").exists():
-            read_nifti_label(out / "seg.nii.gz")
-        if (out / "seg.dcm").exists():
-            import pydicom
-            pydicom.dcmread(out / "seg.dcm").pixel_array
-        if (out / "l.csv").exists():
-            list(csv.DictReader(open(out / "l.csv")))
-        if (out / "r.json").exists():
-            json.loads((out / "r.json").read_text())
+        _check_outputs(out)
     p = _start(*args)
     assert p.wait(300) == 0, p.stderr.read()
     assert all((out / n).exists() for n in ("seg.nii.gz", "seg.dcm", "l.csv", "r.json"))
@@ -170,18 +182,6 @@ sys.exit(app.exec())
 """
 
 
-def _check_gui_exports(out: Path) -> None:
-    if (out / "seg.nii.gz").exists():
-        read_nifti_label(out / "seg.nii.gz")
-    if (out / "seg.dcm").exists():
-        import pydicom
-        pydicom.dcmread(out / "seg.dcm").pixel_array
-    if (out / "lesions.csv").exists():
-        list(csv.DictReader(open(out / "lesions.csv")))
-    if (out / "view.png").exists():
-        from PIL import Image
-        with Image.open(out / "view.png") as im:
-            im.load()
 
 
 def test_kill_9_during_the_gui_exports_then_rerun(source, tmp_path):
@@ -197,13 +197,13 @@ def test_kill_9_during_the_gui_exports_then_rerun(source, tmp_path):
         p = subprocess.Popen([sys.executable, "-c", GUI_EXPORTS, dicom, str(out), "1000"], cwd=ROOT,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         _kill_at(p, rng.uniform(2.0, 8.0))
-        _check_gui_exports(out)
+        _check_outputs(out)
     r = subprocess.run([sys.executable, "-c", GUI_EXPORTS, dicom, str(out), "1"], cwd=ROOT, capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 0, (r.stdout, r.stderr[-3000:])
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == \
         ["lesions.csv", "seg.dcm", "seg.nii.gz", "view.png"]
-    _check_gui_exports(out)
+    _check_outputs(out)
 
 
 def _enospc(*a, **k):
@@ -260,12 +260,7 @@ def test_a_real_full_filesystem(source, tmp_path):
     assert "import rc=2" in out and "predict rc=2" in out, (out, r.stderr[-3000:])
     left = out.split("LEFT:")[1].split()
     assert left[0] == "./filler" and set(left[1:]) <= {"./out/seg.nii.gz", "./out/seg.dcm", "./out/l.csv"}, out
-    keep = tmp_path / "keep" / "out"
-    if (keep / "seg.nii.gz").exists():  # written before the disk filled up: complete
-        read_nifti_label(keep / "seg.nii.gz")
-    if (keep / "seg.dcm").exists():
-        import pydicom
-        pydicom.dcmread(keep / "seg.dcm").pixel_array
+    _check_outputs(tmp_path / "keep" / "out")  # what was written before the disk filled up is complete
     errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 2 and all("No space left on device" in e for e in errors), r.stderr[-3000:]
     print("left on the full filesystem:", left, errors)
