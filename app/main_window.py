@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QDockWidget, QFileDial
                                QMessageBox, QProgressBar, QTabWidget, QVBoxLayout)
 
 from core.editing import LabelEditor
+from core.engines import engines_line
 from core.errors import one_line
 from core.jobs import Progress
 from core.settings import BACKENDS, Settings, installed_backends, load_settings, save_settings
@@ -311,7 +312,7 @@ class MainWindow(QMainWindow):
         mode = "outlines" if self.study.reference is not None else "prediction"
         self.display.mode.setCurrentIndex(["prediction", "reference", "outlines"].index(mode))
         self.viewer.set_mode(mode)
-        engines = "; ".join(f"{k}: {v}" for k, v in self.last_engines.items()) or info.get("device", "?")
+        engines = engines_line(self.last_engines) or info.get("device", "?")
         self.statusBar().showMessage(f"Segmented in {info.get('seconds', 0):.1f} s ({engines})"
                                      + ("   " + "; ".join(info.get("warnings", [])) if info.get("warnings") else ""))
         self.tabs.setCurrentWidget(self.results)
@@ -455,7 +456,7 @@ class MainWindow(QMainWindow):
 
     def about_text(self) -> str:
         from core import __version__
-        last = ("\nLast segmentation: " + "; ".join(f"{k}: {v}" for k, v in self.last_engines.items())
+        last = ("\nLast segmentation: " + engines_line(self.last_engines)
                 if self.last_engines else "")
         return (f"LiverSeg Studio {__version__}\n{jobs.engine_description()}\n"
                 f"Inference engine setting: {self.prefs.engine}{last}\n\n"

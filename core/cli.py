@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Callable, Optional
 
-from .engines import ENGINES
+from .engines import ENGINES, engines_line
 from .errors import Cancelled, LiverSegError
 from .jobs import CancelToken, Progress
 
@@ -168,16 +168,10 @@ def cmd_predict(args, cancel: CancelToken) -> int:
         print(f"warning: {w}", file=sys.stderr)
     print(f"liver {summary['liver_ml']:.1f} mL, tumour {summary['tumor_ml']:.2f} mL "
           f"({summary['tumor_burden_pct']:.2f} %), {len(summary['lesions'])} lesion(s); "
-          f"{seg.timings.get('total', 0):.1f} s; {engines_line(seg.info)}")
+          f"{seg.timings.get('total', 0):.1f} s; {engines_line(seg.info.get('engines') or {})}")
     for path, _ in outputs:
         print(f"wrote {path}")
     return 0
-
-
-def engines_line(info: dict) -> str:
-    """"liver: ONNX Runtime int8, CPU; tumor: ..." (which engine and device ran each model)."""
-    engines = info.get("engines") or {}
-    return "; ".join(f"{stage}: {desc}" for stage, desc in engines.items()) or str(info.get("device"))
 
 
 def cmd_export_onnx(args, cancel: CancelToken) -> int:

@@ -150,6 +150,11 @@ def choose_engine(requested: str, model_file: str | Path, meta: dict, keras_devi
     return _with(keras, f"no GPU; {note}")
 
 
+def engines_line(engines: dict) -> str:
+    """"liver: ONNX Runtime int8, CPU; tumor: ..." from ``Segmentation.info["engines"]``."""
+    return "; ".join(f"{stage}: {desc}" for stage, desc in engines.items())
+
+
 def _with(choice: EngineChoice, reason: str) -> EngineChoice:
     return EngineChoice(choice.engine, choice.file, choice.providers, choice.device, reason)
 

@@ -10,6 +10,7 @@ import time
 from typing import Callable
 
 from . import metrics
+from .engines import engines_line
 
 
 def run_selftest(echo: Callable[[str], None] = print, engine: str = "auto") -> list[str]:
@@ -40,8 +41,7 @@ def run_selftest(echo: Callable[[str], None] = print, engine: str = "auto") -> l
         tumor = load_seg_model(models / "demo-tumor", "tumor")
         seg = segment(vol, liver, tumor, engine=engine)
         d_liver = metrics.dice(seg.label > 0, case.label > 0)
-        engines = "; ".join(f"{k}: {v}" for k, v in seg.info["engines"].items())
-        echo(f"demo models ({engines}): liver Dice {d_liver:.3f} "
+        echo(f"demo models ({engines_line(seg.info['engines'])}): liver Dice {d_liver:.3f} "
              f"({seg.timings.get('total', 0):.1f} s)")
         if d_liver < 0.8:
             failures.append(f"liver Dice {d_liver:.3f} is below 0.8 with the bundled demo models")
