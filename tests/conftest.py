@@ -35,6 +35,19 @@ import os  # noqa: E402
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # any test that makes a QApplication runs headless
+# The user's saved settings (engine, Keras backend) never reach the tests, nor do the tests' reach
+# the user: commands run as subprocesses read a private config folder, and every test in this
+# process gets its own settings file.
+import tempfile  # noqa: E402
+
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="liverseg-test-config-")
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path_factory, monkeypatch):
+    path = tmp_path_factory.mktemp("settings") / "settings.json"
+    monkeypatch.setattr("core.settings.settings_path", lambda: path)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ def isolated_user_dirs(tmp_path_factory, monkeypatch):
     base = tmp_path_factory.getbasetemp()
     monkeypatch.setattr("core.demo.cache_dir", lambda: base / "demo-cache")
     monkeypatch.setattr("core.library.user_models_dir", lambda: base / "user-models")
-    monkeypatch.setattr("core.settings.settings_path", lambda: base / "settings.json")
     monkeypatch.setattr("app.widgets.train_panel.user_models_dir", lambda: base / "user-models")
     return base
 
