@@ -122,7 +122,7 @@ def cmd_train(args, cancel: CancelToken) -> int:
         learning_rate=args.lr, image_size=args.image_size, base_filters=args.filters, depth=args.depth,
         recipe=args.recipe, loss=args.loss, fraction=args.fraction, seed=args.seed, augment=not args.no_augment,
         early_stopping=args.early_stopping, precision=args.precision, strategy=args.strategy,
-        export_onnx=not args.no_onnx)
+        export_onnx=not args.no_onnx, synth_lesions=args.synth_lesions, calibrate=not args.no_calibrate)
     try:
         result = train(cfg, progress=progress, cancel=cancel, resume=args.resume)
     finally:
@@ -298,6 +298,10 @@ def add_subcommands(sub) -> None:
     p.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default")
     p.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"), default="float32")
     p.add_argument("--no-onnx", action="store_true", help="skip the ONNX / int8 export at the end")
+    p.add_argument("--synth-lesions", type=float, default=0.5, metavar="SHARE",
+                   help="tumour stage: share of training samples given synthetic lesions (0: off)")
+    p.add_argument("--no-calibrate", action="store_true",
+                   help="keep threshold 0.5 instead of choosing it on the validation patients")
     p.set_defaults(func=cmd_train)
 
 

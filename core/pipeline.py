@@ -24,6 +24,7 @@ import numpy as np
 from .dataset import load_case
 from .errors import DatasetError
 from .jobs import CancelToken, ProgressFn, check, report
+from .lesion_synth import add_lesions
 from .preprocess import Preprocessing, resize_bilinear
 
 STAGES = ("liver", "tumor")
@@ -74,6 +75,7 @@ class _CachedCase:
     image: np.ndarray  # uint8 [Z, S, S] normalised to [0, 1] then quantised (x 255), resized
     target: np.ndarray  # uint8 [Z, S, S] 0/1
     slices: np.ndarray  # indices of usable slices
+    liver: Optional[np.ndarray] = None  # uint8 [Z, S, S] liver mask (tumour stage, for synthetic lesions)
 
 
 class SlicePipeline:
@@ -87,16 +89,23 @@ class SlicePipeline:
         fraction: share of the slices to keep (the notebooks' 0.25 / 0.5 / 1.0), seeded.
         augment: random flips, rotations, zoom and intensity changes.
         seed: sampling and augmentation seed.
+        synth_lesions: tumour stage with augmentation: share of the samples that get synthetic
+            lesions pasted into their liver (:mod:`core.lesion_synth`); needs a linear recipe.
     """
 
     def __init__(self, dataset, case_ids: Sequence[str], stage: str, pre: Preprocessing, fraction: float = 1.0,
                  augment: bool = False, seed: int = 0, progress: Optional[ProgressFn] = None,
-                 cancel: Optional[CancelToken] = None):
+                 cancel: Optional[CancelToken] = None, synth_lesions: float = 0.0):
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r} (use {STAGES})")
         if not 0 < fraction <= 1:
             raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+        if not 0 <= synth_lesions <= 1:
+            raise ValueError(f"synth_lesions must be in [0, 1], got {synth_lesions}")
+        if synth_lesions and (stage != "tumor" or pre.recipe != "window25d"):
+            raise ValueError("synthetic lesions need the tumour stage and the linear window25d recipe")
         self.stage, self.pre, self.augment = stage, pre, augment
+        self.synth_lesions = synth_lesions if augment else 0.0
         self.rng = np.random.default_rng(seed)
         self.cases: list[_CachedCase] = []
         for i, cid in enumerate(case_ids):
@@ -109,9 +118,12 @@ class SlicePipeline:
         offsets = np.cumsum([0] + [cc.image.shape[0] for cc in self.cases])
         self.images = np.concatenate([cc.image for cc in self.cases]) if self.cases else None
         self.targets = np.concatenate([cc.target for cc in self.cases]) if self.cases else None
-        rows = []
+        self.liver = (np.concatenate([cc.liver for cc in self.cases])
+                      if self.synth_lesions and self.cases else None)
+        rows, row_case = [], []
         for c, cc in enumerate(self.cases):
             nz = cc.image.shape[0]
+            row_case += [c] * len(cc.slices)
             for z in cc.slices:
                 if pre.recipe == "window25d":
                     zs = (max(z - 1, 0), z, min(z + 1, nz - 1))
@@ -122,9 +134,12 @@ class SlicePipeline:
         if fraction < 1 and rows:
             keep = np.sort(np.random.default_rng(seed).permutation(len(rows))[:max(1, int(len(rows) * fraction))])
             rows = [rows[k] for k in keep]
+            row_case = [row_case[k] for k in keep]
         if not rows:
             raise DatasetError(f"no usable slices for the {stage} stage in {list(case_ids)}")
         self.rows = np.array(rows, dtype=np.int64)  # [N, C + 1]: input slices, then the target slice
+        self.case_ids = tuple(case_ids)
+        self.row_case = np.array(row_case, dtype=np.int64)  # index into case_ids of each row
         self.positive = self.targets.reshape(len(self.targets), -1).any(axis=1)[self.rows[:, -1]]
 
     def epoch_order(self, rng: np.random.Generator, positive_share: float = 0.0) -> np.ndarray:
@@ -145,7 +160,8 @@ class SlicePipeline:
         if self.stage == "tumor":
             box = liver_box(label)
             if box is None:
-                return _CachedCase(np.zeros((0, s, s), np.uint8), np.zeros((0, s, s), np.uint8), np.zeros(0, int))
+                empty = np.zeros((0, s, s), np.uint8)
+                return _CachedCase(empty, empty, np.zeros(0, int), empty)
             y0, y1, x0, x1 = box
             hu, label = hu[:, y0:y1, x0:x1], label[:, y0:y1, x0:x1]
             slices = np.flatnonzero(np.any(label > 0, axis=(1, 2)))
@@ -155,11 +171,14 @@ class SlicePipeline:
             target = label > 0
         image = np.empty((hu.shape[0], s, s), np.uint8)
         tgt = np.empty((hu.shape[0], s, s), np.uint8)
+        liver = np.empty((hu.shape[0], s, s), np.uint8) if self.synth_lesions else None
         for z0 in range(0, hu.shape[0], 16):  # in chunks: bounded memory
             z1 = min(hu.shape[0], z0 + 16)
             image[z0:z1] = np.rint(resize_bilinear(self.pre.normalise(np.asarray(hu[z0:z1])), s, s) * 255)
             tgt[z0:z1] = resize_bilinear(target[z0:z1].astype(np.float32), s, s) > 0.5
-        return _CachedCase(image, tgt, slices)
+            if liver is not None:
+                liver[z0:z1] = resize_bilinear((np.asarray(label[z0:z1]) > 0).astype(np.float32), s, s) > 0.5
+        return _CachedCase(image, tgt, slices, liver)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -169,7 +188,8 @@ class SlicePipeline:
 
         With augmentation, flips and 90-degree rotations are applied as views while
         gathering from the cache and zoom as an index map, so each sample is copied
-        once; intensity scale and shift are fused into the conversion to float.
+        once; synthetic lesions (tumour stage) are pasted into the uint8 copy; intensity
+        scale and shift are fused into the conversion to float.
         ``rng`` (default: the pipeline's own) makes batches reproducible and thread-safe.
         """
         r = self.rows[rows]
@@ -184,6 +204,7 @@ class SlicePipeline:
             y8[:] = self.targets[r[:, -1]]
         else:
             rng = rng or self.rng
+            liver8 = np.empty((n, s, s), np.uint8) if self.liver is not None else None
             flip = rng.random(n) < 0.5
             rot = np.where(rng.random(n) < 0.3, rng.integers(1, 4, n), 0)
             zoom = rng.random(n) < 0.3
@@ -205,6 +226,11 @@ class SlicePipeline:
                 for k in range(c):
                     x8[b, ..., k] = view(self.images[r[b, k]])
                 y8[b] = view(self.targets[r[b, -1]])
+                if liver8 is not None:
+                    liver8[b] = view(self.liver[r[b, -1]])
+            if liver8 is not None:
+                lo, hi = self.pre.window
+                add_lesions(x8, y8, liver8, rng, 255.0 / (hi - lo), self.synth_lesions)
             scale *= rng.uniform(0.9, 1.1, (n, 1, 1, 1)).astype(np.float32)  # intensity
             shift += rng.uniform(-0.05, 0.05, (n, 1, 1, 1)).astype(np.float32)
         x = np.multiply(x8, scale, dtype=np.float32)

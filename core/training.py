@@ -9,7 +9,8 @@ A run folder holds:
     state.json     where the run stands (last completed epoch, best, counters)
     last.keras     the model after the last completed epoch (for --resume)
     model.keras    the best model by validation Dice
-    model.json     its metadata: stage, input, preprocessing, threshold, backend,
+    model.json     its metadata: stage, input, preprocessing, threshold (chosen on the
+                   validation patients at the end, see core.threshold), backend,
                    data summary, best validation metrics, date
     tensorboard/   TensorBoard logs (TensorFlow backend)
 Every file is replaced atomically, so a run killed at any moment (even
@@ -68,12 +69,14 @@ class TrainConfig:
     seed: int = 0
     augment: bool = True
     tumor_positive_share: float = 0.5  # tumour stage: share of samples drawn from slices with tumour
+    synth_lesions: float = 0.5  # tumour stage, window25d: share of samples given synthetic lesions
     early_stopping: int = 0  # patience in epochs without val Dice gain; 0 = off
     reduce_lr: int = 3  # patience before halving the learning rate; 0 = off
     min_lr: float = 1e-6
     precision: str = "float32"
     strategy: str = "default"
-    threshold: float = 0.5
+    threshold: float = 0.5  # the starting threshold; see calibrate
+    calibrate: bool = True  # at the end: choose the threshold on the validation patients (core.threshold)
     batch_log_seconds: float = 1.0  # throttle of batch records and events
     export_onnx: bool = True  # at the end: model.onnx and a Dice-checked model.int8.onnx
 
@@ -92,6 +95,8 @@ class TrainConfig:
             problems.append("epochs, batch size and learning rate must be positive")
         if not 0 < self.fraction <= 1:
             problems.append("fraction must be in (0, 1]")
+        if not 0 <= self.synth_lesions <= 1:
+            problems.append("synth_lesions must be in [0, 1]")
         if self.image_size % (2 ** self.depth):
             problems.append(f"image size {self.image_size} must be divisible by 2**depth = {2 ** self.depth}")
         if problems:
@@ -104,6 +109,7 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> "TrainConfig":
         known = {f.name for f in fields(cls)}
         d = {k: (tuple(v) if k == "window" else v) for k, v in d.items() if k in known}
+        d.setdefault("synth_lesions", 0.0)  # runs saved before synthetic lesions existed had none
         return cls(**d)
 
     def preprocessing(self) -> Preprocessing:
@@ -158,8 +164,9 @@ def _rewrite_metrics(run_dir: Path, keep_through_epoch: int) -> None:
 def _make_datasets(cfg: TrainConfig, split: Split, progress, cancel):
     import keras
     pre = cfg.preprocessing()
+    synth = cfg.synth_lesions if cfg.stage == "tumor" and pre.recipe == "window25d" else 0.0
     train = SlicePipeline(cfg.dataset, split.train, cfg.stage, pre, cfg.fraction, cfg.augment, cfg.seed,
-                          progress, cancel)
+                          progress, cancel, synth_lesions=synth)
     val = SlicePipeline(cfg.dataset, split.val, cfg.stage, pre, 1.0, False, cfg.seed, progress, cancel)
 
     class Batches(keras.utils.PyDataset):
@@ -299,6 +306,9 @@ def train(config: TrainConfig, progress: Optional[ProgressFn] = None, cancel: Op
                             f"lower the learning rate (last good model: {run / 'last.keras'})")
     st = recorder.state
     status = "cancelled" if recorder.cancelled else ("early_stopped" if st.get("stopped_early") else "completed")
+    if cfg.calibrate and status != "cancelled" and (run / "model.keras").exists():
+        from .threshold import calibrate_threshold
+        calibrate_threshold(run, progress, cancel)
     if cfg.export_onnx and status != "cancelled" and (run / "model.keras").exists():
         export_after_training(run, progress, cancel)
     return RunResult(str(run), status, int(st.get("epoch", 0)), int(st.get("best_epoch", 0)),

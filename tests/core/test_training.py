@@ -44,7 +44,10 @@ def test_liver_run_folder(tiny_dataset, tmp_path):
     assert any(x["type"] == "batch" for x in recs)
     meta = json.loads((run / "model.json").read_text())
     assert meta["stage"] == "liver" and meta["input_size"] == 64 and meta["channels"] == 3
-    assert meta["preprocessing"]["recipe"] == "window25d" and meta["threshold"] == 0.5
+    assert meta["preprocessing"]["recipe"] == "window25d"
+    search = meta["threshold_search"]  # chosen on the validation patients at the end (core.threshold)
+    assert search["val_patients"] == split["val"] and meta["threshold"] in search["grid"]
+    assert search["val_dice"][search["grid"].index(meta["threshold"])] == pytest.approx(max(search["val_dice"]))
     assert meta["backend"] == "tensorflow" and meta["best"]["val_dice"] == pytest.approx(r.best_val_dice)
     assert meta["data"]["val_patients"] == split["val"]
     assert [e.record["epoch"] for e in events if isinstance(e, EpochEvent)] == [1, 2]
@@ -60,6 +63,10 @@ def test_tumor_stage(tiny_dataset, tmp_path):
     assert r.status == "completed"
     meta = json.loads((tmp_path / "t" / "model.json").read_text())
     assert meta["stage"] == "tumor" and meta["preprocessing"]["recipe"] == "notebook"
+    # synthetic lesions need a linear recipe: off for the notebook recipe, on (default) for window25d
+    assert json.loads((tmp_path / "t" / "config.json").read_text())["synth_lesions"] == 0.5
+    r2 = train(tiny(tiny_dataset, tmp_path / "t2", stage="tumor", epochs=1))
+    assert r2.status == "completed" and (tmp_path / "t2" / "model.keras").is_file()
 
 
 def test_resume_continues_the_curves(tiny_dataset, tmp_path):
