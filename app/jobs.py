@@ -57,12 +57,9 @@ def segment_study(study: Study, liver_path: str, tumor_path: Optional[str], engi
     return seg.label, info
 
 
-def measure(label: np.ndarray, spacing, hu, reference=None, copy: bool = False, progress=None, cancel=None):
-    """(study summary, case report against the reference or None); ``copy``: measure a copy of the
-    label taken here, in the worker (the GUI may edit the original meanwhile)."""
+def measure(label: np.ndarray, spacing, hu, reference=None, progress=None, cancel=None):
+    """(study summary, case report against the reference or None)."""
     from core.evaluate import case_report, study_summary
-    if copy:
-        label = label.copy()
     summary = study_summary(label, spacing, hu)
     report = case_report(label, reference, spacing) if reference is not None else None
     return summary, report
