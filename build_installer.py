@@ -6,7 +6,7 @@
    ``liverseg`` executable (``liverseg.exe``; the same subcommands as the installed command,
    including ``liverseg selftest``), Qt's platform plugins, TensorFlow, ONNX Runtime, pydicom's
    decoder plugins (with the package metadata their entry points need) and ``resources/`` with
-   the demo models. On Windows a second, windowed ``LiverSegStudio.exe`` opens the GUI without a
+   the default (real-CT) and demo models. On Windows a second, windowed ``LiverSegStudio.exe`` opens the GUI without a
    console; on macOS the windowed app is ``LiverSeg Studio.app``.
 2. The package for this platform:
    - Linux: ``dist/LiverSegStudio-<version>-linux-x86_64.tar.gz`` with a ``.desktop`` file, the
@@ -240,11 +240,12 @@ echo "LiverSeg Studio added to the application menu ($apps/liverseg-studio.deskt
 README = """LiverSeg Studio {version} ({tag}, variant {variant})
 
 Run:        ./liverseg                 (the app; ./liverseg gui FOLDER opens a DICOM folder)
-Check:      ./liverseg selftest        (headless: demo models on a generated phantom)
+Check:      ./liverseg selftest        (headless: the default models on a generated phantom)
 Commands:   ./liverseg --help
 Menu entry: ./install-desktop-entry.sh
 
-The demo models are trained on synthetic data only: not for clinical or research use on real CT.
+The default models (ircadb-liver, ircadb-tumor) are trained on 3D-IRCADb-01 (CC BY-NC-ND 4.0):
+research use only, not for clinical decisions. The demo models are trained on synthetic data only.
 On Linux the GUI needs the X11/XCB libraries of a desktop (on Ubuntu: libxcb-cursor0).
 """
 

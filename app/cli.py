@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from core import __version__
@@ -13,6 +14,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="liverseg", description="LiverSeg Studio: liver and liver tumour "
                                  "segmentation in abdominal CT.")
     ap.add_argument("--version", action="version", version=f"LiverSeg Studio {__version__}")
+    ap.add_argument("--verbose", action="store_true", help="show the ML backends' start-up messages "
+                    "(anywhere on the line; also LIVERSEG_DEBUG=1)")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser("gui", help="open the main window (the default)")
     p.add_argument("path", nargs="?", help="DICOM folder to open")
@@ -29,10 +32,17 @@ def _gui(args) -> int:
     return run_gui(args)
 
 
+def take_verbose(argv: list[str]) -> list[str]:
+    """Drop ``--verbose`` wherever it stands and turn the backends' messages on (LIVERSEG_DEBUG)."""
+    if "--verbose" in argv:
+        os.environ["LIVERSEG_DEBUG"] = "1"
+    return [a for a in argv if a != "--verbose"]
+
+
 def main(argv=None) -> int:
     from core.settings import apply_backend, load_settings
     apply_backend(load_settings())  # before anything imports Keras; KERAS_BACKEND wins when set
-    argv = sys.argv[1:] if argv is None else argv
+    argv = take_verbose(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     args = parser.parse_args(argv or ["gui"])
     return run(args)

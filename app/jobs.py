@@ -23,6 +23,16 @@ def load_series_info(info, where: str, progress=None, cancel=None) -> Study:
     return Study.from_volume(load_info(info, progress=progress, cancel=cancel, where=where), where)
 
 
+def load_volume_file(path: str, progress=None, cancel=None) -> Study:
+    from core.volume_file import read_volume_file
+    return Study.from_volume(read_volume_file(path, progress=progress, cancel=cancel), path)
+
+
+def read_label(path: str, study: Study, progress=None, cancel=None):
+    from core.label_file import read_label as read
+    return read(path, study)
+
+
 def load_demo(progress=None, cancel=None) -> Study:
     from core.demo import demo_case
     c = demo_case(progress=progress, cancel=cancel)
@@ -66,8 +76,8 @@ def measure(label: np.ndarray, spacing, hu, reference=None, progress=None, cance
 
 
 def import_dataset(src: str, out: str, progress=None, cancel=None):
-    from core.ircadb import import_ircadb
-    return import_ircadb(src, out, progress=progress, cancel=cancel)
+    from core.nifti_import import import_dataset
+    return import_dataset(src, out, progress=progress, cancel=cancel)
 
 
 def train_model(cfg, resume: bool, progress=None, cancel=None):

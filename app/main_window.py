@@ -9,8 +9,7 @@ from typing import Optional
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QActionGroup
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QDockWidget, QFileDialog, QListWidget, QMainWindow,
-                               QMessageBox, QProgressBar, QTabWidget, QVBoxLayout)
+from PySide6.QtWidgets import QMainWindow, QMessageBox, QProgressBar, QSplitter, QTabWidget
 
 from core.editing import LabelEditor
 from core.engines import engines_line
@@ -25,31 +24,14 @@ from .widgets.results_panel import ResultsPanel
 from .widgets.segment_panel import SegmentPanel
 from .widgets.slice_view import OrthoViewer
 from .widgets.train_panel import TrainPanel
+from .study_io import StudyIO
 from .workers import Job, JobRunner
 
 log = logging.getLogger(__name__)
-MAX_RECENT = 8
+PANEL_SHARE = 0.22  # of the window's width on the first run (at least what the panel needs)
 
 
-class SeriesChooser(QDialog):
-    """Pick one of several series found in a folder."""
-
-    def __init__(self, series, parent=None):
-        super().__init__(parent)
-        self.setWindowTitle("Choose a series")
-        lay = QVBoxLayout(self)
-        self.list = QListWidget()
-        for s in series:
-            self.list.addItem(f"{s.summary()}   [{s.key[-24:]}]")
-        self.list.setCurrentRow(0)
-        lay.addWidget(self.list)
-        bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        bb.accepted.connect(self.accept)
-        bb.rejected.connect(self.reject)
-        lay.addWidget(bb)
-
-
-class MainWindow(QMainWindow):
+class MainWindow(StudyIO, QMainWindow):
     """LiverSeg Studio's window.
 
     Signals: ``studyLoaded`` (a study is shown), ``segmented`` (a segmentation is shown),
@@ -79,7 +61,6 @@ class MainWindow(QMainWindow):
         self.last_engines: dict = {}
 
         self.viewer = OrthoViewer()
-        self.setCentralWidget(self.viewer)
         self.viewer.cursorMoved.connect(lambda s: self.statusBar().showMessage(s))
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(240)
@@ -96,11 +77,18 @@ class MainWindow(QMainWindow):
                         (self.train_panel, "Train")):
             tabs.addTab(w, name)
         self.tabs = tabs
-        dock = QDockWidget("Tools", self)
-        dock.setWidget(tabs)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
-        dock.setMinimumWidth(430)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        # The views first: the tools panel takes what it needs (the user drags the handle; the
+        # sizes and the window geometry are remembered in the settings between runs).
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(self.viewer)
+        self.splitter.addWidget(tabs)
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 0)
+        self.setCentralWidget(self.splitter)
+        self._restore_layout()
+        self.splitter.splitterMoved.connect(lambda *_: self._save_layout())
+        self.setAcceptDrops(True)
         self._connect()
         self._build_menu()
 
@@ -133,9 +121,12 @@ class MainWindow(QMainWindow):
     def _build_menu(self) -> None:
         m = self.menuBar().addMenu("&File")
         m.addAction("&Open DICOM folder...", self.open_dialog, "Ctrl+O")
+        m.addAction("Open &file (NIfTI)...", self.open_file_dialog, "Ctrl+Shift+O")
+        m.addAction("Open &segmentation (NIfTI, DICOM SEG)...", lambda: self.open_label_dialog("label"))
+        m.addAction("Open segmentation as &reference...", lambda: self.open_label_dialog("reference"))
         m.addAction("Open dataset &case...", self.open_case_dialog)
         m.addAction("Open &demo study", self.open_demo)
-        self.recent_menu = m.addMenu("&Recent folders")
+        self.recent_menu = m.addMenu("&Recent")
         self._fill_recent()
         ex = m.addMenu("&Export")
         ex.addAction("Segmentation as &NIfTI...", lambda: self.export_dialog("nifti"))
@@ -190,105 +181,6 @@ class MainWindow(QMainWindow):
         box.open()
         self.errorBox = box
         self.jobFailed.emit(message)
-
-    # -- opening --------------------------------------------------------------
-    def open_dialog(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Open DICOM folder")
-        if path:
-            self.open_path(path)
-
-    def open_path(self, path: str, choose=None) -> Job:
-        """Scan ``path``; with several CT series ask which (``choose`` picks in tests), then load it."""
-        def scanned(result):
-            from core.dicom import select_series
-            cts = [s for s in result if s.is_ct] or list(result)
-            if len(cts) > 1:
-                idx = choose(cts) if choose else self._ask_series(cts)
-                if idx is None:
-                    return
-                info = cts[idx]
-            else:
-                try:
-                    info = select_series(result, None, path)
-                except Exception as exc:
-                    self.show_error(str(exc), "")
-                    return
-            self.start_job(Job("Load series", jobs.load_series_info, info, path), self.show_study)
-            self._add_recent(path)
-        return self.start_job(Job("Open DICOM folder", jobs.scan_folder, path), scanned)
-
-    def _ask_series(self, series) -> Optional[int]:
-        dlg = SeriesChooser(series, self)
-        return dlg.list.currentRow() if dlg.exec() == QDialog.DialogCode.Accepted else None
-
-    def open_demo(self) -> Job:
-        return self.start_job(Job("Open demo study", jobs.load_demo), self.show_study)
-
-    def open_case_dialog(self) -> None:
-        from core.dataset import list_cases
-        folder = QFileDialog.getExistingDirectory(self, "Dataset folder")
-        if not folder:
-            return
-        try:
-            cases = list_cases(folder)
-        except Exception as exc:
-            self.show_error(str(exc), "")
-            return
-        dlg = QDialog(self)
-        dlg.setWindowTitle("Open case")
-        lay = QVBoxLayout(dlg)
-        lst = QListWidget()
-        lst.addItems(cases)
-        lst.setCurrentRow(0)
-        lay.addWidget(lst)
-        bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        bb.accepted.connect(dlg.accept)
-        bb.rejected.connect(dlg.reject)
-        lay.addWidget(bb)
-        if dlg.exec() == QDialog.DialogCode.Accepted and lst.currentItem():
-            self.open_case(folder, lst.currentItem().text())
-
-    def open_case(self, folder: str, case_id: str) -> Job:
-        return self.start_job(Job("Open case", jobs.load_case_study, folder, case_id), self.show_study)
-
-    def show_study(self, study: Study) -> None:
-        self.study = study
-        self.editor = LabelEditor(study.label) if study.label is not None else None
-        self.summary = self.case_report = None
-        self.viewer.set_study(study.hu, study.spacing, study.label, study.reference)
-        mode = "prediction" if study.label is not None or study.reference is None else "reference"
-        self.display.mode.setCurrentIndex(["prediction", "reference", "outlines"].index(mode))
-        self.viewer.set_mode(mode)
-        self.viewer.set_window(*self.viewer.window)
-        z, y, x = study.shape
-        sz, sy, sx = study.spacing
-        name = study.name if len(study.name) < 60 else "..." + study.name[-57:]
-        self.setWindowTitle(f"LiverSeg Studio - {name}")
-        msg = f"{name}: {x} x {y} x {z} voxels, {sx:.2f} x {sy:.2f} x {sz:.2f} mm"
-        if study.warnings:
-            msg += "   warning: " + "; ".join(study.warnings)
-        self.statusBar().showMessage(msg)
-        self.results.summary.setText("No segmentation yet." if study.reference is None else
-                                     "Reference masks shown; segment to compare.")
-        self.results.lesions.setRowCount(0)
-        self.results.show_metrics(None)
-        if study.reference is not None and study.label is None:
-            self._update_summary(study.reference)
-        self.studyLoaded.emit()
-
-    def _fill_recent(self) -> None:
-        self.recent_menu.clear()
-        for p in self.recent():
-            self.recent_menu.addAction(p, lambda p=p: self.open_path(p))
-
-    def recent(self) -> list[str]:
-        v = self.settings.value("recent_folders", [])
-        return [v] if isinstance(v, str) else list(v or [])
-
-    def _add_recent(self, path: str) -> None:
-        items = [path] + [p for p in self.recent() if p != path]
-        self.settings.setValue("recent_folders", items[:MAX_RECENT])
-        self._fill_recent()
 
     # -- segmentation and editing ---------------------------------------------
     def run_segmentation(self, liver_path: str, tumor_path: str = "") -> Optional[Job]:
@@ -409,30 +301,6 @@ class MainWindow(QMainWindow):
         panel.curves.follow(cfg.out, cfg.epochs)
         return job
 
-    # -- export ---------------------------------------------------------------
-    def export_dialog(self, kind: str) -> None:
-        filters = {"nifti": "NIfTI (*.nii.gz *.nii)", "seg": "DICOM SEG (*.dcm)", "csv": "CSV (*.csv)",
-                   "png": "PNG (*.png)"}
-        path, _ = QFileDialog.getSaveFileName(self, "Export", "", filters[kind])
-        if path:
-            self.export(kind, path, force=True)  # the file dialog already asked about overwriting
-
-    def export(self, kind: str, path: str, force: bool = False) -> Optional[Job]:
-        s = self.study
-        if s is None or (kind != "png" and s.label is None and s.reference is None):
-            self.show_error("Nothing to export yet: open a study and segment it.", "")
-            return None
-        if kind == "png":
-            from core.export import write_png
-            from PySide6.QtGui import QImage
-            img = self.viewer.axial.glw.grab().toImage().convertToFormat(QImage.Format.Format_RGBA8888)
-            arr = np.array(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine() // 4, 4)[:, :img.width()]
-            job = Job("Export PNG", jobs.export_file, write_png, path, arr.copy(), force, [s.source_dir])
-        else:
-            label = s.label if s.label is not None else s.reference
-            job = Job(f"Export {kind}", jobs.export_study, kind, path, s, label.copy(), self.summary, force)
-        return self.start_job(job, lambda p: self.statusBar().showMessage(f"Wrote {p}"))
-
     # -- misc -----------------------------------------------------------------
     def set_engine(self, engine: str) -> None:
         """The inference engine setting (saved for the next session)."""
@@ -465,12 +333,25 @@ class MainWindow(QMainWindow):
                 f"Inference engine setting: {self.prefs.engine}{last}\n\n"
                 "Demo models are trained on synthetic data only.")
 
+    def _restore_layout(self) -> None:
+        geometry, state = self.settings.value("layout/geometry"), self.settings.value("layout/splitter")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if state is None or not self.splitter.restoreState(state):
+            panel = max(self.tabs.minimumSizeHint().width(), int(PANEL_SHARE * self.width()))
+            self.splitter.setSizes([self.width() - panel, panel])
+
+    def _save_layout(self) -> None:
+        self.settings.setValue("layout/geometry", self.saveGeometry())
+        self.settings.setValue("layout/splitter", self.splitter.saveState())
+
     def closeEvent(self, ev) -> None:
         if self.jobs.busy and self.confirm_close:
             answer = QMessageBox.question(self, "LiverSeg Studio", "A job is running. Cancel it and quit?")
             if answer != QMessageBox.StandardButton.Yes:
                 ev.ignore()
                 return
+        self._save_layout()
         self.train_panel.curves.stop()
         self.jobs.cancel_all()
         super().closeEvent(ev)

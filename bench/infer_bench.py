@@ -143,8 +143,8 @@ def main() -> None:
         folder = args.dicom
         if folder is None and (args.phantom or not SHARED.exists()):
             from core.phantom import make_phantom, write_patient
-            write_patient(make_phantom(17, args.phantom_slices, args.phantom_size, slice_mm=1.6), tmp / "ph", 17)
-            with zipfile.ZipFile(tmp / "ph" / "3Dircadb1.17" / "PATIENT_DICOM.zip") as z:
+            ph = write_patient(make_phantom(17, args.phantom_slices, args.phantom_size, slice_mm=1.6), tmp / "ph", 17)
+            with zipfile.ZipFile(ph / "PATIENT_DICOM.zip") as z:
                 z.extractall(tmp)
             folder = str(tmp / "PATIENT_DICOM")
         elif folder is None:

@@ -15,3 +15,9 @@ __version__ = "0.1.0"
 # setting wins.
 _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# TensorFlow's C++ start-up lines (cuInit "errors" on every machine without a GPU) stay off the
+# terminal unless LIVERSEG_DEBUG=1 / --verbose (core/quiet.py).
+from . import quiet as _quiet  # noqa: E402
+
+_quiet.install()

@@ -1,4 +1,6 @@
-"""Command-line subcommands that need no GUI: info, import, phantom.
+"""Command-line subcommands that need no GUI: info, import, phantom, predict, evaluate, ...
+
+The training subcommands (``train``, ``train-default``) live in :mod:`core.cli_train`.
 
 ``app.cli`` adds the GUI subcommand and is the ``liverseg`` entry point; this
 module only registers subcommands and runs them. A refusal (any
@@ -14,41 +16,18 @@ import sys
 import time
 from typing import Callable, Optional
 
+from .cli_train import add_training_subcommands
 from .engines import ENGINES, engines_line
 from .errors import Cancelled, LiverSegError
-from .jobs import CancelToken, Progress
-
-
-class ProgressBar:
-    """A terminal progress bar fed by :class:`~core.jobs.Progress` events."""
-
-    def __init__(self, stream=None, min_interval: float = 0.1):
-        self.stream = stream or sys.stderr
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.min_interval = min_interval
-        self._last = 0.0
-        self._stage = ""
-
-    def __call__(self, ev: Progress) -> None:
-        now = time.monotonic()
-        final = ev.total and ev.done >= ev.total
-        if not final and ev.stage == self._stage and now - self._last < (self.min_interval if self.tty else 2.0):
-            return
-        self._last, self._stage = now, ev.stage
-        if ev.total:
-            n = int(30 * ev.done / ev.total)
-            text = f"{ev.stage:8s} [{'#' * n}{'.' * (30 - n)}] {ev.done}/{ev.total} {ev.message}"
-        else:
-            text = f"{ev.stage:8s} {ev.done} {ev.message}"
-        if self.tty:
-            self.stream.write("\r" + text[:100].ljust(100) + ("\n" if final else ""))
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
+from .jobs import CancelToken
+from .progress_bar import ProgressBar
 
 
 def cmd_info(args) -> int:
     from .dicom import scan
+    from .volume_file import is_volume_file
+    if is_volume_file(args.path):
+        return _info_volume_file(args.path)
     result = scan(args.path)
     if not result:
         from .dicom import select_series
@@ -73,9 +52,9 @@ def cmd_info(args) -> int:
 
 def cmd_import(args, cancel: CancelToken) -> int:
     from .dataset import read_manifest
-    from .ircadb import import_ircadb
+    from .nifti_import import import_dataset
     t = time.perf_counter()
-    ids = import_ircadb(args.src, args.out, progress=ProgressBar(), cancel=cancel, force=args.force)
+    ids = import_dataset(args.src, args.out, progress=ProgressBar(), cancel=cancel, force=args.force)
     cases = read_manifest(args.out)["cases"]
     for cid in ids:
         c = cases[cid]
@@ -93,61 +72,58 @@ def cmd_phantom(args, cancel: CancelToken) -> int:
     return 0
 
 
-def cmd_train(args, cancel: CancelToken) -> int:
-    import signal
+def resolve_models(args) -> tuple[str, Optional[str]]:
+    """(liver, tumour or None) model paths: the flags, else the bundled defaults (core.library)."""
+    from .library import default_models
+    liver, tumor = args.liver_model, None if args.liver_only else args.tumor_model
+    if liver is None or (tumor is None and not args.liver_only):
+        d_liver, d_tumor = default_models()
+        if liver is None:
+            if d_liver is None:
+                raise LiverSegError("no default liver model is installed; give one with --liver-model")
+            liver = d_liver.path
+        if tumor is None and not args.liver_only and d_tumor is not None:
+            tumor = d_tumor.path
+    return liver, tumor
 
-    from .training import EpochEvent, TrainConfig, train
 
-    def on_sigint(signum, frame):
-        if cancel.cancelled:
-            raise KeyboardInterrupt
-        print("\nstopping after this batch (Ctrl-C again to abort)...", file=sys.stderr)
-        cancel.cancel()
+def _info_volume_file(path: str) -> int:
+    import nibabel as nib
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    bar = ProgressBar()
-
-    def progress(ev):
-        if isinstance(ev, EpochEvent):
-            r = ev.record
-            print(f"\repoch {r['epoch']}/{ev.total}: loss {r.get('loss', float('nan')):.4f} "
-                  f"dice {r.get('dice', float('nan')):.4f}  val_loss {r.get('val_loss', float('nan')):.4f} "
-                  f"val_dice {r.get('val_dice', float('nan')):.4f}  lr {r['lr']:.2e}  {r['seconds']:.1f} s",
-                  file=sys.stderr)
-        else:
-            bar(ev)
-
-    cfg = TrainConfig(
-        dataset=args.dataset, out=args.out, stage=args.stage, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.lr, image_size=args.image_size, base_filters=args.filters, depth=args.depth,
-        recipe=args.recipe, loss=args.loss, fraction=args.fraction, seed=args.seed, augment=not args.no_augment,
-        early_stopping=args.early_stopping, precision=args.precision, strategy=args.strategy,
-        export_onnx=not args.no_onnx, synth_lesions=args.synth_lesions, calibrate=not args.no_calibrate)
-    try:
-        result = train(cfg, progress=progress, cancel=cancel, resume=args.resume)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    print(f"{result.status}: {result.epochs_done} epoch(s), best val Dice {result.best_val_dice:.4f} "
-          f"at epoch {result.best_epoch}; run folder {result.run_dir}")
-    return 0 if result.status != "cancelled" else 130
+    from .volume_file import read_volume_file
+    v = read_volume_file(path)
+    g = v.file_grid
+    z, y, x = v.spacing
+    codes = "".join(nib.aff2axcodes(g.affine_array()))
+    print(path)
+    print(f"    NIfTI  size {' x '.join(map(str, g.shape))} (i, j, k), stored {codes}  "
+          f"spacing {x:.3f} x {y:.3f} x {z:.3f} mm (x, y, z)  HU {int(v.hu.min())}..{int(v.hu.max())}")
+    for w in v.warnings:
+        print(f"    warning: {w}")
+    return 0
 
 
 def cmd_predict(args, cancel: CancelToken) -> int:
-    from .dicom import load_series
+    from .volume_file import open_volume
     from .evaluate import study_summary
     from .export import check_target, write_dicom_seg, write_json_report, write_lesions_csv, write_nifti
     from .inference import segment
     from .model.io import load_seg_model
 
+    if args.batch:
+        return cmd_predict_batch(args, cancel)
+    if args.shard:
+        raise LiverSegError("--shard splits a batch run: add --batch (a folder of studies, --out a folder)")
     bar = ProgressBar()
     src = [args.dicom_dir]
     outputs = [(args.out, "out")] + [(p, n) for p, n in ((args.seg, "seg"), (args.lesions, "lesions"),
                                                          (args.report, "report")) if p]
     for path, _ in outputs:  # fail before the long work, not after it
         check_target(path, args.force, src)
-    volume = load_series(args.dicom_dir, progress=bar, cancel=cancel)
-    liver = load_seg_model(args.liver_model, "liver")
-    tumor = load_seg_model(args.tumor_model, "tumor") if args.tumor_model else None
+    liver_path, tumor_path = resolve_models(args)
+    volume = open_volume(args.dicom_dir, progress=bar, cancel=cancel)
+    liver = load_seg_model(liver_path, "liver")
+    tumor = load_seg_model(tumor_path, "tumor") if tumor_path else None
     seg = segment(volume, liver, tumor, progress=bar, cancel=cancel, device=args.device,
                   batch_size=args.batch_size, engine=args.engine)
     summary = study_summary(seg.label, volume.spacing, volume.hu)
@@ -171,6 +147,35 @@ def cmd_predict(args, cancel: CancelToken) -> int:
           f"{seg.timings.get('total', 0):.1f} s; {engines_line(seg.info.get('engines') or {})}")
     for path, _ in outputs:
         print(f"wrote {path}")
+    return 0
+
+
+def cmd_predict_batch(args, cancel: CancelToken) -> int:
+    from .batch import parse_shard, run_batch
+    from .model.io import load_seg_model
+    extra = [f for f, v in (("--seg", args.seg), ("--lesions", args.lesions), ("--report", args.report)) if v]
+    if extra:
+        raise LiverSegError(f"{', '.join(extra)}: not available with --batch (one label per study and the "
+                            f"summary CSV are written to --out)")
+    shard = parse_shard(args.shard)
+    liver_path, tumor_path = resolve_models(args)
+    liver = load_seg_model(liver_path, "liver")  # once, for every study
+    tumor = load_seg_model(tumor_path, "tumor") if tumor_path else None
+    rows, summary = run_batch(args.dicom_dir, args.out, liver, tumor, force=args.force, shard=shard,
+                              engine=args.engine, device=args.device, progress=ProgressBar(), cancel=cancel)
+    counts = {k: sum(r.status == k for r in rows) for k in ("done", "skipped", "error")}
+    for r in rows:
+        if r.status == "error":
+            print(f"error: {r.study}: {r.error}", file=sys.stderr)
+    print(f"{len(rows)} stud{'y' if len(rows) == 1 else 'ies'}: {counts['done']} segmented, {counts['skipped']} "
+          f"skipped (output exists), {counts['error']} failed; summary {summary}")
+    return 0 if not counts["error"] else 1
+
+
+def cmd_merge(args, cancel: CancelToken) -> int:
+    from .batch import merge_summaries
+    rows = merge_summaries(args.summaries, args.out, force=args.force)
+    print(f"{len(rows)} studies from {len(args.summaries)} summaries; wrote {args.out}")
     return 0
 
 
@@ -198,8 +203,9 @@ def cmd_evaluate(args, cancel: CancelToken) -> int:
     from .export import check_target, write_json_report
     from .model.io import load_seg_model
     check_target(args.out, args.force)
-    liver = load_seg_model(args.liver_model, "liver")
-    tumor = load_seg_model(args.tumor_model, "tumor") if args.tumor_model else None
+    liver_path, tumor_path = resolve_models(args)
+    liver = load_seg_model(liver_path, "liver")
+    tumor = load_seg_model(tumor_path, "tumor") if tumor_path else None
     result = evaluate_dataset(args.dataset, liver, tumor, args.cases, progress=ProgressBar(), cancel=cancel,
                               device=args.device, engine=args.engine)
     print(format_table(result))
@@ -218,29 +224,36 @@ def cmd_selftest(args, cancel: CancelToken) -> int:
 
 
 def add_subcommands(sub) -> None:
-    p = sub.add_parser("info", help="list the DICOM series in a folder")
-    p.add_argument("path", help="DICOM folder (searched recursively)")
+    p = sub.add_parser("info", help="list the DICOM series in a folder (or describe a NIfTI volume)")
+    p.add_argument("path", help="DICOM folder (searched recursively) or a NIfTI volume file")
     p.set_defaults(func=lambda a, c: cmd_info(a))
 
-    p = sub.add_parser("import", help="import 3D-IRCADb-01 into a dataset folder")
-    p.add_argument("src", help="3Dircadb1.zip, a folder of 3Dircadb1.N patients, or one patient folder")
+    p = sub.add_parser("import", help="import 3D-IRCADb-01, the Decathlon's Task03_Liver, LiTS or NIfTI pairs "
+                                      "into a dataset folder")
+    p.add_argument("src", help="3Dircadb1.zip, a folder of 3Dircadb1.N patients, or one patient folder; or an "
+                               "extracted Task03_Liver (imagesTr/labelsTr), LiTS (volume-N/segmentation-N) or a folder "
+                               "of image + label NIfTI pairs")
     p.add_argument("--out", required=True, help="dataset folder to write")
     p.add_argument("--force", action="store_true", help="re-import cases already present")
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("phantom", help="write synthetic CT patients in the 3D-IRCADb-01 layout")
-    p.add_argument("out", help="folder to write 3Dircadb1.N patients into")
+    p.add_argument("out", help="folder to write phantom-s<seed>-N patients into (the 3D-IRCADb-01 layout)")
     p.add_argument("--patients", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--slices", type=int, default=64)
     p.add_argument("--size", type=int, default=256)
     p.set_defaults(func=cmd_phantom)
 
-    p = sub.add_parser("predict", help="segment liver and tumours in a DICOM series")
-    p.add_argument("dicom_dir")
-    p.add_argument("--liver-model", required=True, help="run folder, .keras (with model.json) or notebook .h5")
-    p.add_argument("--tumor-model", help="run folder, .keras or notebook .h5 (omit: liver only)")
-    p.add_argument("--out", required=True, help="label volume to write (.nii.gz)")
+    p = sub.add_parser("predict", help="segment liver and tumours in a DICOM series (or, with --batch, "
+                                       "in every study of a folder)")
+    p.add_argument("dicom_dir", help="DICOM folder (searched recursively) or a NIfTI volume (.nii, .nii.gz); "
+                                     "with --batch a folder of studies")
+    p.add_argument("--liver-model", help="run folder, .keras (with model.json) or notebook .h5 "
+                                         "(default: the bundled default, trained on real CT anatomy)")
+    p.add_argument("--tumor-model", help="run folder, .keras or notebook .h5 (default: the bundled default)")
+    p.add_argument("--liver-only", action="store_true", help="no tumour stage")
+    p.add_argument("--out", required=True, help="label volume to write (.nii.gz); with --batch a folder")
     p.add_argument("--seg", help="also write a DICOM SEG")
     p.add_argument("--lesions", help="also write the lesion table (CSV)")
     p.add_argument("--report", help="also write a JSON report")
@@ -249,12 +262,23 @@ def add_subcommands(sub) -> None:
     p.add_argument("--engine", choices=ENGINES, default="auto",
                    help="auto: Keras on a GPU, else ONNX Runtime (GPU provider, validated int8, fp32), else Keras")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
+    p.add_argument("--batch", action="store_true", help="DICOM_DIR is a folder of studies (one per subfolder): "
+                   "--out is a folder, one label per study plus summary.csv; existing outputs are skipped")
+    p.add_argument("--shard", metavar="K/N", help="with --batch: only the K-th of N deterministic shares "
+                   "(job arrays, e.g. --shard $SLURM_ARRAY_TASK_ID/10); join the summaries with `merge`")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("merge", help="join the summary CSVs of sharded batch runs")
+    p.add_argument("summaries", nargs="+", help="summary-K-of-N.csv files")
+    p.add_argument("--out", required=True, help="merged CSV to write")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_merge)
 
     p = sub.add_parser("evaluate", help="segment the cases of a dataset and compare with their ground truth")
     p.add_argument("dataset")
-    p.add_argument("--liver-model", required=True)
-    p.add_argument("--tumor-model")
+    p.add_argument("--liver-model", help="default: the bundled default liver model")
+    p.add_argument("--tumor-model", help="default: the bundled default tumour model")
+    p.add_argument("--liver-only", action="store_true", help="no tumour stage")
     p.add_argument("--out", required=True, help="JSON report to write")
     p.add_argument("--cases", nargs="*", help="case ids (default: all)")
     p.add_argument("--device", choices=("cpu", "gpu"))
@@ -263,7 +287,7 @@ def add_subcommands(sub) -> None:
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("selftest", help="check this installation on a phantom with the bundled demo models")
+    p = sub.add_parser("selftest", help="check this installation on a phantom with the default models")
     p.add_argument("--engine", choices=ENGINES, default="auto",
                    help="auto: Keras on a GPU, else ONNX Runtime (GPU provider, validated int8, fp32), else Keras")
     p.set_defaults(func=cmd_selftest)
@@ -277,33 +301,7 @@ def add_subcommands(sub) -> None:
     p.add_argument("--recalibrate", action="store_true", help="draw new calibration slices instead of reusing "
                                                               "the run's calibration.npz")
     p.set_defaults(func=cmd_export_onnx)
-
-    p = sub.add_parser("train", help="train the liver or the tumour ResUNet on a dataset folder")
-    p.add_argument("dataset", help="dataset folder (from liverseg import)")
-    p.add_argument("--stage", choices=("liver", "tumor"), required=True)
-    p.add_argument("--out", required=True, help="run folder to write (or to continue with --resume)")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=1e-3, help="learning rate")
-    p.add_argument("--image-size", type=int, default=256, help="model input, pixels")
-    p.add_argument("--filters", type=int, default=16, help="base filters (16: 16-32-64-128-256)")
-    p.add_argument("--depth", type=int, default=4)
-    p.add_argument("--recipe", choices=("window25d", "notebook"), default="window25d", help="preprocessing")
-    p.add_argument("--loss", choices=("bce_dice", "dice"), default="bce_dice")
-    p.add_argument("--fraction", type=float, default=1.0, help="share of the training slices (0.25, 0.5, 1)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE")
-    p.add_argument("--no-augment", action="store_true")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
-    p.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default")
-    p.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"), default="float32")
-    p.add_argument("--no-onnx", action="store_true", help="skip the ONNX / int8 export at the end")
-    p.add_argument("--synth-lesions", type=float, default=0.5, metavar="SHARE",
-                   help="tumour stage: share of training samples given synthetic lesions (0: off)")
-    p.add_argument("--no-calibrate", action="store_true",
-                   help="keep threshold 0.5 instead of choosing it on the validation patients")
-    p.set_defaults(func=cmd_train)
-
+    add_training_subcommands(sub)
 
 def run(args: argparse.Namespace, func: Optional[Callable] = None) -> int:
     """Run a parsed subcommand: errors become one line on stderr and exit code 2."""

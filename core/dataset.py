@@ -2,10 +2,19 @@
 
 Each case file holds ``hu`` (int16 [Z, Y, X]), ``label`` (uint8 [Z, Y, X]:
 0 background, 1 liver, 2 tumour), ``spacing`` ((z, y, x) mm), ``origin``,
-``direction`` and ``meta`` (JSON: source, checksums). Members are stored
-uncompressed, so :func:`load_case` can memory-map them (``mmap=True``) for
-training pipelines. Files are written atomically; the manifest is rewritten
-after every case, so an interrupted import leaves a consistent dataset.
+``direction`` and ``meta`` (JSON: source, checksums), and, when the source
+outlines more than liver and tumours, ``anatomy`` (uint8 [Z, Y, X], the codes
+of :mod:`core.anatomy`). Two kinds of case:
+
+* ``ct``: a CT with its labels (what evaluation, the viewer and calibration use);
+* ``labelmap``: an expert label map without its CT (``hu`` absent): 3D-IRCADb-01
+  ships such maps of 16 patients whose CT is not available here. Training renders
+  CT from their anatomy (:mod:`core.synth_ct`); nothing else reads them.
+
+Members are stored uncompressed, so :func:`load_case` can memory-map them
+(``mmap=True``) for training pipelines. Files are written atomically; the
+manifest is rewritten after every case, so an interrupted import leaves a
+consistent dataset.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -25,6 +35,7 @@ MANIFEST = "manifest.json"
 FORMAT = "liverseg-dataset"
 VERSION = 1
 LIVER, TUMOUR = 1, 2
+KINDS = ("ct", "labelmap")
 
 
 @dataclass
@@ -33,33 +44,41 @@ class Case:
 
     Attributes:
         case_id: name within the dataset (e.g. "3Dircadb1.17").
-        hu: int16 [Z, Y, X] Hounsfield units.
+        hu: int16 [Z, Y, X] Hounsfield units; None for a label map without CT.
         label: uint8 [Z, Y, X], 0 background, 1 liver, 2 tumour.
         spacing: (z, y, x) mm.
         origin: LPS mm of voxel [0, 0, 0].
         direction: 3x3, columns are the x, y, z index axes in LPS.
         meta: source path, checksums and other JSON-able facts.
+        anatomy: optional uint8 [Z, Y, X] structure codes (:mod:`core.anatomy`).
     """
 
     case_id: str
-    hu: np.ndarray
+    hu: Optional[np.ndarray]
     label: np.ndarray
     spacing: tuple[float, float, float]
     origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
     direction: np.ndarray = field(default_factory=lambda: np.eye(3))
     meta: dict = field(default_factory=dict)
+    anatomy: Optional[np.ndarray] = None
 
     @property
     def voxel_ml(self) -> float:
         return float(np.prod(self.spacing)) / 1000.0
 
+    @property
+    def kind(self) -> str:
+        """"ct" or "labelmap" (no CT)."""
+        return "ct" if self.hu is not None else "labelmap"
+
     def summary(self) -> dict:
         """The manifest entry of this case."""
         counts = np.bincount(self.label.ravel(), minlength=3)
-        return {
+        entry = {
             "file": case_file_name(self.case_id),
-            "shape": list(self.hu.shape),
-            "slices": int(self.hu.shape[0]),
+            "kind": self.kind,
+            "shape": list(self.label.shape),
+            "slices": int(self.label.shape[0]),
             "spacing": [round(float(s), 6) for s in self.spacing],
             "liver_ml": round(float(counts[LIVER] + counts[TUMOUR]) * self.voxel_ml, 4),
             "tumour_ml": round(float(counts[TUMOUR]) * self.voxel_ml, 4),
@@ -67,6 +86,10 @@ class Case:
             "source": self.meta.get("source", ""),
             "source_sha256": self.meta.get("source_sha256", {}),
         }
+        if self.anatomy is not None:
+            from .anatomy import structures_present
+            entry["structures"] = structures_present(self.anatomy)
+        return entry
 
 
 def natural_key(s: str):
@@ -104,13 +127,19 @@ def write_case(folder: str | Path, case: Case) -> dict:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DatasetError(f"{folder}: cannot create the dataset folder ({one_line(exc, 120)})") from None
-    if case.hu.shape != case.label.shape or case.hu.ndim != 3:
-        raise DatasetError(f"{case.case_id}: hu {case.hu.shape} and label {case.label.shape} differ")
+    if case.label.ndim != 3 or any(a is not None and a.shape != case.label.shape for a in (case.hu, case.anatomy)):
+        shapes = {k: getattr(a, "shape", None) for k, a in (("hu", case.hu), ("label", case.label),
+                                                            ("anatomy", case.anatomy))}
+        raise DatasetError(f"{case.case_id}: arrays of different shapes {shapes}")
     entry = case.summary()
+    arrays = {"label": np.ascontiguousarray(case.label, dtype=np.uint8)}
+    if case.hu is not None:
+        arrays["hu"] = np.ascontiguousarray(case.hu, dtype=np.int16)
+    if case.anatomy is not None:
+        arrays["anatomy"] = np.ascontiguousarray(case.anatomy, dtype=np.uint8)
     try:
         with atomic_open(folder / entry["file"], "wb") as fh:
-            np.savez(fh, hu=np.ascontiguousarray(case.hu, dtype=np.int16),
-                     label=np.ascontiguousarray(case.label, dtype=np.uint8),
+            np.savez(fh, **arrays,
                      spacing=np.asarray(case.spacing, dtype=np.float64),
                      origin=np.asarray(case.origin, dtype=np.float64),
                      direction=np.asarray(case.direction, dtype=np.float64),
@@ -124,12 +153,19 @@ def write_case(folder: str | Path, case: Case) -> dict:
     return entry
 
 
-def list_cases(folder: str | Path) -> list[str]:
-    """Case ids of a dataset folder, in natural order ("2" before "10")."""
+def list_cases(folder: str | Path, kind: str = "ct") -> list[str]:
+    """Case ids of a dataset folder, in natural order ("2" before "10").
+
+    Args:
+        kind: "ct" (the default: cases with a CT), "labelmap" (label maps without CT) or "all".
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetError(f"{folder}: no such dataset folder")
-    return sorted(read_manifest(folder)["cases"], key=natural_key)
+    if kind not in KINDS + ("all",):
+        raise ValueError(f"kind must be one of {KINDS + ('all',)}, got {kind!r}")
+    cases = read_manifest(folder)["cases"]
+    return sorted((c for c, e in cases.items() if kind == "all" or e.get("kind", "ct") == kind), key=natural_key)
 
 
 def _memmap_member(zf: zipfile.ZipFile, path: Path, name: str) -> np.ndarray:
@@ -165,17 +201,23 @@ def load_case(folder: str | Path, case_id: str, mmap: bool = False) -> Case:
         raise DatasetError(f"{path}: no such case file")
     try:
         with zipfile.ZipFile(path) as zf:
-            if mmap:
-                hu, label = _memmap_member(zf, path, "hu.npy"), _memmap_member(zf, path, "label.npy")
-            else:
-                hu, label = np.load(zf.open("hu.npy")), np.load(zf.open("label.npy"))
+            names = set(zf.namelist())
+            big = {}
+            for k in ("hu", "label", "anatomy"):
+                if f"{k}.npy" in names:
+                    big[k] = _memmap_member(zf, path, f"{k}.npy") if mmap else np.load(zf.open(f"{k}.npy"))
             small = {k: np.load(zf.open(f"{k}.npy")) for k in ("spacing", "origin", "direction", "meta")}
         meta = json.loads(small["meta"].tobytes().decode("utf-8"))
     except DatasetError:
         raise
     except Exception as exc:  # zipfile/numpy/json raise many types on corrupt files
         raise DatasetError(f"{path}: corrupt case file ({one_line(exc, 120)})") from None
-    if hu.shape != label.shape or hu.ndim != 3 or hu.dtype != np.int16 or label.dtype != np.uint8:
-        raise DatasetError(f"{path}: inconsistent arrays (hu {hu.shape} {hu.dtype}, label {label.shape} {label.dtype})")
+    label, hu, anatomy = big.get("label"), big.get("hu"), big.get("anatomy")
+    if (label is None or label.ndim != 3 or label.dtype != np.uint8
+            or (hu is not None and (hu.shape != label.shape or hu.dtype != np.int16))
+            or (anatomy is not None and (anatomy.shape != label.shape or anatomy.dtype != np.uint8))
+            or (hu is None and anatomy is None)):
+        desc = ", ".join(f"{k} {a.shape} {a.dtype}" for k, a in big.items())
+        raise DatasetError(f"{path}: inconsistent arrays ({desc or 'none'})")
     return Case(case_id, hu, label, tuple(float(s) for s in small["spacing"]),
-                tuple(float(s) for s in small["origin"]), small["direction"], meta)
+                tuple(float(s) for s in small["origin"]), small["direction"], meta, anatomy)

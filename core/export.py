@@ -17,7 +17,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Protocol
 
 import numpy as np
 
@@ -34,14 +34,17 @@ class ExportError(LiverSegError):
 
 
 def check_target(path: str | os.PathLike, force: bool = False, source_dirs: Iterable[str] = ()) -> Path:
-    """Refuse an existing file (unless ``force``) and any path inside a source folder."""
+    """Refuse an existing file (unless ``force``), any path inside a source DICOM folder, and the
+    source volume file itself."""
     p = Path(path).expanduser().resolve()
     for src in source_dirs:
         if not src:
             continue
         s = Path(src).resolve()
-        if s.is_file():
-            s = s.parent
+        if s.is_file():  # a volume file (NIfTI): never overwritten; writing beside it is fine
+            if p == s:
+                raise ExportError(f"{p}: refusing to overwrite the source volume file")
+            continue
         if p == s or s in p.parents:
             raise ExportError(f"{p}: refusing to write inside the source DICOM folder {s}")
     if p.exists() and not force:
@@ -85,8 +88,25 @@ def _nifti_image(label: np.ndarray, spacing, origin=(0.0, 0.0, 0.0), direction=N
     return img
 
 
-def write_nifti(path, label: np.ndarray, volume, force: bool = False) -> Path:
+class Gridded(Protocol):
+    """What a label is written against: a :class:`core.dicom.Volume` or a :class:`core.study.Study`."""
+
+    spacing: tuple[float, float, float]
+    origin: tuple[float, float, float]
+    direction: np.ndarray
+
+    @property
+    def source_dir(self) -> str: ...
+
+    @property
+    def file_grid(self): ...
+
+
+def write_nifti(path, label: np.ndarray, volume: Gridded, force: bool = False) -> Path:
     """Write ``label`` ([Z, Y, X] uint8) as NIfTI in ``volume``'s geometry (spacing, origin, direction).
+
+    Never inside ``volume.source_dir`` (the folder it was read from); an object without one is
+    an error, not a silently empty guard.
 
     nibabel writes straight into a temp file beside the target (its suffix selects
     gzip), which is then renamed onto the target: atomic, and the data written once.
@@ -94,9 +114,16 @@ def write_nifti(path, label: np.ndarray, volume, force: bool = False) -> Path:
     import nibabel as nib
 
     from .atomic import default_mode
-    meta = getattr(volume, "meta", None)
-    p = check_target(path, force, [getattr(meta, "source", "")])
-    img = _nifti_image(label, volume.spacing, getattr(volume, "origin", (0, 0, 0)), getattr(volume, "direction", None))
+    p = check_target(path, force, [volume.source_dir])
+    grid = volume.file_grid
+    if grid is not None:  # opened from a volume file: back onto its own voxel grid, with its own affine
+        import nibabel as nib
+        img = nib.Nifti1Image(grid.to_file(label).astype(np.uint8), grid.affine_array())
+        img.header.set_xyzt_units("mm")
+        img.set_qform(img.affine, code=1)
+        img.set_sform(img.affine, code=1)
+    else:
+        img = _nifti_image(label, volume.spacing, volume.origin, volume.direction)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".nii.gz" if str(p).endswith(".gz") else ".nii",
                                dir=p.parent)
     os.close(fd)
@@ -133,7 +160,9 @@ def write_dicom_seg(path, label: np.ndarray, volume, force: bool = False) -> Pat
 
     from . import __version__
     meta = volume.meta
-    p = check_target(path, force, [meta.source])
+    p = check_target(path, force, [volume.source_dir])
+    if volume.file_grid is not None:
+        raise ExportError(f"{p}: DICOM SEG needs a study opened from DICOM ({meta.files[0]} is a volume file)")
     sources = []
     for f in meta.files:
         if "::" in f or not os.path.isfile(f):

@@ -9,7 +9,12 @@ with the inner zips either as shipped or already extracted. Nothing is
 extracted and the source is never modified. Labels: 0 background, 1 liver,
 2 tumour = union of every ``livertumor*`` mask (``livertumor1``,
 ``livertumor01``, ``livertumors``...); cysts (``liverkyst``) and other
-structures are not tumour.
+structures are not tumour. Every structure outlined (vessels, bone, skin,
+organs) also goes into the case's anatomy map (:mod:`core.anatomy`).
+
+A patient folder with ``MASKS_DICOM`` but no ``PATIENT_DICOM`` (the expert label
+maps of patients whose CT is not at hand) becomes a ``labelmap`` case: the grid
+comes from the mask files' own headers, and there is no ``hu``.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from . import anatomy
 from .archive import SafeZip
 from .dataset import Case, read_manifest, write_case
 from .dicom.geometry import compute_geometry
@@ -37,18 +43,28 @@ from .jobs import CancelToken, ProgressFn, check, report
 
 log = logging.getLogger(__name__)
 
-PATIENT_RE = re.compile(r"^3Dircadb1\.(\d+)$", re.IGNORECASE)
-TUMOUR_RE = re.compile(r"^livertumou?rs?[\W_]*\d*([\W_]+\d+)*$", re.IGNORECASE)
+# Patient folders: the dataset's own (3Dircadb1.N), and our phantoms in its layout (phantom-s<seed>-N).
+PATIENT_RE = re.compile(r"^(?:3Dircadb1\.(\d+)|phantom-s(\d+)-(\d+))$", re.IGNORECASE)
+
+
+def is_phantom_name(name: str) -> bool:
+    """A case named as our synthetic phantoms are (``phantom-s<seed>-N``)."""
+    m = PATIENT_RE.match(name)
+    return bool(m and m.group(2))
+
+
+def patient_order(name: str) -> tuple:
+    """Sort key: real patients by number, then phantoms by seed and number."""
+    m = PATIENT_RE.match(name)
+    if not m:
+        return (2, name)
+    return (0, int(m.group(1))) if m.group(1) else (1, int(m.group(2)), int(m.group(3)))
 
 
 def structure_kind(name: str) -> str:
-    """"liver", "tumour" or "" (ignored) for a MASKS_DICOM structure folder name."""
-    n = name.strip().lower()
-    if n == "liver":
-        return "liver"
-    if TUMOUR_RE.match(n):
-        return "tumour"
-    return ""
+    """"liver", "tumour" or "" (not part of the training label) for a MASKS_DICOM folder name."""
+    code = anatomy.structure_code(name)
+    return {anatomy.LIVER: "liver", anatomy.TUMOUR: "tumour"}.get(code, "")
 
 
 @dataclass
@@ -87,10 +103,8 @@ def _split_members(z: SafeZip, prefix_parts: int = 0) -> tuple[list[Source], dic
         upper = [p.upper() for p in parts]
         if "PATIENT_DICOM" in upper and upper.index("PATIENT_DICOM") == len(parts) - 2:
             ct.append(BytesSource(f"{z.name}::{info.filename}", z.read(info)))
-        elif "MASKS_DICOM" in upper and upper.index("MASKS_DICOM") == len(parts) - 3:
-            structure = parts[-2]
-            if structure_kind(structure):
-                masks.setdefault(structure, []).append(BytesSource(f"{z.name}::{info.filename}", z.read(info)))
+        elif "MASKS_DICOM" in upper and upper.index("MASKS_DICOM") == len(parts) - 3 and parts[-1]:
+            masks.setdefault(parts[-2], []).append(BytesSource(f"{z.name}::{info.filename}", z.read(info)))
     return ct, masks
 
 
@@ -117,10 +131,9 @@ def _patient_from_folder(folder: Path, case_id: str) -> PatientRef:
                 else:
                     files = []
                     for sub in sorted(p for p in dpath.iterdir() if p.is_dir()):
-                        if structure_kind(sub.name):
-                            fs = list_files(sub)
-                            masks[sub.name] = [FileSource(f) for f in fs]
-                            files += fs
+                        fs = list_files(sub)
+                        masks[sub.name] = [FileSource(f) for f in fs]
+                        files += fs
                 for f in files:
                     h.update(os.path.relpath(f, folder).encode())
                     h.update(Path(f).read_bytes())
@@ -142,7 +155,7 @@ def _patients_in_zip(path: Path) -> list[PatientRef]:
     if not by_patient:
         raise ArchiveError(f"{path}: no 3Dircadb1.N patient folder inside the archive")
     refs = []
-    for prefix, infos in sorted(by_patient.items()):
+    for prefix, infos in sorted(by_patient.items(), key=lambda kv: (patient_order(kv[0].split("/")[-1]), kv[0])):
         case_id = prefix.split("/")[-1]
         depth = prefix.count("/") + 1
 
@@ -199,12 +212,12 @@ def find_patients(src: str | os.PathLike) -> list[PatientRef]:
     if path.is_file():
         return _patients_in_zip(path)
     names = {p.name.upper() for p in path.iterdir()}
-    if names & {"PATIENT_DICOM.ZIP", "PATIENT_DICOM"}:
+    if names & {"PATIENT_DICOM.ZIP", "PATIENT_DICOM", "MASKS_DICOM.ZIP", "MASKS_DICOM"}:
         m = PATIENT_RE.match(path.name)
         case_id = path.name if m else re.sub(r"[^A-Za-z0-9._-]", "_", path.name).strip("._-") or "case"
         return [_patient_from_folder(path, case_id)]
-    found = sorted((p for p in path.rglob("3Dircadb1.*") if p.is_dir() and PATIENT_RE.match(p.name)),
-                   key=lambda p: int(PATIENT_RE.match(p.name).group(1)))
+    found = sorted({p for pattern in ("3Dircadb1.*", "phantom-s*") for p in path.rglob(pattern)
+                    if p.is_dir() and PATIENT_RE.match(p.name)}, key=lambda p: (patient_order(p.name), str(p)))
     if not found:
         zips = sorted(path.glob("*.zip"))
         if len(zips) == 1:
@@ -214,27 +227,38 @@ def find_patients(src: str | os.PathLike) -> list[PatientRef]:
     return [_patient_from_folder(p, p.name) for p in found]
 
 
+def _reference(p: PatientData, cancel: Optional[CancelToken]):
+    """(volume, geometry) of the grid the masks are mapped onto: the CT, else the liver mask series."""
+    if p.ct:
+        sources, what = p.ct, "PATIENT_DICOM"
+    else:
+        livers = [k for k in p.masks if structure_kind(k) == "liver"]
+        if not livers:
+            raise DatasetError(f"{p.name}: no PATIENT_DICOM slices and no liver mask in MASKS_DICOM")
+        sources, what = p.masks[livers[0]], f"MASKS_DICOM/{livers[0]}"
+    headers, skipped = read_headers(sources, cancel=cancel)
+    info = select_series(group_headers(headers, skipped, f"{p.name}/{what}"), None, f"{p.name}/{what}")
+    vol = load_info(info, cancel=cancel, where=f"{p.name}/{what}")
+    return vol, compute_geometry(list(info.headers))
+
+
 def build_case(p: PatientData, progress: Optional[ProgressFn] = None,
                cancel: Optional[CancelToken] = None) -> Case:
-    """Load a patient's CT and masks into a :class:`Case`."""
-    if not p.ct:
+    """Load a patient's CT (when there is one) and masks into a :class:`Case`."""
+    if not p.ct and not p.masks:
         raise DatasetError(f"{p.name}: no PATIENT_DICOM slices")
-    headers, skipped = read_headers(p.ct, cancel=cancel)
-    info = select_series(group_headers(headers, skipped, p.name), None, p.name)
-    vol = load_info(info, cancel=cancel, where=p.name)
-    geo = compute_geometry(list(info.headers))
+    vol, geo = _reference(p, cancel)
     normal = geo.direction[:, 2]
     by_pos = {round(float(np.dot(normal, h.ipp)), 1): z for z, h in enumerate(geo.slices) if h.ipp is not None}
     by_name = {os.path.basename(h.name.split("::")[-1]): z for z, h in enumerate(geo.slices)}
-    label = np.zeros(vol.hu.shape, dtype=np.uint8)
-    tumour = np.zeros(vol.hu.shape, dtype=bool)
-    liver_found = False
-    scratch = np.empty(vol.hu.shape[1:], dtype=np.int16)
+    shape = vol.hu.shape
+    codes: dict[int, np.ndarray] = {}
+    scratch = np.empty(shape[1:], dtype=np.int16)
     total = sum(len(v) for v in p.masks.values())
     done = 0
     for structure, sources in sorted(p.masks.items()):
-        kind = structure_kind(structure)
-        liver_found |= kind == "liver"
+        code = anatomy.structure_code(structure)
+        mask = codes.setdefault(code, np.zeros(shape, dtype=bool))
         for src in sources:
             check(cancel)
             h = read_header(src)
@@ -244,28 +268,39 @@ def build_case(p: PatientData, progress: Optional[ProgressFn] = None,
                 log.info("skipped mask file %s: %s", src.name, h)
                 continue
             check_slice(h)
-            if (h.rows, h.cols) != vol.hu.shape[1:]:
-                raise DicomError(f"{h.name}: mask is {h.rows} x {h.cols}, CT is {vol.hu.shape[2]} x {vol.hu.shape[1]}")
+            if (h.rows, h.cols) != shape[1:]:
+                raise DicomError(f"{h.name}: mask is {h.rows} x {h.cols}, CT is {shape[2]} x {shape[1]}")
             z = by_pos.get(round(float(np.dot(normal, h.ipp)), 1)) if h.ipp is not None else None
             if z is None:
                 z = by_name.get(os.path.basename(h.name.split("::")[-1]))
             if z is None:
                 raise DicomError(f"{h.name}: mask slice matches no CT slice (by position or by file name)")
             read_into(h, scratch)
-            if kind == "liver":
-                label[z][scratch > 0] = 1
-            else:
-                tumour[z] |= scratch > 0
-    if not liver_found:
+            mask[z] |= scratch > 0
+    if anatomy.LIVER not in codes:
         raise DatasetError(f"{p.name}: no liver mask in MASKS_DICOM")
+    tumour = codes.get(anatomy.TUMOUR, np.zeros(shape, bool))
+    label = codes[anatomy.LIVER].astype(np.uint8)
     outside = int(np.count_nonzero(tumour & (label == 0)))
     label[tumour] = 2
+    anat = anatomy.paint(codes, shape)
     meta = {"source": p.name, "source_sha256": p.checksums, "series_uid": vol.meta.series_uid,
             "mask_structures": sorted(p.masks), "tumour_voxels_outside_liver": outside,
             "warnings": list(vol.warnings), "imported": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    if not p.ct:
+        meta["kind"] = "labelmap"
+        meta["note"] = "expert label map without its CT: used only to render training CT (core.synth_ct)"
     if outside:
         log.warning("%s: %d tumour voxels lie outside the liver mask", p.name, outside)
-    return Case(p.case_id, vol.hu, label, vol.spacing, vol.origin, vol.direction, meta)
+    return Case(p.case_id, vol.hu if p.ct else None, label, vol.spacing, vol.origin, vol.direction, meta, anat)
+
+
+def _same_source(a: str, b: str) -> bool:
+    """Two source names (a folder, or ``archive::member``) that point at the same place."""
+    def norm(x: str) -> str:
+        path, sep, member = x.partition("::")
+        return os.path.realpath(path) + sep + member
+    return norm(a) == norm(b)
 
 
 def import_ircadb(src: str | os.PathLike, out: str | os.PathLike, progress: Optional[ProgressFn] = None,
@@ -273,7 +308,9 @@ def import_ircadb(src: str | os.PathLike, out: str | os.PathLike, progress: Opti
     """Import every patient of ``src`` into the dataset folder ``out``.
 
     A patient already in ``out`` from the same source files (same checksums)
-    is skipped unless ``force``, so an interrupted import resumes.
+    is skipped unless ``force``, so an interrupted import resumes. A case of the same name that
+    came from another source (a phantom ``3Dircadb1.7`` of an older version, another download)
+    is never replaced without ``force``: the import is refused before anything is written.
 
     Returns:
         The case ids imported or already present.
@@ -287,6 +324,13 @@ def import_ircadb(src: str | os.PathLike, out: str | os.PathLike, progress: Opti
         raise DatasetError(f"{out}: the dataset folder must not be inside the source folder {src_path}")
     refs = find_patients(src)
     existing = read_manifest(out)["cases"] if out.exists() else {}
+    if not force:  # before anything is written: never replace a case that came from elsewhere
+        for ref in refs:
+            prev = existing.get(ref.case_id)
+            if prev and prev.get("source") and not _same_source(prev["source"], ref.name) \
+                    and (out / prev.get("file", "")).is_file():
+                raise DatasetError(f"{out}: case {ref.case_id} is already there, imported from {prev['source']}; "
+                                   f"importing {ref.name} would replace it (use --force, or another dataset folder)")
     ids = []
     for i, ref in enumerate(refs):
         check(cancel)

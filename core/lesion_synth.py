@@ -43,7 +43,7 @@ def _smooth_noise(rng: np.random.Generator, h: int, w: int, coarse: int = 4) -> 
 
 
 def add_lesions(x8: np.ndarray, y8: np.ndarray, liver8: np.ndarray, rng: np.random.Generator,
-                units_per_hu: float, probability: float) -> int:
+                units_per_hu: float, probability: float, label: bool = True) -> int:
     """Paste synthetic lesions into a batch, in place.
 
     Args:
@@ -53,6 +53,9 @@ def add_lesions(x8: np.ndarray, y8: np.ndarray, liver8: np.ndarray, rng: np.rand
         rng: the batch's generator (reproducible batches).
         units_per_hu: input units per HU (255 / window width for ``window25d``).
         probability: share of the samples that get lesions.
+        label: mark lesion pixels in ``y8`` (tumour stage); False leaves the targets alone
+            (liver stage: a lesion inside the liver is still liver, which a liver model
+            trained on tumour-free livers does not know).
 
     Returns:
         The number of lesions added.
@@ -65,7 +68,7 @@ def add_lesions(x8: np.ndarray, y8: np.ndarray, liver8: np.ndarray, rng: np.rand
         if len(ys) < 20:
             continue
         for _ in range(int(rng.integers(1, MAX_LESIONS + 1))):
-            added += _one_lesion(x8[b], y8[b], liver8[b] > 0, ys, xs, rng, units_per_hu, mid)
+            added += _one_lesion(x8[b], y8[b] if label else None, liver8[b] > 0, ys, xs, rng, units_per_hu, mid)
     return added
 
 
@@ -111,6 +114,7 @@ def _one_lesion(x: np.ndarray, y: np.ndarray, liver: np.ndarray, ys: np.ndarray,
         patch[inside] += delta[inside] * units_per_hu
         x[y0:y1, x0:x1, ch] = np.clip(np.rint(patch), 0, 255).astype(np.uint8)
         if ch == mid:
-            y[y0:y1, x0:x1][inside] = 1
+            if y is not None:
+                y[y0:y1, x0:x1][inside] = 1
             labelled = 1
     return labelled

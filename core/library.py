@@ -1,4 +1,11 @@
-"""The model library: bundled demo models, the user's models folder, and files opened by hand."""
+"""The model library: bundled models, the user's models folder, and files opened by hand.
+
+Bundled are the default models (``resources/models/ircadb-liver`` and ``ircadb-tumor``:
+trained on real 3D-IRCADb-01 anatomy, ``"default": true`` in their model.json) and the
+demo models (trained on synthetic phantoms only). Each entry says truthfully which kind
+it is (:attr:`ModelEntry.kind`); :func:`default_models` is what the GUI's *Segment* and
+``liverseg predict`` / ``evaluate`` use when no model is named.
+"""
 
 from __future__ import annotations
 
@@ -37,19 +44,32 @@ class ModelEntry:
     label: str
     origin: str  # "bundled", "user", "opened"
     exports: str = ""  # "ONNX + int8", "ONNX (int8 refused)", "ONNX" or "" (see core.engines)
+    kind: str = "user"  # "real" (trained on real CT anatomy), "demo" (phantoms only), "legacy" or "user"
+    default: bool = False  # the bundled default of its stage
 
     @property
     def title(self) -> str:
+        kind = {"real": "real CT", "demo": "DEMO, phantoms only", "legacy": "legacy"}.get(self.kind, "")
+        head = f"[default, {kind}] " if self.default else (f"[{kind}] " if kind else "")
         dice = f", val Dice {self.val_dice:.3f}" if self.val_dice is not None else ""
-        tag = f" - {self.label}" if self.label else ""
-        return f"{Path(self.path).parent.name}: {self.stage}, {self.input_size} px, {self.recipe}{dice}{tag}"
+        return f"{head}{Path(self.path).parent.name}: {self.stage}, {self.input_size} px, {self.recipe}{dice}"
+
+
+def model_kind(meta: dict) -> str:
+    """"real", "demo" or "user" from a model.json (see :class:`ModelEntry`)."""
+    if (meta.get("card") or {}).get("kind") == "real":
+        return "real"
+    if "demo" in str(meta.get("label", "")).lower():
+        return "demo"
+    return "user"
 
 
 def describe(model_file: Path, origin: str) -> Optional[ModelEntry]:
     """A library entry for a model file with its model.json, or None when it has no metadata."""
     meta_path = model_file.with_name("model.json") if model_file.suffix == ".keras" else model_file.with_suffix(".json")
     if model_file.suffix.lower() in (".h5", ".hdf5") and not meta_path.exists():
-        return ModelEntry(str(model_file), "?", 256, "notebook", None, "", "legacy notebook model", origin)
+        return ModelEntry(str(model_file), "?", 256, "notebook", None, "", "legacy notebook model", origin,
+                          kind="legacy")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -62,18 +82,22 @@ def describe(model_file: Path, origin: str) -> Optional[ModelEntry]:
     return ModelEntry(str(model_file), meta.get("stage") or "?", int(meta.get("input_size", 0)),
                       meta.get("preprocessing", {}).get("recipe", "?"),
                       float(best) if isinstance(best, (int, float)) else None,
-                      str(meta.get("date", ""))[:10], meta.get("label", ""), origin, exports)
+                      str(meta.get("date", ""))[:10], meta.get("label", ""), origin, exports,
+                      model_kind(meta), bool(meta.get("default")) and origin == "bundled")
 
 
 def scan_models(extra: Iterable[str] = ()) -> list[ModelEntry]:
-    """All models found: bundled first, then the user's folder (recursively), then ``extra`` files."""
+    """All models found: bundled first (the defaults, then real, then demo models), then the
+    user's folder (recursively), then ``extra`` files."""
     out: list[ModelEntry] = []
     seen = set()
     for origin, folder in (("bundled", bundled_models_dir()), ("user", user_models_dir())):
         if folder.is_dir():
-            for f in sorted(folder.rglob("model.keras")):
-                e = describe(f, origin)
-                if e and e.path not in seen:
+            found = [e for e in (describe(f, origin) for f in sorted(folder.rglob("model.keras"))) if e]
+            if origin == "bundled":
+                found.sort(key=lambda e: (not e.default, e.kind != "real"))
+            for e in found:
+                if e.path not in seen:
                     seen.add(e.path)
                     out.append(e)
     for f in extra:
@@ -82,3 +106,14 @@ def scan_models(extra: Iterable[str] = ()) -> list[ModelEntry]:
             seen.add(e.path)
             out.append(e)
     return out
+
+
+def default_models(entries: Optional[list[ModelEntry]] = None) -> tuple[Optional[ModelEntry], Optional[ModelEntry]]:
+    """(liver, tumour) used when no model is named: the bundled defaults, else the first
+    bundled model of each stage; None for a stage without any."""
+    entries = scan_models() if entries is None else entries
+    out = []
+    for stage in ("liver", "tumor"):
+        bundled = [e for e in entries if e.origin == "bundled" and e.stage == stage]
+        out.append(next((e for e in bundled if e.default), bundled[0] if bundled else None))
+    return out[0], out[1]

@@ -242,26 +242,36 @@ def make_phantom(seed: int = 0, slices: int = 64, size: int = 256, slice_mm: Opt
                        cyst=None if cyst is None else cyst.astype(np.uint8), seed=seed)
 
 
+def phantom_name(seed: int, index: int) -> str:
+    """The case name of a phantom patient: ``phantom-s<seed>-<index>``."""
+    return f"phantom-s{seed}-{index}"
+
+
 def write_patient(case: PhantomCase, out_dir: str | Path, index: int,
-                  compresslevel: int = 1) -> Path:
+                  compresslevel: int = 1, anatomy: bool = False, ct: bool = True) -> Path:
     """Write a case in the 3D-IRCADb-01 layout.
 
-    Writes ``out_dir/3Dircadb1.<index>/PATIENT_DICOM.zip`` (``PATIENT_DICOM/image_N``,
+    Writes ``out_dir/phantom-s<seed>-<index>/PATIENT_DICOM.zip`` (``PATIENT_DICOM/image_N``,
     unsigned 16-bit with a -1024 intercept) and ``MASKS_DICOM.zip``
     (``MASKS_DICOM/liver/image_N``, ``livertumor01``..., ``liverkyst``; uint8 0/255,
     stored as CT modality like the real database). Each zip is written atomically.
+    ``anatomy`` adds ``skin`` (the body) and ``bone`` masks, as most real patients have;
+    ``ct=False`` writes the masks alone, like the label maps of patients without CT.
+
+    The folder, and the patient ID in the DICOM headers, say what it is (``phantom-s7-1``), so
+    a phantom can never pass for the real patient ``3Dircadb1.1`` in a dataset or a model card.
 
     Returns:
         The patient folder.
     """
     from .dicom.write import SeriesIds, ct_slice, make_uid, to_bytes
 
-    folder = Path(out_dir) / f"3Dircadb1.{index}"
+    folder = Path(out_dir) / phantom_name(case.seed, index)
     folder.mkdir(parents=True, exist_ok=True)
     zs = case.hu.shape[0]
     key = f"phantom-{case.seed}-{index}"
     study, frame = make_uid(key, "study"), make_uid(key, "frame")
-    name, pid = f"phantom_{index}^seed_{case.seed}", f"PH{index:03d}"
+    name, pid = f"phantom_{index}^seed_{case.seed}", phantom_name(case.seed, index)
     ox, oy, _ = case.origin
 
     def series(desc: str, n: int) -> SeriesIds:
@@ -289,6 +299,9 @@ def write_patient(case: PhantomCase, out_dir: str | Path, index: int,
         masks[f"livertumor{t:02d}"] = tumour_labels == t
     if case.cyst is not None and case.cyst.any():
         masks["liverkyst"] = case.cyst > 0
+    if anatomy:
+        masks["skin"] = ndimage.binary_fill_holes(case.hu > -500, structure=np.ones((1, 3, 3), bool))
+        masks["bone"] = case.hu > 180
 
     def mask_members():
         yield "MASKS_DICOM/", b""
@@ -301,14 +314,15 @@ def write_patient(case: PhantomCase, out_dir: str | Path, index: int,
                               instance_number=k)
                 yield f"MASKS_DICOM/{mname}/image_{k}", to_bytes(ds)
 
-    write_zip(folder / "PATIENT_DICOM.zip", ct_members())
+    if ct:
+        write_zip(folder / "PATIENT_DICOM.zip", ct_members())
     write_zip(folder / "MASKS_DICOM.zip", mask_members())
     return folder
 
 
 def write_dataset(out_dir: str | Path, patients: int, seed: int = 0, slices: int = 64, size: int = 256,
                   progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> list[Path]:
-    """Write ``patients`` phantom patients (seeds ``seed``, ``seed+1``...) as ``3Dircadb1.1..N``."""
+    """Write ``patients`` phantom patients (seeds ``seed``, ``seed+1``...) as ``phantom-s<seed+i>-<i+1>``."""
     out = []
     for i in range(patients):
         check(cancel)

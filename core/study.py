@@ -7,6 +7,8 @@ from typing import Optional
 
 import numpy as np
 
+from .dicom.types import Volume
+
 
 @dataclass
 class Study:
@@ -30,7 +32,7 @@ class Study:
     name: str = ""
     label: Optional[np.ndarray] = None
     reference: Optional[np.ndarray] = None
-    volume: object = None
+    volume: Optional[Volume] = None
     warnings: tuple[str, ...] = ()
 
     @classmethod
@@ -46,5 +48,11 @@ class Study:
         return tuple(self.hu.shape)  # type: ignore[return-value]
 
     @property
+    def file_grid(self):
+        """The volume file's own grid (:class:`core.volume_file.FileGrid`), or None (DICOM, dataset, demo)."""
+        return self.volume.file_grid if self.volume is not None else None
+
+    @property
     def source_dir(self) -> str:
-        return getattr(getattr(self.volume, "meta", None), "source", "") or ""
+        """The DICOM folder the study was opened from ("" for a dataset case or the demo)."""
+        return self.volume.source_dir if self.volume is not None else ""

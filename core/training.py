@@ -15,11 +15,15 @@ A run folder holds:
     tensorboard/   TensorBoard logs (TensorFlow backend)
 Every file is replaced atomically, so a run killed at any moment (even
 ``kill -9``) resumes from its last completed epoch with the same curves.
+
+Training data: the dataset's CT cases, split by patient with a seed, or the
+patients named in ``train_cases`` / ``val_cases``; label-map cases among them
+(expert anatomy without CT) are rendered into CT per sample (:mod:`core.synth_ct`),
+and ``real_share`` sets the share of samples drawn from the real CTs.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import math
@@ -31,12 +35,14 @@ from typing import Optional
 
 import numpy as np
 
-from .atomic import atomic_open, write_json
-from .dataset import list_cases
+from .atomic import write_json
+from .augment import GEOMETRIES
+from .dataset import list_cases, read_manifest
 from .errors import LiverSegError
-from .jobs import CancelToken, Progress, ProgressFn, check, report
+from .jobs import CancelToken, ProgressFn, check
 from .pipeline import STAGES, SlicePipeline, Split, split_cases
 from .preprocess import Preprocessing
+from .train_recorder import EpochEvent, build_recorder_class, read_metrics, rewrite_metrics  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +52,9 @@ STRATEGIES = ("default", "mirrored", "multiworker")
 
 class TrainingError(LiverSegError):
     """Training cannot start or cannot go on (NaN loss, bad options, bad run folder)."""
+
+
+XLA_MIN_SIZE = 96  # px: XLA for training from this image size up (see train())
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,7 @@ class TrainConfig:
     augment: bool = True
     tumor_positive_share: float = 0.5  # tumour stage: share of samples drawn from slices with tumour
     synth_lesions: float = 0.5  # tumour stage, window25d: share of samples given synthetic lesions
+    liver_lesions: float = 0.0  # liver stage, window25d: same, lesions that stay liver (tumours are liver)
     early_stopping: int = 0  # patience in epochs without val Dice gain; 0 = off
     reduce_lr: int = 3  # patience before halving the learning rate; 0 = off
     min_lr: float = 1e-6
@@ -79,6 +89,20 @@ class TrainConfig:
     calibrate: bool = True  # at the end: choose the threshold on the validation patients (core.threshold)
     batch_log_seconds: float = 1.0  # throttle of batch records and events
     export_onnx: bool = True  # at the end: model.onnx and a Dice-checked model.int8.onnx
+    calibration_slices: int = 32  # int8 calibration slices (core.model.quantize.CALIBRATION_SLICES)
+    train_cases: tuple[str, ...] = ()  # with val_cases: the split (CT and label-map cases); else seeded
+    val_cases: tuple[str, ...] = ()
+    real_share: float = 0.0  # > 0: share of samples from real CT cases, the rest rendered from label maps
+    geometry: str = "flips"  # augmentation: "flips" (notebooks) or "anatomical" (core.augment)
+    steps_per_epoch: int = 0  # 0: one pass over the training slices
+    # "plateau" (halve after reduce_lr epochs without gain), "cosine" (over the epochs) or
+    # "cosine_time" (over max_minutes: for a fixed time budget, e.g. a lent GPU machine)
+    lr_schedule: str = "plateau"
+    max_minutes: float = 0.0  # > 0: stop after the epoch that reaches this many minutes (this invocation)
+    label: str = ""  # the model card's label (e.g. "real CT: 3D-IRCADb-01 ...")
+    loader_workers: int = 2  # threads building training batches (more on a GPU machine's many cores)
+    loader_processes: bool = False  # worker processes instead of threads (rendering holds the GIL often)
+    init_from: str = ""  # start from this model's weights (a .keras file of the same architecture)
 
     def __post_init__(self):
         from .model.losses import LOSSES
@@ -95,10 +119,22 @@ class TrainConfig:
             problems.append("epochs, batch size and learning rate must be positive")
         if not 0 < self.fraction <= 1:
             problems.append("fraction must be in (0, 1]")
-        if not 0 <= self.synth_lesions <= 1:
-            problems.append("synth_lesions must be in [0, 1]")
+        if not 0 <= self.synth_lesions <= 1 or not 0 <= self.liver_lesions <= 1:
+            problems.append("synth_lesions and liver_lesions must be in [0, 1]")
         if self.image_size % (2 ** self.depth):
             problems.append(f"image size {self.image_size} must be divisible by 2**depth = {2 ** self.depth}")
+        if self.geometry not in GEOMETRIES:
+            problems.append(f"geometry must be one of {GEOMETRIES}")
+        if self.lr_schedule not in ("plateau", "cosine", "cosine_time"):
+            problems.append("lr_schedule must be 'plateau', 'cosine' or 'cosine_time'")
+        if self.lr_schedule == "cosine_time" and self.max_minutes <= 0:
+            problems.append("lr_schedule 'cosine_time' needs max_minutes > 0")
+        if not 0 <= self.real_share < 1:
+            problems.append("real_share must be in [0, 1)")
+        if bool(self.train_cases) != bool(self.val_cases):
+            problems.append("give both train_cases and val_cases, or neither")
+        if set(self.train_cases) & set(self.val_cases):
+            problems.append(f"patients both in training and validation: {sorted(set(self.train_cases) & set(self.val_cases))}")
         if problems:
             raise TrainingError("invalid training options: " + "; ".join(problems))
 
@@ -108,7 +144,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         known = {f.name for f in fields(cls)}
-        d = {k: (tuple(v) if k == "window" else v) for k, v in d.items() if k in known}
+        d = {k: (tuple(v) if k in ("window", "train_cases", "val_cases") else v) for k, v in d.items() if k in known}
         d.setdefault("synth_lesions", 0.0)  # runs saved before synthetic lesions existed had none
         return cls(**d)
 
@@ -121,7 +157,7 @@ class RunResult:
     """How a run ended."""
 
     run_dir: str
-    status: str  # "completed", "early_stopped" or "cancelled"
+    status: str  # "completed", "early_stopped", "time_budget" (max_minutes reached) or "cancelled"
     epochs_done: int
     best_epoch: int
     best_val_dice: float
@@ -129,58 +165,31 @@ class RunResult:
     history: list = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class EpochEvent(Progress):
-    """A progress event carrying an epoch record (``record`` is the metrics.jsonl object)."""
-
-    record: dict = field(default_factory=dict)
-
-
-def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
-    """The complete records of a run's metrics.jsonl (a torn last line is ignored)."""
-    path = Path(run_dir) / "metrics.jsonl"
-    out = []
-    if not path.exists():
-        return out
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if not line.endswith("\n"):
-                break
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                break
-    return out
-
-
-def _rewrite_metrics(run_dir: Path, keep_through_epoch: int) -> None:
-    """Keep only records up to a completed epoch (after a kill mid-epoch), atomically."""
-    recs = [r for r in read_metrics(run_dir) if r.get("epoch", 0) <= keep_through_epoch]
-    with atomic_open(run_dir / "metrics.jsonl", "w") as fh:
-        for r in recs:
-            fh.write(json.dumps(r) + "\n")
-
-
 def _make_datasets(cfg: TrainConfig, split: Split, progress, cancel):
     import keras
     pre = cfg.preprocessing()
-    synth = cfg.synth_lesions if cfg.stage == "tumor" and pre.recipe == "window25d" else 0.0
+    share = cfg.synth_lesions if cfg.stage == "tumor" else cfg.liver_lesions
+    synth = share if pre.recipe == "window25d" else 0.0
     train = SlicePipeline(cfg.dataset, split.train, cfg.stage, pre, cfg.fraction, cfg.augment, cfg.seed,
-                          progress, cancel, synth_lesions=synth)
+                          progress, cancel, synth_lesions=synth, geometry=cfg.geometry,
+                          liver_lesions=cfg.stage == "liver")
     val = SlicePipeline(cfg.dataset, split.val, cfg.stage, pre, 1.0, False, cfg.seed, progress, cancel)
 
     class Batches(keras.utils.PyDataset):
         """Batches of a SlicePipeline; the order depends only on (seed, epoch), so resume replays it."""
 
         def __init__(self, pipe: SlicePipeline, shuffle: bool):
-            super().__init__(workers=2 if shuffle else 1)  # threads: numpy copies release the GIL
+            # threads (numpy releases the GIL in its loops) or, with loader_processes, processes
+            super().__init__(workers=max(1, cfg.loader_workers) if shuffle else 1,
+                             use_multiprocessing=bool(cfg.loader_processes and shuffle))
             self.pipe, self.shuffle, self.epoch = pipe, shuffle, 0
             self._order()
 
         def _order(self):
             n = len(self.pipe)
             share = cfg.tumor_positive_share if cfg.stage == "tumor" else 0.0
-            self.order = (self.pipe.epoch_order(np.random.default_rng([cfg.seed, self.epoch]), share)
+            self.order = (self.pipe.epoch_order(np.random.default_rng([cfg.seed, self.epoch]), share,
+                                                cfg.real_share, cfg.steps_per_epoch * cfg.batch_size)
                           if self.shuffle else np.arange(n))
 
         def set_epoch(self, epoch: int) -> None:
@@ -188,7 +197,7 @@ def _make_datasets(cfg: TrainConfig, split: Split, progress, cancel):
             self._order()
 
         def __len__(self):
-            return math.ceil(len(self.pipe) / cfg.batch_size)
+            return math.ceil(len(self.order) / cfg.batch_size)
 
         def __getitem__(self, i):
             rows = self.order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
@@ -223,8 +232,33 @@ def _model_json(cfg: TrainConfig, best: dict, data: dict) -> dict:
         "preprocessing": cfg.preprocessing().to_dict(), "threshold": cfg.threshold,
         "architecture": {"name": "resunet", "base_filters": cfg.base_filters, "depth": cfg.depth},
         "backend": keras.backend.backend(), "keras": keras.__version__, "precision": cfg.precision,
-        "data": data, "best": best, "date": time.strftime("%Y-%m-%dT%H:%M:%S"), "label": "",
+        "data": data, "best": best, "date": time.strftime("%Y-%m-%dT%H:%M:%S"), "label": cfg.label,
     }
+
+
+def make_split(cfg: TrainConfig) -> Split:
+    """The run's patient split: ``train_cases``/``val_cases`` when given, else a seeded split of the CT cases."""
+    if not cfg.train_cases:
+        return split_cases(list_cases(cfg.dataset), cfg.val_fraction, 0.0, cfg.seed)
+    known = set(list_cases(cfg.dataset, "all"))
+    missing = [c for c in cfg.train_cases + cfg.val_cases if c not in known]
+    if missing:
+        raise TrainingError(f"{cfg.dataset}: no case(s) {missing} in this dataset")
+    return Split(tuple(cfg.train_cases), tuple(cfg.val_cases), (), cfg.seed)
+
+
+def data_summary(cfg: TrainConfig, split: Split, train_pipe, val_pipe) -> dict:
+    """model.json's ``data``: patients by kind (real CT / label map) and where they came from."""
+    cases = read_manifest(cfg.dataset)["cases"]
+
+    def kind(ids, k):
+        return [c for c in ids if cases.get(c, {}).get("kind", "ct") == k]
+    return {"dataset": str(cfg.dataset), "train_patients": list(split.train), "val_patients": list(split.val),
+            "train_ct": kind(split.train, "ct"), "train_labelmaps": kind(split.train, "labelmap"),
+            "val_ct": kind(split.val, "ct"), "val_labelmaps": kind(split.val, "labelmap"),
+            "sources": sorted({cases[c].get("source", "") for c in split.train + split.val if c in cases}),
+            "train_slices": len(train_pipe), "val_slices": len(val_pipe), "fraction": cfg.fraction,
+            "real_share": cfg.real_share, **({"init_from": cfg.init_from} if cfg.init_from else {})}
 
 
 def train(config: TrainConfig, progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
@@ -263,12 +297,12 @@ def train(config: TrainConfig, progress: Optional[ProgressFn] = None, cancel: Op
         if run.exists() and any(run.iterdir()):
             raise TrainingError(f"{run}: run folder is not empty; use --resume to continue it or choose another")
         run.mkdir(parents=True, exist_ok=True)
-        split = split_cases(list_cases(cfg.dataset), cfg.val_fraction, 0.0, cfg.seed)
+        split = make_split(cfg)
         write_json(run / "split.json", json.loads(split.to_json()))
         state = {"epoch": 0}
     write_json(run / "config.json", cfg.to_dict())
     done_epochs = int(state.get("epoch", 0))
-    _rewrite_metrics(run, done_epochs)
+    rewrite_metrics(run, done_epochs)
 
     if cfg.precision != "float32":
         keras.mixed_precision.set_global_policy(cfg.precision)
@@ -284,13 +318,23 @@ def train(config: TrainConfig, progress: Optional[ProgressFn] = None, cancel: Op
                 keras.utils.set_random_seed(cfg.seed)
                 model = build_resunet(ResUNetConfig(cfg.image_size, 3, cfg.base_filters, cfg.depth),
                                       name=f"resunet_{cfg.stage}")
+                if cfg.init_from:
+                    start = load_model(cfg.init_from, compile=False)
+                    try:
+                        model.set_weights(start.get_weights())
+                    except ValueError as exc:
+                        raise TrainingError(f"{cfg.init_from}: cannot start from this model: {exc}") from None
                 model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=LOSSES[cfg.loss],
                               metrics=[dice_metric(cfg.threshold), iou_metric(cfg.threshold)])
+        if keras.backend.backend() == "tensorflow" and strategy is None and cfg.image_size >= XLA_MIN_SIZE:
+            # Keras' "auto" leaves XLA off for this model on TensorFlow; on a 2-core CPU XLA trains
+            # the ResUNet 1.56-1.8x faster at 128 px (docs/BENCHMARKS.md). Below XLA_MIN_SIZE the
+            # compilation (tens of seconds) costs more than a small model's whole run saves.
+            model.jit_compile = True
         if "lr" in state:
             model.optimizer.learning_rate.assign(state["lr"])
-        data = {"dataset": str(cfg.dataset), "train_patients": list(split.train), "val_patients": list(split.val),
-                "train_slices": len(train_pipe), "val_slices": len(val_pipe), "fraction": cfg.fraction}
-        recorder = _build_recorder_class()(run, cfg, state, data, progress, cancel, save_model_atomic)
+        data = data_summary(cfg, split, train_pipe, val_pipe)
+        recorder = build_recorder_class()(run, cfg, state, data, progress, cancel, save_model_atomic, _model_json)
         callbacks = [recorder]
         if keras.backend.backend() == "tensorflow":
             callbacks.append(keras.callbacks.TensorBoard(str(run / "tensorboard"), update_freq="epoch"))
@@ -305,19 +349,20 @@ def train(config: TrainConfig, progress: Optional[ProgressFn] = None, cancel: Op
         raise TrainingError(f"{run}: loss became NaN at epoch {recorder.nan[0]}, batch {recorder.nan[1]}; "
                             f"lower the learning rate (last good model: {run / 'last.keras'})")
     st = recorder.state
-    status = "cancelled" if recorder.cancelled else ("early_stopped" if st.get("stopped_early") else "completed")
+    status = ("cancelled" if recorder.cancelled else "early_stopped" if st.get("stopped_early")
+              else "time_budget" if recorder.out_of_time else "completed")
     if cfg.calibrate and status != "cancelled" and (run / "model.keras").exists():
         from .threshold import calibrate_threshold
         calibrate_threshold(run, progress, cancel)
     if cfg.export_onnx and status != "cancelled" and (run / "model.keras").exists():
-        export_after_training(run, progress, cancel)
+        export_after_training(run, progress, cancel, cfg.calibration_slices)
     return RunResult(str(run), status, int(st.get("epoch", 0)), int(st.get("best_epoch", 0)),
                      float(st.get("best_val_dice", float("nan"))),
                      str(run / "model.keras") if (run / "model.keras").exists() else None,
                      [r for r in read_metrics(run) if r.get("type") == "epoch"])
 
 
-def export_after_training(run: Path, progress=None, cancel=None) -> None:
+def export_after_training(run: Path, progress=None, cancel=None, calibration_slices: int = 32) -> None:
     """model.onnx and model.int8.onnx for a finished run; a failure is recorded in model.json
     (``"onnx_error"``) and logged, never raised: the Keras model stays the result."""
     from .model.io import ModelError
@@ -325,7 +370,7 @@ def export_after_training(run: Path, progress=None, cancel=None) -> None:
     from .model.quantize import quantize_int8
     try:
         export_onnx(run, progress=progress, cancel=cancel)
-        quantize_int8(run, progress=progress, cancel=cancel)
+        quantize_int8(run, n_slices=calibration_slices, progress=progress, cancel=cancel)
         meta = read_meta(run)
         if meta.pop("onnx_error", None) is not None:
             write_json(run / "model.json", meta)
@@ -340,94 +385,3 @@ class _NullScope:
 
     def __exit__(self, *a):
         return False
-
-
-@functools.lru_cache(maxsize=None)
-def _build_recorder_class():
-    import keras
-
-    class Recorder(keras.callbacks.Callback):
-        """Writes metrics.jsonl, state.json and the models; sends events; honours cancel."""
-
-        def __init__(self, run: Path, cfg: TrainConfig, state: dict, data: dict, progress, cancel, save):
-            super().__init__()
-            self.run, self.cfg, self.state, self.data = run, cfg, dict(state), data
-            self.progress, self.cancel, self.save = progress, cancel, save
-            self.nan = None
-            self.cancelled = False
-            self._last_batch_log = 0.0
-            self._epoch_start = 0.0
-            self._metrics = open(run / "metrics.jsonl", "a", encoding="utf-8")
-
-        def _append(self, rec: dict, sync: bool = False) -> None:
-            self._metrics.write(json.dumps(rec) + "\n")
-            self._metrics.flush()
-            if sync:
-                os.fsync(self._metrics.fileno())
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._epoch_start = time.perf_counter()
-            self._epoch = epoch
-
-        def on_train_batch_end(self, batch, logs=None):
-            logs = logs or {}
-            loss = float(logs.get("loss", float("nan")))
-            if not math.isfinite(loss):
-                self.nan = (self._epoch + 1, batch + 1)
-                self.model.stop_training = True
-                return
-            if self.cancel is not None and self.cancel.cancelled:
-                self.cancelled = True
-                self.model.stop_training = True
-                return
-            now = time.perf_counter()
-            if now - self._last_batch_log >= self.cfg.batch_log_seconds:
-                self._last_batch_log = now
-                rec = {"type": "batch", "epoch": self._epoch + 1, "batch": batch + 1, "loss": loss,
-                       "dice": float(logs.get("dice", float("nan"))), "time": time.time()}
-                self._append(rec)
-                total = self.params.get("steps") if self.params else None
-                report(self.progress, "train", batch + 1, int(total or 0),
-                       f"epoch {self._epoch + 1}/{self.cfg.epochs} loss {loss:.4f}")
-
-        def on_epoch_end(self, epoch, logs=None):
-            if self.nan or self.cancelled:
-                return  # an incomplete epoch is never recorded
-            logs = dict(logs or {})
-            lr = float(np.asarray(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
-            rec = {"type": "epoch", "epoch": epoch + 1, "lr": lr,
-                   "seconds": round(time.perf_counter() - self._epoch_start, 3), "time": time.time()}
-            rec.update({k: float(v) for k, v in logs.items() if k != "learning_rate"})
-            st = self.state
-            val = rec.get("val_dice", float("nan"))
-            improved = math.isfinite(val) and val > st.get("best_val_dice", -1.0) + 1e-4
-            self.save(self.model, self.run / "last.keras")
-            if improved:
-                st.update(best_val_dice=val, best_epoch=epoch + 1, wait=0, lr_wait=0)
-                self.save(self.model, self.run / "model.keras")
-                best = {k: rec[k] for k in ("val_dice", "val_iou", "val_loss", "dice", "loss") if k in rec}
-                best["epoch"] = epoch + 1
-                write_json(self.run / "model.json", _model_json(self.cfg, best, self.data))
-            else:
-                st["wait"] = st.get("wait", 0) + 1
-                st["lr_wait"] = st.get("lr_wait", 0) + 1
-            if self.cfg.reduce_lr and st.get("lr_wait", 0) >= self.cfg.reduce_lr and lr > self.cfg.min_lr:
-                lr = max(self.cfg.min_lr, lr / 2)
-                self.model.optimizer.learning_rate.assign(lr)
-                st["lr_wait"] = 0
-            if self.cfg.early_stopping and st.get("wait", 0) >= self.cfg.early_stopping:
-                st["stopped_early"] = True
-                self.model.stop_training = True
-            st.update(epoch=epoch + 1, lr=lr)
-            self._append(rec, sync=True)
-            write_json(self.run / "state.json", st)
-            if self.progress is not None:
-                self.progress(EpochEvent("epoch", epoch + 1, self.cfg.epochs, f"val Dice {val:.4f}", rec))
-            if self.cancel is not None and self.cancel.cancelled:
-                self.cancelled = True
-                self.model.stop_training = True
-
-        def on_train_end(self, logs=None):
-            self._metrics.close()
-
-    return Recorder

@@ -59,13 +59,15 @@ def test_package_extracts_and_selftest_passes_without_python(package, tmp_path):
     internal = app / "_internal"
     assert (internal / "resources" / "models" / "demo-liver" / "model.keras").is_file()
     assert (internal / "resources" / "models" / "demo-liver" / "model.int8.onnx").is_file()
+    for name in ("ircadb-liver", "ircadb-tumor"):  # the default models, trained on real CT anatomy
+        assert (internal / "resources" / "models" / name / "model.int8.onnx").is_file(), name
     for left_out in ("torch", "jax", "tests", "pytest", "tensorflow/include", "matplotlib"):
         assert not (internal / left_out).exists(), f"{left_out} should not be in the bundle"
     env = clean_env(tmp_path)
     r = subprocess.run([str(app / "liverseg"), "selftest"], cwd=tmp_path, env=env, capture_output=True,
                        text=True, timeout=600)
     assert r.returncode == 0, (r.stdout, r.stderr[-4000:])
-    assert "selftest passed" in r.stdout and "liver Dice" in r.stdout
+    assert "selftest passed" in r.stdout and "liver Dice" in r.stdout and "ircadb-liver" in r.stdout
     r = subprocess.run([str(app / "liverseg"), "selftest", "--engine", "keras"], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and "Keras, tensorflow CPU" in r.stdout, (r.stdout, r.stderr[-4000:])

@@ -26,6 +26,7 @@ class DisplayPanel(QWidget):
         self.preset.currentTextChanged.connect(self._preset_chosen)
         form.addRow("Window", self.preset)
         self.wl_label = QLabel("W 400  L 40 (right-drag to adjust)")
+        self.wl_label.setWordWrap(True)
         form.addRow("", self.wl_label)
         self.boxes, self.alphas = {}, {}
         for which, text, alpha in (("liver", "Liver (green)", 110), ("tumour", "Tumour (red)", 150)):

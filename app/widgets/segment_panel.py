@@ -6,7 +6,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QProgressBar,
                                QPushButton, QRadioButton, QSpinBox, QWidget)
 
-from core.library import ModelEntry, scan_models
+from core.library import ModelEntry, default_models, scan_models
 
 ENGINE_TEXT = {"auto": "Auto (fastest available)", "keras": "Keras", "onnx": "ONNX Runtime fp32",
                "onnx-int8": "ONNX Runtime int8 (CPU)"}
@@ -100,9 +100,12 @@ class SegmentPanel(QWidget):
             self.toolChanged.emit(tool)
 
     def refresh(self) -> None:
-        """Rescan the library (bundled, user folder, files added by hand)."""
+        """Rescan the library (bundled, user folder, files added by hand); the bundled defaults
+        (real-CT models) are selected unless the user had chosen another model."""
         entries = scan_models(self.extra)
+        defaults = dict(zip(("liver", "tumor"), default_models(entries)))
         for combo, stage in ((self.liver, "liver"), (self.tumor, "tumor")):
+            previous = combo.currentData()
             combo.blockSignals(True)
             combo.clear()
             if stage == "tumor":
@@ -110,9 +113,13 @@ class SegmentPanel(QWidget):
             for e in entries:
                 if e.stage in (stage, "?"):
                     combo.addItem(e.title, e)
+            want = previous if previous is not None else defaults[stage]
+            paths = [getattr(combo.itemData(i), "path", None) for i in range(combo.count())]
+            if want is not None and want.path in paths:
+                combo.setCurrentIndex(paths.index(want.path))
+            elif stage == "tumor" and combo.count() > 1:
+                combo.setCurrentIndex(1)
             combo.blockSignals(False)
-        if self.tumor.count() > 1:
-            self.tumor.setCurrentIndex(1)
         self._describe()
 
     def _describe(self) -> None:
@@ -123,6 +130,8 @@ class SegmentPanel(QWidget):
                 parts.append(f"{e.stage}: {e.input_size} px, {e.recipe}, "
                              f"val Dice {format(e.val_dice, '.3f') if e.val_dice is not None else '-'}, {e.date or 'no date'}"
                              + (f", {e.exports}" if e.exports else "") + (f" [{e.label}]" if e.label else ""))
+                if e.kind == "demo":
+                    parts.append("  (a demo model, trained on synthetic phantoms: not for real CT)")
         self.info.setText("\n".join(parts) or "No model found: train one, or add a model file.")
         self.segment_btn.setEnabled(self.liver.currentData() is not None)
 

@@ -38,9 +38,7 @@ def select_series(result: ScanResult, series_uid: Optional[str], where: str) -> 
         parts = [s for s in result if s.series_uid == series_uid]
         if not parts:
             raise DicomError(f"{where}: no series with UID {series_uid}")
-        if len(parts) > 1:
-            raise _mixed_error(where, series_uid, parts)
-        return parts[0]
+        return _largest_stack(where, series_uid, parts)
     cts = [s for s in result if s.is_ct]
     if not cts:
         found = ", ".join(f"{s.modality or '?'} ({s.n_slices} slices)" for s in result[:4])
@@ -48,8 +46,24 @@ def select_series(result: ScanResult, series_uid: Optional[str], where: str) -> 
     # Most slices; on a tie, real CT (>= 12 bits) before 8-bit masks stored as CT (3D-IRCADb-01).
     best = max(cts, key=lambda s: (s.n_slices, s.headers[0].bits_stored > 8 if s.headers else False))
     if best.split:
-        raise _mixed_error(where, best.series_uid, [s for s in result if s.series_uid == best.series_uid])
+        return _largest_stack(where, best.series_uid, [s for s in result if s.series_uid == best.series_uid])
     return best
+
+
+def _largest_stack(where: str, uid: str, parts: list[SeriesInfo]) -> SeriesInfo:
+    """One series UID holding stacks of several sizes or orientations (a localizer / scout saved
+    with the axial slices, as some scanners do): the largest consistent stack, the rest skipped
+    with a warning (``SeriesInfo.warnings``), as 3D Slicer splits such a series. Refused when no
+    stack is clearly the largest (two equal stacks: the user picks one by its key)."""
+    if len(parts) == 1:
+        return parts[0]
+    parts = sorted(parts, key=lambda p: -p.n_slices)
+    if parts[0].n_slices < 2 or parts[0].n_slices == parts[1].n_slices:
+        raise _mixed_error(where, uid, parts)
+    skipped = ", ".join(f"{p.n_slices} slice(s) of {p.rows}x{p.cols}" for p in parts[1:])
+    log.warning("%s: series %s: loaded the largest consistent stack (%d slices), skipped %s of another "
+                "size or orientation (localizer?)", where, uid, parts[0].n_slices, skipped)
+    return parts[0]
 
 
 def load_info(info: SeriesInfo, progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
@@ -111,8 +125,9 @@ def load_info(info: SeriesInfo, progress: Optional[ProgressFn] = None, cancel: O
         source=where)
     for w in geo.warnings:
         log.warning("%s: %s", where, w)
+    split = tuple(w for w in info.warnings if info.split and w not in geo.warnings)
     return Volume(hu=hu, spacing=geo.spacing, origin=geo.origin, direction=geo.direction, meta=meta,
-                  warnings=geo.warnings)
+                  warnings=split + tuple(geo.warnings))
 
 
 def load_series(path: str | os.PathLike, series_uid: Optional[str] = None,

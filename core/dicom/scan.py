@@ -110,7 +110,8 @@ def group_headers(headers: Iterable[SliceHeader], skipped=(), root: str = "") ->
             split = len(keys) > 1
             if split:
                 warns.insert(0, f"series UID also holds {sum(len(groups[o]) for o in keys if o != k)} slice(s) "
-                                f"of another size or orientation")
+                                f"of another size or orientation (a localizer?): "
+                                + ("skipped" if i == 0 else "this stack is not the largest"))
             first = geo.slices[0]
             infos.append(SeriesInfo(
                 key=(uid or "(no SeriesInstanceUID)") if i == 0 else f"{uid}#{i + 1}",

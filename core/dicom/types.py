@@ -100,6 +100,8 @@ class Volume:
             index axes x (column), y (row) and z (slice).
         meta: series metadata.
         warnings: non-fatal problems found while loading.
+        file_grid: for a volume read from one file (:mod:`core.volume_file`), the way back to
+            the file's own voxel grid and affine; None for DICOM.
     """
 
     hu: np.ndarray
@@ -108,6 +110,7 @@ class Volume:
     direction: np.ndarray
     meta: SeriesMeta
     warnings: tuple[str, ...] = ()
+    file_grid: Optional[object] = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -120,6 +123,11 @@ class Volume:
         a[:3, :3] = self.direction * np.array([sx, sy, sz])[None, :]
         a[:3, 3] = self.origin
         return a
+
+    @property
+    def source_dir(self) -> str:
+        """The folder the series was read from: exports never write into it."""
+        return self.meta.source
 
     @property
     def voxel_ml(self) -> float:

@@ -44,7 +44,7 @@ def _data_source(meta: dict, folder: Path, dataset, train, val):
         raise ModelError(f"{folder}: model.json names no dataset; give the dataset folder (--dataset)")
     if not Path(dataset).is_dir():
         raise ModelError(f"{dataset}: dataset folder not found (moved?); give it with --dataset")
-    cases = set(list_cases(dataset))
+    cases = set(list_cases(dataset, "all"))
     train = list(train or data.get("train_patients") or [])
     val = list(val or data.get("val_patients") or [])
     missing = [c for c in train + val if c not in cases]

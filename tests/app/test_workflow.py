@@ -122,9 +122,10 @@ def test_exports_reload(window, qtbot, threshold_models, tmp_path):
     with qtbot.waitSignal(window.jobFailed, timeout=30000) as blocker:  # never overwritten silently
         window.export("nifti", str(out / "seg.nii.gz"))
     assert "already exists" in blocker.args[0]
-    with qtbot.waitSignal(window.jobFailed, timeout=30000) as blocker:  # never into the source folder
-        window.export("csv", str(tmp_path / "dicom" / "lesions.csv"))
-    assert "source DICOM folder" in blocker.args[0]
+    for kind, name in (("nifti", "seg.nii.gz"), ("seg", "seg.dcm"), ("csv", "lesions.csv"), ("png", "view.png")):
+        with qtbot.waitSignal(window.jobFailed, timeout=30000) as blocker:  # never into the source folder
+            window.export(kind, str(tmp_path / "dicom" / name), force=True)
+        assert "source DICOM folder" in blocker.args[0], kind
     # viewing, segmenting and exporting left the source folder byte-for-byte unchanged
     assert tree_digest(tmp_path / "dicom") == before
 
@@ -214,3 +215,19 @@ def test_engine_setting_is_used_saved_and_shown(demo, qtbot, tmp_path, isolated_
     w2 = MainWindow(w.settings)
     qtbot.addWidget(w2)
     assert w2.segment_panel.engine.currentData() == "onnx-int8" and w2.prefs.keras_backend == "torch"
+
+
+def test_segment_uses_the_real_ct_default_models_without_choosing(demo, qtbot):
+    """The Segment tab opens on the bundled defaults (trained on real CT anatomy); demo models are labelled."""
+    w = demo
+    panel = w.segment_panel
+    liver, tumor = panel.liver.currentData(), panel.tumor.currentData()
+    assert liver.default and liver.kind == "real" and "ircadb-liver" in liver.path
+    assert tumor.default and tumor.kind == "real" and "ircadb-tumor" in tumor.path
+    assert "real" in panel.info.text() and "[default, real CT]" in panel.liver.currentText()
+    demo_rows = [panel.liver.itemText(i) for i in range(panel.liver.count()) if "demo-liver" in panel.liver.itemText(i)]
+    assert demo_rows and "DEMO" in demo_rows[0]
+    with qtbot.waitSignal(w.segmented, timeout=120000):
+        panel.segment_btn.click()  # as the user clicks it
+    wait_idle(qtbot, w)
+    assert w.study.label is not None and (w.study.label == 1).any() and w.summary["liver_ml"] > 0

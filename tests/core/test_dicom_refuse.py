@@ -87,12 +87,35 @@ def test_non_ct_refused(tmp_path):
     refused(tmp_path, "is MR, not CT", series_uid=uid)
 
 
-def test_mixed_sizes_in_one_series(tmp_path):
+def test_mixed_sizes_in_one_series_load_the_largest_stack(tmp_path):
     write_series(tmp_path / "x", hu_volume(4, 16), uid_key="same")
     write_series(tmp_path / "y", hu_volume(2, 32), uid_key="same", z0=100)
     result = scan(tmp_path)
     assert len(result) == 2 and all(s.split for s in result)
-    refused(tmp_path, "mixed slice sizes")
+    v = load_series(tmp_path)
+    assert v.shape == (4, 16, 16)
+    assert any("another size or orientation" in w and "skipped" in w for w in v.warnings)
+    assert load_series(tmp_path, series_uid=result[0].series_uid).shape == (4, 16, 16)
+    assert load_series(tmp_path, series_uid=result[1].key).shape == (2, 32, 32)  # by key: that stack
+
+
+def test_localizer_sharing_the_series_uid_is_skipped(tmp_path):
+    """A scout (one coronal slice of another size) saved with the axial stack, same UID."""
+    hu = hu_volume(6, 16)
+    write_series(tmp_path, hu, uid_key="ct")
+    scout = np.full((1, 24, 24), -500, np.int16)
+    write_series(tmp_path / "scout", scout, uid_key="ct", name="loc", orientation=(1, 0, 0, 0, 0, -1))
+    v = load_series(tmp_path)
+    assert v.shape == (6, 16, 16)
+    np.testing.assert_array_equal(v.hu, hu)
+    assert any("1 slice(s) of another size or orientation" in w for w in v.warnings)
+
+
+def test_equal_stacks_in_one_series_refused(tmp_path):
+    write_series(tmp_path / "x", hu_volume(3, 16), uid_key="same")
+    write_series(tmp_path / "y", hu_volume(3, 32), uid_key="same", z0=100)
+    msg = refused(tmp_path, "mixed slice sizes")
+    assert "16x16 (3 files)" in msg and "32x32 (3 files)" in msg
 
 
 def test_absurd_dimensions_never_allocated(tmp_path):

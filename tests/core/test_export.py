@@ -6,7 +6,6 @@ import csv
 import json
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -16,22 +15,10 @@ from core.dicom import load_series
 from core.export import (ExportError, read_nifti_label, write_dicom_seg, write_json_report, write_lesions_csv,
                          write_nifti)
 from core.metrics import lesions
-from core.phantom import make_phantom, write_patient
 
 from .models import threshold_model
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def phantom_study(tmp_path_factory):
-    """A phantom patient as an extracted DICOM folder, and its truth."""
-    root = tmp_path_factory.mktemp("study")
-    case = make_phantom(7, 16, 64)
-    folder = write_patient(case, root / "zips", 1)
-    with zipfile.ZipFile(folder / "PATIENT_DICOM.zip") as z:
-        z.extractall(root / "dicom")
-    return root / "dicom" / "PATIENT_DICOM", case
 
 
 def test_nifti_geometry_matches_dicom(phantom_study, tmp_path):
@@ -51,6 +38,25 @@ def test_nifti_geometry_matches_dicom(phantom_study, tmp_path):
     with pytest.raises(ExportError, match="inside the source DICOM folder"):
         write_nifti(folder / "seg.nii.gz", case.label, vol)
     assert not list(tmp_path.glob(".*"))
+
+
+def test_nifti_guard_holds_for_the_study_the_gui_passes(phantom_study, tmp_path):
+    """The GUI passes a Study, not a Volume: the source-folder guard must hold for it too."""
+    from types import SimpleNamespace
+
+    from core.study import Study
+    folder, case = phantom_study
+    study = Study.from_volume(load_series(folder))
+    assert study.source_dir == str(folder) or Path(study.source_dir) == folder
+    with pytest.raises(ExportError, match="inside the source DICOM folder"):
+        write_nifti(folder / "seg.nii.gz", case.label, study)
+    case_study = Study(case.hu, case.spacing, name="dataset case")
+    assert case_study.source_dir == ""  # a dataset case or the demo has no folder to protect
+    write_nifti(tmp_path / "case.nii.gz", case.label, case_study)
+    # something without a source folder is an error, never a silently empty guard
+    bare = SimpleNamespace(spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0), direction=np.eye(3))
+    with pytest.raises(AttributeError):
+        write_nifti(tmp_path / "bare.nii.gz", case.label, bare)
 
 
 def test_dicom_seg_references_the_series(phantom_study, tmp_path):
@@ -142,3 +148,21 @@ def test_patient17_cascade_geometry(p17_extracted, tmp_path):
     np.testing.assert_allclose(np.abs(np.diag(affine)[:3]), [0.743, 0.743, 1.6], atol=1e-3)
     s = write_dicom_seg(tmp_path / "p17.dcm", seg.label, vol)  # IRCADb has no FrameOfReferenceUID
     assert s.stat().st_size > 1000
+
+
+def test_cli_predict_and_evaluate_use_the_default_models(phantom_study, tiny_dataset, tmp_path):
+    """No model flags: the bundled defaults (real CT anatomy), named in the report; flags still override."""
+    folder, _ = phantom_study
+    r = _cli("predict", str(folder), "--out", str(tmp_path / "seg.nii.gz"), "--report", str(tmp_path / "r.json"))
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["models"]["liver"]["card"]["stage"] == "liver" and rep["models"]["liver"]["card"]["kind"] == "real"
+    assert rep["models"]["tumor"]["card"]["kind"] == "real" and "tumor" in rep["engine"]["engines"]
+    r = _cli("predict", str(folder), "--liver-only", "--out", str(tmp_path / "l.nii.gz"),
+             "--report", str(tmp_path / "l.json"))
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "l.json").read_text())["models"]["tumor"] is None
+    r = _cli("evaluate", str(tiny_dataset), "--out", str(tmp_path / "eval.json"), "--cases", "p0")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((tmp_path / "eval.json").read_text())
+    assert rep["models"]["liver"]["default"] is True and rep["models"]["tumor"]["card"]["kind"] == "real"

@@ -69,23 +69,45 @@ def test_patient17_extracted_matches_zipped(p17_extracted, tmp_path):
     import_ircadb(p17_extracted, tmp_path / "a")
     a = load_case(tmp_path / "a", "3Dircadb1.17")
     assert (a.label == 1).sum() + (a.label == 2).sum() == pytest.approx(1861e3 / np.prod(a.spacing), rel=2e-3)
-    assert a.meta["mask_structures"] == ["liver", "livertumor1", "livertumor2"]
+    # every structure is read (the anatomy map); the training label keeps liver and tumours only
+    assert a.meta["mask_structures"] == ["liver", "livertumor1", "livertumor2", "portalvein"]
+    from core import anatomy
+    assert set(np.unique(a.anatomy)) == {anatomy.OUTSIDE, anatomy.LIVER, anatomy.TUMOUR, anatomy.PORTAL}
+    assert ((a.anatomy == anatomy.TUMOUR) == (a.label == 2)).all()
 
 
 def test_phantom_folder_of_patients_and_resume(phantoms, tmp_path):
     root, cases = phantoms
     before = tree_digest(root)
-    assert import_ircadb(root, tmp_path / "ds") == ["3Dircadb1.1", "3Dircadb1.2"]
-    for i, c in enumerate(cases, start=1):
-        got = load_case(tmp_path / "ds", f"3Dircadb1.{i}")
+    names = ["phantom-s11-1", "phantom-s12-2"]  # phantoms say what they are, never 3Dircadb1.N
+    assert import_ircadb(root, tmp_path / "ds") == names
+    for name, c in zip(names, cases):
+        got = load_case(tmp_path / "ds", name)
         np.testing.assert_array_equal(got.hu, c.hu)
         np.testing.assert_array_equal(got.label, c.label)
     assert tree_digest(root) == before
-    mtime = (tmp_path / "ds" / "3Dircadb1.1.npz").stat().st_mtime_ns
+    mtime = (tmp_path / "ds" / "phantom-s11-1.npz").stat().st_mtime_ns
     import_ircadb(root, tmp_path / "ds")  # same sources: skipped
-    assert (tmp_path / "ds" / "3Dircadb1.1.npz").stat().st_mtime_ns == mtime
-    import_ircadb(root / "3Dircadb1.2", tmp_path / "one")  # one patient folder
-    assert list_cases(tmp_path / "one") == ["3Dircadb1.2"]
+    assert (tmp_path / "ds" / "phantom-s11-1.npz").stat().st_mtime_ns == mtime
+    import_ircadb(root / "phantom-s12-2", tmp_path / "one")  # one patient folder
+    assert list_cases(tmp_path / "one") == ["phantom-s12-2"]
+
+
+def test_import_never_replaces_a_case_from_another_source(phantoms, tmp_path):
+    """The same case name from another place is refused, before anything is written, unless force."""
+    from core.errors import DatasetError
+    root, cases = phantoms
+    import_ircadb(root, tmp_path / "ds")
+    other = tmp_path / "other"
+    write_patient(make_phantom(40, 16, 64), other, 1)
+    (other / "phantom-s40-1").rename(other / "phantom-s11-1")  # same name, other data and place
+    before = tree_digest(tmp_path / "ds")
+    with pytest.raises(DatasetError, match="already there, imported from") as info:
+        import_ircadb(other, tmp_path / "ds")
+    assert "phantom-s11-1" in str(info.value) and "--force" in str(info.value) and "\n" not in str(info.value)
+    assert tree_digest(tmp_path / "ds") == before
+    import_ircadb(other, tmp_path / "ds", force=True)
+    assert not np.array_equal(load_case(tmp_path / "ds", "phantom-s11-1").hu, cases[0].hu)
 
 
 def test_cyst_is_not_tumour(tmp_path):
@@ -93,9 +115,11 @@ def test_cyst_is_not_tumour(tmp_path):
     c = make_phantom(seed, 16, 64)
     write_patient(c, tmp_path / "src", 1)
     import_ircadb(tmp_path / "src", tmp_path / "ds")
-    got = load_case(tmp_path / "ds", "3Dircadb1.1")
-    assert "liverkyst" not in got.meta["mask_structures"]
-    assert (got.label[c.cyst > 0] == 1).all()
+    got = load_case(tmp_path / "ds", f"phantom-s{seed}-1")
+    from core import anatomy
+    assert "liverkyst" in got.meta["mask_structures"]  # read into the anatomy map as a cyst...
+    assert (got.anatomy[c.cyst > 0] == anatomy.CYST).all()
+    assert (got.label[c.cyst > 0] == 1).all()  # ...and labelled liver, never tumour
 
 
 def _database_zip(src_root: Path, out: Path, extra=None) -> Path:
@@ -113,8 +137,8 @@ def test_database_archive(phantoms, tmp_path):
     archive = _database_zip(root, tmp_path / "3Dircadb1.zip")
     events = []
     ids = import_ircadb(archive, tmp_path / "ds", progress=events.append)
-    assert ids == ["3Dircadb1.1", "3Dircadb1.2"]
-    np.testing.assert_array_equal(load_case(tmp_path / "ds", "3Dircadb1.2").label, cases[1].label)
+    assert ids == ["phantom-s11-1", "phantom-s12-2"]
+    np.testing.assert_array_equal(load_case(tmp_path / "ds", "phantom-s12-2").label, cases[1].label)
     assert events[-1].stage == "import" and events[-1].done == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["3Dircadb1.zip", "ds"]  # nothing extracted
 

@@ -199,7 +199,7 @@ def test_cli_export_onnx_and_engine_flag(tmp_path, tiny_dataset):
     from core.phantom import make_phantom, write_patient
     import zipfile
     write_patient(make_phantom(5, 12, 64), tmp_path / "ph", 1)
-    with zipfile.ZipFile(tmp_path / "ph" / "3Dircadb1.1" / "PATIENT_DICOM.zip") as z:
+    with zipfile.ZipFile(tmp_path / "ph" / "phantom-s5-1" / "PATIENT_DICOM.zip") as z:
         z.extractall(tmp_path / "ph")
     dicom = tmp_path / "ph" / "PATIENT_DICOM"
     for engine, want in (("onnx-int8", "ONNX Runtime int8, CPU"), ("keras", "Keras, tensorflow CPU")):

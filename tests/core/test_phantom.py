@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 import zipfile
@@ -51,7 +52,7 @@ def test_written_patient_reads_in_pydicom_simpleitk_and_ours(tmp_path, cases):
     from core.dicom import load_series
     case = cases[1]
     folder = write_patient(case, tmp_path, 7)
-    assert folder.name == "3Dircadb1.7"
+    assert folder.name == f"phantom-s{case.seed}-7"
     with zipfile.ZipFile(folder / "PATIENT_DICOM.zip") as z:
         z.extractall(tmp_path / "x")
         names = z.namelist()
@@ -74,6 +75,9 @@ def test_cli_phantom(tmp_path):
     r = subprocess.run([sys.executable, "-m", "app", "phantom", str(tmp_path), "--patients", "2", "--seed", "5",
                         "--slices", "12", "--size", "48"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    for k in (1, 2):
-        assert (tmp_path / f"3Dircadb1.{k}" / "PATIENT_DICOM.zip").exists()
-        assert (tmp_path / f"3Dircadb1.{k}" / "MASKS_DICOM.zip").exists()
+    for k in (1, 2):  # named as phantoms (seeds 5, 6), never as the real 3Dircadb1.N
+        assert (tmp_path / f"phantom-s{4 + k}-{k}" / "PATIENT_DICOM.zip").exists()
+        assert (tmp_path / f"phantom-s{4 + k}-{k}" / "MASKS_DICOM.zip").exists()
+    with zipfile.ZipFile(tmp_path / "phantom-s5-1" / "PATIENT_DICOM.zip") as z:
+        ds = pydicom.dcmread(io.BytesIO(z.read("PATIENT_DICOM/image_0")))
+    assert ds.PatientID == "phantom-s5-1" and "phantom" in str(ds.PatientName)

@@ -117,6 +117,48 @@ def test_invalid_options():
         TrainConfig(dataset="d", out="o", stage="lungs")
     with pytest.raises(TrainingError, match="divisible"):
         TrainConfig(dataset="d", out="o", image_size=100)
+    with pytest.raises(TrainingError, match="cosine_time' needs max_minutes"):
+        TrainConfig(dataset="d", out="o", lr_schedule="cosine_time")
+    with pytest.raises(TrainingError, match="both in training and validation"):
+        TrainConfig(dataset="d", out="o", train_cases=("a", "b"), val_cases=("b",))
+    with pytest.raises(TrainingError, match="geometry"):
+        TrainConfig(dataset="d", out="o", geometry="mirror")
+
+
+def test_time_budget_cosine_schedule_and_a_warm_start(tiny_dataset, tmp_path):
+    """max_minutes stops after the epoch that reaches it (status time_budget, still calibrated);
+    cosine_time lowers the rate over that time; init_from starts from another run's weights."""
+    from core.model.io import load_model
+    first = train(tiny(tiny_dataset, tmp_path / "a", epochs=1, train_cases=("p0", "p1"), val_cases=("p2",)))
+    assert first.status == "completed"
+    cfg = tiny(tiny_dataset, tmp_path / "b", epochs=50, lr_schedule="cosine_time", max_minutes=0.001,
+               init_from=str(tmp_path / "a" / "model.keras"), train_cases=("p0", "p1"), val_cases=("p2",))
+    r = train(cfg)
+    assert r.status == "time_budget" and r.epochs_done == 1
+    meta = json.loads((tmp_path / "b" / "model.json").read_text())
+    assert meta["data"]["init_from"].endswith("model.keras") and "threshold_search" in meta
+    epoch = [x for x in read_metrics(tmp_path / "b") if x["type"] == "epoch"][0]
+    assert cfg.min_lr <= epoch["lr"] < cfg.learning_rate  # down the cosine over the (0.06 s) budget
+    from core.train_recorder import cosine_lr
+    assert cosine_lr(1e-3, 1e-6, 1.0, 1) == pytest.approx(1e-6) and cosine_lr(1e-3, 0, 0.5, 1) == pytest.approx(5e-4)
+    assert len(load_model(tmp_path / "b" / "model.keras").get_weights()) == len(
+        load_model(tmp_path / "a" / "model.keras").get_weights())
+    bad = tiny(tiny_dataset, tmp_path / "c", epochs=1, base_filters=4, init_from=str(tmp_path / "a" / "model.keras"))
+    with pytest.raises(TrainingError, match="cannot start from this model"):
+        train(bad)
+
+
+def test_mixed_precision_runs_save_float32_inference_models(tiny_dataset, tmp_path):
+    """model.keras is what inference and ONNX export read: float32 even after bf16 training."""
+    from core.model.io import load_model
+    r = train(tiny(tiny_dataset, tmp_path / "bf16", epochs=1, precision="mixed_bfloat16", image_size=32,
+                   base_filters=4, steps_per_epoch=2))
+    assert r.status == "completed"
+    best = load_model(tmp_path / "bf16" / "model.keras", compile=False)
+    assert all(layer.dtype_policy.name == "float32" for layer in best.layers)
+    assert getattr(best, "optimizer", None) is None  # the network alone: a third of the size
+    last = load_model(tmp_path / "bf16" / "last.keras", compile=True)
+    assert any(layer.dtype_policy.name == "mixed_bfloat16" for layer in last.layers)
 
 
 def _cli(*args, **kw):

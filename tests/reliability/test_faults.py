@@ -25,6 +25,7 @@ from core.dataset import Case, list_cases, load_case, write_case
 from core.errors import DatasetError
 from core.export import ExportError, read_nifti_label, write_nifti
 from core.phantom import make_phantom, write_patient
+from core.study import Study
 
 ROOT = Path(__file__).resolve().parents[2]
 KILLS = {"import": 6, "predict": 6, "export-onnx": 6, "gui-export": 6}
@@ -91,12 +92,12 @@ def test_kill_9_during_import_then_rerun(source, tmp_path):
         _check_dataset(out)
     p = _start("import", str(source), "--out", str(out))
     assert p.wait(300) == 0, p.stderr.read()
-    assert _check_dataset(out) == 3 and list_cases(out) == ["3Dircadb1.1", "3Dircadb1.2", "3Dircadb1.3"]
+    assert _check_dataset(out) == 3 and list_cases(out) == ["phantom-s61-1", "phantom-s62-2", "phantom-s63-3"]
 
 
 def test_kill_9_during_predict_and_export_then_rerun(source, tmp_path):
     from tests.core.models import threshold_model
-    with zipfile.ZipFile(source / "3Dircadb1.1" / "PATIENT_DICOM.zip") as z:
+    with zipfile.ZipFile(source / "phantom-s61-1" / "PATIENT_DICOM.zip") as z:
         z.extractall(tmp_path / "dicom")
     lm = threshold_model(tmp_path / "l", "liver", 60)
     tm = threshold_model(tmp_path / "t", "tumor", 400)
@@ -187,7 +188,7 @@ sys.exit(app.exec())
 def test_kill_9_during_the_gui_exports_then_rerun(source, tmp_path):
     """The app's own exports (NIfTI, DICOM SEG, CSV, PNG, run in its worker threads) killed at random
     moments: each file under its final name is complete; the next session exports everything."""
-    with zipfile.ZipFile(source / "3Dircadb1.2" / "PATIENT_DICOM.zip") as z:
+    with zipfile.ZipFile(source / "phantom-s62-2" / "PATIENT_DICOM.zip") as z:
         z.extractall(tmp_path / "dicom")
     out = tmp_path / "out"
     out.mkdir()
@@ -211,14 +212,13 @@ def _enospc(*a, **k):
 
 
 def test_full_disk_gives_a_clear_error_and_no_partial_file(tmp_path, monkeypatch):
-    from types import SimpleNamespace
     case = Case("c1", np.zeros((2, 8, 8), np.int16), np.zeros((2, 8, 8), np.uint8), (1, 1, 1))
     monkeypatch.setattr("core.atomic.os.fsync", _enospc)
     with pytest.raises(DatasetError, match="No space left"):
         write_case(tmp_path / "ds", case)
     assert sorted(p.name for p in (tmp_path / "ds").iterdir()) == []
     monkeypatch.setattr("core.export.os.fsync", _enospc)
-    vol = SimpleNamespace(spacing=(1, 1, 1), origin=(0, 0, 0), direction=np.eye(3), meta=None)
+    vol = Study(case.hu, case.spacing)  # a study with no source folder (a dataset case)
     with pytest.raises(ExportError, match="No space left"):
         write_nifti(tmp_path / "out" / "seg.nii.gz", case.label, vol)
     assert list((tmp_path / "out").iterdir()) == []
@@ -245,12 +245,12 @@ def test_a_real_full_filesystem(source, tmp_path):
     if shutil.which("unshare") is None or subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode:
         pytest.skip("no user namespaces here (unshare -rm): cannot mount a small private filesystem")
     from tests.core.models import threshold_model
-    with zipfile.ZipFile(source / "3Dircadb1.3" / "PATIENT_DICOM.zip") as z:
+    with zipfile.ZipFile(source / "phantom-s63-3" / "PATIENT_DICOM.zip") as z:
         z.extractall(tmp_path / "dicom")
     lm = threshold_model(tmp_path / "l", "liver", 60)
     (tmp_path / "mnt").mkdir()
     (tmp_path / "keep").mkdir()
-    env = dict(os.environ, MNT=str(tmp_path / "mnt"), KEEP=str(tmp_path / "keep"), PY=sys.executable, SRC=str(source / "3Dircadb1.3"),
+    env = dict(os.environ, MNT=str(tmp_path / "mnt"), KEEP=str(tmp_path / "keep"), PY=sys.executable, SRC=str(source / "phantom-s63-3"),
                DICOM=str(tmp_path / "dicom" / "PATIENT_DICOM"), LM=str(lm))
     r = subprocess.run(["unshare", "-rm", "sh", "-c", FULL_DISK], cwd=ROOT, env=env, capture_output=True,
                        text=True, timeout=600)
@@ -268,13 +268,12 @@ def test_a_real_full_filesystem(source, tmp_path):
 
 
 def test_unwritable_location(tmp_path):
-    from types import SimpleNamespace
     blocker = tmp_path / "file"
     blocker.write_text("a file where a folder should be")
     case = Case("c1", np.zeros((2, 8, 8), np.int16), np.zeros((2, 8, 8), np.uint8), (1, 1, 1))
     with pytest.raises(DatasetError, match="cannot create the dataset folder"):
         write_case(blocker / "ds", case)
-    vol = SimpleNamespace(spacing=(1, 1, 1), origin=(0, 0, 0), direction=np.eye(3), meta=None)
+    vol = Study(case.hu, case.spacing)  # a study with no source folder (a dataset case)
     with pytest.raises(ExportError, match="cannot create folder"):
         write_nifti(blocker / "x" / "seg.nii.gz", case.label, vol)
     r = subprocess.run([sys.executable, "-m", "app", "import", str(tmp_path / "nothing"), "--out", str(blocker)],

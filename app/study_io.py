@@ -1,0 +1,216 @@
+"""Studies in and out of the main window: open (DICOM folder, NIfTI file, dataset case, demo, drag
+and drop, recent), bring back a segmentation, export. A mixin of :class:`app.main_window.MainWindow`
+(which provides ``study``, ``settings``, ``start_job``, ``show_error`` and the panels)."""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import numpy as np
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFileDialog, QListWidget, QVBoxLayout
+
+from core.editing import LabelEditor
+from core.study import Study
+
+from . import jobs
+from .workers import Job
+
+MAX_RECENT = 8
+
+
+class SeriesChooser(QDialog):
+    """Pick one of several series found in a folder."""
+
+    def __init__(self, series, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Choose a series")
+        lay = QVBoxLayout(self)
+        self.list = QListWidget()
+        for s in series:
+            self.list.addItem(f"{s.summary()}   [{s.key[-24:]}]")
+        self.list.setCurrentRow(0)
+        lay.addWidget(self.list)
+        bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        bb.accepted.connect(self.accept)
+        bb.rejected.connect(self.reject)
+        lay.addWidget(bb)
+
+
+class StudyIO:
+    """Opening, bringing back and exporting studies (mixed into MainWindow)."""
+
+    # -- opening --------------------------------------------------------------
+    def open_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open DICOM folder")
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path: str, choose=None) -> Job:
+        """A volume file (NIfTI) opens directly; a folder is scanned, and with several CT series the
+        user picks one (``choose`` picks in tests); the stack a localizer shares a UID with is not
+        offered separately (it loads the largest stack, with a warning)."""
+        from core.volume_file import is_volume_file
+        if is_volume_file(path):
+            self._add_recent(path)
+            return self.start_job(Job("Open volume file", jobs.load_volume_file, path), self.show_study)
+
+        def scanned(result):
+            from core.dicom import select_series
+            cts = [s for s in result if s.is_ct and not (s.split and s.key != s.series_uid)] or list(result)
+            if len(cts) > 1:
+                idx = choose(cts) if choose else self._ask_series(cts)
+                if idx is None:
+                    return
+                info = cts[idx]
+            else:
+                try:
+                    info = select_series(result, None, path)
+                except Exception as exc:
+                    self.show_error(str(exc), "")
+                    return
+            self.start_job(Job("Load series", jobs.load_series_info, info, path), self.show_study)
+            self._add_recent(path)
+        return self.start_job(Job("Open DICOM folder", jobs.scan_folder, path), scanned)
+
+    def open_file_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open CT volume", "", "NIfTI (*.nii.gz *.nii);;All files (*)")
+        if path:
+            self.open_path(path)
+
+    def open_label_dialog(self, role: str) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open segmentation", "",
+                                              "Segmentations (*.nii.gz *.nii *.dcm);;All files (*)")
+        if path:
+            self.open_label(path, role)
+
+    def open_label(self, path: str, role: str = "label") -> Optional[Job]:
+        """Load a label file onto the open study (checked against its grid) as the working
+        segmentation (editable, measured, exportable) or as the reference to compare with."""
+        if self.study is None:
+            self.show_error("Open a study first: a segmentation is loaded onto the open study.", "")
+            return None
+
+        def loaded(label) -> None:
+            if role == "reference":
+                self.study.reference = label
+                current = self.study.label if self.study.label is not None else label
+                self.viewer.set_labels(self.study.label, label)
+                mode = "outlines" if self.study.label is not None else "reference"
+                self.display.mode.setCurrentIndex(["prediction", "reference", "outlines"].index(mode))
+                self.viewer.set_mode(mode)
+                self.statusBar().showMessage(f"Reference loaded from {path}")
+                self._update_summary(current)
+            else:
+                self._segmented((label, {"engines": {}, "device": f"loaded from {os.path.basename(path)}",
+                                         "seconds": 0.0}))
+                self.statusBar().showMessage(f"Segmentation loaded from {path}")
+        return self.start_job(Job("Open segmentation", jobs.read_label, path, self.study), loaded)
+
+    def dragEnterEvent(self, ev) -> None:
+        if ev.mimeData().hasUrls() and any(u.isLocalFile() for u in ev.mimeData().urls()):
+            ev.acceptProposedAction()
+
+    def dropEvent(self, ev) -> None:
+        """A DICOM folder or a volume file dropped onto the window opens (the first one dropped)."""
+        paths = [u.toLocalFile() for u in ev.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            ev.acceptProposedAction()
+            self.open_path(paths[0])
+
+    def _ask_series(self, series) -> Optional[int]:
+        dlg = SeriesChooser(series, self)
+        return dlg.list.currentRow() if dlg.exec() == QDialog.DialogCode.Accepted else None
+
+    def open_demo(self) -> Job:
+        return self.start_job(Job("Open demo study", jobs.load_demo), self.show_study)
+
+    def open_case_dialog(self) -> None:
+        from core.dataset import list_cases
+        folder = QFileDialog.getExistingDirectory(self, "Dataset folder")
+        if not folder:
+            return
+        try:
+            cases = list_cases(folder)
+        except Exception as exc:
+            self.show_error(str(exc), "")
+            return
+        dlg = QDialog(self)
+        dlg.setWindowTitle("Open case")
+        lay = QVBoxLayout(dlg)
+        lst = QListWidget()
+        lst.addItems(cases)
+        lst.setCurrentRow(0)
+        lay.addWidget(lst)
+        bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        bb.accepted.connect(dlg.accept)
+        bb.rejected.connect(dlg.reject)
+        lay.addWidget(bb)
+        if dlg.exec() == QDialog.DialogCode.Accepted and lst.currentItem():
+            self.open_case(folder, lst.currentItem().text())
+
+    def open_case(self, folder: str, case_id: str) -> Job:
+        return self.start_job(Job("Open case", jobs.load_case_study, folder, case_id), self.show_study)
+
+    def show_study(self, study: Study) -> None:
+        self.study = study
+        self.editor = LabelEditor(study.label) if study.label is not None else None
+        self.summary = self.case_report = None
+        self.viewer.set_study(study.hu, study.spacing, study.label, study.reference)
+        mode = "prediction" if study.label is not None or study.reference is None else "reference"
+        self.display.mode.setCurrentIndex(["prediction", "reference", "outlines"].index(mode))
+        self.viewer.set_mode(mode)
+        self.viewer.set_window(*self.viewer.window)
+        z, y, x = study.shape
+        sz, sy, sx = study.spacing
+        name = study.name if len(study.name) < 60 else "..." + study.name[-57:]
+        self.setWindowTitle(f"LiverSeg Studio - {name}")
+        msg = f"{name}: {x} x {y} x {z} voxels, {sx:.2f} x {sy:.2f} x {sz:.2f} mm"
+        if study.warnings:
+            msg += "   warning: " + "; ".join(study.warnings)
+        self.statusBar().showMessage(msg)
+        self.results.summary.setText("No segmentation yet." if study.reference is None else
+                                     "Reference masks shown; segment to compare.")
+        self.results.lesions.setRowCount(0)
+        self.results.show_metrics(None)
+        if study.reference is not None and study.label is None:
+            self._update_summary(study.reference)
+        self.studyLoaded.emit()
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for p in self.recent():
+            self.recent_menu.addAction(p, lambda p=p: self.open_path(p))
+
+    def recent(self) -> list[str]:
+        v = self.settings.value("recent_folders", [])
+        return [v] if isinstance(v, str) else list(v or [])
+
+    def _add_recent(self, path: str) -> None:
+        items = [path] + [p for p in self.recent() if p != path]
+        self.settings.setValue("recent_folders", items[:MAX_RECENT])
+        self._fill_recent()
+
+    # -- export ---------------------------------------------------------------
+    def export_dialog(self, kind: str) -> None:
+        filters = {"nifti": "NIfTI (*.nii.gz *.nii)", "seg": "DICOM SEG (*.dcm)", "csv": "CSV (*.csv)",
+                   "png": "PNG (*.png)"}
+        path, _ = QFileDialog.getSaveFileName(self, "Export", "", filters[kind])
+        if path:
+            self.export(kind, path, force=True)  # the file dialog already asked about overwriting
+
+    def export(self, kind: str, path: str, force: bool = False) -> Optional[Job]:
+        s = self.study
+        if s is None or (kind != "png" and s.label is None and s.reference is None):
+            self.show_error("Nothing to export yet: open a study and segment it.", "")
+            return None
+        if kind == "png":
+            from core.export import write_png
+            from PySide6.QtGui import QImage
+            img = self.viewer.axial.glw.grab().toImage().convertToFormat(QImage.Format.Format_RGBA8888)
+            arr = np.array(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine() // 4, 4)[:, :img.width()]
+            job = Job("Export PNG", jobs.export_file, write_png, path, arr.copy(), force, [s.source_dir])
+        else:
+            label = s.label if s.label is not None else s.reference
+            job = Job(f"Export {kind}", jobs.export_study, kind, path, s, label.copy(), self.summary, force)
+        return self.start_job(job, lambda p: self.statusBar().showMessage(f"Wrote {p}"))
