@@ -57,14 +57,18 @@ def _model(path: str, stage: str):
 
 def segment_study(study: Study, liver_path: str, tumor_path: Optional[str], engine: str = "auto",
                   progress=None, cancel=None):
-    """Run the cascade with the chosen engine (see core.engines); returns (label, info)."""
+    """Run the cascade with the chosen engine (see core.engines); returns (label, info, snapshot).
+
+    ``snapshot`` is a copy of the label for the measuring job, taken here: nobody can edit the
+    label before the GUI receives it, and a 500-slice copy (~35 ms) must not run in the GUI thread.
+    """
     from core.inference import segment
     t = time.perf_counter()
     liver = _model(liver_path, "liver")
     tumor = _model(tumor_path, "tumor") if tumor_path else None
     seg = segment(study, liver, tumor, progress=progress, cancel=cancel, engine=engine)
     info = dict(seg.info, warnings=seg.warnings, seconds=time.perf_counter() - t)
-    return seg.label, info
+    return seg.label, info, seg.label.copy()
 
 
 def measure(label: np.ndarray, spacing, hu, reference=None, progress=None, cancel=None):

@@ -161,7 +161,8 @@ class MainWindow(StudyIO, QMainWindow):
         job.failed.connect(self.show_error)
         for sig in (job.finished, job.failed, job.cancelled):
             sig.connect(lambda *_: self.progress.hide())
-        job.cancelled.connect(lambda: self.statusBar().showMessage(f"{job.name}: cancelled"))
+        name = job.name  # not the job itself: a slot holding its job keeps it alive (see Job.release)
+        job.cancelled.connect(lambda: self.statusBar().showMessage(f"{name}: cancelled"))
         if not quiet:
             self.progress.setRange(0, 0)
             self.progress.show()
@@ -196,27 +197,28 @@ class MainWindow(StudyIO, QMainWindow):
         return self.start_job(job, self._segmented)
 
     def _segmented(self, result) -> None:
-        label, info = result
+        """Show a segmentation: ``result`` is (label, info) or (label, info, a copy of label to measure)."""
+        label, info = result[:2]
         self.last_engines = dict(info.get("engines") or {})
         self.study.label = label
         self.editor = LabelEditor(label)
-        self.viewer.set_labels(label, self.study.reference)
         mode = "outlines" if self.study.reference is not None else "prediction"
-        # One redraw, not two (the combo's signal would redraw the three views once more).
+        # One redraw of the three views, not three (the combo's signal and set_mode would redraw).
         self.display.mode.blockSignals(True)
         self.display.mode.setCurrentIndex(["prediction", "reference", "outlines"].index(mode))
         self.display.mode.blockSignals(False)
-        self.viewer.set_mode(mode)
+        self.viewer.set_labels(label, self.study.reference, mode=mode)
         engines = engines_line(self.last_engines) or info.get("device", "?")
         self.statusBar().showMessage(f"Segmented in {info.get('seconds', 0):.1f} s ({engines})"
                                      + ("   " + "; ".join(info.get("warnings", [])) if info.get("warnings") else ""))
         self.tabs.setCurrentWidget(self.results)
-        self._update_summary(label)
+        self._update_summary(label, result[2] if len(result) > 2 else None)
         self.segmented.emit()
 
-    def _update_summary(self, label) -> None:
+    def _update_summary(self, label, snapshot=None) -> None:
+        """Measure ``label`` in a worker, on ``snapshot`` (a copy nobody edits) or a fresh copy."""
         s = self.study
-        job = Job("Measure", jobs.measure, label.copy(), s.spacing, s.hu,
+        job = Job("Measure", jobs.measure, label.copy() if snapshot is None else snapshot, s.spacing, s.hu,
                   s.reference if label is not s.reference else None)
         self.start_job(job, self._show_summary, quiet=True)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import queue
 import traceback
+import warnings
 from typing import Callable
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
@@ -47,6 +48,20 @@ class Job(QObject):
         self.token = CancelToken()
         self.messages: queue.SimpleQueue = queue.SimpleQueue()
         self.done = False
+
+    def release(self) -> None:
+        """Drop what the job held once it has ended: its arguments (a study's arrays) and the
+        slots connected to it. A slot that closes over the job makes a cycle through Qt's C++
+        connection list that Python's collector cannot see; without this every job, and every
+        study it was given, would stay alive for the life of the window."""
+        self.fn, self.args, self.kwargs = None, (), {}
+        with warnings.catch_warnings():  # PySide warns (and may raise) when nothing is connected
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for sig in (self.progress, self.finished, self.failed, self.cancelled):
+                try:
+                    sig.disconnect()
+                except (RuntimeError, TypeError):
+                    pass
 
 
 class _JobThread(QThread):
@@ -113,6 +128,7 @@ class JobRunner(QObject):
                     job.failed.emit(msg[1], msg[2])
                 else:
                     job.cancelled.emit()
+                job.release()
                 break
             if latest is not None:
                 job.progress.emit(latest)
@@ -129,5 +145,7 @@ class JobRunner(QObject):
         for job, thread in list(self._running.items()):
             if not thread.wait(wait_ms):
                 log.error("job %s did not stop within %d ms", job.name, wait_ms)
+            else:
+                job.release()
         self._running.clear()
         self._timer.stop()

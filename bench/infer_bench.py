@@ -135,7 +135,9 @@ def main() -> None:
     engines = [e for e in args.engines.split(",") if e]
     from core.dicom import load_series  # first: core sets the TensorFlow options the app runs with
     from core.export import write_nifti
-    from core.inference import bounding_box, make_runner, normalised_stack, segment
+    from core.inference import make_runner, normalised_stack, segment
+    from core.masks import inplane_box
+    from core.preprocess import MARGIN_PX
     from core.model.io import load_seg_model
     import keras
     with tempfile.TemporaryDirectory() as tmp:
@@ -178,7 +180,7 @@ def main() -> None:
         norm = normalised_stack(vol.hu, liver.pre)
         liver_mask = seg.label > 0
         zs = np.flatnonzero(liver_mask.any(axis=(1, 2)))
-        box = bounding_box(liver_mask)
+        box = inplane_box(liver_mask, MARGIN_PX)
         tnorm = normalised_stack(vol.hu[zs[0]:zs[-1] + 1], tumor.pre, box)
         from core.inference import stack_channels
         xl = [stack_channels(norm, np.arange(i, min(i + args.batch, len(norm))), liver.pre)

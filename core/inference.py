@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
-from scipy import ndimage
 
 from .errors import LiverSegError
 from .jobs import CancelToken, ProgressFn, check, report
-from .pipeline import MARGIN_PX
-from .preprocess import Preprocessing, resize_bilinear
+from .masks import inplane_box
+from .postprocess import clean_liver, clean_tumour
+from .preprocess import MARGIN_PX, Preprocessing, resize_bilinear
 
 log = logging.getLogger(__name__)
 
@@ -174,83 +174,6 @@ def default_device() -> tuple[Optional[str], str]:
     return (None, f"{backend} GPU") if gpus else ("cpu:0", f"{backend} CPU")
 
 
-# Post-processing works on the mask's bounding box and in chunks of slices: scipy.ndimage holds
-# the GIL, and a GUI running this in a worker thread must not freeze for more than a frame.
-CHUNK_Z = 8
-
-
-def crop_box(mask: np.ndarray, pad: int = 0):
-    """Slices of a mask's 3D bounding box grown by ``pad`` voxels (None when the mask is empty)."""
-    idx = [np.flatnonzero(mask.any(axis=tuple(j for j in range(mask.ndim) if j != i))) for i in range(mask.ndim)]
-    if not len(idx[0]):
-        return None
-    return tuple(slice(max(0, ix[0] - pad), min(n, ix[-1] + 1 + pad)) for ix, n in zip(idx, mask.shape))
-
-
-def largest_component(mask: np.ndarray) -> np.ndarray:
-    box = crop_box(mask)
-    out = np.zeros(mask.shape, bool)
-    if box is None:
-        return out
-    lab, n = ndimage.label(mask[box])
-    if n <= 1:
-        out[box] = lab > 0
-        return out
-    sizes = np.bincount(lab.ravel())
-    sizes[0] = 0
-    out[box] = lab == int(np.argmax(sizes))
-    return out
-
-
-# In-plane connectivity only: each axial slice's holes are filled, which includes every 3D
-# cavity (a cavity enclosed in 3D is enclosed in each of its slices) and holes open along z.
-_SLICE_STRUCTURE = np.zeros((3, 3, 3), bool)
-_SLICE_STRUCTURE[1] = ndimage.generate_binary_structure(2, 1)
-
-
-def fill_holes(mask: np.ndarray) -> np.ndarray:
-    """Fill the holes of a [Z, Y, X] mask in every axial slice (bounding box, chunks of slices)."""
-    out = mask.astype(bool)
-    box = crop_box(out)
-    if box is None:
-        return out
-    sub = out[box]
-    for z0 in range(0, sub.shape[0], CHUNK_Z):
-        sub[z0:z0 + CHUNK_Z] = ndimage.binary_fill_holes(sub[z0:z0 + CHUNK_Z], structure=_SLICE_STRUCTURE)
-    return out
-
-
-def dilate(mask: np.ndarray, iterations: int = 1) -> np.ndarray:
-    """3D binary dilation (6-connectivity), on the bounding box, in chunks of slices with a halo."""
-    out = np.zeros(mask.shape, bool)
-    box = crop_box(mask, pad=iterations)
-    if box is None:
-        return out
-    src = mask[box]
-    dst = out[box]
-    h = iterations
-    for z0 in range(0, src.shape[0], CHUNK_Z):
-        lo, hi = max(0, z0 - h), min(src.shape[0], z0 + CHUNK_Z + h)
-        d = ndimage.binary_dilation(src[lo:hi], iterations=iterations)
-        dst[z0:z0 + CHUNK_Z] = d[z0 - lo:z0 - lo + min(CHUNK_Z, src.shape[0] - z0)]
-    return out
-
-
-def remove_small(mask: np.ndarray, min_voxels: int) -> np.ndarray:
-    if min_voxels <= 1:
-        return mask
-    box = crop_box(mask)
-    if box is None:
-        return mask
-    lab, n = ndimage.label(mask[box])
-    sizes = np.bincount(lab.ravel())
-    keep = sizes >= min_voxels
-    keep[0] = False
-    out = np.zeros(mask.shape, bool)
-    out[box] = keep[lab]
-    return out
-
-
 def resize_chunked(x: np.ndarray, h: int, w: int, out_box=None, chunk: int = 16) -> np.ndarray:
     """:func:`resize_bilinear` over chunks of slices (bounded GIL hold and memory)."""
     y0, y1, x0, x1 = out_box if out_box is not None else (0, h, 0, w)
@@ -258,14 +181,6 @@ def resize_chunked(x: np.ndarray, h: int, w: int, out_box=None, chunk: int = 16)
     for z0 in range(0, x.shape[0], chunk):
         out[z0:z0 + chunk] = resize_bilinear(x[z0:z0 + chunk], h, w, out_box)
     return out
-
-
-def bounding_box(mask: np.ndarray, margin: int = MARGIN_PX):
-    """(y0, y1, x0, x1) of a [Z, Y, X] mask with an in-plane margin."""
-    ys = np.flatnonzero(mask.any(axis=(0, 2)))
-    xs = np.flatnonzero(mask.any(axis=(0, 1)))
-    h, w = mask.shape[1:]
-    return (max(0, ys[0] - margin), min(h, ys[-1] + 1 + margin), max(0, xs[0] - margin), min(w, xs[-1] + 1 + margin))
 
 
 def segment(volume, liver_model, tumor_model=None, progress: Optional[ProgressFn] = None,
@@ -325,13 +240,13 @@ def segment(volume, liver_model, tumor_model=None, progress: Optional[ProgressFn
         zs_hot = np.flatnonzero(hot.any(axis=(1, 2)))
         if len(zs_hot):
             sy, sx = hu.shape[1] / prob_small.shape[1], hu.shape[2] / prob_small.shape[2]
-            ly0, ly1, lx0, lx1 = bounding_box(hot, margin=2)
+            ly0, ly1, lx0, lx1 = inplane_box(hot, margin=2)
             box = (max(0, int(ly0 * sy) - 2), min(hu.shape[1], int(np.ceil(ly1 * sy)) + 2),
                    max(0, int(lx0 * sx) - 2), min(hu.shape[2], int(np.ceil(lx1 * sx)) + 2))
             up = resize_chunked(prob_small[zs_hot], hu.shape[1], hu.shape[2], out_box=box)
             liver[zs_hot, box[0]:box[1], box[2]:box[3]] = up > liver_model.threshold
     del norm, prob_small
-    liver = fill_holes(largest_component(liver)) if liver.any() else liver
+    liver = clean_liver(liver)
     seg.timings["liver_post"] = time.perf_counter() - t
     seg.info["liver_slices"] = int(hu.shape[0])
     if not liver.any():
@@ -345,7 +260,7 @@ def segment(volume, liver_model, tumor_model=None, progress: Optional[ProgressFn
         check(cancel)
         t = time.perf_counter()
         zs = np.flatnonzero(liver.any(axis=(1, 2)))
-        box = bounding_box(liver)
+        box = inplane_box(liver, MARGIN_PX)
         y0, y1, x0, x1 = box
         tpre = tumor_model.pre
         sub = hu[zs[0]:zs[-1] + 1]  # contiguous range of liver slices (neighbours for 2.5D)
@@ -360,9 +275,7 @@ def segment(volume, liver_model, tumor_model=None, progress: Optional[ProgressFn
         prob = resize_chunked(prob_small, y1 - y0, x1 - x0)
         tumor = np.zeros(hu.shape, bool)
         tumor[zs, y0:y1, x0:x1] = prob > tumor_model.threshold
-        near_liver = dilate(liver, iterations=2)
-        tumor &= near_liver
-        tumor = remove_small(tumor, int(np.ceil(min_tumor_ml * 1000 / np.prod(spacing))))
+        tumor = clean_tumour(tumor, liver, int(np.ceil(min_tumor_ml * 1000 / np.prod(spacing))))
         seg.label[tumor] = 2
         if return_probs:
             tp = np.zeros(hu.shape, np.float16)

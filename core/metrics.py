@@ -10,6 +10,8 @@ from typing import Optional
 
 import numpy as np
 
+from .masks import crop_box
+
 
 def _pair(a, b) -> tuple[np.ndarray, np.ndarray]:
     a, b = np.asarray(a).astype(bool), np.asarray(b).astype(bool)
@@ -79,8 +81,7 @@ def surface_distances(pred, truth, spacing) -> tuple[np.ndarray, np.ndarray]:
     both = p | t
     if not p.any() or not t.any():
         return np.zeros(0), np.zeros(0)
-    idx = [np.flatnonzero(both.any(axis=tuple(j for j in range(both.ndim) if j != i))) for i in range(both.ndim)]
-    box = tuple(slice(max(0, ix[0] - 1), ix[-1] + 2) for ix in idx)
+    box = crop_box(both, pad=1)
     p, t = p[box], t[box]
     sp, st = _surface(p), _surface(t)
     dt_t = ndimage.distance_transform_edt(~st, sampling=spacing)

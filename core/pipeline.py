@@ -33,10 +33,10 @@ from .dataset import load_case
 from .errors import DatasetError
 from .jobs import CancelToken, ProgressFn, check, report
 from .lesion_synth import add_lesions
-from .preprocess import Preprocessing, resize_bilinear
+from .masks import inplane_box
+from .preprocess import MARGIN_PX, Preprocessing, resize_bilinear
 
 STAGES = ("liver", "tumor")
-MARGIN_PX = 10
 
 
 @dataclass(frozen=True)
@@ -70,12 +70,7 @@ def split_cases(case_ids: Sequence[str], val_fraction: float = 0.2, test_fractio
 
 def liver_box(label: np.ndarray, margin: int = MARGIN_PX) -> Optional[tuple[int, int, int, int]]:
     """(y0, y1, x0, x1) of the liver (labels >= 1) over all slices, with a margin; None if no liver."""
-    ys = np.flatnonzero(np.any(label > 0, axis=(0, 2)))
-    xs = np.flatnonzero(np.any(label > 0, axis=(0, 1)))
-    if not len(ys):
-        return None
-    h, w = label.shape[1:]
-    return (max(0, ys[0] - margin), min(h, ys[-1] + 1 + margin), max(0, xs[0] - margin), min(w, xs[-1] + 1 + margin))
+    return inplane_box(label > 0, margin)
 
 
 @dataclass

@@ -16,6 +16,10 @@ from typing import Sequence
 
 import numpy as np
 
+# The tumour stage sees the liver's in-plane bounding box grown by this many pixels, in training
+# (core.pipeline) and in inference (core.inference) alike.
+MARGIN_PX = 10
+
 RECIPES = ("notebook", "window25d")
 
 

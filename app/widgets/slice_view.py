@@ -353,8 +353,11 @@ class OrthoViewer(QWidget):
         z, y, x = (s // 2 for s in hu.shape)
         self.set_cursor(z, y, x)
 
-    def set_labels(self, label=None, reference=None) -> None:
+    def set_labels(self, label=None, reference=None, mode: Optional[str] = None) -> None:
+        """Show new labels (and a display mode with them): one redraw per view."""
         for v in self.views:
+            if mode is not None:
+                v.mode = mode
             v.set_labels(label, reference)
 
     def redraw_overlays(self) -> None:

@@ -97,7 +97,7 @@ def test_model_refusals(tmp_path, models):
 def test_chunked_post_processing_equals_whole_volume():
     from scipy import ndimage
 
-    from core.inference import dilate, fill_holes, largest_component, remove_small
+    from core.postprocess import dilate, fill_holes, largest_component, remove_small
     rng = np.random.default_rng(3)
     m = ndimage.binary_opening(rng.random((30, 40, 40)) > 0.55)
     np.testing.assert_array_equal(dilate(m, 2), ndimage.binary_dilation(m, iterations=2))

@@ -77,16 +77,26 @@ def test_ten_studies_in_a_row_do_not_grow_memory(qtbot, tmp_path):
     win.confirm_close = False
     qtbot.addWidget(win)
     win.show()
-    rss = []
+    import ctypes
+    import gc
+    import weakref
+    try:  # give freed heap back to the OS, so RSS shows what is alive, not the allocator's cache
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
+    except OSError:
+        trim = lambda _: None  # noqa: E731 (not glibc)
+    rss, studies = [], []
     for k in range(10):
         with qtbot.waitSignal(win.studyLoaded, timeout=60000):
             win.open_case(str(tmp_path / "ds"), f"s{k % 3}")
         qtbot.waitUntil(lambda: not win.jobs.busy, timeout=60000)
-        import gc
+        studies.append(weakref.ref(win.study.hu))
         gc.collect()
+        trim(0)
         rss.append(_rss_mb())
     win.jobs.cancel_all()
     print("RSS after each study (MB):", [round(x) for x in rss])
+    alive = [k for k, ref in enumerate(studies[:-1]) if ref() is not None]
+    assert not alive, f"studies {alive} are still referenced after the next one opened"
     assert rss[-1] - rss[2] < 60, rss  # one 48 x 256 x 256 study with labels is ~9 MB
 
 

@@ -1,0 +1,94 @@
+"""Named post-processing steps of the cascade (as MONAI's ``KeepLargestConnectedComponent``,
+``FillHoles``, ``RemoveSmallObjects``), each on the mask's bounding box and in chunks of slices.
+
+``scipy.ndimage``'s labelling and morphology release the GIL, but their temporaries scale with the
+volume; working on the bounding box and in chunks bounds memory and keeps a GUI running this in a
+worker thread responsive (see :mod:`core.masks`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from .masks import CHUNK_Z, component_sizes, crop_box
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """Keep the largest 3D connected component (6-connectivity) of a boolean mask."""
+    box = crop_box(mask)
+    out = np.zeros(mask.shape, bool)
+    if box is None:
+        return out
+    lab, n = ndimage.label(mask[box])
+    if n <= 1:
+        out[box] = lab > 0
+        return out
+    sizes = component_sizes(lab, n)
+    sizes[0] = 0
+    out[box] = lab == int(np.argmax(sizes))
+    return out
+
+
+# In-plane connectivity only: each axial slice's holes are filled, which includes every 3D
+# cavity (a cavity enclosed in 3D is enclosed in each of its slices) and holes open along z.
+_SLICE_STRUCTURE = np.zeros((3, 3, 3), bool)
+_SLICE_STRUCTURE[1] = ndimage.generate_binary_structure(2, 1)
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Fill the holes of a [Z, Y, X] mask in every axial slice (bounding box, chunks of slices)."""
+    out = mask.astype(bool)
+    box = crop_box(out)
+    if box is None:
+        return out
+    sub = out[box]
+    for z0 in range(0, sub.shape[0], CHUNK_Z):
+        sub[z0:z0 + CHUNK_Z] = ndimage.binary_fill_holes(sub[z0:z0 + CHUNK_Z], structure=_SLICE_STRUCTURE)
+    return out
+
+
+def dilate(mask: np.ndarray, iterations: int = 1) -> np.ndarray:
+    """3D binary dilation (6-connectivity), on the bounding box, in chunks of slices with a halo."""
+    out = np.zeros(mask.shape, bool)
+    box = crop_box(mask, pad=iterations)
+    if box is None:
+        return out
+    src = mask[box]
+    dst = out[box]
+    h = iterations
+    for z0 in range(0, src.shape[0], CHUNK_Z):
+        lo, hi = max(0, z0 - h), min(src.shape[0], z0 + CHUNK_Z + h)
+        d = ndimage.binary_dilation(src[lo:hi], iterations=iterations)
+        dst[z0:z0 + CHUNK_Z] = d[z0 - lo:z0 - lo + min(CHUNK_Z, src.shape[0] - z0)]
+    return out
+
+
+def remove_small(mask: np.ndarray, min_voxels: int) -> np.ndarray:
+    """Drop 3D connected components smaller than ``min_voxels``."""
+    if min_voxels <= 1:
+        return mask
+    box = crop_box(mask)
+    if box is None:
+        return mask
+    lab, n = ndimage.label(mask[box])
+    keep = component_sizes(lab, n) >= min_voxels
+    keep[0] = False
+    out = np.zeros(mask.shape, bool)
+    out[box] = keep[lab]
+    return out
+
+
+def keep_inside(tumour: np.ndarray, liver: np.ndarray, dilation: int = 2) -> np.ndarray:
+    """Tumour voxels inside the liver dilated by ``dilation`` voxels (lesions on the liver's rim)."""
+    return tumour & dilate(liver, iterations=dilation)
+
+
+def clean_liver(liver: np.ndarray) -> np.ndarray:
+    """The liver step: largest component, then holes filled (tumours inside become liver first)."""
+    return fill_holes(largest_component(liver)) if liver.any() else liver
+
+
+def clean_tumour(tumour: np.ndarray, liver: np.ndarray, min_voxels: int) -> np.ndarray:
+    """The tumour step: inside the (dilated) liver, components of at least ``min_voxels``."""
+    return remove_small(keep_inside(tumour, liver), min_voxels)

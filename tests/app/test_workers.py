@@ -1,0 +1,50 @@
+"""app.workers: results arrive as signals in the GUI thread; an ended job lets go of its data."""
+
+import gc
+import weakref
+
+import numpy as np
+import pytest
+
+from app.workers import Job, JobRunner
+from core.errors import LiverSegError
+
+
+def _double(x, progress=None, cancel=None):
+    progress and progress("step")
+    return x * 2
+
+
+def _fail(x, progress=None, cancel=None):
+    raise LiverSegError(f"bad input {x.shape}")
+
+
+def _connect(sig, job, got):
+    """Connect a slot that closes over ``job``, as MainWindow.start_job's did."""
+    sig.connect(lambda *a: got.append((job.name, a)))
+
+
+@pytest.mark.parametrize("fn, signal", [(_double, "finished"), (_fail, "failed")])
+def test_an_ended_job_releases_its_arguments_and_slots(qtbot, fn, signal):
+    """A slot closing over its job is a cycle through Qt's C++ connection list, which Python's
+    collector cannot break: before Job.release, every study given to a job stayed alive."""
+    runner = JobRunner()
+    data = np.ones((4, 8, 8), np.int16)
+    ref = weakref.ref(data)
+    job = Job("double", fn, data)
+    got = []
+    _connect(getattr(job, signal), job, got)
+    with qtbot.waitSignal(getattr(job, signal), timeout=10000):
+        runner.start(job)
+    assert got and got[0][0] == "double"
+    if signal == "finished":
+        assert got[0][1][0].sum() == 2 * data.size
+    else:
+        assert "bad input (4, 8, 8)" in got[0][1][0]
+    del data, got
+    job_ref = weakref.ref(job)
+    del job
+    gc.collect()
+    assert ref() is None, "the job's argument is still alive after the job ended"
+    assert job_ref() is None, "the job is still alive: a connected slot keeps it"
+    assert not runner.busy
