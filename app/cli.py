@@ -22,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", action="store_true", help="open the built-in demo study")
     p.add_argument("--screenshot", metavar="PNG", help="save a screenshot of the window after loading")
     p.add_argument("--quit", action="store_true", help="exit after loading (with --screenshot)")
+    p.add_argument("--timings", metavar="JSON", help="write start-up timings (window ready, first slice "
+                   "on screen; seconds since LIVERSEG_LAUNCH_T or since the process began)")
     p.set_defaults(func=lambda a, c: _gui(a))
     add_subcommands(sub)
     return ap

@@ -3,8 +3,46 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import time
 from pathlib import Path
+
+HEAVY = ("tensorflow", "keras", "jax", "torch")
+
+
+def launch_time() -> float:
+    """When the user launched us (wall clock): LIVERSEG_LAUNCH_T set by a launcher or benchmark,
+    else the process's own start time (Linux), else now."""
+    env = os.environ.get("LIVERSEG_LAUNCH_T")
+    if env:
+        return float(env)
+    try:
+        with open("/proc/self/stat") as fh:
+            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as fh:
+            uptime = float(fh.read().split()[0])
+        return time.time() - uptime + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return time.time()
+
+
+class StartupTimings:
+    """Seconds from launch to a window that takes input and to the first slice on screen, and
+    which heavy ML modules were loaded by then (none should be: TensorFlow is lazy)."""
+
+    def __init__(self, path: str):
+        self.path, self.t0, self.data = path, launch_time(), {}
+
+    def mark(self, key: str) -> None:
+        if key not in self.data:
+            self.data[key] = round(time.time() - self.t0, 4)
+            self.data[key[:-2] + "_heavy_modules"] = sorted(
+                m for m in sys.modules if m.split(".")[0] in HEAVY and "." not in m)
+
+    def write(self) -> None:
+        from core.atomic import write_json
+        write_json(self.path, self.data)
 
 
 def _log_to_file() -> Path:
@@ -34,11 +72,16 @@ def run_gui(args) -> int:
     win = MainWindow()
     win.show()
     status = {"code": 0}
+    timings = StartupTimings(args.timings) if getattr(args, "timings", None) else None
+    if timings:  # the first turn of the event loop: the window is shown and takes input
+        QTimer.singleShot(0, lambda: timings.mark("window_ready_s"))
 
     def after_load():
         if win.jobs.busy:  # let measurements finish so the screenshot shows them
             QTimer.singleShot(100, after_load)
             return
+        if timings:
+            timings.write()
         if args.screenshot:
             app.processEvents()
             win.grab().save(args.screenshot)
@@ -51,8 +94,16 @@ def run_gui(args) -> int:
             QTimer.singleShot(0, app.quit)
 
     win.confirm_close = not args.quit
-    if not args.quit:
-        QTimer.singleShot(1500, win.warm_up_backend)  # after the first study is on screen
+    warm = {"done": args.quit}
+
+    def first_slice_shown():
+        if timings:  # after this turn's paint: the slice is on screen
+            QTimer.singleShot(0, lambda: timings.mark("first_slice_s"))
+        if not warm["done"]:  # import the Keras backend only once the first study is on screen
+            warm["done"] = True
+            QTimer.singleShot(1500, win.warm_up_backend)
+
+    win.studyLoaded.connect(first_slice_shown)
     win.jobFailed.connect(on_fail)
     if args.path:
         win.open_path(args.path, choose=lambda series: 0)

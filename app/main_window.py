@@ -95,11 +95,7 @@ class MainWindow(StudyIO, QMainWindow):
     # -- wiring ---------------------------------------------------------------
     def _connect(self) -> None:
         d, v = self.display, self.viewer
-        d.windowChosen.connect(v.set_window)
-        d.windowChosen.connect(d.show_window)
-        v.windowChanged.connect(d.show_window)
-        d.overlayChanged.connect(lambda w, vis, a: v.set_overlay(w, vis, a))
-        d.modeChanged.connect(v.set_mode)
+        d.bind(v.state)  # the panel writes window, mode and overlays into the viewer's state and shows it
         sp = self.segment_panel
         sp.segmentRequested.connect(self.run_segmentation)
         sp.cancelRequested.connect(self.cancel_segmentation)
@@ -203,11 +199,7 @@ class MainWindow(StudyIO, QMainWindow):
         self.study.label = label
         self.editor = LabelEditor(label)
         mode = "outlines" if self.study.reference is not None else "prediction"
-        # One redraw of the three views, not three (the combo's signal and set_mode would redraw).
-        self.display.mode.blockSignals(True)
-        self.display.mode.setCurrentIndex(["prediction", "reference", "outlines"].index(mode))
-        self.display.mode.blockSignals(False)
-        self.viewer.set_labels(label, self.study.reference, mode=mode)
+        self.viewer.set_labels(label, self.study.reference, mode=mode)  # one redraw per view
         engines = engines_line(self.last_engines) or info.get("device", "?")
         self.statusBar().showMessage(f"Segmented in {info.get('seconds', 0):.1f} s ({engines})"
                                      + ("   " + "; ".join(info.get("warnings", [])) if info.get("warnings") else ""))

@@ -1,4 +1,4 @@
-"""Studies in and out of the main window: open (DICOM folder, NIfTI file, dataset case, demo, drag
+"""Studies in and out of the main window: open (DICOM folder, volume file, dataset case, demo, drag
 and drop, recent), bring back a segmentation, export. A mixin of :class:`app.main_window.MainWindow`
 (which provides ``study``, ``settings``, ``start_job``, ``show_error`` and the panels)."""
 
@@ -17,6 +17,8 @@ from . import jobs
 from .workers import Job
 
 MAX_RECENT = 8
+VOLUME_FILTER = ("CT volumes (*.nii.gz *.nii *.nrrd *.nhdr *.mha *.mhd);;NIfTI (*.nii.gz *.nii);;"
+                 "NRRD (*.nrrd *.nhdr);;MetaImage (*.mha *.mhd);;All files (*)")
 
 
 class SeriesChooser(QDialog):
@@ -47,9 +49,9 @@ class StudyIO:
             self.open_path(path)
 
     def open_path(self, path: str, choose=None) -> Job:
-        """A volume file (NIfTI) opens directly; a folder is scanned, and with several CT series the
-        user picks one (``choose`` picks in tests); the stack a localizer shares a UID with is not
-        offered separately (it loads the largest stack, with a warning)."""
+        """A volume file (NIfTI, NRRD, MetaImage) opens directly; a folder is scanned, and with several
+        CT series the user picks one (``choose`` picks in tests); the stack a localizer shares a UID
+        with is not offered separately (it loads the largest stack, with a warning)."""
         from core.volume_file import is_volume_file
         if is_volume_file(path):
             self._add_recent(path)
@@ -74,13 +76,14 @@ class StudyIO:
         return self.start_job(Job("Open DICOM folder", jobs.scan_folder, path), scanned)
 
     def open_file_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open CT volume", "", "NIfTI (*.nii.gz *.nii);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(self, "Open CT volume", "", VOLUME_FILTER)
         if path:
             self.open_path(path)
 
     def open_label_dialog(self, role: str) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open segmentation", "",
-                                              "Segmentations (*.nii.gz *.nii *.dcm);;All files (*)")
+                                              "Segmentations (*.nii.gz *.nii *.nrrd *.nhdr *.mha *.mhd *.dcm);;"
+                                              "All files (*)")
         if path:
             self.open_label(path, role)
 
@@ -97,8 +100,7 @@ class StudyIO:
                 current = self.study.label if self.study.label is not None else label
                 self.viewer.set_labels(self.study.label, label)
                 mode = "outlines" if self.study.label is not None else "reference"
-                self.display.mode.setCurrentIndex(["prediction", "reference", "outlines"].index(mode))
-                self.viewer.set_mode(mode)
+                self.viewer.set_mode(mode)  # the display panel follows the viewer's state
                 self.statusBar().showMessage(f"Reference loaded from {path}")
                 self._update_summary(current)
             else:
@@ -158,9 +160,7 @@ class StudyIO:
         self.summary = self.case_report = None
         self.viewer.set_study(study.hu, study.spacing, study.label, study.reference)
         mode = "prediction" if study.label is not None or study.reference is None else "reference"
-        self.display.mode.setCurrentIndex(["prediction", "reference", "outlines"].index(mode))
-        self.viewer.set_mode(mode)
-        self.viewer.set_window(*self.viewer.window)
+        self.viewer.set_mode(mode)  # the display panel follows the viewer's state
         z, y, x = study.shape
         sz, sy, sx = study.spacing
         name = study.name if len(study.name) < 60 else "..." + study.name[-57:]

@@ -1,8 +1,8 @@
 """Segment many studies in one run: one output per study and a summary CSV.
 
 ``liverseg predict STUDIES --batch --out OUT_DIR``: every subfolder of ``STUDIES`` holding DICOM
-files is a study (its largest CT series is segmented, as for a single study), and so is every
-NIfTI volume file in it. The models load
+files is a study (its largest CT series is segmented, as for a single study), and so is every volume
+file in it (NIfTI, NRRD, MetaImage; a detached header's data file is not a study). The models load
 once; each study's label is written to ``OUT_DIR/<study>.nii.gz``; a study that fails (not CT,
 truncated files, ...) gets its one-line error in the summary and the run goes on. A rerun skips
 studies whose output exists unless ``force``, so an interrupted run continues where it stopped.
@@ -58,7 +58,7 @@ def parse_shard(text: Optional[str]) -> Optional[tuple[int, int]]:
 
 def find_studies(root: str | os.PathLike) -> list[Path]:
     """The studies in ``root``: subfolders that hold files (a DICOM series, at any depth) and
-    volume files (NIfTI), sorted by name."""
+    volume files (NIfTI, NRRD, MetaImage), sorted by name."""
     from .volume_file import is_volume_file
     root = Path(root)
     if not root.is_dir():
@@ -88,7 +88,7 @@ def summary_name(shard: Optional[tuple[int, int]]) -> str:
 
 
 def study_name(study: Path) -> str:
-    """``ct-12.nii.gz`` -> ``ct-12``; a folder keeps its name."""
+    """``ct-12.nii.gz`` (or ``.nrrd``, ``.mha``, ...) -> ``ct-12``; a folder keeps its name."""
     from .volume_file import VOLUME_SUFFIXES
     name = study.name
     for suffix in VOLUME_SUFFIXES:

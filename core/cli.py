@@ -96,7 +96,7 @@ def _info_volume_file(path: str) -> int:
     z, y, x = v.spacing
     codes = "".join(nib.aff2axcodes(g.affine_array()))
     print(path)
-    print(f"    NIfTI  size {' x '.join(map(str, g.shape))} (i, j, k), stored {codes}  "
+    print(f"    {g.kind}  size {' x '.join(map(str, g.shape))} (i, j, k), stored {codes}  "
           f"spacing {x:.3f} x {y:.3f} x {z:.3f} mm (x, y, z)  HU {int(v.hu.min())}..{int(v.hu.max())}")
     for w in v.warnings:
         print(f"    warning: {w}")
@@ -224,8 +224,9 @@ def cmd_selftest(args, cancel: CancelToken) -> int:
 
 
 def add_subcommands(sub) -> None:
-    p = sub.add_parser("info", help="list the DICOM series in a folder (or describe a NIfTI volume)")
-    p.add_argument("path", help="DICOM folder (searched recursively) or a NIfTI volume file")
+    p = sub.add_parser("info", help="list the DICOM series in a folder (or describe a volume file)")
+    p.add_argument("path", help="DICOM folder (searched recursively) or a volume file "
+                                "(.nii, .nii.gz, .nrrd, .nhdr, .mha, .mhd)")
     p.set_defaults(func=lambda a, c: cmd_info(a))
 
     p = sub.add_parser("import", help="import 3D-IRCADb-01, the Decathlon's Task03_Liver, LiTS or NIfTI pairs "
@@ -247,7 +248,8 @@ def add_subcommands(sub) -> None:
 
     p = sub.add_parser("predict", help="segment liver and tumours in a DICOM series (or, with --batch, "
                                        "in every study of a folder)")
-    p.add_argument("dicom_dir", help="DICOM folder (searched recursively) or a NIfTI volume (.nii, .nii.gz); "
+    p.add_argument("dicom_dir", help="DICOM folder (searched recursively) or a volume file (.nii, .nii.gz, .nrrd, "
+                                     ".nhdr, .mha, .mhd); "
                                      "with --batch a folder of studies")
     p.add_argument("--liver-model", help="run folder, .keras (with model.json) or notebook .h5 "
                                          "(default: the bundled default, trained on real CT anatomy)")

@@ -9,7 +9,7 @@ from .jobs import CancelToken
 
 
 def _progress_printer():
-    from .cli import ProgressBar
+    from .progress_bar import ProgressBar
     from .training import EpochEvent
     bar = ProgressBar()
 

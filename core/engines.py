@@ -26,7 +26,8 @@ import numpy as np
 from .atomic import file_sha256
 from .jobs import check, report
 from .model.io import ModelError
-from .model.onnx_export import INT8_FILE, ONNX_FILE, available_providers, open_session, run_session
+from .model.onnx_export import available_providers, open_session, run_session
+from .runs import INT8_FILE, ONNX_FILE, find_card
 
 ENGINES = ("auto", "keras", "onnx", "onnx-int8")
 GPU_PROVIDERS = ("CUDAExecutionProvider", "DmlExecutionProvider")
@@ -65,14 +66,15 @@ def keras_sha256(path: Path) -> str:
 
 
 def current_meta(seg_model) -> dict:
-    """model.json as it is on disk now (an ONNX export may have been added since the model was loaded)."""
-    import json
-    side = Path(seg_model.path).with_name("model.json")
-    if Path(seg_model.path).suffix == ".keras" and side.is_file():
+    """The model's card as it is on disk now (an ONNX export may have been added since the model
+    was loaded); the loaded one when it has none on disk (a notebook .h5) or it is unreadable."""
+    if Path(seg_model.path).suffix == ".keras":
         try:
-            return json.loads(side.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            pass
+            card = find_card(seg_model.path)
+        except ModelError:
+            card = None
+        if card is not None:
+            return card
     return seg_model.meta
 
 

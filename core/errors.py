@@ -34,6 +34,10 @@ class DatasetError(LiverSegError):
     """A dataset folder or case file is missing, corrupt or inconsistent."""
 
 
+class ModelError(LiverSegError):
+    """A model file or its card is missing, corrupt, unsafe or does not fit."""
+
+
 class Cancelled(LiverSegError):
     """A long job stopped because its cancel token was set."""
 

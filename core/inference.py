@@ -23,7 +23,7 @@ from .errors import LiverSegError
 from .jobs import CancelToken, ProgressFn, check, report
 from .masks import inplane_box
 from .postprocess import clean_liver, clean_tumour
-from .preprocess import MARGIN_PX, Preprocessing, resize_bilinear
+from .preprocess import MARGIN_PX, normalised_stack, resize_bilinear, stack_channels  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -48,27 +48,6 @@ class Segmentation:
     warnings: list[str] = field(default_factory=list)
     timings: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
-
-
-def normalised_stack(hu: np.ndarray, pre: Preprocessing, box=None, chunk: int = 32) -> np.ndarray:
-    """All slices normalised and resized once: float32 [Z, S, S] (in chunks: bounded memory)."""
-    if box is not None:
-        y0, y1, x0, x1 = box
-        hu = hu[:, y0:y1, x0:x1]
-    out = np.empty((hu.shape[0], pre.size, pre.size), np.float32)
-    for z0 in range(0, hu.shape[0], chunk):
-        out[z0:z0 + chunk] = resize_bilinear(pre.normalise(hu[z0:z0 + chunk]), pre.size, pre.size)
-    return out
-
-
-def stack_channels(norm: np.ndarray, zs: np.ndarray, pre: Preprocessing) -> np.ndarray:
-    """Model input [B, S, S, C] for slices ``zs`` from a normalised stack."""
-    nz = norm.shape[0]
-    if pre.recipe == "window25d":
-        idx = np.stack([np.clip(zs - 1, 0, nz - 1), zs, np.clip(zs + 1, 0, nz - 1)], axis=-1)
-    else:
-        idx = np.repeat(zs[:, None], pre.channels, axis=1)
-    return np.ascontiguousarray(np.moveaxis(norm[idx], 1, -1))
 
 
 class _Runner:

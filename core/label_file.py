@@ -1,9 +1,10 @@
-"""Bring back earlier work: a label volume (NIfTI, or a DICOM SEG by us or another tool) onto an open study.
+"""Bring back earlier work: a label volume (NIfTI, NRRD, MetaImage, or a DICOM SEG by us or another tool)
+onto an open study.
 
 :func:`read_label` returns the label on the study's own [Z, Y, X] grid (0 background, 1 liver,
 2 tumour) or refuses, with both geometries in one line, a label that does not line up with the
-study. A NIfTI label may be stored in any axis order and direction (both the label and the study
-are brought to one canonical order by whole-voxel flips and transposes, never resampled); a DICOM
+study. A label volume file may be stored in any axis order and direction (both the label and the
+study are brought to one canonical order by whole-voxel flips and transposes, never resampled); a DICOM
 SEG must reference the study's series, and its frames are placed by the source images they
 reference. Segments of another tool's SEG are mapped by name: a segment whose label mentions a
 tumour / lesion / cancer is tumour, one that mentions the liver is liver, others are ignored.
@@ -49,23 +50,40 @@ def _canonical(arr_xyz: np.ndarray, aff_lps: np.ndarray):
 
 def read_nifti_label(path: Path, study) -> np.ndarray:
     import nibabel as nib
-    from nibabel import orientations as no
     try:
         img = nib.load(str(path))
         lab = np.asanyarray(img.dataobj)
     except Exception as exc:
         raise LabelFileError(f"{path}: not a readable NIfTI label ({one_line(exc, 100)})") from None
+    return _on_study(path, lab, np.asarray(img.affine, float), study)
+
+
+def read_volume_label(path: Path, study) -> np.ndarray:
+    """A label stored as NRRD or MetaImage (read like a CT volume file, its affine in RAS)."""
+    from .volume_file import open_source
+    try:
+        src = open_source(path)
+        lab = np.asanyarray(src.load())
+    except LiverSegError as exc:
+        raise LabelFileError(str(exc)) from None
+    except Exception as exc:
+        raise LabelFileError(f"{path}: not a readable label volume ({one_line(exc, 100)})") from None
+    return _on_study(path, lab, src.affine, study)
+
+
+def _on_study(path: Path, lab: np.ndarray, ras: np.ndarray, study) -> np.ndarray:
+    from nibabel import orientations as no
     if lab.ndim > 3 and all(s == 1 for s in lab.shape[3:]):
         lab = lab.reshape(lab.shape[:3])
     if lab.ndim != 3:
         raise LabelFileError(f"{path}: a {lab.ndim}D label; expected one 3D volume")
-    lab_c, lab_aff, _ = _canonical(np.rint(lab).astype(np.int64), LPS_FROM_RAS @ img.affine)
+    lab_c, lab_aff, _ = _canonical(np.rint(lab).astype(np.int64), LPS_FROM_RAS @ ras)
     study_xyz_shape = tuple(reversed(study.shape))
     st_aff = study_affine_lps(study)
     st_shape_c, st_aff_c, st_ornt = _canonical(np.zeros(study_xyz_shape, np.uint8), st_aff)
     tol = 0.05 * float(min(study.spacing))
     if lab_c.shape != st_shape_c.shape or not np.allclose(lab_aff, st_aff_c, atol=tol):
-        raise LabelFileError(f"{path}: its grid ({_geometry(lab.shape, LPS_FROM_RAS @ img.affine)}, LPS) does not "
+        raise LabelFileError(f"{path}: its grid ({_geometry(lab.shape, LPS_FROM_RAS @ ras)}, LPS) does not "
                              f"line up with the study's ({_geometry(study_xyz_shape, st_aff)}, LPS)")
     back = no.apply_orientation(lab_c, no.ornt_transform(IDENTITY_ORNT, st_ornt))
     return _codes(np.transpose(back, (2, 1, 0)), path)
@@ -136,8 +154,10 @@ def read_label(path: str | os.PathLike, study) -> np.ndarray:
         raise LabelFileError(f"{p}: no such file")
     if p.name.lower().endswith((".nii", ".nii.gz")):
         return read_nifti_label(p, study)
+    if p.name.lower().endswith((".nrrd", ".nhdr", ".mha", ".mhd")):
+        return read_volume_label(p, study)
     with open(p, "rb") as fh:
         head = fh.read(132)
     if head[128:132] == b"DICM":
         return read_dicom_seg(p, study)
-    raise LabelFileError(f"{p}: not a NIfTI label or a DICOM SEG")
+    raise LabelFileError(f"{p}: not a label volume (NIfTI, NRRD, MetaImage) or a DICOM SEG")

@@ -9,11 +9,13 @@ it is (:attr:`ModelEntry.kind`); :func:`default_models` is what the GUI's *Segme
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
+
+from .errors import ModelError
+from .runs import MODEL, ONNX_FILE, card_path, read_card
 
 log = logging.getLogger(__name__)
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"
@@ -65,18 +67,18 @@ def model_kind(meta: dict) -> str:
 
 
 def describe(model_file: Path, origin: str) -> Optional[ModelEntry]:
-    """A library entry for a model file with its model.json, or None when it has no metadata."""
-    meta_path = model_file.with_name("model.json") if model_file.suffix == ".keras" else model_file.with_suffix(".json")
-    if model_file.suffix.lower() in (".h5", ".hdf5") and not meta_path.exists():
+    """A library entry for a model file with its card (:func:`core.runs.card_path`), or None when
+    it has no readable card (a notebook .h5 without one is a legacy entry)."""
+    if model_file.suffix.lower() in (".h5", ".hdf5") and not card_path(model_file).exists():
         return ModelEntry(str(model_file), "?", 256, "notebook", None, "", "legacy notebook model", origin,
                           kind="legacy")
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        meta = read_card(model_file)
+    except ModelError:
         return None
     best = meta.get("best", {}).get("val_dice")
     exports = ""
-    if meta.get("onnx") and (model_file.parent / "model.onnx").is_file():
+    if meta.get("onnx") and (model_file.parent / ONNX_FILE).is_file():
         q = meta.get("int8") or {}
         exports = "ONNX + int8" if q.get("validated") else ("ONNX (int8 refused)" if q else "ONNX")
     return ModelEntry(str(model_file), meta.get("stage") or "?", int(meta.get("input_size", 0)),
@@ -93,7 +95,7 @@ def scan_models(extra: Iterable[str] = ()) -> list[ModelEntry]:
     seen = set()
     for origin, folder in (("bundled", bundled_models_dir()), ("user", user_models_dir())):
         if folder.is_dir():
-            found = [e for e in (describe(f, origin) for f in sorted(folder.rglob("model.keras"))) if e]
+            found = [e for e in (describe(f, origin) for f in sorted(folder.rglob(MODEL))) if e]
             if origin == "bundled":
                 found.sort(key=lambda e: (not e.default, e.kind != "real"))
             for e in found:

@@ -157,12 +157,8 @@ class SlicePipeline:
         for c, cc in enumerate(self.cases):
             nz = cc.image.shape[0]
             row_case += [c] * len(cc.slices)
-            for z in cc.slices:
-                if pre.recipe == "window25d":
-                    zs = (max(z - 1, 0), z, min(z + 1, nz - 1))
-                else:
-                    zs = (z,) * pre.channels
-                rows.append([offsets[c] + k for k in zs] + [offsets[c] + z])
+            zs = np.asarray(cc.slices, dtype=int)
+            rows += (np.concatenate([pre.neighbours(zs, nz), zs[:, None]], axis=1) + offsets[c]).tolist()
         self.cases = []  # the concatenated arrays hold the data
         if fraction < 1 and rows:
             keep = np.sort(np.random.default_rng(seed).permutation(len(rows))[:max(1, int(len(rows) * fraction))])

@@ -64,6 +64,16 @@ class Preprocessing:
             x = np.stack([equalize(s) for s in x.reshape((-1,) + x.shape[-2:])]).reshape(x.shape)
         return x
 
+    def neighbours(self, index: np.ndarray, nz: int) -> np.ndarray:
+        """The slices that make each input's channels: int [N, C] for slice indices ``index`` of a
+        volume with ``nz`` slices. 2.5D ("window25d"): the slice below, itself, the slice above,
+        clamped inside the volume; otherwise the slice itself repeated. The one definition used by
+        training (core.pipeline), inference and ONNX calibration."""
+        index = np.asarray(index, dtype=int)
+        if self.recipe == "window25d":
+            return np.stack([np.clip(index - 1, 0, nz - 1), index, np.clip(index + 1, 0, nz - 1)], axis=-1)
+        return np.repeat(index[:, None], self.channels, axis=1)
+
     def slices(self, hu: np.ndarray, index: Sequence[int], box=None) -> np.ndarray:
         """Model input for slices ``index`` of a volume.
 
@@ -75,12 +85,7 @@ class Preprocessing:
         Returns:
             float32 [N, size, size, channels].
         """
-        z = hu.shape[0]
-        index = np.asarray(index, dtype=int)
-        if self.recipe == "window25d":
-            idx = np.stack([np.clip(index - 1, 0, z - 1), index, np.clip(index + 1, 0, z - 1)], axis=-1)
-        else:
-            idx = np.repeat(index[:, None], self.channels, axis=1)
+        idx = self.neighbours(np.asarray(index, dtype=int), hu.shape[0])
         sub = hu[idx]  # [N, C, Y, X]
         if box is not None:
             y0, y1, x0, x1 = box
@@ -88,6 +93,23 @@ class Preprocessing:
         x = self.normalise(sub)
         x = resize_bilinear(x, self.size, self.size)
         return np.ascontiguousarray(np.moveaxis(x, 1, -1))
+
+
+def normalised_stack(hu: np.ndarray, pre: Preprocessing, box=None, chunk: int = 32) -> np.ndarray:
+    """All slices normalised and resized once: float32 [Z, S, S] (in chunks: bounded memory)."""
+    if box is not None:
+        y0, y1, x0, x1 = box
+        hu = hu[:, y0:y1, x0:x1]
+    out = np.empty((hu.shape[0], pre.size, pre.size), np.float32)
+    for z0 in range(0, hu.shape[0], chunk):
+        out[z0:z0 + chunk] = resize_bilinear(pre.normalise(hu[z0:z0 + chunk]), pre.size, pre.size)
+    return out
+
+
+def stack_channels(norm: np.ndarray, zs: np.ndarray, pre: Preprocessing) -> np.ndarray:
+    """Model input [B, S, S, C] for slices ``zs`` from a normalised stack (see ``neighbours``)."""
+    idx = pre.neighbours(zs, norm.shape[0])
+    return np.ascontiguousarray(np.moveaxis(norm[idx], 1, -1))
 
 
 def equalize(img: np.ndarray, nbins: int = 256) -> np.ndarray:

@@ -23,7 +23,6 @@ leave-one-patient-out protocol of ``bench/real_quality.py``.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -31,10 +30,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
-from .atomic import write_json
 from .dataset import list_cases, read_manifest
 from .errors import LiverSegError
 from .jobs import CancelToken, ProgressFn, report
+from .runs import (CARD, INT8_FILE, MODEL, ONNX_FILE, has_card, has_config, read_card, read_config, update_card,
+                   write_card)
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ VAL_CASES = ("3Dircadb1.9", "3Dircadb1.13")
 INSTALL_NAMES = {"liver": "ircadb-liver", "tumor": "ircadb-tumor"}
 # calibration.npz (the int8 calibration slices) is not installed: it holds slices of the
 # licensed CTs, which may not be redistributed (CC BY-NC-ND 4.0).
-MODEL_FILES = ("model.keras", "model.json", "model.onnx", "model.int8.onnx")
+MODEL_FILES = (MODEL, CARD, ONNX_FILE, INT8_FILE)
 
 # The per-stage training options. Epochs are multiplied by ``scale``; 40 epochs of 100 batches
 # of 16 (64,000 samples) take about 45 minutes per stage on a 2-core CPU.
@@ -217,19 +217,18 @@ def train_default_models(cfg: RecipeConfig, progress: Optional[ProgressFn] = Non
         tc = TrainConfig(dataset=str(dataset), out=str(run), stage=stage, seed=cfg.seed,
                          train_cases=train_ids, val_cases=val_ids, precision=cfg.precision,
                          loader_workers=cfg.loader_workers, loader_processes=cfg.loader_processes,
-                         init_from=str(Path(cfg.init_from) / stage / "model.keras") if cfg.init_from else "",
+                         init_from=str(Path(cfg.init_from) / stage / MODEL) if cfg.init_from else "",
                          max_minutes=cfg.max_minutes,
                          export_onnx=cfg.export_onnx, calibrate=cfg.calibrate, label=label_for(facts), **opts)
-        again = resume and (run / "config.json").is_file()
+        again = resume and has_config(run)
         if not again and run.exists() and any(run.iterdir()):
             raise RecipeError(f"{run}: a run is already there; use --resume to continue it")
         report(progress, "recipe", len(results), len(cfg.stages), f"{stage} stage")
         result = train(tc if not again else replace(tc, epochs=_saved_epochs(run, tc.epochs)),
                        progress=progress, cancel=cancel, resume=again)
         results[stage] = result
-        if (run / "model.json").is_file():
-            from .model.onnx_export import update_meta
-            update_meta(run, card=card(stage, facts, result), label=label_for(facts))
+        if has_card(run):
+            update_card(run, card=card(stage, facts, result), label=label_for(facts))
         if result.status == "cancelled":
             break
     report(progress, "recipe", len(results), len(cfg.stages))
@@ -239,7 +238,7 @@ def train_default_models(cfg: RecipeConfig, progress: Optional[ProgressFn] = Non
 def _saved_epochs(run: Path, asked: int) -> int:
     """On resume, the larger of the saved plan and the asked one (a resume may extend a run)."""
     try:
-        saved = int(json.loads((run / "config.json").read_text(encoding="utf-8")).get("epochs", asked))
+        saved = int(read_config(run).get("epochs", asked))
     except (OSError, ValueError):
         saved = asked
     return max(saved, asked)
@@ -259,17 +258,17 @@ def install_models(work: str | os.PathLike, dest: str | os.PathLike, default: bo
     out = {}
     for stage, name in INSTALL_NAMES.items():
         src = Path(work) / stage
-        if not (src / "model.keras").is_file() or not (src / "model.json").is_file():
+        if not (src / MODEL).is_file() or not has_card(src):
             raise RecipeError(f"{src}: no trained {stage} model (model.keras and model.json) to install")
         target = Path(dest) / name
         tmp = Path(dest) / f".{name}.installing"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         for f in MODEL_FILES:
-            if (src / f).is_file() and f != "model.json":
+            if (src / f).is_file() and f != CARD:
                 with open(src / f, "rb") as fi, atomic_open(tmp / f, "wb") as fo:
                     shutil.copyfileobj(fi, fo)
-        meta = json.loads((src / "model.json").read_text(encoding="utf-8"))
+        meta = read_card(src)
         data = dict(meta.get("data", {}))
         data["dataset"] = f"{DATASET_NAME}, imported by liverseg train-default (not shipped)"
         meta["data"] = data
@@ -277,7 +276,7 @@ def install_models(work: str | os.PathLike, dest: str | os.PathLike, default: bo
         if isinstance(meta.get("int8"), dict) and isinstance(meta["int8"].get("calibration"), dict):
             meta["int8"]["calibration"] = {**meta["int8"]["calibration"], "file": None,
                                            "note": "calibration slices not shipped (3D-IRCADb-01 licence)"}
-        write_json(tmp / "model.json", meta)
+        write_card(tmp, meta)
         old = Path(dest) / f".{name}.old"
         shutil.rmtree(old, ignore_errors=True)
         if target.exists():

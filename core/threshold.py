@@ -12,15 +12,14 @@ and the int8 gate all use it.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from .atomic import write_json
 from .jobs import CancelToken, ProgressFn, check, report
+from .runs import MODEL, read_card, read_config, read_split, update_card
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +75,11 @@ def calibrate_threshold(run_dir, progress: Optional[ProgressFn] = None, cancel: 
     from .pipeline import SlicePipeline
     from .preprocess import Preprocessing
     run = Path(run_dir)
-    meta = json.loads((run / "model.json").read_text(encoding="utf-8"))
-    cfg = json.loads((run / "config.json").read_text(encoding="utf-8"))
-    split = json.loads((run / "split.json").read_text(encoding="utf-8"))
+    meta, cfg, split = read_card(run), read_config(run), read_split(run)
     pre = Preprocessing.from_dict(meta["preprocessing"])
     pipe = SlicePipeline(cfg["dataset"], split["val"], meta["stage"], pre, 1.0, False, 0, cancel=cancel)
     import keras
-    model = load_model(run / "model.keras", compile=False)
+    model = load_model(run / MODEL, compile=False)
     n = len(pipe)
     probs = np.empty((n, pre.size, pre.size), np.float16)
     targets = np.empty((n, pre.size, pre.size), np.uint8)
@@ -95,9 +92,7 @@ def calibrate_threshold(run_dir, progress: Optional[ProgressFn] = None, cancel: 
         report(progress, "threshold", int(rows[-1]) + 1, n)
     search = choose_threshold(probs.astype(np.float32), targets, pipe.row_case,
                               default=float(cfg.get("threshold", 0.5)))  # the run's own, not an earlier choice
-    meta["threshold"] = search["threshold"]
-    meta["threshold_search"] = {**search, "val_patients": list(split["val"])}
-    write_json(run / "model.json", meta)
+    update_card(run, threshold=search["threshold"], threshold_search={**search, "val_patients": list(split["val"])})
     log.info("%s: threshold %.2f (mean per-case validation Dice %s)", run, search["threshold"],
              max(search["val_dice"]) if search["val_dice"] else "n/a")
     return search

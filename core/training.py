@@ -1,20 +1,11 @@
 """Training runs: ``train(config, progress, cancel) -> RunResult``.
 
-A run folder holds:
-    config.json    the :class:`TrainConfig`
-    split.json     the patient-level split (seeded)
-    metrics.jsonl  one JSON object per line: throttled ``batch`` records and one
-                   ``epoch`` record per epoch (epoch, loss, dice, val_loss,
-                   val_dice, lr, seconds, ...)
-    state.json     where the run stands (last completed epoch, best, counters)
-    last.keras     the model after the last completed epoch (for --resume)
-    model.keras    the best model by validation Dice
-    model.json     its metadata: stage, input, preprocessing, threshold (chosen on the
-                   validation patients at the end, see core.threshold), backend,
-                   data summary, best validation metrics, date
-    tensorboard/   TensorBoard logs (TensorFlow backend)
-Every file is replaced atomically, so a run killed at any moment (even
-``kill -9``) resumes from its last completed epoch with the same curves.
+A run writes its folder as :mod:`core.runs` describes (config.json, split.json,
+metrics.jsonl, state.json, last.keras, model.keras and its card model.json, the ONNX
+files, tensorboard/); every file is replaced atomically, so a run killed at any moment
+(even ``kill -9``) resumes from its last completed epoch with the same curves. The
+Keras side (batches, distribution strategy, the recording callback) is in
+:mod:`core.keras_adapters`.
 
 Training data: the dataset's CT cases, split by patient with a seed, or the
 patients named in ``train_cases`` / ``val_cases``; label-map cases among them
@@ -26,23 +17,20 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import os
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
-
-from .atomic import write_json
+from . import runs
 from .augment import GEOMETRIES
 from .dataset import list_cases, read_manifest
 from .errors import LiverSegError
 from .jobs import CancelToken, ProgressFn, check
+from .keras_adapters import EpochEvent, NullScope, build_recorder_class, distribution_strategy, make_batches  # noqa: F401
 from .pipeline import STAGES, SlicePipeline, Split, split_cases
 from .preprocess import Preprocessing
-from .train_recorder import EpochEvent, build_recorder_class, read_metrics, rewrite_metrics  # noqa: F401 (re-exported)
+from .runs import read_metrics, rewrite_metrics  # noqa: F401 (EpochEvent, read_metrics: importable from here too)
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +154,6 @@ class RunResult:
 
 
 def _make_datasets(cfg: TrainConfig, split: Split, progress, cancel):
-    import keras
     pre = cfg.preprocessing()
     share = cfg.synth_lesions if cfg.stage == "tumor" else cfg.liver_lesions
     synth = share if pre.recipe == "window25d" else 0.0
@@ -174,54 +161,7 @@ def _make_datasets(cfg: TrainConfig, split: Split, progress, cancel):
                           progress, cancel, synth_lesions=synth, geometry=cfg.geometry,
                           liver_lesions=cfg.stage == "liver")
     val = SlicePipeline(cfg.dataset, split.val, cfg.stage, pre, 1.0, False, cfg.seed, progress, cancel)
-
-    class Batches(keras.utils.PyDataset):
-        """Batches of a SlicePipeline; the order depends only on (seed, epoch), so resume replays it."""
-
-        def __init__(self, pipe: SlicePipeline, shuffle: bool):
-            # threads (numpy releases the GIL in its loops) or, with loader_processes, processes
-            super().__init__(workers=max(1, cfg.loader_workers) if shuffle else 1,
-                             use_multiprocessing=bool(cfg.loader_processes and shuffle))
-            self.pipe, self.shuffle, self.epoch = pipe, shuffle, 0
-            self._order()
-
-        def _order(self):
-            n = len(self.pipe)
-            share = cfg.tumor_positive_share if cfg.stage == "tumor" else 0.0
-            self.order = (self.pipe.epoch_order(np.random.default_rng([cfg.seed, self.epoch]), share,
-                                                cfg.real_share, cfg.steps_per_epoch * cfg.batch_size)
-                          if self.shuffle else np.arange(n))
-
-        def set_epoch(self, epoch: int) -> None:
-            self.epoch = epoch
-            self._order()
-
-        def __len__(self):
-            return math.ceil(len(self.order) / cfg.batch_size)
-
-        def __getitem__(self, i):
-            rows = self.order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-            # A generator per (seed, epoch, batch): thread-safe and reproducible.
-            return self.pipe.batch(rows, np.random.default_rng([cfg.seed, self.epoch, i]))
-
-        def on_epoch_end(self):
-            self.set_epoch(self.epoch + 1)
-
-    return Batches(train, True), Batches(val, False), train, val
-
-
-def _strategy(name: str):
-    if name == "default":
-        return None
-    import keras
-    if keras.backend.backend() != "tensorflow":
-        raise TrainingError(f"--strategy {name} needs the TensorFlow backend (KERAS_BACKEND=tensorflow)")
-    import tensorflow as tf
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if "TF_CONFIG" not in os.environ:
-        raise TrainingError("--strategy multiworker needs TF_CONFIG describing the workers")
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    return (*make_batches(cfg, train, val), train, val)
 
 
 def _model_json(cfg: TrainConfig, best: dict, data: dict) -> dict:
@@ -281,15 +221,13 @@ def train(config: TrainConfig, progress: Optional[ProgressFn] = None, cancel: Op
     from .model.resunet import ResUNetConfig, build_resunet
 
     run = Path(config.out)
-    state_path = run / "state.json"
     if resume:
-        if not (run / "config.json").exists():
-            raise TrainingError(f"{run}: nothing to resume (no config.json)")
-        cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text(encoding="utf-8")))
+        if not runs.has_config(run):
+            raise TrainingError(f"{run}: nothing to resume (no {runs.CONFIG})")
+        cfg = TrainConfig.from_dict(runs.read_config(run))
         cfg = TrainConfig.from_dict({**cfg.to_dict(), "out": str(run)})
-        state = json.loads(state_path.read_text(encoding="utf-8")) if state_path.exists() else {"epoch": 0}
-        split = Split(**{k: tuple(v) if isinstance(v, list) else v
-                         for k, v in json.loads((run / "split.json").read_text(encoding="utf-8")).items()})
+        state = runs.read_state(run)
+        split = Split(**{k: tuple(v) if isinstance(v, list) else v for k, v in runs.read_split(run).items()})
         if config.epochs != cfg.epochs:  # resuming may extend a run
             cfg = TrainConfig.from_dict({**cfg.to_dict(), "epochs": config.epochs})
     else:
@@ -298,22 +236,22 @@ def train(config: TrainConfig, progress: Optional[ProgressFn] = None, cancel: Op
             raise TrainingError(f"{run}: run folder is not empty; use --resume to continue it or choose another")
         run.mkdir(parents=True, exist_ok=True)
         split = make_split(cfg)
-        write_json(run / "split.json", json.loads(split.to_json()))
+        runs.write_split(run, json.loads(split.to_json()))
         state = {"epoch": 0}
-    write_json(run / "config.json", cfg.to_dict())
+    runs.write_config(run, cfg.to_dict())
     done_epochs = int(state.get("epoch", 0))
-    rewrite_metrics(run, done_epochs)
+    runs.rewrite_metrics(run, done_epochs)
 
     if cfg.precision != "float32":
         keras.mixed_precision.set_global_policy(cfg.precision)
     try:
         train_ds, val_ds, train_pipe, val_pipe = _make_datasets(cfg, split, progress, cancel)
         train_ds.set_epoch(done_epochs)
-        strategy = _strategy(cfg.strategy)
-        scope = strategy.scope() if strategy else _NullScope()
+        strategy = distribution_strategy(cfg.strategy, TrainingError)
+        scope = strategy.scope() if strategy else NullScope()
         with scope:
-            if done_epochs and (run / "last.keras").exists():
-                model = load_model(run / "last.keras", compile=True)
+            if done_epochs and (run / runs.LAST_MODEL).exists():
+                model = load_model(run / runs.LAST_MODEL, compile=True)
             else:
                 keras.utils.set_random_seed(cfg.seed)
                 model = build_resunet(ResUNetConfig(cfg.image_size, 3, cfg.base_filters, cfg.depth),
@@ -337,7 +275,7 @@ def train(config: TrainConfig, progress: Optional[ProgressFn] = None, cancel: Op
         recorder = build_recorder_class()(run, cfg, state, data, progress, cancel, save_model_atomic, _model_json)
         callbacks = [recorder]
         if keras.backend.backend() == "tensorflow":
-            callbacks.append(keras.callbacks.TensorBoard(str(run / "tensorboard"), update_freq="epoch"))
+            callbacks.append(keras.callbacks.TensorBoard(str(run / runs.TENSORBOARD), update_freq="epoch"))
         if done_epochs < cfg.epochs and not state.get("stopped_early"):
             check(cancel)
             model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=done_epochs,
@@ -347,41 +285,32 @@ def train(config: TrainConfig, progress: Optional[ProgressFn] = None, cancel: Op
             keras.mixed_precision.set_global_policy("float32")
     if recorder.nan:
         raise TrainingError(f"{run}: loss became NaN at epoch {recorder.nan[0]}, batch {recorder.nan[1]}; "
-                            f"lower the learning rate (last good model: {run / 'last.keras'})")
+                            f"lower the learning rate (last good model: {run / runs.LAST_MODEL})")
     st = recorder.state
     status = ("cancelled" if recorder.cancelled else "early_stopped" if st.get("stopped_early")
               else "time_budget" if recorder.out_of_time else "completed")
-    if cfg.calibrate and status != "cancelled" and (run / "model.keras").exists():
+    best_model = run / runs.MODEL
+    if cfg.calibrate and status != "cancelled" and best_model.exists():
         from .threshold import calibrate_threshold
         calibrate_threshold(run, progress, cancel)
-    if cfg.export_onnx and status != "cancelled" and (run / "model.keras").exists():
+    if cfg.export_onnx and status != "cancelled" and best_model.exists():
         export_after_training(run, progress, cancel, cfg.calibration_slices)
     return RunResult(str(run), status, int(st.get("epoch", 0)), int(st.get("best_epoch", 0)),
                      float(st.get("best_val_dice", float("nan"))),
-                     str(run / "model.keras") if (run / "model.keras").exists() else None,
-                     [r for r in read_metrics(run) if r.get("type") == "epoch"])
+                     str(best_model) if best_model.exists() else None,
+                     [r for r in runs.read_metrics(run) if r.get("type") == "epoch"])
 
 
 def export_after_training(run: Path, progress=None, cancel=None, calibration_slices: int = 32) -> None:
     """model.onnx and model.int8.onnx for a finished run; a failure is recorded in model.json
     (``"onnx_error"``) and logged, never raised: the Keras model stays the result."""
     from .model.io import ModelError
-    from .model.onnx_export import export_onnx, read_meta, update_meta
+    from .model.onnx_export import export_onnx
     from .model.quantize import quantize_int8
     try:
         export_onnx(run, progress=progress, cancel=cancel)
         quantize_int8(run, n_slices=calibration_slices, progress=progress, cancel=cancel)
-        meta = read_meta(run)
-        if meta.pop("onnx_error", None) is not None:
-            write_json(run / "model.json", meta)
+        runs.drop_card_entry(run, "onnx_error")
     except ModelError as exc:
         log.warning("%s: ONNX export after training failed: %s", run, exc)
-        update_meta(run, onnx_error=str(exc))
-
-
-class _NullScope:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
+        runs.update_card(run, onnx_error=str(exc))

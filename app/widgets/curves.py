@@ -1,60 +1,15 @@
-"""Live training curves from a run folder's metrics.jsonl (a training in this app, or one on a server)."""
+"""Live training curves from a run folder's metrics.jsonl (a training in this app, or one on a server),
+followed through :class:`core.runs.MetricsFollower`."""
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
 from typing import Optional
 
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-
-class MetricsFollower:
-    """Reads a growing metrics.jsonl incrementally; starts over when the file is rewritten (resume)."""
-
-    def __init__(self, run_dir: str):
-        self.path = Path(run_dir) / "metrics.jsonl"
-        self.offset = 0
-        self.inode = None
-        self.records: list[dict] = []
-
-    def poll(self) -> bool:
-        """Read what was appended; True when records changed."""
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return False
-        key = (st.st_ino, st.st_dev)
-        if key != self.inode or st.st_size < self.offset:  # replaced atomically or truncated: reload
-            self.inode, self.offset, self.records = key, 0, []
-        if st.st_size == self.offset:
-            return False
-        with open(self.path, "rb") as fh:
-            fh.seek(self.offset)
-            chunk = fh.read()
-        end = chunk.rfind(b"\n") + 1  # a torn last line waits for the next poll
-        if end == 0:
-            return False
-        for line in chunk[:end].splitlines():
-            try:
-                self.records.append(json.loads(line))
-            except ValueError:
-                pass
-        self.offset += end
-        return True
-
-    def epochs(self) -> list[dict]:
-        by_epoch = {}
-        for r in self.records:
-            if r.get("type") == "epoch":
-                by_epoch[r["epoch"]] = r  # after a resume the latest record of an epoch wins
-        return [by_epoch[k] for k in sorted(by_epoch)]
-
-    def batches(self) -> list[dict]:
-        return [r for r in self.records if r.get("type") == "batch"]
+from core.runs import MetricsFollower, read_config
 
 
 class CurvesWidget(QWidget):
@@ -98,7 +53,7 @@ class CurvesWidget(QWidget):
         self.total_epochs = total_epochs
         if total_epochs is None:
             try:
-                self.total_epochs = json.loads((Path(run_dir) / "config.json").read_text())["epochs"]
+                self.total_epochs = read_config(run_dir)["epochs"]
             except (OSError, ValueError, KeyError):
                 pass
         self.refresh(force=True)

@@ -1,11 +1,17 @@
-"""Display controls: window/level presets, overlay toggles and opacity, reference display mode."""
+"""Display controls: window/level presets, overlay toggles and opacity, reference display mode.
+
+The panel emits signals for each choice; bound to the viewer's :class:`core.viewer_state.ViewerState`
+(:meth:`DisplayPanel.bind`) it also writes the choices into the state and shows the state's changes.
+"""
 
 from __future__ import annotations
+
+from typing import Optional
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLabel, QSlider, QWidget
 
-from .slice_view import PRESETS
+from core.viewer_state import DEFAULT_ALPHAS, PRESETS, Change, ViewerState
 
 MODES = {"Segmentation": "prediction", "Reference (ground truth)": "reference",
          "Segmentation + reference outlines": "outlines"}
@@ -20,6 +26,7 @@ class DisplayPanel(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
+        self.state: Optional[ViewerState] = None
         form = QFormLayout(self)
         self.preset = QComboBox()
         self.preset.addItems(list(PRESETS))
@@ -29,12 +36,12 @@ class DisplayPanel(QWidget):
         self.wl_label.setWordWrap(True)
         form.addRow("", self.wl_label)
         self.boxes, self.alphas = {}, {}
-        for which, text, alpha in (("liver", "Liver (green)", 110), ("tumour", "Tumour (red)", 150)):
+        for which, text in (("liver", "Liver (green)"), ("tumour", "Tumour (red)")):
             box = QCheckBox(text)
             box.setChecked(True)
             sl = QSlider(Qt.Orientation.Horizontal)
             sl.setRange(0, 255)
-            sl.setValue(alpha)
+            sl.setValue(DEFAULT_ALPHAS[which])
             box.toggled.connect(lambda _, w=which: self._emit(w))
             sl.valueChanged.connect(lambda _, w=which: self._emit(w))
             self.boxes[which], self.alphas[which] = box, sl
@@ -47,13 +54,53 @@ class DisplayPanel(QWidget):
     # Slots return None: PySide6 mishandles the reference count of a value a slot returns
     # (``Signal.emit`` returns True), which crashed the interpreter at exit.
     def _preset_chosen(self, text: str) -> None:
+        if self.state is not None:
+            self.state.apply_preset(text)
         self.windowChosen.emit(*PRESETS[text])
 
     def _mode_chosen(self, text: str) -> None:
+        if self.state is not None:
+            self.state.set_mode(MODES[text])
         self.modeChanged.emit(MODES[text])
 
     def _emit(self, which: str) -> None:
-        self.overlayChanged.emit(which, self.boxes[which].isChecked(), self.alphas[which].value())
+        visible, alpha = self.boxes[which].isChecked(), self.alphas[which].value()
+        if self.state is not None:
+            self.state.set_overlay(which, visible, alpha)
+        self.overlayChanged.emit(which, visible, alpha)
 
     def show_window(self, center: float, width: float) -> None:
         self.wl_label.setText(f"W {width:.0f}  L {center:.0f} (right-drag to adjust)")
+
+    def show_mode(self, mode: str) -> None:
+        """Show ``mode`` in the combo box without emitting ``modeChanged``."""
+        self.mode.blockSignals(True)
+        self.mode.setCurrentIndex(list(MODES.values()).index(mode))
+        self.mode.blockSignals(False)
+
+    def show_overlay(self, which: str, visible: bool, alpha: int) -> None:
+        """Show an overlay's visibility and opacity without emitting ``overlayChanged``."""
+        box, slider = self.boxes[which], self.alphas[which]
+        box.blockSignals(True)
+        slider.blockSignals(True)
+        box.setChecked(visible)
+        slider.setValue(alpha)
+        box.blockSignals(False)
+        slider.blockSignals(False)
+
+    def bind(self, state: ViewerState) -> None:
+        """Write the controls' changes into ``state`` and show its changes (the signals still fire)."""
+        self.state = state
+        state.events.connect(self._state_changed)  # held weakly
+        self.show_window(*state.window)
+        self.show_mode(state.mode)
+        for which in self.boxes:
+            self.show_overlay(which, state.visible[which], state.alphas[which])
+
+    def _state_changed(self, ch: Change) -> None:
+        if ch.name == "window":
+            self.show_window(*ch.value)
+        elif ch.name == "mode":
+            self.show_mode(ch.value)
+        elif ch.name == "overlay":
+            self.show_overlay(*ch.value)

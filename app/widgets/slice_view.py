@@ -1,8 +1,11 @@
 """Orthogonal slice views (axial, coronal, sagittal) of CT with label overlays (pyqtgraph).
 
 One :class:`PlaneView` per orientation; :class:`OrthoViewer` links three of
-them with a shared cursor (crosshair), window/level and overlay settings.
-Geometry is in millimetres, so the aspect ratio follows the voxel spacing.
+them through one :class:`core.viewer_state.ViewerState` (cursor and crosshair,
+window/level, display mode, overlays): the views write the user's changes into
+the state and redraw when it tells them what changed. The volumes, labels and
+spacing are data the views hold. Geometry is in millimetres, so the aspect
+ratio follows the voxel spacing.
 """
 
 from __future__ import annotations
@@ -14,39 +17,13 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
+from core.viewer_state import PRESETS, Change, ViewerState  # noqa: F401  (PRESETS: the panels import it here)
+
+from .overlay import outline, overlay_lut
+
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
-# (center, width) in HU
-PRESETS = {
-    "Abdomen 400/40": (40.0, 400.0),
-    "Liver 150/90": (90.0, 150.0),
-    "Bone 2500/480": (480.0, 2500.0),
-    "Notebooks [-100, 400]": (150.0, 500.0),
-}
-LIVER_RGB, TUMOUR_RGB = (0, 220, 0), (255, 40, 40)
-REF_LIVER_RGB, REF_TUMOUR_RGB = (120, 255, 255), (255, 220, 0)
 AXES = ("axial", "coronal", "sagittal")
-
-
-def overlay_lut(liver_alpha: int, tumour_alpha: int) -> np.ndarray:
-    """256-entry RGBA table: 1 liver green, 2 tumour red; 3 and 4 are reference outlines."""
-    lut = np.zeros((256, 4), dtype=np.ubyte)
-    lut[1] = (*LIVER_RGB, liver_alpha)
-    lut[2] = (*TUMOUR_RGB, tumour_alpha)
-    lut[3] = (*REF_LIVER_RGB, 255 if liver_alpha else 0)
-    lut[4] = (*REF_TUMOUR_RGB, 255 if tumour_alpha else 0)
-    return lut
-
-
-def outline(mask: np.ndarray) -> np.ndarray:
-    """Boundary pixels of a 2D mask (4-neighbourhood)."""
-    m = mask.astype(bool)
-    inner = m.copy()
-    inner[1:, :] &= m[:-1, :]
-    inner[:-1, :] &= m[1:, :]
-    inner[:, 1:] &= m[:, :-1]
-    inner[:, :-1] &= m[:, 1:]
-    return m & ~inner
 
 
 class _ViewBox(pg.ViewBox):
@@ -92,7 +69,7 @@ class PlaneView(QWidget):
     """One orientation of a volume with CT, overlay and crosshair.
 
     Signals:
-        indexChanged(int): the slice shown changed.
+        indexChanged(int): the slice shown changed (it is ``state.cursor[axis]``).
         cursorMoved(str): status text (voxel, mm, HU) under the mouse.
         pointClicked(int, int, int): (z, y, x) voxel clicked.
         windowDragged(float, float): right-drag deltas (pixels).
@@ -108,18 +85,14 @@ class PlaneView(QWidget):
     strokeStarted = Signal()
     strokeFinished = Signal()
 
-    def __init__(self, axis: int = 0, parent=None):
+    def __init__(self, axis: int = 0, parent=None, state: Optional[ViewerState] = None):
         super().__init__(parent)
         self.axis = axis
+        self.state = ViewerState() if state is None else state  # shared by the views of one viewer
         self.hu: Optional[np.ndarray] = None
         self.label: Optional[np.ndarray] = None
         self.reference: Optional[np.ndarray] = None
-        self.mode = "prediction"  # "prediction", "reference" or "outlines"
         self.spacing = (1.0, 1.0, 1.0)
-        self.index = -1
-        self.window = PRESETS["Abdomen 400/40"]
-        self.alphas = {"liver": 110, "tumour": 150}
-        self.visible = {"liver": True, "tumour": True}
         self.brush_active = False
 
         self.glw = pg.GraphicsLayoutWidget()
@@ -154,6 +127,47 @@ class PlaneView(QWidget):
         lay.addWidget(self.glw, 1)
         lay.addLayout(row)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.state.events.connect(self._state_changed)  # held weakly
+
+    # -- the state this view renders ----------------------------------------------
+    @property
+    def index(self) -> int:
+        """The slice shown (-1 before a volume)."""
+        return self.state.index(self.axis)
+
+    @property
+    def mode(self) -> str:
+        """Display mode, one of :data:`core.viewer_state.MODES`."""
+        return self.state.mode
+
+    @mode.setter
+    def mode(self, mode: str) -> None:
+        self.state.set_mode(mode)
+
+    @property
+    def window(self) -> tuple[float, float]:
+        return self.state.window
+
+    @property
+    def alphas(self):
+        return self.state.alphas
+
+    @property
+    def visible(self):
+        return self.state.visible
+
+    def _state_changed(self, ch: Change) -> None:
+        """Redraw what ``ch`` changed: only this view's slice, its overlay, its levels, its crosshair."""
+        if self.hu is None or self.state.shape != self.hu.shape:
+            return  # the state belongs to a volume this view does not hold (yet)
+        if ch.name == "volume" or (ch.name == "cursor" and ch.value[self.axis] != ch.old[self.axis]):
+            self._show_slice()
+        if ch.name in ("volume", "cursor"):
+            self.set_crosshair(*self.state.cursor)
+        elif ch.name == "window":
+            self.ct_item.setLevels(self.state.levels)
+        elif ch.name in ("mode", "overlay"):
+            self.redraw_overlay()
 
     # -- geometry -------------------------------------------------------------
     def _plane_spacing(self) -> tuple[float, float]:
@@ -188,22 +202,25 @@ class PlaneView(QWidget):
 
     # -- data -----------------------------------------------------------------
     def set_volume(self, hu: np.ndarray, spacing, label=None, reference=None) -> None:
+        """Show a volume (at its centre slice). With a shared state, use :meth:`OrthoViewer.set_study`."""
+        self.load_volume(hu, spacing, label, reference)
+        self.state.set_shape(hu.shape)  # -> _state_changed("volume") draws the slice
+
+    def load_volume(self, hu: np.ndarray, spacing, label=None, reference=None) -> None:
+        """Take the data and set up the geometry; drawn when the state gets the volume's shape."""
         self.hu, self.label, self.reference = hu, label, reference
         self.spacing = tuple(float(s) for s in spacing)
-        n = hu.shape[self.axis]
         img = self._take(hu, 0)
         rs, cs = self._plane_spacing()
         rect = QRectF(0, 0, img.shape[1] * cs, img.shape[0] * rs)
         # setRect scales by the current image size: give both items an image of the right shape first.
-        self.ct_item.setImage(img, autoLevels=False, levels=self._levels())
+        self.ct_item.setImage(img, autoLevels=False, levels=self.state.levels)
         self.ov_item.setImage(np.zeros(img.shape, np.uint8), autoLevels=False, levels=(0, 255))
         self.ct_item.setRect(rect)
         self.ov_item.setRect(rect)
         self.slider.blockSignals(True)
-        self.slider.setRange(0, n - 1)
+        self.slider.setRange(0, hu.shape[self.axis] - 1)
         self.slider.blockSignals(False)
-        self.index = -1
-        self.set_index(n // 2)
         self.vb.autoRange(padding=0.02)
 
     def set_labels(self, label=None, reference=None) -> None:
@@ -212,13 +229,14 @@ class PlaneView(QWidget):
 
     # -- display --------------------------------------------------------------
     def set_index(self, k: int) -> None:
-        if self.hu is None:
-            return
-        k = int(np.clip(k, 0, self.hu.shape[self.axis] - 1))
-        if k == self.index:
-            return
-        self.index = k
-        self.ct_item.setImage(self._take(self.hu, k), autoLevels=False, levels=self._levels())
+        """Show slice ``k`` (clamped); the state moves the cursor and the views redraw."""
+        if self.hu is not None:
+            self.state.set_index(self.axis, k)
+
+    def _show_slice(self) -> None:
+        """Draw the state's slice: one image update, one overlay redraw."""
+        k = self.index
+        self.ct_item.setImage(self._take(self.hu, k), autoLevels=False, levels=self.state.levels)
         self.redraw_overlay()
         if self.slider.value() != k:
             self.slider.blockSignals(True)
@@ -227,20 +245,11 @@ class PlaneView(QWidget):
         self.pos_label.setText(f"{k + 1}/{self.hu.shape[self.axis]}")
         self.indexChanged.emit(k)
 
-    def _levels(self):
-        c, w = self.window
-        return (c - w / 2, c + w / 2)
-
     def set_window(self, center: float, width: float) -> None:
-        self.window = (float(center), max(1.0, float(width)))
-        self.ct_item.setLevels(self._levels())
+        self.state.set_window(center, width)
 
     def set_overlay(self, which: str, visible: Optional[bool] = None, alpha: Optional[int] = None) -> None:
-        if visible is not None:
-            self.visible[which] = visible
-        if alpha is not None:
-            self.alphas[which] = int(alpha)
-        self.redraw_overlay()
+        self.state.set_overlay(which, visible, alpha)
 
     def overlay_image(self) -> Optional[np.ndarray]:
         """The uint8 overlay of the current slice (0..4, see :func:`overlay_lut`)."""
@@ -259,8 +268,7 @@ class PlaneView(QWidget):
         img = self.overlay_image()
         if img is None:
             img = np.zeros(self.ct_item.image.shape, np.uint8)  # keep the item's shape (and so its rect)
-        lut = overlay_lut(self.alphas["liver"] if self.visible["liver"] else 0,
-                          self.alphas["tumour"] if self.visible["tumour"] else 0)
+        lut = overlay_lut(self.state.alpha("liver"), self.state.alpha("tumour"))
         self.ov_item.setImage(img, lut=lut, levels=(0, 255), autoLevels=False)
 
     def set_crosshair(self, z: int, y: int, x: int) -> None:
@@ -281,7 +289,8 @@ class PlaneView(QWidget):
     # -- input ----------------------------------------------------------------
     def eventFilter(self, obj, ev):
         if ev.type() == ev.Type.Wheel and not (ev.modifiers() & Qt.KeyboardModifier.ControlModifier):
-            self.set_index(self.index + (1 if ev.angleDelta().y() > 0 else -1))
+            if self.hu is not None:
+                self.state.step(self.axis, 1 if ev.angleDelta().y() > 0 else -1)
             return True
         return super().eventFilter(obj, ev)
 
@@ -289,7 +298,7 @@ class PlaneView(QWidget):
         steps = {Qt.Key.Key_Up: 1, Qt.Key.Key_Right: 1, Qt.Key.Key_Down: -1, Qt.Key.Key_Left: -1,
                  Qt.Key.Key_PageUp: 10, Qt.Key.Key_PageDown: -10}
         if ev.key() in steps and self.hu is not None:
-            self.set_index(self.index + steps[ev.key()])
+            self.state.step(self.axis, steps[ev.key()])
         else:
             super().keyPressEvent(ev)
 
@@ -319,17 +328,20 @@ class PlaneView(QWidget):
 class OrthoViewer(QWidget):
     """Axial (large), coronal and sagittal views with a linked crosshair.
 
-    Signal ``cursorMoved(str)`` forwards the status text of any view.
+    The three views render one :class:`ViewerState` (``self.state``): the cursor is the three
+    slice indices, and the window, display mode and overlays are shared.
+    Signal ``cursorMoved(str)`` forwards the status text of any view; ``windowChanged(c, w)``
+    follows a right-drag.
     """
 
     cursorMoved = Signal(str)
     windowChanged = Signal(float, float)
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, state: Optional[ViewerState] = None):
         super().__init__(parent)
-        self.views = [PlaneView(a) for a in range(3)]
+        self.state = ViewerState() if state is None else state
+        self.views = [PlaneView(a, state=self.state) for a in range(3)]
         self.axial, self.coronal, self.sagittal = self.views
-        self.cursor = (0, 0, 0)
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
         grid.addWidget(self.axial, 0, 0, 2, 1)
@@ -341,62 +353,44 @@ class OrthoViewer(QWidget):
             v.cursorMoved.connect(self.cursorMoved)
             v.pointClicked.connect(self.set_cursor)
             v.windowDragged.connect(self._drag_window)
-            v.indexChanged.connect(lambda k, a=v.axis: self._index_changed(a, k))
 
     @property
-    def window(self):
-        return self.axial.window
+    def cursor(self) -> tuple[int, int, int]:
+        return self.state.cursor
+
+    @property
+    def window(self) -> tuple[float, float]:
+        return self.state.window
 
     def set_study(self, hu, spacing, label=None, reference=None) -> None:
+        """Show a volume: every view gets the data, then the state its shape (cursor at the centre)."""
         for v in self.views:
-            v.set_volume(hu, spacing, label, reference)
-        z, y, x = (s // 2 for s in hu.shape)
-        self.set_cursor(z, y, x)
+            v.load_volume(hu, spacing, label, reference)
+        self.state.set_shape(hu.shape)
 
     def set_labels(self, label=None, reference=None, mode: Optional[str] = None) -> None:
         """Show new labels (and a display mode with them): one redraw per view."""
         for v in self.views:
-            if mode is not None:
-                v.mode = mode
-            v.set_labels(label, reference)
+            v.label, v.reference = label, reference
+        if mode is None or not self.state.set_mode(mode):  # a new mode redraws the views itself
+            self.redraw_overlays()
 
     def redraw_overlays(self) -> None:
         for v in self.views:
             v.redraw_overlay()
 
     def set_mode(self, mode: str) -> None:
-        for v in self.views:
-            v.mode = mode
-            v.redraw_overlay()
+        self.state.set_mode(mode)
 
     def set_cursor(self, z: int, y: int, x: int) -> None:
-        self.cursor = (int(z), int(y), int(x))
-        self.axial.set_index(z)
-        self.coronal.set_index(y)
-        self.sagittal.set_index(x)
-        for v in self.views:
-            v.set_crosshair(*self.cursor)
-
-    def _index_changed(self, axis: int, k: int) -> None:
-        c = list(self.cursor)
-        if c[axis] == k:
-            return
-        c[axis] = k
-        self.cursor = tuple(c)
-        for v in self.views:
-            v.set_crosshair(*self.cursor)
+        self.state.set_cursor(z, y, x)
 
     def set_window(self, center: float, width: float) -> None:
-        for v in self.views:
-            v.set_window(center, width)
+        self.state.set_window(center, width)
 
     def _drag_window(self, dx: float, dy: float) -> None:
-        c, w = self.window
-        w = max(1.0, w + dx * 2.0)
-        c = c - dy * 1.0
-        self.set_window(c, w)
-        self.windowChanged.emit(c, w)
+        self.state.drag_window(dx, dy)
+        self.windowChanged.emit(*self.state.window)
 
     def set_overlay(self, which: str, visible=None, alpha=None) -> None:
-        for v in self.views:
-            v.set_overlay(which, visible, alpha)
+        self.state.set_overlay(which, visible, alpha)

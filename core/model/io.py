@@ -10,11 +10,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..errors import LiverSegError, one_line
-
-
-class ModelError(LiverSegError):
-    """A model file is missing, corrupt, unsafe or does not fit."""
+from ..errors import ModelError, one_line  # noqa: F401 (ModelError: importable from here too)
 
 
 def custom_objects() -> dict:
@@ -92,10 +88,10 @@ def load_model(path: str | os.PathLike, compile: bool = True):
 
 # -- models with their metadata -------------------------------------------------------------
 
-import json  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 
 from ..preprocess import Preprocessing  # noqa: E402
+from ..runs import MODEL, card_path, find_card  # noqa: E402
 
 LEGACY_META = {  # the Colab notebooks' contract for their .h5 models
     "format": "liverseg-model", "version": 1, "stage": None, "input_size": 256, "channels": 3,
@@ -153,18 +149,19 @@ def _h5_has_code(path: Path) -> bool:
 
 def find_model_file(path: Path) -> Path:
     if path.is_dir():
-        for name in ("model.keras", "model.h5"):
+        for name in (MODEL, "model.h5"):
             if (path / name).is_file():
                 return path / name
-        raise ModelError(f"{path}: no model.keras in this folder")
+        raise ModelError(f"{path}: no {MODEL} in this folder")
     return path
 
 
 def load_seg_model(path: str | os.PathLike, stage: str | None = None) -> SegModel:
     """Load a segmentation model: a run folder, a ``.keras`` file, or a notebook ``.h5``.
 
-    ``model.json`` beside a ``.keras`` file gives its preprocessing and threshold; a
-    legacy ``.h5`` gets the notebooks' contract (256 x 256 x 3, notebook recipe, 0.5).
+    The model's card (:func:`core.runs.card_path`: ``model.json`` for ``model.keras``,
+    ``foo.json`` for ``foo.keras``) gives its preprocessing and threshold; a legacy ``.h5``
+    without one gets the notebooks' contract (256 x 256 x 3, notebook recipe, 0.5).
 
     Raises:
         ModelError: missing, corrupt or unsafe file; unexpected input or output shape;
@@ -181,19 +178,13 @@ def load_seg_model(path: str | os.PathLike, stage: str | None = None) -> SegMode
             model = keras.saving.load_model(p, custom_objects=custom_objects(), compile=False)
         except Exception as exc:
             raise ModelError(f"{p}: cannot load legacy HDF5 model ({one_line(exc, 200)})") from None
-        meta = dict(LEGACY_META, stage=stage)
-        side = p.with_suffix(".json")
+        meta = find_card(p)
+        meta = dict(LEGACY_META, stage=stage) if meta is None else meta
     else:
         model = load_model(p, compile=False)
-        side = p.with_name("model.json") if p.name == "model.keras" or p.name == "last.keras" else p.with_suffix(".json")
-        meta = None
-    if side.is_file():
-        try:
-            meta = json.loads(side.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise ModelError(f"{side}: unreadable model metadata ({one_line(exc, 100)})") from None
+        meta = find_card(p)
     if meta is None:
-        raise ModelError(f"{p}: no model.json beside it (its preprocessing is unknown)")
+        raise ModelError(f"{p}: no {card_path(p).name} beside it (its preprocessing is unknown)")
     ishape, oshape = tuple(model.input_shape), tuple(model.output_shape)
     size = int(meta.get("input_size", 0))
     if len(ishape) != 4 or ishape[1] != ishape[2] or ishape[3] != 3 or (size and ishape[1] != size):

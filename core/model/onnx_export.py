@@ -2,9 +2,10 @@
 
 ``export_onnx(model_dir)`` writes ``model.onnx`` next to ``model.keras`` (atomically),
 runs both on phantom slices prepared with the model's own preprocessing, refuses the
-file when they differ by more than ``tolerance``, and records the export in
-``model.json`` (``"onnx"``). The conversion is Keras' own ``model.export(format="onnx")``
-(tf2onnx on the TensorFlow backend, ``torch.onnx`` on the PyTorch backend).
+file when they differ by more than ``tolerance``, and records the export in the card
+``model.json`` (``"onnx"``; file names and card writes: :mod:`core.runs`). The conversion is
+Keras' own ``model.export(format="onnx")`` (tf2onnx on the TensorFlow backend, ``torch.onnx``
+on the PyTorch backend).
 
 ONNX files are loaded with :func:`open_session`, which checks the input and output
 shapes against ``model.json`` just as :func:`core.model.io.load_seg_model` does.
@@ -13,7 +14,6 @@ shapes against ``model.json`` just as :func:`core.model.io.load_seg_model` does.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 import time
@@ -22,45 +22,18 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..atomic import default_mode, write_json
+from ..atomic import default_mode
 from ..errors import one_line
 from ..jobs import CancelToken, ProgressFn, check, report
+from ..runs import INT8_FILE, ONNX_FILE, drop_card_entry, model_folder, read_card, update_card
 from .io import ModelError, find_model_file
 
-ONNX_FILE = "model.onnx"
-INT8_FILE = "model.int8.onnx"
 TOLERANCE = 1e-4
-
-
-def model_folder(path: str | os.PathLike) -> Path:
-    """The folder holding ``model.keras`` and ``model.json`` for a run folder or a model file."""
-    p = Path(path)
-    folder = p if p.is_dir() else p.parent
-    if not (folder / "model.json").is_file():
-        raise ModelError(f"{folder}: no model.json (not a trained model folder)")
-    return folder
-
-
-def read_meta(folder: Path) -> dict:
-    try:
-        return json.loads((folder / "model.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{folder / 'model.json'}: unreadable model metadata ({one_line(exc, 100)})") from None
-
-
-def update_meta(folder: Path, **entries) -> dict:
-    """Merge ``entries`` into model.json (atomic rewrite)."""
-    meta = read_meta(folder)
-    meta.update(entries)
-    write_json(folder / "model.json", meta)
-    return meta
 
 
 def forget_int8(folder: Path) -> None:
     """Drop the int8 record, then the file (in that order: a record never names a missing or newer file)."""
-    meta = read_meta(folder)
-    if meta.pop("int8", None) is not None:
-        write_json(folder / "model.json", meta)
+    drop_card_entry(folder, "int8")
     with contextlib.suppress(OSError):
         os.unlink(folder / INT8_FILE)
 
@@ -170,7 +143,7 @@ def export_onnx(path: str | os.PathLike, tolerance: float = TOLERANCE, progress:
 
     from .io import load_seg_model
     folder = model_folder(path)
-    seg = load_seg_model(find_model_file(folder), read_meta(folder).get("stage"))
+    seg = load_seg_model(find_model_file(folder), read_card(folder).get("stage"))
     report(progress, "onnx", 0, 3, "exporting")
     x = phantom_inputs(seg.pre)
     final = folder / ONNX_FILE
@@ -191,6 +164,6 @@ def export_onnx(path: str | os.PathLike, tolerance: float = TOLERANCE, progress:
     record = {"file": ONNX_FILE, "keras_sha256": file_sha256(Path(seg.path)), "max_abs_diff": diff, "tolerance": tolerance, "checked_slices": int(len(x)),
               "backend": keras.backend.backend(), "seconds": round(time.perf_counter() - t, 2),
               "date": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    update_meta(folder, onnx=record)
+    update_card(folder, onnx=record)
     report(progress, "onnx", 3, 3, f"model.onnx written (max difference {diff:.1e})")
     return record

@@ -27,11 +27,10 @@ import numpy as np
 from ..atomic import atomic_open
 from ..errors import one_line
 from ..jobs import CancelToken, ProgressFn, check, report
+from ..runs import CALIBRATION_FILE, INT8_FILE, ONNX_FILE, model_folder, read_card, update_card
 from .io import ModelError
-from .onnx_export import (INT8_FILE, ONNX_FILE, _fsync_replace, forget_int8, model_folder, open_session,
-                          read_meta, run_session, temp_beside, write_json)
+from .onnx_export import _fsync_replace, forget_int8, open_session, run_session, temp_beside
 
-CALIBRATION_FILE = "calibration.npz"
 DICE_TOLERANCE = 0.01
 CALIBRATION_SLICES = 32
 
@@ -128,7 +127,7 @@ def quantize_int8(path: str | os.PathLike, *, dataset: Optional[str] = None, tra
     """
     from ..preprocess import Preprocessing
     folder = model_folder(path)
-    meta = read_meta(folder)
+    meta = read_card(folder)
     if not (folder / ONNX_FILE).is_file():
         raise ModelError(f"{folder}: no {ONNX_FILE} to quantise (export it first: liverseg export-onnx)")
     try:
@@ -190,9 +189,7 @@ def quantize_int8(path: str | os.PathLike, *, dataset: Optional[str] = None, tra
                        "mean_fp32": round(float(np.mean([a for a, _ in cases.values()])), 5),
                        "mean_int8": round(float(np.mean([b for _, b in cases.values()])), 5)},
               "seconds": round(time.perf_counter() - t0, 2), "date": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    meta = read_meta(folder)
-    meta["int8"] = record
-    write_json(folder / "model.json", meta)
+    update_card(folder, int8=record)
     report(progress, "int8", 3 + len(val), 3 + len(val),
            f"int8 {'validated' if passed else 'REFUSED'}: largest per-case Dice difference {worst:.4f}")
     return record

@@ -1,4 +1,4 @@
-"""Opening what labs hold: a NIfTI file (menu, drag and drop, recent), a series with a localizer."""
+"""Opening what labs hold: a NIfTI, NRRD or MetaImage file (menu, drag and drop, recent), a series with a localizer."""
 
 from __future__ import annotations
 
@@ -42,6 +42,27 @@ def test_drop_a_file_onto_the_window(window, qtbot, tmp_path):
     with qtbot.waitSignal(window.studyLoaded, timeout=60000):
         window.dropEvent(ev)
     assert window.study.shape == canonical_ct().shape
+
+
+def test_nrrd_and_metaimage_open_like_nifti(window, qtbot, tmp_path):
+    from app.study_io import VOLUME_FILTER
+    from tests.core.test_volume_formats import write_meta, write_nrrd
+    assert all(f"*{s}" in VOLUME_FILTER.split(";;")[0] for s in (".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd"))
+    hu = canonical_ct()
+    arr, ras = write_as(tmp_path / "ref.nii", hu, "permuted")
+    write_meta(tmp_path / "ct.mhd", arr, ras, msb=True, compress=True)
+    write_nrrd(tmp_path / "ct.nhdr", arr, ras, "RAS", encoding="gzip")
+    for name in ("ct.mhd", "ct.nhdr"):
+        mime = QMimeData()
+        mime.setUrls([QUrl.fromLocalFile(str(tmp_path / name))])
+        ev = QDropEvent(QPoint(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                        Qt.KeyboardModifier.NoModifier)
+        with qtbot.waitSignal(window.studyLoaded, timeout=60000):
+            window.dropEvent(ev)
+        wait_idle(qtbot, window)
+        np.testing.assert_array_equal(window.study.hu, hu)  # patient's right on the left, head up
+        assert window.study.file_grid.shape == arr.shape
+        assert str(tmp_path / name) in window.recent()
 
 
 def test_series_with_a_localizer_opens_its_axial_stack(window, qtbot, tmp_path):

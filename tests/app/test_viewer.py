@@ -107,3 +107,98 @@ def test_cli_gui_screenshot(tmp_path):
     from PySide6.QtGui import QImage
     img = QImage(str(shot))
     assert img.width() > 600 and img.height() > 400
+
+
+def _viewer(qtbot, shape=(12, 20, 16)):
+    from app.widgets.slice_view import OrthoViewer
+    v = OrthoViewer()
+    qtbot.addWidget(v)
+    hu = np.arange(np.prod(shape), dtype=np.int16).reshape(shape)
+    label = np.zeros(shape, np.uint8)
+    label[3:9, 5:15, 4:12] = 1
+    v.set_study(hu, (2.5, 0.8, 0.8), label, label.copy())
+    return v
+
+
+def _count_draws(v):
+    """{axis: [CT image updates, overlay updates]}, counted from now."""
+    counts = {}
+    for view in v.views:
+        counts[view.axis] = n = [0, 0]
+        for i, item in enumerate((view.ct_item, view.ov_item)):
+            def counted(*a, _set=item.setImage, _i=i, _n=n, **k):
+                _n[_i] += 1
+                return _set(*a, **k)
+            item.setImage = counted
+    return counts
+
+
+def test_views_render_the_shared_state(qtbot):
+    v = _viewer(qtbot)
+    s = v.state
+    assert all(view.state is s for view in v.views)
+    assert v.cursor == s.cursor == (6, 10, 8) and [view.index for view in v.views] == [6, 10, 8]
+    s.set_index(0, 2)  # a change in the model shows in the widgets
+    assert v.axial.index == 2 and v.axial.slider.value() == 2 and v.axial.pos_label.text() == "3/12"
+    np.testing.assert_array_equal(v.axial.ct_item.image, v.axial.hu[2])
+    assert v.coronal.hline.value() == pytest.approx((12 - 1 - 2 + 0.5) * 2.5)
+    s.apply_preset("Bone 2500/480")
+    assert all(tuple(view.ct_item.levels) == pytest.approx((-770, 1730)) for view in v.views)
+    s.set_mode("reference")
+    assert all(view.mode == "reference" for view in v.views)
+    s.set_overlay("liver", alpha=40)
+    assert all(view.ov_item.lut[1][3] == 40 for view in v.views)
+    v.sagittal.slider.setValue(3)  # and the widgets write the user's changes into it
+    assert s.cursor == (2, 10, 3)
+    qtbot.keyClick(v.coronal, Qt.Key.Key_PageUp)
+    assert s.cursor == (2, 19, 3)  # clamped to the volume
+    v.set_cursor(99, -4, 7)
+    assert v.cursor == (11, 0, 7) and [view.index for view in v.views] == [11, 0, 7]
+    v.axial.windowDragged.emit(4.0, 2.0)
+    assert s.window == pytest.approx((478.0, 2508.0)) and v.window == s.window
+
+
+def test_one_draw_per_change(qtbot):
+    v = _viewer(qtbot)
+    n = _count_draws(v)
+    v.axial.set_index(v.axial.index + 1)  # one image update and one overlay redraw, in that view only
+    assert n == {0: [1, 1], 1: [0, 0], 2: [0, 0]}
+    v.axial.set_index(v.axial.index)
+    v.set_mode("prediction")  # unchanged: nothing to draw
+    assert n == {0: [1, 1], 1: [0, 0], 2: [0, 0]}
+    n = _count_draws(v)
+    v.set_labels(v.axial.label, v.axial.reference, mode="outlines")  # a new mode with new labels
+    assert n == {0: [0, 1], 1: [0, 1], 2: [0, 1]}
+    v.set_labels(v.axial.label, v.axial.reference, mode="outlines")  # the same mode: still one redraw
+    assert n == {0: [0, 2], 1: [0, 2], 2: [0, 2]}
+    v.set_labels(None, v.axial.reference)
+    assert n == {0: [0, 3], 1: [0, 3], 2: [0, 3]} and v.axial.mode == "outlines"
+    n = _count_draws(v)
+    v.set_cursor(1, 2, v.cursor[2])  # two views change slice, the third only its crosshair
+    assert n == {0: [1, 1], 1: [1, 1], 2: [0, 0]}
+    n = _count_draws(v)
+    v.set_window(100, 300)  # new levels (pyqtgraph re-renders the CT item), no overlay redraw
+    assert n == {0: [1, 0], 1: [1, 0], 2: [1, 0]}
+    v.set_overlay("tumour", visible=False)
+    assert n == {0: [1, 1], 1: [1, 1], 2: [1, 1]} and v.axial.ov_item.lut[2][3] == 0
+
+
+def test_display_panel_bound_to_the_state(qtbot):
+    from app.widgets.display_panel import DisplayPanel
+    v = _viewer(qtbot)
+    d = DisplayPanel()
+    qtbot.addWidget(d)
+    d.bind(v.state)
+    emitted = []
+    d.modeChanged.connect(emitted.append)
+    d.mode.setCurrentText("Reference (ground truth)")  # the combo writes into the state
+    assert v.state.mode == "reference" and v.axial.mode == "reference" and emitted == ["reference"]
+    d.preset.setCurrentText("Liver 150/90")
+    assert v.window == (90.0, 150.0) and d.wl_label.text().startswith("W 150  L 90")
+    d.boxes["liver"].setChecked(False)
+    assert v.state.alpha("liver") == 0 and v.axial.ov_item.lut[1][3] == 0
+    v.set_mode("outlines")  # and shows what changed elsewhere, without emitting
+    v.axial.windowDragged.emit(10.0, 0.0)
+    v.set_overlay("tumour", alpha=12)
+    assert d.mode.currentText() == "Segmentation + reference outlines" and emitted == ["reference"]
+    assert d.wl_label.text().startswith("W 170  L 90") and d.alphas["tumour"].value() == 12

@@ -112,3 +112,21 @@ def test_chunked_post_processing_equals_whole_volume():
     small = remove_small(m, 10)
     sizes = np.bincount(lab.ravel())
     assert small.sum() == sizes[1:][sizes[1:] >= 10].sum()
+
+
+def test_fill_holes_and_keep_inside_equal_their_plain_scipy_definitions():
+    """The fast post-processing steps give exactly what the plain definitions give."""
+    from scipy import ndimage
+
+    from core.postprocess import dilate, fill_holes, keep_inside
+    rng = np.random.default_rng(7)
+    for trial in range(4):
+        m = ndimage.binary_opening(rng.random((40, 48, 44)) > 0.25 + 0.05 * trial)
+        expected = np.stack([ndimage.binary_fill_holes(s) for s in m])
+        assert (expected & ~m).sum() > 50  # the mask has holes to fill
+        np.testing.assert_array_equal(fill_holes(m), expected)
+        liver = ndimage.binary_opening(rng.random(m.shape) > 0.5)
+        tumour = rng.random(m.shape) > 0.97
+        np.testing.assert_array_equal(keep_inside(tumour, liver), tumour & dilate(liver, 2))
+        np.testing.assert_array_equal(keep_inside(tumour, liver), tumour & ndimage.binary_dilation(liver, iterations=2))
+    assert not keep_inside(np.zeros((3, 4, 4), bool), np.ones((3, 4, 4), bool)).any()

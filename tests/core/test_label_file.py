@@ -61,7 +61,7 @@ def test_dicom_seg_round_trip_and_wrong_series(dicom_study, tmp_path):
     with pytest.raises(LabelFileError, match="needs a study opened from its DICOM series"):
         read_label(p, other)
     (tmp_path / "junk.txt").write_text("x")
-    with pytest.raises(LabelFileError, match="not a NIfTI label or a DICOM SEG"):
+    with pytest.raises(LabelFileError, match="not a label volume .NIfTI, NRRD, MetaImage. or a DICOM SEG"):
         read_label(tmp_path / "junk.txt", study)
 
 

@@ -139,7 +139,7 @@ def test_time_budget_cosine_schedule_and_a_warm_start(tiny_dataset, tmp_path):
     assert meta["data"]["init_from"].endswith("model.keras") and "threshold_search" in meta
     epoch = [x for x in read_metrics(tmp_path / "b") if x["type"] == "epoch"][0]
     assert cfg.min_lr * (1 - 1e-4) <= epoch["lr"] < cfg.learning_rate  # float32 lr; down the cosine over the (0.06 s) budget
-    from core.train_recorder import cosine_lr
+    from core.keras_adapters import cosine_lr
     assert cosine_lr(1e-3, 1e-6, 1.0, 1) == pytest.approx(1e-6) and cosine_lr(1e-3, 0, 0.5, 1) == pytest.approx(5e-4)
     assert len(load_model(tmp_path / "b" / "model.keras").get_weights()) == len(
         load_model(tmp_path / "a" / "model.keras").get_weights())

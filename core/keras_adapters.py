@@ -1,10 +1,14 @@
-"""The run folder's live records: metrics.jsonl, state.json, the models, and the Keras callback
-that writes them after every batch and epoch (see :mod:`core.training` for the folder layout)."""
+"""The Keras side of a training run: the batches (a ``keras.utils.PyDataset``), the
+distribution strategy, and the callback that writes the run folder's live records
+(metrics.jsonl, state.json, the models, the card; names and formats: :mod:`core.runs`)
+after every batch and epoch.
+
+Keras is imported inside the functions only: importing this module does not load a backend.
+"""
 
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
 import time
@@ -13,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_open, write_json
+from .errors import LiverSegError
 from .jobs import Progress, report
+from .runs import LAST_MODEL, MODEL, MetricsAppender, write_card, write_state
 
 
 @dataclass(frozen=True)
@@ -24,36 +29,80 @@ class EpochEvent(Progress):
     record: dict = field(default_factory=dict)
 
 
-def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
-    """The complete records of a run's metrics.jsonl (a torn last line is ignored)."""
-    path = Path(run_dir) / "metrics.jsonl"
-    out = []
-    if not path.exists():
-        return out
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if not line.endswith("\n"):
-                break
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                break
-    return out
-
-
-def rewrite_metrics(run_dir: Path, keep_through_epoch: int) -> None:
-    """Keep only records up to a completed epoch (after a kill mid-epoch), atomically."""
-    recs = [r for r in read_metrics(run_dir) if r.get("epoch", 0) <= keep_through_epoch]
-    with atomic_open(run_dir / "metrics.jsonl", "w") as fh:
-        for r in recs:
-            fh.write(json.dumps(r) + "\n")
-
-
 def cosine_lr(base: float, floor: float, epoch: float, epochs: int) -> float:
     """Learning rate of epoch ``epoch`` (0-based; a fraction of ``epochs`` works too) on a cosine
     from ``base`` down to ``floor``."""
     t = epoch / max(1, epochs)
     return float(floor + 0.5 * (base - floor) * (1 + math.cos(math.pi * t)))
+
+
+def make_batches(cfg, train_pipe, val_pipe):
+    """(training batches, validation batches): ``keras.utils.PyDataset`` views of two
+    :class:`core.pipeline.SlicePipeline` s for the run options ``cfg`` (a ``TrainConfig``)."""
+    import keras
+
+    class Batches(keras.utils.PyDataset):
+        """Batches of a SlicePipeline; the order depends only on (seed, epoch), so resume replays it."""
+
+        def __init__(self, pipe, shuffle: bool):
+            # threads (numpy releases the GIL in its loops) or, with loader_processes, processes
+            super().__init__(workers=max(1, cfg.loader_workers) if shuffle else 1,
+                             use_multiprocessing=bool(cfg.loader_processes and shuffle))
+            self.pipe, self.shuffle, self.epoch = pipe, shuffle, 0
+            self._order()
+
+        def _order(self):
+            n = len(self.pipe)
+            share = cfg.tumor_positive_share if cfg.stage == "tumor" else 0.0
+            self.order = (self.pipe.epoch_order(np.random.default_rng([cfg.seed, self.epoch]), share,
+                                                cfg.real_share, cfg.steps_per_epoch * cfg.batch_size)
+                          if self.shuffle else np.arange(n))
+
+        def set_epoch(self, epoch: int) -> None:
+            self.epoch = epoch
+            self._order()
+
+        def __len__(self):
+            return math.ceil(len(self.order) / cfg.batch_size)
+
+        def __getitem__(self, i):
+            rows = self.order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            # A generator per (seed, epoch, batch): thread-safe and reproducible.
+            return self.pipe.batch(rows, np.random.default_rng([cfg.seed, self.epoch, i]))
+
+        def on_epoch_end(self):
+            self.set_epoch(self.epoch + 1)
+
+    return Batches(train_pipe, True), Batches(val_pipe, False)
+
+
+def distribution_strategy(name: str, error=LiverSegError):
+    """The ``tf.distribute`` strategy named by a run's ``strategy`` option (None for "default").
+
+    Raises:
+        error: the strategy needs the TensorFlow backend, or (multiworker) TF_CONFIG.
+    """
+    if name == "default":
+        return None
+    import keras
+    if keras.backend.backend() != "tensorflow":
+        raise error(f"--strategy {name} needs the TensorFlow backend (KERAS_BACKEND=tensorflow)")
+    import tensorflow as tf
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if "TF_CONFIG" not in os.environ:
+        raise error("--strategy multiworker needs TF_CONFIG describing the workers")
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+class NullScope:
+    """The scope of no distribution strategy."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
 
 
 @functools.lru_cache(maxsize=None)
@@ -62,8 +111,8 @@ def build_recorder_class():
     import keras
 
     class Recorder(keras.callbacks.Callback):
-        """Writes metrics.jsonl, state.json and the models; sends events; honours cancel, the
-        time budget (``max_minutes``) and the cosine learning-rate schedule."""
+        """Writes metrics.jsonl, state.json, the models and the card; sends events; honours cancel,
+        the time budget (``max_minutes``) and the cosine learning-rate schedule."""
 
         def __init__(self, run: Path, cfg, state: dict, data: dict, progress, cancel, save, model_json):
             super().__init__()
@@ -75,13 +124,10 @@ def build_recorder_class():
             self._started = time.perf_counter()
             self._last_batch_log = 0.0
             self._epoch_start = 0.0
-            self._metrics = open(run / "metrics.jsonl", "a", encoding="utf-8")
+            self._metrics = MetricsAppender(run)
 
         def _append(self, rec: dict, sync: bool = False) -> None:
-            self._metrics.write(json.dumps(rec) + "\n")
-            self._metrics.flush()
-            if sync:
-                os.fsync(self._metrics.fileno())
+            self._metrics.append(rec, sync)
 
         def on_epoch_begin(self, epoch, logs=None):
             self._epoch_start = time.perf_counter()
@@ -126,13 +172,13 @@ def build_recorder_class():
             st = self.state
             val = rec.get("val_dice", float("nan"))
             improved = math.isfinite(val) and val > st.get("best_val_dice", -1.0) + 1e-4
-            self.save(self.model, self.run / "last.keras")
+            self.save(self.model, self.run / LAST_MODEL)
             if improved:
                 st.update(best_val_dice=val, best_epoch=epoch + 1, wait=0, lr_wait=0)
-                self.save(self.model, self.run / "model.keras", include_optimizer=False)
+                self.save(self.model, self.run / MODEL, include_optimizer=False)
                 best = {k: rec[k] for k in ("val_dice", "val_iou", "val_loss", "dice", "loss") if k in rec}
                 best["epoch"] = epoch + 1
-                write_json(self.run / "model.json", self.model_json(self.cfg, best, self.data))
+                write_card(self.run, self.model_json(self.cfg, best, self.data))
             else:
                 st["wait"] = st.get("wait", 0) + 1
                 st["lr_wait"] = st.get("lr_wait", 0) + 1
@@ -150,7 +196,7 @@ def build_recorder_class():
                 self.model.stop_training = True
             st.update(epoch=epoch + 1, lr=lr)
             self._append(rec, sync=True)
-            write_json(self.run / "state.json", st)
+            write_state(self.run, st)
             if self.progress is not None:
                 self.progress(EpochEvent("epoch", epoch + 1, self.cfg.epochs, f"val Dice {val:.4f}", rec))
             if self.cancel is not None and self.cancel.cancelled:
