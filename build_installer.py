@@ -1,6 +1,6 @@
 """Build the LiverSeg Studio download for the platform this runs on.
 
-    python build_installer.py [--variant cpu|cuda|torch|directml] [--dist DIR] [--work DIR] [--no-package]
+    python build_installer.py [--variant full|lite|cuda|torch|directml] [--dist DIR] [--work DIR] [--no-package]
 
 1. PyInstaller makes a one-folder bundle ``dist/LiverSegStudio/`` (spec generated below): the
    ``liverseg`` executable (``liverseg.exe``; the same subcommands as the installed command,
@@ -16,7 +16,9 @@
    - macOS: ``LiverSegStudio-<version>-macos-<arch>.dmg`` (``hdiutil``).
 
 Variants (``--variant``; install the packages into the build environment first, see
-docs/INSTALLERS.md): ``cpu`` (default: TensorFlow CPU + ONNX Runtime); ``cuda`` (Linux, built in an
+docs/INSTALLERS.md): ``full`` (default, also called ``cpu``: TensorFlow CPU + ONNX Runtime); ``lite``
+(ONNX Runtime only: no TensorFlow, Keras, JAX, ONNX export or training; segments with the bundled
+models' ONNX files; ``-lite`` in the package and folder names); ``cuda`` (Linux, built in an
 environment with ``tensorflow[and-cuda]``: NVIDIA's CUDA wheels are bundled); ``torch`` (Windows GPU:
 PyTorch with CUDA is bundled and made the default Keras backend); ``directml`` (Windows, any DirectX
 12 GPU: ``onnxruntime-directml`` instead of ``onnxruntime``).
@@ -41,10 +43,12 @@ import time
 import zipfile
 from pathlib import Path
 
+import build_lite as lite  # the lite variant: its lists and slimming
+
 ROOT = Path(__file__).resolve().parent
 NAME = "LiverSegStudio"
 EXE = "liverseg"
-VARIANTS = ("cpu", "cuda", "torch", "directml")
+VARIANTS = ("cpu", "full", "lite", "cuda", "torch", "directml")  # full: another name for cpu
 
 EXCLUDES = [
     "tests", "pytest", "_pytest", "pytestqt", "hypothesis", "SimpleITK", "IPython", "jupyter", "notebook",
@@ -69,6 +73,29 @@ COPY_METADATA = ["pylibjpeg", "pylibjpeg-libjpeg", "pylibjpeg-openjpeg", "pyjpeg
 # Files not needed at run time, removed from the bundle (paths relative to its _internal folder).
 PRUNE = ["tensorflow/include", "tensorflow/lite/testing", "onnx/backend/test/data"]
 
+def variant_lists(variant: str) -> dict:
+    """excludes, collect_submodules, collect_data and copy_metadata for a variant (pure: no checks)."""
+    excludes = list(EXCLUDES)
+    if variant == "torch":
+        excludes.remove("torch")
+    lists = {"excludes": excludes, "collect_submodules": list(COLLECT_SUBMODULES),
+             "collect_data": list(COLLECT_DATA), "copy_metadata": list(COPY_METADATA)}
+    if variant == "lite":
+        lists = {k: [n for n in v if lite.keep(n)] for k, v in lists.items() if k != "excludes"}
+        lists["excludes"] = excludes + [e for e in lite.EXCLUDES if e not in excludes]
+    return lists
+
+
+def suffix(variant: str) -> str:
+    """The package name's suffix: none for the full (cpu) variant, else ``-<variant>``."""
+    return "" if variant in ("cpu", "full") else f"-{variant}"
+
+
+def bundle_name(variant: str) -> str:
+    """The one-folder bundle (and the package's top folder, with the version): the lite one apart,
+    so that it never lands in, or is unpacked over, a full installation."""
+    return NAME + ("-lite" if variant == "lite" else "")
+
 
 def version() -> str:
     text = (ROOT / "core" / "__init__.py").read_text(encoding="utf-8")
@@ -82,9 +109,8 @@ def platform_tag() -> str:
     return f"{system}-{machine}"
 
 
-def check_variant(variant: str) -> list[str]:
-    """Excludes adjusted for the variant; exits with a message when its packages are missing."""
-    excludes = list(EXCLUDES)
+def check_variant(variant: str) -> dict:
+    """:func:`variant_lists`; exits with a message when the variant's packages are missing."""
     need = {"cuda": ["nvidia"], "torch": ["torch"], "directml": ["onnxruntime"]}.get(variant, [])
     missing = [m for m in need if importlib.util.find_spec(m) is None]
     if missing:
@@ -94,9 +120,7 @@ def check_variant(variant: str) -> list[str]:
         import onnxruntime
         if "DmlExecutionProvider" not in onnxruntime.get_available_providers():
             sys.exit("build_installer: variant 'directml' needs onnxruntime-directml (not onnxruntime)")
-    if variant == "torch":
-        excludes = [e for e in excludes if e not in ("torch",)]
-    return excludes
+    return variant_lists(variant)
 
 
 def make_icons(work: Path) -> dict:
@@ -167,7 +191,7 @@ sys.exit(main())
 """
 
 
-def write_spec(work: Path, variant: str, excludes: list[str], icons: dict) -> Path:
+def write_spec(work: Path, variant: str, lists: dict, icons: dict) -> Path:
     work.mkdir(parents=True, exist_ok=True)
     launcher = work / "liverseg_launcher.py"
     launcher.write_text(LAUNCHER, encoding="utf-8")
@@ -175,25 +199,26 @@ def write_spec(work: Path, variant: str, excludes: list[str], icons: dict) -> Pa
     hook.write_text(RUNTIME_HOOK.format(variant=variant), encoding="utf-8")
     spec = work / "liverseg.spec"
     spec.write_text(SPEC.format(
-        resources=str(ROOT / "resources"), collect_submodules=COLLECT_SUBMODULES, collect_data=COLLECT_DATA,
-        copy_metadata=COPY_METADATA, launcher=str(launcher), root=str(ROOT), excludes=excludes,
-        runtime_hook=str(hook), exe=EXE, icon=str(icons.get("exe")) if icons.get("exe") else None,
-        windowed=sys.platform == "win32", app_name=NAME, name=NAME, macos=sys.platform == "darwin",
+        resources=str(ROOT / "resources"), collect_submodules=lists["collect_submodules"],
+        collect_data=lists["collect_data"], copy_metadata=lists["copy_metadata"], launcher=str(launcher),
+        root=str(ROOT), excludes=lists["excludes"], runtime_hook=str(hook), exe=EXE,
+        icon=str(icons.get("exe")) if icons.get("exe") else None, windowed=sys.platform == "win32",
+        app_name=NAME, name=bundle_name(variant), macos=sys.platform == "darwin",
         version=version()), encoding="utf-8")
     return spec
 
 
-def run_pyinstaller(spec: Path, dist: Path, work: Path) -> Path:
+def run_pyinstaller(spec: Path, dist: Path, work: Path, variant: str) -> Path:
     cmd = [sys.executable, "-m", "PyInstaller", "--noconfirm", "--clean", "--log-level", "WARN",
            "--distpath", str(dist), "--workpath", str(work / "pyinstaller"), str(spec)]
     print("build_installer:", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True, cwd=str(work))
-    bundle = dist / NAME
-    for rel in PRUNE:
+    bundle = dist / bundle_name(variant)
+    for rel in PRUNE + (lite.PRUNE if variant == "lite" else []):
         for base in (bundle / "_internal", bundle):
-            if (base / rel).exists():
-                shutil.rmtree(base / rel, ignore_errors=True)
-    strip_tensorflow(bundle)
+            for path in base.glob(rel):
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink()
+    lite.slim(bundle) if variant == "lite" else strip_tensorflow(bundle)
     return bundle
 
 
@@ -248,6 +273,16 @@ The default models (ircadb-liver, ircadb-tumor) are trained on 3D-IRCADb-01 (CC 
 research use only, not for clinical decisions. The demo models are trained on synthetic data only.
 On Linux the GUI needs the X11/XCB libraries of a desktop (on Ubuntu: libxcb-cursor0).
 """
+README_LITE = """
+This is the lite edition: it segments with ONNX Runtime (the bundled models' ONNX files) and has no
+TensorFlow or Keras. Training, the Keras engine and ONNX export are in the full package (the same
+name without "-lite").
+"""
+
+
+def readme(variant: str) -> str:
+    text = README.format(version=version(), tag=platform_tag(), variant=variant)
+    return text + (README_LITE if variant == "lite" else "")
 
 
 def _atomic_target(final: Path) -> Path:
@@ -258,16 +293,14 @@ def _atomic_target(final: Path) -> Path:
 
 
 def package_linux(bundle: Path, dist: Path, variant: str, icons: dict) -> Path:
-    top = f"{NAME}-{version()}"
-    suffix = "" if variant == "cpu" else f"-{variant}"
-    final = dist / f"{top}-{platform_tag()}{suffix}.tar.gz"
+    top = f"{NAME}-{version()}" + ("-lite" if variant == "lite" else "")
+    final = dist / f"{NAME}-{version()}-{platform_tag()}{suffix(variant)}.tar.gz"
     shutil.copy2(icons["png"], bundle / "liverseg.png")
     (bundle / "liverseg-studio.desktop").write_text(DESKTOP, encoding="utf-8")
     script = bundle / "install-desktop-entry.sh"
     script.write_text(INSTALL_DESKTOP, encoding="utf-8")
     script.chmod(0o755)
-    (bundle / "README.txt").write_text(README.format(version=version(), tag=platform_tag(), variant=variant),
-                                       encoding="utf-8")
+    (bundle / "README.txt").write_text(readme(variant), encoding="utf-8")
     tmp = _atomic_target(final)
     try:
         with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
@@ -280,21 +313,19 @@ def package_linux(bundle: Path, dist: Path, variant: str, icons: dict) -> Path:
 
 
 def package_windows(bundle: Path, dist: Path, variant: str, icons: dict) -> Path:
-    suffix = "" if variant == "cpu" else f"-{variant}"
-    (bundle / "README.txt").write_text(README.format(version=version(), tag=platform_tag(), variant=variant)
-                                       .replace("./", ""), encoding="utf-8")
+    (bundle / "README.txt").write_text(readme(variant).replace("./", ""), encoding="utf-8")
     iscc = shutil.which("iscc") or shutil.which("ISCC")
     if iscc:
-        base = f"{NAME}-{version()}-{platform_tag()}{suffix}-setup"
+        base = f"{NAME}-{version()}-{platform_tag()}{suffix(variant)}-setup"
         subprocess.run([iscc, f"/DAppVersion={version()}", f"/DSourceDir={bundle}", f"/DOutputDir={dist}",
                         f"/DOutputBase={base}", f"/DIconFile={icons['exe']}", str(ROOT / "installer" / "liverseg.iss")], check=True)
         return dist / f"{base}.exe"
-    final = dist / f"{NAME}-{version()}-{platform_tag()}{suffix}.zip"
+    final = dist / f"{NAME}-{version()}-{platform_tag()}{suffix(variant)}.zip"
     tmp = _atomic_target(final)
     try:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
             for f in sorted(bundle.rglob("*")):
-                z.write(f, Path(f"{NAME}-{version()}") / f.relative_to(bundle))
+                z.write(f, Path(f"{bundle_name(variant)}-{version()}") / f.relative_to(bundle))
         os.replace(tmp, final)
     finally:
         if tmp.exists():
@@ -303,8 +334,7 @@ def package_windows(bundle: Path, dist: Path, variant: str, icons: dict) -> Path
 
 
 def package_macos(dist: Path, variant: str) -> Path:
-    suffix = "" if variant == "cpu" else f"-{variant}"
-    final = dist / f"{NAME}-{version()}-{platform_tag()}{suffix}.dmg"
+    final = dist / f"{NAME}-{version()}-{platform_tag()}{suffix(variant)}.dmg"
     app = dist / "LiverSeg Studio.app"
     with tempfile.TemporaryDirectory(dir=dist) as stage:
         shutil.copytree(app, Path(stage) / app.name, symlinks=True)
@@ -323,25 +353,26 @@ def main(argv=None) -> int:
     ap.add_argument("--work", default=str(ROOT / "build"), help="PyInstaller's work folder (default: build/)")
     ap.add_argument("--no-package", action="store_true", help="only the one-folder bundle")
     args = ap.parse_args(argv)
+    variant = "cpu" if args.variant == "full" else args.variant
     if importlib.util.find_spec("PyInstaller") is None:
         sys.exit("build_installer: PyInstaller is not installed (pip install -e '.[build]')")
     t0 = time.perf_counter()
     dist, work = Path(args.dist).resolve(), Path(args.work).resolve()
-    excludes = check_variant(args.variant)
+    lists = check_variant(variant)
     work.mkdir(parents=True, exist_ok=True)
     icons = make_icons(work)
-    spec = write_spec(work, args.variant, excludes, icons)
-    bundle = run_pyinstaller(spec, dist, work)
+    spec = write_spec(work, variant, lists, icons)
+    bundle = run_pyinstaller(spec, dist, work, variant)
     size = folder_size(bundle)
     print(f"build_installer: bundle {bundle} ({size / 1e6:.0f} MB, {time.perf_counter() - t0:.0f} s)", flush=True)
     if args.no_package:
         return 0
     if sys.platform.startswith("linux"):
-        out = package_linux(bundle, dist, args.variant, icons)
+        out = package_linux(bundle, dist, variant, icons)
     elif sys.platform == "win32":
-        out = package_windows(bundle, dist, args.variant, icons)
+        out = package_windows(bundle, dist, variant, icons)
     elif sys.platform == "darwin":
-        out = package_macos(dist, args.variant)
+        out = package_macos(dist, variant)
     else:
         sys.exit(f"build_installer: no package format for {sys.platform}; the bundle is in {bundle}")
     print(f"build_installer: {out} ({out.stat().st_size / 1e6:.0f} MB; bundle {size / 1e6:.0f} MB; "

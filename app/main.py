@@ -94,7 +94,8 @@ def run_gui(args) -> int:
             QTimer.singleShot(0, app.quit)
 
     win.confirm_close = not args.quit
-    warm = {"done": args.quit}
+    from core.edition import keras_available
+    warm = {"done": args.quit or not keras_available()}  # the lite edition has no Keras to warm up
 
     def first_slice_shown():
         if timings:  # after this turn's paint: the slice is on screen

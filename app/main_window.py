@@ -6,17 +6,15 @@ import logging
 import os
 from typing import Optional
 
-import numpy as np
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QActionGroup
 from PySide6.QtWidgets import QMainWindow, QMessageBox, QProgressBar, QSplitter, QTabWidget
 
-from core.editing import LabelEditor
 from core.engines import engines_line
 from core.errors import one_line
 from core.jobs import Progress
+from core.session import Segmented, StudySession
 from core.settings import BACKENDS, Settings, installed_backends, load_settings, save_settings
-from core.study import Study
 
 from . import jobs
 from .widgets.display_panel import DisplayPanel
@@ -49,10 +47,7 @@ class MainWindow(StudyIO, QMainWindow):
         self.resize(1400, 900)
         self.settings = settings or QSettings()
         self.jobs = JobRunner(self)
-        self.study: Optional[Study] = None
-        self.editor: Optional[LabelEditor] = None
-        self.summary: Optional[dict] = None
-        self.case_report: Optional[dict] = None
+        self.session: Optional[StudySession] = None  # the open study and its results (see StudyIO)
         self.tool: Optional[str] = None
         self._segment_job: Optional[Job] = None
         self._train_job: Optional[Job] = None
@@ -181,41 +176,45 @@ class MainWindow(StudyIO, QMainWindow):
 
     # -- segmentation and editing ---------------------------------------------
     def run_segmentation(self, liver_path: str, tumor_path: str = "") -> Optional[Job]:
-        if self.study is None:
+        session = self.session
+        if session is None:
             self.show_error("Open a study first.", "")
             return None
-        job = Job("Segment", jobs.segment_study, self.study, liver_path, tumor_path or None, self.prefs.engine)
+        job = Job("Segment", jobs.segment_study, session, liver_path, tumor_path or None, self.prefs.engine)
         job.progress.connect(lambda ev: self.segment_panel.set_progress(ev.done, ev.total))
         for sig in (job.finished, job.failed, job.cancelled):
             sig.connect(lambda *_: self.segment_panel.set_busy(False))
         self.segment_panel.set_busy(True)
         self._segment_job = job
-        return self.start_job(job, self._segmented)
+        return self.start_job(job, lambda result: self._segmented(result, session))
 
-    def _segmented(self, result) -> None:
-        """Show a segmentation: ``result`` is (label, info) or (label, info, a copy of label to measure)."""
-        label, info = result[:2]
-        self.last_engines = dict(info.get("engines") or {})
-        self.study.label = label
-        self.editor = LabelEditor(label)
+    def _segmented(self, result: Segmented, session: StudySession) -> None:
+        """Show a segmentation of ``session`` (ignored when another study was opened meanwhile)."""
+        if session is not self.session:
+            return
+        session.adopt(result)
+        label, info = result.label, result.info
+        self.last_engines = session.engines
         mode = "outlines" if self.study.reference is not None else "prediction"
         self.viewer.set_labels(label, self.study.reference, mode=mode)  # one redraw per view
         engines = engines_line(self.last_engines) or info.get("device", "?")
-        self.statusBar().showMessage(f"Segmented in {info.get('seconds', 0):.1f} s ({engines})"
-                                     + ("   " + "; ".join(info.get("warnings", [])) if info.get("warnings") else ""))
+        self.statusBar().showMessage(f"Segmented in {result.seconds:.1f} s ({engines})"
+                                     + ("   " + "; ".join(result.warnings) if result.warnings else ""))
         self.tabs.setCurrentWidget(self.results)
-        self._update_summary(label, result[2] if len(result) > 2 else None)
+        self._update_summary(label, result.snapshot)
         self.segmented.emit()
 
     def _update_summary(self, label, snapshot=None) -> None:
         """Measure ``label`` in a worker, on ``snapshot`` (a copy nobody edits) or a fresh copy."""
-        s = self.study
-        job = Job("Measure", jobs.measure, label.copy() if snapshot is None else snapshot, s.spacing, s.hu,
-                  s.reference if label is not s.reference else None)
-        self.start_job(job, self._show_summary, quiet=True)
+        session = self.session
+        job = Job("Measure", session.measurements, label.copy() if snapshot is None else snapshot,
+                  compare=label is not session.study.reference)
+        self.start_job(job, lambda result: self._show_summary(result, session), quiet=True)
 
-    def _show_summary(self, result) -> None:
-        self.summary, self.case_report = result
+    def _show_summary(self, result, session: StudySession) -> None:
+        if session is not self.session:
+            return
+        session.set_measurements(*result)
         self.results.show_summary(self.summary)
         self.results.show_metrics(self.case_report)
         self.summaryUpdated.emit()
@@ -240,8 +239,7 @@ class MainWindow(StudyIO, QMainWindow):
         self.tool = tool
         self.viewer.axial.brush_active = tool is not None
         if tool is not None and self.study is not None and self.study.label is None:
-            self.study.label = np.zeros(self.study.shape, np.uint8)  # draw from scratch
-            self.editor = LabelEditor(self.study.label)
+            self.session.draw_from_scratch()
             self.viewer.set_labels(self.study.label, self.study.reference)
 
     def _paint(self, z: int, y: float, x: float) -> None:
@@ -255,12 +253,12 @@ class MainWindow(StudyIO, QMainWindow):
             self._update_summary(self.study.label)
 
     def undo(self) -> None:
-        if self.editor is not None and self.editor.undo():
+        if self.session is not None and self.session.undo():
             self.viewer.redraw_overlays()
             self._update_summary(self.study.label)
 
     def redo(self) -> None:
-        if self.editor is not None and self.editor.redo():
+        if self.session is not None and self.session.redo():
             self.viewer.redraw_overlays()
             self._update_summary(self.study.label)
 

@@ -1,6 +1,8 @@
 """Studies in and out of the main window: open (DICOM folder, volume file, dataset case, demo, drag
 and drop, recent), bring back a segmentation, export. A mixin of :class:`app.main_window.MainWindow`
-(which provides ``study``, ``settings``, ``start_job``, ``show_error`` and the panels)."""
+(which provides ``settings``, ``start_job``, ``show_error`` and the panels). The open study and its
+results are one :class:`core.session.StudySession` (``self.session``), the same object
+``liverseg predict`` uses; ``study``, ``editor``, ``summary`` and ``case_report`` read it."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import numpy as np
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFileDialog, QListWidget, QVBoxLayout
 
 from core.editing import LabelEditor
+from core.session import Segmented, StudySession
 from core.study import Study
 
 from . import jobs
@@ -21,16 +24,15 @@ VOLUME_FILTER = ("CT volumes (*.nii.gz *.nii *.nrrd *.nhdr *.mha *.mhd);;NIfTI (
                  "NRRD (*.nrrd *.nhdr);;MetaImage (*.mha *.mhd);;All files (*)")
 
 
-class SeriesChooser(QDialog):
-    """Pick one of several series found in a folder."""
+class ListChooser(QDialog):
+    """Pick one item of a list (a series found in a folder, a case of a dataset)."""
 
-    def __init__(self, series, parent=None):
+    def __init__(self, title: str, items: list[str], parent=None):
         super().__init__(parent)
-        self.setWindowTitle("Choose a series")
+        self.setWindowTitle(title)
         lay = QVBoxLayout(self)
         self.list = QListWidget()
-        for s in series:
-            self.list.addItem(f"{s.summary()}   [{s.key[-24:]}]")
+        self.list.addItems(items)
         self.list.setCurrentRow(0)
         lay.addWidget(self.list)
         bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
@@ -38,9 +40,32 @@ class SeriesChooser(QDialog):
         bb.rejected.connect(self.reject)
         lay.addWidget(bb)
 
+    def choose(self) -> Optional[int]:
+        """Show the dialog; the row picked, or None (cancelled)."""
+        ok = self.exec() == QDialog.DialogCode.Accepted and self.list.currentItem() is not None
+        return self.list.currentRow() if ok else None
+
 
 class StudyIO:
     """Opening, bringing back and exporting studies (mixed into MainWindow)."""
+
+    session: Optional[StudySession] = None
+
+    @property
+    def study(self) -> Optional[Study]:
+        return self.session.study if self.session is not None else None
+
+    @property
+    def editor(self) -> Optional[LabelEditor]:
+        return self.session.editor if self.session is not None else None
+
+    @property
+    def summary(self) -> Optional[dict]:
+        return self.session.summary if self.session is not None else None
+
+    @property
+    def case_report(self) -> Optional[dict]:
+        return self.session.case_report if self.session is not None else None
 
     # -- opening --------------------------------------------------------------
     def open_dialog(self) -> None:
@@ -55,7 +80,7 @@ class StudyIO:
         from core.volume_file import is_volume_file
         if is_volume_file(path):
             self._add_recent(path)
-            return self.start_job(Job("Open volume file", jobs.load_volume_file, path), self.show_study)
+            return self.start_job(Job("Open volume file", StudySession.open, path), self.show_study)
 
         def scanned(result):
             from core.dicom import select_series
@@ -71,7 +96,7 @@ class StudyIO:
                 except Exception as exc:
                     self.show_error(str(exc), "")
                     return
-            self.start_job(Job("Load series", jobs.load_series_info, info, path), self.show_study)
+            self.start_job(Job("Load series", StudySession.open_series, info, path), self.show_study)
             self._add_recent(path)
         return self.start_job(Job("Open DICOM folder", jobs.scan_folder, path), scanned)
 
@@ -90,24 +115,27 @@ class StudyIO:
     def open_label(self, path: str, role: str = "label") -> Optional[Job]:
         """Load a label file onto the open study (checked against its grid) as the working
         segmentation (editable, measured, exportable) or as the reference to compare with."""
-        if self.study is None:
+        session = self.session
+        if session is None:
             self.show_error("Open a study first: a segmentation is loaded onto the open study.", "")
             return None
 
         def loaded(label) -> None:
+            if session is not self.session:  # another study was opened meanwhile
+                return
             if role == "reference":
-                self.study.reference = label
-                current = self.study.label if self.study.label is not None else label
-                self.viewer.set_labels(self.study.label, label)
-                mode = "outlines" if self.study.label is not None else "reference"
+                session.set_reference(label)
+                current = session.label if session.label is not None else label
+                self.viewer.set_labels(session.label, label)
+                mode = "outlines" if session.label is not None else "reference"
                 self.viewer.set_mode(mode)  # the display panel follows the viewer's state
                 self.statusBar().showMessage(f"Reference loaded from {path}")
                 self._update_summary(current)
             else:
-                self._segmented((label, {"engines": {}, "device": f"loaded from {os.path.basename(path)}",
-                                         "seconds": 0.0}))
+                self._segmented(Segmented(label, {"engines": {}, "device": f"loaded from {os.path.basename(path)}"}),
+                                session)
                 self.statusBar().showMessage(f"Segmentation loaded from {path}")
-        return self.start_job(Job("Open segmentation", jobs.read_label, path, self.study), loaded)
+        return self.start_job(Job("Open segmentation", session.read_label, path), loaded)
 
     def dragEnterEvent(self, ev) -> None:
         if ev.mimeData().hasUrls() and any(u.isLocalFile() for u in ev.mimeData().urls()):
@@ -121,11 +149,10 @@ class StudyIO:
             self.open_path(paths[0])
 
     def _ask_series(self, series) -> Optional[int]:
-        dlg = SeriesChooser(series, self)
-        return dlg.list.currentRow() if dlg.exec() == QDialog.DialogCode.Accepted else None
+        return ListChooser("Choose a series", [f"{s.summary()}   [{s.key[-24:]}]" for s in series], self).choose()
 
     def open_demo(self) -> Job:
-        return self.start_job(Job("Open demo study", jobs.load_demo), self.show_study)
+        return self.start_job(Job("Open demo study", StudySession.open_demo), self.show_study)
 
     def open_case_dialog(self) -> None:
         from core.dataset import list_cases
@@ -137,27 +164,16 @@ class StudyIO:
         except Exception as exc:
             self.show_error(str(exc), "")
             return
-        dlg = QDialog(self)
-        dlg.setWindowTitle("Open case")
-        lay = QVBoxLayout(dlg)
-        lst = QListWidget()
-        lst.addItems(cases)
-        lst.setCurrentRow(0)
-        lay.addWidget(lst)
-        bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        bb.accepted.connect(dlg.accept)
-        bb.rejected.connect(dlg.reject)
-        lay.addWidget(bb)
-        if dlg.exec() == QDialog.DialogCode.Accepted and lst.currentItem():
-            self.open_case(folder, lst.currentItem().text())
+        idx = ListChooser("Open case", list(cases), self).choose()
+        if idx is not None:
+            self.open_case(folder, cases[idx])
 
     def open_case(self, folder: str, case_id: str) -> Job:
-        return self.start_job(Job("Open case", jobs.load_case_study, folder, case_id), self.show_study)
+        return self.start_job(Job("Open case", StudySession.open_case, folder, case_id), self.show_study)
 
-    def show_study(self, study: Study) -> None:
-        self.study = study
-        self.editor = LabelEditor(study.label) if study.label is not None else None
-        self.summary = self.case_report = None
+    def show_study(self, session: StudySession) -> None:
+        self.session = session
+        study = session.study
         self.viewer.set_study(study.hu, study.spacing, study.label, study.reference)
         mode = "prediction" if study.label is not None or study.reference is None else "reference"
         self.viewer.set_mode(mode)  # the display panel follows the viewer's state
@@ -200,7 +216,7 @@ class StudyIO:
             self.export(kind, path, force=True)  # the file dialog already asked about overwriting
 
     def export(self, kind: str, path: str, force: bool = False) -> Optional[Job]:
-        s = self.study
+        session, s = self.session, self.study
         if s is None or (kind != "png" and s.label is None and s.reference is None):
             self.show_error("Nothing to export yet: open a study and segment it.", "")
             return None
@@ -209,8 +225,8 @@ class StudyIO:
             from PySide6.QtGui import QImage
             img = self.viewer.axial.glw.grab().toImage().convertToFormat(QImage.Format.Format_RGBA8888)
             arr = np.array(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine() // 4, 4)[:, :img.width()]
-            job = Job("Export PNG", jobs.export_file, write_png, path, arr.copy(), force, [s.source_dir])
-        else:
+            job = Job("Export PNG", jobs.export_file, write_png, path, arr.copy(), force, session.source_dirs)
+        else:  # the label as it is now (the user may paint while the export runs), with its summary
             label = s.label if s.label is not None else s.reference
-            job = Job(f"Export {kind}", jobs.export_study, kind, path, s, label.copy(), self.summary, force)
+            job = Job(f"Export {kind}", session.export, kind, path, force, label=label.copy(), summary=self.summary)
         return self.start_job(job, lambda p: self.statusBar().showMessage(f"Wrote {p}"))

@@ -73,8 +73,8 @@ def onnx_models(tmp: Path, models) -> dict:
     """Export both models to ONNX and quantise them, calibrated on 4 phantom "training" patients and
     gated on 2 phantom "validation" patients (256 x 256, 48 slices). Returns the int8 records."""
     from core.dataset import Case, write_case
-    from core.model.onnx_export import export_onnx
-    from core.model.quantize import quantize_int8
+    from core.engines.onnx_export import export_onnx
+    from core.engines.quantize import quantize_int8
     from core.phantom import make_phantom
     ds = tmp / "phantoms"
     for i in range(6):
@@ -135,7 +135,9 @@ def main() -> None:
     engines = [e for e in args.engines.split(",") if e]
     from core.dicom import load_series  # first: core sets the TensorFlow options the app runs with
     from core.export import write_nifti
-    from core.inference import make_runner, normalised_stack, segment
+    from core.engines.keras_runner import make_runner
+    from core.inference import segment
+    from core.preprocess import normalised_stack
     from core.masks import inplane_box
     from core.preprocess import MARGIN_PX
     from core.model.io import load_seg_model
@@ -182,7 +184,7 @@ def main() -> None:
         zs = np.flatnonzero(liver_mask.any(axis=(1, 2)))
         box = inplane_box(liver_mask, MARGIN_PX)
         tnorm = normalised_stack(vol.hu[zs[0]:zs[-1] + 1], tumor.pre, box)
-        from core.inference import stack_channels
+        from core.preprocess import stack_channels
         xl = [stack_channels(norm, np.arange(i, min(i + args.batch, len(norm))), liver.pre)
               for i in range(0, len(norm), args.batch)]
         zt = zs - zs[0]
@@ -199,7 +201,7 @@ def main() -> None:
             jax.block_until_ready(outs)
             bare = time.perf_counter() - t
         else:  # the same calls, on the same device, as the cascade makes
-            from core.inference import default_device
+            from core.devices import default_device
             dev = default_device()[0]
             rl, rt = make_runner(liver, args.batch, dev), make_runner(tumor, args.batch, dev)
             t = time.perf_counter()

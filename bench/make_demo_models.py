@@ -35,8 +35,8 @@ def phantom_dataset(folder: Path, patients: int) -> Path:
 
 def add_onnx(dest: Path, dataset: Path) -> None:
     """model.onnx + model.int8.onnx for a demo model folder (its data lists the phantom patients)."""
-    from core.model.onnx_export import export_onnx
-    from core.model.quantize import quantize_int8
+    from core.engines.onnx_export import export_onnx
+    from core.engines.quantize import quantize_int8
     meta = json.loads((dest / "model.json").read_text())
     rec = export_onnx(dest)
     q = quantize_int8(dest, dataset=str(dataset), train_cases=meta["data"]["train_patients"],

@@ -175,8 +175,8 @@ def device(args) -> None:
 
 def finish(args) -> None:
     """Unpack the device's runs, export ONNX + int8 here (TensorFlow), install ``full``."""
-    from core.model.onnx_export import export_onnx
-    from core.model.quantize import quantize_int8
+    from core.engines.onnx_export import export_onnx
+    from core.engines.quantize import quantize_int8
     from core.recipe import install_models
     runs = Path(args.runs)
     for tgz in sorted(Path(args.tars).glob("*.tar.gz")) if args.tars else []:

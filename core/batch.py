@@ -27,7 +27,7 @@ from typing import Iterable, Optional
 from .errors import Cancelled, LiverSegError, one_line
 from .jobs import CancelToken, ProgressFn, check, report
 
-SUMMARY_COLUMNS = ("study", "status", "liver_ml", "tumour_ml", "lesions", "engine", "seconds", "output", "error")
+SUMMARY_COLUMNS = ("study", "status", "liver_ml", "tumor_ml", "lesions", "engine", "seconds", "output", "error")
 SHARD_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 
 
@@ -38,7 +38,7 @@ class StudyRow:
     study: str
     status: str  # "done", "skipped" (output exists), "error"
     liver_ml: str = ""
-    tumour_ml: str = ""
+    tumor_ml: str = ""
     lesions: str = ""
     engine: str = ""
     seconds: str = ""
@@ -103,15 +103,12 @@ def output_path(out_dir: Path, study: Path) -> Path:
 
 def _segment_one(study: Path, out: Path, liver, tumor, engine: str, device: Optional[str], cancel) -> StudyRow:
     from .engines import engines_line
-    from .evaluate import study_summary
-    from .export import write_nifti
-    from .inference import segment
-    from .volume_file import open_volume
+    from .session import StudySession
     t = time.perf_counter()
-    volume = open_volume(study, cancel=cancel)
-    seg = segment(volume, liver, tumor, cancel=cancel, device=device, engine=engine)
-    summary = study_summary(seg.label, volume.spacing, volume.hu)
-    write_nifti(out, seg.label, volume, force=True)  # the skip / --force decision is made by the caller
+    session = StudySession.open(study, cancel=cancel)
+    seg = session.segment(liver, tumor, engine=engine, device=device, cancel=cancel)
+    summary, _ = session.measure()
+    session.export("nifti", out, force=True)  # the skip / --force decision is made by the caller
     return StudyRow(study_name(study), "done", f"{summary['liver_ml']:.1f}", f"{summary['tumor_ml']:.2f}",
                     str(len(summary["lesions"])), engines_line(seg.info.get("engines") or {}),
                     f"{time.perf_counter() - t:.1f}", str(out))
@@ -182,9 +179,11 @@ def read_summary(path: str | os.PathLike) -> list[StudyRow]:
     except (OSError, UnicodeDecodeError) as exc:
         raise LiverSegError(f"{p}: cannot read ({one_line(exc, 120)})") from None
     reader = csv.DictReader(io.StringIO(text))
-    if tuple(reader.fieldnames or ()) != SUMMARY_COLUMNS:
+    names = tuple(reader.fieldnames or ())
+    old = {"tumour_ml": "tumor_ml"}  # the column's name before one spelling was used everywhere
+    if tuple(old.get(n, n) for n in names) != SUMMARY_COLUMNS:
         raise LiverSegError(f"{p}: not a LiverSeg batch summary (columns {reader.fieldnames})")
-    return [StudyRow(**{k: row.get(k) or "" for k in SUMMARY_COLUMNS}) for row in reader]
+    return [StudyRow(**{old.get(k, k): row.get(k) or "" for k in names}) for row in reader]
 
 
 def merge_summaries(paths: Iterable[str | os.PathLike], out: str | os.PathLike, force: bool = False) -> list[StudyRow]:

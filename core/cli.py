@@ -58,7 +58,7 @@ def cmd_import(args, cancel: CancelToken) -> int:
     cases = read_manifest(args.out)["cases"]
     for cid in ids:
         c = cases[cid]
-        print(f"{cid}: {c['slices']} slices, liver {c['liver_ml']:.0f} mL, tumour {c['tumour_ml']:.1f} mL")
+        print(f"{cid}: {c['slices']} slices, liver {c['liver_ml']:.0f} mL, tumour {c['tumor_ml']:.1f} mL")
     print(f"{len(ids)} case(s) in {args.out} ({time.perf_counter() - t:.1f} s)")
     return 0
 
@@ -104,43 +104,26 @@ def _info_volume_file(path: str) -> int:
 
 
 def cmd_predict(args, cancel: CancelToken) -> int:
-    from .volume_file import open_volume
-    from .evaluate import study_summary
-    from .export import check_target, write_dicom_seg, write_json_report, write_lesions_csv, write_nifti
-    from .inference import segment
-    from .model.io import load_seg_model
+    from .export import check_target
+    from .session import StudySession
 
     if args.batch:
         return cmd_predict_batch(args, cancel)
     if args.shard:
         raise LiverSegError("--shard splits a batch run: add --batch (a folder of studies, --out a folder)")
     bar = ProgressBar()
-    src = [args.dicom_dir]
-    outputs = [(args.out, "out")] + [(p, n) for p, n in ((args.seg, "seg"), (args.lesions, "lesions"),
-                                                         (args.report, "report")) if p]
+    outputs = [(args.out, "nifti")] + [(p, k) for p, k in ((args.seg, "seg"), (args.lesions, "csv"),
+                                                           (args.report, "report")) if p]
     for path, _ in outputs:  # fail before the long work, not after it
-        check_target(path, args.force, src)
+        check_target(path, args.force, [args.dicom_dir])
     liver_path, tumor_path = resolve_models(args)
-    volume = open_volume(args.dicom_dir, progress=bar, cancel=cancel)
-    liver = load_seg_model(liver_path, "liver")
-    tumor = load_seg_model(tumor_path, "tumor") if tumor_path else None
-    seg = segment(volume, liver, tumor, progress=bar, cancel=cancel, device=args.device,
-                  batch_size=args.batch_size, engine=args.engine)
-    summary = study_summary(seg.label, volume.spacing, volume.hu)
-    write_nifti(args.out, seg.label, volume, force=args.force)
-    if args.seg:
-        write_dicom_seg(args.seg, seg.label, volume, force=args.force)
-    if args.lesions:
-        write_lesions_csv(args.lesions, summary["lesions"], force=args.force, source_dirs=src)
-    if args.report:
-        rep = {"study": str(args.dicom_dir), "series_uid": volume.meta.series_uid, "shape": list(volume.shape),
-               "spacing_mm": list(volume.spacing), **summary, "warnings": list(volume.warnings) + seg.warnings,
-               "timings_s": seg.timings, "engine": {"device": seg.info.get("device"), "engines": seg.info.get("engines"),
-                                                   "reasons": seg.info.get("engine_reasons"),
-                                                   "batch_size": seg.info.get("batch_size")},
-               "models": {"liver": liver.meta, "tumor": tumor.meta if tumor else None}}
-        write_json_report(args.report, rep, force=args.force, source_dirs=src)
-    for w in list(volume.warnings) + seg.warnings:
+    session = StudySession.open(args.dicom_dir, progress=bar, cancel=cancel)
+    seg = session.segment(liver_path, tumor_path, engine=args.engine, device=args.device,
+                          batch_size=args.batch_size, progress=bar, cancel=cancel)
+    summary, _ = session.measure()
+    for path, kind in outputs:
+        session.export(kind, path, force=args.force)
+    for w in session.warnings:
         print(f"warning: {w}", file=sys.stderr)
     print(f"liver {summary['liver_ml']:.1f} mL, tumour {summary['tumor_ml']:.2f} mL "
           f"({summary['tumor_burden_pct']:.2f} %), {len(summary['lesions'])} lesion(s); "
@@ -159,8 +142,8 @@ def cmd_predict_batch(args, cancel: CancelToken) -> int:
                             f"summary CSV are written to --out)")
     shard = parse_shard(args.shard)
     liver_path, tumor_path = resolve_models(args)
-    liver = load_seg_model(liver_path, "liver")  # once, for every study
-    tumor = load_seg_model(tumor_path, "tumor") if tumor_path else None
+    liver = load_seg_model(liver_path, "liver", lazy=True)  # once, for every study
+    tumor = load_seg_model(tumor_path, "tumor", lazy=True) if tumor_path else None
     rows, summary = run_batch(args.dicom_dir, args.out, liver, tumor, force=args.force, shard=shard,
                               engine=args.engine, device=args.device, progress=ProgressBar(), cancel=cancel)
     counts = {k: sum(r.status == k for r in rows) for k in ("done", "skipped", "error")}
@@ -180,8 +163,10 @@ def cmd_merge(args, cancel: CancelToken) -> int:
 
 
 def cmd_export_onnx(args, cancel: CancelToken) -> int:
-    from .model.onnx_export import export_onnx
-    from .model.quantize import quantize_int8
+    from .edition import require_full
+    require_full("liverseg export-onnx")
+    from .engines.onnx_export import export_onnx
+    from .engines.quantize import quantize_int8
     bar = ProgressBar()
     rec = export_onnx(args.run_dir, progress=bar, cancel=cancel)
     print(f"model.onnx written; largest difference from Keras on phantom slices {rec['max_abs_diff']:.1e}")
@@ -204,8 +189,8 @@ def cmd_evaluate(args, cancel: CancelToken) -> int:
     from .model.io import load_seg_model
     check_target(args.out, args.force)
     liver_path, tumor_path = resolve_models(args)
-    liver = load_seg_model(liver_path, "liver")
-    tumor = load_seg_model(tumor_path, "tumor") if tumor_path else None
+    liver = load_seg_model(liver_path, "liver", lazy=True)
+    tumor = load_seg_model(tumor_path, "tumor", lazy=True) if tumor_path else None
     result = evaluate_dataset(args.dataset, liver, tumor, args.cases, progress=ProgressBar(), cancel=cancel,
                               device=args.device, engine=args.engine)
     print(format_table(result))

@@ -42,6 +42,8 @@ def _stop_on_sigint(cancel: CancelToken):
 def cmd_train(args, cancel: CancelToken) -> int:
     import signal
 
+    from .edition import require_full
+    require_full("liverseg train")
     from .training import TrainConfig, train
     previous = _stop_on_sigint(cancel)
     progress = _progress_printer()
@@ -64,6 +66,8 @@ def cmd_train(args, cancel: CancelToken) -> int:
 def cmd_train_default(args, cancel: CancelToken) -> int:
     import signal
 
+    from .edition import require_full
+    require_full("liverseg train-default")
     from .recipe import RecipeConfig, install_models, train_default_models
     previous = _stop_on_sigint(cancel)
     progress = _progress_printer()

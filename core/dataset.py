@@ -20,6 +20,7 @@ consistent dataset.
 from __future__ import annotations
 
 import json
+import os
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -30,11 +31,11 @@ import numpy as np
 
 from .atomic import atomic_open, write_json
 from .errors import DatasetError, one_line
+from .labels import LIVER, TUMOUR  # noqa: F401 (the codes, defined once; importable from here too)
 
 MANIFEST = "manifest.json"
 FORMAT = "liverseg-dataset"
 VERSION = 1
-LIVER, TUMOUR = 1, 2
 KINDS = ("ct", "labelmap")
 
 
@@ -81,7 +82,7 @@ class Case:
             "slices": int(self.label.shape[0]),
             "spacing": [round(float(s), 6) for s in self.spacing],
             "liver_ml": round(float(counts[LIVER] + counts[TUMOUR]) * self.voxel_ml, 4),
-            "tumour_ml": round(float(counts[TUMOUR]) * self.voxel_ml, 4),
+            "tumor_ml": round(float(counts[TUMOUR]) * self.voxel_ml, 4),
             "liver_slices": int(np.count_nonzero(np.any(self.label > 0, axis=(1, 2)))),
             "source": self.meta.get("source", ""),
             "source_sha256": self.meta.get("source_sha256", {}),
@@ -151,6 +152,30 @@ def write_case(folder: str | Path, case: Case) -> dict:
     except OSError as exc:  # disk full, read-only or vanished folder: one clear line, nothing partial
         raise DatasetError(f"{folder}: cannot write case {case.case_id} ({one_line(exc, 120)})") from None
     return entry
+
+
+def same_source(a: str, b: str) -> bool:
+    """Two source names (a folder or file, or ``archive::member``) that point at the same place."""
+    def norm(x: str) -> str:
+        path, sep, member = x.partition("::")
+        return os.path.realpath(path) + sep + member
+    return norm(a) == norm(b)
+
+
+def refuse_replacing(out: Path, sources: list[tuple[str, str]]) -> None:
+    """Before an import writes anything: refuse to replace a case of dataset ``out`` that was
+    imported from another source. ``sources``: (case id, where the new one comes from).
+
+    Raises:
+        DatasetError: naming the case, where it came from and what would replace it.
+    """
+    existing = read_manifest(out)["cases"] if Path(out).exists() else {}
+    for cid, source in sources:
+        prev = existing.get(cid)
+        if prev and prev.get("source") and not same_source(prev["source"], source) \
+                and (Path(out) / prev.get("file", "")).is_file():
+            raise DatasetError(f"{out}: case {cid} is already there, imported from {prev['source']}; "
+                               f"importing {source} would replace it (use --force, or another dataset folder)")
 
 
 def list_cases(folder: str | Path, kind: str = "ct") -> list[str]:

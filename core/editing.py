@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-LIVER, TUMOUR = 1, 2
+from .labels import LIVER, TUMOUR
 
 
 @dataclass

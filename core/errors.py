@@ -34,6 +34,10 @@ class DatasetError(LiverSegError):
     """A dataset folder or case file is missing, corrupt or inconsistent."""
 
 
+class VolumeFileError(LiverSegError):
+    """A volume file (NIfTI, NRRD, MetaImage) that cannot be opened as a CT volume."""
+
+
 class ModelError(LiverSegError):
     """A model file or its card is missing, corrupt, unsafe or does not fit."""
 

@@ -10,25 +10,26 @@ import numpy as np
 from . import metrics
 from .dataset import list_cases, load_case
 from .jobs import CancelToken, ProgressFn, check, report
+from .labels import LIVER, TUMOUR
 
 
 def study_summary(label: np.ndarray, spacing, hu: Optional[np.ndarray] = None) -> dict:
     """Liver and tumour volumes (mL), tumour burden (%) and the lesion table of a label volume."""
-    liver_ml = metrics.volume_ml(label > 0, spacing)
-    tumor_ml = metrics.volume_ml(label == 2, spacing)
+    liver_ml = metrics.volume_ml(label >= LIVER, spacing)
+    tumor_ml = metrics.volume_ml(label == TUMOUR, spacing)
     return {"liver_ml": liver_ml, "tumor_ml": tumor_ml,
             "tumor_burden_pct": 100.0 * tumor_ml / liver_ml if liver_ml else 0.0,
-            "lesions": metrics.lesions(label == 2, spacing, hu)}
+            "lesions": metrics.lesions(label == TUMOUR, spacing, hu)}
 
 
 def case_report(pred: np.ndarray, truth: np.ndarray, spacing) -> dict:
     """Liver and tumour metrics of one case, plus lesion detection."""
     liver = metrics.case_metrics(pred > 0, truth > 0, spacing)
-    tumor = metrics.case_metrics(pred == 2, truth == 2, spacing)
-    if not (truth == 2).any() and not (pred == 2).any():
+    tumor = metrics.case_metrics(pred == TUMOUR, truth == TUMOUR, spacing)
+    if not (truth == TUMOUR).any() and not (pred == TUMOUR).any():
         tumor["dice"] = tumor["jaccard"] = 1.0  # nothing to find, nothing found
-    return {"liver": liver, "tumor": tumor, "lesions": metrics.lesion_detection(pred == 2, truth == 2, spacing),
-            "liver_notebook": metrics.notebook_metrics(pred > 0, truth > 0)}
+    return {"liver": liver, "tumor": tumor, "lesions": metrics.lesion_detection(pred == TUMOUR, truth == TUMOUR, spacing),
+            "liver_notebook": metrics.notebook_metrics(pred >= LIVER, truth >= LIVER)}
 
 
 def _mean(vals) -> float:

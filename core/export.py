@@ -22,9 +22,11 @@ from typing import Iterable, Protocol
 import numpy as np
 
 from .atomic import atomic_open
+from .dicom.geometry import LPS_FROM_RAS
 from .errors import LiverSegError, one_line
+from .labels import LIVER, TUMOUR
 
-LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+LPS_TO_RAS = LPS_FROM_RAS  # its own inverse
 TYPE2_PATIENT_STUDY = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
                        "ReferringPhysicianName", "StudyID", "AccessionNumber")
 
@@ -79,9 +81,15 @@ def nifti_affine(spacing, origin=(0.0, 0.0, 0.0), direction=None) -> np.ndarray:
 
 
 def _nifti_image(label: np.ndarray, spacing, origin=(0.0, 0.0, 0.0), direction=None):
+    """A [Z, Y, X] label as a NIfTI image (x fastest) with the geometry's RAS affine."""
+    return _nifti_on(np.ascontiguousarray(np.transpose(label, (2, 1, 0))), nifti_affine(spacing, origin, direction))
+
+
+def _nifti_on(data: np.ndarray, affine: np.ndarray):
+    """A uint8 NIfTI image of ``data`` (already in the file's axis order) with ``affine`` as its
+    qform and sform, in mm."""
     import nibabel as nib
-    img = nib.Nifti1Image(np.ascontiguousarray(np.transpose(label, (2, 1, 0))).astype(np.uint8),
-                          nifti_affine(spacing, origin, direction))
+    img = nib.Nifti1Image(data.astype(np.uint8), affine)
     img.header.set_xyzt_units("mm")
     img.set_qform(img.affine, code=1)
     img.set_sform(img.affine, code=1)
@@ -117,11 +125,7 @@ def write_nifti(path, label: np.ndarray, volume: Gridded, force: bool = False) -
     p = check_target(path, force, [volume.source_dir])
     grid = volume.file_grid
     if grid is not None:  # opened from a volume file: back onto its own voxel grid, with its own affine
-        import nibabel as nib
-        img = nib.Nifti1Image(grid.to_file(label).astype(np.uint8), grid.affine_array())
-        img.header.set_xyzt_units("mm")
-        img.set_qform(img.affine, code=1)
-        img.set_sform(img.affine, code=1)
+        img = _nifti_on(grid.to_file(label), grid.affine_array())
     else:
         img = _nifti_image(label, volume.spacing, volume.origin, volume.direction)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".nii.gz" if str(p).endswith(".gz") else ".nii",
@@ -188,7 +192,7 @@ def write_dicom_seg(path, label: np.ndarray, volume, force: bool = False) -> Pat
         segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
         segmented_property_type=codes.SCT.Neoplasm, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
         algorithm_identification=algo, anatomic_regions=[codes.SCT.Liver])
-    masks = np.stack([label == 1, label == 2], axis=-1).astype(np.uint8)  # [Z, Y, X, 2]
+    masks = np.stack([label == LIVER, label == TUMOUR], axis=-1).astype(np.uint8)  # [Z, Y, X, 2]
     try:
         seg = hd.seg.Segmentation(
             source_images=sources, pixel_array=masks, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,

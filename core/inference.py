@@ -19,11 +19,14 @@ from typing import Optional
 
 import numpy as np
 
+from .devices import default_device  # noqa: F401 (re-exported for app.jobs and benches)
+from .engines import runner_for
 from .errors import LiverSegError
-from .jobs import CancelToken, ProgressFn, check, report
+from .jobs import CancelToken, ProgressFn, check
+from .labels import LIVER, TUMOUR
 from .masks import inplane_box
 from .postprocess import clean_liver, clean_tumour
-from .preprocess import MARGIN_PX, normalised_stack, resize_bilinear, stack_channels  # noqa: F401 (re-exported)
+from .preprocess import MARGIN_PX, normalised_stack, resize_bilinear
 
 log = logging.getLogger(__name__)
 
@@ -48,109 +51,6 @@ class Segmentation:
     warnings: list[str] = field(default_factory=list)
     timings: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
-
-
-class _Runner:
-    """Calls a model on batches, halving the batch when the device runs out of memory."""
-
-    def __init__(self, seg_model, batch_size: int, device: Optional[str]):
-        self.m, self.batch, self.device = seg_model, batch_size, device
-
-    def _call(self, x: np.ndarray) -> np.ndarray:
-        import keras
-        if self.device:
-            with keras.device(self.device):
-                y = self.m.model.predict_on_batch(x)
-        else:
-            y = self.m.model.predict_on_batch(x)
-        return np.asarray(keras.ops.convert_to_numpy(y), dtype=np.float32)[..., 0]
-
-    def predict(self, norm: np.ndarray, zs: np.ndarray, cancel, progress, stage: str) -> np.ndarray:
-        out = np.empty((len(zs),) + norm.shape[1:], np.float32)
-        i = 0
-        while i < len(zs):
-            check(cancel)
-            part = zs[i:i + self.batch]
-            try:
-                out[i:i + len(part)] = self._call(stack_channels(norm, part, self.m.pre))
-            except Exception as exc:  # out of memory on the device: retry smaller
-                text = str(exc).lower()
-                if self.batch > 1 and ("out of memory" in text or "resource exhausted" in text or "oom" in text):
-                    self.batch //= 2
-                    log.warning("out of device memory: batch size lowered to %d", self.batch)
-                    continue
-                raise
-            i += len(part)
-            report(progress, stage, i, len(zs))
-        return out
-
-
-class _JaxRunner:
-    """JAX on a GPU: one jitted forward, every batch put on the device ahead of use (async dispatch),
-    results fetched once at the end, instead of a ``predict`` round trip per chunk."""
-
-    def __init__(self, seg_model, batch_size: int):
-        import jax
-        m = seg_model.model
-        self.m, self.batch = seg_model, batch_size
-        cached = getattr(seg_model, "_jax_forward", None)
-        if cached is None:  # compiled once per model, reused by every study
-            tv = [v.value for v in m.trainable_variables]
-            ntv = [v.value for v in m.non_trainable_variables]
-            fwd = jax.jit(lambda tv, ntv, x: m.stateless_call(tv, ntv, x, training=False)[0][..., 0])
-            cached = seg_model._jax_forward = (fwd, tv, ntv)
-        self.fwd, self.tv, self.ntv = cached
-
-    def predict(self, norm: np.ndarray, zs: np.ndarray, cancel, progress, stage: str) -> np.ndarray:
-        import jax
-        outs = []
-        for i in range(0, len(zs), self.batch):
-            check(cancel)
-            x = jax.device_put(stack_channels(norm, zs[i:i + self.batch], self.m.pre))
-            outs.append(self.fwd(self.tv, self.ntv, x))
-            report(progress, stage, min(i + self.batch, len(zs)), len(zs))
-        if not outs:
-            return np.empty((0,) + norm.shape[1:], np.float32)
-        return np.concatenate([np.asarray(o, dtype=np.float32) for o in outs])
-
-
-def make_runner(seg_model, batch_size: int, device: Optional[str]):
-    """The fastest way to call a model here: a jitted JAX forward on a GPU, else ``predict_on_batch``."""
-    import keras
-    if keras.backend.backend() == "jax" and device is None:
-        return _JaxRunner(seg_model, batch_size)
-    return _Runner(seg_model, batch_size, device)
-
-
-def runner_for(seg_model, engine: str, batch_size: int, device: Optional[str], keras_device: str):
-    """(runner, :class:`core.engines.EngineChoice`) for one model."""
-    from .engines import OrtRunner, choose_engine, current_meta
-    choice = choose_engine(engine, seg_model.path, current_meta(seg_model), keras_device)
-    log.info("%s model: %s (%s)", seg_model.stage, choice.device, choice.reason)
-    if choice.engine == "keras":
-        return make_runner(seg_model, batch_size, device), choice
-    return OrtRunner(seg_model, choice, batch_size), choice
-
-
-def default_device() -> tuple[Optional[str], str]:
-    """(keras device string or None, a description), the GPU when the backend sees one."""
-    import keras
-    backend = keras.backend.backend()
-    try:
-        if backend == "tensorflow":
-            import tensorflow as tf
-            gpus = tf.config.list_physical_devices("GPU")
-        elif backend == "jax":
-            import jax
-            gpus = [d for d in jax.devices() if d.platform == "gpu"]
-        elif backend == "torch":
-            import torch
-            gpus = list(range(torch.cuda.device_count()))
-        else:
-            gpus = []
-    except Exception:  # a broken GPU runtime must not stop CPU inference
-        gpus = []
-    return (None, f"{backend} GPU") if gpus else ("cpu:0", f"{backend} CPU")
 
 
 def resize_chunked(x: np.ndarray, h: int, w: int, out_box=None, chunk: int = 16) -> np.ndarray:
@@ -232,7 +132,7 @@ def segment(volume, liver_model, tumor_model=None, progress: Optional[ProgressFn
         seg.warnings.append("no liver found: the result is empty")
         log.warning("no liver found")
         return seg
-    seg.label[liver] = 1
+    seg.label[liver] = LIVER
 
     # 2. Tumours inside the liver's slices and bounding box.
     if tumor_model is not None:
@@ -255,7 +155,7 @@ def segment(volume, liver_model, tumor_model=None, progress: Optional[ProgressFn
         tumor = np.zeros(hu.shape, bool)
         tumor[zs, y0:y1, x0:x1] = prob > tumor_model.threshold
         tumor = clean_tumour(tumor, liver, int(np.ceil(min_tumor_ml * 1000 / np.prod(spacing))))
-        seg.label[tumor] = 2
+        seg.label[tumor] = TUMOUR
         if return_probs:
             tp = np.zeros(hu.shape, np.float16)
             tp[zs, y0:y1, x0:x1] = prob

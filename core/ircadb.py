@@ -32,7 +32,7 @@ import numpy as np
 
 from . import anatomy
 from .archive import SafeZip
-from .dataset import Case, read_manifest, write_case
+from .dataset import Case, read_manifest, refuse_replacing, write_case
 from .dicom.geometry import compute_geometry
 from .dicom.headers import BytesSource, FileSource, Source, read_header
 from .dicom.load import load_info, select_series
@@ -40,6 +40,7 @@ from .dicom.pixels import check_slice, read_into
 from .dicom.scan import group_headers, list_files, read_headers
 from .errors import ArchiveError, DatasetError, DicomError
 from .jobs import CancelToken, ProgressFn, check, report
+from .labels import TUMOUR
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +283,7 @@ def build_case(p: PatientData, progress: Optional[ProgressFn] = None,
     tumour = codes.get(anatomy.TUMOUR, np.zeros(shape, bool))
     label = codes[anatomy.LIVER].astype(np.uint8)
     outside = int(np.count_nonzero(tumour & (label == 0)))
-    label[tumour] = 2
+    label[tumour] = TUMOUR
     anat = anatomy.paint(codes, shape)
     meta = {"source": p.name, "source_sha256": p.checksums, "series_uid": vol.meta.series_uid,
             "mask_structures": sorted(p.masks), "tumour_voxels_outside_liver": outside,
@@ -293,14 +294,6 @@ def build_case(p: PatientData, progress: Optional[ProgressFn] = None,
     if outside:
         log.warning("%s: %d tumour voxels lie outside the liver mask", p.name, outside)
     return Case(p.case_id, vol.hu if p.ct else None, label, vol.spacing, vol.origin, vol.direction, meta, anat)
-
-
-def _same_source(a: str, b: str) -> bool:
-    """Two source names (a folder, or ``archive::member``) that point at the same place."""
-    def norm(x: str) -> str:
-        path, sep, member = x.partition("::")
-        return os.path.realpath(path) + sep + member
-    return norm(a) == norm(b)
 
 
 def import_ircadb(src: str | os.PathLike, out: str | os.PathLike, progress: Optional[ProgressFn] = None,
@@ -325,12 +318,7 @@ def import_ircadb(src: str | os.PathLike, out: str | os.PathLike, progress: Opti
     refs = find_patients(src)
     existing = read_manifest(out)["cases"] if out.exists() else {}
     if not force:  # before anything is written: never replace a case that came from elsewhere
-        for ref in refs:
-            prev = existing.get(ref.case_id)
-            if prev and prev.get("source") and not _same_source(prev["source"], ref.name) \
-                    and (out / prev.get("file", "")).is_file():
-                raise DatasetError(f"{out}: case {ref.case_id} is already there, imported from {prev['source']}; "
-                                   f"importing {ref.name} would replace it (use --force, or another dataset folder)")
+        refuse_replacing(out, [(ref.case_id, ref.name) for ref in refs])
     ids = []
     for i, ref in enumerate(refs):
         check(cancel)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .dicom.geometry import LPS_FROM_RAS
 from .errors import LiverSegError, one_line
 
-LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 IDENTITY_ORNT = np.array([[0, 1], [1, 1], [2, 1]], float)
 
 

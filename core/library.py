@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from .errors import ModelError
-from .runs import MODEL, ONNX_FILE, card_path, read_card
+from .runs import CARD, MODEL, ONNX_FILE, card_path, read_card
 
 log = logging.getLogger(__name__)
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"
@@ -88,6 +88,13 @@ def describe(model_file: Path, origin: str) -> Optional[ModelEntry]:
                       model_kind(meta), bool(meta.get("default")) and origin == "bundled")
 
 
+def model_files(folder: Path) -> list[Path]:
+    """The model.keras files under a folder, and where a folder has only its card and ONNX files
+    (the lite edition's bundled models) the model.keras it stands for."""
+    onnx_only = {c.with_name(MODEL) for c in folder.rglob(CARD) if (c.parent / ONNX_FILE).is_file()}
+    return sorted(set(folder.rglob(MODEL)) | onnx_only)
+
+
 def scan_models(extra: Iterable[str] = ()) -> list[ModelEntry]:
     """All models found: bundled first (the defaults, then real, then demo models), then the
     user's folder (recursively), then ``extra`` files."""
@@ -95,7 +102,7 @@ def scan_models(extra: Iterable[str] = ()) -> list[ModelEntry]:
     seen = set()
     for origin, folder in (("bundled", bundled_models_dir()), ("user", user_models_dir())):
         if folder.is_dir():
-            found = [e for e in (describe(f, origin) for f in sorted(folder.rglob(MODEL))) if e]
+            found = [e for e in (describe(f, origin) for f in model_files(folder)) if e]
             if origin == "bundled":
                 found.sort(key=lambda e: (not e.default, e.kind != "real"))
             for e in found:

@@ -148,14 +148,16 @@ def _longest_axial_diameter(coords_yx: np.ndarray, spacing_yx) -> float:
     """Largest in-plane distance (mm) between two pixels of one slice of a lesion."""
     if len(coords_yx) < 2:
         return float(max(spacing_yx)) if len(coords_yx) else 0.0
-    pts = coords_yx * np.asarray(spacing_yx, float)
-    if len(pts) > 3:
-        try:
-            from scipy.spatial import ConvexHull
-            pts = pts[ConvexHull(pts).vertices]
-        except Exception:  # collinear points: keep them all
-            pass
-    d = np.sqrt(((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1))
+    # The farthest pair are convex-hull vertices, and each of those is the leftmost or rightmost
+    # pixel of its row: keep those (at most 2 per row), exact and without scipy.spatial.
+    yx = np.asarray(coords_yx)
+    order = np.lexsort((yx[:, 1], yx[:, 0]))
+    y = yx[order, 0]
+    first = np.flatnonzero(np.r_[True, y[1:] != y[:-1]])
+    last = np.r_[first[1:] - 1, len(y) - 1]
+    pts = yx[order[np.unique(np.r_[first, last])]] * np.asarray(spacing_yx, float)
+    d2 = (pts ** 2).sum(1)
+    d = np.sqrt(np.maximum(d2[:, None] + d2[None, :] - 2 * pts @ pts.T, 0))
     return float(d.max() + min(spacing_yx))  # pixel centres to pixel edges
 
 

@@ -134,11 +134,10 @@ def read_pair(case_id: str, image: Path, label_path: Path, layout: str):
 
 
 def import_nifti_dataset(src: str | os.PathLike, out: str | os.PathLike, progress: Optional[ProgressFn] = None,
-                         cancel: Optional[CancelToken] = None, force: bool = False) -> list[str]:
+                         cancel: Optional[CancelToken] = None, force: bool = False, _found=None) -> list[str]:
     """Import a NIfTI dataset folder (see the module docstring); returns the case ids."""
-    from .dataset import read_manifest, write_case
-    from .ircadb import _same_source
-    found = find_nifti_pairs(src)
+    from .dataset import read_manifest, refuse_replacing, write_case
+    found = find_nifti_pairs(src) if _found is None else _found
     if found is None:
         raise DatasetError(f"{src}: not a NIfTI dataset (Decathlon imagesTr/labelsTr, LiTS volume-N/segmentation-N, "
                            f"or image + label pairs)")
@@ -148,13 +147,8 @@ def import_nifti_dataset(src: str | os.PathLike, out: str | os.PathLike, progres
     if out.resolve() == src_path or src_path in out.resolve().parents:
         raise DatasetError(f"{out}: the dataset folder must not be inside the source folder {src_path}")
     existing = read_manifest(out)["cases"] if out.exists() else {}
-    if not force:
-        for cid, img, _ in pairs:
-            prev = existing.get(cid)
-            if prev and prev.get("source") and not _same_source(prev["source"], str(img)) \
-                    and (out / prev.get("file", "")).is_file():
-                raise DatasetError(f"{out}: case {cid} is already there, imported from {prev['source']}; "
-                                   f"importing {img} would replace it (use --force, or another dataset folder)")
+    if not force:  # before anything is written: never replace a case that came from elsewhere
+        refuse_replacing(out, [(cid, str(img)) for cid, img, _ in pairs])
     ids = []
     for i, (cid, img, lab) in enumerate(pairs):
         check(cancel)
@@ -174,10 +168,10 @@ def import_dataset(src: str | os.PathLike, out: str | os.PathLike, progress: Opt
                    cancel: Optional[CancelToken] = None, force: bool = False) -> list[str]:
     """Import whatever ``src`` is: a NIfTI dataset folder, else 3D-IRCADb-01 (archive or folders)."""
     try:
-        nifti = find_nifti_pairs(src) is not None
+        found = find_nifti_pairs(src)
     except LiverSegError:
-        nifti = True  # a NIfTI layout with a problem: let the importer say what it is
-    if nifti:
-        return import_nifti_dataset(src, out, progress, cancel, force)
+        return import_nifti_dataset(src, out, progress, cancel, force)  # a NIfTI layout with a problem: it says what
+    if found is not None:
+        return import_nifti_dataset(src, out, progress, cancel, force, _found=found)  # the layout scanned once
     from .ircadb import import_ircadb
     return import_ircadb(src, out, progress, cancel, force)

@@ -24,6 +24,7 @@ from scipy import ndimage
 
 from .atomic import atomic_open
 from .jobs import CancelToken, ProgressFn, check, report
+from .labels import TUMOUR
 
 AIR, FAT, MUSCLE, SOFT = -1000.0, -95.0, 50.0, 35.0
 FOV_MM = 400.0
@@ -229,7 +230,7 @@ def make_phantom(seed: int = 0, slices: int = 64, size: int = 256, slice_mm: Opt
             delta += rng.uniform(40, 80) * ((f > 0) & (f < 0.35))
         sub = hu[box]
         sub[mask] += delta[mask]
-        label[box][mask] = 2
+        label[box][mask] = TUMOUR
         tumours.append(Tumour(center, diam, float(contrast)))
 
     # Noise: correlated, as reconstruction kernels make it.

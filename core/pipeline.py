@@ -32,6 +32,7 @@ from .anatomy import has_body
 from .dataset import load_case
 from .errors import DatasetError
 from .jobs import CancelToken, ProgressFn, check, report
+from .labels import LIVER, TUMOUR
 from .lesion_synth import add_lesions
 from .masks import inplane_box
 from .preprocess import MARGIN_PX, Preprocessing, resize_bilinear
@@ -70,7 +71,7 @@ def split_cases(case_ids: Sequence[str], val_fraction: float = 0.2, test_fractio
 
 def liver_box(label: np.ndarray, margin: int = MARGIN_PX) -> Optional[tuple[int, int, int, int]]:
     """(y0, y1, x0, x1) of the liver (labels >= 1) over all slices, with a margin; None if no liver."""
-    return inplane_box(label > 0, margin)
+    return inplane_box(label >= LIVER, margin)
 
 
 @dataclass
@@ -213,11 +214,11 @@ class SlicePipeline:
                 return _CachedCase(empty, empty, np.zeros(0, int), empty)
             y0, y1, x0, x1 = box
             src, label = src[:, y0:y1, x0:x1], label[:, y0:y1, x0:x1]
-            slices = np.flatnonzero(np.any(label > 0, axis=(1, 2)))
-            target = label == 2
+            slices = np.flatnonzero(np.any(label >= LIVER, axis=(1, 2)))
+            target = label == TUMOUR
         else:
             slices = np.arange(src.shape[0])
-            target = label > 0
+            target = label >= LIVER
         nz = src.shape[0]
         image = np.zeros((nz, s, s), np.uint8)
         tgt = np.empty((nz, s, s), np.uint8)
@@ -233,7 +234,7 @@ class SlicePipeline:
                 image[z0:z1] = np.rint(resize_bilinear(self.pre.normalise(np.asarray(src[z0:z1])), s, s) * 255)
             tgt[z0:z1] = resize_bilinear(target[z0:z1].astype(np.float32), s, s) > 0.5
             if liver is not None:
-                liver[z0:z1] = resize_bilinear((np.asarray(label[z0:z1]) > 0).astype(np.float32), s, s) > 0.5
+                liver[z0:z1] = resize_bilinear((np.asarray(label[z0:z1]) >= LIVER).astype(np.float32), s, s) > 0.5
         if liver is None and self.synth_lesions:
             liver = tgt  # liver stage: the target is the liver
         if not synth:

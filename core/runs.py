@@ -15,7 +15,7 @@ A training run's folder (:func:`core.training.train`) holds:
                    ``int8`` (with its ``calibration``), ``card`` and ``label`` entries
     model.onnx, model.int8.onnx, calibration.npz
                    the ONNX export, its Dice-gated int8 version and the int8
-                   calibration slices (core.model.onnx_export, core.model.quantize)
+                   calibration slices (core.engines.onnx_export, core.engines.quantize)
     tensorboard/   TensorBoard logs (TensorFlow backend)
 A model folder (a finished run, or a shipped ``resources/models/*``) holds ``model.keras``
 with its card ``model.json`` and, optionally, the ONNX files.

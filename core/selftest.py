@@ -1,7 +1,8 @@
 """``liverseg selftest``: generate a small phantom, segment it with the default models, check.
 
 Headless; used after installing (and by the installer's tests) to prove that the
-decoders, the Keras backend and the bundled models work together on this machine.
+decoders, the Keras backend (or, in the lite edition, ONNX Runtime alone) and the bundled models
+work together on this machine.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import time
 from typing import Callable
 
 from . import metrics
+from .edition import LITE_NAME, keras_available
 from .engines import engines_line
 
 
@@ -17,6 +19,8 @@ def run_selftest(echo: Callable[[str], None] = print, engine: str = "auto") -> l
     """Returns the list of failures (empty when everything works)."""
     failures: list[str] = []
     t0 = time.perf_counter()
+    if not keras_available():  # the default models run through their ONNX files; Keras is never needed
+        echo(f"edition: {LITE_NAME} (ONNX Runtime only: no Keras, no training)")
     try:
         import tempfile
         import zipfile
@@ -39,8 +43,8 @@ def run_selftest(echo: Callable[[str], None] = print, engine: str = "auto") -> l
         d_liver_entry, d_tumor_entry = default_models()
         if d_liver_entry is None:
             raise RuntimeError("no bundled liver model found")
-        liver = load_seg_model(d_liver_entry.path, "liver")
-        tumor = load_seg_model(d_tumor_entry.path, "tumor") if d_tumor_entry else None
+        liver = load_seg_model(d_liver_entry.path, "liver", lazy=True)
+        tumor = load_seg_model(d_tumor_entry.path, "tumor", lazy=True) if d_tumor_entry else None
         seg = segment(vol, liver, tumor, engine=engine)
         d_liver = metrics.dice(seg.label > 0, case.label > 0)
         names = " + ".join(Path(e.path).parent.name for e in (d_liver_entry, d_tumor_entry) if e)

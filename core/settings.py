@@ -54,12 +54,16 @@ def load_settings(path: Optional[Path] = None) -> Settings:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         known = {f.name for f in fields(Settings)}
-        return Settings(**{k: v for k, v in data.items() if k in known})
+        settings = Settings(**{k: v for k, v in data.items() if k in known})
     except FileNotFoundError:
         return Settings()
     except (OSError, ValueError, TypeError) as exc:
         log.warning("%s: ignoring unreadable settings (%s)", path, exc)
         return Settings()
+    from .edition import keras_available
+    if settings.engine == "keras" and not keras_available():  # saved by the full edition; lite runs ONNX
+        return settings.replace(engine="auto")
+    return settings
 
 
 def save_settings(settings: Settings, path: Optional[Path] = None) -> None:

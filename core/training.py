@@ -77,7 +77,7 @@ class TrainConfig:
     calibrate: bool = True  # at the end: choose the threshold on the validation patients (core.threshold)
     batch_log_seconds: float = 1.0  # throttle of batch records and events
     export_onnx: bool = True  # at the end: model.onnx and a Dice-checked model.int8.onnx
-    calibration_slices: int = 32  # int8 calibration slices (core.model.quantize.CALIBRATION_SLICES)
+    calibration_slices: int = 32  # int8 calibration slices (core.engines.quantize.CALIBRATION_SLICES)
     train_cases: tuple[str, ...] = ()  # with val_cases: the split (CT and label-map cases); else seeded
     val_cases: tuple[str, ...] = ()
     real_share: float = 0.0  # > 0: share of samples from real CT cases, the rest rendered from label maps
@@ -305,8 +305,8 @@ def export_after_training(run: Path, progress=None, cancel=None, calibration_sli
     """model.onnx and model.int8.onnx for a finished run; a failure is recorded in model.json
     (``"onnx_error"``) and logged, never raised: the Keras model stays the result."""
     from .model.io import ModelError
-    from .model.onnx_export import export_onnx
-    from .model.quantize import quantize_int8
+    from .engines.onnx_export import export_onnx
+    from .engines.quantize import quantize_int8
     try:
         export_onnx(run, progress=progress, cancel=cancel)
         quantize_int8(run, n_slices=calibration_slices, progress=progress, cancel=cancel)

@@ -24,16 +24,12 @@ from typing import Optional
 
 import numpy as np
 
-from .errors import LiverSegError, one_line
+from .dicom.geometry import LPS_FROM_RAS
+from .errors import LiverSegError, VolumeFileError, one_line  # noqa: F401 (VolumeFileError: importable from here)
 from .jobs import CancelToken, ProgressFn, check, report
 
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 MAX_SIDE = 4096
-LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
-
-
-class VolumeFileError(LiverSegError):
-    """A volume file that cannot be opened as a CT volume."""
 
 
 def is_volume_file(path: str | os.PathLike) -> bool:

@@ -26,7 +26,9 @@ from typing import Callable
 
 import numpy as np
 
-LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+from .dicom.geometry import LPS_FROM_RAS
+from .errors import VolumeFileError
+
 NRRD_SUFFIXES = (".nrrd", ".nhdr")
 META_SUFFIXES = (".mha", ".mhd")
 NRRD_SPACES = {  # world axes of each space, as signs in LPS
@@ -61,7 +63,6 @@ class Source:
 
 
 def _refuse(path, why: str):
-    from .volume_file import VolumeFileError
     return VolumeFileError(f"{path}: {why}")
 
 

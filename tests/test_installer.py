@@ -1,5 +1,8 @@
 """Issue 6: build the one-folder bundle and its Linux package, extract it, run ``liverseg selftest``
-from the extraction with no Python on PATH (slow: several minutes; .ci/run runs it)."""
+from the extraction with no Python on PATH (slow: several minutes; .ci/run runs it).
+
+Issue 16: the same for the lite variant (ONNX Runtime only, no TensorFlow or Keras), plus its size
+limits (<= 300 MB unpacked, <= 150 MB packed) and its "not in this edition" refusals."""
 
 from __future__ import annotations
 
@@ -7,37 +10,44 @@ import os
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+LITE_MAX_UNPACKED_MB, LITE_MAX_PACKED_MB = 300, 150
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 
-@pytest.fixture(scope="module")
-def package(tmp_path_factory):
+@pytest.fixture(scope="module", params=["full", "lite"])
+def package(request, tmp_path_factory):
+    """(variant, the extracted top folder, the package file's size in bytes)."""
     if not sys.platform.startswith("linux"):
         pytest.skip("the Linux package is built and tested here; Windows and macOS build in the CI matrix")
     pytest.importorskip("PyInstaller")
-    work = tmp_path_factory.mktemp("installer")
-    r = subprocess.run([sys.executable, str(ROOT / "build_installer.py"), "--dist", str(work / "dist"),
-                        "--work", str(work / "build")], cwd=ROOT, capture_output=True, text=True, timeout=2000)
+    variant = request.param
+    work = tmp_path_factory.mktemp(f"installer-{variant}")
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, str(ROOT / "build_installer.py"), "--variant", variant, "--dist",
+                        str(work / "dist"), "--work", str(work / "build")], cwd=ROOT, capture_output=True, text=True,
+                       timeout=2000)
     assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-5000:])
-    print(r.stdout[-600:])
-    from build_installer import platform_tag, version
-    tgz = work / "dist" / f"LiverSegStudio-{version()}-{platform_tag()}.tar.gz"
+    print(f"{variant} build {time.perf_counter() - t0:.0f} s:", r.stdout[-600:])
+    from build_installer import bundle_name, platform_tag, suffix, version
+    tgz = work / "dist" / f"LiverSegStudio-{version()}-{platform_tag()}{suffix(variant)}.tar.gz"
     assert tgz.is_file(), sorted(p.name for p in (work / "dist").iterdir())
     import shutil
-    shutil.rmtree(work / "dist" / "LiverSegStudio")  # only the package is tested (and disk is finite)
+    shutil.rmtree(work / "dist" / bundle_name(variant))  # only the package is tested (and disk is finite)
     shutil.rmtree(work / "build")
     with tarfile.open(tgz) as tar:
         names = tar.getnames()
         top = names[0].split("/")[0]
         assert all(n.split("/")[0] == top for n in names)  # one top folder
         tar.extractall(work / "x", filter="tar")
-    return work / "x" / top
+    assert top.endswith("-lite") == (variant == "lite")  # never unpacked over the other edition
+    return variant, work / "x" / top, tgz.stat().st_size
 
 
 def clean_env(home: Path) -> dict:
@@ -52,17 +62,23 @@ def clean_env(home: Path) -> dict:
 
 
 def test_package_extracts_and_selftest_passes_without_python(package, tmp_path):
-    app = package
+    variant, app, _ = package
+    lite = variant == "lite"
     for name in ("liverseg", "liverseg-studio.desktop", "liverseg.png", "install-desktop-entry.sh", "README.txt"):
         assert (app / name).is_file(), name
     assert os.access(app / "liverseg", os.X_OK)
     internal = app / "_internal"
-    assert (internal / "resources" / "models" / "demo-liver" / "model.keras").is_file()
+    # lite: the ONNX files and cards only (ONNX Runtime runs them; there is no Keras to load model.keras)
+    assert (internal / "resources" / "models" / "demo-liver" / "model.keras").is_file() != lite
     assert (internal / "resources" / "models" / "demo-liver" / "model.int8.onnx").is_file()
     for name in ("ircadb-liver", "ircadb-tumor"):  # the default models, trained on real CT anatomy
         assert (internal / "resources" / "models" / name / "model.int8.onnx").is_file(), name
-    for left_out in ("torch", "jax", "tests", "pytest", "tensorflow/include", "matplotlib"):
-        assert not (internal / left_out).exists(), f"{left_out} should not be in the bundle"
+        assert (internal / "resources" / "models" / name / "model.json").is_file(), name
+    left_outs = ["torch", "jax", "tests", "pytest", "tensorflow/include", "matplotlib"]
+    if lite:
+        left_outs += ["tensorflow", "keras", "tf2onnx", "onnx", "h5py", "tensorboard"]
+    for left_out in left_outs:
+        assert not (internal / left_out).exists(), f"{left_out} should not be in the {variant} bundle"
     env = clean_env(tmp_path)
     r = subprocess.run([str(app / "liverseg"), "selftest"], cwd=tmp_path, env=env, capture_output=True,
                        text=True, timeout=600)
@@ -70,7 +86,16 @@ def test_package_extracts_and_selftest_passes_without_python(package, tmp_path):
     assert "selftest passed" in r.stdout and "liver Dice" in r.stdout and "ircadb-liver" in r.stdout
     r = subprocess.run([str(app / "liverseg"), "selftest", "--engine", "keras"], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0 and "Keras, tensorflow CPU" in r.stdout, (r.stdout, r.stderr[-4000:])
+    if lite:  # a clear refusal naming the model folder, no traceback
+        assert r.returncode == 1 and "runs ONNX models only" in r.stderr and "ircadb-liver" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr and "LiverSeg Studio lite" in r.stdout
+        for cmd in (["train", str(tmp_path), "--stage", "liver", "--out", str(tmp_path / "run")],
+                    ["export-onnx", str(tmp_path)]):
+            r = subprocess.run([str(app / "liverseg"), *cmd], env=env, capture_output=True, text=True, timeout=120)
+            assert r.returncode == 2 and "not in this edition" in r.stderr, (cmd, r.stderr[-2000:])
+            assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    else:
+        assert r.returncode == 0 and "Keras, tensorflow CPU" in r.stdout, (r.stdout, r.stderr[-4000:])
     r = subprocess.run([str(app / "liverseg"), "--version"], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "LiverSeg Studio" in r.stdout
     # the GUI starts from the bundle (Qt's platform plugins are there), opens the demo study, draws it
@@ -84,9 +109,21 @@ def test_package_extracts_and_selftest_passes_without_python(package, tmp_path):
     assert grey.shape[1] > 800 and len(np.unique(grey)) > 50  # a real picture, not a blank window
 
 
+def test_lite_package_size(package):
+    """Issue 16: the lite download is <= 150 MB, <= 300 MB unpacked (the full one: ~700 / ~1,700 MB)."""
+    variant, app, packed = package
+    from build_installer import folder_size
+    unpacked = folder_size(app)
+    print(f"{variant}: {packed / 1e6:.0f} MB packed, {unpacked / 1e6:.0f} MB unpacked")
+    if variant != "lite":
+        pytest.skip("the size limits are the lite variant's")
+    assert unpacked <= LITE_MAX_UNPACKED_MB * 1e6, f"{unpacked / 1e6:.0f} MB unpacked"
+    assert packed <= LITE_MAX_PACKED_MB * 1e6, f"{packed / 1e6:.0f} MB packed"
+
+
 def test_bundle_reads_compressed_dicom_and_refuses_bad_input(package, tmp_path):
     """pydicom's decoder plugins (JPEG 2000, JPEG-LS, RLE; found through package metadata) work in the bundle."""
-    app = package
+    _, app, _ = package
     from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
     from tests.core.factory import hu_volume, write_series
     folder = tmp_path / "mixed"

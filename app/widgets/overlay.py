@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.labels import LIVER, TUMOUR
+
 LIVER_RGB, TUMOUR_RGB = (0, 220, 0), (255, 40, 40)
 REF_LIVER_RGB, REF_TUMOUR_RGB = (120, 255, 255), (255, 220, 0)
+REF_LIVER_OUTLINE, REF_TUMOUR_OUTLINE = 3, 4  # overlay values beyond the label codes
 
 
 def overlay_lut(liver_alpha: int, tumour_alpha: int) -> np.ndarray:
-    """256-entry RGBA table: 1 liver green, 2 tumour red; 3 and 4 are reference outlines."""
+    """256-entry RGBA table: the label codes (liver green, tumour red) and the reference outlines."""
     lut = np.zeros((256, 4), dtype=np.ubyte)
-    lut[1] = (*LIVER_RGB, liver_alpha)
-    lut[2] = (*TUMOUR_RGB, tumour_alpha)
-    lut[3] = (*REF_LIVER_RGB, 255 if liver_alpha else 0)
-    lut[4] = (*REF_TUMOUR_RGB, 255 if tumour_alpha else 0)
+    lut[LIVER] = (*LIVER_RGB, liver_alpha)
+    lut[TUMOUR] = (*TUMOUR_RGB, tumour_alpha)
+    lut[REF_LIVER_OUTLINE] = (*REF_LIVER_RGB, 255 if liver_alpha else 0)
+    lut[REF_TUMOUR_OUTLINE] = (*REF_TUMOUR_RGB, 255 if tumour_alpha else 0)
     return lut
 
 

@@ -6,10 +6,13 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QProgressBar,
                                QPushButton, QRadioButton, QSpinBox, QWidget)
 
+from core.edition import LITE_NAME, keras_available
 from core.library import ModelEntry, default_models, scan_models
 
 ENGINE_TEXT = {"auto": "Auto (fastest available)", "keras": "Keras", "onnx": "ONNX Runtime fp32",
                "onnx-int8": "ONNX Runtime int8 (CPU)"}
+ONNX_ONLY_TIP = (f"Auto: ONNX Runtime (a GPU provider, the int8 model when it passed its Dice check, else fp32). "
+                 f"This edition ({LITE_NAME}) runs ONNX models only: no Keras engine.")
 TOOLS = {"View / pan": None, "Liver brush": "liver", "Tumour brush": "tumor", "Eraser": "erase"}
 
 
@@ -36,9 +39,12 @@ class SegmentPanel(QWidget):
         form.addRow("Liver model", self.liver)
         form.addRow("Tumour model", self.tumor)
         self.engine = QComboBox()
+        self.lite = not keras_available()  # the lite edition offers the ONNX engines only
         for key, text in ENGINE_TEXT.items():
-            self.engine.addItem(text, key)
-        self.engine.setToolTip("Auto: Keras on a GPU; else ONNX Runtime (a GPU provider, the int8 model when "
+            if not (self.lite and key == "keras"):
+                self.engine.addItem(text, key)
+        self.engine.setToolTip(ONNX_ONLY_TIP if self.lite else
+                               "Auto: Keras on a GPU; else ONNX Runtime (a GPU provider, the int8 model when "
                                "it passed its Dice check, else fp32); else Keras on the CPU")
         self.engine.currentIndexChanged.connect(self._engine_changed)
         form.addRow("Engine", self.engine)
@@ -130,6 +136,8 @@ class SegmentPanel(QWidget):
                 parts.append(f"{e.stage}: {e.input_size} px, {e.recipe}, "
                              f"val Dice {format(e.val_dice, '.3f') if e.val_dice is not None else '-'}, {e.date or 'no date'}"
                              + (f", {e.exports}" if e.exports else "") + (f" [{e.label}]" if e.label else ""))
+                if self.lite and not e.exports:
+                    parts.append(f"  (no ONNX files: this edition ({LITE_NAME}) cannot run this model)")
                 if e.kind == "demo":
                     parts.append("  (a demo model, trained on synthetic phantoms: not for real CT)")
         self.info.setText("\n".join(parts) or "No model found: train one, or add a model file.")

@@ -17,9 +17,10 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
+from core.labels import LIVER, TUMOUR
 from core.viewer_state import PRESETS, Change, ViewerState  # noqa: F401  (PRESETS: the panels import it here)
 
-from .overlay import outline, overlay_lut
+from .overlay import REF_LIVER_OUTLINE, REF_TUMOUR_OUTLINE, outline, overlay_lut
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
@@ -258,8 +259,8 @@ class PlaneView(QWidget):
         if self.mode == "outlines" and self.reference is not None:
             ref = self._take(self.reference, self.index)
             img = np.zeros(ref.shape, np.uint8) if img is None else img.copy()
-            img[outline(ref > 0)] = 3
-            img[outline(ref == 2)] = 4
+            img[outline(ref >= LIVER)] = REF_LIVER_OUTLINE
+            img[outline(ref == TUMOUR)] = REF_TUMOUR_OUTLINE
         return img
 
     def redraw_overlay(self) -> None:

@@ -1,4 +1,7 @@
-"""Training panel: dataset (choose or import), options, Start/Stop/Resume, live curves; run monitor."""
+"""Training panel: dataset (choose or import), options, Start/Stop/Resume, live curves; run monitor.
+
+In the lite edition (no Keras, :mod:`core.edition`) it shows one line on where to get the full
+edition instead of the controls; following a run folder's curves still works."""
 
 from __future__ import annotations
 
@@ -6,9 +9,10 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLineEdit, QProgressBar, QPushButton,
-                               QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
+                               QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
+from core.edition import keras_available, not_in_edition, require_full
 from core.library import user_models_dir
 
 from .curves import CurvesWidget
@@ -29,6 +33,10 @@ class TrainPanel(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         lay = QVBoxLayout(self)
+        self.lite = not keras_available()
+        if self.lite:  # no Keras here: a note instead of the controls; following a run still works
+            self._build_lite(lay)
+            return
         form = QFormLayout()
         lay.addLayout(form)
         self.dataset = QLineEdit()
@@ -79,7 +87,23 @@ class TrainPanel(QWidget):
         self.curves = CurvesWidget()
         lay.addWidget(self.curves, 1)
 
+    def _build_lite(self, lay: QVBoxLayout) -> None:
+        self.note = QLabel(not_in_edition("Training"))
+        self.note.setWordWrap(True)
+        self.note.setObjectName("editionNote")
+        lay.addWidget(self.note)
+        self.start_btn = self.stop_btn = self.resume_btn = None
+        self.import_progress = QProgressBar()
+        self.import_progress.setVisible(False)
+        mon = QPushButton("Monitor a run folder...")
+        mon.setToolTip("Follow the curves of a training that runs elsewhere (its run folder's metrics.jsonl)")
+        mon.clicked.connect(self._monitor)
+        lay.addWidget(mon)
+        self.curves = CurvesWidget()
+        lay.addWidget(self.curves, 1)
+
     def config(self, resume: bool):
+        require_full("Training")
         from core.training import TrainConfig
         out = self.run_dir.text().strip()
         if not out:
@@ -94,6 +118,8 @@ class TrainPanel(QWidget):
         self.startRequested.emit(self, resume)
 
     def set_running(self, running: bool) -> None:
+        if self.lite:
+            return
         self.start_btn.setEnabled(not running)
         self.resume_btn.setEnabled(not running)
         self.stop_btn.setEnabled(running)

@@ -26,6 +26,10 @@ class Geometry:
     warnings: tuple[str, ...]
 
 
+# DICOM's patient axes (LPS) from NIfTI's (RAS) and back (its own inverse), for 4x4 affines.
+LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
 def _unit(v) -> np.ndarray:
     v = np.asarray(v, dtype=float)
     n = np.linalg.norm(v)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 from ..errors import ModelError, one_line  # noqa: F401 (ModelError: importable from here too)
@@ -76,10 +77,10 @@ def load_model(path: str | os.PathLike, compile: bool = True):
     Raises:
         ModelError: the file is missing, not a Keras model, or unsafe.
     """
-    import keras
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: no such model file")
+    import keras
     try:
         return keras.saving.load_model(path, custom_objects=custom_objects(), compile=compile, safe_mode=True)
     except Exception as exc:  # keras raises many types for corrupt/unsafe files
@@ -91,7 +92,7 @@ def load_model(path: str | os.PathLike, compile: bool = True):
 from dataclasses import dataclass, field  # noqa: E402
 
 from ..preprocess import Preprocessing  # noqa: E402
-from ..runs import MODEL, card_path, find_card  # noqa: E402
+from ..runs import CARD, MODEL, ONNX_FILE, card_path, find_card  # noqa: E402
 
 LEGACY_META = {  # the Colab notebooks' contract for their .h5 models
     "format": "liverseg-model", "version": 1, "stage": None, "input_size": 256, "channels": 3,
@@ -102,21 +103,29 @@ LEGACY_META = {  # the Colab notebooks' contract for their .h5 models
 
 @dataclass
 class SegModel:
-    """A loaded model with the contract it was trained under.
+    """A model with the contract it was trained under.
 
     Attributes:
-        model: the Keras model (input [B, S, S, C], output [B, S, S, 1] probabilities).
         meta: model.json contents (or the legacy defaults for a notebook .h5).
         path: the model file.
+        model: the Keras model (input [B, S, S, C], output [B, S, S, 1] probabilities), loaded
+            on first use when :func:`load_seg_model` was asked for a lazy model: running it
+            through ONNX Runtime then never imports Keras (~2 s of TensorFlow).
     """
 
-    model: object
     meta: dict
     path: str
+    _model: object = field(default=None, repr=False)
     pre: Preprocessing = field(init=False)
 
     def __post_init__(self):
         self.pre = Preprocessing.from_dict(self.meta["preprocessing"])
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._model = _checked(Path(self.path), load_model(self.path, compile=False), self.meta)
+        return self._model
 
     @property
     def stage(self) -> str:
@@ -147,51 +156,93 @@ def _h5_has_code(path: Path) -> bool:
     return '"Lambda"' in text or "'Lambda'" in text
 
 
+def _keras_installed() -> bool:
+    """Whether Keras can be imported (not in the lite edition; core.edition says the same, but
+    core.model stays the ground floor and imports nothing above it)."""
+    import importlib.util
+    import sys
+    if "keras" in sys.modules:
+        return sys.modules["keras"] is not None
+    try:
+        return importlib.util.find_spec("keras") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def onnx_only_folder(folder: Path) -> bool:
+    """A model folder without its model.keras but with its card and ONNX export (how the lite
+    edition ships its models: ONNX Runtime runs them, Keras never does)."""
+    return (folder / CARD).is_file() and (folder / ONNX_FILE).is_file()
+
+
 def find_model_file(path: Path) -> Path:
     if path.is_dir():
         for name in (MODEL, "model.h5"):
             if (path / name).is_file():
                 return path / name
+        if onnx_only_folder(path):
+            return path / MODEL  # absent: the card and the ONNX files beside it are what runs
         raise ModelError(f"{path}: no {MODEL} in this folder")
     return path
 
 
-def load_seg_model(path: str | os.PathLike, stage: str | None = None) -> SegModel:
-    """Load a segmentation model: a run folder, a ``.keras`` file, or a notebook ``.h5``.
-
-    The model's card (:func:`core.runs.card_path`: ``model.json`` for ``model.keras``,
-    ``foo.json`` for ``foo.keras``) gives its preprocessing and threshold; a legacy ``.h5``
-    without one gets the notebooks' contract (256 x 256 x 3, notebook recipe, 0.5).
-
-    Raises:
-        ModelError: missing, corrupt or unsafe file; unexpected input or output shape;
-            a model of the other stage.
-    """
-    import keras
-    p = find_model_file(Path(path))
-    if not p.is_file():
-        raise ModelError(f"{p}: no such model file")
-    if p.suffix.lower() in (".h5", ".hdf5"):
-        if _h5_has_code(p):
-            raise ModelError(f"{p}: the model contains Lambda layers (arbitrary code); refused")
-        try:
-            model = keras.saving.load_model(p, custom_objects=custom_objects(), compile=False)
-        except Exception as exc:
-            raise ModelError(f"{p}: cannot load legacy HDF5 model ({one_line(exc, 200)})") from None
-        meta = find_card(p)
-        meta = dict(LEGACY_META, stage=stage) if meta is None else meta
-    else:
-        model = load_model(p, compile=False)
-        meta = find_card(p)
-    if meta is None:
-        raise ModelError(f"{p}: no {card_path(p).name} beside it (its preprocessing is unknown)")
+def _checked(p: Path, model, meta: dict):
+    """``model`` after checking its input and output shapes against the card."""
     ishape, oshape = tuple(model.input_shape), tuple(model.output_shape)
     size = int(meta.get("input_size", 0))
     if len(ishape) != 4 or ishape[1] != ishape[2] or ishape[3] != 3 or (size and ishape[1] != size):
         raise ModelError(f"{p}: unexpected input shape {ishape}; expected (None, S, S, 3) with S = {size}")
     if len(oshape) != 4 or tuple(oshape[1:3]) != tuple(ishape[1:3]) or oshape[3] != 1:
         raise ModelError(f"{p}: unexpected output shape {oshape}; expected (None, {ishape[1]}, {ishape[2]}, 1)")
+    return model
+
+
+def load_seg_model(path: str | os.PathLike, stage: str | None = None, lazy: bool = False) -> SegModel:
+    """Load a segmentation model: a run folder, a ``.keras`` file, or a notebook ``.h5``.
+
+    The model's card (:func:`core.runs.card_path`: ``model.json`` for ``model.keras``,
+    ``foo.json`` for ``foo.keras``) gives its preprocessing and threshold; a legacy ``.h5``
+    without one gets the notebooks' contract (256 x 256 x 3, notebook recipe, 0.5).
+
+    ``lazy``: for a ``.keras`` file, read only the card now and load the Keras model when it is
+    first used (a corrupt or unsafe archive, or a wrong shape, is then reported at that point).
+    Always lazy where Keras is not installed (the lite edition: ONNX Runtime runs the model), and
+    for a folder with only its card and ONNX files (:func:`onnx_only_folder`).
+
+    Raises:
+        ModelError: missing, corrupt or unsafe file; unexpected input or output shape;
+            a model of the other stage.
+    """
+    p = find_model_file(Path(path))
+    onnx_only = p.name == MODEL and not p.exists() and onnx_only_folder(p.parent)
+    if not p.is_file() and not onnx_only:
+        raise ModelError(f"{p}: no such model file")
+    if p.suffix.lower() in (".h5", ".hdf5"):
+        if not _keras_installed():
+            raise ModelError(f"{p}: a notebook .h5 model needs Keras, which this edition (LiverSeg Studio lite) "
+                             f"lacks: it runs ONNX models only (model.onnx beside a model.keras and model.json)")
+        if _h5_has_code(p):
+            raise ModelError(f"{p}: the model contains Lambda layers (arbitrary code); refused")
+        import keras
+        try:
+            model = keras.saving.load_model(p, custom_objects=custom_objects(), compile=False)
+        except Exception as exc:
+            raise ModelError(f"{p}: cannot load legacy HDF5 model ({one_line(exc, 200)})") from None
+        meta = find_card(p)
+        meta = dict(LEGACY_META, stage=stage) if meta is None else meta
+    elif lazy or onnx_only or not _keras_installed():  # loaded when first used (never, when ONNX Runtime runs it)
+        if not onnx_only and not zipfile.is_zipfile(p):
+            raise ModelError(f"{p}: cannot load model (not a .keras archive)")
+        model = None
+        meta = find_card(p)
+    else:
+        model = load_model(p, compile=False)
+        meta = find_card(p)
+    if meta is None:
+        raise ModelError(f"{p}: no {card_path(p).name} beside it (its preprocessing is unknown)")
+    if model is not None:
+        _checked(p, model, meta)
     if stage and meta.get("stage") and meta["stage"] != stage:
         raise ModelError(f"{p}: this is a {meta['stage']} model, not a {stage} model")
     meta.setdefault("stage", stage)
-    return SegModel(model, meta, str(p))
+    return SegModel(meta, str(p), model)

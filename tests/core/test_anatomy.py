@@ -116,4 +116,4 @@ def test_real_label_map_patient_18():
     assert c.spacing == pytest.approx((2.5, 0.742188, 0.742188), rel=1e-4)
     assert set(entry["structures"]) == {"body", "liver", "tumour", "portal vein", "venous system", "bone",
                                         "gallbladder"}
-    assert entry["liver_ml"] == pytest.approx(1681, rel=0.01) and entry["tumour_ml"] == pytest.approx(6.3, abs=0.2)
+    assert entry["liver_ml"] == pytest.approx(1681, rel=0.01) and entry["tumor_ml"] == pytest.approx(6.3, abs=0.2)

@@ -143,3 +143,19 @@ def test_volume_files_are_studies_too(studies, models, tmp_path):
     (src / "vol-1" / "x.dcm").write_bytes(b"x")
     with pytest.raises(LiverSegError, match="same output"):
         find_studies(src)
+
+
+def test_a_summary_from_before_the_one_spelling_still_merges(tmp_path):
+    """Shard summaries written with the old ``tumour_ml`` column merge with new ones."""
+    from core.batch import SUMMARY_COLUMNS, merge_summaries, read_summary
+    old_header = ",".join("tumour_ml" if c == "tumor_ml" else c for c in SUMMARY_COLUMNS)
+    (tmp_path / "a.csv").write_text(old_header + "\nb,done,1500.0,12.50,2,cpu,3.1,b.nii.gz,\n", encoding="utf-8")
+    (tmp_path / "b.csv").write_text(",".join(SUMMARY_COLUMNS) + "\na,done,1400.0,0.00,0,cpu,2.9,a.nii.gz,\n",
+                                    encoding="utf-8")
+    assert read_summary(tmp_path / "a.csv")[0].tumor_ml == "12.50"
+    rows = merge_summaries([tmp_path / "a.csv", tmp_path / "b.csv"], tmp_path / "all.csv")
+    assert [(r.study, r.tumor_ml) for r in rows] == [("a", "0.00"), ("b", "12.50")]
+    assert (tmp_path / "all.csv").read_text(encoding="utf-8").splitlines()[0] == ",".join(SUMMARY_COLUMNS)
+    (tmp_path / "c.csv").write_text("study,volume\nx,1\n", encoding="utf-8")
+    with pytest.raises(LiverSegError, match="not a LiverSeg batch summary"):
+        read_summary(tmp_path / "c.csv")

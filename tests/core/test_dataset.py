@@ -20,7 +20,7 @@ def _case(cid="c.1", z=3):
 def test_roundtrip_and_mmap(tmp_path):
     c = _case()
     entry = write_case(tmp_path, c)
-    assert entry["liver_ml"] == pytest.approx(4 * 0.5 / 1000) and entry["tumour_ml"] == pytest.approx(0.5 / 1000)
+    assert entry["liver_ml"] == pytest.approx(4 * 0.5 / 1000) and entry["tumor_ml"] == pytest.approx(0.5 / 1000)
     for mmap in (False, True):
         back = load_case(tmp_path, "c.1", mmap=mmap)
         np.testing.assert_array_equal(back.hu, c.hu)

@@ -57,7 +57,7 @@ def test_patient17_from_the_shipped_zips(p17_src, tmp_path):
     assert case.hu.shape == case.label.shape == (119, 512, 512)
     entry = read_manifest(tmp_path / "ds")["cases"]["3Dircadb1.17"]
     assert entry["liver_ml"] == pytest.approx(1861, abs=2)  # shared/data/README.md
-    assert entry["tumour_ml"] == pytest.approx(164, abs=1)
+    assert entry["tumor_ml"] == pytest.approx(164, abs=1)
     assert set(entry["source_sha256"]) == {"PATIENT_DICOM.zip", "MASKS_DICOM.zip"}
     assert ((case.label == 2) <= (case.hu > -1024)).all()
     assert tree_digest(p17_src) == before  # the source is untouched

@@ -14,8 +14,8 @@ import pytest
 from core.engines import EngineChoice, choose_engine, file_sha256
 from core.inference import segment
 from core.model.io import ModelError, load_seg_model
-from core.model.onnx_export import INT8_FILE, ONNX_FILE, export_onnx, open_session, phantom_inputs, run_session
-from core.model.quantize import CALIBRATION_FILE, quantize_int8
+from core.engines.onnx_export import INT8_FILE, ONNX_FILE, export_onnx, open_session, phantom_inputs, run_session
+from core.engines.quantize import CALIBRATION_FILE, quantize_int8
 
 from .models import cube_volume, threshold_model
 
@@ -94,7 +94,7 @@ def test_int8_gate_passes_then_refuses_a_broken_calibration(threshold_folder, ti
 
 def test_export_refused_when_onnx_disagrees(tmp_path, monkeypatch):
     folder = threshold_model(tmp_path / "m", "liver", 60, size=32)
-    import core.model.onnx_export as ox
+    import core.engines.onnx_export as ox
     real = ox.run_session
     monkeypatch.setattr(ox, "run_session", lambda s, x: real(s, x) + 1e-3)
     with pytest.raises(ModelError, match="differs from Keras"):

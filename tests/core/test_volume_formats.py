@@ -92,6 +92,16 @@ def label_lines_up(tmp_path: Path, v, arr: np.ndarray, ras: np.ndarray, name: st
     np.testing.assert_array_equal(np.asarray(back.dataobj), (arr >= 200).astype(np.uint8))
 
 
+def reads_like_nifti(tmp_path, path, kind, arr, ras, ref, order):
+    """``path`` is a volume file that reads as the NIfTI reference, on a grid of its ``kind``,
+    and a label written for it lines up with the input."""
+    assert is_volume_file(path)
+    v = read_volume_file(path)
+    same_as_reference(v, ref)
+    assert v.file_grid.kind == kind and v.file_grid.shape == arr.shape
+    label_lines_up(tmp_path, v, arr, ras, order)
+
+
 @pytest.mark.parametrize("order", ORDERS)
 @pytest.mark.parametrize("space,suffix,encoding", [("LPS", ".nrrd", "gzip"), ("RAS", ".nrrd", "raw"),
                                                    ("left-anterior-superior", ".nhdr", "raw"),
@@ -107,11 +117,7 @@ def test_nrrd_reads_like_the_same_nifti(tmp_path, order, space, suffix, encoding
         path = write_nrrd(tmp_path / f"ct{suffix}", arr, ras, space, encoding=encoding)
     if suffix == ".nhdr":
         assert (tmp_path / ("ct.raw.gz" if encoding == "gzip" else "ct.raw")).is_file()  # detached data
-    assert is_volume_file(path)
-    v = read_volume_file(path)
-    same_as_reference(v, ref)
-    assert v.file_grid.kind == "NRRD" and v.file_grid.shape == arr.shape
-    label_lines_up(tmp_path, v, arr, ras, order)
+    reads_like_nifti(tmp_path, path, "NRRD", arr, ras, ref, order)
 
 
 def test_nrrd_without_orientation_is_read_as_lps_with_a_warning(tmp_path):
@@ -131,11 +137,7 @@ def test_nrrd_without_orientation_is_read_as_lps_with_a_warning(tmp_path):
 def test_metaimage_reads_like_the_same_nifti(tmp_path, order, suffix, msb, compress, dtype):
     arr, ras, ref = reference(tmp_path, order)
     path = write_meta(tmp_path / f"ct{suffix}", arr.astype(dtype), ras, msb=msb, compress=compress)
-    assert is_volume_file(path)
-    v = read_volume_file(path)
-    same_as_reference(v, ref)
-    assert v.file_grid.kind == "MetaImage" and v.file_grid.shape == arr.shape
-    label_lines_up(tmp_path, v, arr, ras, order)
+    reads_like_nifti(tmp_path, path, "MetaImage", arr, ras, ref, order)
 
 
 def test_metaimage_unsigned_types_and_the_offset_keywords(tmp_path):

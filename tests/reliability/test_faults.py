@@ -118,7 +118,7 @@ def test_kill_9_during_onnx_export_and_quantisation_then_rerun(tmp_path):
     """ONNX export and int8 quantisation killed at random moments: model.onnx, model.int8.onnx and
     model.json are each either absent or complete, and the rerun validates the int8 model."""
     pytest.importorskip("onnxruntime")
-    from core.model.onnx_export import open_session
+    from core.engines.onnx_export import open_session
     from tests.core.models import threshold_model
     ds = tmp_path / "ds"
     for i in range(3):

@@ -28,8 +28,9 @@ from ..atomic import atomic_open
 from ..errors import one_line
 from ..jobs import CancelToken, ProgressFn, check, report
 from ..runs import CALIBRATION_FILE, INT8_FILE, ONNX_FILE, model_folder, read_card, update_card
-from .io import ModelError
-from .onnx_export import _fsync_replace, forget_int8, open_session, run_session, temp_beside
+from ..errors import ModelError
+from .onnx_export import _fsync_replace, forget_int8, temp_beside
+from .ort import open_session, run_session
 
 DICE_TOLERANCE = 0.01
 CALIBRATION_SLICES = 32

@@ -10,6 +10,9 @@
 5. else Keras on the CPU (no ONNX file, onnxruntime missing, or the ONNX file is stale:
    exported from another ``model.keras`` than the one beside it now).
 
+In the lite edition (no Keras installed, :mod:`core.edition`) steps 1 and 5 and ``keras`` fail
+with a one-line :class:`ModelError` naming the model folder: that edition runs ONNX models only.
+
 Asking for ``onnx`` or ``onnx-int8`` explicitly fails with a clear error when that file
 is missing, stale or (int8) not validated, instead of silently running something else.
 """
@@ -21,13 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-import numpy as np
-
-from .atomic import file_sha256
-from .jobs import check, report
-from .model.io import ModelError
-from .model.onnx_export import available_providers, open_session, run_session
-from .runs import INT8_FILE, ONNX_FILE, find_card
+from ..atomic import file_sha256
+from ..edition import keras_available, onnx_only_error
+from ..errors import ModelError
+from ..runs import INT8_FILE, ONNX_FILE, find_card
+from .ort import available_providers
 
 ENGINES = ("auto", "keras", "onnx", "onnx-int8")
 GPU_PROVIDERS = ("CUDAExecutionProvider", "DmlExecutionProvider")
@@ -117,9 +118,12 @@ def choose_engine(requested: str, model_file: str | Path, meta: dict, keras_devi
     if requested not in ENGINES:
         raise ModelError(f"unknown engine {requested!r}; use one of {', '.join(ENGINES)}")
     keras = EngineChoice("keras", None, (), f"Keras, {keras_device}", "")
+    has_keras = keras_available()
     if requested == "keras":
+        if not has_keras:
+            raise ModelError(onnx_only_error(str(Path(model_file).parent), "the Keras engine is not installed"))
         return _with(keras, "asked for")
-    if requested == "auto" and keras_device.endswith("GPU"):
+    if requested == "auto" and has_keras and keras_device.endswith("GPU"):
         return _with(keras, "the Keras backend sees a GPU")
     providers = list(available_providers() if providers is None else providers)
     onnx, int8, note = onnx_status(model_file, meta)
@@ -149,6 +153,8 @@ def choose_engine(requested: str, model_file: str | Path, meta: dict, keras_devi
     if onnx is not None:
         return EngineChoice("onnx", str(onnx), ("CPUExecutionProvider",), "ONNX Runtime fp32, CPU",
                             f"no GPU; {note}")
+    if not has_keras:
+        raise ModelError(onnx_only_error(str(Path(model_file).parent), note))
     return _with(keras, f"no GPU; {note}")
 
 
@@ -159,24 +165,3 @@ def engines_line(engines: dict) -> str:
 
 def _with(choice: EngineChoice, reason: str) -> EngineChoice:
     return EngineChoice(choice.engine, choice.file, choice.providers, choice.device, reason)
-
-
-class OrtRunner:
-    """Calls an ONNX Runtime session on batches (the same interface as the Keras runners)."""
-
-    def __init__(self, seg_model, choice: EngineChoice, batch_size: int):
-        cache = seg_model.__dict__.setdefault("_ort_sessions", {})
-        key = (choice.file, choice.providers, Path(choice.file).stat().st_mtime_ns)  # a re-export is a new key
-        if key not in cache:  # created once per model and engine (and file version), reused by every study
-            cache[key] = open_session(choice.file, seg_model.pre.size, choice.providers)
-        self.sess, self.m, self.batch = cache[key], seg_model, batch_size
-
-    def predict(self, norm: np.ndarray, zs: np.ndarray, cancel, progress, stage: str) -> np.ndarray:
-        from .inference import stack_channels
-        out = np.empty((len(zs),) + norm.shape[1:], np.float32)
-        for i in range(0, len(zs), self.batch):
-            check(cancel)
-            part = zs[i:i + self.batch]
-            out[i:i + len(part)] = run_session(self.sess, stack_channels(norm, part, self.m.pre))
-            report(progress, stage, i + len(part), len(zs))
-        return out

@@ -26,7 +26,9 @@ from ..atomic import default_mode
 from ..errors import one_line
 from ..jobs import CancelToken, ProgressFn, check, report
 from ..runs import INT8_FILE, ONNX_FILE, drop_card_entry, model_folder, read_card, update_card
-from .io import ModelError, find_model_file
+from ..errors import ModelError
+from ..model.io import find_model_file
+from .ort import available_providers, open_session, run_session  # noqa: F401 (re-exported)
 
 TOLERANCE = 1e-4
 
@@ -40,7 +42,7 @@ def forget_int8(folder: Path) -> None:
 
 def phantom_inputs(pre, n: int = 8, seed: int = 7) -> np.ndarray:
     """``n`` slices of a phantom through the liver, as model input [n, S, S, C] (float32)."""
-    from ..inference import normalised_stack, stack_channels
+    from ..preprocess import normalised_stack, stack_channels
     from ..phantom import make_phantom
     case = make_phantom(seed, max(n + 4, 16), 256)
     norm = normalised_stack(case.hu, pre)
@@ -65,54 +67,6 @@ def temp_beside(final: Path, suffix: str = ".onnx"):
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-
-
-def available_providers() -> list[str]:
-    """ONNX Runtime's execution providers here ([] when onnxruntime is not installed)."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return []
-    return list(ort.get_available_providers())
-
-
-def open_session(path: str | os.PathLike, size: int, providers: Optional[Sequence[str]] = None,
-                 threads: int = 0):
-    """An ONNX Runtime session for a segmentation model, its shapes checked.
-
-    Raises:
-        ModelError: onnxruntime missing, the file unreadable, or shapes other than
-            [B, size, size, 3] -> [B, size, size, 1].
-    """
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise ModelError("onnxruntime is not installed (pip install onnxruntime)") from None
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"{path}: no such ONNX file")
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    if threads:
-        opts.intra_op_num_threads = threads
-    try:
-        sess = ort.InferenceSession(str(path), opts, providers=list(providers or ["CPUExecutionProvider"]))
-    except Exception as exc:  # onnxruntime raises its own exception types for bad files
-        raise ModelError(f"{path}: cannot load ONNX model ({one_line(exc, 200)})") from None
-    ins, outs = sess.get_inputs(), sess.get_outputs()
-    ishape = tuple(ins[0].shape) if len(ins) == 1 else ()
-    oshape = tuple(outs[0].shape) if len(outs) == 1 else ()
-    if len(ishape) != 4 or tuple(ishape[1:]) != (size, size, 3):
-        raise ModelError(f"{path}: unexpected ONNX input shape {ishape}; expected (B, {size}, {size}, 3)")
-    if len(oshape) != 4 or tuple(oshape[1:]) != (size, size, 1):
-        raise ModelError(f"{path}: unexpected ONNX output shape {oshape}; expected (B, {size}, {size}, 1)")
-    return sess
-
-
-def run_session(sess, x: np.ndarray) -> np.ndarray:
-    """Probabilities [B, S, S] for inputs [B, S, S, C]."""
-    name = sess.get_inputs()[0].name
-    return sess.run(None, {name: np.ascontiguousarray(x, dtype=np.float32)})[0][..., 0]
 
 
 def _keras_to_onnx(model, x: np.ndarray, tmp: str) -> None:
@@ -141,7 +95,7 @@ def export_onnx(path: str | os.PathLike, tolerance: float = TOLERANCE, progress:
     """
     import keras
 
-    from .io import load_seg_model
+    from ..model.io import load_seg_model
     folder = model_folder(path)
     seg = load_seg_model(find_model_file(folder), read_card(folder).get("stage"))
     report(progress, "onnx", 0, 3, "exporting")

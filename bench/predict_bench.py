@@ -1,0 +1,85 @@
+"""One study end to end as a user waits for it: the whole ``liverseg predict`` process.
+
+Runs ``liverseg predict STUDY --out X.nii.gz --report R.json`` ``--repeat`` times (a fresh process
+each time: start, imports, load the DICOM series, both default models, post-processing, measuring,
+NIfTI written) with the bundled default models and the automatic engine, and prints the medians:
+the whole process's wall time, the parts the report gives (network calls, pre/post-processing),
+the ratio whole process / network time (goal <= 1.25) and whether Keras or TensorFlow was imported
+(goal: never, when ONNX Runtime runs both models). Goal: whole process <= 3 s on the 2-core CPU.
+
+The study is patient 17 of 3D-IRCADb-01 (119 x 512 x 512) from ../shared, or ``--dicom DIR``.
+
+    .venv/bin/python bench/predict_bench.py [--repeat 5] [--dicom DIR] [--engine auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data" / "3Dircadb1.17" / "PATIENT_DICOM.zip"
+HEAVY = ("keras", "tensorflow")
+
+
+def run_once(study: Path, tmp: Path, engine: str) -> dict:
+    out, rep = tmp / "seg.nii.gz", tmp / "report.json"
+    for p in (out, rep):
+        p.unlink(missing_ok=True)
+    t = time.perf_counter()
+    p = subprocess.run([sys.executable, "-X", "importtime", "-m", "app", "predict", str(study), "--out", str(out),
+                        "--report", str(rep), "--engine", engine], cwd=ROOT, capture_output=True, text=True,
+                       timeout=600)
+    wall = time.perf_counter() - t
+    if p.returncode != 0:
+        raise SystemExit(f"liverseg predict failed (exit {p.returncode}):\n{p.stderr[-3000:]}")
+    imported = {line.rsplit("|", 1)[-1].strip() for line in p.stderr.splitlines() if line.startswith("import time:")}
+    r = json.loads(rep.read_text())
+    return {"wall": wall, "timings": r["timings_s"], "engines": r["engine"]["engines"],
+            "heavy": sorted(m for m in HEAVY if m in imported), "liver_ml": r["liver_ml"], "tumor_ml": r["tumor_ml"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--dicom", help="DICOM folder (default: patient 17 from ../shared)")
+    ap.add_argument("--engine", default="auto")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        if args.dicom:
+            study = Path(args.dicom)
+        else:
+            if not SHARED.exists():
+                raise SystemExit(f"{SHARED} not found: pass --dicom DIR")
+            with zipfile.ZipFile(SHARED) as zf:
+                zf.extractall(tmp / "p17")
+            study = next(p.parent for p in (tmp / "p17").rglob("*") if p.is_file())
+        run_once(study, tmp, args.engine)  # warm the OS file cache
+        runs = [run_once(study, tmp, args.engine) for _ in range(args.repeat)]
+    med = lambda f: statistics.median(f(r) for r in runs)  # noqa: E731
+    wall = med(lambda r: r["wall"])
+    net = med(lambda r: r["timings"].get("liver_net", 0) + r["timings"].get("tumor_net", 0))
+    cascade = med(lambda r: r["timings"].get("total", 0))
+    print(f"study {study.name}: {args.repeat} runs, medians; engines {runs[0]['engines']}")
+    for key in ("liver_pre", "liver_net", "liver_post", "tumor_pre", "tumor_net", "tumor_post"):
+        print(f"  {key:12s} {med(lambda r: r['timings'].get(key, 0)):6.2f} s")
+    print(f"  cascade      {cascade:6.2f} s")
+    print(f"  whole process (start, load, cascade, measure, NIfTI) {wall:6.2f} s   goal <= 3 s")
+    print(f"  ratio whole process / network time  {wall / net:.2f}   goal <= 1.25")
+    print(f"  ratio cascade / network time        {cascade / net:.2f}")
+    print(f"  liver {runs[0]['liver_ml']:.1f} mL, tumour {runs[0]['tumor_ml']:.2f} mL (every run the same: "
+          f"{len({(r['liver_ml'], r['tumor_ml']) for r in runs}) == 1})")
+    heavy = sorted({m for r in runs for m in r["heavy"]})
+    print(f"  Keras/TensorFlow imported: {', '.join(heavy) if heavy else 'no'}")
+
+
+if __name__ == "__main__":
+    main()

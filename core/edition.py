@@ -1,0 +1,54 @@
+"""Which edition of LiverSeg Studio this is: full (Keras and TensorFlow: training, the Keras engine,
+ONNX export) or lite (ONNX Runtime only: segmenting with models that have ONNX files).
+
+Decided at run time from what is installed (``build_installer.py --variant lite`` leaves Keras
+out), never from a setting, so a development environment without Keras behaves like the lite
+bundle. Qt-free and cheap: nothing heavy is imported.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+from .errors import LiverSegError
+
+LITE_NAME = "LiverSeg Studio lite"
+FULL_EDITION = ("the LiverSegStudio-<version>-<platform> package without \"-lite\" (or pip install "
+                "liverseg-studio) adds training, the Keras engine and ONNX export")
+
+
+def keras_available() -> bool:
+    """True when Keras can be imported here (without importing it)."""
+    if "keras" in sys.modules:  # imported already, or blocked (sys.modules["keras"] = None)
+        return sys.modules["keras"] is not None
+    try:
+        return importlib.util.find_spec("keras") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def edition() -> str:
+    """"full" or "lite"."""
+    return "full" if keras_available() else "lite"
+
+
+def not_in_edition(what: str) -> str:
+    """One line for a feature this edition lacks, with where to get the full edition."""
+    return f"{what} is not in this edition ({LITE_NAME}). The full edition: {FULL_EDITION}."
+
+
+def require_full(what: str) -> None:
+    """Raise a one-line :class:`LiverSegError` when this is the lite edition.
+
+    Args:
+        what: the feature, e.g. "Training" or "liverseg export-onnx".
+    """
+    if not keras_available():
+        raise LiverSegError(not_in_edition(what))
+
+
+def onnx_only_error(folder: str, reason: str) -> str:
+    """The refusal for a model that would need Keras here: names its folder and says why."""
+    return (f"{folder}: {reason}: this edition ({LITE_NAME}) runs ONNX models only "
+            f"(model.onnx / model.int8.onnx; the full edition's liverseg export-onnx makes them)")
