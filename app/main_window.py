@@ -14,6 +14,7 @@ from core.engines import engines_line
 from core.errors import one_line
 from core.jobs import Progress
 from core.session import Segmented, StudySession
+from core.edition import keras_available, not_in_edition
 from core.settings import BACKENDS, Settings, installed_backends, load_settings, save_settings
 
 from . import jobs
@@ -130,10 +131,17 @@ class MainWindow(StudyIO, QMainWindow):
         e.addAction("&Undo", self.undo, "Ctrl+Z")
         e.addAction("&Redo", self.redo, "Ctrl+Y")
         st = self.menuBar().addMenu("&Settings")
-        bm = st.addMenu("Keras &backend (after restart)")
+        self.backend_actions = {}
+        if not keras_available():  # the lite edition: ONNX Runtime only
+            st.addAction(not_in_edition("Choosing the Keras backend")).setEnabled(False)
+        else:
+            self._backend_menu(st.addMenu("Keras &backend (after restart)"))
+        h = self.menuBar().addMenu("&Help")
+        h.addAction("&About", self.about)
+
+    def _backend_menu(self, bm) -> None:
         group = QActionGroup(self)
         installed = installed_backends()
-        self.backend_actions = {}
         for b in BACKENDS:
             a = bm.addAction(b + ("" if b in installed else " (not installed)"))
             a.setCheckable(True)
@@ -142,8 +150,6 @@ class MainWindow(StudyIO, QMainWindow):
             a.triggered.connect(lambda _=False, b=b: self.set_backend(b))
             group.addAction(a)
             self.backend_actions[b] = a
-        h = self.menuBar().addMenu("&Help")
-        h.addAction("&About", self.about)
 
     # -- jobs -----------------------------------------------------------------
     def start_job(self, job: Job, on_done, busy_text: str = "", quiet: bool = False) -> Job:

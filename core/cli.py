@@ -104,6 +104,8 @@ def _info_volume_file(path: str) -> int:
 
 
 def cmd_predict(args, cancel: CancelToken) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
     from .export import check_target
     from .session import StudySession
 
@@ -117,11 +119,16 @@ def cmd_predict(args, cancel: CancelToken) -> int:
     for path, _ in outputs:  # fail before the long work, not after it
         check_target(path, args.force, [args.dicom_dir])
     liver_path, tumor_path = resolve_models(args)
-    session = StudySession.open(args.dicom_dir, progress=bar, cancel=cancel)
-    seg = session.segment(liver_path, tumor_path, engine=args.engine, device=args.device,
-                          batch_size=args.batch_size, progress=bar, cancel=cancel)
-    summary, _ = session.measure()
-    for path, kind in outputs:
+    with ThreadPoolExecutor(1) as pool:  # the models' engines get ready while the study loads
+        ready = pool.submit(StudySession.prepare_models, liver_path, tumor_path, args.engine)
+        session = StudySession.open(args.dicom_dir, progress=bar, cancel=cancel)
+        liver, tumor = ready.result()
+        seg = session.segment(liver, tumor, engine=args.engine, device=args.device,
+                              batch_size=args.batch_size, progress=bar, cancel=cancel)
+        label_written = pool.submit(session.export, "nifti", args.out, args.force)  # beside measuring
+        summary, _ = session.measure()
+        label_written.result()
+    for path, kind in outputs[1:]:
         session.export(kind, path, force=args.force)
     for w in session.warnings:
         print(f"warning: {w}", file=sys.stderr)

@@ -165,6 +165,17 @@ class StudySession:
         self.editor = LabelEditor(result.label)
         self.summary = self.case_report = None
 
+    @staticmethod
+    def prepare_models(liver, tumor=None, engine: str = "auto", progress=None, cancel=None) -> tuple:
+        """Load the models (from the process cache) and make their engines ready (ONNX Runtime
+        sessions opened, or Keras models loaded): what ``predict`` overlaps with loading the study."""
+        from .engines import prepare
+        models = (load_model(liver, "liver"), load_model(tumor, "tumor") if tumor else None)
+        for m in models:
+            if m is not None:
+                prepare(m, engine)
+        return models
+
     def segment(self, liver, tumor=None, engine: str = "auto", device: Optional[str] = None,
                 batch_size: Optional[int] = None, progress: Optional[ProgressFn] = None,
                 cancel: Optional[CancelToken] = None) -> Segmented:

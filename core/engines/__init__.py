@@ -26,3 +26,15 @@ def runner_for(seg_model, engine: str, batch_size: int, device: Optional[str], k
         from .keras_runner import make_runner
         return make_runner(seg_model, batch_size, device), choice
     return OrtRunner(seg_model, choice, batch_size), choice
+
+
+def prepare(seg_model, engine: str = "auto") -> EngineChoice:
+    """Get a model ready to run before the study is there (e.g. while its DICOM series loads):
+    choose its engine and open its ONNX Runtime session (cached on the model), or load the Keras
+    model. Returns the choice; :func:`core.inference.segment` then finds everything ready."""
+    from ..devices import default_device
+    dev, desc = default_device()
+    runner, choice = runner_for(seg_model, engine, 8, dev, desc)
+    if choice.engine == "keras":
+        seg_model.model  # noqa: B018 (loads it)
+    return choice
