@@ -24,6 +24,12 @@ VOLUME_FILTER = ("CT volumes (*.nii.gz *.nii *.nrrd *.nhdr *.mha *.mhd);;NIfTI (
                  "NRRD (*.nrrd *.nhdr);;MetaImage (*.mha *.mhd);;All files (*)")
 
 
+def _session_field(name: str) -> property:
+    """A read-only window attribute that is the open session's ``name`` (None without a session)."""
+    return property(lambda self: getattr(self.session, name) if self.session is not None else None,
+                    doc=f"the open session's {name}")
+
+
 class ListChooser(QDialog):
     """Pick one item of a list (a series found in a folder, a case of a dataset)."""
 
@@ -51,21 +57,11 @@ class StudyIO:
 
     session: Optional[StudySession] = None
 
-    @property
-    def study(self) -> Optional[Study]:
-        return self.session.study if self.session is not None else None
-
-    @property
-    def editor(self) -> Optional[LabelEditor]:
-        return self.session.editor if self.session is not None else None
-
-    @property
-    def summary(self) -> Optional[dict]:
-        return self.session.summary if self.session is not None else None
-
-    @property
-    def case_report(self) -> Optional[dict]:
-        return self.session.case_report if self.session is not None else None
+    # The open session's state, read-only here (None before a study is open).
+    study: Optional[Study] = _session_field("study")
+    editor: Optional[LabelEditor] = _session_field("editor")
+    summary: Optional[dict] = _session_field("summary")
+    case_report: Optional[dict] = _session_field("case_report")
 
     # -- opening --------------------------------------------------------------
     def open_dialog(self) -> None:

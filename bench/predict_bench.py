@@ -14,18 +14,18 @@ The study is patient 17 of 3D-IRCADb-01 (119 x 512 x 512) from ../shared, or ``-
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data" / "3Dircadb1.17" / "PATIENT_DICOM.zip"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from study17 import study_folder, study_parser  # noqa: E402
+
 HEAVY = ("keras", "tensorflow")
 
 
@@ -47,21 +47,12 @@ def run_once(study: Path, tmp: Path, engine: str) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--dicom", help="DICOM folder (default: patient 17 from ../shared)")
+    ap = study_parser(__doc__)
     ap.add_argument("--engine", default="auto")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        if args.dicom:
-            study = Path(args.dicom)
-        else:
-            if not SHARED.exists():
-                raise SystemExit(f"{SHARED} not found: pass --dicom DIR")
-            with zipfile.ZipFile(SHARED) as zf:
-                zf.extractall(tmp / "p17")
-            study = next(p.parent for p in (tmp / "p17").rglob("*") if p.is_file())
+        study, _ = study_folder(tmp / "study", args.dicom)
         run_once(study, tmp, args.engine)  # warm the OS file cache
         runs = [run_once(study, tmp, args.engine) for _ in range(args.repeat)]
     med = lambda f: statistics.median(f(r) for r in runs)  # noqa: E731

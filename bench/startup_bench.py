@@ -17,7 +17,6 @@ lite variant, docs/INSTALLERS.md).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -25,12 +24,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-SHARED = ROOT.parent / "shared" / "data" / "3Dircadb1.17" / "PATIENT_DICOM.zip"
+from study17 import study_folder, study_parser  # noqa: E402
 
 FLOOR = r"""
 import os, sys, time, json
@@ -44,20 +42,6 @@ def done():
 QTimer.singleShot(0, done)
 app.exec()
 """
-
-
-def study_folder(tmp: Path, given: str | None) -> tuple[Path, str]:
-    if given:
-        return Path(given), given
-    if SHARED.exists():
-        with zipfile.ZipFile(SHARED) as zf:
-            zf.extractall(tmp)
-        return next(p.parent for p in tmp.rglob("*") if p.is_file()), "3Dircadb1.17 (119 x 512 x 512)"
-    from core.phantom import make_phantom
-    from tests.core.factory import write_series
-    ph = make_phantom(17, 119, 512)
-    write_series(tmp / "series", ph.hu)
-    return tmp / "series", "synthetic 119 x 512 x 512 series"
 
 
 def env() -> dict:
@@ -83,9 +67,7 @@ def run_floor() -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--dicom", help="DICOM folder to open (default: patient 17, else a phantom)")
+    ap = study_parser(__doc__)
     ap.add_argument("--exe", help="a bundle's liverseg executable (default: this source tree)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

@@ -24,7 +24,7 @@ from .engines import runner_for
 from .errors import LiverSegError
 from .jobs import CancelToken, ProgressFn, check
 from .labels import LIVER, TUMOUR
-from .masks import inplane_box
+from .masks import crop_box, inplane_box
 from .postprocess import clean_liver, clean_tumour
 from .preprocess import MARGIN_PX, normalised_stack, resize_bilinear
 
@@ -128,21 +128,25 @@ def segment(volume, liver_model, tumor_model=None, progress: Optional[ProgressFn
     liver = clean_liver(liver)
     seg.timings["liver_post"] = time.perf_counter() - t
     seg.info["liver_slices"] = int(hu.shape[0])
-    if not liver.any():
+    lbox = crop_box(liver)  # the liver's 3D box: everything after this works inside it
+    if lbox is None:
         seg.warnings.append("no liver found: the result is empty")
         log.warning("no liver found")
         return seg
-    seg.label[liver] = LIVER
+    seg.label[lbox][liver[lbox]] = LIVER
 
     # 2. Tumours inside the liver's slices and bounding box.
     if tumor_model is not None:
         check(cancel)
         t = time.perf_counter()
-        zs = np.flatnonzero(liver.any(axis=(1, 2)))
-        box = inplane_box(liver, MARGIN_PX)
+        zs = lbox[0].start + np.flatnonzero(liver[lbox].any(axis=(1, 2)))
+        h, w = hu.shape[1:]
+        box = (max(0, lbox[1].start - MARGIN_PX), min(h, lbox[1].stop + MARGIN_PX),
+               max(0, lbox[2].start - MARGIN_PX), min(w, lbox[2].stop + MARGIN_PX))
         y0, y1, x0, x1 = box
+        tbox = (slice(zs[0], zs[-1] + 1), slice(y0, y1), slice(x0, x1))  # every tumour voxel lies in here
         tpre = tumor_model.pre
-        sub = hu[zs[0]:zs[-1] + 1]  # contiguous range of liver slices (neighbours for 2.5D)
+        sub = hu[tbox[0]]  # contiguous range of liver slices (neighbours for 2.5D)
         norm = normalised_stack(sub, tpre, box)
         seg.timings["tumor_pre"] = time.perf_counter() - t
         t = time.perf_counter()
@@ -152,10 +156,10 @@ def segment(volume, liver_model, tumor_model=None, progress: Optional[ProgressFn
         seg.timings["tumor_net"] = time.perf_counter() - t
         t = time.perf_counter()
         prob = resize_chunked(prob_small, y1 - y0, x1 - x0)
-        tumor = np.zeros(hu.shape, bool)
-        tumor[zs, y0:y1, x0:x1] = prob > tumor_model.threshold
-        tumor = clean_tumour(tumor, liver, int(np.ceil(min_tumor_ml * 1000 / np.prod(spacing))))
-        seg.label[tumor] = TUMOUR
+        tumor = np.zeros((zs[-1] + 1 - zs[0], y1 - y0, x1 - x0), bool)  # the box: exact, as no tumour
+        tumor[zs - zs[0]] = prob > tumor_model.threshold                  # voxel and no liver lie outside
+        tumor = clean_tumour(tumor, liver[tbox], int(np.ceil(min_tumor_ml * 1000 / np.prod(spacing))))
+        seg.label[tbox][tumor] = TUMOUR
         if return_probs:
             tp = np.zeros(hu.shape, np.float16)
             tp[zs, y0:y1, x0:x1] = prob

@@ -109,16 +109,20 @@ def test_package_extracts_and_selftest_passes_without_python(package, tmp_path):
     assert grey.shape[1] > 800 and len(np.unique(grey)) > 50  # a real picture, not a blank window
 
 
-def test_lite_package_size(package):
-    """Issue 16: the lite download is <= 150 MB, <= 300 MB unpacked (the full one: ~700 / ~1,700 MB)."""
+# (packed, unpacked) MB at most: issue 16's goals for lite; for full, today's size (707 / 1,717 MB,
+# TensorFlow 1.2 GB of it) with ~15 % room, so that an accidental doubling is caught.
+MAX_MB = {"lite": (LITE_MAX_PACKED_MB, LITE_MAX_UNPACKED_MB), "full": (820, 2000)}
+
+
+def test_package_size(package):
+    """Issue 16: the lite download is <= 150 MB, <= 300 MB unpacked; the full one stays near its size."""
     variant, app, packed = package
     from build_installer import folder_size
     unpacked = folder_size(app)
     print(f"{variant}: {packed / 1e6:.0f} MB packed, {unpacked / 1e6:.0f} MB unpacked")
-    if variant != "lite":
-        pytest.skip("the size limits are the lite variant's")
-    assert unpacked <= LITE_MAX_UNPACKED_MB * 1e6, f"{unpacked / 1e6:.0f} MB unpacked"
-    assert packed <= LITE_MAX_PACKED_MB * 1e6, f"{packed / 1e6:.0f} MB packed"
+    max_packed, max_unpacked = MAX_MB[variant]
+    assert unpacked <= max_unpacked * 1e6, f"{variant}: {unpacked / 1e6:.0f} MB unpacked > {max_unpacked} MB"
+    assert packed <= max_packed * 1e6, f"{variant}: {packed / 1e6:.0f} MB packed > {max_packed} MB"
 
 
 def test_bundle_reads_compressed_dicom_and_refuses_bad_input(package, tmp_path):
