@@ -45,19 +45,17 @@ def warm_up(progress=None, cancel=None) -> str:
     """Import Keras and its backend (TensorFlow by default) and build the inference device choice."""
     import keras
 
-    from core.inference import default_device
+    from core.devices import default_device
     default_device()
     return keras.backend.backend()
 
 
 def engine_description() -> str:
     """Which Keras backend and device, and which ONNX Runtime providers, inference can use (About)."""
-    import os
-
+    from core.devices import backend_name, default_device
     from core.engines import available_providers
-    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    backend = backend_name()
     try:
-        from core.inference import default_device
         _, desc = default_device()
         text = f"Keras backend: {backend}; device: {desc}"
     except Exception as exc:  # no backend installed

@@ -19,7 +19,7 @@ from typing import Optional
 
 import numpy as np
 
-from .devices import default_device  # noqa: F401 (re-exported for app.jobs and benches)
+from .devices import default_device
 from .engines import runner_for
 from .errors import LiverSegError
 from .jobs import CancelToken, ProgressFn, check
