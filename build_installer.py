@@ -219,7 +219,36 @@ def run_pyinstaller(spec: Path, dist: Path, work: Path, variant: str) -> Path:
             for path in base.glob(rel):
                 shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink()
     lite.slim(bundle) if variant == "lite" else strip_tensorflow(bundle)
+    if sys.platform.startswith("linux"):
+        check_xcb_bundled(bundle)
     return bundle
+
+
+# Qt's X11 plugin needs these besides libxcb.so.1 and libX11 (which every X11 desktop has, and which
+# PyInstaller rightly leaves to the system); many desktop installs lack some of them (issue 14), so
+# the bundle carries its own. PyInstaller copies them only when the build machine has them.
+XCB_SYSTEM_ONLY = ("libEGL.so.1", "libfontconfig.so.1")
+
+
+def xcb_libs_to_bundle() -> list[str]:
+    from dev import QT_XCB_LIBS
+    return [lib for lib in QT_XCB_LIBS if lib not in XCB_SYSTEM_ONLY]
+
+
+def missing_xcb_libs(bundle: Path) -> list[str]:
+    """The sonames of :func:`xcb_libs_to_bundle` that are not in the bundle's _internal folder."""
+    internal = bundle / "_internal"
+    return [lib for lib in xcb_libs_to_bundle() if not (internal / lib).exists()]
+
+
+def check_xcb_bundled(bundle: Path) -> None:
+    """Refuses a Linux bundle whose GUI would need X11 libraries from the user's machine."""
+    missing = missing_xcb_libs(bundle)
+    if missing:
+        from dev import install_command
+        sys.exit(f"build_installer: {bundle} lacks {', '.join(missing)} (Qt's X11 plugin needs them, and "
+                 "users' machines often lack them): this build machine does not have them to bundle. "
+                 f"Install them ({install_command(missing)}) and build again.")
 
 
 def strip_tensorflow(bundle: Path) -> None:
@@ -271,7 +300,8 @@ Menu entry: ./install-desktop-entry.sh
 
 The default models (ircadb-liver, ircadb-tumor) are trained on 3D-IRCADb-01 (CC BY-NC-ND 4.0):
 research use only, not for clinical decisions. The demo models are trained on synthetic data only.
-On Linux the GUI needs the X11/XCB libraries of a desktop (on Ubuntu: libxcb-cursor0).
+On Linux the GUI needs an X11 desktop (or Xwayland); the XCB libraries Qt needs beyond libxcb and
+libX11 are in the bundle.
 """
 README_LITE = """
 This is the lite edition: it segments with ONNX Runtime (the bundled models' ONNX files) and has no

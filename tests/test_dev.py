@@ -47,3 +47,26 @@ def test_check_names_libraries_and_command(monkeypatch):
     assert dev.check_qt_platform({"QT_QPA_PLATFORM": "offscreen"}) == ""
     monkeypatch.setattr(dev, "missing_qt_libs", lambda: [])
     assert dev.check_qt_platform({}) == ""
+
+
+def test_installer_build_refuses_a_bundle_without_the_xcb_libraries(tmp_path, monkeypatch):
+    """Issue 14: the Linux bundle carries Qt's XCB libraries; a build machine without them makes no
+    bundle that would fail on users' machines, and says what to install."""
+    import pytest
+
+    import build_installer as b
+    wanted = b.xcb_libs_to_bundle()
+    assert "libxcb-cursor.so.0" in wanted and "libxcb-icccm.so.4" in wanted and "libxkbcommon-x11.so.0" in wanted
+    assert "libEGL.so.1" not in wanted and "libxcb.so.1" not in wanted  # the system's (drivers, the X connection)
+    (tmp_path / "_internal").mkdir()
+    for lib in wanted:
+        if lib != "libxcb-keysyms.so.1":
+            (tmp_path / "_internal" / lib).write_bytes(b"")
+    assert b.missing_xcb_libs(tmp_path) == ["libxcb-keysyms.so.1"]
+    monkeypatch.setattr(dev.os, "geteuid", lambda: 1000, raising=False)
+    with pytest.raises(SystemExit) as exc:
+        b.check_xcb_bundled(tmp_path)
+    message = str(exc.value)
+    assert "libxcb-keysyms.so.1" in message and ("libxcb-keysyms1" in message or "xcb-util-keysyms" in message)
+    (tmp_path / "_internal" / "libxcb-keysyms.so.1").write_bytes(b"")
+    b.check_xcb_bundled(tmp_path)  # complete: no exit
