@@ -81,15 +81,19 @@ def nifti_affine(spacing, origin=(0.0, 0.0, 0.0), direction=None) -> np.ndarray:
 
 
 def _nifti_image(label: np.ndarray, spacing, origin=(0.0, 0.0, 0.0), direction=None):
-    """A [Z, Y, X] label as a NIfTI image (x fastest) with the geometry's RAS affine."""
-    return _nifti_on(np.ascontiguousarray(np.transpose(label, (2, 1, 0))), nifti_affine(spacing, origin, direction))
+    """A [Z, Y, X] label as a NIfTI image (x fastest) with the geometry's RAS affine.
+
+    The transposed view is not copied: a C-ordered [Z, Y, X] array seen as [X, Y, Z] is
+    Fortran-ordered, which is NIfTI's order on disk, so nibabel writes its memory as it is (a
+    C-ordered copy would cost two transposes, ~0.3 s for a 512 x 512 x 119 study)."""
+    return _nifti_on(np.transpose(label, (2, 1, 0)), nifti_affine(spacing, origin, direction))
 
 
 def _nifti_on(data: np.ndarray, affine: np.ndarray):
     """A uint8 NIfTI image of ``data`` (already in the file's axis order) with ``affine`` as its
     qform and sform, in mm."""
     import nibabel as nib
-    img = nib.Nifti1Image(data.astype(np.uint8), affine)
+    img = nib.Nifti1Image(data.astype(np.uint8, copy=False), affine)
     img.header.set_xyzt_units("mm")
     img.set_qform(img.affine, code=1)
     img.set_sform(img.affine, code=1)

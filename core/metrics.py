@@ -170,17 +170,20 @@ def _lesion_components(mask, spacing, hu: Optional[np.ndarray] = None) -> tuple[
     from scipy import ndimage
     m = np.asarray(mask).astype(bool)
     lab = np.zeros(m.shape, np.int32)
-    if m.any():  # label the bounding box only: much faster on a whole CT
-        idx = [np.flatnonzero(m.any(axis=tuple(j for j in range(3) if j != i))) for i in range(3)]
-        box = tuple(slice(ix[0], ix[-1] + 1) for ix in idx)
-        lab[box], _ = ndimage.label(m[box], structure=np.ones((3, 3, 3)))
+    box = crop_box(m)  # label and search the bounding box only: much faster on a whole CT
+    objects = []
+    if box is not None:
+        sub, _ = ndimage.label(m[box], structure=np.ones((3, 3, 3)))
+        lab[box] = sub
+        objects = ndimage.find_objects(sub)
     out = []
-    for k, sl in enumerate(ndimage.find_objects(lab), start=1):
+    for k, sl in enumerate(objects, start=1):
         if sl is None:
             continue
-        comp = lab[sl] == k
+        comp = sub[sl] == k
         zz, yy, xx = np.nonzero(comp)
-        zz, yy, xx = zz + sl[0].start, yy + sl[1].start, xx + sl[2].start
+        zz, yy, xx = (zz + sl[0].start + box[0].start, yy + sl[1].start + box[1].start,
+                      xx + sl[2].start + box[2].start)
         diam = 0.0
         for z in np.unique(zz):
             sel = zz == z
