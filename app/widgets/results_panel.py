@@ -5,9 +5,12 @@ from __future__ import annotations
 import math
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QAbstractItemView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout,
+                               QWidget)
 
-LESION_HEAD = ["id", "slices", "volume mL", "longest diam. mm", "mean HU"]
+LESION_HEAD = ["id", "slices", "mL", "diam. mm", "mean HU"]
+LESION_TIPS = ["lesion number, largest first", "first-last axial slice", "volume in mL",
+               "longest axial diameter in mm", "mean Hounsfield units inside the lesion"]
 METRIC_HEAD = ["", "Dice", "Jaccard", "ASSD mm", "RVD"]
 
 
@@ -24,6 +27,8 @@ class ResultsPanel(QWidget):
         lay.addWidget(self.summary)
         self.lesions = QTableWidget(0, len(LESION_HEAD))
         self.lesions.setHorizontalHeaderLabels(LESION_HEAD)
+        for c, tip in enumerate(LESION_TIPS):
+            self.lesions.horizontalHeaderItem(c).setToolTip(tip)
         self.lesions.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.lesions.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.lesions.cellClicked.connect(self._clicked)
@@ -34,6 +39,10 @@ class ResultsPanel(QWidget):
         self.metrics.setHorizontalHeaderLabels(METRIC_HEAD)
         self.metrics.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         lay.addWidget(self.metrics, 1)
+        for table in (self.lesions, self.metrics):  # the id column numbers the rows: no second number
+            table.verticalHeader().hide()
+            table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+            table.horizontalHeader().setStretchLastSection(True)
         self._centroids: list[tuple[int, int, int]] = []
         self.show_metrics(None)
 

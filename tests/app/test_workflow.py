@@ -64,6 +64,14 @@ def test_brush_edit_and_undo_change_the_volumes(demo, qtbot, threshold_models):
 def test_lesion_row_click_jumps(demo, qtbot):
     w = demo
     assert w.results.lesions.rowCount() >= 1
+    table = w.results.lesions  # one number per row (the id column), and every column in view
+    assert table.verticalHeader().isHidden() and table.item(0, 0).text() == "1"
+    w.tabs.setCurrentWidget(w.results)
+    qtbot.waitUntil(table.isVisible)
+    table.resizeColumnsToContents()
+    widths = sum(table.columnWidth(c) for c in range(table.columnCount()))
+    assert widths <= table.viewport().width(), (widths, table.viewport().width())
+    assert "longest axial diameter" in table.horizontalHeaderItem(3).toolTip()
     w.results.lesions.cellClicked.emit(0, 0)
     z, y, x = (int(round(c)) for c in w.summary["lesions"][0]["centroid"])
     assert w.viewer.cursor == (z, y, x) and w.viewer.axial.index == z
