@@ -170,13 +170,22 @@ exec "$@"
 '''
 
 
+def unshare_flags() -> list[str]:
+    """A private mount namespace as root (``-m``), else inside a user namespace (``-r -m``: also
+    where root lacks CAP_SYS_ADMIN, as in unprivileged containers); [] when neither is allowed."""
+    unshare = shutil.which("unshare")
+    for flags in (["-m"], ["-r", "-m"]):
+        if unshare and subprocess.run([unshare, *flags, "true"], capture_output=True).returncode == 0:
+            return flags
+    return []
+
+
 def without_system_libs(work: Path, sonames: list[str], cmd: list[str]) -> list[str]:
     """``cmd`` run where the dynamic linker cannot find ``sonames`` (nor their versioned files)."""
     probe = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
     paths = [line.split("=>")[-1].strip() for line in probe.splitlines() if line.strip().startswith("libxcb.so.1 ")]
     libdir = os.path.dirname(os.path.realpath(paths[0])) if paths else "/usr/lib/x86_64-linux-gnu"
-    userns = [] if os.geteuid() == 0 else ["-r"]
-    return [shutil.which("unshare") or "unshare", *userns, "-m", "/bin/sh", "-c", HIDE_LIBS, "sh", str(work), libdir, " ".join(sonames), *cmd]
+    return [shutil.which("unshare") or "unshare", *unshare_flags(), "/bin/sh", "-c", HIDE_LIBS, "sh", str(work), libdir, " ".join(sonames), *cmd]
 
 
 def start_xvfb(tmp_path: Path):
@@ -201,8 +210,8 @@ def test_gui_starts_under_xvfb_without_the_systems_xcb_libraries(package, tmp_pa
     variant, app, _ = package
     from build_installer import xcb_libs_to_bundle
     hidden = xcb_libs_to_bundle()
-    if shutil.which("unshare") is None or subprocess.run(
-            without_system_libs(tmp_path / "probe", hidden, ["true"]), capture_output=True).returncode:
+    if not unshare_flags() or subprocess.run(
+            without_system_libs(tmp_path / "probe", hidden, ["/bin/true"]), capture_output=True).returncode:
         message = "no private mount namespace here (unshare -m): cannot hide the system's XCB libraries"
         if os.environ.get("LIVERSEG_REQUIRE_XVFB"):
             pytest.fail(message)
