@@ -6,6 +6,7 @@ limits (<= 300 MB unpacked, <= 150 MB packed) and its "not in this edition" refu
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -170,22 +171,29 @@ exec "$@"
 '''
 
 
-def unshare_flags() -> list[str]:
+@functools.lru_cache(maxsize=None)
+def unshare_flags() -> tuple[str, ...]:
     """A private mount namespace as root (``-m``), else inside a user namespace (``-r -m``: also
-    where root lacks CAP_SYS_ADMIN, as in unprivileged containers); [] when neither is allowed."""
+    where root lacks CAP_SYS_ADMIN, as in unprivileged containers); () when neither is allowed."""
     unshare = shutil.which("unshare")
-    for flags in (["-m"], ["-r", "-m"]):
+    for flags in (("-m",), ("-r", "-m")):
         if unshare and subprocess.run([unshare, *flags, "true"], capture_output=True).returncode == 0:
             return flags
-    return []
+    return ()
+
+
+@functools.lru_cache(maxsize=None)
+def system_lib_dir() -> str:
+    """The folder the system's libxcb.so.1 is in (where Qt's XCB libraries are looked for)."""
+    probe = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
+    paths = [line.split("=>")[-1].strip() for line in probe.splitlines() if line.strip().startswith("libxcb.so.1 ")]
+    return os.path.dirname(os.path.realpath(paths[0])) if paths else "/usr/lib/x86_64-linux-gnu"
 
 
 def without_system_libs(work: Path, sonames: list[str], cmd: list[str]) -> list[str]:
     """``cmd`` run where the dynamic linker cannot find ``sonames`` (nor their versioned files)."""
-    probe = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
-    paths = [line.split("=>")[-1].strip() for line in probe.splitlines() if line.strip().startswith("libxcb.so.1 ")]
-    libdir = os.path.dirname(os.path.realpath(paths[0])) if paths else "/usr/lib/x86_64-linux-gnu"
-    return [shutil.which("unshare") or "unshare", *unshare_flags(), "/bin/sh", "-c", HIDE_LIBS, "sh", str(work), libdir, " ".join(sonames), *cmd]
+    return [shutil.which("unshare") or "unshare", *unshare_flags(), "/bin/sh", "-c", HIDE_LIBS, "sh", str(work),
+            system_lib_dir(), " ".join(sonames), *cmd]
 
 
 def start_xvfb(tmp_path: Path):
