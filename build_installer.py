@@ -9,8 +9,9 @@
    the default (real-CT) and demo models. On Windows a second, windowed ``LiverSegStudio.exe`` opens the GUI without a
    console; on macOS the windowed app is ``LiverSeg Studio.app``.
 2. The package for this platform:
-   - Linux: ``dist/LiverSegStudio-<version>-linux-x86_64.tar.gz`` with a ``.desktop`` file, the
-     icon and ``install-desktop-entry.sh`` (adds the app to the desktop menu of this user);
+   - Linux: ``dist/LiverSegStudio-<version>-linux-x86_64.tar.gz`` with the icon and, from
+     ``installer/``, a ``.desktop`` file and ``install-desktop-entry.sh`` (adds the app to the desktop
+     menu of this user);
    - Windows: an Inno Setup installer from ``installer/liverseg.iss`` when ``iscc`` is on the
      PATH, else ``LiverSegStudio-<version>-windows-x86_64.zip``;
    - macOS: ``LiverSegStudio-<version>-macos-<arch>.dmg`` (``hdiutil``).
@@ -267,30 +268,6 @@ def folder_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
 
 
-DESKTOP = """[Desktop Entry]
-Type=Application
-Name=LiverSeg Studio
-GenericName=Liver CT segmentation
-Comment=Segment the liver and liver tumours in abdominal CT
-Exec=liverseg gui %f
-Icon=liverseg
-Terminal=false
-Categories=Science;MedicalSoftware;Graphics;
-"""
-
-INSTALL_DESKTOP = """#!/bin/sh
-# Adds LiverSeg Studio to this user's application menu (no root needed).
-set -e
-here="$(cd "$(dirname "$0")" && pwd)"
-apps="${XDG_DATA_HOME:-$HOME/.local/share}/applications"
-icons="${XDG_DATA_HOME:-$HOME/.local/share}/icons/hicolor/256x256/apps"
-mkdir -p "$apps" "$icons"
-cp "$here/liverseg.png" "$icons/liverseg.png"
-sed "s|^Exec=liverseg|Exec=\\"$here/liverseg\\"|" "$here/liverseg-studio.desktop" > "$apps/liverseg-studio.desktop"
-chmod +x "$apps/liverseg-studio.desktop"
-echo "LiverSeg Studio added to the application menu ($apps/liverseg-studio.desktop)"
-"""
-
 README = """LiverSeg Studio {version} ({tag}, variant {variant})
 
 Run:        ./liverseg                 (the app; ./liverseg gui FOLDER opens a DICOM folder)
@@ -326,10 +303,9 @@ def package_linux(bundle: Path, dist: Path, variant: str, icons: dict) -> Path:
     top = f"{NAME}-{version()}" + ("-lite" if variant == "lite" else "")
     final = dist / f"{NAME}-{version()}-{platform_tag()}{suffix(variant)}.tar.gz"
     shutil.copy2(icons["png"], bundle / "liverseg.png")
-    (bundle / "liverseg-studio.desktop").write_text(DESKTOP, encoding="utf-8")
-    script = bundle / "install-desktop-entry.sh"
-    script.write_text(INSTALL_DESKTOP, encoding="utf-8")
-    script.chmod(0o755)
+    for name in ("liverseg-studio.desktop", "install-desktop-entry.sh"):  # the menu entry and its installer
+        shutil.copyfile(ROOT / "installer" / name, bundle / name)
+    (bundle / "install-desktop-entry.sh").chmod(0o755)
     (bundle / "README.txt").write_text(readme(variant), encoding="utf-8")
     tmp = _atomic_target(final)
     try:

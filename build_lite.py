@@ -21,16 +21,16 @@ TRAINING_PACKAGES = ("tensorflow", "keras", "jax", "tf2onnx", "onnx", "torch", "
 EXCLUDES = [
     *TRAINING_PACKAGES, "jaxlib", "tensorflow_io_gcs_filesystem", "tensorboard", "tensorboard_data_server",
     "ml_dtypes", "optree", "namex", "absl", "sympy", "mpmath", "flatbuffers",
-    # nothing in the app imports them (scipy.spatial is not needed since core.metrics finds
+    # nothing in the app imports them (scipy.spatial is not needed since core.evaluation.metrics finds
     # diameters without it; scipy.ndimage needs only scipy.special)
     "PySide6.QtNetwork", "pyqtgraph.opengl", "sqlite3", "ssl", "_ssl", "_hashlib",  # hashlib has its own sha256
     "scipy.optimize", "scipy.io", "scipy.stats", "scipy.integrate", "scipy.interpolate", "scipy.signal",
     "scipy.fft", "scipy.fftpack", "scipy.cluster", "scipy.odr", "scipy.datasets", "scipy.misc",
     "scipy.differentiate", "scipy.spatial", "scipy.linalg", "scipy.sparse",
     # the project's training-only modules (liverseg train / export-onnx refuse before importing them)
-    "core.training", "core.recipe", "core.keras_adapters", "core.threshold", "core.pipeline", "core.augment",
-    "core.lesion_synth", "core.engines.onnx_export", "core.engines.quantize", "core.model.resunet",
-    "core.model.losses",
+    "core.training.trainer", "core.training.recipe", "core.training.callbacks", "core.training.threshold",
+    "core.training.loader", "core.training.onnx_export", "core.training.quantize", "core.transforms.augment",
+    "core.synthetic.lesion_synth", "core.model.resunet", "core.model.losses",
 ]
 # Removed after the build (globs under _internal): Qt's translations (the app is in English), ONNX
 # Runtime's C API library (the Python module has the runtime built in and never loads it), Pillow's

@@ -7,7 +7,7 @@ import os
 import sys
 
 from core import __version__
-from core.cli import add_subcommands, run
+from core.cli.commands import add_subcommands, run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +42,7 @@ def take_verbose(argv: list[str]) -> list[str]:
 
 
 def main(argv=None) -> int:
-    from core.settings import apply_backend, load_settings
+    from core.inference.settings import apply_backend, load_settings
     apply_backend(load_settings())  # before anything imports Keras; KERAS_BACKEND wins when set
     argv = take_verbose(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()

@@ -1,6 +1,6 @@
 """The functions the GUI runs in worker threads (plain functions over ``core``; no widgets here).
 
-Opening, measuring and exporting a study are :class:`core.session.StudySession`'s methods, which the
+Opening, measuring and exporting a study are :class:`core.study.session.StudySession`'s methods, which the
 window runs directly. Each takes ``progress`` and ``cancel`` keyword arguments, like every long
 ``core`` job.
 """
@@ -9,17 +9,17 @@ from __future__ import annotations
 
 from typing import Optional
 
-from core.session import Segmented, StudySession
+from core.study.session import Segmented, StudySession
 
 
 def scan_folder(path: str, progress=None, cancel=None):
-    from core.dicom import scan
+    from core.io.dicom import scan
     return scan(path, progress=progress, cancel=cancel)
 
 
 def segment_study(session: StudySession, liver_path: str, tumor_path: Optional[str], engine: str = "auto",
                   progress=None, cancel=None) -> Segmented:
-    """Run the cascade with the chosen engine (see core.engines); the result is not stored yet.
+    """Run the cascade with the chosen engine (see core.inference.engines); the result is not stored yet.
 
     Its ``snapshot`` is a copy of the label for the measuring job, taken here: nobody can edit the
     label before the GUI receives it, and a 500-slice copy (~35 ms) must not run in the GUI thread.
@@ -28,12 +28,12 @@ def segment_study(session: StudySession, liver_path: str, tumor_path: Optional[s
 
 
 def import_dataset(src: str, out: str, progress=None, cancel=None):
-    from core.nifti_import import import_dataset
+    from core.datasets.nifti_import import import_dataset
     return import_dataset(src, out, progress=progress, cancel=cancel)
 
 
 def train_model(cfg, resume: bool, progress=None, cancel=None):
-    from core.training import train
+    from core.training.trainer import train
     return train(cfg, progress=progress, cancel=cancel, resume=resume)
 
 
@@ -45,15 +45,15 @@ def warm_up(progress=None, cancel=None) -> str:
     """Import Keras and its backend (TensorFlow by default) and build the inference device choice."""
     import keras
 
-    from core.devices import default_device
+    from core.inference.devices import default_device
     default_device()
     return keras.backend.backend()
 
 
 def engine_description() -> str:
     """Which Keras backend and device, and which ONNX Runtime providers, inference can use (About)."""
-    from core.devices import backend_name, default_device
-    from core.engines import available_providers
+    from core.inference.devices import backend_name, default_device
+    from core.inference.engines import available_providers
     backend = backend_name()
     try:
         _, desc = default_device()

@@ -41,7 +41,7 @@ class StartupTimings:
                 m for m in sys.modules if m.split(".")[0] in HEAVY and "." not in m)
 
     def write(self) -> None:
-        from core.atomic import write_json
+        from core.runtime.atomic import write_json
         write_json(self.path, self.data)
 
 
@@ -94,7 +94,7 @@ def run_gui(args) -> int:
             QTimer.singleShot(0, app.quit)
 
     win.confirm_close = not args.quit
-    from core.edition import keras_available
+    from core.runtime.edition import keras_available
     warm = {"done": args.quit or not keras_available()}  # the lite edition has no Keras to warm up
 
     def first_slice_shown():

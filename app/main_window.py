@@ -10,12 +10,12 @@ from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QActionGroup
 from PySide6.QtWidgets import QMainWindow, QMessageBox, QProgressBar, QSplitter, QTabWidget
 
-from core.engines import engines_line
-from core.errors import one_line
-from core.jobs import Progress
-from core.session import Segmented, StudySession
-from core.edition import keras_available, not_in_edition
-from core.settings import BACKENDS, Settings, installed_backends, load_settings, save_settings
+from core.inference.engines import engines_line
+from core.runtime.errors import one_line
+from core.runtime.jobs import Progress
+from core.study.session import Segmented, StudySession
+from core.runtime.edition import keras_available, not_in_edition
+from core.inference.settings import BACKENDS, Settings, installed_backends, load_settings, save_settings
 
 from . import jobs
 from .widgets.display_panel import DisplayPanel

@@ -1,7 +1,7 @@
 """Studies in and out of the main window: open (DICOM folder, volume file, dataset case, demo, drag
 and drop, recent), bring back a segmentation, export. A mixin of :class:`app.main_window.MainWindow`
 (which provides ``settings``, ``start_job``, ``show_error`` and the panels). The open study and its
-results are one :class:`core.session.StudySession` (``self.session``), the same object
+results are one :class:`core.study.session.StudySession` (``self.session``), the same object
 ``liverseg predict`` uses; ``study``, ``editor``, ``summary`` and ``case_report`` read it."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Optional
 import numpy as np
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFileDialog, QListWidget, QVBoxLayout
 
-from core.editing import LabelEditor
-from core.session import Segmented, StudySession
-from core.study import Study
+from core.study.editing import LabelEditor
+from core.study.session import Segmented, StudySession
+from core.study.study import Study
 
 from . import jobs
 from .workers import Job
@@ -73,13 +73,13 @@ class StudyIO:
         """A volume file (NIfTI, NRRD, MetaImage) opens directly; a folder is scanned, and with several
         CT series the user picks one (``choose`` picks in tests); the stack a localizer shares a UID
         with is not offered separately (it loads the largest stack, with a warning)."""
-        from core.volume_file import is_volume_file
+        from core.io.volume_file import is_volume_file
         if is_volume_file(path):
             self._add_recent(path)
             return self.start_job(Job("Open volume file", StudySession.open, path), self.show_study)
 
         def scanned(result):
-            from core.dicom import select_series
+            from core.io.dicom import select_series
             cts = [s for s in result if s.is_ct and not (s.split and s.key != s.series_uid)] or list(result)
             if len(cts) > 1:
                 idx = choose(cts) if choose else self._ask_series(cts)
@@ -151,7 +151,7 @@ class StudyIO:
         return self.start_job(Job("Open demo study", StudySession.open_demo), self.show_study)
 
     def open_case_dialog(self) -> None:
-        from core.dataset import list_cases
+        from core.datasets.dataset import list_cases
         folder = QFileDialog.getExistingDirectory(self, "Dataset folder")
         if not folder:
             return
@@ -217,7 +217,7 @@ class StudyIO:
             self.show_error("Nothing to export yet: open a study and segment it.", "")
             return None
         if kind == "png":
-            from core.export import write_png
+            from core.io.export import write_png
             from PySide6.QtGui import QImage
             img = self.viewer.axial.glw.grab().toImage().convertToFormat(QImage.Format.Format_RGBA8888)
             arr = np.array(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine() // 4, 4)[:, :img.width()]

@@ -26,8 +26,8 @@ from typing import Callable
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
-from core.errors import Cancelled, LiverSegError, one_line
-from core.jobs import CancelToken
+from core.runtime.errors import Cancelled, LiverSegError, one_line
+from core.runtime.jobs import CancelToken
 
 log = logging.getLogger(__name__)
 PUMP_MS = 15

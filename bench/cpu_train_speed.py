@@ -3,9 +3,9 @@
     .venv/bin/python bench/cpu_train_speed.py [--size 128] [--filters 8] [--steps 30] [--rounds 2]
 
 Phantom patients (one with CT, two as label maps rendered per sample, as in the recipe) go
-through core.pipeline with anatomical augmentation into ``model.fit`` on a PyDataset with two
-loader threads (what core.training does), TensorFlow backend, batch 16. Keras' default
-``jit_compile="auto"`` leaves XLA off for this model on TensorFlow; core.training turns it on.
+through core.training.loader with anatomical augmentation into ``model.fit`` on a PyDataset with two
+loader threads (what core.training.trainer does), TensorFlow backend, batch 16. Keras' default
+``jit_compile="auto"`` leaves XLA off for this model on TensorFlow; core.training.trainer turns it on.
 Rounds alternate (off, on, off, on...) and print slices/s and the ratio.
 """
 
@@ -32,13 +32,13 @@ def main() -> None:
     import core  # noqa: F401  (TensorFlow settings before Keras)
     import keras
 
-    from core import anatomy as A
-    from core.dataset import Case, write_case
+    from core.datasets import anatomy as A
+    from core.datasets.dataset import Case, write_case
     from core.model.losses import bce_dice_loss, dice_metric, iou_metric
     from core.model.resunet import ResUNetConfig, build_resunet
-    from core.phantom import make_phantom
-    from core.pipeline import SlicePipeline
-    from core.preprocess import Preprocessing
+    from core.synthetic.phantom import make_phantom
+    from core.training.loader import SlicePipeline
+    from core.transforms.preprocess import Preprocessing
 
     with tempfile.TemporaryDirectory() as tmp:
         for i, seed in enumerate((61, 62, 63)):

@@ -4,9 +4,9 @@ Run on a GPU machine with JAX (KERAS_BACKEND=jax, the default here):
 
     KERAS_BACKEND=jax python bench/gpu_train.py [--batch 64] [--steps 40] [--patients 6]
 
-Phantom patients (256 x 256) go through core.pipeline (cache, 2.5D, augmentation)
+Phantom patients (256 x 256) go through core.training.loader (cache, 2.5D, augmentation)
 into, for float32 and mixed_bfloat16:
-  * ``model.fit`` on a keras PyDataset (what core.training does), and
+  * ``model.fit`` on a keras PyDataset (what core.training.trainer does), and
   * a jitted JAX train step (keras stateless_call + optimizer.stateless_apply)
     fed by a prefetch thread that builds batches with a thread pool and puts
     them on the device ahead of use (device-side prefetch, no host stalls);
@@ -33,8 +33,8 @@ import numpy as np  # noqa: E402
 
 
 def make_dataset(folder: str, patients: int, slices: int, size: int) -> list[str]:
-    from core.dataset import Case, write_case
-    from core.phantom import make_phantom
+    from core.datasets.dataset import Case, write_case
+    from core.synthetic.phantom import make_phantom
     ids = []
     for s in range(patients):
         c = make_phantom(300 + s, slices, size)
@@ -87,7 +87,7 @@ def bench_precision(precision: str, pipe, args) -> dict:
     out = {}
     cfg = ResUNetConfig(args.size, 3, 16, 4)
 
-    # 1. model.fit on a PyDataset (the path core.training takes).
+    # 1. model.fit on a PyDataset (the path core.training.trainer takes).
     model = build_resunet(cfg)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=bce_dice_loss)
     b, n = args.batch, len(pipe)
@@ -188,8 +188,8 @@ def main() -> None:
     import jax
     import keras
 
-    from core.pipeline import SlicePipeline
-    from core.preprocess import Preprocessing
+    from core.training.loader import SlicePipeline
+    from core.transforms.preprocess import Preprocessing
     print(f"keras {keras.__version__} backend {keras.backend.backend()}, jax {jax.__version__}, "
           f"devices {jax.devices()}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:

@@ -72,10 +72,10 @@ def notebook_size_model(folder: Path, stage: str, band_hu: tuple[float, float], 
 def onnx_models(tmp: Path, models) -> dict:
     """Export both models to ONNX and quantise them, calibrated on 4 phantom "training" patients and
     gated on 2 phantom "validation" patients (256 x 256, 48 slices). Returns the int8 records."""
-    from core.dataset import Case, write_case
-    from core.engines.onnx_export import export_onnx
-    from core.engines.quantize import quantize_int8
-    from core.phantom import make_phantom
+    from core.datasets.dataset import Case, write_case
+    from core.training.onnx_export import export_onnx
+    from core.training.quantize import quantize_int8
+    from core.synthetic.phantom import make_phantom
     ds = tmp / "phantoms"
     for i in range(6):
         c = make_phantom(3000 + i, 48, 256)
@@ -133,20 +133,20 @@ def main() -> None:
     ap.add_argument("--engines", default="keras,onnx,onnx-int8", help="comma-separated engines to time")
     args = ap.parse_args()
     engines = [e for e in args.engines.split(",") if e]
-    from core.dicom import load_series  # first: core sets the TensorFlow options the app runs with
-    from core.export import write_nifti
-    from core.engines.keras_runner import make_runner
-    from core.inference import segment
-    from core.preprocess import normalised_stack
-    from core.masks import inplane_box
-    from core.preprocess import MARGIN_PX
+    from core.io.dicom import load_series  # first: core sets the TensorFlow options the app runs with
+    from core.io.export import write_nifti
+    from core.inference.engines.keras_runner import make_runner
+    from core.inference.cascade import segment
+    from core.transforms.preprocess import normalised_stack
+    from core.transforms.masks import inplane_box
+    from core.transforms.preprocess import MARGIN_PX
     from core.model.io import load_seg_model
     import keras
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         folder = args.dicom
         if folder is None and (args.phantom or not SHARED.exists()):
-            from core.phantom import make_phantom, write_patient
+            from core.synthetic.phantom import make_phantom, write_patient
             ph = write_patient(make_phantom(17, args.phantom_slices, args.phantom_size, slice_mm=1.6), tmp / "ph", 17)
             with zipfile.ZipFile(ph / "PATIENT_DICOM.zip") as z:
                 z.extractall(tmp)
@@ -184,7 +184,7 @@ def main() -> None:
         zs = np.flatnonzero(liver_mask.any(axis=(1, 2)))
         box = inplane_box(liver_mask, MARGIN_PX)
         tnorm = normalised_stack(vol.hu[zs[0]:zs[-1] + 1], tumor.pre, box)
-        from core.preprocess import stack_channels
+        from core.transforms.preprocess import stack_channels
         xl = [stack_channels(norm, np.arange(i, min(i + args.batch, len(norm))), liver.pre)
               for i in range(0, len(norm), args.batch)]
         zt = zs - zs[0]
@@ -201,7 +201,7 @@ def main() -> None:
             jax.block_until_ready(outs)
             bare = time.perf_counter() - t
         else:  # the same calls, on the same device, as the cascade makes
-            from core.devices import default_device
+            from core.inference.devices import default_device
             dev = default_device()[0]
             rl, rt = make_runner(liver, args.batch, dev), make_runner(tumor, args.batch, dev)
             t = time.perf_counter()
@@ -223,7 +223,7 @@ def main() -> None:
     if not np.isnan(base):
         print(f"notebook-style        {base:7.2f} s   (both models on all {n_l} slices)")
     print(f"ratio cascade / bare network: {total / bare:.3f}  (goal <= 1.15)")
-    from core import metrics
+    from core.evaluation import metrics
     for engine, (t_e, s) in per_engine.items():
         agree = metrics.dice(s.label > 0, seg.label > 0)
         print(f"engine {engine:10s} whole job {t_e:6.2f} s   (liver net {s.timings['liver_net']:.2f}, tumour net "

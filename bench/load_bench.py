@@ -1,4 +1,4 @@
-"""Loading speed: core.dicom.load_series vs SimpleITK's ImageSeriesReader.
+"""Loading speed: core.io.dicom.load_series vs SimpleITK's ImageSeriesReader.
 
 Extracts patient 17 of 3D-IRCADb-01 (../shared/data/3Dircadb1.17) into a temp
 folder, then times both readers alternately on the same files, ``--repeat``
@@ -26,7 +26,7 @@ SHARED = ROOT.parent / "shared" / "data" / "3Dircadb1.17" / "PATIENT_DICOM.zip"
 
 
 def load_ours(folder: str) -> np.ndarray:
-    from core.dicom import load_series
+    from core.io.dicom import load_series
     return load_series(folder).hu
 
 
@@ -60,7 +60,7 @@ def main() -> None:
                 acc.append(time.perf_counter() - t)
         mo, ms = statistics.median(ours), statistics.median(sitk_t)
         print(f"volume {a.shape} int16, {args.repeat} alternating runs each")
-        print(f"core.dicom.load_series   median {mo * 1000:7.1f} ms  (min {min(ours) * 1000:.1f})")
+        print(f"core.io.dicom.load_series   median {mo * 1000:7.1f} ms  (min {min(ours) * 1000:.1f})")
         print(f"SimpleITK ImageSeriesReader median {ms * 1000:7.1f} ms  (min {min(sitk_t) * 1000:.1f})")
         print(f"ratio ours/SimpleITK: {mo / ms:.2f}")
 

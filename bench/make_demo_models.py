@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 
 def phantom_dataset(folder: Path, patients: int) -> Path:
-    from core.dataset import Case, write_case
-    from core.phantom import make_phantom
+    from core.datasets.dataset import Case, write_case
+    from core.synthetic.phantom import make_phantom
     for i in range(patients):
         c = make_phantom(2000 + i, 64, 256)
         write_case(folder, Case(f"d{i}", c.hu, c.label, c.spacing))
@@ -35,8 +35,8 @@ def phantom_dataset(folder: Path, patients: int) -> Path:
 
 def add_onnx(dest: Path, dataset: Path) -> None:
     """model.onnx + model.int8.onnx for a demo model folder (its data lists the phantom patients)."""
-    from core.engines.onnx_export import export_onnx
-    from core.engines.quantize import quantize_int8
+    from core.training.onnx_export import export_onnx
+    from core.training.quantize import quantize_int8
     meta = json.loads((dest / "model.json").read_text())
     rec = export_onnx(dest)
     q = quantize_int8(dest, dataset=str(dataset), train_cases=meta["data"]["train_patients"],
@@ -46,9 +46,9 @@ def add_onnx(dest: Path, dataset: Path) -> None:
 
 
 def main() -> None:
-    from core.jobs import CancelToken
+    from core.runtime.jobs import CancelToken
     from core.model.io import load_model, save_model_atomic
-    from core.training import TrainConfig, train
+    from core.training.trainer import TrainConfig, train
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=12.0)
     ap.add_argument("--patients", type=int, default=8)
@@ -83,7 +83,7 @@ def main() -> None:
         meta = json.loads((tmp / stage / "model.json").read_text())
         meta["label"] = "demo, trained on synthetic data"
         meta["data"] = {k: v for k, v in meta["data"].items() if k != "dataset"}
-        meta["data"]["source"] = f"{args.patients} synthetic phantom patients (core.phantom, seeds 2000+)"
+        meta["data"]["source"] = f"{args.patients} synthetic phantom patients (core.synthetic.phantom, seeds 2000+)"
         (dest / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
         print(f"{stage}: best val Dice {r.best_val_dice:.3f} -> {dest} "
               f"({(dest / 'model.keras').stat().st_size / 1e6:.1f} MB)", flush=True)

@@ -1,4 +1,4 @@
-"""Input pipeline speed: training slices/s of core.pipeline alone (no model).
+"""Input pipeline speed: training slices/s of core.training.loader alone (no model).
 
 Makes a phantom dataset (or uses --dataset), caches it, then times epochs of
 augmented batches at the given size. Goal: >= 2,000 slices/s at 256 px.
@@ -18,10 +18,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> None:
-    from core.dataset import Case, list_cases, write_case
-    from core.phantom import make_phantom
-    from core.pipeline import SlicePipeline
-    from core.preprocess import Preprocessing
+    from core.datasets.dataset import Case, list_cases, write_case
+    from core.synthetic.phantom import make_phantom
+    from core.training.loader import SlicePipeline
+    from core.transforms.preprocess import Preprocessing
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--patients", type=int, default=4)

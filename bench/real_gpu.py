@@ -1,6 +1,6 @@
 """The default-model recipe on a lent GPU machine (Keras + JAX), three runs at once.
 
-The recipe (``core.recipe``, ``liverseg train-default``) trains the liver and tumour models
+The recipe (``core.training.recipe``, ``liverseg train-default``) trains the liver and tumour models
 from 3D-IRCADb-01; this script runs it where a GPU is lent for a few minutes and the
 dataset cannot travel as it is (``../shared`` stays here; the licence forbids committing it):
 
@@ -45,7 +45,7 @@ RUN_FILES = ("model.keras", "model.json", "metrics.jsonl", "config.json", "split
 
 
 def pack(dataset: str, out: str) -> None:
-    from core.dataset import list_cases, load_case, read_manifest
+    from core.datasets.dataset import list_cases, load_case, read_manifest
     out_p = Path(out)
     out_p.mkdir(parents=True, exist_ok=True)
     entries = read_manifest(dataset)["cases"]
@@ -66,7 +66,7 @@ def pack(dataset: str, out: str) -> None:
 
 
 def unpack(data: str, dataset: str) -> None:
-    from core.dataset import Case, write_case
+    from core.datasets.dataset import Case, write_case
     for f in sorted(Path(data).glob("*.npz")):
         with np.load(f) as z:
             side = json.loads(z["meta"].tobytes().decode())
@@ -80,8 +80,8 @@ def unpack(data: str, dataset: str) -> None:
 
 def train_one(args) -> None:
     """One recipe (both stages) in this process, with a time budget per stage."""
-    from core.recipe import RecipeConfig, train_default_models
-    from core.training import EpochEvent
+    from core.training.recipe import RecipeConfig, train_default_models
+    from core.training.trainer import EpochEvent
     name = Path(args.out).name
 
     def progress(ev):
@@ -94,8 +94,8 @@ def train_one(args) -> None:
 
     exclude = list(args.exclude)
     if args.no_labelmaps:  # every label map except the validation ones
-        from core.dataset import list_cases
-        from core.recipe import VAL_CASES
+        from core.datasets.dataset import list_cases
+        from core.training.recipe import VAL_CASES
         exclude += [c for c in list_cases(args.dataset, "labelmap") if c not in VAL_CASES and c not in exclude]
     overrides = [("steps_per_epoch", args.steps)] + ([("learning_rate", args.lr)] if args.lr else [])
     cfg = RecipeConfig(out=args.out, dataset=args.dataset, exclude=tuple(exclude),
@@ -175,9 +175,9 @@ def device(args) -> None:
 
 def finish(args) -> None:
     """Unpack the device's runs, export ONNX + int8 here (TensorFlow), install ``full``."""
-    from core.engines.onnx_export import export_onnx
-    from core.engines.quantize import quantize_int8
-    from core.recipe import install_models
+    from core.training.onnx_export import export_onnx
+    from core.training.quantize import quantize_int8
+    from core.training.recipe import install_models
     runs = Path(args.runs)
     for tgz in sorted(Path(args.tars).glob("*.tar.gz")) if args.tars else []:
         with tarfile.open(tgz) as tar:
@@ -199,7 +199,7 @@ def finish(args) -> None:
                 save_model_atomic(load_model(run / "model.keras", compile=False), run / "model.keras",
                                   include_optimizer=False)
             if "threshold_search" not in meta:
-                from core.threshold import calibrate_threshold
+                from core.training.threshold import calibrate_threshold
                 calibrate_threshold(run)
             export_onnx(run)
             q = quantize_int8(run, recalibrate=True)

@@ -43,10 +43,10 @@ def main() -> None:
     ap.add_argument("--out", help="JSON report")
     args = ap.parse_args()
 
-    from core.evaluate import evaluate_dataset
-    from core.ircadb import import_ircadb
+    from core.evaluation.evaluate import evaluate_dataset
+    from core.datasets.ircadb import import_ircadb
     from core.model.io import load_seg_model
-    from core.recipe import RecipeConfig, train_default_models
+    from core.training.recipe import RecipeConfig, train_default_models
 
     work = Path(args.work)
     ds = work / "dataset"

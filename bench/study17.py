@@ -20,7 +20,7 @@ def study_folder(tmp: Path, given: str | None) -> tuple[Path, str]:
         with zipfile.ZipFile(SHARED) as zf:
             zf.extractall(tmp)
         return next(p.parent for p in tmp.rglob("*") if p.is_file()), "3Dircadb1.17 (119 x 512 x 512)"
-    from core.phantom import make_phantom
+    from core.synthetic.phantom import make_phantom
     from tests.core.factory import write_series
     ph = make_phantom(17, 119, 512)
     write_series(tmp / "series", ph.hu)

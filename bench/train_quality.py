@@ -23,13 +23,13 @@ import numpy as np  # noqa: E402
 
 
 def main() -> None:
-    from core import metrics
-    from core.dataset import Case, write_case
-    from core.inference import segment
+    from core.evaluation import metrics
+    from core.datasets.dataset import Case, write_case
+    from core.inference.cascade import segment
     from core.model.io import load_seg_model
-    from core.phantom import make_phantom
-    from core.threshold import calibrate_threshold
-    from core.training import TrainConfig, train
+    from core.synthetic.phantom import make_phantom
+    from core.training.threshold import calibrate_threshold
+    from core.training.trainer import TrainConfig, train
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=15.0, help="training budget, both stages together")
@@ -56,7 +56,7 @@ def main() -> None:
     t_train = time.perf_counter()
     for stage, share, epochs in (("liver", 0.4, 40), ("tumor", 0.6, 60)):
         deadline = time.perf_counter() + budget * share - 20  # 20 s kept for the threshold search
-        from core.jobs import CancelToken
+        from core.runtime.jobs import CancelToken
         tok = CancelToken()
 
         def progress(ev, tok=tok, deadline=deadline):

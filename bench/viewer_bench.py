@@ -29,9 +29,9 @@ def main() -> None:
     from PySide6.QtWidgets import QApplication
     app = QApplication.instance() or QApplication([])
     from app.main_window import MainWindow
-    from core.dataset import load_case
-    from core.ircadb import import_ircadb
-    from core.study import Study
+    from core.datasets.dataset import load_case
+    from core.datasets.ircadb import import_ircadb
+    from core.study.study import Study
     with tempfile.TemporaryDirectory() as tmp:
         if SHARED.exists() and not args.dicom:
             import_ircadb(SHARED, Path(tmp) / "ds")
@@ -39,7 +39,7 @@ def main() -> None:
             study = Study.from_case(case, "patient 17")
             label = case.label.copy()
         else:
-            from core.phantom import make_phantom
+            from core.synthetic.phantom import make_phantom
             c = make_phantom(17, 119, 512)
             study = Study(c.hu, c.spacing, name="phantom", reference=c.label)
             label = c.label.copy()

@@ -17,7 +17,7 @@ _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # TensorFlow's C++ start-up lines (cuInit "errors" on every machine without a GPU) stay off the
-# terminal unless LIVERSEG_DEBUG=1 / --verbose (core/quiet.py).
-from . import quiet as _quiet  # noqa: E402
+# terminal unless LIVERSEG_DEBUG=1 / --verbose (core/runtime/quiet.py).
+from .runtime import quiet as _quiet  # noqa: E402
 
 _quiet.install()

@@ -46,15 +46,15 @@ os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="liverseg-test-config-")
 @pytest.fixture(autouse=True)
 def isolated_settings(tmp_path_factory, monkeypatch):
     path = tmp_path_factory.mktemp("settings") / "settings.json"
-    monkeypatch.setattr("core.settings.settings_path", lambda: path)
+    monkeypatch.setattr("core.inference.settings.settings_path", lambda: path)
     return path
 
 
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
     """Three small phantom patients (16 slices of 64 x 64) as a dataset folder."""
-    from core.dataset import Case, write_case
-    from core.phantom import make_phantom
+    from core.datasets.dataset import Case, write_case
+    from core.synthetic.phantom import make_phantom
     folder = tmp_path_factory.mktemp("tiny-ds")
     for s in range(3):
         c = make_phantom(20 + s, 16, 64)

@@ -20,15 +20,16 @@ def loaded_after(code: str) -> list[str]:
 
 
 def test_core_loads_no_qt():
-    mods = loaded_after("import core, core.dicom, core.dataset, core.ircadb, core.phantom, core.cli, core.archive")
+    mods = loaded_after("import core, core.io.dicom, core.datasets.dataset, core.datasets.ircadb, "
+                        "core.synthetic.phantom, core.cli.commands, core.io.archive")
     bad = [m for m in mods if m.split(".")[0] in GUI]
     assert not bad, f"core imported GUI modules: {bad[:5]}"
 
 
 def test_core_dicom_loads_no_tensorflow():
-    mods = loaded_after("import core.dicom, core.dataset, core.ircadb, core.phantom")
+    mods = loaded_after("import core.io.dicom, core.datasets.dataset, core.datasets.ircadb, core.synthetic.phantom")
     bad = [m for m in mods if m.split(".")[0] in HEAVY]
-    assert not bad, f"importing core.dicom loaded {bad[:5]}"
+    assert not bad, f"importing core.io.dicom loaded {bad[:5]}"
 
 
 def test_cli_info_loads_neither():
@@ -86,39 +87,111 @@ def core_import_graph() -> dict[str, set[str]]:
     return graph
 
 
-def test_core_modules_import_each_other_without_cycles():
-    graph = core_import_graph()
-    assert "core.inference" in graph and "core.engines" in graph
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of a dependency graph as [a, b, ..., a], or None."""
     state: dict[str, int] = {}
     stack: list[str] = []
 
-    def visit(m: str) -> None:
+    def visit(m: str) -> list[str] | None:
         state[m] = 1
         stack.append(m)
         for d in sorted(graph.get(m, ())):
             if state.get(d) == 1:
-                cycle = stack[stack.index(d):] + [d]
-                raise AssertionError("import cycle: " + " -> ".join(cycle))
-            if d not in state:
-                visit(d)
+                return stack[stack.index(d):] + [d]
+            if d not in state and (cycle := visit(d)):
+                return cycle
         stack.pop()
         state[m] = 2
+        return None
 
     for m in sorted(graph):
-        if m not in state:
-            visit(m)
+        if m not in state and (cycle := visit(m)):
+            return cycle
+    return None
 
 
-GROUND = {"core.errors", "core.atomic", "core.preprocess", "core.runs"}
+def test_core_modules_import_each_other_without_cycles():
+    graph = core_import_graph()
+    assert "core.inference.cascade" in graph and "core.inference.engines" in graph
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+# The stages of core, bottom to top: a package imports only packages of lower layers (never one of
+# its own layer, nor one above). app stands on top of all of them (core never imports it, above).
+LAYERS = [
+    ("runtime",),                 # errors, jobs, atomic writes, edition, labels, run folder and card format
+    ("io", "transforms"),         # files in and out; array transforms shared by training and inference
+    ("model", "datasets"),        # the network and its loading; the dataset folder and its importers
+    ("synthetic", "inference"),   # phantoms and rendered CT; the cascade and its engines
+    ("evaluation",),              # metrics and the per-case evaluation of the cascade
+    ("training", "study"),        # training runs; one open study (CLI and GUI)
+    ("cli",),                     # the command line
+]
+LAYER = {pkg: i for i, names in enumerate(LAYERS) for pkg in names}
+
+
+def package_of(mod: str) -> str:
+    return mod.split(".")[1] if mod.count(".") else ""
+
+
+def package_graph() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for mod, deps in core_import_graph().items():
+        if mod != "core":
+            graph.setdefault(package_of(mod), set()).update(package_of(d) for d in deps if d != "core")
+    return {p: deps - {p} for p, deps in graph.items()}
+
+
+def test_every_core_module_lives_in_a_stage_package():
+    loose = sorted(m for m in core_import_graph() if m != "core" and package_of(m) not in LAYER)
+    assert not loose, f"modules outside the stage packages of LAYERS: {loose}"
+    assert (ROOT / "core" / "__init__.py").exists()
+    assert sorted(p.name for p in (ROOT / "core").glob("*.py")) == ["__init__.py"], "core/ holds only packages"
+
+
+def test_packages_import_only_lower_layers():
+    graph = core_import_graph()
+    for mod, deps in sorted(graph.items()):
+        if mod == "core":
+            continue
+        pkg = package_of(mod)
+        for d in sorted(deps - {"core"}):
+            dp = package_of(d)
+            assert dp == pkg or LAYER[dp] < LAYER[pkg], (
+                f"{mod} imports {d}: core.{pkg} (layer {LAYER[pkg]}) may import only lower layers, "
+                f"not core.{dp} (layer {LAYER[dp]})")
+
+
+def test_io_and_transforms_never_import_training_or_inference():
+    graph = package_graph()
+    for pkg in ("io", "transforms"):
+        assert not graph[pkg] & {"training", "inference", "study", "cli"}, (pkg, graph[pkg])
+        assert graph[pkg] <= {"runtime"}, (pkg, graph[pkg])
+
+
+def test_packages_import_each_other_without_cycles():
+    cycle = find_cycle(package_graph())
+    assert cycle is None, "package cycle: " + " -> ".join(cycle)
+
+
+GROUND = {"core.runtime.errors", "core.runtime.atomic", "core.runtime.runs", "core.transforms.preprocess"}
 
 
 def test_the_model_is_the_ground_floor():
-    """core/model (network, losses, loading) imports only the ground-floor helpers: nothing from
-    inference, engines, training, pipeline, dataset or phantom."""
+    """core/model (network, losses, loading) imports only the ground-floor helpers (errors, atomic
+    writes, the card format, the preprocessing contract): nothing from inference, engines,
+    training, the loader, datasets or the phantom."""
     graph = core_import_graph()
     for mod, deps in graph.items():
         if mod == "core.model" or mod.startswith("core.model."):
             upward = {d for d in deps if not d.startswith("core.model")} - GROUND - {"core"}
             assert not upward, f"{mod} imports {sorted(upward)} (core/model must stay the ground floor)"
     for mod in GROUND:  # and the ground floor itself imports nothing above it
-        assert graph[mod] <= GROUND | {"core.jobs"}, (mod, graph[mod])
+        assert graph[mod] <= GROUND | {"core.runtime.jobs"}, (mod, graph[mod])
+
+
+def test_every_source_file_is_at_most_400_lines():
+    files = [*ROOT.glob("*.py"), *(p for d in ("core", "app", "bench", "tests") for p in (ROOT / d).rglob("*.py"))]
+    long = {str(p.relative_to(ROOT)): n for p in files if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400}
+    assert not long, f"split these files (400 lines at most): {long}"

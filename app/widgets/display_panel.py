@@ -1,6 +1,6 @@
 """Display controls: window/level presets, overlay toggles and opacity, reference display mode.
 
-The panel emits signals for each choice; bound to the viewer's :class:`core.viewer_state.ViewerState`
+The panel emits signals for each choice; bound to the viewer's :class:`core.study.viewer_state.ViewerState`
 (:meth:`DisplayPanel.bind`) it also writes the choices into the state and shows the state's changes.
 """
 
@@ -11,7 +11,7 @@ from typing import Optional
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLabel, QSlider, QWidget
 
-from core.viewer_state import DEFAULT_ALPHAS, PRESETS, Change, ViewerState
+from core.study.viewer_state import DEFAULT_ALPHAS, PRESETS, Change, ViewerState
 
 MODES = {"Segmentation": "prediction", "Reference (ground truth)": "reference",
          "Segmentation + reference outlines": "outlines"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.labels import LIVER, TUMOUR
+from core.runtime.labels import LIVER, TUMOUR
 
 LIVER_RGB, TUMOUR_RGB = (0, 220, 0), (255, 40, 40)
 REF_LIVER_RGB, REF_TUMOUR_RGB = (120, 255, 255), (255, 220, 0)

@@ -60,7 +60,7 @@ class ResultsPanel(QWidget):
             self._centroids.append(tuple(int(round(x)) for x in l["centroid"]))
 
     def show_metrics(self, report) -> None:
-        """``report`` from core.evaluate.case_report, or None to hide the table."""
+        """``report`` from core.evaluation.evaluate.case_report, or None to hide the table."""
         self.metrics.setVisible(report is not None)
         self.metrics_label.setVisible(report is not None)
         if report is None:

@@ -6,8 +6,8 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QProgressBar,
                                QPushButton, QRadioButton, QSpinBox, QWidget)
 
-from core.edition import LITE_NAME, keras_available
-from core.library import ModelEntry, default_models, scan_models
+from core.runtime.edition import LITE_NAME, keras_available
+from core.inference.library import ModelEntry, default_models, scan_models
 
 ENGINE_TEXT = {"auto": "Auto (fastest available)", "keras": "Keras", "onnx": "ONNX Runtime fp32",
                "onnx-int8": "ONNX Runtime int8 (CPU)"}

@@ -1,7 +1,7 @@
 """Orthogonal slice views (axial, coronal, sagittal) of CT with label overlays (pyqtgraph).
 
 One :class:`PlaneView` per orientation; :class:`OrthoViewer` links three of
-them through one :class:`core.viewer_state.ViewerState` (cursor and crosshair,
+them through one :class:`core.study.viewer_state.ViewerState` (cursor and crosshair,
 window/level, display mode, overlays): the views write the user's changes into
 the state and redraw when it tells them what changed. The volumes, labels and
 spacing are data the views hold. Geometry is in millimetres, so the aspect
@@ -17,8 +17,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
-from core.labels import LIVER, TUMOUR
-from core.viewer_state import PRESETS, Change, ViewerState  # noqa: F401  (PRESETS: the panels import it here)
+from core.runtime.labels import LIVER, TUMOUR
+from core.study.viewer_state import PRESETS, Change, ViewerState  # noqa: F401  (PRESETS: the panels import it here)
 
 from .overlay import REF_LIVER_OUTLINE, REF_TUMOUR_OUTLINE, outline, overlay_lut
 
@@ -138,7 +138,7 @@ class PlaneView(QWidget):
 
     @property
     def mode(self) -> str:
-        """Display mode, one of :data:`core.viewer_state.MODES`."""
+        """Display mode, one of :data:`core.study.viewer_state.MODES`."""
         return self.state.mode
 
     @mode.setter

@@ -1,6 +1,6 @@
 """Training panel: dataset (choose or import), options, Start/Stop/Resume, live curves; run monitor.
 
-In the lite edition (no Keras, :mod:`core.edition`) it shows one line on where to get the full
+In the lite edition (no Keras, :mod:`core.runtime.edition`) it shows one line on where to get the full
 edition instead of the controls; following a run folder's curves still works."""
 
 from __future__ import annotations
@@ -12,14 +12,15 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
                                QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from core.edition import keras_available, not_in_edition, require_full
-from core.library import user_models_dir
+from core.runtime.edition import keras_available, not_in_edition, require_full
+from core.inference.library import user_models_dir
+from core.training import defaults as D
 
 from .curves import CurvesWidget
 
 
 class TrainPanel(QWidget):
-    """Collects a :class:`core.training.TrainConfig`; the main window runs the jobs.
+    """Collects a :class:`core.training.trainer.TrainConfig`; the main window runs the jobs.
 
     Signals: ``startRequested(config, resume)``, ``stopRequested()``, ``importRequested(src, out)``,
     ``monitorRequested(run_dir)``.
@@ -57,16 +58,16 @@ class TrainPanel(QWidget):
         self.stage.addItems(["liver", "tumor"])
         self.epochs = QSpinBox()
         self.epochs.setRange(1, 1000)
-        self.epochs.setValue(20)
+        self.epochs.setValue(D.EPOCHS)
         self.batch = QSpinBox()
         self.batch.setRange(1, 512)
-        self.batch.setValue(16)
+        self.batch.setValue(D.BATCH_SIZE)
         self.size = QComboBox()
         self.size.addItems(["256", "128", "64", "512"])
         self.fraction = QComboBox()
         self.fraction.addItems(["1.0", "0.5", "0.25"])
         self.precision = QComboBox()
-        self.precision.addItems(["float32", "mixed_bfloat16", "mixed_float16"])
+        self.precision.addItems(list(D.PRECISIONS))
         for name, w in (("Stage", self.stage), ("Epochs", self.epochs), ("Batch size", self.batch),
                         ("Image size", self.size), ("Data fraction", self.fraction), ("Precision", self.precision)):
             form.addRow(name, w)
@@ -104,7 +105,7 @@ class TrainPanel(QWidget):
 
     def config(self, resume: bool):
         require_full("Training")
-        from core.training import TrainConfig
+        from core.training.trainer import TrainConfig
         out = self.run_dir.text().strip()
         if not out:
             out = str(user_models_dir() / f"{self.stage.currentText()}-{time.strftime('%Y%m%d-%H%M%S')}")

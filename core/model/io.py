@@ -11,7 +11,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from ..errors import ModelError, one_line  # noqa: F401 (ModelError: importable from here too)
+from ..runtime.errors import ModelError, one_line  # noqa: F401 (ModelError: importable from here too)
 
 
 def custom_objects() -> dict:
@@ -37,7 +37,7 @@ def save_model_atomic(model, path: str | os.PathLike, include_optimizer: bool = 
         model.save(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        from ..atomic import default_mode
+        from ..runtime.atomic import default_mode
         os.chmod(tmp, default_mode())
         os.replace(tmp, path)
     except BaseException:
@@ -91,8 +91,8 @@ def load_model(path: str | os.PathLike, compile: bool = True):
 
 from dataclasses import dataclass, field  # noqa: E402
 
-from ..preprocess import Preprocessing  # noqa: E402
-from ..runs import CARD, MODEL, ONNX_FILE, card_path, find_card  # noqa: E402
+from ..transforms.preprocess import Preprocessing  # noqa: E402
+from ..runtime.runs import CARD, MODEL, ONNX_FILE, card_path, find_card  # noqa: E402
 
 LEGACY_META = {  # the Colab notebooks' contract for their .h5 models
     "format": "liverseg-model", "version": 1, "stage": None, "input_size": 256, "channels": 3,
@@ -157,7 +157,7 @@ def _h5_has_code(path: Path) -> bool:
 
 
 def _keras_installed() -> bool:
-    """Whether Keras can be imported (not in the lite edition; core.edition says the same, but
+    """Whether Keras can be imported (not in the lite edition; core.runtime.edition says the same, but
     core.model stays the ground floor and imports nothing above it)."""
     import importlib.util
     import sys
@@ -200,7 +200,7 @@ def _checked(p: Path, model, meta: dict):
 def load_seg_model(path: str | os.PathLike, stage: str | None = None, lazy: bool = False) -> SegModel:
     """Load a segmentation model: a run folder, a ``.keras`` file, or a notebook ``.h5``.
 
-    The model's card (:func:`core.runs.card_path`: ``model.json`` for ``model.keras``,
+    The model's card (:func:`core.runtime.runs.card_path`: ``model.json`` for ``model.keras``,
     ``foo.json`` for ``foo.keras``) gives its preprocessing and threshold; a legacy ``.h5``
     without one gets the notebooks' contract (256 x 256 x 3, notebook recipe, 0.5).
 

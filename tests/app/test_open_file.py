@@ -7,7 +7,7 @@ import numpy as np
 from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
-from tests.core.test_volume_file import canonical_ct, write_as
+from tests.core.io.test_volume_file import canonical_ct, write_as
 
 from .conftest import wait_idle
 from .test_workflow import segment
@@ -46,7 +46,7 @@ def test_drop_a_file_onto_the_window(window, qtbot, tmp_path):
 
 def test_nrrd_and_metaimage_open_like_nifti(window, qtbot, tmp_path):
     from app.study_io import VOLUME_FILTER
-    from tests.core.test_volume_formats import write_meta, write_nrrd
+    from tests.core.io.test_volume_formats import write_meta, write_nrrd
     assert all(f"*{s}" in VOLUME_FILTER.split(";;")[0] for s in (".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd"))
     hu = canonical_ct()
     arr, ras = write_as(tmp_path / "ref.nii", hu, "permuted")
@@ -83,8 +83,8 @@ def test_open_segmentation_edit_measure_export_and_as_reference(window, qtbot, t
     """A label written earlier (here: NIfTI and DICOM SEG of a phantom's truth) comes back onto the study."""
     import zipfile
 
-    from core.export import write_dicom_seg, write_nifti
-    from core.phantom import make_phantom, write_patient
+    from core.io.export import write_dicom_seg, write_nifti
+    from core.synthetic.phantom import make_phantom, write_patient
     case = make_phantom(9, 12, 64)
     folder = write_patient(case, tmp_path / "zips", 1)
     with zipfile.ZipFile(folder / "PATIENT_DICOM.zip") as z:

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_gui_start_shows_the_first_slice_before_any_ml_backend_is_imported(tmp_path):
-    from core.phantom import make_phantom
+    from core.synthetic.phantom import make_phantom
     from tests.core.factory import write_series
     write_series(tmp_path / "series", make_phantom(3, 24, 128).hu)
     out = tmp_path / "timings.json"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from app.workers import Job, JobRunner
-from core.errors import LiverSegError
+from core.runtime.errors import LiverSegError
 
 
 def _double(x, progress=None, cancel=None):

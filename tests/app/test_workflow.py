@@ -103,13 +103,13 @@ def test_event_loop_stays_responsive_while_segmenting(window, qtbot, threshold_m
 
 
 def test_exports_reload(window, qtbot, threshold_models, tmp_path):
-    from core.export import read_nifti_label
-    from core.phantom import make_phantom, write_patient
+    from core.io.export import read_nifti_label
+    from core.synthetic.phantom import make_phantom, write_patient
     case = make_phantom(3, 12, 64)
     folder = write_patient(case, tmp_path / "src", 1)
     with zipfile.ZipFile(folder / "PATIENT_DICOM.zip") as z:
         z.extractall(tmp_path / "dicom")
-    from tests.core.test_ircadb import tree_digest
+    from tests.core.datasets.test_ircadb import tree_digest
     before = tree_digest(tmp_path / "dicom")
     with qtbot.waitSignal(window.studyLoaded, timeout=60000):
         window.open_path(str(tmp_path / "dicom"))
@@ -196,8 +196,8 @@ def test_close_during_training_cancels_and_joins(qtbot, tiny_dataset, tmp_path):
 
 
 def test_engine_setting_is_used_saved_and_shown(demo, qtbot, tmp_path, isolated_user_dirs):
-    from core.engines.onnx_export import export_onnx
-    from core.settings import load_settings
+    from core.training.onnx_export import export_onnx
+    from core.inference.settings import load_settings
     from tests.core.models import threshold_model
     w = demo
     liver = threshold_model(tmp_path / "liver", "liver", 60, size=64)

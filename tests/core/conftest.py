@@ -6,7 +6,7 @@ import zipfile
 
 import pytest
 
-from core.phantom import make_phantom, write_patient
+from core.synthetic.phantom import make_phantom, write_patient
 
 
 @pytest.fixture(scope="module")

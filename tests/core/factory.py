@@ -10,7 +10,7 @@ import pydicom
 import pydicom.filewriter
 from pydicom.uid import ExplicitVRLittleEndian
 
-from core.dicom.write import SeriesIds, ct_slice, make_uid
+from core.io.dicom.write import SeriesIds, ct_slice, make_uid
 
 
 def hu_volume(n: int = 6, size: int = 32, seed: int = 0) -> np.ndarray:

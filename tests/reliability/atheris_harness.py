@@ -29,9 +29,9 @@ import atheris
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 with atheris.instrument_imports():
-    from core.archive import SafeZip
-    from core.dicom import DicomError, load_series, scan
-    from core.errors import ArchiveError
+    from core.io.archive import SafeZip
+    from core.io.dicom import DicomError, load_series, scan
+    from core.runtime.errors import ArchiveError
 
 import numpy as np  # noqa: E402
 

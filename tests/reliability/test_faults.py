@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.dataset import Case, list_cases, load_case, write_case
-from core.errors import DatasetError
-from core.export import ExportError, read_nifti_label, write_nifti
-from core.phantom import make_phantom, write_patient
-from core.study import Study
+from core.datasets.dataset import Case, list_cases, load_case, write_case
+from core.runtime.errors import DatasetError
+from core.io.export import ExportError, read_nifti_label, write_nifti
+from core.synthetic.phantom import make_phantom, write_patient
+from core.study.study import Study
 
 ROOT = Path(__file__).resolve().parents[2]
 KILLS = {"import": 6, "predict": 6, "export-onnx": 6, "gui-export": 6}
@@ -118,7 +118,7 @@ def test_kill_9_during_onnx_export_and_quantisation_then_rerun(tmp_path):
     """ONNX export and int8 quantisation killed at random moments: model.onnx, model.int8.onnx and
     model.json are each either absent or complete, and the rerun validates the int8 model."""
     pytest.importorskip("onnxruntime")
-    from core.engines.onnx_export import open_session
+    from core.training.onnx_export import open_session
     from tests.core.models import threshold_model
     ds = tmp_path / "ds"
     for i in range(3):
@@ -213,11 +213,11 @@ def _enospc(*a, **k):
 
 def test_full_disk_gives_a_clear_error_and_no_partial_file(tmp_path, monkeypatch):
     case = Case("c1", np.zeros((2, 8, 8), np.int16), np.zeros((2, 8, 8), np.uint8), (1, 1, 1))
-    monkeypatch.setattr("core.atomic.os.fsync", _enospc)
+    monkeypatch.setattr("core.runtime.atomic.os.fsync", _enospc)
     with pytest.raises(DatasetError, match="No space left"):
         write_case(tmp_path / "ds", case)
     assert sorted(p.name for p in (tmp_path / "ds").iterdir()) == []
-    monkeypatch.setattr("core.export.os.fsync", _enospc)
+    monkeypatch.setattr("core.io.export.os.fsync", _enospc)
     vol = Study(case.hu, case.spacing)  # a study with no source folder (a dataset case)
     with pytest.raises(ExportError, match="No space left"):
         write_nifti(tmp_path / "out" / "seg.nii.gz", case.label, vol)

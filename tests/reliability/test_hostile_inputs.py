@@ -15,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.dicom import DicomError, load_series
-from core.errors import LiverSegError
-from core.ircadb import import_ircadb
-from core.phantom import make_phantom, write_patient
+from core.io.dicom import DicomError, load_series
+from core.runtime.errors import LiverSegError
+from core.datasets.ircadb import import_ircadb
+from core.synthetic.phantom import make_phantom, write_patient
 from tests.core.factory import copy_with_mutation
 
 COUNTS: dict[str, int] = {}

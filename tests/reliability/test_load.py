@@ -20,7 +20,7 @@ SEGMENT_BIG = r"""
 import json, sys, time
 import numpy as np
 from types import SimpleNamespace
-from core.inference import segment
+from core.inference.cascade import segment
 from core.model.io import load_seg_model
 hu = np.load(sys.argv[1])
 liver = load_seg_model(sys.argv[2], "liver"); tumor = load_seg_model(sys.argv[3], "tumor")
@@ -39,7 +39,7 @@ print(json.dumps({"peak_gb": peak, "before_gb": base, "seconds": time.perf_count
 
 @pytest.mark.slow
 def test_500_slice_study_within_memory_budget(tmp_path):
-    from core.phantom import make_phantom
+    from core.synthetic.phantom import make_phantom
     from tests.core.models import threshold_model
     c = make_phantom(5, 100, 512, slice_mm=1.0)
     np.save(tmp_path / "hu.npy", np.concatenate([c.hu] * 5))  # 500 slices
@@ -68,8 +68,8 @@ def test_ten_studies_in_a_row_do_not_grow_memory(qtbot, tmp_path):
     from PySide6.QtCore import QSettings
 
     from app.main_window import MainWindow
-    from core.dataset import Case, write_case
-    from core.phantom import make_phantom
+    from core.datasets.dataset import Case, write_case
+    from core.synthetic.phantom import make_phantom
     for i in range(3):
         c = make_phantom(70 + i, 48, 256)
         write_case(tmp_path / "ds", Case(f"s{i}", c.hu, c.label, c.spacing))
@@ -109,8 +109,8 @@ def test_gui_stays_responsive_while_segmenting_500_slices(qtbot, tmp_path):
     from PySide6.QtCore import QElapsedTimer, QSettings, QTimer
 
     from app.main_window import MainWindow
-    from core.dataset import Case, write_case
-    from core.phantom import make_phantom
+    from core.datasets.dataset import Case, write_case
+    from core.synthetic.phantom import make_phantom
     from tests.core.models import threshold_model
     c = make_phantom(5, 100, 512, slice_mm=1.0)
     write_case(tmp_path / "ds", Case("big", np.concatenate([c.hu] * 5), np.concatenate([c.label] * 5),

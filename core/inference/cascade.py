@@ -1,0 +1,170 @@
+"""The segmentation cascade: ``segment(volume, liver_model, tumor_model) -> Segmentation``.
+
+1. Liver: every slice is normalised and resized once (2.5D channels are then
+   stacked from that cache), predicted in batches, and the probabilities are
+   resized back to the CT's own grid.
+2. Post-processing: the largest 3D connected component, holes filled.
+3. Tumours: only the liver's slices, cropped to the liver's bounding box (with
+   the training margin), predicted, resized back into the box; kept inside the
+   slightly dilated liver; components under ``min_tumor_ml`` dropped.
+Each model's own saved preprocessing and threshold are applied.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from .devices import default_device
+from .engines import runner_for
+from ..runtime.errors import LiverSegError
+from ..runtime.jobs import CancelToken, ProgressFn, check
+from ..runtime.labels import LIVER, TUMOUR
+from ..transforms.masks import crop_box, inplane_box
+from ..transforms.postprocess import clean_liver, clean_tumour
+from ..transforms.preprocess import MARGIN_PX, normalised_stack, resize_bilinear
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Segmentation:
+    """Result of :func:`segment`.
+
+    Attributes:
+        label: uint8 [Z, Y, X] at the CT's resolution: 0 background, 1 liver, 2 tumour.
+        spacing: (z, y, x) mm.
+        liver_prob, tumor_prob: float16 [Z, Y, X] probabilities when asked for.
+        warnings: e.g. "no liver found".
+        timings: seconds per step ("liver_net", "tumor_net", "post", ...).
+        info: engine, device, batch size, slices run through each model.
+    """
+
+    label: np.ndarray
+    spacing: tuple[float, float, float]
+    liver_prob: Optional[np.ndarray] = None
+    tumor_prob: Optional[np.ndarray] = None
+    warnings: list[str] = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+
+def resize_chunked(x: np.ndarray, h: int, w: int, out_box=None, chunk: int = 16) -> np.ndarray:
+    """:func:`resize_bilinear` over chunks of slices (bounded GIL hold and memory)."""
+    y0, y1, x0, x1 = out_box if out_box is not None else (0, h, 0, w)
+    out = np.empty((x.shape[0], y1 - y0, x1 - x0), np.float32)
+    for z0 in range(0, x.shape[0], chunk):
+        out[z0:z0 + chunk] = resize_bilinear(x[z0:z0 + chunk], h, w, out_box)
+    return out
+
+
+def segment(volume, liver_model, tumor_model=None, progress: Optional[ProgressFn] = None,
+            cancel: Optional[CancelToken] = None, *, batch_size: Optional[int] = None, device: Optional[str] = None,
+            return_probs: bool = False, min_tumor_ml: float = 0.05, engine: str = "auto") -> Segmentation:
+    """Segment liver and tumours in a CT volume.
+
+    Args:
+        volume: anything with ``hu`` (int16 [Z, Y, X]) and ``spacing`` ((z, y, x) mm),
+            e.g. a :class:`core.dicom.Volume` or a dataset case.
+        liver_model, tumor_model: :class:`core.model.io.SegModel` (tumor optional).
+        batch_size: slices per network call (default 8 on CPU, 32 on GPU; halved on OOM).
+        device: "cpu" or "gpu" to override the automatic choice.
+        return_probs: keep the probability maps (float16).
+        min_tumor_ml: tumour components smaller than this are dropped.
+        engine: "auto", "keras", "onnx" or "onnx-int8" (see :mod:`core.engines`), per model.
+
+    Returns:
+        A :class:`Segmentation`; an empty one with a warning when no liver is found.
+    """
+    hu = np.asarray(volume.hu)
+    spacing = tuple(float(s) for s in volume.spacing)
+    if hu.ndim != 3 or hu.shape[0] < 1:
+        raise LiverSegError(f"segment: expected a [Z, Y, X] volume, got shape {hu.shape}")
+    auto_dev, desc = default_device()
+    if device == "cpu":
+        dev, desc = "cpu:0", desc.split()[0] + " CPU"
+    elif device == "gpu":
+        if auto_dev is not None:
+            raise LiverSegError("--device gpu: the Keras backend sees no GPU")
+        dev = None
+    else:
+        dev = auto_dev
+    batch = batch_size or (8 if dev == "cpu:0" else 32)
+    seg = Segmentation(np.zeros(hu.shape, np.uint8), spacing)
+    liver_runner, liver_choice = runner_for(liver_model, engine, batch, dev, desc)
+    seg.info.update(device=liver_choice.device, batch_size=batch, liver_model=liver_model.path,
+                    tumor_model=getattr(tumor_model, "path", None),
+                    engines={"liver": liver_choice.device}, engine_reasons={"liver": liver_choice.reason})
+    t0 = time.perf_counter()
+
+    # 1. Liver on every slice.
+    pre = liver_model.pre
+    norm = normalised_stack(hu, pre)
+    seg.timings["liver_pre"] = time.perf_counter() - t0
+    t = time.perf_counter()
+    prob_small = liver_runner.predict(norm, np.arange(hu.shape[0]), cancel, progress, "liver")
+    seg.timings["liver_net"] = time.perf_counter() - t
+    t = time.perf_counter()
+    liver = np.zeros(hu.shape, bool)
+    if return_probs:
+        liver_prob = resize_chunked(prob_small, hu.shape[1], hu.shape[2])
+        liver[:] = liver_prob > liver_model.threshold
+        seg.liver_prob = liver_prob.astype(np.float16)
+    else:  # upsample only the slices and the window where the small map comes near the threshold
+        hot = prob_small > liver_model.threshold * 0.5
+        zs_hot = np.flatnonzero(hot.any(axis=(1, 2)))
+        if len(zs_hot):
+            sy, sx = hu.shape[1] / prob_small.shape[1], hu.shape[2] / prob_small.shape[2]
+            ly0, ly1, lx0, lx1 = inplane_box(hot, margin=2)
+            box = (max(0, int(ly0 * sy) - 2), min(hu.shape[1], int(np.ceil(ly1 * sy)) + 2),
+                   max(0, int(lx0 * sx) - 2), min(hu.shape[2], int(np.ceil(lx1 * sx)) + 2))
+            up = resize_chunked(prob_small[zs_hot], hu.shape[1], hu.shape[2], out_box=box)
+            liver[zs_hot, box[0]:box[1], box[2]:box[3]] = up > liver_model.threshold
+    del norm, prob_small
+    liver = clean_liver(liver)
+    seg.timings["liver_post"] = time.perf_counter() - t
+    seg.info["liver_slices"] = int(hu.shape[0])
+    lbox = crop_box(liver)  # the liver's 3D box: everything after this works inside it
+    if lbox is None:
+        seg.warnings.append("no liver found: the result is empty")
+        log.warning("no liver found")
+        return seg
+    seg.label[lbox][liver[lbox]] = LIVER
+
+    # 2. Tumours inside the liver's slices and bounding box.
+    if tumor_model is not None:
+        check(cancel)
+        t = time.perf_counter()
+        zs = lbox[0].start + np.flatnonzero(liver[lbox].any(axis=(1, 2)))
+        h, w = hu.shape[1:]
+        box = (max(0, lbox[1].start - MARGIN_PX), min(h, lbox[1].stop + MARGIN_PX),
+               max(0, lbox[2].start - MARGIN_PX), min(w, lbox[2].stop + MARGIN_PX))
+        y0, y1, x0, x1 = box
+        tbox = (slice(zs[0], zs[-1] + 1), slice(y0, y1), slice(x0, x1))  # every tumour voxel lies in here
+        tpre = tumor_model.pre
+        sub = hu[tbox[0]]  # contiguous range of liver slices (neighbours for 2.5D)
+        norm = normalised_stack(sub, tpre, box)
+        seg.timings["tumor_pre"] = time.perf_counter() - t
+        t = time.perf_counter()
+        runner, choice = runner_for(tumor_model, engine, batch, dev, desc)
+        seg.info["engines"]["tumor"], seg.info["engine_reasons"]["tumor"] = choice.device, choice.reason
+        prob_small = runner.predict(norm, zs - zs[0], cancel, progress, "tumor")
+        seg.timings["tumor_net"] = time.perf_counter() - t
+        t = time.perf_counter()
+        prob = resize_chunked(prob_small, y1 - y0, x1 - x0)
+        tumor = np.zeros((zs[-1] + 1 - zs[0], y1 - y0, x1 - x0), bool)  # the box: exact, as no tumour
+        tumor[zs - zs[0]] = prob > tumor_model.threshold                  # voxel and no liver lie outside
+        tumor = clean_tumour(tumor, liver[tbox], int(np.ceil(min_tumor_ml * 1000 / np.prod(spacing))))
+        seg.label[tbox][tumor] = TUMOUR
+        if return_probs:
+            tp = np.zeros(hu.shape, np.float16)
+            tp[zs, y0:y1, x0:x1] = prob
+            seg.tumor_prob = tp
+        seg.timings["tumor_post"] = time.perf_counter() - t
+        seg.info["tumor_slices"] = int(len(zs))
+    seg.timings["total"] = time.perf_counter() - t0
+    return seg

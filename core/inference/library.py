@@ -1,0 +1,128 @@
+"""The model library: bundled models, the user's models folder, and files opened by hand.
+
+Bundled are the default models (``resources/models/ircadb-liver`` and ``ircadb-tumor``:
+trained on real 3D-IRCADb-01 anatomy, ``"default": true`` in their model.json) and the
+demo models (trained on synthetic phantoms only). Each entry says truthfully which kind
+it is (:attr:`ModelEntry.kind`); :func:`default_models` is what the GUI's *Segment* and
+``liverseg predict`` / ``evaluate`` use when no model is named.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Optional
+
+from ..runtime.errors import ModelError
+from ..runtime.runs import CARD, MODEL, ONNX_FILE, card_path, read_card
+
+log = logging.getLogger(__name__)
+RESOURCES = Path(__file__).resolve().parents[2] / "resources"
+
+
+def bundled_models_dir() -> Path:
+    """``resources/models`` (also inside a PyInstaller bundle)."""
+    import sys
+    base = Path(getattr(sys, "_MEIPASS", RESOURCES.parent))
+    return base / "resources" / "models"
+
+
+def user_models_dir() -> Path:
+    import platformdirs
+    return Path(platformdirs.user_data_dir("LiverSegStudio", appauthor=False)) / "models"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model in the library, described from its model.json without loading Keras."""
+
+    path: str  # model.keras / .h5 file
+    stage: str
+    input_size: int
+    recipe: str
+    val_dice: Optional[float]
+    date: str
+    label: str
+    origin: str  # "bundled", "user", "opened"
+    exports: str = ""  # "ONNX + int8", "ONNX (int8 refused)", "ONNX" or "" (see core.inference.engines)
+    kind: str = "user"  # "real" (trained on real CT anatomy), "demo" (phantoms only), "legacy" or "user"
+    default: bool = False  # the bundled default of its stage
+
+    @property
+    def title(self) -> str:
+        kind = {"real": "real CT", "demo": "DEMO, phantoms only", "legacy": "legacy"}.get(self.kind, "")
+        head = f"[default, {kind}] " if self.default else (f"[{kind}] " if kind else "")
+        dice = f", val Dice {self.val_dice:.3f}" if self.val_dice is not None else ""
+        return f"{head}{Path(self.path).parent.name}: {self.stage}, {self.input_size} px, {self.recipe}{dice}"
+
+
+def model_kind(meta: dict) -> str:
+    """"real", "demo" or "user" from a model.json (see :class:`ModelEntry`)."""
+    if (meta.get("card") or {}).get("kind") == "real":
+        return "real"
+    if "demo" in str(meta.get("label", "")).lower():
+        return "demo"
+    return "user"
+
+
+def describe(model_file: Path, origin: str) -> Optional[ModelEntry]:
+    """A library entry for a model file with its card (:func:`core.runtime.runs.card_path`), or None when
+    it has no readable card (a notebook .h5 without one is a legacy entry)."""
+    if model_file.suffix.lower() in (".h5", ".hdf5") and not card_path(model_file).exists():
+        return ModelEntry(str(model_file), "?", 256, "notebook", None, "", "legacy notebook model", origin,
+                          kind="legacy")
+    try:
+        meta = read_card(model_file)
+    except ModelError:
+        return None
+    best = meta.get("best", {}).get("val_dice")
+    exports = ""
+    if meta.get("onnx") and (model_file.parent / ONNX_FILE).is_file():
+        q = meta.get("int8") or {}
+        exports = "ONNX + int8" if q.get("validated") else ("ONNX (int8 refused)" if q else "ONNX")
+    return ModelEntry(str(model_file), meta.get("stage") or "?", int(meta.get("input_size", 0)),
+                      meta.get("preprocessing", {}).get("recipe", "?"),
+                      float(best) if isinstance(best, (int, float)) else None,
+                      str(meta.get("date", ""))[:10], meta.get("label", ""), origin, exports,
+                      model_kind(meta), bool(meta.get("default")) and origin == "bundled")
+
+
+def model_files(folder: Path) -> list[Path]:
+    """The model.keras files under a folder, and where a folder has only its card and ONNX files
+    (the lite edition's bundled models) the model.keras it stands for."""
+    onnx_only = {c.with_name(MODEL) for c in folder.rglob(CARD) if (c.parent / ONNX_FILE).is_file()}
+    return sorted(set(folder.rglob(MODEL)) | onnx_only)
+
+
+def scan_models(extra: Iterable[str] = ()) -> list[ModelEntry]:
+    """All models found: bundled first (the defaults, then real, then demo models), then the
+    user's folder (recursively), then ``extra`` files."""
+    out: list[ModelEntry] = []
+    seen = set()
+    for origin, folder in (("bundled", bundled_models_dir()), ("user", user_models_dir())):
+        if folder.is_dir():
+            found = [e for e in (describe(f, origin) for f in model_files(folder)) if e]
+            if origin == "bundled":
+                found.sort(key=lambda e: (not e.default, e.kind != "real"))
+            for e in found:
+                if e.path not in seen:
+                    seen.add(e.path)
+                    out.append(e)
+    for f in extra:
+        e = describe(Path(f), "opened")
+        if e and e.path not in seen:
+            seen.add(e.path)
+            out.append(e)
+    return out
+
+
+def default_models(entries: Optional[list[ModelEntry]] = None) -> tuple[Optional[ModelEntry], Optional[ModelEntry]]:
+    """(liver, tumour) used when no model is named: the bundled defaults, else the first
+    bundled model of each stage; None for a stage without any."""
+    entries = scan_models() if entries is None else entries
+    out = []
+    for stage in ("liver", "tumor"):
+        bundled = [e for e in entries if e.origin == "bundled" and e.stage == stage]
+        out.append(next((e for e in bundled if e.default), bundled[0] if bundled else None))
+    return out[0], out[1]

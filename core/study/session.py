@@ -1,0 +1,280 @@
+"""One open study and what was done to it: open -> segment -> measure -> edit -> export (no Qt).
+
+``liverseg predict`` (:mod:`core.cli.commands`), the batch run (:mod:`core.study.batch`) and the GUI
+(``app.study_io``, ``app.main_window``) all work through a :class:`StudySession`: the study
+(CT, geometry, working label, reference), its edit history, the summary, the models and engines
+of the last segmentation, and the exports with their source-folder guard.
+
+Threads: the GUI runs long steps in worker threads while the user may paint. So the steps that
+compute (:meth:`StudySession.run_segmentation`, :meth:`StudySession.measurements`,
+:meth:`StudySession.read_label`, :meth:`StudySession.export`) change nothing in the session, and
+the steps that store (:meth:`StudySession.adopt`, :meth:`StudySession.set_measurements`,
+:meth:`StudySession.set_reference`) are quick and run in the GUI thread. :meth:`StudySession.segment`
+and :meth:`StudySession.measure` do both, for the CLI and scripts. Keras is imported only when a
+model is loaded.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .editing import LabelEditor
+from ..runtime.errors import LiverSegError
+from ..runtime.jobs import CancelToken, ProgressFn
+from .study import Study
+
+EXPORT_KINDS = ("nifti", "seg", "csv", "report")
+_MODELS: dict = {}
+
+
+def load_model(model, stage: str):
+    """A :class:`core.model.io.SegModel`: ``model`` itself when already loaded, else loaded from its
+    path once per (path, stage) in this process (the GUI segments many studies with the same models)."""
+    if model is None or not isinstance(model, (str, os.PathLike)):
+        return model
+    from ..model.io import load_seg_model
+    key = (str(model), stage)
+    if key not in _MODELS:
+        _MODELS[key] = load_seg_model(model, stage, lazy=True)  # Keras only if a Keras engine runs it
+    return _MODELS[key]
+
+
+@dataclass
+class Segmented:
+    """What one segmentation gave: the label and how it was made.
+
+    Attributes:
+        label: uint8 [Z, Y, X] (0 background, 1 liver, 2 tumour).
+        info: engines, device, engine reasons, batch size, ... (:class:`core.inference.cascade.Segmentation`).
+        warnings: e.g. "no liver found".
+        timings: seconds per step.
+        seconds: wall time of the whole step (model loading included).
+        models: the model cards used ({"liver": card, "tumor": card or None}).
+        snapshot: a copy of ``label`` taken in the worker for measuring (nobody edits it), or None.
+    """
+
+    label: np.ndarray
+    info: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    models: dict = field(default_factory=dict)
+    snapshot: Optional[np.ndarray] = None
+
+
+@dataclass
+class StudySession:
+    """The open study and its results.
+
+    Attributes:
+        study: the :class:`core.study.study.Study` (its ``label`` is the working segmentation).
+        source: the path it was opened from (DICOM folder or volume file); "" for a dataset case or
+            the demo. Exports never go inside it (nor inside ``study.source_dir``).
+        editor: the brush / eraser with undo and redo over ``study.label`` (None without a label).
+        summary, case_report: the last measurements (the report only with a reference).
+        segmentation: the last :class:`Segmented` adopted (None before any).
+    """
+
+    study: Study
+    source: str = ""
+    editor: Optional[LabelEditor] = None
+    summary: Optional[dict] = None
+    case_report: Optional[dict] = None
+    segmentation: Optional[Segmented] = None
+
+    def __post_init__(self) -> None:
+        if self.editor is None and self.study.label is not None:
+            self.editor = LabelEditor(self.study.label)
+
+    # -- opening --------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | os.PathLike, progress: Optional[ProgressFn] = None,
+             cancel: Optional[CancelToken] = None) -> "StudySession":
+        """A volume file (NIfTI, NRRD, MetaImage) or a DICOM folder (its largest CT series)."""
+        from ..io.volume_file import open_volume
+        return cls(Study.from_volume(open_volume(path, progress=progress, cancel=cancel), str(path)), str(path))
+
+    @classmethod
+    def open_series(cls, info, where: str, progress: Optional[ProgressFn] = None,
+                    cancel: Optional[CancelToken] = None) -> "StudySession":
+        """One series found by :func:`core.io.dicom.scan` in the folder ``where``."""
+        from ..io.dicom import load_info
+        return cls(Study.from_volume(load_info(info, progress=progress, cancel=cancel, where=where), where), where)
+
+    @classmethod
+    def open_case(cls, folder: str, case_id: str, progress: Optional[ProgressFn] = None,
+                  cancel: Optional[CancelToken] = None) -> "StudySession":
+        """A dataset case, with its labels as the reference."""
+        from ..datasets.dataset import load_case
+        return cls(Study.from_case(load_case(folder, case_id), f"{case_id} ({folder})"))
+
+    @classmethod
+    def open_demo(cls, progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> "StudySession":
+        """The demo phantom, with its reference masks."""
+        from ..synthetic.demo import demo_case
+        c = demo_case(progress=progress, cancel=cancel)
+        return cls(Study.from_case(c, "Demo study (synthetic phantom; reference masks shown)"))
+
+    # -- state ----------------------------------------------------------------
+    @property
+    def label(self) -> Optional[np.ndarray]:
+        return self.study.label
+
+    @property
+    def source_dirs(self) -> list[str]:
+        """Where exports must never go: the path opened and the series' own folder."""
+        return list(dict.fromkeys(p for p in (self.source, self.study.source_dir) if p)) or [""]
+
+    @property
+    def warnings(self) -> list[str]:
+        """The loader's warnings, then the last segmentation's."""
+        return list(self.study.warnings) + (list(self.segmentation.warnings) if self.segmentation else [])
+
+    @property
+    def engines(self) -> dict:
+        """Which engine ran each model in the last segmentation ({} before any)."""
+        return dict(self.segmentation.info.get("engines") or {}) if self.segmentation else {}
+
+    # -- segmenting -----------------------------------------------------------
+    def run_segmentation(self, liver, tumor=None, engine: str = "auto", device: Optional[str] = None,
+                         batch_size: Optional[int] = None, snapshot: bool = False,
+                         progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> Segmented:
+        """Run the cascade (``liver``, ``tumor``: model paths or loaded models; tumour optional) and
+        return the result without storing it. ``snapshot``: also a copy of the label, made here
+        (a 500-slice copy must not run in the GUI thread)."""
+        from ..inference.cascade import segment
+        t = time.perf_counter()
+        liver_m = load_model(liver, "liver")
+        tumor_m = load_model(tumor, "tumor") if tumor else None
+        seg = segment(self.study, liver_m, tumor_m, progress=progress, cancel=cancel, device=device,
+                      batch_size=batch_size, engine=engine)
+        return Segmented(seg.label, seg.info, list(seg.warnings), seg.timings, time.perf_counter() - t,
+                         {"liver": liver_m.meta, "tumor": tumor_m.meta if tumor_m else None},
+                         seg.label.copy() if snapshot else None)
+
+    def adopt(self, result: Segmented) -> None:
+        """Make ``result``'s label the working segmentation (a fresh edit history; measure it again)."""
+        self.segmentation = result
+        self.study.label = result.label
+        self.editor = LabelEditor(result.label)
+        self.summary = self.case_report = None
+
+    @staticmethod
+    def prepare_models(liver, tumor=None, engine: str = "auto", progress=None, cancel=None) -> tuple:
+        """Load the models (from the process cache) and make their engines ready (ONNX Runtime
+        sessions opened, or Keras models loaded): what ``predict`` overlaps with loading the study."""
+        from ..inference.engines import prepare
+        models = (load_model(liver, "liver"), load_model(tumor, "tumor") if tumor else None)
+        for m in models:
+            if m is not None:
+                prepare(m, engine)
+        return models
+
+    def segment(self, liver, tumor=None, engine: str = "auto", device: Optional[str] = None,
+                batch_size: Optional[int] = None, progress: Optional[ProgressFn] = None,
+                cancel: Optional[CancelToken] = None) -> Segmented:
+        """:meth:`run_segmentation`, then :meth:`adopt` its result; returns it."""
+        result = self.run_segmentation(liver, tumor, engine, device, batch_size, progress=progress, cancel=cancel)
+        self.adopt(result)
+        return result
+
+    def read_label(self, path: str | os.PathLike, progress: Optional[ProgressFn] = None,
+                   cancel: Optional[CancelToken] = None) -> np.ndarray:
+        """A label file (NIfTI, NRRD, MetaImage, DICOM SEG) on this study's grid (not stored)."""
+        from ..io.label_file import read_label
+        return read_label(path, self.study)
+
+    def set_reference(self, label: np.ndarray) -> None:
+        self.study.reference = label
+
+    # -- measuring ------------------------------------------------------------
+    def measurements(self, label: Optional[np.ndarray] = None, compare: bool = True,
+                     progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None):
+        """(summary, case report against the reference or None) of ``label`` (default: the working
+        label, else the reference); nothing stored. ``compare=False``: no case report."""
+        from ..evaluation.evaluate import case_report, study_summary
+        label = self._label(label)
+        s = self.study
+        summary = study_summary(label, s.spacing, s.hu)
+        ref = s.reference if compare and label is not s.reference else None
+        return summary, (case_report(label, ref, s.spacing) if ref is not None else None)
+
+    def set_measurements(self, summary: Optional[dict], case_report: Optional[dict] = None) -> None:
+        self.summary, self.case_report = summary, case_report
+
+    def measure(self, progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None):
+        """Measure the working label (or the reference) and store the result; returns (summary, report)."""
+        result = self.measurements(progress=progress, cancel=cancel)
+        self.set_measurements(*result)
+        return result
+
+    # -- editing --------------------------------------------------------------
+    def draw_from_scratch(self) -> np.ndarray:
+        """An empty working label to paint on, when there is none yet; returns the working label."""
+        if self.study.label is None:
+            self.study.label = np.zeros(self.study.shape, np.uint8)
+            self.editor = LabelEditor(self.study.label)
+        return self.study.label
+
+    def undo(self) -> bool:
+        return self.editor is not None and self.editor.undo()
+
+    def redo(self) -> bool:
+        return self.editor is not None and self.editor.redo()
+
+    # -- exporting ------------------------------------------------------------
+    def report(self, summary: Optional[dict] = None) -> dict:
+        """The JSON report of ``liverseg predict``: study, geometry, results, warnings, engines, models."""
+        s, seg = self.study, self.segmentation or Segmented(np.zeros((0, 0, 0), np.uint8))
+        summary = summary if summary is not None else self.summary or self.measurements(compare=False)[0]
+        info = seg.info
+        return {"study": self.source or s.name, "series_uid": s.volume.meta.series_uid if s.volume else None,
+                "shape": list(s.shape), "spacing_mm": list(s.spacing), **summary, "warnings": self.warnings,
+                "timings_s": seg.timings, "engine": {"device": info.get("device"), "engines": info.get("engines"),
+                                                    "reasons": info.get("engine_reasons"),
+                                                    "batch_size": info.get("batch_size")},
+                "models": {"liver": seg.models.get("liver"), "tumor": seg.models.get("tumor")}}
+
+    def guard(self, path: str | os.PathLike, force: bool = False) -> Path:
+        """Refuse ``path`` before long work: it exists (unless ``force``) or lies in the source."""
+        from ..io.export import check_target
+        return check_target(path, force, self.source_dirs)
+
+    def export(self, kind: str, path: str | os.PathLike, force: bool = False, *, label: Optional[np.ndarray] = None,
+               summary: Optional[dict] = None, progress: Optional[ProgressFn] = None,
+               cancel: Optional[CancelToken] = None) -> Path:
+        """Write ``label`` (default: the working label, else the reference) as ``kind``: "nifti" (on
+        the study's own grid), "seg" (DICOM SEG; DICOM studies only), "csv" (the lesion table) or
+        "report" (JSON). ``summary``: the measurements of ``label`` when already known."""
+        from ..io import export as ex
+        if kind not in EXPORT_KINDS:
+            raise ValueError(f"export kind {kind!r}: expected one of {', '.join(EXPORT_KINDS)}")
+        s = self.study
+        if kind == "seg" and s.volume is None:
+            raise ex.ExportError(f"{path}: DICOM SEG needs a study opened from a DICOM folder")
+        if summary is None and label is None:
+            summary = self.summary
+        label = self._label(label)
+        self.guard(path, force)
+        if kind == "nifti":
+            return ex.write_nifti(path, label, s, force=force)
+        if kind == "seg":
+            return ex.write_dicom_seg(path, label, s.volume, force=force)
+        if summary is None:
+            summary = self.measurements(label, compare=False)[0]
+        if kind == "csv":
+            return ex.write_lesions_csv(path, summary["lesions"], force=force, source_dirs=self.source_dirs)
+        return ex.write_json_report(path, self.report(summary), force=force, source_dirs=self.source_dirs)
+
+    def _label(self, label: Optional[np.ndarray]) -> np.ndarray:
+        if label is None:
+            label = self.study.label if self.study.label is not None else self.study.reference
+        if label is None:
+            raise LiverSegError("nothing to measure or export yet: segment the study first")
+        return label

@@ -1,0 +1,4 @@
+"""Synthetic data: the CT phantom (:mod:`.phantom`), CT rendered from real anatomy
+(:mod:`.synth_ct`), synthetic lesions (:mod:`.lesion_synth`) and the built-in demo study
+(:mod:`.demo`). Above :mod:`core.datasets`.
+"""

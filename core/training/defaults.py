@@ -1,0 +1,26 @@
+"""The training defaults, in one place: :class:`core.training.trainer.TrainConfig`'s fields, the
+``liverseg train`` / ``train-default`` flags (:mod:`core.cli.train`) and the Train panel read them.
+
+Plain constants, no imports: the CLI's parser and the GUI read them without loading the trainer.
+"""
+
+from __future__ import annotations
+
+EPOCHS = 20
+BATCH_SIZE = 16
+LEARNING_RATE = 1e-3
+IMAGE_SIZE = 256  # px, model input
+BASE_FILTERS = 16  # 16-32-64-128-256
+DEPTH = 4
+RECIPE = "window25d"
+LOSS = "bce_dice"
+FRACTION = 1.0
+SEED = 0
+EARLY_STOPPING = 0  # patience in epochs without val Dice gain; 0 = off
+SYNTH_LESIONS = 0.5  # tumour stage, window25d: share of samples given synthetic lesions
+PRECISION = "float32"
+STRATEGY = "default"
+LOADER_WORKERS = 2  # threads building training batches
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+STRATEGIES = ("default", "mirrored", "multiworker")

@@ -1,0 +1,339 @@
+"""Training data: patient-level splits and a fast, cached slice pipeline.
+
+Cases are read once (memory-mapped), each slice is normalised and resized
+to the model input once (cached in memory as uint8), and batches are then
+built by indexing the cache, stacking 2.5D neighbours and augmenting on the
+fly (:mod:`core.augment`; intensity), never writing anything to disk and
+never decoding DICOM per sample.
+
+Label-map cases (expert anatomy without CT, :mod:`core.dataset`) are cached as
+anatomy codes on the model's grid; every time one of their slices is drawn, a
+new CT is rendered from it (:mod:`core.synth_ct`), after the geometric
+augmentation. Without augmentation (validation) the rendering is seeded per
+slice, so the same slice always looks the same.
+
+Stages:
+    * ``liver``: whole slices resized to the input; target liver (labels 1 and 2).
+    * ``tumor``: only slices that contain liver, cropped to the case's liver
+      bounding box (with a margin) before resizing, so tumours get more
+      pixels; target tumour (label 2).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..transforms import augment as aug
+from ..datasets.anatomy import has_body
+from ..datasets.dataset import load_case
+from ..runtime.errors import DatasetError
+from ..runtime.jobs import CancelToken, ProgressFn, check, report
+from ..runtime.labels import LIVER, TUMOUR
+from ..synthetic.lesion_synth import add_lesions
+from ..transforms.masks import inplane_box
+from ..transforms.preprocess import MARGIN_PX, Preprocessing, resize_bilinear
+
+STAGES = ("liver", "tumor")
+
+
+@dataclass(frozen=True)
+class Split:
+    """Which patients train, validate and test (never split by slice)."""
+
+    train: tuple[str, ...]
+    val: tuple[str, ...]
+    test: tuple[str, ...] = ()
+    seed: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+def split_cases(case_ids: Sequence[str], val_fraction: float = 0.2, test_fraction: float = 0.0,
+                seed: int = 0) -> Split:
+    """Seeded patient-level split. At least one validation patient when there are two or more."""
+    ids = sorted(case_ids)
+    if len(ids) < 2:
+        raise DatasetError(f"need at least 2 patients to split into training and validation, got {len(ids)}")
+    order = list(np.random.default_rng(seed).permutation(len(ids)))
+    n_val = max(1, int(round(len(ids) * val_fraction)))
+    n_test = int(round(len(ids) * test_fraction))
+    if n_val + n_test >= len(ids):
+        raise DatasetError(f"{len(ids)} patients are too few for {n_val} validation and {n_test} test patients")
+    pick = [ids[i] for i in order]
+    return Split(tuple(sorted(pick[n_val + n_test:])), tuple(sorted(pick[:n_val])),
+                 tuple(sorted(pick[n_val:n_val + n_test])), seed)
+
+
+def liver_box(label: np.ndarray, margin: int = MARGIN_PX) -> Optional[tuple[int, int, int, int]]:
+    """(y0, y1, x0, x1) of the liver (labels >= 1) over all slices, with a margin; None if no liver."""
+    return inplane_box(label >= LIVER, margin)
+
+
+@dataclass
+class _CachedCase:
+    image: np.ndarray  # uint8 [Z, S, S] normalised to [0, 1] then quantised (x 255), resized; 0 for label maps
+    target: np.ndarray  # uint8 [Z, S, S] 0/1
+    slices: np.ndarray  # indices of usable slices
+    liver: Optional[np.ndarray] = None  # uint8 [Z, S, S] liver mask (tumour stage, for synthetic lesions)
+    anat: Optional[np.ndarray] = None  # uint8 [Z, S, S] anatomy codes (label maps: rendered per sample)
+    dist: Optional[np.ndarray] = None  # uint8 [Z, S, S, 2] mm below the skin, mm to bone (capped at 255)
+    px_mm: float = 1.0  # pixel size on the model's grid
+
+
+class SlicePipeline:
+    """Batches of (input, target) for one stage, from cached preprocessed cases.
+
+    Args:
+        dataset: dataset folder.
+        case_ids: patients to use.
+        stage: "liver" or "tumor".
+        pre: the preprocessing (its size is the model input).
+        fraction: share of the slices to keep (the notebooks' 0.25 / 0.5 / 1.0), seeded.
+        augment: random flips, rotations, zoom and intensity changes.
+        seed: sampling and augmentation seed.
+        synth_lesions: with augmentation: share of the samples that get synthetic lesions pasted
+            into their liver (:mod:`core.lesion_synth`); needs a linear recipe. Tumour stage: the
+            lesions are labelled tumour; liver stage (``liver_lesions``): they stay liver.
+        liver_lesions: allow ``synth_lesions`` for the liver stage (targets unchanged).
+        geometry: "flips" or "anatomical" (:mod:`core.augment`).
+
+    Label-map cases among ``case_ids`` are rendered (:mod:`core.synth_ct`); they need the
+    linear ``window25d`` recipe and a body outline (skin mask).
+    """
+
+    def __init__(self, dataset, case_ids: Sequence[str], stage: str, pre: Preprocessing, fraction: float = 1.0,
+                 augment: bool = False, seed: int = 0, progress: Optional[ProgressFn] = None,
+                 cancel: Optional[CancelToken] = None, synth_lesions: float = 0.0, geometry: str = "flips",
+                 liver_lesions: bool = False):
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r} (use {STAGES})")
+        if geometry not in aug.GEOMETRIES:
+            raise ValueError(f"unknown geometry {geometry!r} (use {aug.GEOMETRIES})")
+        if not 0 < fraction <= 1:
+            raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+        if not 0 <= synth_lesions <= 1:
+            raise ValueError(f"synth_lesions must be in [0, 1], got {synth_lesions}")
+        if synth_lesions and ((stage != "tumor" and not liver_lesions) or pre.recipe != "window25d"):
+            raise ValueError("synthetic lesions need the tumour stage (or liver_lesions) and the linear "
+                             "window25d recipe")
+        self.stage, self.pre, self.augment, self.geometry = stage, pre, augment, geometry
+        self.synth_lesions = synth_lesions if augment else 0.0
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self._rendered: dict[int, np.ndarray] = {}  # row -> rendered uint8 sample (no augmentation)
+        self.cases: list[_CachedCase] = []
+        for i, cid in enumerate(case_ids):
+            check(cancel)
+            report(progress, "cache", i, len(case_ids), cid)
+            case = load_case(dataset, cid, mmap=True)
+            if case.hu is None:
+                if pre.recipe != "window25d":
+                    raise DatasetError(f"{cid}: a label map without CT is rendered in HU and needs the "
+                                       f"linear window25d recipe, not {pre.recipe!r}")
+                if not has_body(case.anatomy):
+                    raise DatasetError(f"{cid}: label map without a body outline (skin mask): cannot render CT")
+            self.cases.append(self._cache(case))
+        report(progress, "cache", len(case_ids), len(case_ids))
+        # One contiguous cache for all cases; rows of ``self.rows`` hold global slice numbers of
+        # the C input channels (2.5D neighbours clamped inside their own case) for each sample.
+        offsets = np.cumsum([0] + [cc.image.shape[0] for cc in self.cases])
+        self.images = np.concatenate([cc.image for cc in self.cases]) if self.cases else None
+        self.targets = np.concatenate([cc.target for cc in self.cases]) if self.cases else None
+        self.liver = (np.concatenate([cc.liver for cc in self.cases])
+                      if self.synth_lesions and self.cases else None)  # the liver stage's is its target
+        self.anat = self.dist = None
+        if any(cc.anat is not None for cc in self.cases):
+            self.anat = np.concatenate([cc.anat if cc.anat is not None else np.zeros(cc.image.shape, np.uint8)
+                                        for cc in self.cases])
+            self.dist = np.concatenate([cc.dist if cc.dist is not None else np.zeros(cc.image.shape + (2,), np.uint8)
+                                        for cc in self.cases])
+            self.px_mm = np.concatenate([np.full(cc.image.shape[0], cc.px_mm, np.float32) for cc in self.cases])
+        synth_case = [cc.anat is not None for cc in self.cases]
+        rows, row_case = [], []
+        for c, cc in enumerate(self.cases):
+            nz = cc.image.shape[0]
+            row_case += [c] * len(cc.slices)
+            zs = np.asarray(cc.slices, dtype=int)
+            rows += (np.concatenate([pre.neighbours(zs, nz), zs[:, None]], axis=1) + offsets[c]).tolist()
+        self.cases = []  # the concatenated arrays hold the data
+        if fraction < 1 and rows:
+            keep = np.sort(np.random.default_rng(seed).permutation(len(rows))[:max(1, int(len(rows) * fraction))])
+            rows = [rows[k] for k in keep]
+            row_case = [row_case[k] for k in keep]
+        if not rows:
+            raise DatasetError(f"no usable slices for the {stage} stage in {list(case_ids)}")
+        self.rows = np.array(rows, dtype=np.int64)  # [N, C + 1]: input slices, then the target slice
+        self.case_ids = tuple(case_ids)
+        self.row_case = np.array(row_case, dtype=np.int64)  # index into case_ids of each row
+        self.row_synth = np.array([synth_case[c] for c in row_case], dtype=bool)  # rendered from anatomy
+        self.positive = self.targets.reshape(len(self.targets), -1).any(axis=1)[self.rows[:, -1]]
+
+    def epoch_order(self, rng: np.random.Generator, positive_share: float = 0.0, real_share: float = 0.0,
+                    n: int = 0) -> np.ndarray:
+        """Sample order for one epoch.
+
+        Args:
+            positive_share: > 0: at least that share of the samples is drawn from slices whose
+                target is not empty (oversampling rare tumours).
+            real_share: > 0 with both real-CT and label-map slices: that share of the samples is
+                drawn from the real-CT slices, the rest from the rendered ones.
+            n: samples per epoch (default: one per slice).
+        """
+        n = n or len(self.rows)
+        real, synth = np.flatnonzero(~self.row_synth), np.flatnonzero(self.row_synth)
+        if real_share > 0 and len(real) and len(synth):
+            k = int(round(n * real_share))
+            order = np.concatenate([rng.choice(real, k, replace=len(real) < k),
+                                    rng.choice(synth, n - k, replace=len(synth) < n - k)])
+            order = order[rng.permutation(n)]
+        elif n == len(self.rows):
+            order = rng.permutation(n)
+        else:
+            order = rng.choice(len(self.rows), n, replace=n > len(self.rows))
+        pos = np.flatnonzero(self.positive)
+        k = int(round(n * positive_share))
+        if k and len(pos) and np.count_nonzero(self.positive[order]) < k:
+            order[:k] = rng.choice(pos, k, replace=True)
+            order = order[rng.permutation(n)]
+        return order
+
+    def _cache(self, case) -> _CachedCase:
+        s = self.pre.size
+        label = case.label
+        synth = case.hu is None
+        src = case.anatomy if synth else case.hu
+        if self.stage == "tumor":
+            box = liver_box(label)
+            if box is None:
+                empty = np.zeros((0, s, s), np.uint8)
+                return _CachedCase(empty, empty, np.zeros(0, int), empty)
+            y0, y1, x0, x1 = box
+            src, label = src[:, y0:y1, x0:x1], label[:, y0:y1, x0:x1]
+            slices = np.flatnonzero(np.any(label >= LIVER, axis=(1, 2)))
+            target = label == TUMOUR
+        else:
+            slices = np.arange(src.shape[0])
+            target = label >= LIVER
+        nz = src.shape[0]
+        image = np.zeros((nz, s, s), np.uint8)
+        tgt = np.empty((nz, s, s), np.uint8)
+        liver = np.empty((nz, s, s), np.uint8) if self.synth_lesions and self.stage == "tumor" else None
+        anat = np.empty((nz, s, s), np.uint8) if synth else None
+        for z0 in range(0, nz, 16):  # in chunks: bounded memory
+            z1 = min(nz, z0 + 16)
+            if synth:  # codes: nearest neighbour (pixel centres, as the bilinear resize)
+                iy = np.minimum(((np.arange(s) + 0.5) * src.shape[1] / s).astype(np.intp), src.shape[1] - 1)
+                ix = np.minimum(((np.arange(s) + 0.5) * src.shape[2] / s).astype(np.intp), src.shape[2] - 1)
+                anat[z0:z1] = np.asarray(src[z0:z1])[:, iy][:, :, ix]
+            else:
+                image[z0:z1] = np.rint(resize_bilinear(self.pre.normalise(np.asarray(src[z0:z1])), s, s) * 255)
+            tgt[z0:z1] = resize_bilinear(target[z0:z1].astype(np.float32), s, s) > 0.5
+            if liver is not None:
+                liver[z0:z1] = resize_bilinear((np.asarray(label[z0:z1]) >= LIVER).astype(np.float32), s, s) > 0.5
+        if liver is None and self.synth_lesions:
+            liver = tgt  # liver stage: the target is the liver
+        if not synth:
+            return _CachedCase(image, tgt, slices, liver)
+        from ..synthetic.synth_ct import distances
+        px_mm = float(case.spacing[1]) * src.shape[1] / s
+        dist = np.zeros((nz, s, s, 2), np.uint8)
+        dist[slices] = np.minimum(distances(anat[slices], px_mm), 255).astype(np.uint8)
+        return _CachedCase(image, tgt, slices, liver, anat, dist, px_mm)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def batch(self, rows: np.ndarray, rng: Optional[np.random.Generator] = None) -> tuple[np.ndarray, np.ndarray]:
+        """Inputs float32 [B, S, S, C] in [0, 1] and targets float32 [B, S, S, 1] for samples ``rows``.
+
+        With augmentation, the geometric transform (:mod:`core.augment`) is applied while
+        gathering from the cache, so each sample is copied once; label-map samples are then
+        rendered (:mod:`core.synth_ct`); synthetic lesions (tumour stage) are pasted into the
+        uint8 copy; intensity scale and shift are fused into the conversion to float.
+        ``rng`` (default: the pipeline's own) makes batches reproducible and thread-safe.
+        Without augmentation, label-map samples are rendered with a generator seeded by
+        (pipeline seed, row), so validation sees the same images every time.
+        """
+        rows = np.asarray(rows)
+        r = self.rows[rows]
+        n, s, c = len(r), self.pre.size, self.pre.channels
+        x8 = np.empty((n, s, s, c), np.uint8)
+        y8 = np.empty((n, s, s), np.uint8)
+        synth = self.row_synth[rows]
+        a8 = np.empty((n, s, s, c), np.uint8) if synth.any() else None
+        d8 = np.empty((n, s, s, 2), np.uint8) if synth.any() else None
+        scale = np.full((n, 1, 1, 1), 1 / 255, np.float32)
+        shift = np.zeros((n, 1, 1, 1), np.float32)
+        liver8 = None
+        if not self.augment:
+            for k in range(c):  # contiguous reads; one strided write per channel
+                x8[..., k] = self.images[r[:, k]]
+                if a8 is not None:
+                    a8[..., k] = self.anat[r[:, k]]
+            y8[:] = self.targets[r[:, -1]]
+            if d8 is not None:
+                d8[:] = self.dist[r[:, -1]]
+        else:
+            rng = rng or self.rng
+            liver8 = np.empty((n, s, s), np.uint8) if self.liver is not None else None
+            for b in range(n):
+                if self.geometry == "flips":
+                    flip, rot, idx = aug.flips_map(rng, s)
+
+                    def view(img, flip=flip, rot=rot, idx=idx):
+                        return aug.apply_flips(img, flip, rot, idx)
+                else:
+                    m = aug.affine_map(rng, s)
+
+                    def view(img, m=m):
+                        return aug.apply_affine(img, m)
+                for k in range(c):
+                    x8[b, ..., k] = view(self.images[r[b, k]])
+                    if synth[b]:
+                        a8[b, ..., k] = view(self.anat[r[b, k]])
+                y8[b] = view(self.targets[r[b, -1]])
+                if liver8 is not None:
+                    liver8[b] = view(self.liver[r[b, -1]])
+                if synth[b]:
+                    for k in range(2):
+                        d8[b, ..., k] = view(self.dist[r[b, -1], ..., k])
+            scale *= rng.uniform(0.9, 1.1, (n, 1, 1, 1)).astype(np.float32)  # intensity
+            shift += rng.uniform(-0.05, 0.05, (n, 1, 1, 1)).astype(np.float32)
+        if synth.any():
+            self._render(x8, a8, d8, rows, synth, rng if self.augment else None)
+        if liver8 is not None:
+            lo, hi = self.pre.window
+            add_lesions(x8, y8, liver8, rng, 255.0 / (hi - lo), self.synth_lesions, label=self.stage == "tumor")
+        x = np.multiply(x8, scale, dtype=np.float32)
+        x += shift
+        return x, y8[..., None].astype(np.float32)
+
+    def _render(self, x8, a8, d8, rows, synth, rng) -> None:
+        """Render the label-map samples of a batch into ``x8`` (normalised, uint8).
+
+        Without augmentation (``rng`` None) each row is rendered once, seeded by the row,
+        and kept: validation sees the same images every epoch without paying for them again.
+        """
+        from ..synthetic.synth_ct import render
+        lo, hi = self.pre.window
+        for b in np.flatnonzero(synth):
+            key = int(rows[b])
+            if rng is None and key in self._rendered:
+                x8[b] = self._rendered[key]
+                continue
+            g = rng if rng is not None else np.random.default_rng([self.seed, 7919, key])
+            hu = render(a8[b:b + 1], d8[b:b + 1].astype(np.float32), self.px_mm[self.rows[key, -1:]], g)
+            x8[b] = np.rint(np.clip((hu[0] - lo) * (255.0 / (hi - lo)), 0, 255))
+            if rng is None:
+                self._rendered[key] = x8[b].copy()
+
+    def epoch(self, batch_size: int, shuffle: bool = True):
+        """Yield the batches of one epoch."""
+        order = self.rng.permutation(len(self.rows)) if shuffle else np.arange(len(self.rows))
+        for i in range(0, len(order), batch_size):
+            yield self.batch(order[i:i + batch_size])

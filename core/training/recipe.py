@@ -1,0 +1,287 @@
+"""The recipe of the shipped default models: 3D-IRCADb-01 as downloaded in, two model folders out.
+
+``liverseg train-default SOURCE --out WORK`` (see :func:`train_default_models`):
+
+1. imports every patient of SOURCE into ``WORK/dataset`` (:mod:`core.ircadb`): patients
+   with CT become ``ct`` cases, the expert label maps of patients without CT
+   ``labelmap`` cases (already imported patients are skipped, so a rerun is cheap);
+2. trains the liver stage into ``WORK/liver`` and the tumour stage into ``WORK/tumor``
+   (:func:`core.training.train`), each on every CT and label map except the excluded
+   patients and the validation label maps; label maps are rendered into new CT for
+   every sample (:mod:`core.synth_ct`), ``real_share`` of the samples come from the
+   real CTs, with anatomical augmentation (no flips) and, for tumours, synthetic
+   lesions pasted into the livers;
+3. writes the model card (``card`` in model.json: data, licence, intended use) and,
+   unless disabled, the ONNX and int8 files;
+4. with ``install``, copies both models into a models folder (``resources/models``).
+
+Everything is resumable: ``--resume`` continues the stage runs from their last
+completed epoch (after Ctrl-C, a crash or ``kill -9``), and a finished stage is not
+trained again. ``exclude`` leaves patients out entirely (CT and label map), for the
+leave-one-patient-out protocol of ``bench/real_quality.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Optional
+
+from ..datasets.dataset import list_cases, read_manifest
+from ..runtime.errors import LiverSegError
+from ..runtime.jobs import CancelToken, ProgressFn, report
+from ..runtime.runs import (CARD, INT8_FILE, MODEL, ONNX_FILE, has_card, has_config, read_card, read_config,
+                            update_card, write_card)
+
+log = logging.getLogger(__name__)
+
+DATASET_NAME = "3D-IRCADb-01 (IRCAD, Strasbourg)"
+LICENCE = "CC BY-NC-ND 4.0"
+INTENDED_USE = ("research on contrast-enhanced abdominal CT; not for clinical decisions "
+                "(trained on 3D-IRCADb-01: " + LICENCE + ")")
+# Two label maps (not CTs) held out to choose each stage's best epoch and threshold: real
+# anatomy with tumours of moderate size (patient 9: 60 mL with a cyst; 13: 88 mL).
+VAL_CASES = ("3Dircadb1.9", "3Dircadb1.13")
+INSTALL_NAMES = {"liver": "ircadb-liver", "tumor": "ircadb-tumor"}
+# calibration.npz (the int8 calibration slices) is not installed: it holds slices of the
+# licensed CTs, which may not be redistributed (CC BY-NC-ND 4.0).
+MODEL_FILES = (MODEL, CARD, ONNX_FILE, INT8_FILE)
+
+# The per-stage training options. Epochs are multiplied by ``scale``; 40 epochs of 100 batches
+# of 16 (64,000 samples) take about 45 minutes per stage on a 2-core CPU.
+STAGE_OPTIONS = {
+    "liver": dict(image_size=128, base_filters=8, batch_size=16, epochs=40, steps_per_epoch=100,
+                  learning_rate=1e-3, min_lr=1e-5, lr_schedule="cosine", geometry="anatomical", real_share=0.4,
+                  liver_lesions=0.3),
+    "tumor": dict(image_size=128, base_filters=8, batch_size=16, epochs=40, steps_per_epoch=100,
+                  learning_rate=1e-3, min_lr=1e-5, lr_schedule="cosine", geometry="anatomical", real_share=0.3,
+                  synth_lesions=0.5, tumor_positive_share=0.5,
+                  calibration_slices=64),  # 32 left the int8 tumour model 0.0115 off (gate 0.01); 64: 0.0078
+}
+
+
+class RecipeError(LiverSegError):
+    """The default-model recipe cannot run (no data, bad options)."""
+
+
+@dataclass(frozen=True)
+class RecipeConfig:
+    """Options of :func:`train_default_models`.
+
+    Attributes:
+        out: work folder (``dataset/``, ``liver/``, ``tumor/``).
+        source: 3D-IRCADb-01 as downloaded (archive, folder of patients, ``ircadb-masks/``...);
+            optional when ``dataset`` is given or ``out/dataset`` exists.
+        dataset: an existing dataset folder to train on instead of ``out/dataset``.
+        exclude: patients left out entirely (leave-one-out).
+        val_cases: label maps held out for model selection and the threshold.
+        stages: which stages to train.
+        scale: multiplies each stage's epochs (a GPU affords 4 or more).
+        precision, loader_workers, loader_processes: passed to training (``mixed_bfloat16`` and
+            worker processes on a GPU machine, whose many cores then keep the GPU fed).
+        init_from: a work folder whose ``liver/`` and ``tumor/`` models each stage starts from
+            (continued training, e.g. a second budget on a lent GPU).
+        max_minutes: > 0: a time budget per stage instead of a number of epochs: training
+            stops after the epoch that reaches it, and the learning rate follows a cosine over
+            it (``lr_schedule="cosine_time"``); for a lent GPU machine.
+        export_onnx: write model.onnx / model.int8.onnx at the end (needs the TensorFlow or
+            PyTorch backend; on JAX run ``liverseg export-onnx`` afterwards).
+        calibrate: choose each stage's threshold on the validation label maps at the end.
+        seed: training seed.
+        overrides: (option, value) pairs applied to both stages' :class:`TrainConfig` options
+            after :data:`STAGE_OPTIONS` (tests train 32-pixel models in seconds this way).
+    """
+
+    out: str
+    source: Optional[str] = None
+    dataset: Optional[str] = None
+    exclude: tuple[str, ...] = ()
+    val_cases: tuple[str, ...] = VAL_CASES
+    stages: tuple[str, ...] = ("liver", "tumor")
+    scale: float = 1.0
+    precision: str = "float32"
+    loader_workers: int = 2
+    loader_processes: bool = False
+    init_from: Optional[str] = None
+    max_minutes: float = 0.0
+    export_onnx: bool = True
+    calibrate: bool = True
+    seed: int = 0
+    overrides: tuple[tuple[str, object], ...] = ()
+
+
+def prepare_dataset(cfg: RecipeConfig, progress: Optional[ProgressFn] = None,
+                    cancel: Optional[CancelToken] = None) -> Path:
+    """The dataset folder to train on (importing ``source`` into ``out/dataset`` when given)."""
+    if cfg.dataset:
+        return Path(cfg.dataset)
+    ds = Path(cfg.out) / "dataset"
+    if cfg.source:
+        from ..datasets.ircadb import import_ircadb
+        import_ircadb(cfg.source, ds, progress=progress, cancel=cancel)
+    elif not (ds / "manifest.json").is_file():
+        raise RecipeError(f"{ds}: no dataset yet; give the 3D-IRCADb-01 source folder or archive")
+    return ds
+
+
+def split_for(dataset: Path, cfg: RecipeConfig) -> tuple[tuple[str, ...], tuple[str, ...], dict]:
+    """(train, val, facts): every case but the excluded and validation ones trains."""
+    cases = read_manifest(dataset)["cases"]
+    every = list_cases(dataset, "all")
+    unknown = [c for c in cfg.exclude if c not in cases]
+    if unknown:
+        raise RecipeError(f"{dataset}: cannot exclude {unknown}: not in the dataset")
+    keep = [c for c in every if c not in cfg.exclude]
+    val = tuple(c for c in cfg.val_cases if c in keep)
+    if not val:  # the named validation maps are missing or excluded: the last label map, else the last case
+        maps = [c for c in keep if cases[c].get("kind") == "labelmap"]
+        val = (maps or keep)[-1:]
+    train = tuple(c for c in keep if c not in val)
+    if not train:
+        raise RecipeError(f"{dataset}: no patient left to train on (excluded {list(cfg.exclude)})")
+    if not any(cases[c].get("kind", "ct") == "ct" for c in train):
+        log.warning("%s: no real CT among the training patients: only rendered CT", dataset)
+    facts = {"train_ct": [c for c in train if cases[c].get("kind", "ct") == "ct"],
+             "train_labelmaps": [c for c in train if cases[c].get("kind") == "labelmap"],
+             "val": list(val), "excluded": list(cfg.exclude),
+             "case_sources": {c: case_source(c) for c in train + val}}
+    return train, val, facts
+
+
+def case_source(case_id: str) -> str:
+    """Where a case came from, by its name: our phantoms are named ``phantom-s<seed>-N``."""
+    from ..datasets.ircadb import is_phantom_name
+    return "synthetic phantom" if is_phantom_name(case_id) else DATASET_NAME
+
+
+def data_kind(facts: dict) -> str:
+    """"real" when every case is real 3D-IRCADb-01, "demo" when all are phantoms, else "mixed"."""
+    kinds = set(facts.get("case_sources", {}).values())
+    return "real" if kinds <= {DATASET_NAME} else ("demo" if kinds == {"synthetic phantom"} else "mixed")
+
+
+def card(stage: str, facts: dict, result=None) -> dict:
+    """The ``card`` entry of a shipped model's model.json."""
+    kind = data_kind(facts)
+    return {
+        "kind": kind,
+        "stage": stage,
+        "datasets": sorted(set(facts.get("case_sources", {}).values())) or [DATASET_NAME],
+        "case_sources": facts.get("case_sources", {}),
+        "licence": LICENCE,
+        "train_ct_patients": facts["train_ct"],
+        "train_labelmap_patients": facts["train_labelmaps"],
+        "val_labelmap_patients": facts["val"],
+        "excluded_patients": facts["excluded"],
+        "how": ("real CT of the train_ct patients, plus CT rendered for every sample from the expert "
+                "label maps of the train_labelmap patients (core.synth_ct); see docs/MODELS.md"),
+        "intended_use": INTENDED_USE,
+        "status": getattr(result, "status", None),
+    }
+
+
+def label_for(facts: dict) -> str:
+    n_ct, n_maps = len(facts["train_ct"]), len(facts["train_labelmaps"])
+    kind = data_kind(facts)
+    if kind == "demo":
+        return f"DEMO: synthetic phantoms only, {n_ct} CT + {n_maps} label maps"
+    head = "real" if kind == "real" else "MIXED real and synthetic phantoms"
+    return f"{head}: 3D-IRCADb-01, {n_ct} CT + {n_maps} label maps ({LICENCE}, research use)"
+
+
+def train_default_models(cfg: RecipeConfig, progress: Optional[ProgressFn] = None,
+                         cancel: Optional[CancelToken] = None, resume: bool = False) -> dict:
+    """Train (or resume) the default liver and tumour models; see the module docstring.
+
+    Returns:
+        {stage: :class:`core.training.RunResult`} for the stages run.
+
+    Raises:
+        RecipeError, TrainingError, DatasetError: one line naming the folder and the problem.
+    """
+    from .trainer import TrainConfig, train
+    dataset = prepare_dataset(cfg, progress, cancel)
+    train_ids, val_ids, facts = split_for(dataset, cfg)
+    results = {}
+    for stage in cfg.stages:
+        opts = dict(STAGE_OPTIONS[stage])
+        if cfg.max_minutes > 0:
+            opts.update(lr_schedule="cosine_time", epochs=100_000)
+        opts.update(dict(cfg.overrides))
+        if cfg.max_minutes <= 0:
+            opts["epochs"] = max(1, int(round(opts["epochs"] * cfg.scale)))
+        run = Path(cfg.out) / stage
+        tc = TrainConfig(dataset=str(dataset), out=str(run), stage=stage, seed=cfg.seed,
+                         train_cases=train_ids, val_cases=val_ids, precision=cfg.precision,
+                         loader_workers=cfg.loader_workers, loader_processes=cfg.loader_processes,
+                         init_from=str(Path(cfg.init_from) / stage / MODEL) if cfg.init_from else "",
+                         max_minutes=cfg.max_minutes,
+                         export_onnx=cfg.export_onnx, calibrate=cfg.calibrate, label=label_for(facts), **opts)
+        again = resume and has_config(run)
+        if not again and run.exists() and any(run.iterdir()):
+            raise RecipeError(f"{run}: a run is already there; use --resume to continue it")
+        report(progress, "recipe", len(results), len(cfg.stages), f"{stage} stage")
+        result = train(tc if not again else replace(tc, epochs=_saved_epochs(run, tc.epochs)),
+                       progress=progress, cancel=cancel, resume=again)
+        results[stage] = result
+        if has_card(run):
+            update_card(run, card=card(stage, facts, result), label=label_for(facts))
+        if result.status == "cancelled":
+            break
+    report(progress, "recipe", len(results), len(cfg.stages))
+    return results
+
+
+def _saved_epochs(run: Path, asked: int) -> int:
+    """On resume, the larger of the saved plan and the asked one (a resume may extend a run)."""
+    try:
+        saved = int(read_config(run).get("epochs", asked))
+    except (OSError, ValueError):
+        saved = asked
+    return max(saved, asked)
+
+
+def install_models(work: str | os.PathLike, dest: str | os.PathLike, default: bool = True) -> dict:
+    """Copy the trained stage models of ``work`` into ``dest/ircadb-liver`` and ``dest/ircadb-tumor``.
+
+    model.json's dataset path (a folder on the training machine) is replaced by a
+    description, and ``default`` marks the pair as the one the app and the CLI use when
+    no model is named. Each file is written atomically; the folder is replaced whole.
+
+    Returns:
+        {stage: installed folder}.
+    """
+    from ..runtime.atomic import atomic_open
+    out = {}
+    for stage, name in INSTALL_NAMES.items():
+        src = Path(work) / stage
+        if not (src / MODEL).is_file() or not has_card(src):
+            raise RecipeError(f"{src}: no trained {stage} model (model.keras and model.json) to install")
+        target = Path(dest) / name
+        tmp = Path(dest) / f".{name}.installing"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for f in MODEL_FILES:
+            if (src / f).is_file() and f != CARD:
+                with open(src / f, "rb") as fi, atomic_open(tmp / f, "wb") as fo:
+                    shutil.copyfileobj(fi, fo)
+        meta = read_card(src)
+        data = dict(meta.get("data", {}))
+        data["dataset"] = f"{DATASET_NAME}, imported by liverseg train-default (not shipped)"
+        meta["data"] = data
+        meta["default"] = bool(default)
+        if isinstance(meta.get("int8"), dict) and isinstance(meta["int8"].get("calibration"), dict):
+            meta["int8"]["calibration"] = {**meta["int8"]["calibration"], "file": None,
+                                           "note": "calibration slices not shipped (3D-IRCADb-01 licence)"}
+        write_card(tmp, meta)
+        old = Path(dest) / f".{name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if target.exists():
+            os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+        out[stage] = str(target)
+    return out

@@ -1,0 +1,316 @@
+"""Training runs: ``train(config, progress, cancel) -> RunResult``.
+
+A run writes its folder as :mod:`core.runtime.runs` describes (config.json, split.json,
+metrics.jsonl, state.json, last.keras, model.keras and its card model.json, the ONNX
+files, tensorboard/); every file is replaced atomically, so a run killed at any moment
+(even ``kill -9``) resumes from its last completed epoch with the same curves. The
+Keras side (batches, distribution strategy, the recording callback) is in
+:mod:`core.training.callbacks`.
+
+Training data: the dataset's CT cases, split by patient with a seed, or the
+patients named in ``train_cases`` / ``val_cases``; label-map cases among them
+(expert anatomy without CT) are rendered into CT per sample (:mod:`core.synthetic.synth_ct`),
+and ``real_share`` sets the share of samples drawn from the real CTs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Optional
+
+from ..runtime import runs
+from ..transforms.augment import GEOMETRIES
+from ..datasets.dataset import list_cases, read_manifest
+from ..runtime.errors import LiverSegError
+from ..runtime.jobs import CancelToken, ProgressFn, check
+from . import defaults as D
+from .callbacks import EpochEvent, NullScope, build_recorder_class, distribution_strategy, make_batches  # noqa: F401
+from .loader import STAGES, SlicePipeline, Split, split_cases
+from ..transforms.preprocess import Preprocessing
+from ..runtime.runs import read_metrics, rewrite_metrics  # noqa: F401 (EpochEvent, read_metrics: importable from here too)
+from .defaults import PRECISIONS, STRATEGIES  # noqa: F401 (importable from here too)
+
+log = logging.getLogger(__name__)
+
+
+
+class TrainingError(LiverSegError):
+    """Training cannot start or cannot go on (NaN loss, bad options, bad run folder)."""
+
+
+XLA_MIN_SIZE = 96  # px: XLA for training from this image size up (see train())
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on (saved as config.json)."""
+
+    dataset: str
+    out: str
+    stage: str = "liver"
+    epochs: int = D.EPOCHS
+    batch_size: int = D.BATCH_SIZE
+    learning_rate: float = D.LEARNING_RATE
+    image_size: int = D.IMAGE_SIZE
+    base_filters: int = D.BASE_FILTERS
+    depth: int = D.DEPTH
+    recipe: str = D.RECIPE
+    window: tuple[float, float] = (-100.0, 400.0)
+    loss: str = D.LOSS
+    fraction: float = D.FRACTION
+    val_fraction: float = 0.2
+    seed: int = D.SEED
+    augment: bool = True
+    tumor_positive_share: float = 0.5  # tumour stage: share of samples drawn from slices with tumour
+    synth_lesions: float = D.SYNTH_LESIONS  # tumour stage, window25d: share of samples given synthetic lesions
+    liver_lesions: float = 0.0  # liver stage, window25d: same, lesions that stay liver (tumours are liver)
+    early_stopping: int = D.EARLY_STOPPING  # patience in epochs without val Dice gain; 0 = off
+    reduce_lr: int = 3  # patience before halving the learning rate; 0 = off
+    min_lr: float = 1e-6
+    precision: str = D.PRECISION
+    strategy: str = D.STRATEGY
+    threshold: float = 0.5  # the starting threshold; see calibrate
+    calibrate: bool = True  # at the end: choose the threshold on the validation patients (core.training.threshold)
+    batch_log_seconds: float = 1.0  # throttle of batch records and events
+    export_onnx: bool = True  # at the end: model.onnx and a Dice-checked model.int8.onnx
+    calibration_slices: int = 32  # int8 calibration slices (core.training.quantize.CALIBRATION_SLICES)
+    train_cases: tuple[str, ...] = ()  # with val_cases: the split (CT and label-map cases); else seeded
+    val_cases: tuple[str, ...] = ()
+    real_share: float = 0.0  # > 0: share of samples from real CT cases, the rest rendered from label maps
+    geometry: str = "flips"  # augmentation: "flips" (notebooks) or "anatomical" (core.transforms.augment)
+    steps_per_epoch: int = 0  # 0: one pass over the training slices
+    # "plateau" (halve after reduce_lr epochs without gain), "cosine" (over the epochs) or
+    # "cosine_time" (over max_minutes: for a fixed time budget, e.g. a lent GPU machine)
+    lr_schedule: str = "plateau"
+    max_minutes: float = 0.0  # > 0: stop after the epoch that reaches this many minutes (this invocation)
+    label: str = ""  # the model card's label (e.g. "real CT: 3D-IRCADb-01 ...")
+    loader_workers: int = D.LOADER_WORKERS  # threads building training batches (more on a GPU machine's many cores)
+    loader_processes: bool = False  # worker processes instead of threads (rendering holds the GIL often)
+    init_from: str = ""  # start from this model's weights (a .keras file of the same architecture)
+
+    def __post_init__(self):
+        from ..model.losses import LOSSES
+        problems = []
+        if self.stage not in STAGES:
+            problems.append(f"stage must be one of {STAGES}")
+        if self.loss not in LOSSES:
+            problems.append(f"loss must be one of {tuple(LOSSES)}")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {PRECISIONS}")
+        if self.strategy not in STRATEGIES:
+            problems.append(f"strategy must be one of {STRATEGIES}")
+        if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
+            problems.append("epochs, batch size and learning rate must be positive")
+        if not 0 < self.fraction <= 1:
+            problems.append("fraction must be in (0, 1]")
+        if not 0 <= self.synth_lesions <= 1 or not 0 <= self.liver_lesions <= 1:
+            problems.append("synth_lesions and liver_lesions must be in [0, 1]")
+        if self.image_size % (2 ** self.depth):
+            problems.append(f"image size {self.image_size} must be divisible by 2**depth = {2 ** self.depth}")
+        if self.geometry not in GEOMETRIES:
+            problems.append(f"geometry must be one of {GEOMETRIES}")
+        if self.lr_schedule not in ("plateau", "cosine", "cosine_time"):
+            problems.append("lr_schedule must be 'plateau', 'cosine' or 'cosine_time'")
+        if self.lr_schedule == "cosine_time" and self.max_minutes <= 0:
+            problems.append("lr_schedule 'cosine_time' needs max_minutes > 0")
+        if not 0 <= self.real_share < 1:
+            problems.append("real_share must be in [0, 1)")
+        if bool(self.train_cases) != bool(self.val_cases):
+            problems.append("give both train_cases and val_cases, or neither")
+        if set(self.train_cases) & set(self.val_cases):
+            problems.append(f"patients both in training and validation: {sorted(set(self.train_cases) & set(self.val_cases))}")
+        if problems:
+            raise TrainingError("invalid training options: " + "; ".join(problems))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        d = {k: (tuple(v) if k in ("window", "train_cases", "val_cases") else v) for k, v in d.items() if k in known}
+        d.setdefault("synth_lesions", 0.0)  # runs saved before synthetic lesions existed had none
+        return cls(**d)
+
+    def preprocessing(self) -> Preprocessing:
+        return Preprocessing(self.recipe, tuple(self.window), self.image_size, 3)
+
+
+@dataclass
+class RunResult:
+    """How a run ended."""
+
+    run_dir: str
+    status: str  # "completed", "early_stopped", "time_budget" (max_minutes reached) or "cancelled"
+    epochs_done: int
+    best_epoch: int
+    best_val_dice: float
+    model_path: Optional[str]
+    history: list = field(default_factory=list)
+
+
+def _make_datasets(cfg: TrainConfig, split: Split, progress, cancel):
+    pre = cfg.preprocessing()
+    share = cfg.synth_lesions if cfg.stage == "tumor" else cfg.liver_lesions
+    synth = share if pre.recipe == "window25d" else 0.0
+    train = SlicePipeline(cfg.dataset, split.train, cfg.stage, pre, cfg.fraction, cfg.augment, cfg.seed,
+                          progress, cancel, synth_lesions=synth, geometry=cfg.geometry,
+                          liver_lesions=cfg.stage == "liver")
+    val = SlicePipeline(cfg.dataset, split.val, cfg.stage, pre, 1.0, False, cfg.seed, progress, cancel)
+    return (*make_batches(cfg, train, val), train, val)
+
+
+def _model_json(cfg: TrainConfig, best: dict, data: dict) -> dict:
+    import keras
+    return {
+        "format": "liverseg-model", "version": 1, "stage": cfg.stage,
+        "input_size": cfg.image_size, "channels": 3,
+        "preprocessing": cfg.preprocessing().to_dict(), "threshold": cfg.threshold,
+        "architecture": {"name": "resunet", "base_filters": cfg.base_filters, "depth": cfg.depth},
+        "backend": keras.backend.backend(), "keras": keras.__version__, "precision": cfg.precision,
+        "data": data, "best": best, "date": time.strftime("%Y-%m-%dT%H:%M:%S"), "label": cfg.label,
+    }
+
+
+def make_split(cfg: TrainConfig) -> Split:
+    """The run's patient split: ``train_cases``/``val_cases`` when given, else a seeded split of the CT cases."""
+    if not cfg.train_cases:
+        return split_cases(list_cases(cfg.dataset), cfg.val_fraction, 0.0, cfg.seed)
+    known = set(list_cases(cfg.dataset, "all"))
+    missing = [c for c in cfg.train_cases + cfg.val_cases if c not in known]
+    if missing:
+        raise TrainingError(f"{cfg.dataset}: no case(s) {missing} in this dataset")
+    return Split(tuple(cfg.train_cases), tuple(cfg.val_cases), (), cfg.seed)
+
+
+def data_summary(cfg: TrainConfig, split: Split, train_pipe, val_pipe) -> dict:
+    """model.json's ``data``: patients by kind (real CT / label map) and where they came from."""
+    cases = read_manifest(cfg.dataset)["cases"]
+
+    def kind(ids, k):
+        return [c for c in ids if cases.get(c, {}).get("kind", "ct") == k]
+    return {"dataset": str(cfg.dataset), "train_patients": list(split.train), "val_patients": list(split.val),
+            "train_ct": kind(split.train, "ct"), "train_labelmaps": kind(split.train, "labelmap"),
+            "val_ct": kind(split.val, "ct"), "val_labelmaps": kind(split.val, "labelmap"),
+            "sources": sorted({cases[c].get("source", "") for c in split.train + split.val if c in cases}),
+            "train_slices": len(train_pipe), "val_slices": len(val_pipe), "fraction": cfg.fraction,
+            "real_share": cfg.real_share, **({"init_from": cfg.init_from} if cfg.init_from else {})}
+
+
+def train(config: TrainConfig, progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
+          resume: bool = False) -> RunResult:
+    """Train one stage's ResUNet; see the module docstring for the run folder.
+
+    Args:
+        config: the options (ignored on resume except ``out``: the run's own config.json is used).
+        progress: receives ``Progress("train", batch, batches)`` and :class:`EpochEvent` per epoch.
+        cancel: stops within one batch; ``last.keras`` stays usable.
+        resume: continue the run in ``config.out`` from its last completed epoch.
+
+    Raises:
+        TrainingError: bad options or run folder, NaN loss.
+    """
+    import keras
+
+    from ..model.io import load_model, save_model_atomic
+    from ..model.losses import LOSSES, dice_metric, iou_metric
+    from ..model.resunet import ResUNetConfig, build_resunet
+
+    run = Path(config.out)
+    if resume:
+        if not runs.has_config(run):
+            raise TrainingError(f"{run}: nothing to resume (no {runs.CONFIG})")
+        cfg = TrainConfig.from_dict(runs.read_config(run))
+        cfg = TrainConfig.from_dict({**cfg.to_dict(), "out": str(run)})
+        state = runs.read_state(run)
+        split = Split(**{k: tuple(v) if isinstance(v, list) else v for k, v in runs.read_split(run).items()})
+        if config.epochs != cfg.epochs:  # resuming may extend a run
+            cfg = TrainConfig.from_dict({**cfg.to_dict(), "epochs": config.epochs})
+    else:
+        cfg = config
+        if run.exists() and any(run.iterdir()):
+            raise TrainingError(f"{run}: run folder is not empty; use --resume to continue it or choose another")
+        run.mkdir(parents=True, exist_ok=True)
+        split = make_split(cfg)
+        runs.write_split(run, json.loads(split.to_json()))
+        state = {"epoch": 0}
+    runs.write_config(run, cfg.to_dict())
+    done_epochs = int(state.get("epoch", 0))
+    runs.rewrite_metrics(run, done_epochs)
+
+    if cfg.precision != "float32":
+        keras.mixed_precision.set_global_policy(cfg.precision)
+    try:
+        train_ds, val_ds, train_pipe, val_pipe = _make_datasets(cfg, split, progress, cancel)
+        train_ds.set_epoch(done_epochs)
+        strategy = distribution_strategy(cfg.strategy, TrainingError)
+        scope = strategy.scope() if strategy else NullScope()
+        with scope:
+            if done_epochs and (run / runs.LAST_MODEL).exists():
+                model = load_model(run / runs.LAST_MODEL, compile=True)
+            else:
+                keras.utils.set_random_seed(cfg.seed)
+                model = build_resunet(ResUNetConfig(cfg.image_size, 3, cfg.base_filters, cfg.depth),
+                                      name=f"resunet_{cfg.stage}")
+                if cfg.init_from:
+                    start = load_model(cfg.init_from, compile=False)
+                    try:
+                        model.set_weights(start.get_weights())
+                    except ValueError as exc:
+                        raise TrainingError(f"{cfg.init_from}: cannot start from this model: {exc}") from None
+                model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=LOSSES[cfg.loss],
+                              metrics=[dice_metric(cfg.threshold), iou_metric(cfg.threshold)])
+        if keras.backend.backend() == "tensorflow" and strategy is None and cfg.image_size >= XLA_MIN_SIZE:
+            # Keras' "auto" leaves XLA off for this model on TensorFlow; on a 2-core CPU XLA trains
+            # the ResUNet 1.56-1.8x faster at 128 px (docs/BENCHMARKS.md). Below XLA_MIN_SIZE the
+            # compilation (tens of seconds) costs more than a small model's whole run saves.
+            model.jit_compile = True
+        if "lr" in state:
+            model.optimizer.learning_rate.assign(state["lr"])
+        data = data_summary(cfg, split, train_pipe, val_pipe)
+        recorder = build_recorder_class()(run, cfg, state, data, progress, cancel, save_model_atomic, _model_json)
+        callbacks = [recorder]
+        if keras.backend.backend() == "tensorflow":
+            callbacks.append(keras.callbacks.TensorBoard(str(run / runs.TENSORBOARD), update_freq="epoch"))
+        if done_epochs < cfg.epochs and not state.get("stopped_early"):
+            check(cancel)
+            model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=done_epochs,
+                      callbacks=callbacks, verbose=0)
+    finally:
+        if cfg.precision != "float32":
+            keras.mixed_precision.set_global_policy("float32")
+    if recorder.nan:
+        raise TrainingError(f"{run}: loss became NaN at epoch {recorder.nan[0]}, batch {recorder.nan[1]}; "
+                            f"lower the learning rate (last good model: {run / runs.LAST_MODEL})")
+    st = recorder.state
+    status = ("cancelled" if recorder.cancelled else "early_stopped" if st.get("stopped_early")
+              else "time_budget" if recorder.out_of_time else "completed")
+    best_model = run / runs.MODEL
+    if cfg.calibrate and status != "cancelled" and best_model.exists():
+        from .threshold import calibrate_threshold
+        calibrate_threshold(run, progress, cancel)
+    if cfg.export_onnx and status != "cancelled" and best_model.exists():
+        export_after_training(run, progress, cancel, cfg.calibration_slices)
+    return RunResult(str(run), status, int(st.get("epoch", 0)), int(st.get("best_epoch", 0)),
+                     float(st.get("best_val_dice", float("nan"))),
+                     str(best_model) if best_model.exists() else None,
+                     [r for r in runs.read_metrics(run) if r.get("type") == "epoch"])
+
+
+def export_after_training(run: Path, progress=None, cancel=None, calibration_slices: int = 32) -> None:
+    """model.onnx and model.int8.onnx for a finished run; a failure is recorded in model.json
+    (``"onnx_error"``) and logged, never raised: the Keras model stays the result."""
+    from ..model.io import ModelError
+    from .onnx_export import export_onnx
+    from .quantize import quantize_int8
+    try:
+        export_onnx(run, progress=progress, cancel=cancel)
+        quantize_int8(run, n_slices=calibration_slices, progress=progress, cancel=cancel)
+        runs.drop_card_entry(run, "onnx_error")
+    except ModelError as exc:
+        log.warning("%s: ONNX export after training failed: %s", run, exc)
+        runs.update_card(run, onnx_error=str(exc))

@@ -1,0 +1,132 @@
+"""core.inference.cascade and core.model.io: the cascade, legacy .h5, model refusals."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from core.evaluation import metrics
+from core.inference.cascade import segment
+from core.model.io import ModelError, load_seg_model
+
+from tests.core.models import cube_volume, threshold_model
+
+keras = pytest.importorskip("keras")
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    return (load_seg_model(threshold_model(root / "liver", "liver", 150), "liver"),
+            load_seg_model(threshold_model(root / "tumor", "tumor", 260), "tumor"))
+
+
+def test_cascade_geometry_on_a_known_volume(models):
+    hu, truth = cube_volume()
+    vol = SimpleNamespace(hu=hu, spacing=(2.0, 0.8, 0.8))
+    events = []
+    seg = segment(vol, *models, progress=events.append, return_probs=True, min_tumor_ml=0.0)
+    assert seg.label.shape == hu.shape and seg.label.dtype == np.uint8
+    assert metrics.dice(seg.label > 0, truth > 0) > 0.97
+    assert metrics.dice(seg.label == 2, truth == 2) > 0.9
+    assert seg.info["tumor_slices"] == 8  # only the liver's slices went through the tumour model
+    assert {e.stage for e in events} == {"liver", "tumor"}
+    assert seg.liver_prob.shape == hu.shape and seg.tumor_prob.dtype == np.float16
+    assert seg.warnings == [] and seg.timings["total"] > 0
+
+
+def test_small_tumours_dropped_and_outside_liver_ignored(models):
+    hu, _ = cube_volume()
+    hu[0, 0:4, 0:4] = 400  # a bright spot outside the liver
+    seg = segment(SimpleNamespace(hu=hu, spacing=(2.0, 0.8, 0.8)), *models, min_tumor_ml=1.0)
+    assert not (seg.label == 2).any()  # the real tumour is 0.16 mL < 1 mL
+    seg = segment(SimpleNamespace(hu=hu, spacing=(2.0, 0.8, 0.8)), *models, min_tumor_ml=0.0)
+    assert seg.label[0, 0:4, 0:4].max() == 0
+
+
+def test_no_liver_gives_empty_result_and_warning(models):
+    hu = np.full((4, 32, 32), -1000, np.int16)
+    seg = segment(SimpleNamespace(hu=hu, spacing=(1, 1, 1)), *models)
+    assert not seg.label.any() and "no liver found" in seg.warnings[0]
+
+
+def test_batch_size_and_cpu_override(models):
+    hu, truth = cube_volume()
+    seg = segment(SimpleNamespace(hu=hu, spacing=(2.0, 0.8, 0.8)), *models, batch_size=3, device="cpu")
+    assert seg.info["batch_size"] == 3 and "CPU" in seg.info["device"]
+    assert metrics.dice(seg.label > 0, truth > 0) > 0.97
+
+
+def test_legacy_notebook_h5(tmp_path):
+    from core.model.resunet import ResUNetConfig, build_resunet
+    m = build_resunet(ResUNetConfig(256, 3, 4, 4))  # the notebooks' architecture, thinner to stay quick
+    m.save(tmp_path / "liver_segmentation_100percent.h5")
+    sm = load_seg_model(tmp_path / "liver_segmentation_100percent.h5", "liver")
+    assert sm.pre.recipe == "notebook" and sm.pre.size == 256 and sm.threshold == 0.5
+    seg = segment(SimpleNamespace(hu=cube_volume(3, 64)[0], spacing=(1, 1, 1)), sm, None)
+    assert seg.label.shape == (3, 64, 64)
+
+
+def test_model_refusals(tmp_path, models):
+    with pytest.raises(ModelError, match="no such model file"):
+        load_seg_model(tmp_path / "nope.keras")
+    (tmp_path / "bad.keras").write_bytes(b"not a zip at all")
+    with pytest.raises(ModelError, match="cannot load model"):
+        load_seg_model(tmp_path / "bad.keras")
+    with pytest.raises(ModelError, match="not a liver model"):
+        load_seg_model(models[1].path, "liver")
+    inp = keras.Input((32, 32, 1))
+    keras.Model(inp, keras.layers.Conv2D(1, 1)(inp)).save(tmp_path / "one.keras")
+    (tmp_path / "one.json").write_text('{"stage": "liver", "input_size": 32, "preprocessing": '
+                                       '{"recipe": "window25d", "window": [-100, 400], "size": 32}}')
+    with pytest.raises(ModelError, match="unexpected input shape"):
+        load_seg_model(tmp_path / "one.keras")
+    inp = keras.Input((32, 32, 3))
+    lam = keras.Model(inp, keras.layers.Lambda(lambda x: x[..., :1] * 2)(inp))
+    lam.save(tmp_path / "lambda.h5")
+    with pytest.raises(ModelError, match="Lambda"):
+        load_seg_model(tmp_path / "lambda.h5")
+    lam.save(tmp_path / "lambda.keras")
+    (tmp_path / "lambda.json").write_text((tmp_path / "one.json").read_text())
+    with pytest.raises(ModelError, match="cannot load model"):  # safe mode refuses the Lambda
+        load_seg_model(tmp_path / "lambda.keras")
+
+
+def test_chunked_post_processing_equals_whole_volume():
+    from scipy import ndimage
+
+    from core.transforms.postprocess import dilate, fill_holes, largest_component, remove_small
+    rng = np.random.default_rng(3)
+    m = ndimage.binary_opening(rng.random((30, 40, 40)) > 0.55)
+    np.testing.assert_array_equal(dilate(m, 2), ndimage.binary_dilation(m, iterations=2))
+    ring = np.zeros((20, 30, 30), bool)
+    ring[2:18, 5:25, 5:25] = True
+    ring[2:18, 10:20, 10:20] = False  # a tube: open along z, a hole in every slice
+    filled = fill_holes(ring)
+    assert filled[2:18, 10:20, 10:20].all() and not filled[0].any()
+    lc = largest_component(m)
+    lab, n = ndimage.label(m)
+    assert lc.sum() == np.bincount(lab.ravel())[1:].max()
+    small = remove_small(m, 10)
+    sizes = np.bincount(lab.ravel())
+    assert small.sum() == sizes[1:][sizes[1:] >= 10].sum()
+
+
+def test_fill_holes_and_keep_inside_equal_their_plain_scipy_definitions():
+    """The fast post-processing steps give exactly what the plain definitions give."""
+    from scipy import ndimage
+
+    from core.transforms.postprocess import dilate, fill_holes, keep_inside
+    rng = np.random.default_rng(7)
+    for trial in range(4):
+        m = ndimage.binary_opening(rng.random((40, 48, 44)) > 0.25 + 0.05 * trial)
+        expected = np.stack([ndimage.binary_fill_holes(s) for s in m])
+        assert (expected & ~m).sum() > 50  # the mask has holes to fill
+        np.testing.assert_array_equal(fill_holes(m), expected)
+        liver = ndimage.binary_opening(rng.random(m.shape) > 0.5)
+        tumour = rng.random(m.shape) > 0.97
+        np.testing.assert_array_equal(keep_inside(tumour, liver), tumour & dilate(liver, 2))
+        np.testing.assert_array_equal(keep_inside(tumour, liver), tumour & ndimage.binary_dilation(liver, iterations=2))
+    assert not keep_inside(np.zeros((3, 4, 4), bool), np.ones((3, 4, 4), bool)).any()

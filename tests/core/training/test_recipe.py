@@ -1,0 +1,88 @@
+"""core.training.recipe and the model library: the default-model recipe end to end (tiny), installed, chosen."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from core.inference.library import bundled_models_dir, default_models, describe, scan_models
+from core.synthetic.phantom import make_phantom, write_patient
+from core.training.recipe import RecipeConfig, RecipeError, install_models, train_default_models
+
+TINY = (("image_size", 32), ("base_filters", 4), ("epochs", 1), ("steps_per_epoch", 2), ("batch_size", 4))
+
+
+@pytest.fixture(scope="module")
+def ircadb_like(tmp_path_factory):
+    """3D-IRCADb-01 as downloaded, in miniature: two patients with CT, two with their masks only."""
+    root = tmp_path_factory.mktemp("ircadb") / "src"
+    for i, seed in enumerate((51, 52, 53, 54), start=1):
+        write_patient(make_phantom(seed, 10, 64), root, i, anatomy=True, ct=i <= 2)
+    return root
+
+
+def test_recipe_trains_both_stages_with_cards_and_installs_them(ircadb_like, tmp_path):
+    work = tmp_path / "work"
+    cfg = RecipeConfig(out=str(work), source=str(ircadb_like), exclude=("phantom-s51-1",),
+                       val_cases=("phantom-s54-4",), export_onnx=False, overrides=TINY)
+    events = []
+    results = train_default_models(cfg, progress=events.append)
+    assert set(results) == {"liver", "tumor"} and all(r.status == "completed" for r in results.values())
+    for stage in ("liver", "tumor"):
+        meta = json.loads((work / stage / "model.json").read_text())
+        card = meta["card"]
+        # trained on phantoms here: the card and the label say so (never "real", never 3Dircadb1.N)
+        assert card["kind"] == "demo" and card["licence"] == "CC BY-NC-ND 4.0"
+        assert card["case_sources"] == {c: "synthetic phantom" for c in ("phantom-s52-2", "phantom-s53-3",
+                                                                         "phantom-s54-4")}
+        assert card["train_ct_patients"] == ["phantom-s52-2"]  # patient 1 is excluded entirely
+        assert card["train_labelmap_patients"] == ["phantom-s53-3"]
+        assert card["val_labelmap_patients"] == ["phantom-s54-4"]
+        assert "phantom-s51-1" not in meta["data"]["train_patients"] + meta["data"]["val_patients"]
+        assert "not for clinical decisions" in card["intended_use"] and meta["label"].startswith("DEMO")
+        assert meta["data"]["train_labelmaps"] == ["phantom-s53-3"] and meta["data"]["real_share"] > 0
+        assert not (work / stage / "model.onnx").exists()  # export_onnx=False (tested in test_onnx.py)
+    assert any(getattr(e, "stage", "") == "recipe" for e in events)
+    # a second start without --resume is refused; with it, a finished run is not trained again
+    with pytest.raises(RecipeError, match="use --resume"):
+        train_default_models(cfg)
+    again = train_default_models(cfg, resume=True)
+    assert again["liver"].epochs_done == 1
+    # installed: the folder names, no calibration slices of licensed data, the default flag
+    dest = tmp_path / "models"
+    folders = install_models(work, dest)
+    assert sorted(Path(f).name for f in folders.values()) == ["ircadb-liver", "ircadb-tumor"]
+    assert not (dest / "ircadb-liver" / "calibration.npz").exists()
+    meta = json.loads((dest / "ircadb-liver" / "model.json").read_text())
+    assert meta["default"] is True and "not shipped" in meta["data"]["dataset"]
+    e = describe(dest / "ircadb-liver" / "model.keras", "bundled")
+    assert e.kind == "demo" and e.default and e.title.startswith("[default, DEMO, phantoms only] ircadb-liver")
+
+
+def test_recipe_refusals(ircadb_like, tmp_path):
+    with pytest.raises(RecipeError, match="cannot exclude"):
+        train_default_models(RecipeConfig(out=str(tmp_path / "w"), source=str(ircadb_like),
+                                          exclude=("phantom-s99-9",), overrides=TINY))
+    with pytest.raises(RecipeError, match="no dataset yet"):
+        train_default_models(RecipeConfig(out=str(tmp_path / "empty")))
+    with pytest.raises(RecipeError, match="no trained liver model"):
+        install_models(tmp_path / "nothing", tmp_path / "models")
+
+
+def test_the_bundled_defaults_are_the_real_ct_models():
+    """What the GUI's Segment and `liverseg predict` use without a model named."""
+    liver, tumor = default_models()
+    assert Path(liver.path).parent.name == "ircadb-liver" and Path(tumor.path).parent.name == "ircadb-tumor"
+    for e in (liver, tumor):
+        meta = json.loads(Path(e.path).with_name("model.json").read_text())
+        assert e.kind == "real" and e.default and meta["card"]["licence"] == "CC BY-NC-ND 4.0"
+        assert set(meta["card"]["train_ct_patients"]) == {"3Dircadb1.7", "3Dircadb1.17"}
+        assert meta["int8"]["validated"] and (Path(e.path).parent / "model.int8.onnx").is_file()
+        assert Path(e.path).stat().st_size < 5e6  # a few MB
+    entries = scan_models()
+    assert entries[0].path == liver.path  # the defaults come first in the model lists
+    demo = [e for e in entries if Path(e.path).parent.name.startswith("demo-")]
+    assert demo and all(e.kind == "demo" and not e.default and "DEMO" in e.title for e in demo)
+    assert (bundled_models_dir() / "demo-liver").is_dir()
