@@ -8,12 +8,19 @@ finds nothing in new patients (bench/train_quality.py: validation Dice near 0 fo
 Tumor Segmentation", CVPR 2023), each chosen sample gets one to three extra lesions
 inside its liver, with their own labels:
 
-* shape: an ellipse of random size (radius 1.5-16 px at the model input), axes and
-  angle, its outline perturbed by smooth noise; across the 2.5D channels (the slices
-  above and below) it shrinks like an ellipsoid of random depth;
-* intensity: darker or brighter than the liver around it by 15-80 HU (3D-IRCADb-01
-  patient 17: liver median 103 HU, tumour median 68 HU, tumour p5-p95 12-146 HU),
-  with blurred or sharp margins, a textured core and sometimes an enhancing rim;
+* shape: an ellipse of random size (radius 1.5-16 px at the model input, log-uniform, so
+  that radii of 1.5-4 px stay common), axes and angle, its outline perturbed by smooth
+  noise; across the 2.5D channels (the slices above and below) it shrinks like an
+  ellipsoid of random depth;
+* large heterogeneous lesions (:data:`LARGE_SHARE` of them): radius 12-30 px (at most 0.8 of
+  the liver's equivalent radius), a lobulated outline (angular harmonics of the radius),
+  internal heterogeneity and, mostly, an irregular darker necrotic core;
+* intensity (:data:`KINDS`): darker or brighter than the liver around it by 15-80 HU
+  (3D-IRCADb-01 patient 17: liver median 103 HU, tumour median 68 HU, tumour p5-p95
+  12-146 HU), with blurred or sharp margins, a textured core and sometimes an enhancing
+  rim; arterial hyper-enhancement (+20..+80 HU, mosaic); occasionally lipiodol after
+  chemo-embolisation (+250..+1400 HU deposits over a blob or most of a hypodense lesion);
+  tissue contrast stays within +-150 HU of the liver;
 * the image's own noise and texture stay underneath (the change is added, not painted).
 
 Only for recipes that map HU linearly to the input (``window25d``), so that a HU
@@ -27,6 +34,18 @@ import numpy as np
 
 MIN_RADIUS_PX, MAX_RADIUS_PX = 1.5, 16.0
 MAX_LESIONS = 3
+# A share of the lesions is large and heterogeneous (radius 12-30 px, at most 0.8 of the liver's
+# equivalent radius in the slice): lobulated outline, internal heterogeneity and, mostly, a
+# darker necrotic core (3D-IRCADb-01 patient 17: an 84 mL tumour outlined at a third of its size).
+LARGE_SHARE = 0.15
+LARGE_RADIUS_PX = (12.0, 30.0)
+LARGE_NECROSIS_SHARE = 0.75
+# Kinds of lesions and their shares: hypodense, hyperdense, with an enhancing rim, arterial
+# hyper-enhancement (hypervascular HCC, +20..+80 HU, mosaic) and lipiodol deposits after
+# chemo-embolisation (+250..+1400 HU over a hypodense, treated tumour; core.synthetic.synth_ct.LIPIODOL_HU).
+KINDS = {"hypo": 0.52, "hyper": 0.14, "rim": 0.16, "arterial": 0.14, "lipiodol": 0.04}
+LIPIODOL_DELTA_HU = (250.0, 1400.0)
+MAX_DELTA_HU = 150.0  # tumour tissue and necrosis stay within +-150 HU of the liver (lipiodol aside)
 
 
 def _smooth_noise(rng: np.random.Generator, h: int, w: int, coarse: int = 4) -> np.ndarray:
@@ -72,15 +91,25 @@ def add_lesions(x8: np.ndarray, y8: np.ndarray, liver8: np.ndarray, rng: np.rand
     return added
 
 
+def _pick(rng: np.random.Generator, shares) -> int:
+    c = np.cumsum(np.asarray(shares, np.float64))
+    return min(int(np.searchsorted(c, rng.random() * c[-1], side="right")), len(c) - 1)
+
+
 def _one_lesion(x: np.ndarray, y: np.ndarray, liver: np.ndarray, ys: np.ndarray, xs: np.ndarray,
                 rng: np.random.Generator, units_per_hu: float, mid: int) -> int:
     s, c = x.shape[0], x.shape[-1]
     k = int(rng.integers(len(ys)))
     cy, cx = float(ys[k]), float(xs[k])
-    r = float(np.exp(rng.uniform(np.log(MIN_RADIUS_PX), np.log(MAX_RADIUS_PX))))
+    large = rng.random() < LARGE_SHARE
+    if large:
+        r = float(np.exp(rng.uniform(np.log(LARGE_RADIUS_PX[0]), np.log(LARGE_RADIUS_PX[1]))))
+        r = max(MIN_RADIUS_PX, min(r, 0.8 * np.sqrt(len(ys) / np.pi)))  # leave some liver around it
+    else:
+        r = float(np.exp(rng.uniform(np.log(MIN_RADIUS_PX), np.log(MAX_RADIUS_PX))))
     ra, rb = r * rng.uniform(0.75, 1.25), r * rng.uniform(0.75, 1.25)
     depth = max(1.0, r * rng.uniform(0.25, 1.0))  # half-depth in slices (2.5D neighbours)
-    ext = int(np.ceil(max(ra, rb) * 1.4)) + 2
+    ext = int(np.ceil(max(ra, rb) * (1.6 if large else 1.4))) + 2
     y0, y1 = max(0, int(cy) - ext), min(s, int(cy) + ext + 1)
     x0, x1 = max(0, int(cx) - ext), min(s, int(cx) + ext + 1)
     h, w = y1 - y0, x1 - x0
@@ -90,10 +119,28 @@ def _one_lesion(x: np.ndarray, y: np.ndarray, liver: np.ndarray, ys: np.ndarray,
     u, v = xx * np.cos(t) + yy * np.sin(t), -xx * np.sin(t) + yy * np.cos(t)
     d2 = (u / ra) ** 2 + (v / rb) ** 2
     wobble = 0.3 * _smooth_noise(rng, h, w)
-    kind = rng.choice(["hypo", "hypo", "hypo", "hyper", "rim"])
-    contrast = {"hypo": rng.uniform(-80, -15), "hyper": rng.uniform(15, 60), "rim": rng.uniform(-70, -20)}[kind]
-    margin = rng.uniform(0.05, 0.4)
+    if large:  # lobulated: a few angular harmonics of the radius, and finer wobble
+        theta = np.arctan2(v, u)
+        lob = np.zeros_like(theta)
+        for harmonic in (2, 3, 4, 5):
+            lob += rng.uniform(0, 0.12) * np.cos(harmonic * theta + rng.uniform(0, 2 * np.pi))
+        d2 = d2 / (1 + lob) ** 2
+        wobble = wobble + 0.15 * _smooth_noise(rng, h, w, coarse=8)
+    kind = list(KINDS)[_pick(rng, list(KINDS.values()))]
+    contrast = {"hypo": rng.uniform(-80, -15), "hyper": rng.uniform(15, 60), "rim": rng.uniform(-70, -20),
+                "arterial": rng.uniform(20, 80), "lipiodol": rng.uniform(-60, -5)}[kind]
+    margin = rng.uniform(0.03, 0.2) if large else rng.uniform(0.05, 0.4)
     texture = rng.uniform(0, 15) * _smooth_noise(rng, h, w, coarse=3)
+    if large or kind == "arterial":  # internal heterogeneity (mosaic)
+        texture = texture + rng.uniform(10, 30) * _smooth_noise(rng, h, w, coarse=6)
+    necrosis = None
+    if large and rng.random() < LARGE_NECROSIS_SHARE:  # irregular darker core
+        core = rng.uniform(0.35, 0.65) - 0.25 * _smooth_noise(rng, h, w, coarse=5)
+        necrosis = (rng.uniform(20, 60), core)
+    oil = None
+    if kind == "lipiodol":  # a blob or most of the lesion, one field for all the channels
+        field = _smooth_noise(rng, h, w, coarse=int(rng.integers(2, 6)))
+        oil = (rng.uniform(*LIPIODOL_DELTA_HU), field, rng.uniform(0.3, 1.0))
     rim = rng.uniform(30, 70) if kind == "rim" else 0.0
     box_liver = liver[y0:y1, x0:x1]
     labelled = 0
@@ -107,9 +154,16 @@ def _one_lesion(x: np.ndarray, y: np.ndarray, liver: np.ndarray, ys: np.ndarray,
         if not inside.any():
             continue
         wgt = np.clip(f / margin, 0, 1)
-        delta = (contrast + texture) * wgt
+        delta = contrast + texture
+        if necrosis is not None:
+            delta = delta - necrosis[0] * np.clip((f - necrosis[1]) / 0.15, 0, 1)
         if rim:
             delta = delta + rim * ((f > 0) & (f < 0.3))
+        delta = np.clip(delta, -MAX_DELTA_HU, MAX_DELTA_HU) * wgt
+        if oil is not None:
+            fi = oil[1][inside]
+            thr = np.quantile(fi, 1 - oil[2]) if oil[2] < 0.98 else -np.inf
+            delta = delta + oil[0] * (inside & (oil[1] >= thr)) * wgt
         patch = x[y0:y1, x0:x1, ch].astype(np.float32)
         patch[inside] += delta[inside] * units_per_hu
         x[y0:y1, x0:x1, ch] = np.clip(np.rint(patch), 0, 255).astype(np.uint8)

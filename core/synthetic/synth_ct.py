@@ -10,17 +10,22 @@ than one scanner's grey values. Unlike SynthSeg, intensities are drawn around re
 values (Hounsfield units are calibrated, and the model's input window is fixed), with
 a contrast-phase variable coupling the organs as contrast agent does:
 
-* a contrast level ``c`` in [0, 1] (0 unenhanced, 1 strong portal-venous phase) sets
-  liver (about 55 + 70 c HU), spleen (liver +- 15), vessels, kidneys and pancreas;
-  3D-IRCADb-01 patient 17: liver median 103 HU, patient 7: 120 HU, portal vein 154-169;
-* tumours differ from the liver around them by -90..-15 HU (three in four) or
-  +15..+60 HU, with their own texture and, often, a necrotic core, an enhancing rim or
-  calcifications (patient 17's two large metastases have all three); cysts are near water;
+* a contrast phase per sample (:data:`PHASE_SHARES`: portal-venous 45 %, arterial 20 %,
+  equilibrium/delayed 20 %, unenhanced 15 %) sets liver, spleen, vessels, kidneys and
+  pancreas from literature ranges (:data:`PHASES`, :func:`draw_table`) around one
+  enhancement level; 3D-IRCADb-01 patient 17: liver median 103 HU, patient 7: 120 HU,
+  portal vein 154-169 (portal-venous);
+* tumours differ from the liver around them per phase (portal-venous: -90..-15 HU in three
+  of four, else +15..+60; arterial: hypervascular HCC +20..+80 in half; equilibrium: wash-out
+  -10..-40 in half), with their own texture and, often, a necrotic core, an enhancing rim or
+  calcifications (patient 17's two large metastases have all three), sometimes lipiodol
+  after chemo-embolisation (300-1500 HU); cysts are near water;
 * tissue the maps leave unlabelled inside the skin (fat, muscle, bowel, stomach when it
   is not outlined) is filled with a subcutaneous fat layer and an abdominal-wall muscle
   layer of random thickness under the skin, and inside them a random mixture of fat,
   soft tissue, gas and, sometimes, oral contrast in blobs of random size;
-* then texture per structure, partial-volume blur, noise and a smooth bias.
+* then texture per structure, partial-volume blur, a soft, standard or sharp reconstruction
+  kernel (:data:`KERNELS`) with noise of 3-40 HU sd, and a smooth bias.
 
 Rendering works on the model's input grid (after resizing and augmentation), for the
 2.5D channels together (one appearance per sample), about 1-2 ms per 128 x 128 x 3 sample.
@@ -78,34 +83,121 @@ def distances(anat: np.ndarray, px_mm: float) -> np.ndarray:
     return out
 
 
-def draw_table(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and texture HU of every anatomy code for one sample (float32 [N_CODES] each).
+# Contrast phases: share of the rendered samples and HU ranges per structure (mean HU of the
+# structure in one sample). A tuple ``(lo, hi)`` is absolute HU; ``("liver", lo, hi)`` is
+# relative to the sample's liver. Sources (see :func:`draw_table`): unenhanced liver 55-65 HU,
+# about 8 HU above the spleen, blood 35-50 HU (Boll & Merkle, RadioGraphics 2009; Kodama et al.,
+# AJR 2007); aortic and hepatic enhancement over time (Bae, Radiology 2010); corticomedullary
+# and nephrographic renal phases (Yuh & Cohan, AJR 1999); arciform splenic enhancement in the
+# arterial phase (Glazer et al., AJR 1981); arterial-phase hyper-enhancement and portal-venous
+# or delayed wash-out of HCC (LI-RADS v2018 CT/MRI); 3D-IRCADb-01 (portal-venous): patient 17
+# liver median 103 HU, patient 7 120 HU, portal vein 154-169 HU.
+PHASE_SHARES = {"portal": 0.45, "arterial": 0.20, "equilibrium": 0.20, "unenhanced": 0.15}
+PHASES = {
+    "unenhanced": {
+        "liver": (50, 65), "portal": (35, 50), "venous": (35, 50), "artery": (35, 50),
+        "spleen": ("liver", -15, 0), "kidney": (25, 40), "pancreas": (35, 50),
+        # tumour contrast vs liver: (share, lo, hi) per kind, shares summing to 1
+        "tumour": ((0.85, -40, -10), (0.15, 10, 30)),
+    },
+    "arterial": {  # late arterial, 35-45 s
+        "liver": (60, 90), "portal": (100, 180), "venous": (40, 90), "artery": (250, 450),
+        "spleen": ("liver", 10, 70), "kidney": (150, 250), "pancreas": (90, 150),
+        "tumour": ((0.5, 20, 80), (0.5, -70, -15)),  # hypervascular HCC (APHE) / hypovascular
+    },
+    "portal": {  # portal-venous, 60-80 s
+        "liver": (90, 130), "portal": (150, 200), "venous": (130, 190), "artery": (150, 220),
+        "spleen": ("liver", -5, 20), "kidney": (150, 220), "pancreas": (80, 120),
+        "tumour": ((0.75, -90, -15), (0.25, 15, 60)),
+    },
+    "equilibrium": {  # equilibrium / delayed, 3-5 min
+        "liver": (80, 110), "portal": ("liver", 0, 40), "venous": ("liver", 0, 40),
+        "artery": ("liver", 0, 40), "spleen": ("liver", -10, 10), "kidney": (120, 200),
+        "pancreas": (70, 100),
+        "tumour": ((0.5, -40, -10), (0.35, -80, -20), (0.15, 10, 40)),  # HCC wash-out / metastases / fill-in
+    },
+}
+_PHASE_CODES = {"portal": A.PORTAL, "venous": A.VENOUS, "artery": A.ARTERY, "spleen": A.SPLEEN,
+                "kidney": A.KIDNEY, "pancreas": A.PANCREAS}
 
-    BODY's entries are unused (the tissue mixture replaces it).
-    """
+
+def _pick(rng: np.random.Generator, shares) -> int:
+    """Index drawn with probabilities ``shares`` (normalised), one uniform draw."""
+    c = np.cumsum(np.asarray(shares, np.float64))
+    return min(int(np.searchsorted(c, rng.random() * c[-1], side="right")), len(c) - 1)
+
+
+def draw_phase(rng: np.random.Generator) -> str:
+    """A contrast phase for one sample, drawn with :data:`PHASE_SHARES`."""
+    names = list(PHASE_SHARES)
+    return names[_pick(rng, [PHASE_SHARES[k] for k in names])]
+
+
+def _phase_table(rng: np.random.Generator, phase: str) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and texture HU of every anatomy code for one sample of ``phase`` (:data:`PHASES`)."""
+    ranges = PHASES[phase]
     mu = np.zeros(A.N_CODES, np.float32)
     sd = np.zeros(A.N_CODES, np.float32)
-    c = rng.uniform(0, 1) ** 0.7  # contrast level: portal-venous CT is the most common
-    liver = 55 + 70 * c + rng.normal(0, 10)
+    # one enhancement level for the sample, so that organs move together within a phase
+    level = rng.uniform(0, 1)
+    u = np.clip(level + rng.normal(0, 0.2, len(_PHASE_CODES) + 1), 0, 1)
+
+    def value(r, k):
+        lo, hi = r[-2], r[-1]
+        return (liver if r[0] == "liver" else 0.0) + lo + (hi - lo) * u[k]
+
+    liver = value(ranges["liver"], 0)
     mu[A.OUTSIDE], sd[A.OUTSIDE] = -1000, 5
     mu[A.LIVER], sd[A.LIVER] = liver, rng.uniform(3, 15)
-    hypo = rng.random() < 0.75
-    mu[A.TUMOUR] = liver + (rng.uniform(-90, -15) if hypo else rng.uniform(15, 60))
-    sd[A.TUMOUR] = rng.uniform(5, 30)
+    for k, (name, code) in enumerate(_PHASE_CODES.items(), 1):
+        mu[code] = value(ranges[name], k)
+    kinds = ranges["tumour"]
+    kind = kinds[_pick(rng, [k[0] for k in kinds])]
+    mu[A.TUMOUR], sd[A.TUMOUR] = liver + rng.uniform(kind[1], kind[2]), rng.uniform(5, 30)
     mu[A.CYST], sd[A.CYST] = rng.uniform(-5, 25), rng.uniform(2, 8)
-    mu[A.PORTAL], sd[A.PORTAL] = 40 + 150 * c + rng.normal(0, 15), rng.uniform(5, 20)
-    mu[A.VENOUS], sd[A.VENOUS] = 40 + 130 * c + rng.normal(0, 20), rng.uniform(5, 25)
-    mu[A.ARTERY], sd[A.ARTERY] = 40 + 150 * c + rng.uniform(0, 150), rng.uniform(5, 25)
+    sd[A.PORTAL], sd[A.VENOUS], sd[A.ARTERY] = rng.uniform(5, 20), rng.uniform(5, 25), rng.uniform(5, 25)
     mu[A.BONE], sd[A.BONE] = rng.uniform(200, 650), rng.uniform(60, 200)
-    mu[A.KIDNEY], sd[A.KIDNEY] = 30 + 170 * c + rng.normal(0, 20), rng.uniform(10, 35)
-    mu[A.SPLEEN], sd[A.SPLEEN] = liver + rng.normal(0, 12), rng.uniform(3, 15)
+    sd[A.KIDNEY] = rng.uniform(10, 35)
+    # arterial spleen: arciform, heterogeneous (coarser and stronger texture)
+    sd[A.SPLEEN] = rng.uniform(15, 45) if phase == "arterial" else rng.uniform(3, 15)
     mu[A.LUNG], sd[A.LUNG] = rng.uniform(-920, -720), rng.uniform(20, 80)
     mu[A.GALLBLADDER], sd[A.GALLBLADDER] = rng.uniform(-5, 35), rng.uniform(2, 8)
     mu[A.STOMACH], sd[A.STOMACH] = rng.choice([rng.uniform(-20, 45), rng.uniform(120, 300)], p=[0.8, 0.2]), \
         rng.uniform(5, 25)
-    mu[A.PANCREAS], sd[A.PANCREAS] = 40 + 70 * c + rng.normal(0, 10), rng.uniform(5, 15)
+    sd[A.PANCREAS] = rng.uniform(5, 15)
     mu[A.ADRENAL], sd[A.ADRENAL] = rng.uniform(10, 80), rng.uniform(5, 25)
     mu[A.OTHER], sd[A.OTHER] = rng.uniform(-20, 120), rng.uniform(5, 30)
+    return mu, sd
+
+
+def draw_table(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and texture HU of every anatomy code for one sample (float32 [N_CODES] each).
+
+    A contrast phase is drawn per sample (:data:`PHASE_SHARES`: portal-venous 45 %, arterial
+    20 %, equilibrium/delayed 20 %, unenhanced 15 %), then every structure's mean from the
+    phase's range (:data:`PHASES`) around one enhancement level shared by the sample:
+
+    ============  =========  =========  ==========  ============  =====================
+    phase         liver      portal v.  artery      spleen        tumour vs liver
+    ============  =========  =========  ==========  ============  =====================
+    unenhanced    50-65      35-50      35-50       liver -15..0  -40..-10 (85 %)
+    arterial      60-90      100-180    250-450     liver +10..70 +20..+80 HCC (50 %)
+    portal        90-130     150-200    150-220     liver -5..20  -90..-15 (75 %)
+    equilibrium   80-110     liver+0-40 liver+0-40  liver +-10    -40..-10 wash-out (50 %)
+    ============  =========  =========  ==========  ============  =====================
+
+    Kidney: 25-40 / 150-250 (cortex) / 150-220 / 120-200 HU; hepatic veins and vena cava
+    35-50 / 40-90 (unopacified) / 130-190 / liver +0..40 HU. Sources: Boll & Merkle,
+    "Diffuse liver disease: strategies for hepatic CT and MR imaging", RadioGraphics 2009;
+    Kodama et al., AJR 2007 (unenhanced liver and spleen); Bae, "Intravenous contrast medium
+    administration and scan timing at CT", Radiology 2010 (aortic and hepatic enhancement per
+    phase); Yuh & Cohan, AJR 1999 (renal phases); Glazer et al., AJR 1981 (arterial splenic
+    heterogeneity); ACR LI-RADS v2018 (arterial hyper-enhancement, wash-out of HCC).
+
+    With probability :data:`RANDOM_CONTRAST_SHARE` the organs are then drawn anywhere in the
+    window (SynthSeg-style). BODY's entries are unused (the tissue mixture replaces it).
+    """
+    mu, sd = _phase_table(rng, draw_phase(rng))
     if rng.random() < RANDOM_CONTRAST_SHARE:  # organs anywhere in the window; air, lung, bone stay
         organs = [A.LIVER, A.SPLEEN, A.KIDNEY, A.PANCREAS, A.STOMACH, A.GALLBLADDER, A.ADRENAL, A.OTHER,
                   A.PORTAL, A.VENOUS, A.ARTERY, A.CYST]
@@ -137,21 +229,45 @@ def _body_tissue(rng: np.random.Generator, dist: np.ndarray, s: int, px_mm: floa
     return out
 
 
-def _tumour_pattern(x: np.ndarray, tumour: np.ndarray, rng: np.random.Generator, px_mm: float) -> None:
-    """Necrotic core, enhancing rim and calcifications inside the tumour pixels, in place.
+# Shares of the rendered tumours that get each pattern (independently).
+NECROSIS_SHARE, RIM_SHARE, CALC_SHARE = 0.35, 0.3, 0.15
+# Lipiodol after chemo-embolisation (TACE) of HCC: dense deposits filling a blob or most of the
+# tumour. "Quantitative assessment of lipiodol deposition after chemoembolization: comparison
+# between cone-beam CT and multidetector CT" (J Vasc Interv Radiol 2013;24:1837-44): tumour-to-
+# liver contrast 283 +- 152 HU on CT the day after, 69-72 % of the tumour volume holding oil;
+# "Lipiodol retention and massive necrosis after lipiodol-chemoembolization of hepatocellular
+# carcinoma" (Cardiovasc Intervent Radiol 1993;16:209-13): >= 365 HU in tumours with massive
+# necrosis, uniform dense retention. Compact deposits reach ~1500 HU.
+LIPIODOL_SHARE = 0.08
+LIPIODOL_HU = (300.0, 1500.0)
 
-    ``x``: [S, S, C] HU; ``tumour``: bool [S, S, C].
+
+def _tumour_pattern(x: np.ndarray, tumour: np.ndarray, rng: np.random.Generator, px_mm: float) -> None:
+    """Necrotic core, enhancing rim, calcifications and lipiodol inside the tumour pixels, in place.
+
+    ``x``: [S, S, C] HU; ``tumour``: bool [S, S, C]. Lipiodol (:data:`LIPIODOL_SHARE`) is painted
+    over the tumour where one smooth field, shared by the channels, exceeds a threshold that
+    covers 20-100 % of the tumour (blobs of 4-15 mm), at 300-1500 HU with some texture.
     """
     from scipy import ndimage
-    necrosis, rim, calc = rng.random() < 0.35, rng.random() < 0.3, rng.random() < 0.15
-    if not (necrosis or rim or calc):
+    necrosis, rim, calc = rng.random() < NECROSIS_SHARE, rng.random() < RIM_SHARE, rng.random() < CALC_SHARE
+    lipiodol = rng.random() < LIPIODOL_SHARE
+    if not (necrosis or rim or calc or lipiodol):
         return
     core_mm, dark, bright = rng.uniform(3, 12), rng.uniform(20, 70), rng.uniform(20, 70)
+    if lipiodol:
+        s = x.shape[0]
+        field = _smooth(rng, s, int(np.clip(s * px_mm / rng.uniform(4, 15), 2, s // 2)))
+        cover = rng.uniform(0.2, 1.0)
+        thr = np.quantile(field[tumour.any(-1)], 1 - cover) if cover < 0.98 else -np.inf
+        lo, hi = LIPIODOL_HU
+        oil = np.exp(rng.uniform(np.log(lo), np.log(hi)))  # denser deposits rarer
+        oil_sd = rng.uniform(0.03, 0.15) * oil
     for k in range(x.shape[-1]):
         t = tumour[..., k]
         if not t.any():
             continue
-        depth = ndimage.distance_transform_edt(t) * px_mm
+        depth = ndimage.distance_transform_edt(t) * px_mm if (necrosis or rim) else None
         if necrosis:
             x[..., k][depth > core_mm] -= dark
         if rim:
@@ -159,6 +275,9 @@ def _tumour_pattern(x: np.ndarray, tumour: np.ndarray, rng: np.random.Generator,
         if calc:
             spots = t & (rng.random(t.shape) < rng.uniform(0.005, 0.04))
             x[..., k][spots] = rng.uniform(200, 700)
+        if lipiodol:
+            dep = t & (field >= thr)
+            x[..., k][dep] = np.maximum(lo, oil + oil_sd * field[dep])
 
 
 def _blur(x: np.ndarray, sigma: float) -> np.ndarray:
@@ -178,8 +297,66 @@ def _blur(x: np.ndarray, sigma: float) -> np.ndarray:
     return x
 
 
+# Reconstruction kernels: share of the samples, partial-volume blur sigma (px) and final noise
+# sd (HU). Soft kernels on thick slices give smooth, correlated noise of a few HU; sharp
+# kernels on thin slices raise edges and noise (unsharp mask, up to ~40 HU sd).
+KERNELS = {"soft": 0.35, "standard": 0.4, "sharp": 0.25}
+_KERNEL_BLUR = {"soft": (0.6, 1.2), "standard": (0.3, 0.8), "sharp": (0.5, 1.0)}  # sharp: its unsharp mask
+_KERNEL_NOISE = {"soft": (3.0, 15.0), "standard": (5.0, 25.0), "sharp": (10.0, 40.0)}
+
+
+def _blur_gain(sigma: float) -> float:
+    """Noise sd factor of :func:`_blur` (both axes) on white noise."""
+    if sigma <= 0.2:
+        return 1.0
+    w = float(np.exp(-0.5 / sigma ** 2))
+    w = w / (1 + 2 * w)
+    return (1 - 2 * w) ** 2 + 2 * w ** 2  # per axis variance factor, squared for two axes = sd factor
+
+
+def _reconstruct(x: np.ndarray, rng: np.random.Generator) -> str:
+    """Partial-volume blur, kernel and noise of one [S, S, C] sample, in place; returns the kernel.
+
+    The final noise sd is drawn from the kernel's range (:data:`_KERNEL_NOISE`), whatever
+    the filter does to it. One blur per sample, as before kernels were drawn.
+    """
+    names = list(KERNELS)
+    kind = names[_pick(rng, [KERNELS[k] for k in names])]
+    sigma = rng.uniform(*_KERNEL_BLUR[kind])
+    lo, hi = _KERNEL_NOISE[kind]
+    noise_sd = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+    noise = rng.standard_normal(x.shape, dtype=np.float32)
+    if kind == "soft":  # noise through the smooth kernel too: correlated, scaled back to noise_sd
+        noise *= noise_sd / _blur_gain(sigma)
+        x += noise
+        _blur(x, sigma)
+    elif kind == "sharp":  # high-boost (unsharp mask) of image and noise: edges and noise rise
+        amount = rng.uniform(0.5, 1.5)
+        w = float(np.exp(-0.5 / max(sigma, 0.21) ** 2))
+        w = w / (1 + 2 * w)
+        g1 = np.array([w, 1 - 2 * w, w])
+        k = -amount * np.outer(g1, g1)
+        k[1, 1] += 1 + amount
+        noise *= noise_sd / float(np.sqrt((k ** 2).sum()))
+        x += noise
+        np.copyto(noise, x)  # reuse the buffer for the blurred copy
+        _blur(noise, max(sigma, 0.21))
+        noise *= amount
+        x *= 1 + amount
+        x -= noise
+    else:
+        _blur(x, sigma)
+        noise *= noise_sd
+        x += noise
+    return kind
+
+
 def render(anat: np.ndarray, dist: np.ndarray, px_mm: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Render CT for a batch of anatomy samples.
+
+    Every sample gets one appearance (one :func:`draw_table`, one texture, one body tissue from
+    the middle channel's ``dist``) for all of its C channels, whatever C; then a kernel
+    (:data:`KERNELS`: soft, standard or sharp) and noise of 3-40 HU sd.
 
     Args:
         anat: uint8 [N, S, S, C] anatomy codes of the C 2.5D channels (on the model's grid).
@@ -206,8 +383,7 @@ def render(anat: np.ndarray, dist: np.ndarray, px_mm: np.ndarray, rng: np.random
         tumour = anat[b] == A.TUMOUR
         if tumour.any():
             _tumour_pattern(x, tumour, rng, pm)
-        _blur(x, rng.uniform(0.3, 1.2))
-        x += rng.uniform(3, 25) * rng.standard_normal(x.shape, dtype=np.float32)
+        _reconstruct(x, rng)
         if rng.random() < 0.5:
             x += rng.uniform(0, 20) * _smooth(rng, s, 2)[..., None]
         out[b] = x

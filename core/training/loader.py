@@ -8,7 +8,7 @@ never decoding DICOM per sample.
 
 Label-map cases (expert anatomy without CT, :mod:`core.dataset`) are cached as
 anatomy codes on the model's grid; every time one of their slices is drawn, a
-new CT is rendered from it (:mod:`core.synth_ct`), after the geometric
+new CT is rendered from it (:mod:`core.synthetic.synth_ct`), after the geometric
 augmentation. Without augmentation (validation) the rendering is seeded per
 slice, so the same slice always looks the same.
 
@@ -28,6 +28,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..transforms import augment as aug
+from ..transforms.zsample import channel_weights
+from ..synthetic.acquisition import random_phase_table, scanner_noise
 from ..datasets.anatomy import has_body
 from ..datasets.dataset import load_case
 from ..runtime.errors import DatasetError
@@ -38,6 +40,9 @@ from ..transforms.masks import inplane_box
 from ..transforms.preprocess import MARGIN_PX, Preprocessing, resize_bilinear
 
 STAGES = ("liver", "tumor")
+# Simulated slice thickness of the ``thick_slices`` share of training samples (mm, uniform):
+# what labs scan besides 3D-IRCADb-01's 1-4 mm (5 mm abdominal CT is common).
+THICK_MM = (2.5, 6.0)
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,8 @@ class _CachedCase:
     anat: Optional[np.ndarray] = None  # uint8 [Z, S, S] anatomy codes (label maps: rendered per sample)
     dist: Optional[np.ndarray] = None  # uint8 [Z, S, S, 2] mm below the skin, mm to bone (capped at 255)
     px_mm: float = 1.0  # pixel size on the model's grid
+    dz: float = 1.0  # slice spacing, mm
+    synth: bool = False  # a label map (rendered per sample); else real CT (``anat`` only for phases)
 
 
 class SlicePipeline:
@@ -97,19 +104,25 @@ class SlicePipeline:
         augment: random flips, rotations, zoom and intensity changes.
         seed: sampling and augmentation seed.
         synth_lesions: with augmentation: share of the samples that get synthetic lesions pasted
-            into their liver (:mod:`core.lesion_synth`); needs a linear recipe. Tumour stage: the
+            into their liver (:mod:`core.synthetic.lesion_synth`); needs a linear recipe. Tumour stage: the
             lesions are labelled tumour; liver stage (``liver_lesions``): they stay liver.
         liver_lesions: allow ``synth_lesions`` for the liver stage (targets unchanged).
         geometry: "flips" or "anatomical" (:mod:`core.augment`).
+        thick_slices: with augmentation and mm neighbours (``pre.neighbour_mm``): share of the
+            real-CT samples (half that of the rendered ones) shown as a thicker scan would show
+            them (:data:`THICK_MM`, :func:`core.transforms.zsample.channel_weights`).
+        phases: with augmentation: share of the real-CT samples whose structures get another
+            contrast phase (:func:`core.synthetic.acquisition.random_phase_table`, needs the case's
+            anatomy), then noise or a softer kernel (:func:`core.synthetic.acquisition.scanner_noise`).
 
-    Label-map cases among ``case_ids`` are rendered (:mod:`core.synth_ct`); they need the
+    Label-map cases among ``case_ids`` are rendered (:mod:`core.synthetic.synth_ct`); they need the
     linear ``window25d`` recipe and a body outline (skin mask).
     """
 
     def __init__(self, dataset, case_ids: Sequence[str], stage: str, pre: Preprocessing, fraction: float = 1.0,
                  augment: bool = False, seed: int = 0, progress: Optional[ProgressFn] = None,
                  cancel: Optional[CancelToken] = None, synth_lesions: float = 0.0, geometry: str = "flips",
-                 liver_lesions: bool = False):
+                 liver_lesions: bool = False, thick_slices: float = 0.0, phases: float = 0.0):
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r} (use {STAGES})")
         if geometry not in aug.GEOMETRIES:
@@ -121,7 +134,13 @@ class SlicePipeline:
         if synth_lesions and ((stage != "tumor" and not liver_lesions) or pre.recipe != "window25d"):
             raise ValueError("synthetic lesions need the tumour stage (or liver_lesions) and the linear "
                              "window25d recipe")
+        if not (0 <= thick_slices <= 1 and 0 <= phases <= 1):
+            raise ValueError(f"thick_slices and phases must be in [0, 1], got {thick_slices}, {phases}")
+        if thick_slices and pre.offsets_mm is None:
+            raise ValueError("thick-slice simulation needs a model whose neighbours are in mm (neighbour_mm)")
         self.stage, self.pre, self.augment, self.geometry = stage, pre, augment, geometry
+        self.thick_slices = thick_slices if augment else 0.0
+        self.phases = phases if augment else 0.0
         self.synth_lesions = synth_lesions if augment else 0.0
         self.seed = seed
         self.rng = np.random.default_rng(seed)
@@ -146,6 +165,9 @@ class SlicePipeline:
         self.targets = np.concatenate([cc.target for cc in self.cases]) if self.cases else None
         self.liver = (np.concatenate([cc.liver for cc in self.cases])
                       if self.synth_lesions and self.cases else None)  # the liver stage's is its target
+        self.case_nz = np.array([cc.image.shape[0] for cc in self.cases], np.int64)
+        self.case_dz = np.array([cc.dz for cc in self.cases], np.float64)
+        self.case_offset = offsets[:-1].astype(np.int64)
         self.anat = self.dist = None
         if any(cc.anat is not None for cc in self.cases):
             self.anat = np.concatenate([cc.anat if cc.anat is not None else np.zeros(cc.image.shape, np.uint8)
@@ -153,7 +175,7 @@ class SlicePipeline:
             self.dist = np.concatenate([cc.dist if cc.dist is not None else np.zeros(cc.image.shape + (2,), np.uint8)
                                         for cc in self.cases])
             self.px_mm = np.concatenate([np.full(cc.image.shape[0], cc.px_mm, np.float32) for cc in self.cases])
-        synth_case = [cc.anat is not None for cc in self.cases]
+        synth_case = [cc.synth for cc in self.cases]
         rows, row_case = [], []
         for c, cc in enumerate(self.cases):
             nz = cc.image.shape[0]
@@ -223,27 +245,31 @@ class SlicePipeline:
         image = np.zeros((nz, s, s), np.uint8)
         tgt = np.empty((nz, s, s), np.uint8)
         liver = np.empty((nz, s, s), np.uint8) if self.synth_lesions and self.stage == "tumor" else None
-        anat = np.empty((nz, s, s), np.uint8) if synth else None
+        codes = src if synth else None
+        if not synth and self.phases and case.anatomy is not None:  # real CT: structures for phases
+            codes = case.anatomy[:, y0:y1, x0:x1] if self.stage == "tumor" else case.anatomy
+        anat = np.empty((nz, s, s), np.uint8) if codes is not None else None
+        iy = np.minimum(((np.arange(s) + 0.5) * src.shape[1] / s).astype(np.intp), src.shape[1] - 1)
+        ix = np.minimum(((np.arange(s) + 0.5) * src.shape[2] / s).astype(np.intp), src.shape[2] - 1)
         for z0 in range(0, nz, 16):  # in chunks: bounded memory
             z1 = min(nz, z0 + 16)
-            if synth:  # codes: nearest neighbour (pixel centres, as the bilinear resize)
-                iy = np.minimum(((np.arange(s) + 0.5) * src.shape[1] / s).astype(np.intp), src.shape[1] - 1)
-                ix = np.minimum(((np.arange(s) + 0.5) * src.shape[2] / s).astype(np.intp), src.shape[2] - 1)
-                anat[z0:z1] = np.asarray(src[z0:z1])[:, iy][:, :, ix]
-            else:
+            if anat is not None:  # codes: nearest neighbour (pixel centres, as the bilinear resize)
+                anat[z0:z1] = np.asarray(codes[z0:z1])[:, iy][:, :, ix]
+            if not synth:
                 image[z0:z1] = np.rint(resize_bilinear(self.pre.normalise(np.asarray(src[z0:z1])), s, s) * 255)
             tgt[z0:z1] = resize_bilinear(target[z0:z1].astype(np.float32), s, s) > 0.5
             if liver is not None:
                 liver[z0:z1] = resize_bilinear((np.asarray(label[z0:z1]) >= LIVER).astype(np.float32), s, s) > 0.5
         if liver is None and self.synth_lesions:
             liver = tgt  # liver stage: the target is the liver
+        dz = float(case.spacing[0])
         if not synth:
-            return _CachedCase(image, tgt, slices, liver)
+            return _CachedCase(image, tgt, slices, liver, anat, dz=dz)
         from ..synthetic.synth_ct import distances
         px_mm = float(case.spacing[1]) * src.shape[1] / s
         dist = np.zeros((nz, s, s, 2), np.uint8)
         dist[slices] = np.minimum(distances(anat[slices], px_mm), 255).astype(np.uint8)
-        return _CachedCase(image, tgt, slices, liver, anat, dist, px_mm)
+        return _CachedCase(image, tgt, slices, liver, anat, dist, px_mm, dz, True)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -253,11 +279,15 @@ class SlicePipeline:
 
         With augmentation, the geometric transform (:mod:`core.augment`) is applied while
         gathering from the cache, so each sample is copied once; label-map samples are then
-        rendered (:mod:`core.synth_ct`); synthetic lesions (tumour stage) are pasted into the
+        rendered (:mod:`core.synthetic.synth_ct`); synthetic lesions (tumour stage) are pasted into the
         uint8 copy; intensity scale and shift are fused into the conversion to float.
         ``rng`` (default: the pipeline's own) makes batches reproducible and thread-safe.
         Without augmentation, label-map samples are rendered with a generator seeded by
         (pipeline seed, row), so validation sees the same images every time.
+
+        Models with neighbours in mm (``pre.neighbour_mm``) get each channel interpolated
+        between the slices around its position (:func:`core.transforms.zsample.channel_weights`), and
+        with augmentation ``thick_slices`` of them as a thicker scan would show them.
         """
         rows = np.asarray(rows)
         r = self.rows[rows]
@@ -265,75 +295,110 @@ class SlicePipeline:
         x8 = np.empty((n, s, s, c), np.uint8)
         y8 = np.empty((n, s, s), np.uint8)
         synth = self.row_synth[rows]
-        a8 = np.empty((n, s, s, c), np.uint8) if synth.any() else None
-        d8 = np.empty((n, s, s, 2), np.uint8) if synth.any() else None
         scale = np.full((n, 1, 1, 1), 1 / 255, np.float32)
         shift = np.zeros((n, 1, 1, 1), np.float32)
         liver8 = None
-        if not self.augment:
+        if not self.augment and self.pre.offsets_mm is None and not synth.any():
             for k in range(c):  # contiguous reads; one strided write per channel
                 x8[..., k] = self.images[r[:, k]]
-                if a8 is not None:
-                    a8[..., k] = self.anat[r[:, k]]
             y8[:] = self.targets[r[:, -1]]
-            if d8 is not None:
-                d8[:] = self.dist[r[:, -1]]
         else:
-            rng = rng or self.rng
-            liver8 = np.empty((n, s, s), np.uint8) if self.liver is not None else None
+            g = (rng or self.rng) if self.augment else None
+            liver8 = np.empty((n, s, s), np.uint8) if self.liver is not None and self.augment else None
             for b in range(n):
-                if self.geometry == "flips":
-                    flip, rot, idx = aug.flips_map(rng, s)
-
-                    def view(img, flip=flip, rot=rot, idx=idx):
-                        return aug.apply_flips(img, flip, rot, idx)
-                else:
-                    m = aug.affine_map(rng, s)
-
-                    def view(img, m=m):
-                        return aug.apply_affine(img, m)
-                for k in range(c):
-                    x8[b, ..., k] = view(self.images[r[b, k]])
-                    if synth[b]:
-                        a8[b, ..., k] = view(self.anat[r[b, k]])
+                view = self._view(g, s)
+                self._sample(x8[b], rows[b], synth[b], view, g)
                 y8[b] = view(self.targets[r[b, -1]])
                 if liver8 is not None:
                     liver8[b] = view(self.liver[r[b, -1]])
-                if synth[b]:
-                    for k in range(2):
-                        d8[b, ..., k] = view(self.dist[r[b, -1], ..., k])
-            scale *= rng.uniform(0.9, 1.1, (n, 1, 1, 1)).astype(np.float32)  # intensity
-            shift += rng.uniform(-0.05, 0.05, (n, 1, 1, 1)).astype(np.float32)
-        if synth.any():
-            self._render(x8, a8, d8, rows, synth, rng if self.augment else None)
+            if g is not None:
+                scale *= g.uniform(0.9, 1.1, (n, 1, 1, 1)).astype(np.float32)  # intensity
+                shift += g.uniform(-0.05, 0.05, (n, 1, 1, 1)).astype(np.float32)
         if liver8 is not None:
             lo, hi = self.pre.window
-            add_lesions(x8, y8, liver8, rng, 255.0 / (hi - lo), self.synth_lesions, label=self.stage == "tumor")
+            add_lesions(x8, y8, liver8, g, 255.0 / (hi - lo), self.synth_lesions, label=self.stage == "tumor")
         x = np.multiply(x8, scale, dtype=np.float32)
         x += shift
         return x, y8[..., None].astype(np.float32)
 
-    def _render(self, x8, a8, d8, rows, synth, rng) -> None:
-        """Render the label-map samples of a batch into ``x8`` (normalised, uint8).
+    def _view(self, rng: Optional[np.random.Generator], s: int):
+        """The geometric augmentation of one sample as a function of an [S, S] image (identity
+        without ``rng``)."""
+        if rng is None:
+            return lambda img: img
+        if self.geometry == "flips":
+            flip, rot, idx = aug.flips_map(rng, s)
+            return lambda img: aug.apply_flips(img, flip, rot, idx)
+        m = aug.affine_map(rng, s)
+        return lambda img: aug.apply_affine(img, m)
 
-        Without augmentation (``rng`` None) each row is rendered once, seeded by the row,
-        and kept: validation sees the same images every epoch without paying for them again.
+    def channels(self, row: int, rng: Optional[np.random.Generator] = None) -> tuple[np.ndarray, np.ndarray]:
+        """(global slice idx [C, K], weights [C, K]) that make the channels of sample ``row``
+        (:func:`core.transforms.zsample.channel_weights`; by index for older models: K = 1)."""
+        if self.pre.offsets_mm is None:
+            return self.rows[row, :-1, None], np.ones((self.pre.channels, 1), np.float32)
+        case = self.row_case[row]
+        off = self.case_offset[case]
+        dz = float(self.case_dz[case])
+        thick = None  # label maps: half as often (each rendered slice costs ~2 ms)
+        if rng is not None and rng.random() < self.thick_slices * (0.5 if self.row_synth[row] else 1.0):
+            thick = rng.uniform(*THICK_MM)
+        idx, w = channel_weights(int(self.case_nz[case]), dz, int(self.rows[row, -1] - off),
+                                 self.pre.offsets_mm, thick)
+        return idx + off, w
+
+    def _sample(self, out: np.ndarray, row: int, synth: bool, view, rng) -> None:
+        """One sample's C channels into ``out`` (uint8 [S, S, C], normalised x 255)."""
+        idx, w = self.channels(row, rng)
+        c = out.shape[-1]
+        if not synth and idx.shape[1] == 1 and not (self.phases and rng is not None):
+            for k in range(c):  # one slice a channel: copied as it is
+                out[..., k] = view(self.images[idx[k, 0]])
+            return
+        if synth and rng is None and int(row) in self._rendered:
+            out[:] = self._rendered[int(row)]
+            return
+        uniq, inv = np.unique(idx, return_inverse=True)
+        inv = inv.reshape(idx.shape)
+        if synth:
+            src = self._render_slices(uniq, view, row, rng)
+        else:
+            src = np.stack([view(self.images[u]) for u in uniq], axis=-1).astype(np.float32)
+            if self.phases and rng is not None and self.anat is not None and rng.random() < self.phases:
+                table = random_phase_table(rng, 255.0 / (self.pre.window[1] - self.pre.window[0]))
+                src += table[np.stack([view(self.anat[u]) for u in uniq], axis=-1)]
+        m = _dense(inv, w, len(uniq))  # [C, U]
+        mixed = (src.reshape(-1, len(uniq)) @ m.T).reshape(out.shape)
+        if not synth and rng is not None and self.phases:
+            scanner_noise(mixed, rng, 255.0 / (self.pre.window[1] - self.pre.window[0]))
+        np.clip(mixed, 0, 255, out=mixed)
+        out[:] = np.rint(mixed)
+        if synth and rng is None:
+            self._rendered[int(row)] = out.copy()
+
+    def _render_slices(self, uniq: np.ndarray, view, row: int, rng) -> np.ndarray:
+        """Rendered CT of a label-map sample's slices ``uniq``: float32 [S, S, U] normalised x 255.
+
+        One appearance for all of them; without augmentation seeded by (pipeline seed, row).
         """
         from ..synthetic.synth_ct import render
         lo, hi = self.pre.window
-        for b in np.flatnonzero(synth):
-            key = int(rows[b])
-            if rng is None and key in self._rendered:
-                x8[b] = self._rendered[key]
-                continue
-            g = rng if rng is not None else np.random.default_rng([self.seed, 7919, key])
-            hu = render(a8[b:b + 1], d8[b:b + 1].astype(np.float32), self.px_mm[self.rows[key, -1:]], g)
-            x8[b] = np.rint(np.clip((hu[0] - lo) * (255.0 / (hi - lo)), 0, 255))
-            if rng is None:
-                self._rendered[key] = x8[b].copy()
+        centre = self.rows[row, -1]
+        codes = np.stack([view(self.anat[u]) for u in uniq], axis=-1)[None]
+        dist = np.stack([view(self.dist[centre, ..., k]) for k in range(2)], axis=-1)[None].astype(np.float32)
+        g = rng if rng is not None else np.random.default_rng([self.seed, 7919, int(row)])
+        hu = render(codes, dist, self.px_mm[[centre]], g)[0]
+        return np.clip((hu - lo) * (255.0 / (hi - lo)), 0, 255)
 
     def epoch(self, batch_size: int, shuffle: bool = True):
         """Yield the batches of one epoch."""
         order = self.rng.permutation(len(self.rows)) if shuffle else np.arange(len(self.rows))
         for i in range(0, len(order), batch_size):
             yield self.batch(order[i:i + batch_size])
+
+
+def _dense(inv: np.ndarray, w: np.ndarray, n: int) -> np.ndarray:
+    """float32 [C, n] mixing matrix from per-channel (index into n, weight) pairs [C, K]."""
+    m = np.zeros((inv.shape[0], n), np.float32)
+    np.add.at(m, (np.arange(inv.shape[0])[:, None], inv), w)
+    return m

@@ -91,6 +91,9 @@ class TrainConfig:
     loader_workers: int = D.LOADER_WORKERS  # threads building training batches (more on a GPU machine's many cores)
     loader_processes: bool = False  # worker processes instead of threads (rendering holds the GIL often)
     init_from: str = ""  # start from this model's weights (a .keras file of the same architecture)
+    neighbour_mm: Optional[float] = None  # 2.5D neighbours this many mm apart (None: adjacent slices)
+    thick_slices: float = 0.0  # with neighbour_mm: share of samples shown as a thicker scan (core.training.loader)
+    phases: float = 0.0  # share of real-CT samples given another contrast phase, noise or kernel
 
     def __post_init__(self):
         from ..model.losses import LOSSES
@@ -109,6 +112,12 @@ class TrainConfig:
             problems.append("fraction must be in (0, 1]")
         if not 0 <= self.synth_lesions <= 1 or not 0 <= self.liver_lesions <= 1:
             problems.append("synth_lesions and liver_lesions must be in [0, 1]")
+        if not 0 <= self.thick_slices <= 1 or not 0 <= self.phases <= 1:
+            problems.append("thick_slices and phases must be in [0, 1]")
+        if self.neighbour_mm is not None and (self.recipe != "window25d" or not self.neighbour_mm > 0):
+            problems.append("neighbour_mm needs the window25d recipe and a positive distance")
+        if self.thick_slices and self.neighbour_mm is None:
+            problems.append("thick_slices needs neighbour_mm")
         if self.image_size % (2 ** self.depth):
             problems.append(f"image size {self.image_size} must be divisible by 2**depth = {2 ** self.depth}")
         if self.geometry not in GEOMETRIES:
@@ -137,7 +146,7 @@ class TrainConfig:
         return cls(**d)
 
     def preprocessing(self) -> Preprocessing:
-        return Preprocessing(self.recipe, tuple(self.window), self.image_size, 3)
+        return Preprocessing(self.recipe, tuple(self.window), self.image_size, 3, self.neighbour_mm)
 
 
 @dataclass
@@ -159,7 +168,7 @@ def _make_datasets(cfg: TrainConfig, split: Split, progress, cancel):
     synth = share if pre.recipe == "window25d" else 0.0
     train = SlicePipeline(cfg.dataset, split.train, cfg.stage, pre, cfg.fraction, cfg.augment, cfg.seed,
                           progress, cancel, synth_lesions=synth, geometry=cfg.geometry,
-                          liver_lesions=cfg.stage == "liver")
+                          liver_lesions=cfg.stage == "liver", thick_slices=cfg.thick_slices, phases=cfg.phases)
     val = SlicePipeline(cfg.dataset, split.val, cfg.stage, pre, 1.0, False, cfg.seed, progress, cancel)
     return (*make_batches(cfg, train, val), train, val)
 

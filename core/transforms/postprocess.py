@@ -115,3 +115,19 @@ def clean_liver(liver: np.ndarray) -> np.ndarray:
 def clean_tumour(tumour: np.ndarray, liver: np.ndarray, min_voxels: int) -> np.ndarray:
     """The tumour step: inside the (dilated) liver, components of at least ``min_voxels``."""
     return remove_small(keep_inside(tumour, liver), min_voxels)
+
+
+def drop_dark(mask: np.ndarray, hu: np.ndarray, min_mean_hu: float) -> np.ndarray:
+    """Drop 3D components of ``mask`` whose mean HU (in ``hu``, same shape) is below ``min_mean_hu``:
+    fat or air taken for tumour (liver tumours, necrotic ones included, average above 0 HU)."""
+    box = crop_box(mask)
+    if box is None:
+        return mask
+    lab, n = ndimage.label(mask[box])
+    if n == 0:
+        return mask
+    means = np.asarray(ndimage.mean(hu[box].astype(np.float32), lab, np.arange(1, n + 1)))
+    keep = np.concatenate([[False], means >= min_mean_hu])
+    out = np.zeros(mask.shape, bool)
+    out[box] = keep[lab]
+    return out

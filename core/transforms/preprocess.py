@@ -5,19 +5,23 @@ Two recipes:
       clip to [-100, 400], normalise to [0, 1], histogram equalisation per
       slice, three identical channels.
     * ``window25d`` (the default): clip to the window, scale to [0, 1], and
-      2.5D input: the slice and its two neighbours as the three channels.
+      2.5D input: the slice and its two neighbours as the three channels. With
+      ``neighbour_mm`` (models since issue 21) the neighbours lie that many mm below and
+      above, interpolated between slices (:mod:`core.transforms.zsample`), so a 5 mm scan shows the
+      model the same anatomy per channel as a 1.6 mm one; without it (older models) they
+      are the adjacent slices, whatever their spacing.
 Both resize slices to the model input with bilinear interpolation.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
 # The tumour stage sees the liver's in-plane bounding box grown by this many pixels, in training
-# (core.pipeline) and in inference (core.inference) alike.
+# (core.training.loader) and in inference (core.inference) alike.
 MARGIN_PX = 10
 
 RECIPES = ("notebook", "window25d")
@@ -32,24 +36,38 @@ class Preprocessing:
         window: (low, high) HU clip range.
         size: model input H = W in pixels.
         channels: input channels (3).
+        neighbour_mm: 2.5D neighbours this many mm apart (interpolated); None: the adjacent
+            slices by index (models trained before issue 21).
     """
 
     recipe: str = "window25d"
     window: tuple[float, float] = (-100.0, 400.0)
     size: int = 256
     channels: int = 3
+    neighbour_mm: Optional[float] = None
 
     def __post_init__(self):
         if self.recipe not in RECIPES:
             raise ValueError(f"unknown preprocessing recipe {self.recipe!r} (use one of {RECIPES})")
+        if self.neighbour_mm is not None and (self.recipe != "window25d" or not self.neighbour_mm > 0):
+            raise ValueError(f"neighbour_mm needs the window25d recipe and a positive distance, "
+                             f"got {self.neighbour_mm!r} with {self.recipe!r}")
+
+    @property
+    def offsets_mm(self) -> Optional[tuple[float, ...]]:
+        """Channel positions relative to the slice, mm (None: neighbours by index)."""
+        if self.neighbour_mm is None:
+            return None
+        return tuple(float(self.neighbour_mm) * (k - self.channels // 2) for k in range(self.channels))
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Preprocessing":
+        mm = d.get("neighbour_mm")
         return cls(recipe=d["recipe"], window=tuple(d["window"]), size=int(d["size"]),
-                   channels=int(d.get("channels", 3)))
+                   channels=int(d.get("channels", 3)), neighbour_mm=None if mm is None else float(mm))
 
     def normalise(self, hu: np.ndarray) -> np.ndarray:
         """HU (any shape) to float32 in [0, 1] per the recipe (without resizing or channels)."""
@@ -68,7 +86,7 @@ class Preprocessing:
         """The slices that make each input's channels: int [N, C] for slice indices ``index`` of a
         volume with ``nz`` slices. 2.5D ("window25d"): the slice below, itself, the slice above,
         clamped inside the volume; otherwise the slice itself repeated. The one definition used by
-        training (core.pipeline), inference and ONNX calibration."""
+        training (core.training.loader), inference and ONNX calibration."""
         index = np.asarray(index, dtype=int)
         if self.recipe == "window25d":
             return np.stack([np.clip(index - 1, 0, nz - 1), index, np.clip(index + 1, 0, nz - 1)], axis=-1)
@@ -95,19 +113,60 @@ class Preprocessing:
         return np.ascontiguousarray(np.moveaxis(x, 1, -1))
 
 
-def normalised_stack(hu: np.ndarray, pre: Preprocessing, box=None, chunk: int = 32) -> np.ndarray:
-    """All slices normalised and resized once: float32 [Z, S, S] (in chunks: bounded memory)."""
+class SliceStack:
+    """A study's normalised slices with the mm-neighbour table of its 2.5D channels.
+
+    ``data``: float32 [Z, S, S]; ``idx``/``w``: [Z, C, K] from :func:`core.transforms.zsample.channel_table`.
+    """
+
+    def __init__(self, data: np.ndarray, idx: np.ndarray, w: np.ndarray):
+        self.data, self.idx, self.w = data, idx, w
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def inputs(self, zs: np.ndarray) -> np.ndarray:
+        """Model input float32 [B, S, S, C] for slices ``zs``."""
+        zs = np.asarray(zs, dtype=int)
+        idx, w = self.idx[zs], self.w[zs]  # [B, C, K]
+        out = self.data[idx[..., 0]] * w[..., 0, None, None]  # [B, C, S, S]
+        for k in range(1, idx.shape[-1]):
+            if w[..., k].any():
+                out += self.data[idx[..., k]] * w[..., k, None, None]
+        return np.ascontiguousarray(np.moveaxis(out, 1, -1))
+
+
+def normalised_stack(hu: np.ndarray, pre: Preprocessing, box=None, chunk: int = 32,
+                     dz: Optional[float] = None):
+    """All slices normalised and resized once: float32 [Z, S, S] (in chunks: bounded memory).
+
+    With ``pre.neighbour_mm`` the result is a :class:`SliceStack` that also knows which
+    (interpolated) slices make each channel; that needs the slice spacing ``dz`` in mm.
+    """
     if box is not None:
         y0, y1, x0, x1 = box
         hu = hu[:, y0:y1, x0:x1]
     out = np.empty((hu.shape[0], pre.size, pre.size), np.float32)
     for z0 in range(0, hu.shape[0], chunk):
         out[z0:z0 + chunk] = resize_bilinear(pre.normalise(hu[z0:z0 + chunk]), pre.size, pre.size)
-    return out
+    if pre.offsets_mm is None:
+        return out
+    if dz is None or not dz > 0:
+        raise ValueError(f"this model takes its 2.5D neighbours {pre.neighbour_mm} mm apart: "
+                         f"the slice spacing is needed, got {dz!r}")
+    from .zsample import channel_table
+    return SliceStack(out, *channel_table(out.shape[0], float(dz), pre.offsets_mm))
 
 
-def stack_channels(norm: np.ndarray, zs: np.ndarray, pre: Preprocessing) -> np.ndarray:
-    """Model input [B, S, S, C] for slices ``zs`` from a normalised stack (see ``neighbours``)."""
+def stack_channels(norm, zs: np.ndarray, pre: Preprocessing) -> np.ndarray:
+    """Model input [B, S, S, C] for slices ``zs`` from a normalised stack (see ``neighbours``):
+    a :class:`SliceStack` (mm neighbours) or a plain [Z, S, S] array (neighbours by index)."""
+    if isinstance(norm, SliceStack):
+        return norm.inputs(zs)
     idx = pre.neighbours(zs, norm.shape[0])
     return np.ascontiguousarray(np.moveaxis(norm[idx], 1, -1))
 

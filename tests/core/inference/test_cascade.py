@@ -130,3 +130,33 @@ def test_fill_holes_and_keep_inside_equal_their_plain_scipy_definitions():
         np.testing.assert_array_equal(keep_inside(tumour, liver), tumour & dilate(liver, 2))
         np.testing.assert_array_equal(keep_inside(tumour, liver), tumour & ndimage.binary_dilation(liver, iterations=2))
     assert not keep_inside(np.zeros((3, 4, 4), bool), np.ones((3, 4, 4), bool)).any()
+
+
+def test_models_with_mm_neighbours_run_on_thick_slices(models, tmp_path):
+    import json
+    folder = threshold_model(tmp_path / "mm", "liver", 150)
+    meta = json.loads((folder / "model.json").read_text())
+    meta["preprocessing"]["neighbour_mm"] = 2.0
+    (folder / "model.json").write_text(json.dumps(meta))
+    mm = load_seg_model(folder, "liver")
+    assert mm.pre.neighbour_mm == 2.0 and models[0].pre.neighbour_mm is None
+    hu, truth = cube_volume()
+    vol = SimpleNamespace(hu=hu, spacing=(5.0, 0.8, 0.8))
+    # the threshold model reads the middle channel only: interpolated neighbours change nothing
+    a, b = segment(vol, mm, models[1], min_tumor_ml=0.0), segment(vol, *models, min_tumor_ml=0.0)
+    assert np.array_equal(a.label, b.label) and metrics.dice(a.label > 0, truth > 0) > 0.97
+
+
+def test_dark_proposals_are_not_tumours(models):
+    from core.postprocess import drop_dark
+    mask = np.zeros((3, 8, 8), bool)
+    mask[0:2, 1:3, 1:3] = True  # mean -50 HU: fat
+    mask[1:3, 5:7, 5:7] = True  # mean 40 HU
+    hu = np.full(mask.shape, 40, np.int16)
+    hu[0:2, 1:3, 1:3] = -50
+    out = drop_dark(mask, hu, -20.0)
+    assert not out[0:2, 1:3, 1:3].any() and out[1:3, 5:7, 5:7].all()
+    # in the cascade: a tumour of fat inside the liver is dropped
+    hu, _ = cube_volume()
+    seg = segment(SimpleNamespace(hu=hu, spacing=(2.0, 0.8, 0.8)), *models, min_tumor_ml=0.0, min_tumor_hu=400)
+    assert not (seg.label == 2).any() and (seg.label == 1).any()

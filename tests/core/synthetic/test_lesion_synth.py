@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from core.datasets.dataset import Case, write_case
+from core.synthetic import lesion_synth as ls
 from core.synthetic.lesion_synth import add_lesions
 from core.training.loader import SlicePipeline
 from core.transforms.preprocess import Preprocessing
@@ -24,7 +25,9 @@ def _batch(n=16, s=64, c=3, seed=0):
     return x8, np.zeros((n, s, s), np.uint8), np.repeat(liver[None], n, axis=0)
 
 
-def test_lesions_are_labelled_inside_the_liver_and_change_the_image_there():
+def test_lesions_are_labelled_inside_the_liver_and_change_the_image_there(monkeypatch):
+    # the contrast bound below is for tumour tissue; lipiodol deposits (far brighter) are tested apart
+    monkeypatch.setitem(ls.KINDS, "lipiodol", 0.0)
     x8, y8, liver8 = _batch()
     before = x8.copy()
     added = add_lesions(x8, y8, liver8, np.random.default_rng(1), UNITS, 1.0)
@@ -61,6 +64,118 @@ def test_lesions_span_neighbouring_slices_like_an_ellipsoid():
     diff = (x8 != before)
     mid_area, side_area = diff[..., 1].sum(), diff[..., 0].sum() + diff[..., 2].sum()
     assert 0 < side_area < 2 * mid_area  # neighbours show smaller (or no) cross-sections
+
+
+def _big_batch(n=24, s=128):
+    """128-px tumour-stage crops: a large flat liver at 100 HU."""
+    yy, xx = np.mgrid[:s, :s]
+    liver = ((yy - 60) ** 2 / 50 ** 2 + (xx - 64) ** 2 / 56 ** 2 < 1).astype(np.uint8)
+    x8 = np.where(liver[..., None] > 0, np.uint8(round(200 * UNITS)), np.uint8(20))
+    x8 = np.repeat(np.broadcast_to(x8, (s, s, 3))[None], n, axis=0).copy()
+    return x8, np.zeros((n, s, s), np.uint8), np.repeat(liver[None], n, axis=0)
+
+
+def _inside_the_liver(x8, before, y8, liver8):
+    assert not (y8 & (1 - liver8)).any(), "a label outside the liver"
+    assert not ((x8 != before).any(axis=-1) & (liver8 == 0)).any(), "the image changed outside the liver"
+
+
+def test_large_and_small_lesions_both_occur_inside_the_liver():
+    from scipy import ndimage
+    x8, y8, liver8 = _big_batch(n=48)
+    before = x8.copy()
+    add_lesions(x8, y8, liver8, np.random.default_rng(11), UNITS, 1.0)
+    _inside_the_liver(x8, before, y8, liver8)
+    radii = []
+    for b in range(len(y8)):
+        lab, n = ndimage.label(y8[b])
+        radii += list(np.sqrt(np.bincount(lab.ravel())[1:] / np.pi))
+    radii = np.array(radii)
+    assert (radii > 12).sum() >= 3  # large lesions (LARGE_SHARE of them, radius 12-30 px)
+    assert radii.max() <= ls.LARGE_RADIUS_PX[1] * 1.5
+    assert (radii <= 4.5).mean() > 0.25  # small ones stay common
+
+
+def _one_kind(monkeypatch, kind, large, necrosis=0.0):
+    monkeypatch.setattr(ls, "KINDS", {kind: 1.0})
+    monkeypatch.setattr(ls, "LARGE_SHARE", 1.0 if large else 0.0)
+    monkeypatch.setattr(ls, "LARGE_NECROSIS_SHARE", necrosis)
+    monkeypatch.setattr(ls, "MAX_LESIONS", 1)
+
+
+def _centre_minus_ring(seed):
+    """HU change at the lesions' centres minus their outer ring, per sample (middle channel)."""
+    from scipy import ndimage
+    x8, y8, liver8 = _big_batch(n=12)
+    before = x8.copy()
+    add_lesions(x8, y8, liver8, np.random.default_rng(seed), UNITS, 1.0)
+    _inside_the_liver(x8, before, y8, liver8)
+    diff = (x8[..., 1].astype(float) - before[..., 1]) / UNITS
+    out, spread = [], []
+    for b in range(len(y8)):
+        d = ndimage.distance_transform_edt(y8[b])
+        if d.max() < 8:
+            continue
+        out.append(diff[b][d > 0.6 * d.max()].mean() - diff[b][(d > 2) & (d <= 5)].mean())
+        spread.append(diff[b][d > 3].std())
+    return np.array(out), np.array(spread)
+
+
+def test_large_lesions_have_a_darker_necrotic_core_and_heterogeneity(monkeypatch):
+    _one_kind(monkeypatch, "hypo", large=True, necrosis=0.0)
+    plain, spread = _centre_minus_ring(5)
+    _one_kind(monkeypatch, "hypo", large=True, necrosis=1.0)
+    necrotic, _ = _centre_minus_ring(5)
+    assert len(plain) >= 6 and len(necrotic) >= 6
+    assert np.median(necrotic) < np.median(plain) - 15  # the core is darker than the rim
+    assert np.median(spread) > 5  # internal heterogeneity, HU
+
+
+def _solidity(m):
+    """Area over the convex hull's area of a pixel mask (pixel squares): ~0.97 for a digital ellipse."""
+    from scipy.spatial import ConvexHull
+    p = np.argwhere(m).astype(float)
+    corners = np.concatenate([p + d for d in ([-.5, -.5], [-.5, .5], [.5, -.5], [.5, .5])])
+    return m.sum() / ConvexHull(corners).volume
+
+
+def test_large_lesions_have_an_irregular_lobulated_outline(monkeypatch):
+    yy, xx = np.mgrid[:128, :128]
+    ellipse = _solidity((yy - 60) ** 2 / 20 ** 2 + (xx - 64) ** 2 / 14 ** 2 < 1)
+    _one_kind(monkeypatch, "hypo", large=True)
+    x8, y8, liver8 = _big_batch(n=12)
+    add_lesions(x8, y8, liver8, np.random.default_rng(2), UNITS, 1.0)
+    sol = [_solidity(y8[b] > 0) for b in range(len(y8)) if (y8[b] > 0).sum() >= 400]
+    assert len(sol) >= 6 and max(sol) < ellipse and np.median(sol) < ellipse - 0.02
+
+
+def test_arterial_hyper_enhancing_lesions(monkeypatch):
+    _one_kind(monkeypatch, "arterial", large=False)
+    x8, y8, liver8 = _big_batch(n=16)
+    before = x8.copy()
+    add_lesions(x8, y8, liver8, np.random.default_rng(4), UNITS, 1.0)
+    _inside_the_liver(x8, before, y8, liver8)
+    diff = (x8[..., 1].astype(float) - before[..., 1]) / UNITS
+    assert np.median(diff[y8 > 0]) > 15 and diff.max() <= 80 + 30 + 15 + 2
+
+
+def test_lipiodol_deposits_are_bright_and_only_inside_the_lesion(monkeypatch):
+    _one_kind(monkeypatch, "lipiodol", large=False)
+    x8, y8, liver8 = _big_batch(n=16)
+    before = x8.copy()
+    add_lesions(x8, y8, liver8, np.random.default_rng(6), UNITS, 1.0)
+    _inside_the_liver(x8, before, y8, liver8)
+    over300 = x8 >= np.floor((300 + 100) * UNITS)  # window [-100, 400]: 300 HU and above
+    assert over300[..., 1].any(axis=(1, 2)).mean() > 0.8  # nearly every sample shows a deposit
+    assert not (over300[..., 1] & (y8 == 0)).any(), "a bright deposit outside the labelled lesion"
+    assert not (over300.any(-1) & (liver8 == 0)).any()
+    # with the default shares, deposits are occasional
+    monkeypatch.undo()
+    x8, y8, liver8 = _big_batch(n=64)
+    before = x8.copy()
+    add_lesions(x8, y8, liver8, np.random.default_rng(6), UNITS, 1.0)
+    bright = (x8[..., 1] >= np.floor((300 + 100) * UNITS)).any(axis=(1, 2)).mean()
+    assert 0 < bright < 0.3
 
 
 @pytest.fixture(scope="module")

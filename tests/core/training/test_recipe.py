@@ -9,6 +9,7 @@ import pytest
 
 from core.inference.library import bundled_models_dir, default_models, describe, scan_models
 from core.synthetic.phantom import make_phantom, write_patient
+from core.model.io import load_seg_model
 from core.training.recipe import RecipeConfig, RecipeError, install_models, train_default_models
 
 TINY = (("image_size", 32), ("base_filters", 4), ("epochs", 1), ("steps_per_epoch", 2), ("batch_size", 4))
@@ -44,6 +45,9 @@ def test_recipe_trains_both_stages_with_cards_and_installs_them(ircadb_like, tmp
         assert "not for clinical decisions" in card["intended_use"] and meta["label"].startswith("DEMO")
         assert meta["data"]["train_labelmaps"] == ["phantom-s53-3"] and meta["data"]["real_share"] > 0
         assert not (work / stage / "model.onnx").exists()  # export_onnx=False (tested in test_onnx.py)
+        # the acquisition-independent input (issue 21) is saved with the model and read back
+        assert meta["preprocessing"]["neighbour_mm"] == 2.0
+        assert load_seg_model(work / stage, stage).pre.neighbour_mm == 2.0
     assert any(getattr(e, "stage", "") == "recipe" for e in events)
     # a second start without --resume is refused; with it, a finished run is not trained again
     with pytest.raises(RecipeError, match="use --resume"):
