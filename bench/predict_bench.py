@@ -8,8 +8,13 @@ the ratio whole process / network time (goal <= 1.25) and whether Keras or Tenso
 (goal: never, when ONNX Runtime runs both models). Goal: whole process <= 3 s on the 2-core CPU.
 
 The study is patient 17 of 3D-IRCADb-01 (119 x 512 x 512) from ../shared, or ``--dicom DIR``.
+``--models LABEL=LIVER_DIR,TUMOR_DIR ...`` times several model sets side by side instead (runs
+interleaved, one of each in turn, so that a noisy machine slows them alike) and prints each set's
+medians and its ratio to the first.
 
     .venv/bin/python bench/predict_bench.py [--repeat 5] [--dicom DIR] [--engine auto]
+    .venv/bin/python bench/predict_bench.py --models today=resources/models/ircadb-liver,resources/models/ircadb-tumor \
+        new=WORK/liver,WORK/tumor
 """
 
 from __future__ import annotations
@@ -29,14 +34,15 @@ from study17 import study_folder, study_parser  # noqa: E402
 HEAVY = ("keras", "tensorflow")
 
 
-def run_once(study: Path, tmp: Path, engine: str) -> dict:
+def run_once(study: Path, tmp: Path, engine: str, models: tuple[str, str] | None = None) -> dict:
     out, rep = tmp / "seg.nii.gz", tmp / "report.json"
     for p in (out, rep):
         p.unlink(missing_ok=True)
+    named = ["--liver-model", models[0], "--tumor-model", models[1]] if models else []
     t = time.perf_counter()
     p = subprocess.run([sys.executable, "-X", "importtime", "-m", "app", "predict", str(study), "--out", str(out),
-                        "--report", str(rep), "--engine", engine], cwd=ROOT, capture_output=True, text=True,
-                       timeout=600)
+                        "--report", str(rep), "--engine", engine] + named, cwd=ROOT, capture_output=True,
+                       text=True, timeout=600)
     wall = time.perf_counter() - t
     if p.returncode != 0:
         raise SystemExit(f"liverseg predict failed (exit {p.returncode}):\n{p.stderr[-3000:]}")
@@ -49,7 +55,10 @@ def run_once(study: Path, tmp: Path, engine: str) -> dict:
 def main() -> None:
     ap = study_parser(__doc__)
     ap.add_argument("--engine", default="auto")
+    ap.add_argument("--models", nargs="+", metavar="LABEL=LIVER,TUMOR", help="model sets to time side by side")
     args = ap.parse_args()
+    if args.models:
+        return compare(args)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         study, _ = study_folder(tmp / "study", args.dicom)
@@ -70,6 +79,31 @@ def main() -> None:
           f"{len({(r['liver_ml'], r['tumor_ml']) for r in runs}) == 1})")
     heavy = sorted({m for r in runs for m in r["heavy"]})
     print(f"  Keras/TensorFlow imported: {', '.join(heavy) if heavy else 'no'}")
+
+
+def compare(args) -> None:
+    sets = {}
+    for m in args.models:
+        label, dirs = m.split("=", 1)
+        liver, tumor = dirs.split(",")
+        sets[label] = (str(Path(liver).resolve()), str(Path(tumor).resolve()))
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        study, _ = study_folder(tmp / "study", args.dicom)
+        run_once(study, tmp, args.engine, next(iter(sets.values())))  # warm the OS file cache
+        runs = {label: [] for label in sets}
+        for _ in range(args.repeat):
+            for label, models in sets.items():
+                runs[label].append(run_once(study, tmp, args.engine, models))
+    first = None
+    print(f"study {study.name}: {args.repeat} interleaved runs per model set, medians")
+    for label, rs in runs.items():
+        wall = statistics.median(r["wall"] for r in rs)
+        net = statistics.median(r["timings"].get("liver_net", 0) + r["timings"].get("tumor_net", 0) for r in rs)
+        first = first or wall
+        print(f"  {label:12s} whole process {wall:6.2f} s  network {net:5.2f} s  ratio to {next(iter(runs))} "
+              f"{wall / first:.2f}  liver {rs[0]['liver_ml']:.1f} mL  tumour {rs[0]['tumor_ml']:.2f} mL  "
+              f"engines {rs[0]['engines']}")
 
 
 if __name__ == "__main__":
