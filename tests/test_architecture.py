@@ -175,7 +175,8 @@ def test_packages_import_each_other_without_cycles():
     assert cycle is None, "package cycle: " + " -> ".join(cycle)
 
 
-GROUND = {"core.runtime.errors", "core.runtime.atomic", "core.runtime.runs", "core.transforms.preprocess"}
+GROUND = {"core.runtime.errors", "core.runtime.atomic", "core.runtime.runs", "core.transforms.preprocess",
+          "core.transforms.zsample"}  # the preprocessing contract: channels at mm positions
 
 
 def test_the_model_is_the_ground_floor():

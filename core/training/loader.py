@@ -40,8 +40,7 @@ from ..transforms.masks import inplane_box
 from ..transforms.preprocess import MARGIN_PX, Preprocessing, resize_bilinear
 
 STAGES = ("liver", "tumor")
-# Simulated slice thickness of the ``thick_slices`` share of training samples (mm, uniform):
-# what labs scan besides 3D-IRCADb-01's 1-4 mm (5 mm abdominal CT is common).
+# Simulated slice thickness (mm, uniform) of the ``thick_slices`` share: 5 mm abdominal CT is common.
 THICK_MM = (2.5, 6.0)
 
 
@@ -285,9 +284,8 @@ class SlicePipeline:
         Without augmentation, label-map samples are rendered with a generator seeded by
         (pipeline seed, row), so validation sees the same images every time.
 
-        Models with neighbours in mm (``pre.neighbour_mm``) get each channel interpolated
-        between the slices around its position (:func:`core.transforms.zsample.channel_weights`), and
-        with augmentation ``thick_slices`` of them as a thicker scan would show them.
+        With ``pre.neighbour_mm`` each channel is interpolated at its position (``thick_slices``
+        of them as a thicker scan would show them): :func:`core.transforms.zsample.channel_weights`.
         """
         rows = np.asarray(rows)
         r = self.rows[rows]
@@ -322,8 +320,7 @@ class SlicePipeline:
         return x, y8[..., None].astype(np.float32)
 
     def _view(self, rng: Optional[np.random.Generator], s: int):
-        """The geometric augmentation of one sample as a function of an [S, S] image (identity
-        without ``rng``)."""
+        """One sample's geometric augmentation as a function of an [S, S] image (none without rng)."""
         if rng is None:
             return lambda img: img
         if self.geometry == "flips":
@@ -367,8 +364,7 @@ class SlicePipeline:
             if self.phases and rng is not None and self.anat is not None and rng.random() < self.phases:
                 table = random_phase_table(rng, 255.0 / (self.pre.window[1] - self.pre.window[0]))
                 src += table[np.stack([view(self.anat[u]) for u in uniq], axis=-1)]
-        m = _dense(inv, w, len(uniq))  # [C, U]
-        mixed = (src.reshape(-1, len(uniq)) @ m.T).reshape(out.shape)
+        mixed = (src.reshape(-1, len(uniq)) @ _dense(inv, w, len(uniq)).T).reshape(out.shape)
         if not synth and rng is not None and self.phases:
             scanner_noise(mixed, rng, 255.0 / (self.pre.window[1] - self.pre.window[0]))
         np.clip(mixed, 0, 255, out=mixed)

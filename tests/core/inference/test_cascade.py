@@ -148,7 +148,7 @@ def test_models_with_mm_neighbours_run_on_thick_slices(models, tmp_path):
 
 
 def test_dark_proposals_are_not_tumours(models):
-    from core.postprocess import drop_dark
+    from core.transforms.postprocess import drop_dark
     mask = np.zeros((3, 8, 8), bool)
     mask[0:2, 1:3, 1:3] = True  # mean -50 HU: fat
     mask[1:3, 5:7, 5:7] = True  # mean 40 HU

@@ -75,7 +75,7 @@ def test_a_crop_inside_the_body_has_no_skin():
 
 # --- contrast phases, lipiodol, kernels ----------------------------------------------------------
 
-from core import synth_ct as S  # noqa: E402
+from core.synthetic import synth_ct as S  # noqa: E402
 
 
 def test_the_phase_table_orders_the_liver_and_the_vessels():
