@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Optional
 
@@ -177,6 +178,56 @@ def read_state(run: str | os.PathLike) -> dict:
 
 def write_state(run: str | os.PathLike, state: dict) -> None:
     write_json(Path(run) / STATE, state)
+
+
+@dataclass
+class RunState:
+    """``state.json`` as a value: where a run stands after its last completed epoch.
+
+    The training callbacks (:mod:`core.training.callbacks`) update it and the trainer reads it;
+    :meth:`from_dict` / :meth:`to_dict` keep the file as every version wrote it (the keys below,
+    ``best_*`` only once validation Dice improved, ``stopped_early`` only when true, unknown keys
+    kept as read), so old run folders resume and old code reads new ones.
+    """
+
+    epoch: int = 0  # the last completed epoch (1-based; 0: none yet)
+    best_val_dice: Optional[float] = None  # the best validation Dice so far (None: none yet)
+    best_epoch: int = 0
+    wait: int = 0  # epochs without a gain (early stopping's patience)
+    lr_wait: int = 0  # the same, since the plateau schedule last halved the learning rate
+    stopped_early: bool = False
+    lr: Optional[float] = None  # the learning rate the next epoch starts with
+    extra: dict = field(default_factory=dict)  # keys this version does not know
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunState":
+        d = dict(d)
+        best = d.pop("best_val_dice", None)
+        lr = d.pop("lr", None)
+        return cls(epoch=int(d.pop("epoch", 0)), best_val_dice=None if best is None else float(best),
+                   best_epoch=int(d.pop("best_epoch", 0)), wait=int(d.pop("wait", 0)),
+                   lr_wait=int(d.pop("lr_wait", 0)), stopped_early=bool(d.pop("stopped_early", False)),
+                   lr=None if lr is None else float(lr), extra=d)
+
+    def to_dict(self) -> dict:
+        out: dict = {"epoch": self.epoch}
+        if self.best_val_dice is not None:
+            out.update(best_val_dice=self.best_val_dice, best_epoch=self.best_epoch)
+        out.update(wait=self.wait, lr_wait=self.lr_wait)
+        if self.stopped_early:
+            out["stopped_early"] = True
+        if self.lr is not None:
+            out["lr"] = self.lr
+        return {**self.extra, **out}
+
+    @classmethod
+    def read(cls, run: str | os.PathLike) -> "RunState":
+        """The run's ``state.json`` (:func:`read_state`) as a value."""
+        return cls.from_dict(read_state(run))
+
+    def write(self, run: str | os.PathLike) -> None:
+        """Replace the run's ``state.json`` (atomically)."""
+        write_state(run, self.to_dict())
 
 
 # -- metrics.jsonl ----------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The Keras side of a training run: the batches (a ``keras.utils.PyDataset``), the
-distribution strategy, and the callback that writes the run folder's live records
-(metrics.jsonl, state.json, the models, the card; names and formats: :mod:`core.runtime.runs`)
-after every batch and epoch.
+distribution strategy, and the callbacks (:func:`run_callbacks`) that write the run folder's live
+records (metrics.jsonl, state.json, the models, the card; names and formats:
+:mod:`core.runtime.runs`), set the learning rate and stop the run.
 
 Keras is imported inside the functions only: importing this module does not load a backend.
 """
@@ -14,12 +14,14 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Optional
 
 import numpy as np
 
 from ..runtime.errors import LiverSegError
-from ..runtime.jobs import Progress, report
-from ..runtime.runs import LAST_MODEL, MODEL, MetricsAppender, write_card, write_state
+from ..runtime.jobs import CancelToken, Progress, report
+from ..runtime.runs import LAST_MODEL, MODEL, MetricsAppender, RunState, write_card
 
 
 @dataclass(frozen=True)
@@ -105,105 +107,210 @@ class NullScope:
         return False
 
 
+@dataclass
+class Halt:
+    """Why a run stopped before its planned last epoch; shared by the callbacks, read by the trainer."""
+
+    cancel: Optional[CancelToken] = None
+    nan: Optional[tuple[int, int]] = None  # (epoch, batch), 1-based, of the first non-finite loss
+    cancelled: bool = False
+    out_of_time: bool = False  # the time budget (max_minutes) ran out: the run stays resumable
+
+    @property
+    def epoch_cut(self) -> bool:
+        """The epoch under way was cut short (NaN or cancel): it is never recorded."""
+        return self.nan is not None or self.cancelled
+
+    def honour_cancel(self, model) -> bool:
+        """Stop training when cancel was asked for; True then."""
+        if self.cancel is not None and self.cancel.cancelled:
+            self.cancelled = True
+            model.stop_training = True
+        return self.cancelled
+
+
+@dataclass
+class RunCallbacks:
+    """The callbacks of one run (:func:`run_callbacks`) and the run state they update."""
+
+    keras: list  # for ``model.fit``, in the order Keras must call them
+    state: RunState
+    halt: Halt
+
+
+def epoch_metrics(logs) -> dict:
+    """An epoch's metrics from Keras' logs, as floats (its learning rate is recorded apart)."""
+    return {k: float(v) for k, v in (logs or {}).items() if k != "learning_rate"}
+
+
+def current_lr(model) -> float:
+    """The optimizer's learning rate now."""
+    import keras
+    return float(np.asarray(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
+
+
+def run_callbacks(run: Path, cfg, state: RunState, data: dict, progress, cancel, save, model_json) -> RunCallbacks:
+    """The callbacks that write a run's folder, change its learning rate and stop it.
+
+    Args:
+        run: the run folder; cfg: its ``TrainConfig``; state: where it stands (updated in place).
+        data: the card's ``data`` entry; save: ``save(model, path, include_optimizer=True)``;
+        model_json: ``model_json(cfg, best, data)``, the card.
+        progress, cancel: the run's progress function and cancel token.
+
+    In Keras' order: :class:`Checkpoint` (the models, the card, the patience counters),
+    :class:`Schedule` (the learning rate, which needs the counters), :class:`Stop` (NaN, cancel,
+    early stop, time budget) and :class:`Record` (metrics.jsonl, state.json, the events), which
+    records what the others decided; a cancel asked for while an epoch validates is honoured
+    once it is recorded.
+    """
+    classes = _callback_classes()
+    started = time.perf_counter()  # of this invocation: cosine_time and the time budget
+    halt = Halt(cancel)
+    keras_callbacks = [classes.Checkpoint(run, cfg, state, halt, data, save, model_json),
+                       classes.Schedule(cfg, state, halt, started),
+                       classes.Stop(cfg, state, halt, started),
+                       classes.Record(run, cfg, state, halt, progress)]
+    return RunCallbacks(keras_callbacks, state, halt)
+
+
 @functools.lru_cache(maxsize=None)
-def build_recorder_class():
-    """The Keras callback class of a run (created lazily: importing this module does not import Keras)."""
+def _callback_classes() -> SimpleNamespace:
+    """The Keras callback classes (created lazily: importing this module does not import Keras)."""
     import keras
 
-    class Recorder(keras.callbacks.Callback):
-        """Writes metrics.jsonl, state.json, the models and the card; sends events; honours cancel,
-        the time budget (``max_minutes``) and the cosine learning-rate schedule."""
+    class Checkpoint(keras.callbacks.Callback):
+        """After every epoch last.keras; when validation Dice improved, model.keras and its card;
+        the patience counters (``wait``, ``lr_wait``)."""
 
-        def __init__(self, run: Path, cfg, state: dict, data: dict, progress, cancel, save, model_json):
+        def __init__(self, run: Path, cfg, state: RunState, halt: Halt, data: dict, save, model_json):
             super().__init__()
-            self.run, self.cfg, self.state, self.data = run, cfg, dict(state), data
-            self.progress, self.cancel, self.save, self.model_json = progress, cancel, save, model_json
-            self.nan = None
-            self.cancelled = False
-            self.out_of_time = False
-            self._started = time.perf_counter()
-            self._last_batch_log = 0.0
-            self._epoch_start = 0.0
-            self._metrics = MetricsAppender(run)
+            self.run, self.cfg, self.state, self.halt = run, cfg, state, halt
+            self.data, self.save, self.model_json = data, save, model_json
 
-        def _append(self, rec: dict, sync: bool = False) -> None:
-            self._metrics.append(rec, sync)
+        def on_epoch_end(self, epoch, logs=None):
+            if self.halt.epoch_cut:
+                return
+            metrics = epoch_metrics(logs)
+            st = self.state
+            val = metrics.get("val_dice", float("nan"))
+            best_so_far = -1.0 if st.best_val_dice is None else st.best_val_dice
+            improved = math.isfinite(val) and val > best_so_far + 1e-4
+            self.save(self.model, self.run / LAST_MODEL)
+            if improved:
+                st.best_val_dice, st.best_epoch, st.wait, st.lr_wait = val, epoch + 1, 0, 0
+                self.save(self.model, self.run / MODEL, include_optimizer=False)
+                best = {k: metrics[k] for k in ("val_dice", "val_iou", "val_loss", "dice", "loss") if k in metrics}
+                best["epoch"] = epoch + 1
+                write_card(self.run, self.model_json(self.cfg, best, self.data))
+            else:
+                st.wait += 1
+                st.lr_wait += 1
+
+    class Schedule(keras.callbacks.Callback):
+        """The learning rate: a cosine over the epochs or over the time budget (set as each epoch
+        begins), or halved after ``reduce_lr`` epochs without a gain (``plateau``); ``state.lr``."""
+
+        def __init__(self, cfg, state: RunState, halt: Halt, started: float):
+            super().__init__()
+            self.cfg, self.state, self.halt, self.started = cfg, state, halt, started
+
+        def on_epoch_begin(self, epoch, logs=None):
+            cfg = self.cfg
+            if cfg.lr_schedule == "cosine":  # a function of the epoch alone: resume replays it
+                self.model.optimizer.learning_rate.assign(cosine_lr(cfg.learning_rate, cfg.min_lr, epoch, cfg.epochs))
+            elif cfg.lr_schedule == "cosine_time":  # over max_minutes of this invocation
+                frac = (time.perf_counter() - self.started) / (60 * cfg.max_minutes)
+                self.model.optimizer.learning_rate.assign(cosine_lr(cfg.learning_rate, cfg.min_lr, min(frac, 1.0), 1))
+
+        def on_epoch_end(self, epoch, logs=None):
+            if self.halt.epoch_cut:
+                return
+            cfg, st = self.cfg, self.state
+            lr = current_lr(self.model)
+            if cfg.lr_schedule == "plateau" and cfg.reduce_lr and st.lr_wait >= cfg.reduce_lr and lr > cfg.min_lr:
+                lr = max(cfg.min_lr, lr / 2)
+                self.model.optimizer.learning_rate.assign(lr)
+                st.lr_wait = 0
+            st.lr = lr
+
+    class Stop(keras.callbacks.Callback):
+        """Stops training on a non-finite loss or a cancel (within a batch), after ``early_stopping``
+        epochs without a gain, or after the epoch that reaches the time budget (``max_minutes``)."""
+
+        def __init__(self, cfg, state: RunState, halt: Halt, started: float):
+            super().__init__()
+            self.cfg, self.state, self.halt, self.started = cfg, state, halt, started
+            self._epoch = 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            if not math.isfinite(float((logs or {}).get("loss", float("nan")))):
+                self.halt.nan = (self._epoch + 1, batch + 1)
+                self.model.stop_training = True
+                return
+            self.halt.honour_cancel(self.model)
+
+        def on_epoch_end(self, epoch, logs=None):
+            if self.halt.epoch_cut:
+                return
+            cfg = self.cfg
+            if cfg.early_stopping and self.state.wait >= cfg.early_stopping:
+                self.state.stopped_early = True
+                self.model.stop_training = True
+            elapsed = time.perf_counter() - self.started
+            if cfg.max_minutes and epoch + 1 < cfg.epochs and elapsed >= 60 * cfg.max_minutes:
+                self.halt.out_of_time = True  # the run stays resumable: state.json says where it stands
+                self.model.stop_training = True
+
+    class Record(keras.callbacks.Callback):
+        """Appends the batch (throttled) and epoch records to metrics.jsonl, writes state.json,
+        sends the progress events; a cut epoch is never recorded."""
+
+        def __init__(self, run: Path, cfg, state: RunState, halt: Halt, progress):
+            super().__init__()
+            self.run, self.cfg, self.state, self.halt, self.progress = run, cfg, state, halt, progress
+            self._last_batch_log = 0.0
+            self._epoch, self._epoch_start, self._lr = 0, 0.0, float("nan")
+            self._metrics = MetricsAppender(run)
 
         def on_epoch_begin(self, epoch, logs=None):
             self._epoch_start = time.perf_counter()
             self._epoch = epoch
-            if self.cfg.lr_schedule == "cosine":  # a function of the epoch alone: resume replays it
-                lr = cosine_lr(self.cfg.learning_rate, self.cfg.min_lr, epoch, self.cfg.epochs)
-                self.model.optimizer.learning_rate.assign(lr)
-            elif self.cfg.lr_schedule == "cosine_time":  # over max_minutes of this invocation
-                frac = (time.perf_counter() - self._started) / (60 * self.cfg.max_minutes)
-                lr = cosine_lr(self.cfg.learning_rate, self.cfg.min_lr, min(frac, 1.0), 1)
-                self.model.optimizer.learning_rate.assign(lr)
+            self._lr = current_lr(self.model)  # after Schedule set it: the rate of this epoch
 
         def on_train_batch_end(self, batch, logs=None):
+            if self.halt.epoch_cut:
+                return
             logs = logs or {}
-            loss = float(logs.get("loss", float("nan")))
-            if not math.isfinite(loss):
-                self.nan = (self._epoch + 1, batch + 1)
-                self.model.stop_training = True
-                return
-            if self.cancel is not None and self.cancel.cancelled:
-                self.cancelled = True
-                self.model.stop_training = True
-                return
             now = time.perf_counter()
             if now - self._last_batch_log >= self.cfg.batch_log_seconds:
                 self._last_batch_log = now
+                loss = float(logs.get("loss", float("nan")))
                 rec = {"type": "batch", "epoch": self._epoch + 1, "batch": batch + 1, "loss": loss,
                        "dice": float(logs.get("dice", float("nan"))), "time": time.time()}
-                self._append(rec)
+                self._metrics.append(rec)
                 total = self.params.get("steps") if self.params else None
                 report(self.progress, "train", batch + 1, int(total or 0),
                        f"epoch {self._epoch + 1}/{self.cfg.epochs} loss {loss:.4f}")
 
         def on_epoch_end(self, epoch, logs=None):
-            if self.nan or self.cancelled:
-                return  # an incomplete epoch is never recorded
-            logs = dict(logs or {})
-            lr = float(np.asarray(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
-            rec = {"type": "epoch", "epoch": epoch + 1, "lr": lr,
+            if self.halt.epoch_cut:
+                return
+            rec = {"type": "epoch", "epoch": epoch + 1, "lr": self._lr,
                    "seconds": round(time.perf_counter() - self._epoch_start, 3), "time": time.time()}
-            rec.update({k: float(v) for k, v in logs.items() if k != "learning_rate"})
-            st = self.state
-            val = rec.get("val_dice", float("nan"))
-            improved = math.isfinite(val) and val > st.get("best_val_dice", -1.0) + 1e-4
-            self.save(self.model, self.run / LAST_MODEL)
-            if improved:
-                st.update(best_val_dice=val, best_epoch=epoch + 1, wait=0, lr_wait=0)
-                self.save(self.model, self.run / MODEL, include_optimizer=False)
-                best = {k: rec[k] for k in ("val_dice", "val_iou", "val_loss", "dice", "loss") if k in rec}
-                best["epoch"] = epoch + 1
-                write_card(self.run, self.model_json(self.cfg, best, self.data))
-            else:
-                st["wait"] = st.get("wait", 0) + 1
-                st["lr_wait"] = st.get("lr_wait", 0) + 1
-            if (self.cfg.lr_schedule == "plateau" and self.cfg.reduce_lr
-                    and st.get("lr_wait", 0) >= self.cfg.reduce_lr and lr > self.cfg.min_lr):
-                lr = max(self.cfg.min_lr, lr / 2)
-                self.model.optimizer.learning_rate.assign(lr)
-                st["lr_wait"] = 0
-            if self.cfg.early_stopping and st.get("wait", 0) >= self.cfg.early_stopping:
-                st["stopped_early"] = True
-                self.model.stop_training = True
-            elapsed = time.perf_counter() - self._started
-            if self.cfg.max_minutes and epoch + 1 < self.cfg.epochs and elapsed >= 60 * self.cfg.max_minutes:
-                self.out_of_time = True  # the run stays resumable: state.json says where it stands
-                self.model.stop_training = True
-            st.update(epoch=epoch + 1, lr=lr)
-            self._append(rec, sync=True)
-            write_state(self.run, st)
+            rec.update(epoch_metrics(logs))
+            self.state.epoch = epoch + 1
+            self._metrics.append(rec, sync=True)  # on disk before state.json says the epoch is done
+            self.state.write(self.run)
             if self.progress is not None:
+                val = rec.get("val_dice", float("nan"))
                 self.progress(EpochEvent("epoch", epoch + 1, self.cfg.epochs, f"val Dice {val:.4f}", rec))
-            if self.cancel is not None and self.cancel.cancelled:
-                self.cancelled = True
-                self.model.stop_training = True
+            self.halt.honour_cancel(self.model)
 
         def on_train_end(self, logs=None):
             self._metrics.close()
 
-    return Recorder
+    return SimpleNamespace(Checkpoint=Checkpoint, Schedule=Schedule, Stop=Stop, Record=Record)

@@ -4,7 +4,7 @@ A run writes its folder as :mod:`core.runtime.runs` describes (config.json, spli
 metrics.jsonl, state.json, last.keras, model.keras and its card model.json, the ONNX
 files, tensorboard/); every file is replaced atomically, so a run killed at any moment
 (even ``kill -9``) resumes from its last completed epoch with the same curves. The
-Keras side (batches, distribution strategy, the recording callback) is in
+Keras side (batches, distribution strategy, the checkpoint, schedule, stop and record callbacks) is in
 :mod:`core.training.callbacks`.
 
 Training data: the dataset's CT cases, split by patient with a seed, or the
@@ -28,9 +28,10 @@ from ..datasets.dataset import list_cases, read_manifest
 from ..runtime.errors import LiverSegError
 from ..runtime.jobs import CancelToken, ProgressFn, check
 from . import defaults as D
-from .callbacks import EpochEvent, NullScope, build_recorder_class, distribution_strategy, make_batches  # noqa: F401
+from .callbacks import EpochEvent, NullScope, distribution_strategy, make_batches, run_callbacks  # noqa: F401
 from .loader import STAGES, SlicePipeline, Split, split_cases
 from ..transforms.preprocess import Preprocessing
+from ..runtime.runs import RunState
 from ..runtime.runs import read_metrics, rewrite_metrics  # noqa: F401 (EpochEvent, read_metrics: importable from here too)
 from .defaults import PRECISIONS, STRATEGIES  # noqa: F401 (importable from here too)
 
@@ -235,7 +236,7 @@ def train(config: TrainConfig, progress: Optional[ProgressFn] = None, cancel: Op
             raise TrainingError(f"{run}: nothing to resume (no {runs.CONFIG})")
         cfg = TrainConfig.from_dict(runs.read_config(run))
         cfg = TrainConfig.from_dict({**cfg.to_dict(), "out": str(run)})
-        state = runs.read_state(run)
+        state = RunState.read(run)
         split = Split(**{k: tuple(v) if isinstance(v, list) else v for k, v in runs.read_split(run).items()})
         if config.epochs != cfg.epochs:  # resuming may extend a run
             cfg = TrainConfig.from_dict({**cfg.to_dict(), "epochs": config.epochs})
@@ -246,9 +247,9 @@ def train(config: TrainConfig, progress: Optional[ProgressFn] = None, cancel: Op
         run.mkdir(parents=True, exist_ok=True)
         split = make_split(cfg)
         runs.write_split(run, json.loads(split.to_json()))
-        state = {"epoch": 0}
+        state = RunState()
     runs.write_config(run, cfg.to_dict())
-    done_epochs = int(state.get("epoch", 0))
+    done_epochs = state.epoch
     runs.rewrite_metrics(run, done_epochs)
 
     if cfg.precision != "float32":
@@ -278,34 +279,34 @@ def train(config: TrainConfig, progress: Optional[ProgressFn] = None, cancel: Op
             # the ResUNet 1.56-1.8x faster at 128 px (docs/BENCHMARKS.md). Below XLA_MIN_SIZE the
             # compilation (tens of seconds) costs more than a small model's whole run saves.
             model.jit_compile = True
-        if "lr" in state:
-            model.optimizer.learning_rate.assign(state["lr"])
+        if state.lr is not None:
+            model.optimizer.learning_rate.assign(state.lr)
         data = data_summary(cfg, split, train_pipe, val_pipe)
-        recorder = build_recorder_class()(run, cfg, state, data, progress, cancel, save_model_atomic, _model_json)
-        callbacks = [recorder]
+        cbs = run_callbacks(run, cfg, state, data, progress, cancel, save_model_atomic, _model_json)
+        callbacks = list(cbs.keras)
         if keras.backend.backend() == "tensorflow":
             callbacks.append(keras.callbacks.TensorBoard(str(run / runs.TENSORBOARD), update_freq="epoch"))
-        if done_epochs < cfg.epochs and not state.get("stopped_early"):
+        if done_epochs < cfg.epochs and not state.stopped_early:
             check(cancel)
             model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=done_epochs,
                       callbacks=callbacks, verbose=0)
     finally:
         if cfg.precision != "float32":
             keras.mixed_precision.set_global_policy("float32")
-    if recorder.nan:
-        raise TrainingError(f"{run}: loss became NaN at epoch {recorder.nan[0]}, batch {recorder.nan[1]}; "
+    halt, st = cbs.halt, cbs.state
+    if halt.nan:
+        raise TrainingError(f"{run}: loss became NaN at epoch {halt.nan[0]}, batch {halt.nan[1]}; "
                             f"lower the learning rate (last good model: {run / runs.LAST_MODEL})")
-    st = recorder.state
-    status = ("cancelled" if recorder.cancelled else "early_stopped" if st.get("stopped_early")
-              else "time_budget" if recorder.out_of_time else "completed")
+    status = ("cancelled" if halt.cancelled else "early_stopped" if st.stopped_early
+              else "time_budget" if halt.out_of_time else "completed")
     best_model = run / runs.MODEL
     if cfg.calibrate and status != "cancelled" and best_model.exists():
         from .threshold import calibrate_threshold
         calibrate_threshold(run, progress, cancel)
     if cfg.export_onnx and status != "cancelled" and best_model.exists():
         export_after_training(run, progress, cancel, cfg.calibration_slices)
-    return RunResult(str(run), status, int(st.get("epoch", 0)), int(st.get("best_epoch", 0)),
-                     float(st.get("best_val_dice", float("nan"))),
+    return RunResult(str(run), status, st.epoch, st.best_epoch,
+                     float("nan") if st.best_val_dice is None else st.best_val_dice,
                      str(best_model) if best_model.exists() else None,
                      [r for r in runs.read_metrics(run) if r.get("type") == "epoch"])
 

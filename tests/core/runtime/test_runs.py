@@ -164,3 +164,15 @@ def test_runs_imports_nothing_heavy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,
                          check=True).stdout
     assert json.loads(out.splitlines()[-1]) == []
+
+
+def test_run_state_reads_and_writes_state_json_as_before(tmp_path):
+    old = {"epoch": 1, "best_val_dice": 0.13, "best_epoch": 1, "wait": 0, "lr_wait": 0, "lr": 0.001}
+    runs.write_state(tmp_path, old)
+    st = runs.RunState.read(tmp_path)
+    assert (st.epoch, st.best_val_dice, st.best_epoch, st.lr, st.stopped_early) == (1, 0.13, 1, 0.001, False)
+    st.write(tmp_path)
+    assert runs.read_state(tmp_path) == old  # the same keys: older code reads it too
+    later = {"epoch": 4, "wait": 3, "lr_wait": 1, "stopped_early": True, "lr": 0.5, "newer_key": [1]}
+    assert runs.RunState.from_dict(later).to_dict() == later  # no best yet; unknown keys kept
+    assert runs.RunState.read(tmp_path / "none") == runs.RunState()
