@@ -1,16 +1,14 @@
 """Training data: patient-level splits and a fast, cached slice pipeline.
 
-Cases are read once (memory-mapped), each slice is normalised and resized
-to the model input once (cached in memory as uint8), and batches are then
-built by indexing the cache, stacking 2.5D neighbours and augmenting on the
-fly (:mod:`core.augment`; intensity), never writing anything to disk and
-never decoding DICOM per sample.
+Cases are read once (memory-mapped), each slice is normalised and resized to the model input
+once (cached in memory as uint8), and batches are then built by indexing the cache, stacking 2.5D
+neighbours and augmenting on the fly (:mod:`core.transforms.augment`; intensity), never writing
+anything to disk and never decoding DICOM per sample.
 
-Label-map cases (expert anatomy without CT, :mod:`core.dataset`) are cached as
-anatomy codes on the model's grid; every time one of their slices is drawn, a
-new CT is rendered from it (:mod:`core.synthetic.synth_ct`), after the geometric
-augmentation. Without augmentation (validation) the rendering is seeded per
-slice, so the same slice always looks the same.
+Label-map cases (expert anatomy without CT, :mod:`core.datasets.dataset`) are cached as anatomy
+codes on the model's grid; every time one of their slices is drawn, a new CT is rendered from it
+(:mod:`core.synthetic.synth_ct`), after the geometric augmentation. Without augmentation
+(validation, :func:`eval_pipeline`) the rendering is seeded per slice: a slice always looks the same.
 
 Stages:
     * ``liver``: whole slices resized to the input; target liver (labels 1 and 2).
@@ -95,18 +93,14 @@ class SlicePipeline:
     """Batches of (input, target) for one stage, from cached preprocessed cases.
 
     Args:
-        dataset: dataset folder.
-        case_ids: patients to use.
-        stage: "liver" or "tumor".
-        pre: the preprocessing (its size is the model input).
+        dataset, case_ids: the dataset folder and the patients to use.
+        stage, pre: "liver" or "tumor"; the preprocessing (its size is the model input).
         fraction: share of the slices to keep (the notebooks' 0.25 / 0.5 / 1.0), seeded.
-        augment: random flips, rotations, zoom and intensity changes.
-        seed: sampling and augmentation seed.
-        synth_lesions: with augmentation: share of the samples that get synthetic lesions pasted
-            into their liver (:mod:`core.synthetic.lesion_synth`); needs a linear recipe. Tumour stage: the
-            lesions are labelled tumour; liver stage (``liver_lesions``): they stay liver.
+        augment, seed: random flips, rotations, zoom and intensity changes; their (and sampling's) seed.
+        synth_lesions: with augmentation: share of the samples given synthetic lesions in their liver
+            (:mod:`core.synthetic.lesion_synth`, linear recipe): tumour; liver with ``liver_lesions``.
         liver_lesions: allow ``synth_lesions`` for the liver stage (targets unchanged).
-        geometry: "flips" or "anatomical" (:mod:`core.augment`).
+        geometry: "flips" or "anatomical" (:mod:`core.transforms.augment`).
         thick_slices: with augmentation and mm neighbours (``pre.neighbour_mm``): share of the
             real-CT samples (half that of the rendered ones) shown as a thicker scan would show
             them (:data:`THICK_MM`, :func:`core.transforms.zsample.channel_weights`).
@@ -276,13 +270,12 @@ class SlicePipeline:
     def batch(self, rows: np.ndarray, rng: Optional[np.random.Generator] = None) -> tuple[np.ndarray, np.ndarray]:
         """Inputs float32 [B, S, S, C] in [0, 1] and targets float32 [B, S, S, 1] for samples ``rows``.
 
-        With augmentation, the geometric transform (:mod:`core.augment`) is applied while
+        With augmentation, the geometric transform (:mod:`core.transforms.augment`) is applied while
         gathering from the cache, so each sample is copied once; label-map samples are then
         rendered (:mod:`core.synthetic.synth_ct`); synthetic lesions (tumour stage) are pasted into the
         uint8 copy; intensity scale and shift are fused into the conversion to float.
-        ``rng`` (default: the pipeline's own) makes batches reproducible and thread-safe.
-        Without augmentation, label-map samples are rendered with a generator seeded by
-        (pipeline seed, row), so validation sees the same images every time.
+        ``rng`` (default: the pipeline's own) makes batches reproducible and thread-safe. Without
+        augmentation label-map samples are rendered seeded by (pipeline seed, row): the same every time.
 
         With ``pre.neighbour_mm`` each channel is interpolated at its position (``thick_slices``
         of them as a thicker scan would show them): :func:`core.transforms.zsample.channel_weights`.
@@ -391,6 +384,13 @@ class SlicePipeline:
         order = self.rng.permutation(len(self.rows)) if shuffle else np.arange(len(self.rows))
         for i in range(0, len(order), batch_size):
             yield self.batch(order[i:i + batch_size])
+
+
+def eval_pipeline(dataset, case_ids: Sequence[str], stage: str, pre: Preprocessing, seed: int = 0,
+                  progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> SlicePipeline:
+    """Every slice of ``case_ids``, unaugmented: what validation, the threshold search and the int8
+    calibration and gate (:mod:`core.training.threshold`, :mod:`core.training.quantize`) see."""
+    return SlicePipeline(dataset, list(case_ids), stage, pre, 1.0, False, seed, progress, cancel)
 
 
 def _dense(inv: np.ndarray, w: np.ndarray, n: int) -> np.ndarray:

@@ -61,8 +61,8 @@ def calibration_inputs(dataset: str, cases: Sequence[str], stage: str, pre, n: i
 
     For the tumour stage half of them come from slices with tumour when there are any.
     """
-    from .loader import SlicePipeline
-    pipe = SlicePipeline(dataset, list(cases), stage, pre, augment=False, seed=seed)
+    from .loader import eval_pipeline
+    pipe = eval_pipeline(dataset, cases, stage, pre, seed)
     rng = np.random.default_rng(seed)
     pos, neg = np.flatnonzero(pipe.positive), np.flatnonzero(~pipe.positive)
     k_pos = min(len(pos), n // 2 if stage == "tumor" else int(round(n * len(pos) / len(pipe))))
@@ -93,9 +93,9 @@ def _load_or_make_calibration(folder: Path, meta: dict, dataset: str, train: lis
 def case_dice(sess, dataset: str, case_id: str, stage: str, pre, threshold: float, batch: int = 16) -> float:
     """3D Dice of one model on one case at the model's input grid (the training pipeline's targets)."""
     from ..evaluation.metrics import dice
-    from .loader import SlicePipeline
+    from .loader import eval_pipeline
     try:
-        pipe = SlicePipeline(dataset, [case_id], stage, pre, augment=False)
+        pipe = eval_pipeline(dataset, [case_id], stage, pre)
     except Exception as exc:  # e.g. a tumour-stage case without liver
         raise ModelError(f"{dataset}/{case_id}: cannot prepare validation slices ({one_line(exc, 100)})") from None
     preds, truths = [], []

@@ -35,6 +35,7 @@ from ..runtime.errors import LiverSegError
 from ..runtime.jobs import CancelToken, ProgressFn, report
 from ..runtime.runs import (CARD, INT8_FILE, MODEL, ONNX_FILE, has_card, has_config, read_card, read_config,
                             update_card, write_card)
+from . import defaults as D
 
 log = logging.getLogger(__name__)
 
@@ -50,18 +51,20 @@ INSTALL_NAMES = {"liver": "ircadb-liver", "tumor": "ircadb-tumor"}
 # licensed CTs, which may not be redistributed (CC BY-NC-ND 4.0).
 MODEL_FILES = (MODEL, CARD, ONNX_FILE, INT8_FILE)
 
-# The per-stage training options. Epochs are multiplied by ``scale``; 40 epochs of 100 batches
-# of 16 (64,000 samples) take about 45 minutes per stage on a 2-core CPU.
+# The per-stage training options (the training defaults, :mod:`core.training.defaults`, where they
+# agree). Epochs are multiplied by ``scale``; 40 epochs of 100 batches of 16 (64,000 samples) take
+# about 45 minutes per stage on a 2-core CPU.
 # Acquisition (issue 21): 2.5D neighbours 2 mm apart whatever the scan's slices, 40 % of the samples
 # shown as a 2.5-6 mm scan would show them, half the real-CT samples in another contrast phase.
 ACQUISITION = dict(neighbour_mm=2.0, thick_slices=0.4, phases=0.5)
 STAGE_OPTIONS = {
-    "liver": dict(image_size=128, base_filters=8, batch_size=16, epochs=40, steps_per_epoch=100,
-                  learning_rate=1e-3, min_lr=1e-5, lr_schedule="cosine", geometry="anatomical", real_share=0.4,
-                  liver_lesions=0.3, **ACQUISITION),
-    "tumor": dict(image_size=128, base_filters=8, batch_size=16, epochs=40, steps_per_epoch=100,
-                  learning_rate=1e-3, min_lr=1e-5, lr_schedule="cosine", geometry="anatomical", real_share=0.3,
-                  synth_lesions=0.5, tumor_positive_share=0.5, **ACQUISITION,
+    "liver": dict(image_size=128, base_filters=8, batch_size=D.BATCH_SIZE, epochs=40, steps_per_epoch=100,
+                  learning_rate=D.LEARNING_RATE, min_lr=1e-5, lr_schedule="cosine", geometry="anatomical",
+                  real_share=0.4, liver_lesions=0.3, **ACQUISITION),
+    "tumor": dict(image_size=128, base_filters=8, batch_size=D.BATCH_SIZE, epochs=40, steps_per_epoch=100,
+                  learning_rate=D.LEARNING_RATE, min_lr=1e-5, lr_schedule="cosine", geometry="anatomical",
+                  real_share=0.3, synth_lesions=D.SYNTH_LESIONS, tumor_positive_share=D.TUMOR_POSITIVE_SHARE,
+                  **ACQUISITION,
                   calibration_slices=64),  # 32 left the int8 tumour model 0.0115 off (gate 0.01); 64: 0.0078
 }
 
@@ -105,14 +108,14 @@ class RecipeConfig:
     val_cases: tuple[str, ...] = VAL_CASES
     stages: tuple[str, ...] = ("liver", "tumor")
     scale: float = 1.0
-    precision: str = "float32"
-    loader_workers: int = 2
+    precision: str = D.PRECISION
+    loader_workers: int = D.LOADER_WORKERS
     loader_processes: bool = False
     init_from: Optional[str] = None
     max_minutes: float = 0.0
     export_onnx: bool = True
     calibrate: bool = True
-    seed: int = 0
+    seed: int = D.SEED
     overrides: tuple[tuple[str, object], ...] = ()
 
 
@@ -205,7 +208,7 @@ def train_default_models(cfg: RecipeConfig, progress: Optional[ProgressFn] = Non
     Raises:
         RecipeError, TrainingError, DatasetError: one line naming the folder and the problem.
     """
-    from .trainer import TrainConfig, train
+    from .trainer import TrainConfig, resume_epochs, train
     dataset = prepare_dataset(cfg, progress, cancel)
     train_ids, val_ids, facts = split_for(dataset, cfg)
     results = {}
@@ -227,8 +230,9 @@ def train_default_models(cfg: RecipeConfig, progress: Optional[ProgressFn] = Non
         if not again and run.exists() and any(run.iterdir()):
             raise RecipeError(f"{run}: a run is already there; use --resume to continue it")
         report(progress, "recipe", len(results), len(cfg.stages), f"{stage} stage")
-        result = train(tc if not again else replace(tc, epochs=_saved_epochs(run, tc.epochs)),
-                       progress=progress, cancel=cancel, resume=again)
+        if again:  # a stage's plan only grows (with --scale or --max-minutes): keep_plan
+            tc = replace(tc, epochs=resume_epochs(_saved_epochs(run, tc.epochs), tc.epochs, keep_plan=True))
+        result = train(tc, progress=progress, cancel=cancel, resume=again)
         results[stage] = result
         if has_card(run):
             update_card(run, card=card(stage, facts, result), label=label_for(facts))
@@ -238,13 +242,12 @@ def train_default_models(cfg: RecipeConfig, progress: Optional[ProgressFn] = Non
     return results
 
 
-def _saved_epochs(run: Path, asked: int) -> int:
-    """On resume, the larger of the saved plan and the asked one (a resume may extend a run)."""
+def _saved_epochs(run: Path, default: int) -> int:
+    """The epochs a run's config.json plans (``default`` when it cannot be read)."""
     try:
-        saved = int(read_config(run).get("epochs", asked))
+        return int(read_config(run).get("epochs", default))
     except (OSError, ValueError):
-        saved = asked
-    return max(saved, asked)
+        return default
 
 
 def install_models(work: str | os.PathLike, dest: str | os.PathLike, default: bool = True) -> dict:

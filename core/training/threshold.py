@@ -72,12 +72,12 @@ def calibrate_threshold(run_dir, progress: Optional[ProgressFn] = None, cancel: 
     ``threshold_search``.
     """
     from ..model.io import load_model
-    from .loader import SlicePipeline
+    from .loader import eval_pipeline
     from ..transforms.preprocess import Preprocessing
     run = Path(run_dir)
     meta, cfg, split = read_card(run), read_config(run), read_split(run)
     pre = Preprocessing.from_dict(meta["preprocessing"])
-    pipe = SlicePipeline(cfg["dataset"], split["val"], meta["stage"], pre, 1.0, False, 0, cancel=cancel)
+    pipe = eval_pipeline(cfg["dataset"], split["val"], meta["stage"], pre, cancel=cancel)
     import keras
     model = load_model(run / MODEL, compile=False)
     n = len(pipe)

@@ -29,7 +29,7 @@ from ..runtime.errors import LiverSegError
 from ..runtime.jobs import CancelToken, ProgressFn, check
 from . import defaults as D
 from .callbacks import EpochEvent, NullScope, distribution_strategy, make_batches, run_callbacks  # noqa: F401
-from .loader import STAGES, SlicePipeline, Split, split_cases
+from .loader import STAGES, SlicePipeline, Split, eval_pipeline, split_cases
 from ..transforms.preprocess import Preprocessing
 from ..runtime.runs import RunState
 from ..runtime.runs import read_metrics, rewrite_metrics  # noqa: F401 (EpochEvent, read_metrics: importable from here too)
@@ -66,7 +66,7 @@ class TrainConfig:
     val_fraction: float = 0.2
     seed: int = D.SEED
     augment: bool = True
-    tumor_positive_share: float = 0.5  # tumour stage: share of samples drawn from slices with tumour
+    tumor_positive_share: float = D.TUMOR_POSITIVE_SHARE  # tumour stage: share of samples from slices with tumour
     synth_lesions: float = D.SYNTH_LESIONS  # tumour stage, window25d: share of samples given synthetic lesions
     liver_lesions: float = 0.0  # liver stage, window25d: same, lesions that stay liver (tumours are liver)
     early_stopping: int = D.EARLY_STOPPING  # patience in epochs without val Dice gain; 0 = off
@@ -170,7 +170,7 @@ def _make_datasets(cfg: TrainConfig, split: Split, progress, cancel):
     train = SlicePipeline(cfg.dataset, split.train, cfg.stage, pre, cfg.fraction, cfg.augment, cfg.seed,
                           progress, cancel, synth_lesions=synth, geometry=cfg.geometry,
                           liver_lesions=cfg.stage == "liver", thick_slices=cfg.thick_slices, phases=cfg.phases)
-    val = SlicePipeline(cfg.dataset, split.val, cfg.stage, pre, 1.0, False, cfg.seed, progress, cancel)
+    val = eval_pipeline(cfg.dataset, split.val, cfg.stage, pre, cfg.seed, progress, cancel)
     return (*make_batches(cfg, train, val), train, val)
 
 
@@ -184,6 +184,13 @@ def _model_json(cfg: TrainConfig, best: dict, data: dict) -> dict:
         "backend": keras.backend.backend(), "keras": keras.__version__, "precision": cfg.precision,
         "data": data, "best": best, "date": time.strftime("%Y-%m-%dT%H:%M:%S"), "label": cfg.label,
     }
+
+
+def resume_epochs(saved: int, asked: int, keep_plan: bool = False) -> int:
+    """The epochs a resumed run plans, decided here only: the asked number, so a resume may extend
+    a run (and ``liverseg train --resume --epochs N`` may end it sooner); ``keep_plan``: never fewer
+    than the ``saved`` plan (the default-model recipe, whose plan follows --scale / --max-minutes)."""
+    return max(saved, asked) if keep_plan else asked
 
 
 def make_split(cfg: TrainConfig) -> Split:
@@ -238,8 +245,7 @@ def train(config: TrainConfig, progress: Optional[ProgressFn] = None, cancel: Op
         cfg = TrainConfig.from_dict({**cfg.to_dict(), "out": str(run)})
         state = RunState.read(run)
         split = Split(**{k: tuple(v) if isinstance(v, list) else v for k, v in runs.read_split(run).items()})
-        if config.epochs != cfg.epochs:  # resuming may extend a run
-            cfg = TrainConfig.from_dict({**cfg.to_dict(), "epochs": config.epochs})
+        cfg = TrainConfig.from_dict({**cfg.to_dict(), "epochs": resume_epochs(cfg.epochs, config.epochs)})
     else:
         cfg = config
         if run.exists() and any(run.iterdir()):

@@ -210,3 +210,9 @@ def test_mirrored_strategy_on_two_logical_cpus(tiny_dataset, tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "DEVICES 2 completed 1" in p.stdout
+
+
+def test_resume_epochs_is_decided_in_one_place():
+    from core.training.trainer import resume_epochs
+    assert resume_epochs(3, 5) == 5 and resume_epochs(5, 3) == 3  # liverseg train --resume --epochs N
+    assert resume_epochs(5, 3, keep_plan=True) == 5 and resume_epochs(3, 5, keep_plan=True) == 5  # the recipe
