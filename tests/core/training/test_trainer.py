@@ -173,8 +173,8 @@ def test_cli_kill_9_then_resume(tiny_dataset, tmp_path):
     run = tmp_path / "k"
     p = _cli("train", str(tiny_dataset), "--stage", "liver", "--out", str(run), *TINY_ARGS)
     deadline = time.time() + 240
-    while time.time() < deadline and p.poll() is None:
-        if any(x["type"] == "epoch" for x in read_metrics(run)):
+    while time.time() < deadline and p.poll() is None:  # state.json is written last for an epoch
+        if (run / "state.json").is_file() and json.loads((run / "state.json").read_text()).get("epoch", 0) >= 1:
             break
         time.sleep(0.05)
     if p.poll() is None:
