@@ -179,11 +179,11 @@ def main() -> None:
         total = time.perf_counter() - t0
 
         # Bare network calls on exactly the same inputs, prepared beforehand.
-        norm = normalised_stack(vol.hu, liver.pre)
+        norm = normalised_stack(vol.hu, liver.pre, dz=vol.spacing[0])
         liver_mask = seg.label > 0
         zs = np.flatnonzero(liver_mask.any(axis=(1, 2)))
         box = inplane_box(liver_mask, MARGIN_PX)
-        tnorm = normalised_stack(vol.hu[zs[0]:zs[-1] + 1], tumor.pre, box)
+        tnorm = normalised_stack(vol.hu[zs[0]:zs[-1] + 1], tumor.pre, box, dz=vol.spacing[0])
         from core.transforms.preprocess import stack_channels
         xl = [stack_channels(norm, np.arange(i, min(i + args.batch, len(norm))), liver.pre)
               for i in range(0, len(norm), args.batch)]

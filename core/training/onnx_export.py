@@ -45,7 +45,7 @@ def phantom_inputs(pre, n: int = 8, seed: int = 7) -> np.ndarray:
     from ..transforms.preprocess import normalised_stack, stack_channels
     from ..synthetic.phantom import make_phantom
     case = make_phantom(seed, max(n + 4, 16), 256)
-    norm = normalised_stack(case.hu, pre)
+    norm = normalised_stack(case.hu, pre, dz=case.spacing[0])
     zs = np.linspace(2, case.hu.shape[0] - 3, n).round().astype(int)
     return stack_channels(norm, zs, pre)
 

@@ -212,3 +212,11 @@ def test_cli_export_onnx_and_engine_flag(tmp_path, tiny_dataset):
     r = _cli("predict", str(dicom), "--liver-model", str(tmp_path / "nowhere"), "--engine", "gpu-magic",
              "--out", str(tmp_path / "x.nii.gz"))
     assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+def test_phantom_inputs_for_a_model_with_mm_neighbours():
+    """The ONNX check's inputs for a model whose neighbours are in mm (issue 21) use the phantom's spacing."""
+    from core.transforms.preprocess import Preprocessing
+    x = phantom_inputs(Preprocessing(size=32, neighbour_mm=2.0), n=4)
+    y = phantom_inputs(Preprocessing(size=32), n=4)
+    assert x.shape == y.shape == (4, 32, 32, 3) and np.array_equal(x[..., 1], y[..., 1])
