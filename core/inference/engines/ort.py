@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Optional, Sequence
@@ -11,7 +12,10 @@ import numpy as np
 
 from ...runtime.errors import ModelError, one_line
 from ...runtime.jobs import check, report
+from ...runtime.runs import ONNX_FILE
 from ...transforms.preprocess import stack_channels
+
+log = logging.getLogger(__name__)
 
 
 def available_providers() -> list[str]:
@@ -62,18 +66,63 @@ def run_session(sess, x: np.ndarray) -> np.ndarray:
     return sess.run(None, {name: np.ascontiguousarray(x, dtype=np.float32)})[0][..., 0]
 
 
+# An int8 model is checked once per model file and process on the study's own slices against
+# its fp32 model: ONNX Runtime's u8s8 kernels saturate on x86 CPUs without VNNI (AVX2 only, e.g. AMD
+# Zen 3 and many desktop Intel chips), where an int8 model that passed its Dice check on a VNNI
+# machine gives garbage (liver Dice 0.035 on the phantom). Above this share of disagreeing pixels
+# (of the pixels either model calls positive) the fp32 model runs instead.
+INT8_MAX_DISAGREEMENT = 0.1
+
+
+def int8_disagreement(p8: np.ndarray, p32: np.ndarray, threshold: float = 0.5) -> float:
+    """Share of the pixels either model calls positive on which they disagree (0 when neither
+    calls any)."""
+    a, b = p8 > threshold, p32 > threshold
+    union = np.count_nonzero(a | b)
+    return float(np.count_nonzero(a ^ b)) / union if union else 0.0
+
+
 class OrtRunner:
-    """Calls an ONNX Runtime session on batches (the same interface as the Keras runners)."""
+    """Calls an ONNX Runtime session on batches (the same interface as the Keras runners).
+
+    An int8 model is first checked against its fp32 model on the middle batch of the first study
+    (:data:`INT8_MAX_DISAGREEMENT`); where they disagree the fp32 model runs, and ``device`` says so.
+    """
 
     def __init__(self, seg_model, choice, batch_size: int):
         """``choice``: the :class:`core.engines.EngineChoice` naming the ONNX file and providers."""
-        cache = seg_model.__dict__.setdefault("_ort_sessions", {})
-        key = (choice.file, choice.providers, Path(choice.file).stat().st_mtime_ns)  # a re-export is a new key
+        self.m, self.batch, self.choice = seg_model, batch_size, choice
+        self.device = choice.device
+        self.sess = self._session(choice.file)
+        self.fp32 = Path(choice.file).with_name(ONNX_FILE) if choice.engine == "onnx-int8" else None
+
+    def _session(self, file: str | Path):
+        cache = self.m.__dict__.setdefault("_ort_sessions", {})
+        key = (str(file), self.choice.providers, Path(file).stat().st_mtime_ns)  # a re-export is a new key
         if key not in cache:  # created once per model and engine (and file version), reused by every study
-            cache[key] = open_session(choice.file, seg_model.pre.size, choice.providers)
-        self.sess, self.m, self.batch = cache[key], seg_model, batch_size
+            cache[key] = open_session(file, self.m.pre.size, self.choice.providers)
+        return cache[key]
+
+    def _check_int8(self, norm, zs: np.ndarray) -> None:
+        """Run the fp32 model instead where the int8 one disagrees with it on this CPU."""
+        verdicts = self.m.__dict__.setdefault("_int8_verdicts", {})
+        key = (self.choice.file, Path(self.choice.file).stat().st_mtime_ns)
+        if key not in verdicts and self.fp32 is not None and self.fp32.is_file() and len(zs):
+            mid = zs[max(0, len(zs) // 2 - self.batch // 2):][:self.batch]
+            x = stack_channels(norm, mid, self.m.pre)
+            threshold = float(getattr(self.m, "threshold", 0.5))
+            verdicts[key] = int8_disagreement(run_session(self.sess, x),
+                                              run_session(self._session(self.fp32), x), threshold)
+            if verdicts[key] > INT8_MAX_DISAGREEMENT:
+                log.warning("%s: the int8 model disagrees with the fp32 one on %.0f %% of the positive pixels "
+                            "on this CPU (no VNNI?): running the fp32 model", self.choice.file, 100 * verdicts[key])
+        if verdicts.get(key, 0.0) > INT8_MAX_DISAGREEMENT:
+            self.sess = self._session(self.fp32)
+            self.device = "ONNX Runtime fp32, CPU (int8 disagreed on this CPU)"
 
     def predict(self, norm: np.ndarray, zs: np.ndarray, cancel, progress, stage: str) -> np.ndarray:
+        if self.fp32 is not None:
+            self._check_int8(norm, zs)
         out = np.empty((len(zs),) + norm.shape[1:], np.float32)
         for i in range(0, len(zs), self.batch):
             check(cancel)
