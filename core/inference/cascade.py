@@ -114,7 +114,7 @@ def segment(volume, liver_model, tumor_model=None, progress: Optional[ProgressFn
     seg.timings["liver_pre"] = time.perf_counter() - t0
     t = time.perf_counter()
     prob_small = liver_runner.predict(norm, np.arange(hu.shape[0]), cancel, progress, "liver")
-    seg.info["engines"]["liver"] = seg.info["device"] = getattr(liver_runner, "device", liver_choice.device)
+    seg.info["engines"]["liver"] = seg.info["device"] = getattr(liver_runner, "engine_text", liver_choice.device)
     seg.timings["liver_net"] = time.perf_counter() - t
     t = time.perf_counter()
     liver = np.zeros(hu.shape, bool)
@@ -161,7 +161,7 @@ def segment(volume, liver_model, tumor_model=None, progress: Optional[ProgressFn
         runner, choice = runner_for(tumor_model, engine, batch, dev, desc)
         seg.info["engines"]["tumor"], seg.info["engine_reasons"]["tumor"] = choice.device, choice.reason
         prob_small = runner.predict(norm, zs - zs[0], cancel, progress, "tumor")
-        seg.info["engines"]["tumor"] = getattr(runner, "device", choice.device)
+        seg.info["engines"]["tumor"] = getattr(runner, "engine_text", choice.device)
         seg.timings["tumor_net"] = time.perf_counter() - t
         t = time.perf_counter()
         prob = resize_chunked(prob_small, y1 - y0, x1 - x0)

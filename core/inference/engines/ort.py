@@ -86,13 +86,13 @@ class OrtRunner:
     """Calls an ONNX Runtime session on batches (the same interface as the Keras runners).
 
     An int8 model is first checked against its fp32 model on the middle batch of the first study
-    (:data:`INT8_MAX_DISAGREEMENT`); where they disagree the fp32 model runs, and ``device`` says so.
+    (:data:`INT8_MAX_DISAGREEMENT`); where they disagree the fp32 model runs, and ``engine_text`` says so.
     """
 
     def __init__(self, seg_model, choice, batch_size: int):
         """``choice``: the :class:`core.engines.EngineChoice` naming the ONNX file and providers."""
         self.m, self.batch, self.choice = seg_model, batch_size, choice
-        self.device = choice.device
+        self.engine_text = choice.device
         self.sess = self._session(choice.file)
         self.fp32 = Path(choice.file).with_name(ONNX_FILE) if choice.engine == "onnx-int8" else None
 
@@ -118,7 +118,7 @@ class OrtRunner:
                             "on this CPU (no VNNI?): running the fp32 model", self.choice.file, 100 * verdicts[key])
         if verdicts.get(key, 0.0) > INT8_MAX_DISAGREEMENT:
             self.sess = self._session(self.fp32)
-            self.device = "ONNX Runtime fp32, CPU (int8 disagreed on this CPU)"
+            self.engine_text = "ONNX Runtime fp32, CPU (int8 disagreed on this CPU)"
 
     def predict(self, norm: np.ndarray, zs: np.ndarray, cancel, progress, stage: str) -> np.ndarray:
         if self.fp32 is not None:

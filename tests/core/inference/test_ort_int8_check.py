@@ -47,9 +47,9 @@ def test_int8_checked_against_fp32_on_the_study(tmp_path, int8_sign, falls_back)
     runner = OrtRunner(m, choice, batch_size=4)
     out = runner.predict(norm, np.arange(6), None, None, "liver")
     assert ((out > 0.5) == (norm > 0.5)).all()  # either way the model that agrees with fp32 ran
-    assert ("int8 disagreed" in runner.device) == falls_back
+    assert ("int8 disagreed" in runner.engine_text) == falls_back
     assert (m._int8_verdicts[(choice.file, (tmp_path / "model.int8.onnx").stat().st_mtime_ns)]
             > INT8_MAX_DISAGREEMENT) == falls_back
     again = OrtRunner(m, choice, batch_size=4)  # the verdict is kept for the model file
     again.predict(norm, np.arange(6), None, None, "liver")
-    assert again.device == runner.device
+    assert again.engine_text == runner.engine_text
