@@ -106,7 +106,7 @@ class SlicePipeline:
             them (:data:`THICK_MM`, :func:`core.transforms.zsample.channel_weights`).
         phases: with augmentation: share of the real-CT samples whose structures get another
             contrast phase (:func:`core.synthetic.acquisition.random_phase_table`, needs the case's
-            anatomy), then noise or a softer kernel (:func:`core.synthetic.acquisition.scanner_noise`).
+            anatomy); with it, any real-CT sample may get noise or a softer kernel (``scanner_noise``).
 
     Label-map cases among ``case_ids`` are rendered (:mod:`core.synthetic.synth_ct`); they need the
     linear ``window25d`` recipe and a body outline (skin mask).
