@@ -149,22 +149,24 @@ def test_large_lesions_have_an_irregular_lobulated_outline(monkeypatch):
     assert len(sol) >= 6 and max(sol) < ellipse and np.median(sol) < ellipse - 0.02
 
 
-def test_arterial_hyper_enhancing_lesions(monkeypatch):
-    _one_kind(monkeypatch, "arterial", large=False)
+def _pasted(monkeypatch, kind: str, seed: int):
+    """16 samples with small lesions of one kind pasted in, checked to stay inside the liver."""
+    _one_kind(monkeypatch, kind, large=False)
     x8, y8, liver8 = _big_batch(n=16)
     before = x8.copy()
-    add_lesions(x8, y8, liver8, np.random.default_rng(4), UNITS, 1.0)
+    add_lesions(x8, y8, liver8, np.random.default_rng(seed), UNITS, 1.0)
     _inside_the_liver(x8, before, y8, liver8)
+    return x8, y8, liver8, before
+
+
+def test_arterial_hyper_enhancing_lesions(monkeypatch):
+    x8, y8, liver8, before = _pasted(monkeypatch, "arterial", seed=4)
     diff = (x8[..., 1].astype(float) - before[..., 1]) / UNITS
     assert np.median(diff[y8 > 0]) > 15 and diff.max() <= 80 + 30 + 15 + 2
 
 
 def test_lipiodol_deposits_are_bright_and_only_inside_the_lesion(monkeypatch):
-    _one_kind(monkeypatch, "lipiodol", large=False)
-    x8, y8, liver8 = _big_batch(n=16)
-    before = x8.copy()
-    add_lesions(x8, y8, liver8, np.random.default_rng(6), UNITS, 1.0)
-    _inside_the_liver(x8, before, y8, liver8)
+    x8, y8, liver8, before = _pasted(monkeypatch, "lipiodol", seed=6)
     over300 = x8 >= np.floor((300 + 100) * UNITS)  # window [-100, 400]: 300 HU and above
     assert over300[..., 1].any(axis=(1, 2)).mean() > 0.8  # nearly every sample shows a deposit
     assert not (over300[..., 1] & (y8 == 0)).any(), "a bright deposit outside the labelled lesion"
