@@ -56,8 +56,7 @@ def engine_description() -> str:
     from core.inference.engines import available_providers
     backend = backend_name()
     try:
-        _, desc = default_device()
-        text = f"Keras backend: {backend}; device: {desc}"
+        text = f"Keras backend: {backend}; device: {default_device().text}"
     except Exception as exc:  # no backend installed
         text = f"Keras backend: {backend} (unavailable: {exc})"
     providers = available_providers()

@@ -135,7 +135,8 @@ def main() -> None:
     engines = [e for e in args.engines.split(",") if e]
     from core.io.dicom import load_series  # first: core sets the TensorFlow options the app runs with
     from core.io.export import write_nifti
-    from core.inference.engines.keras_runner import make_runner
+    from core.inference.devices import default_device
+    from core.inference.engines.runner import open_runner
     from core.inference.cascade import segment
     from core.transforms.preprocess import normalised_stack
     from core.transforms.masks import inplane_box
@@ -189,9 +190,10 @@ def main() -> None:
               for i in range(0, len(norm), args.batch)]
         zt = zs - zs[0]
         xt = [stack_channels(tnorm, zt[i:i + args.batch], tumor.pre) for i in range(0, len(zt), args.batch)]
-        if keras.backend.backend() == "jax" and seg.info["device"].endswith("GPU"):
+        dev = default_device()  # the same calls, on the same device, as the cascade makes
+        rl, rt = open_runner(liver, "keras", dev, args.batch), open_runner(tumor, "keras", dev, args.batch)
+        if keras.backend.backend() == "jax" and dev.gpu:
             import jax
-            rl, rt = make_runner(liver, args.batch, None), make_runner(tumor, args.batch, None)
             dl, dt = [jax.device_put(x) for x in xl], [jax.device_put(x) for x in xt]
             jax.block_until_ready(dl + dt)
             jax.block_until_ready([rl.fwd(rl.tv, rl.ntv, dl[0]), rt.fwd(rt.tv, rt.ntv, dt[0]),
@@ -200,10 +202,7 @@ def main() -> None:
             outs = [rl.fwd(rl.tv, rl.ntv, x) for x in dl] + [rt.fwd(rt.tv, rt.ntv, x) for x in dt]
             jax.block_until_ready(outs)
             bare = time.perf_counter() - t
-        else:  # the same calls, on the same device, as the cascade makes
-            from core.inference.devices import default_device
-            dev = default_device()[0]
-            rl, rt = make_runner(liver, args.batch, dev), make_runner(tumor, args.batch, dev)
+        else:
             t = time.perf_counter()
             for x in xl:
                 rl._call(x)

@@ -120,10 +120,11 @@ def cmd_predict(args, cancel: CancelToken) -> int:
         check_target(path, args.force, [args.dicom_dir])
     liver_path, tumor_path = resolve_models(args)
     with ThreadPoolExecutor(1) as pool:  # the models' engines get ready while the study loads
-        ready = pool.submit(StudySession.prepare_models, liver_path, tumor_path, args.engine)
+        ready = pool.submit(StudySession.prepare_models, liver_path, tumor_path, args.engine, args.device,
+                            args.batch_size)
         session = StudySession.open(args.dicom_dir, progress=bar, cancel=cancel)
-        liver, tumor = ready.result()
-        seg = session.segment(liver, tumor, engine=args.engine, device=args.device,
+        ready.result()  # the same runners segment() finds: device and engines chosen once
+        seg = session.segment(liver_path, tumor_path, engine=args.engine, device=args.device,
                               batch_size=args.batch_size, progress=bar, cancel=cancel)
         label_written = pool.submit(session.export, "nifti", args.out, args.force)  # beside measuring
         summary, _ = session.measure()

@@ -19,8 +19,7 @@ from typing import Optional
 
 import numpy as np
 
-from .devices import default_device
-from .engines import runner_for
+from .runners import CascadeRunners, prepare_runners
 from ..runtime.errors import LiverSegError
 from ..runtime.jobs import CancelToken, ProgressFn, check
 from ..runtime.labels import LIVER, TUMOUR
@@ -70,7 +69,7 @@ def resize_chunked(x: np.ndarray, h: int, w: int, out_box=None, chunk: int = 16)
 def segment(volume, liver_model, tumor_model=None, progress: Optional[ProgressFn] = None,
             cancel: Optional[CancelToken] = None, *, batch_size: Optional[int] = None, device: Optional[str] = None,
             return_probs: bool = False, min_tumor_ml: float = 0.05, engine: str = "auto",
-            min_tumor_hu: float = MIN_TUMOUR_HU) -> Segmentation:
+            min_tumor_hu: float = MIN_TUMOUR_HU, runners: Optional[CascadeRunners] = None) -> Segmentation:
     """Segment liver and tumours in a CT volume.
 
     Args:
@@ -82,7 +81,9 @@ def segment(volume, liver_model, tumor_model=None, progress: Optional[ProgressFn
         return_probs: keep the probability maps (float16).
         min_tumor_ml: tumour components smaller than this are dropped.
         min_tumor_hu: tumour components whose mean is below this many HU are dropped (fat, air).
-        engine: "auto", "keras", "onnx" or "onnx-int8" (see :mod:`core.engines`), per model.
+        engine: "auto", "keras", "onnx" or "onnx-int8" (see :mod:`core.inference.engines`), per model.
+        runners: the models' runners, already prepared (:func:`core.inference.runners.prepare_runners`);
+            then ``engine``, ``device`` and ``batch_size`` are theirs. Default: prepared here.
 
     Returns:
         A :class:`Segmentation`; an empty one with a warning when no liver is found.
@@ -91,21 +92,16 @@ def segment(volume, liver_model, tumor_model=None, progress: Optional[ProgressFn
     spacing = tuple(float(s) for s in volume.spacing)
     if hu.ndim != 3 or hu.shape[0] < 1:
         raise LiverSegError(f"segment: expected a [Z, Y, X] volume, got shape {hu.shape}")
-    auto_dev, desc = default_device()
-    if device == "cpu":
-        dev, desc = "cpu:0", desc.split()[0] + " CPU"
-    elif device == "gpu":
-        if auto_dev is not None:
-            raise LiverSegError("--device gpu: the Keras backend sees no GPU")
-        dev = None
-    else:
-        dev = auto_dev
-    batch = batch_size or (8 if dev == "cpu:0" else 32)
+    if runners is None:
+        runners = prepare_runners(liver_model, tumor_model, engine, device, batch_size)
+    elif runners.liver_model is not liver_model or runners.tumor_model is not tumor_model:
+        raise LiverSegError("segment: the runners were prepared for other models")
+    liver_runner = runners.liver
     seg = Segmentation(np.zeros(hu.shape, np.uint8), spacing)
-    liver_runner, liver_choice = runner_for(liver_model, engine, batch, dev, desc)
-    seg.info.update(device=liver_choice.device, batch_size=batch, liver_model=liver_model.path,
+    seg.info.update(device=liver_runner.choice.device, batch_size=liver_runner.batch, liver_model=liver_model.path,
                     tumor_model=getattr(tumor_model, "path", None),
-                    engines={"liver": liver_choice.device}, engine_reasons={"liver": liver_choice.reason})
+                    engines={"liver": liver_runner.choice.device},
+                    engine_reasons={"liver": liver_runner.choice.reason})
     t0 = time.perf_counter()
 
     # 1. Liver on every slice.
@@ -114,7 +110,7 @@ def segment(volume, liver_model, tumor_model=None, progress: Optional[ProgressFn
     seg.timings["liver_pre"] = time.perf_counter() - t0
     t = time.perf_counter()
     prob_small = liver_runner.predict(norm, np.arange(hu.shape[0]), cancel, progress, "liver")
-    seg.info["engines"]["liver"] = seg.info["device"] = getattr(liver_runner, "engine_text", liver_choice.device)
+    seg.info["engines"]["liver"] = seg.info["device"] = liver_runner.engine_text
     seg.timings["liver_net"] = time.perf_counter() - t
     t = time.perf_counter()
     liver = np.zeros(hu.shape, bool)
@@ -158,10 +154,10 @@ def segment(volume, liver_model, tumor_model=None, progress: Optional[ProgressFn
         norm = normalised_stack(sub, tpre, box, dz=spacing[0])
         seg.timings["tumor_pre"] = time.perf_counter() - t
         t = time.perf_counter()
-        runner, choice = runner_for(tumor_model, engine, batch, dev, desc)
-        seg.info["engines"]["tumor"], seg.info["engine_reasons"]["tumor"] = choice.device, choice.reason
+        runner = runners.tumor
+        seg.info["engines"]["tumor"], seg.info["engine_reasons"]["tumor"] = runner.choice.device, runner.choice.reason
         prob_small = runner.predict(norm, zs - zs[0], cancel, progress, "tumor")
-        seg.info["engines"]["tumor"] = getattr(runner, "engine_text", choice.device)
+        seg.info["engines"]["tumor"] = runner.engine_text
         seg.timings["tumor_net"] = time.perf_counter() - t
         t = time.perf_counter()
         prob = resize_chunked(prob_small, y1 - y0, x1 - x0)

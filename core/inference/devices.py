@@ -1,4 +1,5 @@
-"""Which device the Keras backend would run on, without importing Keras when the answer is plain.
+"""Which device the Keras backend would run on (a :class:`Device`), without importing Keras when the
+answer is plain.
 
 Importing Keras (and with it TensorFlow) costs ~2 s; a CPU-only PC running both models through
 ONNX Runtime never needs it. :func:`gpu_possible` answers from the operating system alone when no
@@ -9,8 +10,44 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
+
+from ..runtime.errors import LiverSegError
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where the Keras backend runs a model: its GPU (default placement) or the CPU.
+
+    Attributes:
+        backend: the Keras backend ("tensorflow", "jax", "torch").
+        gpu: True when the backend sees a GPU and runs on it.
+        note: why not, where it matters to people (e.g. "Keras not installed").
+    """
+
+    backend: str
+    gpu: bool = False
+    note: str = ""
+
+    @property
+    def keras_device(self) -> Optional[str]:
+        """For ``keras.device``: None on the GPU (the backend's default placement), else "cpu:0"."""
+        return None if self.gpu else "cpu:0"
+
+    @property
+    def text(self) -> str:
+        """For people: "tensorflow GPU", "jax CPU", "tensorflow CPU (Keras not installed)"."""
+        return f"{self.backend} {'GPU' if self.gpu else 'CPU'}" + (f" ({self.note})" if self.note else "")
+
+    @property
+    def batch_size(self) -> int:
+        """Slices per network call by default: 32 on a GPU, 8 on the CPU."""
+        return 32 if self.gpu else 8
+
+    def on_cpu(self) -> "Device":
+        return Device(self.backend, False, self.note)
 
 
 def backend_name() -> str:
@@ -32,13 +69,13 @@ def gpu_possible() -> bool:
     return True
 
 
-def default_device() -> tuple[Optional[str], str]:
-    """(keras device string or None, a description), the GPU when the backend sees one."""
+def default_device() -> Device:
+    """The GPU when the Keras backend sees one, else the CPU."""
     if not gpu_possible():
-        return "cpu:0", f"{backend_name()} CPU"
+        return Device(backend_name())
     from ..runtime.edition import keras_available
     if not keras_available():  # the lite edition: ONNX Runtime only
-        return "cpu:0", f"{backend_name()} CPU (Keras not installed)"
+        return Device(backend_name(), note="Keras not installed")
     import keras
     backend = keras.backend.backend()
     try:
@@ -55,4 +92,20 @@ def default_device() -> tuple[Optional[str], str]:
             gpus = []
     except Exception:  # a broken GPU runtime must not stop CPU inference
         gpus = []
-    return (None, f"{backend} GPU") if gpus else ("cpu:0", f"{backend} CPU")
+    return Device(backend, bool(gpus))
+
+
+def resolve_device(request: Optional[str] = None) -> Device:
+    """The device for ``--device`` (None: the default, "cpu", or "gpu").
+
+    Raises:
+        LiverSegError: "gpu" asked for where the Keras backend sees none, or an unknown request.
+    """
+    if request not in (None, "cpu", "gpu"):
+        raise LiverSegError(f"unknown device {request!r}; use cpu or gpu")
+    found = default_device()
+    if request == "cpu":
+        return found.on_cpu()
+    if request == "gpu" and not found.gpu:
+        raise LiverSegError("--device gpu: the Keras backend sees no GPU")
+    return found

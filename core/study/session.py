@@ -31,6 +31,8 @@ from .study import Study
 
 EXPORT_KINDS = ("nifti", "seg", "csv", "report")
 _MODELS: dict = {}
+_RUNNERS: dict = {}  # the cascade runners last prepared, by models, engine, device, batch and file versions
+_KEEP_RUNNERS = 4
 
 
 def load_model(model, stage: str):
@@ -43,6 +45,25 @@ def load_model(model, stage: str):
     if key not in _MODELS:
         _MODELS[key] = load_seg_model(model, stage, lazy=True)  # Keras only if a Keras engine runs it
     return _MODELS[key]
+
+
+def cascade_runners(liver, tumor=None, engine: str = "auto", device: Optional[str] = None,
+                    batch_size: Optional[int] = None):
+    """The :class:`core.inference.runners.CascadeRunners` of these models (paths or loaded models),
+    engine and device: prepared once and kept for the process, so every study the GUI, ``predict`` or
+    a batch run segments with them reuses their ONNX Runtime sessions or compiled forwards. A model
+    whose files changed since (a re-export, a new threshold) gets new runners."""
+    from ..inference.runners import model_version, prepare_runners
+    liver_m = load_model(liver, "liver")
+    tumor_m = load_model(tumor, "tumor") if tumor else None
+    key = (id(liver_m), id(tumor_m), engine, device, batch_size, model_version(liver_m), model_version(tumor_m))
+    runners = _RUNNERS.pop(key, None)
+    if runners is None:
+        runners = prepare_runners(liver_m, tumor_m, engine, device, batch_size)
+    _RUNNERS[key] = runners  # most recently used last; the runners keep their models (and ids) alive
+    while len(_RUNNERS) > _KEEP_RUNNERS:
+        del _RUNNERS[next(iter(_RUNNERS))]
+    return runners
 
 
 @dataclass
@@ -150,10 +171,9 @@ class StudySession:
         (a 500-slice copy must not run in the GUI thread)."""
         from ..inference.cascade import segment
         t = time.perf_counter()
-        liver_m = load_model(liver, "liver")
-        tumor_m = load_model(tumor, "tumor") if tumor else None
-        seg = segment(self.study, liver_m, tumor_m, progress=progress, cancel=cancel, device=device,
-                      batch_size=batch_size, engine=engine)
+        runners = cascade_runners(liver, tumor, engine, device, batch_size)
+        liver_m, tumor_m = runners.liver_model, runners.tumor_model
+        seg = segment(self.study, liver_m, tumor_m, progress=progress, cancel=cancel, runners=runners)
         return Segmented(seg.label, seg.info, list(seg.warnings), seg.timings, time.perf_counter() - t,
                          {"liver": liver_m.meta, "tumor": tumor_m.meta if tumor_m else None},
                          seg.label.copy() if snapshot else None)
@@ -166,15 +186,16 @@ class StudySession:
         self.summary = self.case_report = None
 
     @staticmethod
-    def prepare_models(liver, tumor=None, engine: str = "auto", progress=None, cancel=None) -> tuple:
-        """Load the models (from the process cache) and make their engines ready (ONNX Runtime
-        sessions opened, or Keras models loaded): what ``predict`` overlaps with loading the study."""
-        from ..inference.engines import prepare
-        models = (load_model(liver, "liver"), load_model(tumor, "tumor") if tumor else None)
-        for m in models:
-            if m is not None:
-                prepare(m, engine)
-        return models
+    def prepare_models(liver, tumor=None, engine: str = "auto", device: Optional[str] = None,
+                       batch_size: Optional[int] = None, progress=None, cancel=None):
+        """Load the models and prepare their runners (:func:`cascade_runners`: ONNX Runtime sessions
+        opened, or Keras models loaded), which :meth:`segment` with the same arguments then uses:
+        what ``predict`` overlaps with loading the study. Returns the runners."""
+        runners = cascade_runners(liver, tumor, engine, device, batch_size)
+        for r, m in ((runners.liver, runners.liver_model), (runners.tumor, runners.tumor_model)):
+            if r is not None and r.choice.engine == "keras":
+                m.model  # noqa: B018 (loads it)
+        return runners
 
     def segment(self, liver, tumor=None, engine: str = "auto", device: Optional[str] = None,
                 batch_size: Optional[int] = None, progress: Optional[ProgressFn] = None,

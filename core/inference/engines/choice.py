@@ -28,6 +28,7 @@ from ...runtime.atomic import file_sha256
 from ...runtime.edition import keras_available, onnx_only_error
 from ...runtime.errors import ModelError
 from ...runtime.runs import INT8_FILE, ONNX_FILE, find_card
+from ..devices import Device
 from .ort import available_providers
 
 ENGINES = ("auto", "keras", "onnx", "onnx-int8")
@@ -101,7 +102,7 @@ def onnx_status(model_file: str | Path, meta: dict) -> tuple[Optional[Path], Opt
     return onnx, int8, ""
 
 
-def choose_engine(requested: str, model_file: str | Path, meta: dict, keras_device: str,
+def choose_engine(requested: str, model_file: str | Path, meta: dict, device: Device,
                   providers: Optional[Sequence[str]] = None) -> EngineChoice:
     """Pick the engine for one model (see the module docstring).
 
@@ -109,7 +110,7 @@ def choose_engine(requested: str, model_file: str | Path, meta: dict, keras_devi
         requested: one of :data:`ENGINES`.
         model_file: the model's ``.keras`` / ``.h5`` file (ONNX files are looked for beside it).
         meta: its model.json.
-        keras_device: what the Keras backend would run on, e.g. "tensorflow GPU" or "torch CPU".
+        device: what the Keras backend would run on (:class:`core.inference.devices.Device`).
         providers: ONNX Runtime's available providers (default: asked from onnxruntime).
 
     Raises:
@@ -117,13 +118,13 @@ def choose_engine(requested: str, model_file: str | Path, meta: dict, keras_devi
     """
     if requested not in ENGINES:
         raise ModelError(f"unknown engine {requested!r}; use one of {', '.join(ENGINES)}")
-    keras = EngineChoice("keras", None, (), f"Keras, {keras_device}", "")
+    keras = EngineChoice("keras", None, (), f"Keras, {device.text}", "")
     has_keras = keras_available()
     if requested == "keras":
         if not has_keras:
             raise ModelError(onnx_only_error(str(Path(model_file).parent), "the Keras engine is not installed"))
         return _with(keras, "asked for")
-    if requested == "auto" and has_keras and keras_device.endswith("GPU"):
+    if requested == "auto" and has_keras and device.gpu:
         return _with(keras, "the Keras backend sees a GPU")
     providers = list(available_providers() if providers is None else providers)
     onnx, int8, note = onnx_status(model_file, meta)

@@ -11,6 +11,7 @@ import numpy as np
 from ...runtime.errors import ModelError
 from ...runtime.jobs import check, report
 from ...transforms.preprocess import stack_channels
+from ..devices import Device
 
 log = logging.getLogger(__name__)
 
@@ -18,8 +19,9 @@ log = logging.getLogger(__name__)
 class _Runner:
     """Calls a model on batches, halving the batch when the device runs out of memory."""
 
-    def __init__(self, seg_model, batch_size: int, device: Optional[str]):
-        self.m, self.batch, self.device = seg_model, batch_size, device
+    def __init__(self, seg_model, choice, batch_size: int, device: Optional[str]):
+        self.m, self.choice, self.batch, self.device = seg_model, choice, batch_size, device
+        self.engine_text = choice.device
 
     def _call(self, x: np.ndarray) -> np.ndarray:
         import keras
@@ -54,17 +56,14 @@ class _JaxRunner:
     """JAX on a GPU: one jitted forward, every batch put on the device ahead of use (async dispatch),
     results fetched once at the end, instead of a ``predict`` round trip per chunk."""
 
-    def __init__(self, seg_model, batch_size: int):
+    def __init__(self, seg_model, choice, batch_size: int):
         import jax
         m = seg_model.model
-        self.m, self.batch = seg_model, batch_size
-        cached = getattr(seg_model, "_jax_forward", None)
-        if cached is None:  # compiled once per model, reused by every study
-            tv = [v.value for v in m.trainable_variables]
-            ntv = [v.value for v in m.non_trainable_variables]
-            fwd = jax.jit(lambda tv, ntv, x: m.stateless_call(tv, ntv, x, training=False)[0][..., 0])
-            cached = seg_model._jax_forward = (fwd, tv, ntv)
-        self.fwd, self.tv, self.ntv = cached
+        self.m, self.choice, self.batch = seg_model, choice, batch_size
+        self.engine_text = choice.device
+        self.tv = [v.value for v in m.trainable_variables]  # compiled once per runner, which the
+        self.ntv = [v.value for v in m.non_trainable_variables]  # session keeps for every study
+        self.fwd = jax.jit(lambda tv, ntv, x: m.stateless_call(tv, ntv, x, training=False)[0][..., 0])
 
     def predict(self, norm: np.ndarray, zs: np.ndarray, cancel, progress, stage: str) -> np.ndarray:
         import jax
@@ -79,8 +78,9 @@ class _JaxRunner:
         return np.concatenate([np.asarray(o, dtype=np.float32) for o in outs])
 
 
-def make_runner(seg_model, batch_size: int, device: Optional[str]):
-    """The fastest way to call a model here: a jitted JAX forward on a GPU, else ``predict_on_batch``.
+def make_runner(seg_model, choice, batch_size: int, device: Device):
+    """The fastest way to call a model here: a jitted JAX forward on a GPU, else ``predict_on_batch``
+    (``choice``: the Keras :class:`core.inference.engines.EngineChoice`).
 
     Raises:
         ModelError: Keras cannot be imported (the lite edition runs ONNX models only).
@@ -93,6 +93,6 @@ def make_runner(seg_model, batch_size: int, device: Optional[str]):
         from ...runtime.edition import onnx_only_error
         raise ModelError(onnx_only_error(str(Path(seg_model.path).parent),
                                          f"Keras cannot be imported ({exc})")) from None
-    if keras.backend.backend() == "jax" and device is None:
-        return _JaxRunner(seg_model, batch_size)
-    return _Runner(seg_model, batch_size, device)
+    if keras.backend.backend() == "jax" and device.gpu:
+        return _JaxRunner(seg_model, choice, batch_size)
+    return _Runner(seg_model, choice, batch_size, device.keras_device)

@@ -1,5 +1,5 @@
 """ONNX Runtime: the execution providers here, a checked session, and the runner (the same
-``predict(norm, zs, cancel, progress, stage)`` interface as the Keras runners)."""
+:class:`core.inference.engines.runner.Runner` interface as the Keras runners)."""
 
 from __future__ import annotations
 
@@ -83,42 +83,37 @@ def int8_disagreement(p8: np.ndarray, p32: np.ndarray, threshold: float = 0.5) -
 
 
 class OrtRunner:
-    """Calls an ONNX Runtime session on batches (the same interface as the Keras runners).
+    """Calls an ONNX Runtime session on batches (a :class:`core.inference.engines.runner.Runner`).
 
-    An int8 model is first checked against its fp32 model on the middle batch of the first study
-    (:data:`INT8_MAX_DISAGREEMENT`); where they disagree the fp32 model runs, and ``engine_text`` says so.
+    The runner opens its session(s) once and keeps them. An int8 model is first checked against
+    its fp32 model on the middle batch of the first study it runs (:data:`INT8_MAX_DISAGREEMENT`);
+    where they disagree the fp32 model runs from then on, and ``engine_text`` says so.
     """
 
     def __init__(self, seg_model, choice, batch_size: int):
-        """``choice``: the :class:`core.engines.EngineChoice` naming the ONNX file and providers."""
+        """``choice``: the :class:`core.inference.engines.EngineChoice` naming the ONNX file and providers."""
         self.m, self.batch, self.choice = seg_model, batch_size, choice
         self.engine_text = choice.device
-        self.sess = self._session(choice.file)
+        self.sess = open_session(choice.file, self.m.pre.size, choice.providers)
         self.fp32 = Path(choice.file).with_name(ONNX_FILE) if choice.engine == "onnx-int8" else None
-
-    def _session(self, file: str | Path):
-        cache = self.m.__dict__.setdefault("_ort_sessions", {})
-        key = (str(file), self.choice.providers, Path(file).stat().st_mtime_ns)  # a re-export is a new key
-        if key not in cache:  # created once per model and engine (and file version), reused by every study
-            cache[key] = open_session(file, self.m.pre.size, self.choice.providers)
-        return cache[key]
+        self.int8_disagreement: Optional[float] = None  # measured on the first study (int8 only)
 
     def _check_int8(self, norm, zs: np.ndarray) -> None:
         """Run the fp32 model instead where the int8 one disagrees with it on this CPU."""
-        verdicts = self.m.__dict__.setdefault("_int8_verdicts", {})
-        key = (self.choice.file, Path(self.choice.file).stat().st_mtime_ns)
-        if key not in verdicts and self.fp32 is not None and self.fp32.is_file() and len(zs):
-            mid = zs[max(0, len(zs) // 2 - self.batch // 2):][:self.batch]
-            x = stack_channels(norm, mid, self.m.pre)
-            threshold = float(getattr(self.m, "threshold", 0.5))
-            verdicts[key] = int8_disagreement(run_session(self.sess, x),
-                                              run_session(self._session(self.fp32), x), threshold)
-            if verdicts[key] > INT8_MAX_DISAGREEMENT:
-                log.warning("%s: the int8 model disagrees with the fp32 one on %.0f %% of the positive pixels "
-                            "on this CPU (no VNNI?): running the fp32 model", self.choice.file, 100 * verdicts[key])
-        if verdicts.get(key, 0.0) > INT8_MAX_DISAGREEMENT:
-            self.sess = self._session(self.fp32)
+        if self.fp32 is None or not self.fp32.is_file() or not len(zs):
+            return
+        mid = zs[max(0, len(zs) // 2 - self.batch // 2):][:self.batch]
+        x = stack_channels(norm, mid, self.m.pre)
+        fp32 = open_session(self.fp32, self.m.pre.size, self.choice.providers)
+        threshold = float(getattr(self.m, "threshold", 0.5))
+        self.int8_disagreement = int8_disagreement(run_session(self.sess, x), run_session(fp32, x), threshold)
+        if self.int8_disagreement > INT8_MAX_DISAGREEMENT:
+            log.warning("%s: the int8 model disagrees with the fp32 one on %.0f %% of the positive pixels "
+                        "on this CPU (no VNNI?): running the fp32 model", self.choice.file,
+                        100 * self.int8_disagreement)
+            self.sess = fp32
             self.engine_text = "ONNX Runtime fp32, CPU (int8 disagreed on this CPU)"
+        self.fp32 = None  # checked: once per runner
 
     def predict(self, norm: np.ndarray, zs: np.ndarray, cancel, progress, stage: str) -> np.ndarray:
         if self.fp32 is not None:

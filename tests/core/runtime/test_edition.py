@@ -60,12 +60,13 @@ import json, sys
 sys.modules["keras"] = None  # as in the lite bundle: Keras cannot be imported
 from core.runtime.errors import ModelError
 from core.inference.engines import choose_engine, current_meta
+from core.inference.devices import Device
 from core.model.io import load_seg_model
 out = {}
 for name, path, engine in json.loads(sys.argv[1]):
     try:
         m = load_seg_model(path, None)
-        out[name] = choose_engine(engine, m.path, current_meta(m), "tensorflow CPU").engine
+        out[name] = choose_engine(engine, m.path, current_meta(m), Device("tensorflow")).engine
     except ModelError as exc:
         out[name] = "ModelError: " + str(exc)
 out["keras_imported"] = any(k.split(".")[0] in ("keras", "tensorflow") and v is not None for k, v in sys.modules.items())

@@ -169,3 +169,22 @@ def test_volume_file_session_writes_on_its_grid_and_never_over_it(tmp_path):
         s.export("nifti", src, force=True)
     with pytest.raises(ExportError, match="DICOM SEG needs a study opened from DICOM"):
         s.export("seg", tmp_path / "seg.dcm")
+
+
+def test_runners_chosen_once_and_kept_across_studies(phantom_study, models, tmp_path):
+    from core.inference.runners import CascadeRunners
+    from core.study import session as session_mod
+    folder, _ = phantom_study
+    runners = StudySession.prepare_models(*models, engine="keras", device="cpu")
+    assert isinstance(runners, CascadeRunners) and runners.device.gpu is False
+    assert runners.liver.choice.engine == "keras" and runners.tumor is not None
+    first = StudySession.open(folder).segment(*models, engine="keras", device="cpu")
+    second = StudySession.open(folder).segment(*models, engine="keras", device="cpu")
+    assert session_mod.cascade_runners(*models, engine="keras", device="cpu") is runners  # nothing re-chosen
+    assert (first.label == second.label).all() and first.info["engines"] == second.info["engines"]
+    assert not {k for k in vars(runners.liver_model) if "sess" in k or "forward" in k}  # nothing on the model
+    card = Path(models[0]) / "model.json"
+    card.write_text(card.read_text())  # a changed model file: new runners
+    import os
+    os.utime(card, ns=(card.stat().st_mtime_ns + 10**9,) * 2)
+    assert session_mod.cascade_runners(*models, engine="keras", device="cpu") is not runners

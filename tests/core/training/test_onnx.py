@@ -13,6 +13,7 @@ import pytest
 
 from core.inference.engines import EngineChoice, choose_engine, file_sha256
 from core.inference.cascade import segment
+from core.inference.devices import Device
 from core.model.io import ModelError, load_seg_model
 from core.training.onnx_export import INT8_FILE, ONNX_FILE, export_onnx, open_session, phantom_inputs, run_session
 from core.training.quantize import CALIBRATION_FILE, quantize_int8
@@ -24,6 +25,7 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("tf2onnx") if keras.backend.backend() == "tensorflow" else None
 ROOT = Path(__file__).resolve().parents[3]
 CPU = ["CPUExecutionProvider"]
+TF_CPU, TF_GPU, TORCH_CPU = Device("tensorflow"), Device("tensorflow", gpu=True), Device("torch")
 
 
 @pytest.fixture(scope="module")
@@ -80,16 +82,16 @@ def test_int8_gate_passes_then_refuses_a_broken_calibration(threshold_folder, ti
     q = quantize_int8(threshold_folder, **data)
     assert q["validated"], q["gate"]
     meta = json.loads((threshold_folder / "model.json").read_text())
-    assert choose_engine("auto", threshold_folder / "model.keras", meta, "tensorflow CPU", CPU).engine == "onnx-int8"
+    assert choose_engine("auto", threshold_folder / "model.keras", meta, TF_CPU, CPU).engine == "onnx-int8"
     # calibrated on black slices only: the input range collapses and real slices saturate
     q = quantize_int8(threshold_folder, calibration=np.zeros((8, 64, 64, 3), np.float32), **data)
     assert not q["validated"] and q["gate"]["max_difference"] > 0.01
     meta = json.loads((threshold_folder / "model.json").read_text())
     assert meta["int8"]["validated"] is False
-    c = choose_engine("auto", threshold_folder / "model.keras", meta, "tensorflow CPU", CPU)
+    c = choose_engine("auto", threshold_folder / "model.keras", meta, TF_CPU, CPU)
     assert c.engine == "onnx" and "refused by its Dice check" in c.reason
     with pytest.raises(ModelError, match="refused by its Dice check"):
-        choose_engine("onnx-int8", threshold_folder / "model.keras", meta, "tensorflow CPU", CPU)
+        choose_engine("onnx-int8", threshold_folder / "model.keras", meta, TF_CPU, CPU)
 
 
 def test_export_refused_when_onnx_disagrees(tmp_path, monkeypatch):
@@ -128,18 +130,18 @@ def _files(tmp_path, onnx=True, int8=None, stale=False):
 
 
 @pytest.mark.parametrize("requested, files, keras_dev, providers, engine, device", [
-    ("auto", {}, "tensorflow GPU", CPU, "keras", "Keras, tensorflow GPU"),
-    ("auto", {"int8": True}, "torch CPU", ["CUDAExecutionProvider"] + CPU, "onnx", "ONNX Runtime fp32, CUDA GPU"),
-    ("auto", {"int8": True}, "torch CPU", ["DmlExecutionProvider"] + CPU, "onnx", "ONNX Runtime fp32, DirectML GPU"),
-    ("auto", {"int8": True}, "tensorflow CPU", CPU, "onnx-int8", "ONNX Runtime int8, CPU"),
-    ("auto", {"int8": False}, "tensorflow CPU", CPU, "onnx", "ONNX Runtime fp32, CPU"),
-    ("auto", {}, "tensorflow CPU", CPU, "onnx", "ONNX Runtime fp32, CPU"),
-    ("auto", {"onnx": False}, "tensorflow CPU", CPU, "keras", "Keras, tensorflow CPU"),
-    ("auto", {"stale": True, "int8": True}, "tensorflow CPU", CPU, "keras", "Keras, tensorflow CPU"),
-    ("auto", {"int8": True}, "tensorflow CPU", [], "keras", "Keras, tensorflow CPU"),
-    ("keras", {"int8": True}, "tensorflow CPU", CPU, "keras", "Keras, tensorflow CPU"),
-    ("onnx", {"int8": True}, "tensorflow GPU", CPU, "onnx", "ONNX Runtime fp32, CPU"),
-    ("onnx-int8", {"int8": True}, "tensorflow GPU", CPU, "onnx-int8", "ONNX Runtime int8, CPU"),
+    ("auto", {}, TF_GPU, CPU, "keras", "Keras, tensorflow GPU"),
+    ("auto", {"int8": True}, TORCH_CPU, ["CUDAExecutionProvider"] + CPU, "onnx", "ONNX Runtime fp32, CUDA GPU"),
+    ("auto", {"int8": True}, TORCH_CPU, ["DmlExecutionProvider"] + CPU, "onnx", "ONNX Runtime fp32, DirectML GPU"),
+    ("auto", {"int8": True}, TF_CPU, CPU, "onnx-int8", "ONNX Runtime int8, CPU"),
+    ("auto", {"int8": False}, TF_CPU, CPU, "onnx", "ONNX Runtime fp32, CPU"),
+    ("auto", {}, TF_CPU, CPU, "onnx", "ONNX Runtime fp32, CPU"),
+    ("auto", {"onnx": False}, TF_CPU, CPU, "keras", "Keras, tensorflow CPU"),
+    ("auto", {"stale": True, "int8": True}, TF_CPU, CPU, "keras", "Keras, tensorflow CPU"),
+    ("auto", {"int8": True}, TF_CPU, [], "keras", "Keras, tensorflow CPU"),
+    ("keras", {"int8": True}, TF_CPU, CPU, "keras", "Keras, tensorflow CPU"),
+    ("onnx", {"int8": True}, TF_GPU, CPU, "onnx", "ONNX Runtime fp32, CPU"),
+    ("onnx-int8", {"int8": True}, TF_GPU, CPU, "onnx-int8", "ONNX Runtime int8, CPU"),
 ])
 def test_engine_selection(tmp_path, requested, files, keras_dev, providers, engine, device):
     model_file, meta = _files(tmp_path, **files)
@@ -159,7 +161,7 @@ def test_engine_selection(tmp_path, requested, files, keras_dev, providers, engi
 def test_engine_requests_that_cannot_run(tmp_path, requested, files, providers, match):
     model_file, meta = _files(tmp_path, **files)
     with pytest.raises(ModelError, match=match):
-        choose_engine(requested, model_file, meta, "tensorflow CPU", providers)
+        choose_engine(requested, model_file, meta, TF_CPU, providers)
 
 
 def test_cascade_gives_the_same_labels_on_every_engine(tmp_path, tiny_dataset):
