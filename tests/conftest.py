@@ -41,6 +41,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # any test that makes a Q
 import tempfile  # noqa: E402
 
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="liverseg-test-config-")
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="liverseg-test-data-")  # the user models folder
 
 
 @pytest.fixture(autouse=True)

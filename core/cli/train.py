@@ -91,6 +91,26 @@ def cmd_train_default(args, cancel: CancelToken) -> int:
     return 0
 
 
+def cmd_finetune(args, cancel: CancelToken) -> int:
+    import signal
+
+    from ..runtime.edition import require_full
+    require_full("liverseg finetune")
+    from ..training.finetune import FinetuneConfig, finetune
+    previous = _stop_on_sigint(cancel)
+    stages = ("liver", "tumor") if args.stage == "both" else (args.stage,)
+    cfg = FinetuneConfig(dataset=args.dataset, base=args.base, out=args.out, stages=stages, minutes=args.minutes,
+                         learning_rate=args.lr, l2sp=args.l2sp, export_onnx=not args.no_onnx, seed=args.seed)
+    try:
+        results = finetune(cfg, progress=_progress_printer(), cancel=cancel, resume=args.resume)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    for stage, r in results.items():
+        print(f"{stage}: {r.status}, {r.epochs_done} epoch(s), best val Dice {r.best_val_dice:.4f} "
+              f"at epoch {r.best_epoch}; {r.run_dir}")
+    return 130 if any(r.status == "cancelled" for r in results.values()) else 0
+
+
 def add_training_subcommands(sub) -> None:
     p = sub.add_parser("train", help="train the liver or the tumour ResUNet on a dataset folder")
     p.add_argument("dataset", help="dataset folder (from liverseg import)")
@@ -136,3 +156,19 @@ def add_training_subcommands(sub) -> None:
     p.add_argument("--no-onnx", action="store_true", help="skip the ONNX / int8 export at the end")
     p.add_argument("--install", metavar="MODELS_DIR", help="then copy both models there (e.g. resources/models)")
     p.set_defaults(func=cmd_train_default)
+
+    from ..training import finetune as F
+    p = sub.add_parser("finetune", help="fine-tune the default (or other) models on a lab's own cases; resumable")
+    p.add_argument("dataset", help="the lab's dataset folder (liverseg import, or Add to training set in the app)")
+    p.add_argument("--from", dest="base", default="default", metavar="default|RUN|MODEL_DIR",
+                   help="the models to start from: this installation's defaults, a run or work folder with "
+                        "liver/ and tumor/, or one model folder")
+    p.add_argument("--out", required=True, help="folder to write: liver/, tumor/ (or to continue with --resume)")
+    p.add_argument("--stage", choices=("liver", "tumor", "both"), default="both")
+    p.add_argument("--minutes", type=float, default=10.0, help="time budget for all stages, resumes included")
+    p.add_argument("--lr", type=float, default=F.LEARNING_RATE, help="learning rate")
+    p.add_argument("--l2sp", type=float, default=F.L2SP, help="pull towards the base weights (0: off)")
+    p.add_argument("--resume", action="store_true", help="continue the fine-tune in --out")
+    p.add_argument("--no-onnx", action="store_true", help="skip the ONNX / int8 export at the end")
+    p.add_argument("--seed", type=int, default=D.SEED)
+    p.set_defaults(func=cmd_finetune)

@@ -117,12 +117,57 @@ def scan_models(extra: Iterable[str] = ()) -> list[ModelEntry]:
     return out
 
 
+USER_DEFAULTS = "defaults.json"  # in the user's models folder: {stage: model.keras path}
+
+
+def user_default_models() -> dict[str, ModelEntry]:
+    """The models this installation uses instead of the bundled defaults (*Use as default* after a
+    fine-tune), by stage; {} when none are set or their files are gone."""
+    import json
+    f = user_models_dir() / USER_DEFAULTS
+    try:
+        chosen = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    out = {}
+    for stage, path in (chosen.items() if isinstance(chosen, dict) else ()):
+        e = describe(Path(path), "user") if Path(str(path)).is_file() else None
+        if e is not None and e.stage == stage:
+            out[stage] = e
+    return out
+
+
+def set_user_defaults(paths: dict[str, str]) -> Path:
+    """Make these models ({stage: model.keras}) this installation's defaults (the bundled ones stay
+    untouched); ``{}`` restores the bundled defaults. Written atomically; returns the file."""
+    import os
+
+    from ..runtime.atomic import write_json
+    for stage, path in paths.items():
+        e = describe(Path(path), "user") if Path(path).is_file() else None
+        if e is None or e.stage != stage:
+            raise ModelError(f"{path}: not a {stage} model with a card (model.json)")
+    f = user_models_dir() / USER_DEFAULTS
+    if not paths:
+        if f.exists():
+            os.remove(f)
+        return f
+    f.parent.mkdir(parents=True, exist_ok=True)
+    write_json(f, {k: str(Path(v).resolve()) for k, v in paths.items()})
+    return f
+
+
 def default_models(entries: Optional[list[ModelEntry]] = None) -> tuple[Optional[ModelEntry], Optional[ModelEntry]]:
-    """(liver, tumour) used when no model is named: the bundled defaults, else the first
-    bundled model of each stage; None for a stage without any."""
+    """(liver, tumour) used when no model is named: this installation's chosen defaults
+    (:func:`set_user_defaults`), else the bundled defaults, else the first bundled model of each
+    stage; None for a stage without any."""
     entries = scan_models() if entries is None else entries
+    chosen = user_default_models()
     out = []
     for stage in ("liver", "tumor"):
+        if stage in chosen:
+            out.append(chosen[stage])
+            continue
         bundled = [e for e in entries if e.origin == "bundled" and e.stage == stage]
         out.append(next((e for e in bundled if e.default), bundled[0] if bundled else None))
     return out[0], out[1]

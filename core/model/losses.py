@@ -82,3 +82,32 @@ def dice_metric(threshold: float = 0.5):
 
 def iou_metric(threshold: float = 0.5):
     return make_metric_classes()("iou", threshold)
+
+
+def pull_towards(model, start_weights, strength: float) -> int:
+    """L2-SP (Li et al., 2018): add ``strength * sum((w - w0)**2)`` over every kernel to the loss, ``w0``
+    the weights training started from, so a fine-tune on a few cases stays near what the base model
+    learned instead of forgetting it (biases and normalisation are left free). Applied per variable
+    (``variable.regularizer``), in ``keras.ops``; not saved with the model, so a resumed run applies it
+    again. Returns the number of variables pulled."""
+    import keras
+    from keras import ops
+    import numpy as np
+
+    class TowardsStart(keras.regularizers.Regularizer):
+        def __init__(self, start):
+            self.start = np.asarray(start, np.float32)
+
+        def __call__(self, x):
+            return strength * ops.sum(ops.square(ops.cast(x, "float32") - self.start))
+
+        def get_config(self):
+            return {}
+
+    n = 0
+    trainable = {id(v) for v in model.trainable_weights}
+    for v, start in zip(model.weights, start_weights):  # get_weights() order is model.weights order
+        if id(v) in trainable and len(v.shape) > 1 and tuple(np.shape(start)) == tuple(v.shape):
+            v.regularizer = TowardsStart(start)
+            n += 1
+    return n

@@ -197,6 +197,7 @@ class RunState:
     lr_wait: int = 0  # the same, since the plateau schedule last halved the learning rate
     stopped_early: bool = False
     lr: Optional[float] = None  # the learning rate the next epoch starts with
+    seconds: float = 0.0  # training time of the completed epochs, over every invocation (time budgets)
     extra: dict = field(default_factory=dict)  # keys this version does not know
 
     @classmethod
@@ -207,7 +208,7 @@ class RunState:
         return cls(epoch=int(d.pop("epoch", 0)), best_val_dice=None if best is None else float(best),
                    best_epoch=int(d.pop("best_epoch", 0)), wait=int(d.pop("wait", 0)),
                    lr_wait=int(d.pop("lr_wait", 0)), stopped_early=bool(d.pop("stopped_early", False)),
-                   lr=None if lr is None else float(lr), extra=d)
+                   lr=None if lr is None else float(lr), seconds=float(d.pop("seconds", 0.0)), extra=d)
 
     def to_dict(self) -> dict:
         out: dict = {"epoch": self.epoch}
@@ -218,6 +219,8 @@ class RunState:
             out["stopped_early"] = True
         if self.lr is not None:
             out["lr"] = self.lr
+        if self.seconds:
+            out["seconds"] = round(self.seconds, 3)
         return {**self.extra, **out}
 
     @classmethod

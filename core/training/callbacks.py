@@ -165,12 +165,14 @@ def run_callbacks(run: Path, cfg, state: RunState, data: dict, progress, cancel,
     once it is recorded.
     """
     classes = _callback_classes()
-    started = time.perf_counter()  # of this invocation: cosine_time and the time budget
+    # cosine_time and the time budget count the training time of every invocation: a resumed run
+    # goes on where its clock stopped (state.seconds, the completed epochs)
+    started = time.perf_counter() - state.seconds
     halt = Halt(cancel)
     keras_callbacks = [classes.Checkpoint(run, cfg, state, halt, data, save, model_json),
                        classes.Schedule(cfg, state, halt, started),
                        classes.Stop(cfg, state, halt, started),
-                       classes.Record(run, cfg, state, halt, progress)]
+                       classes.Record(run, cfg, state, halt, progress, started)]
     return RunCallbacks(keras_callbacks, state, halt)
 
 
@@ -219,7 +221,7 @@ def _callback_classes() -> SimpleNamespace:
             cfg = self.cfg
             if cfg.lr_schedule == "cosine":  # a function of the epoch alone: resume replays it
                 self.model.optimizer.learning_rate.assign(cosine_lr(cfg.learning_rate, cfg.min_lr, epoch, cfg.epochs))
-            elif cfg.lr_schedule == "cosine_time":  # over max_minutes of this invocation
+            elif cfg.lr_schedule == "cosine_time":  # over max_minutes of training time
                 frac = (time.perf_counter() - self.started) / (60 * cfg.max_minutes)
                 self.model.optimizer.learning_rate.assign(cosine_lr(cfg.learning_rate, cfg.min_lr, min(frac, 1.0), 1))
 
@@ -236,12 +238,14 @@ def _callback_classes() -> SimpleNamespace:
 
     class Stop(keras.callbacks.Callback):
         """Stops training on a non-finite loss or a cancel (within a batch), after ``early_stopping``
-        epochs without a gain, or after the epoch that reaches the time budget (``max_minutes``)."""
+        epochs without a gain, or before an epoch that would end past the time budget (``max_minutes``
+        of training time, resumes included: another epoch as long as the last would pass it)."""
 
         def __init__(self, cfg, state: RunState, halt: Halt, started: float):
             super().__init__()
             self.cfg, self.state, self.halt, self.started = cfg, state, halt, started
             self._epoch = 0
+            self._seconds_before = time.perf_counter() - started  # the clock at the last epoch's end
 
         def on_epoch_begin(self, epoch, logs=None):
             self._epoch = epoch
@@ -261,7 +265,9 @@ def _callback_classes() -> SimpleNamespace:
                 self.state.stopped_early = True
                 self.model.stop_training = True
             elapsed = time.perf_counter() - self.started
-            if cfg.max_minutes and epoch + 1 < cfg.epochs and elapsed >= 60 * cfg.max_minutes:
+            last = elapsed - self._seconds_before
+            self._seconds_before = elapsed
+            if cfg.max_minutes and epoch + 1 < cfg.epochs and elapsed + last > 60 * cfg.max_minutes:
                 self.halt.out_of_time = True  # the run stays resumable: state.json says where it stands
                 self.model.stop_training = True
 
@@ -269,9 +275,10 @@ def _callback_classes() -> SimpleNamespace:
         """Appends the batch (throttled) and epoch records to metrics.jsonl, writes state.json,
         sends the progress events; a cut epoch is never recorded."""
 
-        def __init__(self, run: Path, cfg, state: RunState, halt: Halt, progress):
+        def __init__(self, run: Path, cfg, state: RunState, halt: Halt, progress, started: float):
             super().__init__()
             self.run, self.cfg, self.state, self.halt, self.progress = run, cfg, state, halt, progress
+            self.started = started
             self._last_batch_log = 0.0
             self._epoch, self._epoch_start, self._lr = 0, 0.0, float("nan")
             self._metrics = MetricsAppender(run)
@@ -303,6 +310,7 @@ def _callback_classes() -> SimpleNamespace:
                    "seconds": round(time.perf_counter() - self._epoch_start, 3), "time": time.time()}
             rec.update(epoch_metrics(logs))
             self.state.epoch = epoch + 1
+            self.state.seconds = time.perf_counter() - self.started
             self._metrics.append(rec, sync=True)  # on disk before state.json says the epoch is done
             self.state.write(self.run)
             if self.progress is not None:

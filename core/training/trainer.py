@@ -95,6 +95,7 @@ class TrainConfig:
     neighbour_mm: Optional[float] = None  # 2.5D neighbours this many mm apart (None: adjacent slices)
     thick_slices: float = 0.0  # with neighbour_mm: share of samples shown as a thicker scan (core.training.loader)
     phases: float = 0.0  # share of real-CT samples given another contrast phase, noise or kernel
+    l2sp: float = 0.0  # with init_from: pull the kernels towards the start weights (core.model.losses.pull_towards)
 
     def __post_init__(self):
         from ..model.losses import LOSSES
@@ -117,6 +118,8 @@ class TrainConfig:
             problems.append("thick_slices and phases must be in [0, 1]")
         if self.neighbour_mm is not None and (self.recipe != "window25d" or not self.neighbour_mm > 0):
             problems.append("neighbour_mm needs the window25d recipe and a positive distance")
+        if self.l2sp < 0 or (self.l2sp and not self.init_from):
+            problems.append("l2sp must be >= 0 and needs init_from (the weights to stay near)")
         if self.thick_slices and self.neighbour_mm is None:
             problems.append("thick_slices needs neighbour_mm")
         if self.image_size % (2 ** self.depth):
@@ -234,7 +237,7 @@ def train(config: TrainConfig, progress: Optional[ProgressFn] = None, cancel: Op
     import keras
 
     from ..model.io import load_model, save_model_atomic
-    from ..model.losses import LOSSES, dice_metric, iou_metric
+    from ..model.losses import LOSSES, dice_metric, iou_metric, pull_towards
     from ..model.resunet import ResUNetConfig, build_resunet
 
     run = Path(config.out)
@@ -273,13 +276,14 @@ def train(config: TrainConfig, progress: Optional[ProgressFn] = None, cancel: Op
                 model = build_resunet(ResUNetConfig(cfg.image_size, 3, cfg.base_filters, cfg.depth),
                                       name=f"resunet_{cfg.stage}")
                 if cfg.init_from:
-                    start = load_model(cfg.init_from, compile=False)
                     try:
-                        model.set_weights(start.get_weights())
+                        model.set_weights(_start_weights(cfg))
                     except ValueError as exc:
                         raise TrainingError(f"{cfg.init_from}: cannot start from this model: {exc}") from None
                 model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=LOSSES[cfg.loss],
                               metrics=[dice_metric(cfg.threshold), iou_metric(cfg.threshold)])
+            if cfg.l2sp:  # not saved with the model: applied again on resume
+                pull_towards(model, _start_weights(cfg), cfg.l2sp)
         if keras.backend.backend() == "tensorflow" and strategy is None and cfg.image_size >= XLA_MIN_SIZE:
             # Keras' "auto" leaves XLA off for this model on TensorFlow; on a 2-core CPU XLA trains
             # the ResUNet 1.56-1.8x faster at 128 px (docs/BENCHMARKS.md). Below XLA_MIN_SIZE the
@@ -292,10 +296,14 @@ def train(config: TrainConfig, progress: Optional[ProgressFn] = None, cancel: Op
         callbacks = list(cbs.keras)
         if keras.backend.backend() == "tensorflow":
             callbacks.append(keras.callbacks.TensorBoard(str(run / runs.TENSORBOARD), update_freq="epoch"))
-        if done_epochs < cfg.epochs and not state.stopped_early:
+        spent = bool(cfg.max_minutes) and state.seconds >= 60 * cfg.max_minutes  # a resume after the budget
+        cbs.halt.out_of_time = cbs.halt.out_of_time or (spent and done_epochs < cfg.epochs)
+        if done_epochs < cfg.epochs and not state.stopped_early and not spent:
             check(cancel)
+            # shuffle=False: the batches' order is already drawn from (seed, epoch) (callbacks.make_batches);
+            # Keras' own shuffle of a PyDataset would draw it from Python's global random state
             model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=done_epochs,
-                      callbacks=callbacks, verbose=0)
+                      callbacks=callbacks, verbose=0, shuffle=False)
     finally:
         if cfg.precision != "float32":
             keras.mixed_precision.set_global_policy("float32")
@@ -315,6 +323,12 @@ def train(config: TrainConfig, progress: Optional[ProgressFn] = None, cancel: Op
                      float("nan") if st.best_val_dice is None else st.best_val_dice,
                      str(best_model) if best_model.exists() else None,
                      [r for r in runs.read_metrics(run) if r.get("type") == "epoch"])
+
+
+def _start_weights(cfg: TrainConfig) -> list:
+    """The weights of ``cfg.init_from`` (the model a fine-tune starts from)."""
+    from ..model.io import load_model
+    return load_model(cfg.init_from, compile=False).get_weights()
 
 
 def export_after_training(run: Path, progress=None, cancel=None, calibration_slices: int = 32) -> None:

@@ -1,0 +1,179 @@
+"""Fine-tuning: the default (or any) models taught a lab's own corrected cases, in minutes.
+
+``liverseg finetune DATASET --from default|RUN|MODEL_DIR --out RUN`` (:func:`finetune`):
+
+1. each stage starts from its base model's weights and keeps its saved preprocessing (input size,
+   window, 2.5D neighbours) and architecture (filters, depth), so the result runs wherever the base
+   model runs;
+2. the lab's cases are split by patient: with 2-3 cases one is held out (the best epoch and the
+   threshold are chosen on it), with more a fifth (at least one);
+3. a short schedule at a low learning rate (a cosine over the time budget, ``minutes`` for all
+   stages together, resumes included), and L2-SP (:func:`core.model.losses.pull_towards`): the
+   kernels are pulled towards the base weights, so a few cases do not make the model forget the
+   anatomy and scanners it learned (docs/MODELS.md, "Fine-tune on your data", has the numbers);
+4. each stage is an ordinary run folder (``RUN/liver``, ``RUN/tumor``: live records, resume after
+   Ctrl-C or ``kill -9``, ONNX + int8 with its Dice gate), its model card naming the base model
+   (``base``) and the lab's cases (``finetune_cases``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from ..datasets.dataset import list_cases
+from ..runtime.errors import LiverSegError
+from ..runtime.jobs import CancelToken, ProgressFn, report
+from ..runtime.runs import MODEL, has_config, has_card, read_card, update_card
+
+log = logging.getLogger(__name__)
+
+STAGES = ("liver", "tumor")
+LEARNING_RATE = 1e-4  # a tenth of training from scratch: the base weights are a good start
+L2SP = 1e-3  # strength of the pull towards the base weights (per squared kernel difference, summed)
+STEPS_PER_EPOCH = 10  # short epochs: the time budget is met within one of them
+EXPORT_SHARE = 0.12  # of each stage's budget kept for the threshold, ONNX export and int8 check
+
+
+class FinetuneError(LiverSegError):
+    """A fine-tune cannot start (no base model, too few cases, a base model of another kind)."""
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Options of :func:`finetune`.
+
+    Attributes:
+        dataset: the lab's dataset folder (``liverseg import``, or *Add to training set...*).
+        base: "default" (this installation's default models), a run or work folder with
+            ``liver/`` and ``tumor/``, or one model folder (its stage from its card).
+        out: the fine-tune's folder (``out/liver``, ``out/tumor``).
+        stages: which stages.
+        minutes: time budget for all stages together (split evenly), resumes included.
+        learning_rate, l2sp: see the module docstring (l2sp 0: plain fine-tuning).
+        export_onnx: ONNX + int8 at the end (as training does).
+        seed: the split and the batches.
+    """
+
+    dataset: str
+    base: str
+    out: str
+    stages: tuple[str, ...] = STAGES
+    minutes: float = 10.0
+    learning_rate: float = LEARNING_RATE
+    l2sp: float = L2SP
+    export_onnx: bool = True
+    seed: int = 0
+
+    def __post_init__(self):
+        if not self.stages or set(self.stages) - set(STAGES):
+            raise FinetuneError(f"stages must be among {STAGES}, got {self.stages}")
+        if not self.minutes > 0:
+            raise FinetuneError("minutes must be positive")
+
+
+def base_model(base: str, stage: str) -> Path:
+    """The model folder a stage starts from (see :class:`FinetuneConfig`).
+
+    Raises:
+        FinetuneError: nothing usable there (one line naming the place and the problem).
+    """
+    if base == "default":
+        from ..inference.library import default_models, user_default_models
+        entry = user_default_models().get(stage) or dict(zip(STAGES, default_models())).get(stage)
+        if entry is None:
+            raise FinetuneError(f"no default {stage} model installed to start from")
+        return Path(entry.path).parent
+    path = Path(base)
+    for folder in (path / stage, path):
+        if (folder / MODEL).is_file() and has_card(folder):
+            found = read_card(folder).get("stage")
+            if found == stage:
+                return folder
+            if folder == path and found:
+                raise FinetuneError(f"{path}: a {found} model, not a {stage} model")
+    raise FinetuneError(f"{path}: no {stage} model to start from (model.keras and model.json, here or in "
+                        f"{stage}/)")
+
+
+def split_lab_cases(cases: list[str], seed: int = 0) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(train, validation) by patient: one held out of 2-3 cases, a fifth (at least one) of more.
+
+    Raises:
+        FinetuneError: fewer than two cases (one to learn from, one to choose the epoch on).
+    """
+    import random
+    cases = sorted(cases)
+    if len(cases) < 2:
+        raise FinetuneError(f"fine-tuning needs at least 2 cases (one is held out to choose the best epoch "
+                            f"and the threshold); the dataset has {len(cases)}")
+    n_val = 1 if len(cases) <= 3 else max(1, round(len(cases) / 5))
+    order = cases[:]
+    random.Random(seed).shuffle(order)
+    val = tuple(sorted(order[:n_val]))
+    return tuple(c for c in cases if c not in val), val
+
+
+def stage_config(cfg: FinetuneConfig, stage: str, base: Path, train_ids, val_ids, minutes: float):
+    """The :class:`core.training.trainer.TrainConfig` of one stage: the base model's input and
+    architecture, the lab's split, the fine-tuning schedule."""
+    from .trainer import TrainConfig
+    meta = read_card(base)
+    pre = meta.get("preprocessing") or {}
+    arch = meta.get("architecture") or {}
+    if pre.get("recipe", "window25d") != "window25d" or arch.get("name", "resunet") != "resunet":
+        raise FinetuneError(f"{base}: cannot fine-tune a {pre.get('recipe')} / {arch.get('name')} model "
+                            f"(only the window25d ResUNet models this app trains)")
+    size = int(pre.get("size", meta.get("input_size", 256)))
+    return TrainConfig(
+        dataset=cfg.dataset, out=str(Path(cfg.out) / stage), stage=stage, epochs=100_000,
+        learning_rate=cfg.learning_rate, min_lr=cfg.learning_rate / 20, lr_schedule="cosine_time",
+        max_minutes=minutes, steps_per_epoch=STEPS_PER_EPOCH, image_size=size,
+        base_filters=int(arch.get("base_filters", 16)), depth=int(arch.get("depth", 4)),
+        window=tuple(pre.get("window", (-100.0, 400.0))), neighbour_mm=pre.get("neighbour_mm"),
+        geometry="anatomical", train_cases=tuple(train_ids), val_cases=tuple(val_ids), seed=cfg.seed,
+        init_from=str(base / MODEL), l2sp=cfg.l2sp, export_onnx=cfg.export_onnx,
+        synth_lesions=0.3 if stage == "tumor" else 0.0, reduce_lr=0,
+        label=f"[lab] fine-tuned on {len(train_ids)} case(s) from {meta.get('label') or base.name}")
+
+
+def finetune(cfg: FinetuneConfig, progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
+             resume: bool = False) -> dict:
+    """Fine-tune (or resume fine-tuning) each stage; see the module docstring.
+
+    Returns:
+        {stage: :class:`core.training.trainer.RunResult`} for the stages run.
+
+    Raises:
+        FinetuneError, TrainingError, DatasetError: one line naming the folder and the problem.
+    """
+    from .trainer import train
+    train_ids, val_ids = split_lab_cases(list_cases(cfg.dataset), cfg.seed)
+    per_stage = cfg.minutes / len(cfg.stages) * (1 - EXPORT_SHARE)
+    results = {}
+    for stage in cfg.stages:
+        base = base_model(cfg.base, stage)
+        tc = stage_config(cfg, stage, base, train_ids, val_ids, per_stage)
+        run = Path(tc.out)
+        again = resume and has_config(run)
+        if not again and run.exists() and any(run.iterdir()):
+            raise FinetuneError(f"{run}: a run is already there; use --resume to continue it")
+        report(progress, "recipe", len(results), len(cfg.stages), f"{stage} stage (from {base})")
+        t = time.perf_counter()
+        result = train(tc, progress=progress, cancel=cancel, resume=again)
+        results[stage] = result
+        if has_card(run):
+            base_meta = read_card(base)
+            update_card(run, base={"path": str(base), "label": base_meta.get("label", ""),
+                                   "date": base_meta.get("date", ""), "card": base_meta.get("card")},
+                        finetune_cases={"train": list(train_ids), "val": list(val_ids)},
+                        finetune={"minutes": cfg.minutes, "learning_rate": cfg.learning_rate, "l2sp": cfg.l2sp,
+                                  "seconds_this_invocation": round(time.perf_counter() - t, 1)})
+        if result.status == "cancelled":
+            break
+    report(progress, "recipe", len(results), len(cfg.stages))
+    return results
+

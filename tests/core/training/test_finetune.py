@@ -1,0 +1,131 @@
+"""core.training.finetune: tiny fine-tunes (64 px, 8 filters) that start from a tiny base model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from core.runtime.jobs import CancelToken
+from core.runtime.runs import RunState, read_card, read_metrics
+from core.training.finetune import FinetuneConfig, FinetuneError, base_model, finetune, split_lab_cases
+from core.training.trainer import EpochEvent, Split, TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def base(tiny_dataset, tmp_path_factory):
+    """A tiny two-stage base: what `liverseg train-default` leaves, at 64 px."""
+    root = tmp_path_factory.mktemp("base")
+    for stage in ("liver", "tumor"):
+        train(TrainConfig(dataset=str(tiny_dataset), out=str(root / stage), stage=stage, epochs=1, batch_size=8,
+                          image_size=64, base_filters=8, depth=3, val_fraction=0.34, export_onnx=False,
+                          steps_per_epoch=4, label=f"tiny base {stage}"))
+    return root
+
+
+def test_lab_cases_split_by_patient():
+    assert split_lab_cases(["b", "a"]) in ((("a",), ("b",)), (("b",), ("a",)))
+    train_ids, val_ids = split_lab_cases(["a", "b", "c"])
+    assert len(val_ids) == 1 and sorted(train_ids + val_ids) == ["a", "b", "c"]
+    train_ids, val_ids = split_lab_cases([f"c{i}" for i in range(10)], seed=3)
+    assert len(val_ids) == 2 and not set(train_ids) & set(val_ids)
+    with pytest.raises(FinetuneError, match="at least 2 cases"):
+        split_lab_cases(["only"])
+
+
+def test_base_model_found_by_stage(base, tmp_path):
+    assert base_model(str(base), "liver") == base / "liver"
+    assert base_model(str(base / "tumor"), "tumor") == base / "tumor"
+    with pytest.raises(FinetuneError, match="a liver model, not a tumor model"):
+        base_model(str(base / "liver"), "tumor")
+    with pytest.raises(FinetuneError, match="no liver model to start from"):
+        base_model(str(tmp_path), "liver")
+    with pytest.raises(FinetuneError, match="minutes must be positive"):
+        FinetuneConfig("d", "default", "o", minutes=0)
+
+
+def _first_batch_loss(run, weights) -> float:
+    """The loss a model with ``weights`` (None: fresh) gives on the run's first training batch, as
+    ``fit`` computes it on the run's own batches (same loader, same order)."""
+    import keras
+    from core.model.losses import LOSSES
+    from core.model.resunet import ResUNetConfig, build_resunet
+    from core.training.trainer import _make_datasets
+    cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
+    split = Split(**{k: tuple(v) if isinstance(v, list) else v
+                     for k, v in json.loads((run / "split.json").read_text()).items()})
+    train_ds = _make_datasets(cfg, split, None, None)[0]
+    keras.utils.set_random_seed(1)
+    model = build_resunet(ResUNetConfig(cfg.image_size, 3, cfg.base_filters, cfg.depth))
+    if weights is not None:
+        model.set_weights(weights)
+    model.compile(optimizer=keras.optimizers.Adam(0.0), loss=LOSSES[cfg.loss])
+    seen = []
+
+    class First(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(float(logs["loss"]))
+    model.fit(train_ds, epochs=1, steps_per_epoch=1, verbose=0, shuffle=False, callbacks=[First()])
+    return seen[0]
+
+
+def test_finetune_starts_from_the_base_weights_and_names_them(tiny_dataset, base, tmp_path):
+    from core.model.io import load_model
+    out = tmp_path / "ft"
+    results = finetune(FinetuneConfig(str(tiny_dataset), str(base), str(out), stages=("liver",), minutes=0.1,
+                                      export_onnx=False))
+    r = results["liver"]
+    assert r.status in ("time_budget", "completed") and r.epochs_done >= 1 and (out / "liver" / "model.keras").is_file()
+    first = next(m for m in read_metrics(out / "liver") if m["type"] == "batch")
+    assert (first["epoch"], first["batch"]) == (1, 1)
+    from_base = _first_batch_loss(out / "liver", load_model(base / "liver" / "model.keras", compile=False).get_weights())
+    fresh = _first_batch_loss(out / "liver", None)
+    assert first["loss"] == pytest.approx(from_base, rel=1e-4)  # the base weights were loaded
+    assert abs(first["loss"] - fresh) > 100 * 1e-4 * from_base  # and they are not what a fresh model gives
+
+    card = read_card(out / "liver")
+    assert card["base"]["path"] == str(base / "liver") and card["base"]["label"] == "tiny base liver"
+    split = json.loads((out / "liver" / "split.json").read_text())
+    assert card["finetune_cases"] == {"train": split["train"], "val": split["val"]} and len(split["val"]) == 1
+    assert card["label"].startswith("[lab] fine-tuned on 2 case(s)") and card["data"]["init_from"].endswith("model.keras")
+    assert card["preprocessing"] == read_card(base / "liver")["preprocessing"]
+    cfg = json.loads((out / "liver" / "config.json").read_text())
+    assert cfg["l2sp"] > 0 and cfg["learning_rate"] == pytest.approx(1e-4) and cfg["lr_schedule"] == "cosine_time"
+    with pytest.raises(FinetuneError, match="use --resume"):
+        finetune(FinetuneConfig(str(tiny_dataset), str(base), str(out), stages=("liver",), minutes=0.1))
+
+
+def test_finetune_resumes_within_its_time_budget(tiny_dataset, base, tmp_path):
+    out, cancel = tmp_path / "ft", CancelToken()
+
+    def stop_after_one_epoch(ev):
+        if isinstance(ev, EpochEvent):
+            cancel.cancel()
+    cfg = FinetuneConfig(str(tiny_dataset), str(base), str(out), stages=("tumor",), minutes=0.5, export_onnx=False)
+    first = finetune(cfg, progress=stop_after_one_epoch, cancel=cancel)["tumor"]
+    assert first.status == "cancelled" and first.epochs_done == 1
+    spent = RunState.read(out / "tumor").seconds
+    assert spent > 0
+    again = finetune(cfg, resume=True)["tumor"]
+    assert again.status in ("time_budget", "completed") and again.epochs_done > 1
+    state = RunState.read(out / "tumor")
+    budget = 60 * 0.5 * (1 - 0.12)
+    assert state.seconds <= budget * 1.1  # the clock went on from where it stopped, and stopped in time
+    epochs = [m["epoch"] for m in read_metrics(out / "tumor") if m["type"] == "epoch"]
+    assert epochs == list(range(1, again.epochs_done + 1))
+
+
+def test_pull_towards_the_start_weights_is_zero_there_and_grows_away():
+    import keras
+    from core.model.losses import pull_towards
+    from core.model.resunet import ResUNetConfig, build_resunet
+    m = build_resunet(ResUNetConfig(32, 3, 4, 2))
+    start = m.get_weights()
+    n = pull_towards(m, start, 0.5)
+    assert n == sum(1 for v in m.trainable_weights if len(v.shape) > 1) and n > 0
+    assert float(sum(keras.ops.convert_to_numpy(x) for x in m.losses)) == pytest.approx(0.0, abs=1e-9)
+    v = next(v for v in m.trainable_weights if len(v.shape) > 1)
+    v.assign(np.asarray(v.numpy()) + 0.1)
+    assert float(sum(keras.ops.convert_to_numpy(x) for x in m.losses)) == pytest.approx(0.5 * 0.01 * np.prod(v.shape),
+                                                                                        rel=1e-4)
