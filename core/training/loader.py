@@ -98,8 +98,8 @@ class SlicePipeline:
         fraction: share of the slices to keep (the notebooks' 0.25 / 0.5 / 1.0), seeded.
         augment, seed: random flips, rotations, zoom and intensity changes; their (and sampling's) seed.
         synth_lesions: with augmentation: share of the samples given synthetic lesions in their liver
-            (:mod:`core.synthetic.lesion_synth`, linear recipe): tumour; liver with ``liver_lesions``.
-        liver_lesions: allow ``synth_lesions`` for the liver stage (targets unchanged).
+            (:mod:`core.synthetic.lesion_synth`, linear recipe). The tumour stage learns them as
+            tumour, the liver stage as liver (``TrainConfig.synth_lesions`` / ``liver_lesions``).
         geometry: "flips" or "anatomical" (:mod:`core.transforms.augment`).
         thick_slices: with augmentation and mm neighbours (``pre.neighbour_mm``): share of the
             real-CT samples (half that of the rendered ones) shown as a thicker scan would show
@@ -115,7 +115,7 @@ class SlicePipeline:
     def __init__(self, dataset, case_ids: Sequence[str], stage: str, pre: Preprocessing, fraction: float = 1.0,
                  augment: bool = False, seed: int = 0, progress: Optional[ProgressFn] = None,
                  cancel: Optional[CancelToken] = None, synth_lesions: float = 0.0, geometry: str = "flips",
-                 liver_lesions: bool = False, thick_slices: float = 0.0, phases: float = 0.0):
+                 thick_slices: float = 0.0, phases: float = 0.0):
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r} (use {STAGES})")
         if geometry not in aug.GEOMETRIES:
@@ -124,9 +124,8 @@ class SlicePipeline:
             raise ValueError(f"fraction must be in (0, 1], got {fraction}")
         if not 0 <= synth_lesions <= 1:
             raise ValueError(f"synth_lesions must be in [0, 1], got {synth_lesions}")
-        if synth_lesions and ((stage != "tumor" and not liver_lesions) or pre.recipe != "window25d"):
-            raise ValueError("synthetic lesions need the tumour stage (or liver_lesions) and the linear "
-                             "window25d recipe")
+        if synth_lesions and pre.recipe != "window25d":
+            raise ValueError(f"synthetic lesions need the linear window25d recipe, not {pre.recipe!r}")
         if not (0 <= thick_slices <= 1 and 0 <= phases <= 1):
             raise ValueError(f"thick_slices and phases must be in [0, 1], got {thick_slices}, {phases}")
         if thick_slices and pre.offsets_mm is None:

@@ -172,7 +172,7 @@ def _make_datasets(cfg: TrainConfig, split: Split, progress, cancel):
     synth = share if pre.recipe == "window25d" else 0.0
     train = SlicePipeline(cfg.dataset, split.train, cfg.stage, pre, cfg.fraction, cfg.augment, cfg.seed,
                           progress, cancel, synth_lesions=synth, geometry=cfg.geometry,
-                          liver_lesions=cfg.stage == "liver", thick_slices=cfg.thick_slices, phases=cfg.phases)
+                          thick_slices=cfg.thick_slices, phases=cfg.phases)
     val = eval_pipeline(cfg.dataset, split.val, cfg.stage, pre, cfg.seed, progress, cancel)
     return (*make_batches(cfg, train, val), train, val)
 

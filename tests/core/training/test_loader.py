@@ -152,12 +152,12 @@ def test_label_map_without_a_body_is_refused(tmp_path):
 def test_liver_stage_lesions_leave_the_liver_target_alone(bright_case):
     pre = Preprocessing(size=64)
     plain = SlicePipeline(bright_case, ["b"], "liver", pre, augment=True, seed=0)
-    lesioned = SlicePipeline(bright_case, ["b"], "liver", pre, augment=True, seed=0, synth_lesions=1.0,
-                             liver_lesions=True)
+    lesioned = SlicePipeline(bright_case, ["b"], "liver", pre, augment=True, seed=0, synth_lesions=1.0)
     x0, y0 = plain.batch(np.arange(8), np.random.default_rng(4))
     x1, y1 = lesioned.batch(np.arange(8), np.random.default_rng(4))
     np.testing.assert_array_equal(y0, y1)  # a lesion in the liver is still liver
     changed = np.abs(x1 - x0)[..., 1] > 1e-6
     assert changed.any() and not changed[y0[..., 0] == 0].any()  # the image changes inside the liver only
-    with pytest.raises(ValueError, match="tumour stage"):
-        SlicePipeline(bright_case, ["b"], "liver", pre, augment=True, synth_lesions=0.5)
+    with pytest.raises(ValueError, match="window25d recipe"):
+        SlicePipeline(bright_case, ["b"], "liver", Preprocessing(size=64, recipe="notebook"), augment=True,
+                      synth_lesions=0.5)
