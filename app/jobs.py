@@ -37,6 +37,12 @@ def train_model(cfg, resume: bool, progress=None, cancel=None):
     return train(cfg, progress=progress, cancel=cancel, resume=resume)
 
 
+def finetune_models(cfg, progress=None, cancel=None):
+    """Fine-tune, then score base and fine-tuned models on the held-out cases (the Train tab)."""
+    from core.training.finetune_compare import finetune_and_compare
+    return finetune_and_compare(cfg, progress=progress, cancel=cancel)
+
+
 def export_file(writer, path, data, force, source_dirs, progress=None, cancel=None) -> str:
     return str(writer(path, data, force=force, source_dirs=source_dirs))
 

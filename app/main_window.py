@@ -109,6 +109,9 @@ class MainWindow(StudyIO, QMainWindow):
         tp.stopRequested.connect(self.stop_training)
         tp.importRequested.connect(self.import_dataset)
         tp.monitorRequested.connect(lambda d: tp.curves.follow(d))
+        if tp.finetune is not None:
+            tp.finetune.finetuneRequested.connect(self.start_finetune)
+            tp.finetune.defaultsChanged.connect(lambda: self.segment_panel.refresh(select_defaults=True))
 
     def _build_menu(self) -> None:
         m = self.menuBar().addMenu("&File")
@@ -125,6 +128,7 @@ class MainWindow(StudyIO, QMainWindow):
         ex.addAction("Segmentation as DICOM &SEG...", lambda: self.export_dialog("seg"))
         ex.addAction("&Lesion table (CSV)...", lambda: self.export_dialog("csv"))
         ex.addAction("&PNG screenshot of the view...", lambda: self.export_dialog("png"))
+        self._training_set_action(m)  # Add to training set... (app.study_io)
         m.addSeparator()
         m.addAction("&Quit", self.close, "Ctrl+Q")
         e = self.menuBar().addMenu("&Edit")
@@ -297,6 +301,36 @@ class MainWindow(StudyIO, QMainWindow):
         self.start_job(job, lambda r: self.statusBar().showMessage(
             f"Training {r.status}: best val Dice {r.best_val_dice:.3f} (epoch {r.best_epoch})"))
         panel.curves.follow(cfg.out, cfg.epochs)
+        return job
+
+    def start_finetune(self, box) -> Optional[Job]:
+        """Fine-tune from the Train tab: live curves of the stage in progress, then the before/after table."""
+        try:
+            cfg = box.config()
+        except Exception as exc:
+            self.show_error(str(exc), "")
+            return None
+        tp = self.train_panel
+        job = Job("Fine-tuning", jobs.finetune_models, cfg)
+        self._train_job = job
+        box.set_running(True)
+        tp.set_running(True)
+        following = {"stage": None}
+
+        def follow(ev) -> None:  # each stage is a run folder: follow the one that is training
+            if getattr(ev, "stage", None) == "recipe" and ev.done < len(cfg.stages) and following["stage"] != cfg.stages[ev.done]:
+                following["stage"] = cfg.stages[ev.done]
+                tp.curves.follow(os.path.join(cfg.out, following["stage"]))
+        job.progress.connect(follow)
+        def ended(*_) -> None:
+            box.set_running(False)
+            tp.set_running(False)
+        for sig in (job.finished, job.failed, job.cancelled):
+            sig.connect(ended)
+        job.finished.connect(box.show_outcome)
+        job.finished.connect(lambda *_: self.segment_panel.refresh())
+        self.start_job(job, lambda r: self.statusBar().showMessage(
+            "Fine-tuning " + ("cancelled" if r.cancelled else f"done: {cfg.out}")))
         return job
 
     # -- misc -----------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Studies in and out of the main window: open (DICOM folder, volume file, dataset case, demo, drag
-and drop, recent), bring back a segmentation, export. A mixin of :class:`app.main_window.MainWindow`
-(which provides ``settings``, ``start_job``, ``show_error`` and the panels). The open study and its
+and drop, recent), bring back a segmentation, export, add to a lab's training set. A mixin of
+:class:`app.main_window.MainWindow` (which provides ``settings``, ``start_job``, ``show_error``, the
+signals and the panels). The open study and its
 results are one :class:`core.study.session.StudySession` (``self.session``), the same object
 ``liverseg predict`` uses; ``study``, ``editor``, ``summary`` and ``case_report`` read it."""
 
@@ -202,6 +203,63 @@ class StudyIO:
         items = [path] + [p for p in self.recent() if p != path]
         self.settings.setValue("recent_folders", items[:MAX_RECENT])
         self._fill_recent()
+
+    # -- training set -----------------------------------------------------------
+    def _training_set_action(self, menu):
+        """*Add to training set...* in ``menu``, enabled while the open study has a working label."""
+        action = menu.addAction("Add to &training set...", self.add_to_training_set)
+        action.setObjectName("addToTrainingSet")
+        action.setStatusTip("Store the open study with its corrected labels as a case of a lab dataset")
+        self.add_case_action = action
+        for sig in (self.studyLoaded, self.segmented, menu.aboutToShow):
+            sig.connect(self._update_training_action)
+        self._update_training_action()
+        return action
+
+    def _update_training_action(self) -> None:
+        self.add_case_action.setEnabled(self.session is not None and self.session.label is not None)
+
+    def add_to_training_set(self):
+        """Open the dialog (non-modal: ``self.add_case_dialog``); on OK the case is written in a worker."""
+        from .widgets.add_case_dialog import AddCaseDialog
+        if self.session is None or self.session.label is None:
+            self.show_error("Nothing to add yet: open a study, segment it and correct the labels.", "")
+            return None
+        dialog = AddCaseDialog(self.settings, self.study.name, self)
+        dialog.accepted.connect(lambda: self.add_case(dialog.dataset(), dialog.corrected_by()))
+        if getattr(self, "add_case_dialog", None) is not None:
+            self.add_case_dialog.deleteLater()  # the last one, closed
+        self.add_case_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def add_case(self, dataset: str, corrected_by: str, replace: bool = False) -> Optional[Job]:
+        """Store the open study and its label as it is now in ``dataset``; asks before replacing."""
+        from core.datasets.lab_cases import CaseExists
+        from .widgets.add_case_dialog import add_case
+        session = self.session
+        if session is None or session.label is None:
+            return None
+
+        def done(result) -> None:
+            if isinstance(result, CaseExists):
+                if self.ask_replace(result.case_id, dataset):
+                    self.add_case(dataset, corrected_by, replace=True)
+                else:
+                    self.statusBar().showMessage(f"Not added: {dataset} keeps its case {result.case_id}")
+                return
+            cid, n = result
+            self.statusBar().showMessage(f"Added case {cid} to {dataset} ({n} case(s))")
+        job = Job("Add to training set", add_case, dataset, session.study, session.label.copy(), corrected_by,
+                  replace, session.source_dirs)
+        return self.start_job(job, done)
+
+    def ask_replace(self, case_id: str, dataset: str) -> bool:
+        """Yes / No: replace the case this study already has (tests replace this method)."""
+        from PySide6.QtWidgets import QMessageBox
+        answer = QMessageBox.question(self, "Add to training set",
+                                      f"Replace the case of this study?\n\n{case_id} in {dataset}")
+        return answer == QMessageBox.StandardButton.Yes
 
     # -- export ---------------------------------------------------------------
     def export_dialog(self, kind: str) -> None:

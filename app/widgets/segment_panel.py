@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QProgressBar,
-                               QPushButton, QRadioButton, QSpinBox, QWidget)
+from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QMessageBox,
+                               QProgressBar, QPushButton, QRadioButton, QSpinBox, QWidget)
 
 from core.runtime.edition import LITE_NAME, keras_available
 from core.inference.library import ModelEntry, default_models, scan_models
@@ -105,13 +107,14 @@ class SegmentPanel(QWidget):
         if on:
             self.toolChanged.emit(tool)
 
-    def refresh(self) -> None:
-        """Rescan the library (bundled, user folder, files added by hand); the bundled defaults
-        (real-CT models) are selected unless the user had chosen another model."""
+    def refresh(self, select_defaults: bool = False) -> None:
+        """Rescan the library (bundled, user folder, files added by hand); the default models (this
+        installation's chosen ones, else the bundled real-CT ones) are selected unless the user had
+        chosen another model (``select_defaults``: select them anyway, after the defaults changed)."""
         entries = scan_models(self.extra)
         defaults = dict(zip(("liver", "tumor"), default_models(entries)))
         for combo, stage in ((self.liver, "liver"), (self.tumor, "tumor")):
-            previous = combo.currentData()
+            previous = None if select_defaults else combo.currentData()
             combo.blockSignals(True)
             combo.clear()
             if stage == "tumor":
@@ -144,10 +147,42 @@ class SegmentPanel(QWidget):
         self.segment_btn.setEnabled(self.liver.currentData() is not None)
 
     def _add_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Add model", "", "Keras models (*.keras *.h5)")
-        if path:
+        path, _ = QFileDialog.getOpenFileName(self, "Add model", "", "Models (*.keras *.h5 *.zip);;Keras models "
+                                              "(*.keras *.h5);;Shared models, liverseg export-model (*.zip)")
+        if path.lower().endswith(".zip"):
+            self.import_zip(path)
+        elif path:
             self.extra.append(path)
             self.refresh()
+
+    def import_zip(self, path: str) -> Optional[str]:
+        """Install a shared model (core.inference.model_share) into the user's models folder, rescan and
+        select it; the installed model file, or None (refused: the error is shown; or not replaced)."""
+        from core.inference.model_share import import_model, target_folder
+        from core.runtime.errors import LiverSegError
+        try:
+            force = target_folder(path).exists()
+            if force and QMessageBox.question(self, "Add model", f"A model named {target_folder(path).name} is "
+                                              f"installed already. Replace it?") != QMessageBox.StandardButton.Yes:
+                return None
+            model = str(import_model(path, force=force))
+        except LiverSegError as exc:
+            self._show_error(str(exc))
+            return None
+        self.refresh()
+        for combo in (self.liver, self.tumor):
+            paths = [getattr(combo.itemData(i), "path", None) for i in range(combo.count())]
+            if model in paths:
+                combo.setCurrentIndex(paths.index(model))
+        return model
+
+    def _show_error(self, message: str) -> None:
+        show = getattr(self.window(), "show_error", None)  # the main window's error dialog
+        if callable(show):
+            show(message, "")
+            return
+        self.errorBox = QMessageBox(QMessageBox.Icon.Warning, "LiverSeg Studio", message, parent=self)
+        self.errorBox.open()
 
     def _segment(self) -> None:
         liver, tumor = self.liver.currentData(), self.tumor.currentData()

@@ -17,6 +17,7 @@ from core.inference.library import user_models_dir
 from core.training import defaults as D
 
 from .curves import CurvesWidget
+from .finetune_box import FinetuneBox
 
 
 class TrainPanel(QWidget):
@@ -85,15 +86,17 @@ class TrainPanel(QWidget):
         for b in (self.start_btn, self.stop_btn, self.resume_btn, mon):
             brow.addWidget(b)
         lay.addLayout(brow)
+        self.finetune = FinetuneBox(lambda: self.dataset.text().strip())
+        lay.addWidget(self.finetune)
         self.curves = CurvesWidget()
         lay.addWidget(self.curves, 1)
 
     def _build_lite(self, lay: QVBoxLayout) -> None:
-        self.note = QLabel(not_in_edition("Training"))
+        self.note = QLabel(not_in_edition("Training (and fine-tuning)"))
         self.note.setWordWrap(True)
         self.note.setObjectName("editionNote")
         lay.addWidget(self.note)
-        self.start_btn = self.stop_btn = self.resume_btn = None
+        self.start_btn = self.stop_btn = self.resume_btn = self.finetune = None
         self.import_progress = QProgressBar()
         self.import_progress.setVisible(False)
         mon = QPushButton("Monitor a run folder...")

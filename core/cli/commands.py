@@ -191,6 +191,23 @@ def cmd_export_onnx(args, cancel: CancelToken) -> int:
     return 0
 
 
+def cmd_export_model(args, cancel: CancelToken) -> int:
+    from ..inference.model_share import export_model, read_shared
+    out = export_model(args.run_dir, args.out, force=args.force)
+    m = read_shared(out)
+    print(f"wrote {out}: {m['stage']} model, {', '.join(m['files'])} ({out.stat().st_size / 2**20:.1f} MiB)")
+    return 0
+
+
+def cmd_import_model(args, cancel: CancelToken) -> int:
+    from ..inference.library import describe
+    from ..inference.model_share import import_model
+    path = import_model(args.zip, name=args.name, force=args.force)
+    e = describe(path, "user")
+    print(f"installed {path.parent}" + (f": {e.title}" if e else ""))
+    return 0
+
+
 def cmd_evaluate(args, cancel: CancelToken) -> int:
     from ..evaluation.evaluate import evaluate_dataset, format_table
     from ..io.export import check_target, write_json_report
@@ -232,7 +249,7 @@ def add_subcommands(sub) -> None:
                                       "into a dataset folder")
     p.add_argument("src", help="3Dircadb1.zip, a folder of 3Dircadb1.N patients, or one patient folder; or an "
                                "extracted Task03_Liver (imagesTr/labelsTr), LiTS (volume-N/segmentation-N) or a folder "
-                               "of image + label NIfTI pairs")
+                               "of image + label NIfTI pairs; or a LiverSeg dataset folder (a lab's cases, merged)")
     p.add_argument("--out", required=True, help="dataset folder to write")
     p.add_argument("--force", action="store_true", help="re-import cases already present")
     p.set_defaults(func=cmd_import)
@@ -299,6 +316,18 @@ def add_subcommands(sub) -> None:
     p.add_argument("--recalibrate", action="store_true", help="draw new calibration slices instead of reusing "
                                                               "the run's calibration.npz")
     p.set_defaults(func=cmd_export_onnx)
+
+    p = sub.add_parser("export-model", help="write a model (card, Keras, ONNX, int8) as one zip to share")
+    p.add_argument("run_dir", help="run folder or model folder (model.keras and/or model.onnx with model.json)")
+    p.add_argument("--out", required=True, help="zip to write, e.g. lab-liver.zip")
+    p.add_argument("--force", action="store_true", help="replace an existing zip")
+    p.set_defaults(func=cmd_export_model)
+
+    p = sub.add_parser("import-model", help="install a model zip (liverseg export-model) into the user's models folder")
+    p.add_argument("zip", help="the model zip; checked (hashes, preprocessing, member names) before anything is written")
+    p.add_argument("--name", help="folder name in the user's models folder (default: the zip's name)")
+    p.add_argument("--force", action="store_true", help="replace an installed model of that name")
+    p.set_defaults(func=cmd_import_model)
     add_training_subcommands(sub)
 
 def run(args: argparse.Namespace, func: Optional[Callable] = None) -> int:

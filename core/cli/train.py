@@ -96,19 +96,28 @@ def cmd_finetune(args, cancel: CancelToken) -> int:
 
     from ..runtime.edition import require_full
     require_full("liverseg finetune")
-    from ..training.finetune import FinetuneConfig, finetune
+    from ..training.finetune import FinetuneConfig
+    from ..training.finetune_compare import finetune_and_compare
     previous = _stop_on_sigint(cancel)
     stages = ("liver", "tumor") if args.stage == "both" else (args.stage,)
     cfg = FinetuneConfig(dataset=args.dataset, base=args.base, out=args.out, stages=stages, minutes=args.minutes,
                          learning_rate=args.lr, l2sp=args.l2sp, export_onnx=not args.no_onnx, seed=args.seed)
     try:
-        results = finetune(cfg, progress=_progress_printer(), cancel=cancel, resume=args.resume)
+        if args.compare:
+            outcome = finetune_and_compare(cfg, progress=_progress_printer(), cancel=cancel, resume=args.resume)
+        else:
+            from ..training.finetune import finetune
+            from ..training.finetune_compare import FinetuneOutcome
+            outcome = FinetuneOutcome(finetune(cfg, progress=_progress_printer(), cancel=cancel, resume=args.resume))
     finally:
         signal.signal(signal.SIGINT, previous)
-    for stage, r in results.items():
+    for stage, r in outcome.results.items():
         print(f"{stage}: {r.status}, {r.epochs_done} epoch(s), best val Dice {r.best_val_dice:.4f} "
               f"at epoch {r.best_epoch}; {r.run_dir}")
-    return 130 if any(r.status == "cancelled" for r in results.values()) else 0
+    if outcome.cases:
+        print("held-out case(s), base models -> fine-tuned:")
+        print(outcome.table())
+    return 130 if outcome.cancelled else 0
 
 
 def add_training_subcommands(sub) -> None:
@@ -171,4 +180,6 @@ def add_training_subcommands(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue the fine-tune in --out")
     p.add_argument("--no-onnx", action="store_true", help="skip the ONNX / int8 export at the end")
     p.add_argument("--seed", type=int, default=D.SEED)
+    p.add_argument("--compare", action="store_true",
+                   help="then score the base and the fine-tuned models on the held-out case(s), before/after")
     p.set_defaults(func=cmd_finetune)

@@ -166,7 +166,11 @@ def import_nifti_dataset(src: str | os.PathLike, out: str | os.PathLike, progres
 
 def import_dataset(src: str | os.PathLike, out: str | os.PathLike, progress: Optional[ProgressFn] = None,
                    cancel: Optional[CancelToken] = None, force: bool = False) -> list[str]:
-    """Import whatever ``src`` is: a NIfTI dataset folder, else 3D-IRCADb-01 (archive or folders)."""
+    """Import whatever ``src`` is: a LiverSeg dataset folder (:mod:`.lab_cases`: its cases copied), a
+    NIfTI dataset folder, else 3D-IRCADb-01 (archive or folders)."""
+    from .lab_cases import import_lab_dataset, is_lab_dataset
+    if is_lab_dataset(src):
+        return import_lab_dataset(src, out, progress, cancel, force)
     try:
         found = find_nifti_pairs(src)
     except LiverSegError:

@@ -46,19 +46,25 @@ class ModelEntry:
     label: str
     origin: str  # "bundled", "user", "opened"
     exports: str = ""  # "ONNX + int8", "ONNX (int8 refused)", "ONNX" or "" (see core.inference.engines)
-    kind: str = "user"  # "real" (trained on real CT anatomy), "demo" (phantoms only), "legacy" or "user"
+    kind: str = "user"  # "real" (trained on real CT anatomy), "demo" (phantoms only), "lab", "legacy" or "user"
     default: bool = False  # the bundled default of its stage
 
     @property
     def title(self) -> str:
-        kind = {"real": "real CT", "demo": "DEMO, phantoms only", "legacy": "legacy"}.get(self.kind, "")
+        kind = {"real": "real CT", "demo": "DEMO, phantoms only", "legacy": "legacy", "lab": "lab"}.get(self.kind, "")
         head = f"[default, {kind}] " if self.default else (f"[{kind}] " if kind else "")
         dice = f", val Dice {self.val_dice:.3f}" if self.val_dice is not None else ""
-        return f"{head}{Path(self.path).parent.name}: {self.stage}, {self.input_size} px, {self.recipe}{dice}"
+        name = self.label[len(LAB):].strip() if self.kind == "lab" else Path(self.path).parent.name
+        return f"{head}{name}: {self.stage}, {self.input_size} px, {self.recipe}{dice}"
+
+
+LAB = "[lab]"  # how a fine-tune's label starts (core.training.finetune)
 
 
 def model_kind(meta: dict) -> str:
-    """"real", "demo" or "user" from a model.json (see :class:`ModelEntry`)."""
+    """"real", "demo", "lab" (fine-tuned on a lab's cases) or "user" from a model.json (see :class:`ModelEntry`)."""
+    if str(meta.get("label", "")).startswith(LAB):
+        return "lab"
     if (meta.get("card") or {}).get("kind") == "real":
         return "real"
     if "demo" in str(meta.get("label", "")).lower():

@@ -129,3 +129,24 @@ def test_pull_towards_the_start_weights_is_zero_there_and_grows_away():
     v.assign(np.asarray(v.numpy()) + 0.1)
     assert float(sum(keras.ops.convert_to_numpy(x) for x in m.losses)) == pytest.approx(0.5 * 0.01 * np.prod(v.shape),
                                                                                         rel=1e-4)
+
+
+def test_finetune_and_compare_scores_both_cascades_on_the_held_out_case(tiny_dataset, base, tmp_path):
+    from core.evaluation.evaluate import evaluate_dataset
+    from core.model.io import load_seg_model
+    from core.training.finetune_compare import finetune_and_compare
+    out = tmp_path / "ft"
+    res = finetune_and_compare(FinetuneConfig(str(tiny_dataset), str(base), str(out), stages=("liver",), minutes=0.1,
+                                              export_onnx=False), engine="keras")
+    assert res.base_models == {s: str(base / s / "model.keras") for s in ("liver", "tumor")}
+    assert res.tuned_models == {"liver": str(out / "liver" / "model.keras"), "tumor": str(base / "tumor" / "model.keras")}
+    _, val = split_lab_cases(["p0", "p1", "p2"])
+    assert [c.case_id for c in res.cases] == list(val)
+    # the "after" row is what evaluating the fine-tuned cascade gives (and "before" the base's)
+    for name, paths in (("before", res.base_models), ("after", res.tuned_models)):
+        r = evaluate_dataset(str(tiny_dataset), load_seg_model(paths["liver"], "liver"),
+                             load_seg_model(paths["tumor"], "tumor"), list(val), engine="keras")["cases"][val[0]]
+        row = getattr(res.cases[0], name)
+        assert row.liver_dice == pytest.approx(r["liver"]["dice"]) and row.lesions_true == r["lesions"]["true_lesions"]
+    text = res.table()
+    assert val[0] in text and "liver Dice before" in text
