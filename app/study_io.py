@@ -250,6 +250,9 @@ class StudyIO:
                 return
             cid, n = result
             self.statusBar().showMessage(f"Added case {cid} to {dataset} ({n} case(s))")
+            tp = getattr(self, "train_panel", None)
+            if tp is not None and not tp.lite:  # the Train tab's fine-tune starts from this dataset
+                tp.dataset.setText(dataset)
         job = Job("Add to training set", add_case, dataset, session.study, session.label.copy(), corrected_by,
                   replace, session.source_dirs)
         return self.start_job(job, done)

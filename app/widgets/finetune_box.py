@@ -37,6 +37,7 @@ class FinetuneBox(QGroupBox):
         super().__init__("Fine-tune on your cases", parent)
         self._dataset = dataset
         self.outcome = None
+        self.run_folder = ""  # of the last fine-tune started
         form = QFormLayout(self)
         self.base = QComboBox()
         self.base.addItem("this installation's default models", "default")
@@ -95,6 +96,7 @@ class FinetuneBox(QGroupBox):
         folder in the user models folder)."""
         from core.training.finetune import FinetuneConfig
         out = library.user_models_dir() / f"finetune-{time.strftime('%Y%m%d-%H%M%S')}"
+        self.run_folder = str(out)
         return FinetuneConfig(dataset=self._dataset(), base=self.base.currentData() or "default", out=str(out),
                               stages=tuple(self.stages.currentData()), minutes=float(self.minutes.value()))
 

@@ -3,6 +3,8 @@ table, *Use as default* and *Restore bundled defaults*."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.app.conftest import wait_idle
@@ -53,3 +55,53 @@ def test_finetune_from_the_train_tab_then_use_as_default_and_restore(window, qtb
     box.restore_btn.click()
     assert user_default_models() == {} and default_models()[0].path != tuned
     assert window.segment_panel.liver.currentData().path != tuned and not box.restore_btn.isEnabled()
+
+
+def test_from_a_corrected_study_to_a_running_finetune_in_five_clicks(window, qtbot, tiny_dataset, tiny_base,
+                                                                      isolated_user_dirs):
+    """File > Add to training set... (2 clicks: the menu, the item), OK, the Train tab, Fine-tune."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QAction
+    from PySide6.QtWidgets import QDialogButtonBox
+    from PySide6.QtTest import QTest
+
+    from core.datasets.dataset import Case, list_cases, load_case, write_case
+    from core.datasets.lab_cases import default_lab_dataset
+    from core.inference.library import set_user_defaults
+    from core.study.session import Segmented
+    lab = default_lab_dataset()
+    earlier = load_case(tiny_dataset, "p0")  # a case the lab added before
+    write_case(lab, Case("earlier", earlier.hu, earlier.label, earlier.spacing))
+    set_user_defaults({s: str(tiny_base / s / "model.keras") for s in ("liver", "tumor")})  # the lab's defaults
+    with qtbot.waitSignal(window.studyLoaded, timeout=60000):
+        window.open_demo()
+    wait_idle(qtbot, window)
+    corrected = window.study.reference.copy()
+    window._segmented(Segmented(corrected, {"engines": {}, "device": "test"}), window.session)
+    wait_idle(qtbot, window)
+
+    clicks = 0
+    window.findChild(QAction, "addToTrainingSet").trigger()
+    clicks += 2  # File, Add to training set...
+    dialog = window.add_case_dialog
+    assert dialog.dataset() == str(lab) and dialog.corrected_by()  # prefilled
+    QTest.mouseClick(dialog.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
+    clicks += 1
+    wait_idle(qtbot, window)
+    assert len(list_cases(lab)) == 2
+    added = next(c for c in list_cases(lab) if c != "earlier")
+    assert load_case(lab, added).meta["kind"] == "lab"
+    bar = window.tabs.tabBar()
+    QTest.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(window.tabs.indexOf(window.train_panel)).center())
+    clicks += 1
+    tp = window.train_panel
+    assert window.tabs.currentWidget() is tp and tp.dataset.text() == str(lab)
+    QTest.mouseClick(tp.finetune.start_btn, Qt.MouseButton.LeftButton)
+    clicks += 1
+    assert clicks <= 6 and window._train_job is not None and window.jobs.busy
+    run = Path(tp.finetune.run_folder)
+    assert run.parent == isolated_user_dirs / "user-models" and run.name.startswith("finetune-")
+    qtbot.waitUntil(lambda: (run / "liver" / "config.json").is_file(), timeout=180000)  # the run is under way
+    tp.stop_btn.click()
+    wait_idle(qtbot, window, 240000)
+    assert (run / "liver" / "split.json").is_file() and not window.jobs.busy
