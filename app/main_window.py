@@ -328,6 +328,7 @@ class MainWindow(StudyIO, QMainWindow):
         for sig in (job.finished, job.failed, job.cancelled):
             sig.connect(ended)
         job.finished.connect(box.show_outcome)
+        job.finished.connect(lambda *_: tp.curves.refresh(force=True))
         job.finished.connect(lambda *_: self.segment_panel.refresh())
         self.start_job(job, lambda r: self.statusBar().showMessage(
             "Fine-tuning " + ("cancelled" if r.cancelled else f"done: {cfg.out}")))

@@ -107,18 +107,17 @@ class JobRunner(QObject):
     @Slot()
     def _pump(self) -> None:
         for job, thread in list(self._running.items()):
-            latest = None
+            latest: dict = {}  # the newest progress of each step per tick (a "recipe" step survives batches)
             while True:
                 try:
                     msg = job.messages.get_nowait()
                 except queue.Empty:
                     break
                 if msg[0] == "progress":
-                    latest = msg[1]  # only the newest progress per tick reaches the GUI
+                    latest.pop(getattr(msg[1], "stage", None), None)
+                    latest[getattr(msg[1], "stage", None)] = msg[1]
                     continue
-                if latest is not None:
-                    job.progress.emit(latest)
-                    latest = None
+                self._emit_progress(job, latest)
                 thread.wait()  # the function has returned; the thread is ending
                 del self._running[job]
                 job.done = True
@@ -130,10 +129,16 @@ class JobRunner(QObject):
                     job.cancelled.emit()
                 job.release()
                 break
-            if latest is not None:
-                job.progress.emit(latest)
+            self._emit_progress(job, latest)
         if not self._running:
             self._timer.stop()
+
+    @staticmethod
+    def _emit_progress(job: Job, latest: dict) -> None:
+        """Emit the kept events in the order of their last arrival, then forget them."""
+        for ev in latest.values():
+            job.progress.emit(ev)
+        latest.clear()
 
     @property
     def busy(self) -> bool:

@@ -42,7 +42,7 @@ def lab_dataset(ds: Path, patient: str, out: Path) -> list[str]:
     """``patient``'s new-scanner scan as two lab cases (upper / lower half along z)."""
     from core.datasets.dataset import list_cases, load_case, write_case
     from core.synthetic.acquisition import acquisition_variant
-    if list_cases(out) if (out / "manifest.json").exists() else False:
+    if (out / "manifest.json").exists() and list_cases(out):
         return list_cases(out)
     v = acquisition_variant(load_case(ds, patient), NEW_SCANNER)
     half = v.hu.shape[0] // 2

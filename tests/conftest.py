@@ -61,3 +61,15 @@ def tiny_dataset(tmp_path_factory) -> Path:
         c = make_phantom(20 + s, 16, 64)
         write_case(folder, Case(f"p{s}", c.hu, c.label, c.spacing))
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tiny_dataset, tmp_path_factory) -> Path:
+    """A tiny two-stage base for fine-tunes: what `liverseg train-default` leaves (liver/, tumor/), at 64 px."""
+    from core.training.trainer import TrainConfig, train
+    root = tmp_path_factory.mktemp("tiny-base")
+    for stage in ("liver", "tumor"):
+        train(TrainConfig(dataset=str(tiny_dataset), out=str(root / stage), stage=stage, epochs=1, batch_size=8,
+                          image_size=64, base_filters=8, depth=3, val_fraction=0.34, export_onnx=False,
+                          steps_per_epoch=4, label=f"tiny base {stage}"))
+    return root

@@ -25,6 +25,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 
+from ..runtime.atomic import file_sha256
 from ..runtime.errors import DatasetError
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
 from .dataset import FORMAT, MANIFEST, Case, list_cases, load_case, read_manifest, same_source, write_case
@@ -186,14 +187,6 @@ def is_lab_dataset(src: str | os.PathLike) -> bool:
         return False
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def import_lab_dataset(src: str | os.PathLike, out: str | os.PathLike, progress: Optional[ProgressFn] = None,
                        cancel: Optional[CancelToken] = None, force: bool = False) -> list[str]:
     """Copy the ``ct`` cases of dataset ``src`` into dataset ``out`` (same ids); returns the ids.
@@ -221,7 +214,7 @@ def import_lab_dataset(src: str | os.PathLike, out: str | os.PathLike, progress:
     for i, cid in enumerate(ids):
         check(cancel)
         report(progress, "import", i, len(ids), cid)
-        sha = {files[cid].name: _sha256(files[cid])}
+        sha = {files[cid].name: file_sha256(files[cid])}
         prev = existing.get(cid)
         if prev and not force and (out / prev.get("file", "")).is_file() and prev.get("source_sha256") == sha:
             continue

@@ -17,7 +17,6 @@ is skipped, and a case of the same name from another source is never replaced wi
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..runtime.atomic import file_sha256
 from ..runtime.errors import DatasetError, LiverSegError, one_line
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
 
@@ -93,14 +93,6 @@ def _require_labels(root: Path, pairs: list) -> list:
     return pairs
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def read_pair(case_id: str, image: Path, label_path: Path, layout: str):
     """One image + label pair as a :class:`core.datasets.dataset.Case` in our layout."""
     import nibabel as nib
@@ -128,7 +120,7 @@ def read_pair(case_id: str, image: Path, label_path: Path, layout: str):
     canon = no.apply_orientation(lab.astype(np.uint8), np.array(g.ornt))
     label = np.ascontiguousarray(np.transpose(canon, (2, 1, 0)))
     meta = {"source": str(image), "layout": layout, "label_file": str(label_path),
-            "source_sha256": {image.name: _sha256(image), label_path.name: _sha256(label_path)},
+            "source_sha256": {image.name: file_sha256(image), label_path.name: file_sha256(label_path)},
             "warnings": list(v.warnings)}
     return Case(case_id, v.hu, label, v.spacing, v.origin, v.direction, meta)
 
@@ -155,7 +147,7 @@ def import_nifti_dataset(src: str | os.PathLike, out: str | os.PathLike, progres
         report(progress, "import", i, len(pairs), cid)
         prev = existing.get(cid)
         if prev and not force and (out / prev.get("file", "")).is_file() and \
-                prev.get("source_sha256") == {img.name: _sha256(img), lab.name: _sha256(lab)}:
+                prev.get("source_sha256") == {img.name: file_sha256(img), lab.name: file_sha256(lab)}:
             ids.append(cid)
             continue
         write_case(out, read_pair(cid, img, lab, layout))

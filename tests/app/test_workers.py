@@ -48,3 +48,27 @@ def test_an_ended_job_releases_its_arguments_and_slots(qtbot, fn, signal):
     assert ref() is None, "the job's argument is still alive after the job ended"
     assert job_ref() is None, "the job is still alive: a connected slot keeps it"
     assert not runner.busy
+
+
+def _stages_then_batches(progress=None, cancel=None):
+    from core.runtime.jobs import report
+    for stage in range(2):
+        report(progress, "recipe", stage, 2)
+        for b in range(200):
+            report(progress, "batch", b, 200)
+    return "done"
+
+
+def test_a_step_event_is_not_swallowed_by_the_batches_after_it(qtbot):
+    """The GUI gets the newest event of each step per tick: a "recipe" event (which the fine-tune box
+    follows to switch curves) followed at once by hundreds of batch events still arrives."""
+    runner = JobRunner()
+    job = Job("steps", _stages_then_batches)
+    seen = []
+    job.progress.connect(lambda ev: seen.append((ev.stage, ev.done)))
+    with qtbot.waitSignal(job.finished, timeout=10000):
+        runner.start(job)
+    recipe = [d for s, d in seen if s == "recipe"]
+    assert recipe[-1] == 1 and recipe == sorted(recipe)
+    assert len([s for s in seen if s[0] == "batch"]) < 400  # still coalesced
+    assert seen[-1] == ("batch", 199)  # the order of arrival is kept

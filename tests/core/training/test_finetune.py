@@ -14,14 +14,8 @@ from core.training.trainer import EpochEvent, Split, TrainConfig, train
 
 
 @pytest.fixture(scope="module")
-def base(tiny_dataset, tmp_path_factory):
-    """A tiny two-stage base: what `liverseg train-default` leaves, at 64 px."""
-    root = tmp_path_factory.mktemp("base")
-    for stage in ("liver", "tumor"):
-        train(TrainConfig(dataset=str(tiny_dataset), out=str(root / stage), stage=stage, epochs=1, batch_size=8,
-                          image_size=64, base_filters=8, depth=3, val_fraction=0.34, export_onnx=False,
-                          steps_per_epoch=4, label=f"tiny base {stage}"))
-    return root
+def base(tiny_base):
+    return tiny_base
 
 
 def test_lab_cases_split_by_patient():
