@@ -23,14 +23,16 @@ from .widgets.results_panel import ResultsPanel
 from .widgets.segment_panel import SegmentPanel
 from .widgets.slice_view import OrthoViewer
 from .widgets.train_panel import TrainPanel
+from .review import ReviewActions
 from .study_io import StudyIO
+from .widgets.segment_panel import BRUSHES
 from .workers import Job, JobRunner
 
 log = logging.getLogger(__name__)
 PANEL_SHARE = 0.22  # of the window's width on the first run (at least what the panel needs)
 
 
-class MainWindow(StudyIO, QMainWindow):
+class MainWindow(StudyIO, ReviewActions, QMainWindow):
     """LiverSeg Studio's window.
 
     Signals: ``studyLoaded`` (a study is shown), ``segmented`` (a segmentation is shown),
@@ -104,6 +106,7 @@ class MainWindow(StudyIO, QMainWindow):
         ax.painted.connect(self._paint)
         ax.strokeFinished.connect(self._stroke_done)
         self.results.lesionClicked.connect(v.set_cursor)
+        self._connect_review()
         tp = self.train_panel
         tp.startRequested.connect(self.start_training)
         tp.stopRequested.connect(self.stop_training)
@@ -127,6 +130,7 @@ class MainWindow(StudyIO, QMainWindow):
         ex.addAction("Segmentation as &NIfTI...", lambda: self.export_dialog("nifti"))
         ex.addAction("Segmentation as DICOM &SEG...", lambda: self.export_dialog("seg"))
         ex.addAction("&Lesion table (CSV)...", lambda: self.export_dialog("csv"))
+        ex.addAction("&Report (PDF)...", lambda: self.export_dialog("pdf"))
         ex.addAction("&PNG screenshot of the view...", lambda: self.export_dialog("png"))
         self._training_set_action(m)  # Add to training set... (app.study_io)
         m.addSeparator()
@@ -247,13 +251,13 @@ class MainWindow(StudyIO, QMainWindow):
 
     def set_tool(self, tool: Optional[str]) -> None:
         self.tool = tool
-        self.viewer.axial.brush_active = tool is not None
+        self.viewer.axial.brush_active = tool in BRUSHES  # the click tools act on a click in any view
         if tool is not None and self.study is not None and self.study.label is None:
             self.session.draw_from_scratch()
             self.viewer.set_labels(self.study.label, self.study.reference)
 
     def _paint(self, z: int, y: float, x: float) -> None:
-        if self.editor is None or self.tool is None:
+        if self.editor is None or self.tool not in BRUSHES:
             return
         if self.editor.paint(z, y, x, self.segment_panel.radius.value(), self.tool):
             self.viewer.redraw_overlays()

@@ -267,7 +267,7 @@ class StudyIO:
     # -- export ---------------------------------------------------------------
     def export_dialog(self, kind: str) -> None:
         filters = {"nifti": "NIfTI (*.nii.gz *.nii)", "seg": "DICOM SEG (*.dcm)", "csv": "CSV (*.csv)",
-                   "png": "PNG (*.png)"}
+                   "png": "PNG (*.png)", "pdf": "PDF report (*.pdf)"}
         path, _ = QFileDialog.getSaveFileName(self, "Export", "", filters[kind])
         if path:
             self.export(kind, path, force=True)  # the file dialog already asked about overwriting

@@ -1,23 +1,31 @@
-"""Results: liver volume, tumour burden, lesion table, metrics against the reference."""
+"""Results: liver volume, tumour burden, the lesion table with its review (accept / reject, next /
+previous, reject the small ones), metrics against the reference."""
 
 from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout,
-                               QWidget)
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QColor
+from PySide6.QtWidgets import (QAbstractItemView, QDoubleSpinBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-LESION_HEAD = ["id", "slices", "mL", "diam. mm", "mean HU"]
+LESION_HEAD = ["id", "slices", "mL", "diam. mm", "mean HU", "review"]
 LESION_TIPS = ["lesion number, largest first", "first-last axial slice", "volume in mL",
-               "longest axial diameter in mm", "mean Hounsfield units inside the lesion"]
+               "longest axial diameter in mm", "mean Hounsfield units inside the lesion",
+               "accepted, or not yet seen (rejected lesions are removed from the segmentation)"]
+REVIEW_KEYS = {"previous": "P", "next": "N", "accept": "A", "reject": "R"}
+STATE_COLOUR = {"accepted": QColor(40, 140, 60), "unseen": None}
 METRIC_HEAD = ["", "Dice", "Jaccard", "ASSD mm", "RVD"]
 
 
 class ResultsPanel(QWidget):
-    """Signal ``lesionClicked(z, y, x)``: the centroid of the lesion whose row was clicked."""
+    """Signals: ``lesionClicked(z, y, x)``: the centroid of the lesion whose row was selected;
+    ``reviewRequested(action)``: "accept", "reject", "next", "previous" (buttons, the rows' context
+    menu, keys N / P / A / R) or "reject_smaller" (below :attr:`min_ml`)."""
 
     lesionClicked = Signal(int, int, int)
+    reviewRequested = Signal(str)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -32,7 +40,38 @@ class ResultsPanel(QWidget):
         self.lesions.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.lesions.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.lesions.cellClicked.connect(self._clicked)
+        self.lesions.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         lay.addWidget(self.lesions, 2)
+        row = QHBoxLayout()
+        self.review_buttons = {}
+        for action, text in (("previous", "< Previous"), ("next", "Next >"), ("accept", "Accept"),
+                             ("reject", "Reject")):
+            b = QPushButton(f"{text} ({REVIEW_KEYS[action]})")
+            b.setToolTip(f"{text.strip('<> ')} lesion; key {REVIEW_KEYS[action]}")
+            b.clicked.connect(lambda _=False, a=action: self.reviewRequested.emit(a))
+            row.addWidget(b)
+            self.review_buttons[action] = b
+            act = QAction(text.strip("<> "), self)  # the context menu of the rows, and the key
+            act.setShortcut(REVIEW_KEYS[action])
+            act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            act.triggered.connect(lambda _=False, a=action: self.reviewRequested.emit(a))
+            self.lesions.addAction(act)
+        lay.addLayout(row)
+        srow = QHBoxLayout()
+        self.min_ml = QDoubleSpinBox()
+        self.min_ml.setRange(0.0, 100.0)
+        self.min_ml.setDecimals(2)
+        self.min_ml.setSingleStep(0.1)
+        self.min_ml.setValue(0.5)
+        self.min_ml.setSuffix(" mL")
+        self.reject_small_btn = QPushButton("Reject smaller")
+        self.reject_small_btn.setToolTip("reject every lesion below this volume that is not accepted (one undo step)")
+        self.reject_small_btn.clicked.connect(lambda: self.reviewRequested.emit("reject_smaller"))
+        srow.addWidget(QLabel("Lesions below"))
+        srow.addWidget(self.min_ml)
+        srow.addWidget(self.reject_small_btn)
+        srow.addStretch(1)
+        lay.addLayout(srow)
         self.metrics_label = QLabel("Against the reference:")
         lay.addWidget(self.metrics_label)
         self.metrics = QTableWidget(0, len(METRIC_HEAD))
@@ -44,20 +83,45 @@ class ResultsPanel(QWidget):
             table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
             table.horizontalHeader().setStretchLastSection(True)
         self._centroids: list[tuple[int, int, int]] = []
+        self.records: list[dict] = []  # the lesion records shown, one per row
         self.show_metrics(None)
 
     def show_summary(self, summary: dict) -> None:
-        self.summary.setText(f"Liver {summary['liver_ml']:.1f} mL    tumour {summary['tumor_ml']:.2f} mL    "
-                             f"burden {summary['tumor_burden_pct']:.2f} %    {len(summary['lesions'])} lesion(s)")
         les = summary["lesions"]
+        accepted = sum(r.get("review") == "accepted" for r in les)
+        rejected = len(summary.get("rejected_lesions", []))
+        self.summary.setText(f"Liver {summary['liver_ml']:.1f} mL    tumour {summary['tumor_ml']:.2f} mL    "
+                             f"burden {summary['tumor_burden_pct']:.2f} %    {len(les)} lesion(s)"
+                             + (f"    reviewed: {accepted} accepted, {rejected} rejected" if accepted or rejected else ""))
+        selected = self.current_row()
         self.lesions.setRowCount(len(les))
+        self.records = list(les)
         self._centroids = []
         for r, l in enumerate(les):
             vals = [str(l["id"]), f"{l['slices'][0] + 1}-{l['slices'][1] + 1}", f"{l['volume_ml']:.2f}",
-                    f"{l['longest_axial_diameter_mm']:.1f}", f"{l.get('mean_hu', float('nan')):.0f}"]
+                    f"{l['longest_axial_diameter_mm']:.1f}", f"{l.get('mean_hu', float('nan')):.0f}",
+                    l.get("review", "unseen")]
             for c, v in enumerate(vals):
-                self.lesions.setItem(r, c, QTableWidgetItem(v))
+                item = QTableWidgetItem(v)
+                if c == len(vals) - 1 and STATE_COLOUR.get(v) is not None:
+                    item.setForeground(STATE_COLOUR[v])
+                self.lesions.setItem(r, c, item)
             self._centroids.append(tuple(int(round(x)) for x in l["centroid"]))
+        if selected is not None and les:
+            self.lesions.selectRow(min(selected, len(les) - 1))
+
+    def current_row(self):
+        """The selected lesion row, or None."""
+        rows = self.lesions.selectionModel().selectedRows()
+        return rows[0].row() if rows else None
+
+    def select(self, row: int, jump: bool = True) -> None:
+        """Select lesion row ``row`` (and jump the views to it: ``lesionClicked``)."""
+        if 0 <= row < len(self._centroids):
+            self.lesions.selectRow(row)
+            self.lesions.scrollToItem(self.lesions.item(row, 0))
+            if jump:
+                self.lesionClicked.emit(*self._centroids[row])
 
     def show_metrics(self, report) -> None:
         """``report`` from core.evaluation.evaluate.case_report, or None to hide the table."""

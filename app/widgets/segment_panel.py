@@ -1,4 +1,4 @@
-"""Segment and correct: model choice, Segment/Cancel, brush tools, undo/redo."""
+"""Segment and correct: model choice, Segment/Cancel, brush tools, one-click fix tools, undo/redo."""
 
 from __future__ import annotations
 
@@ -16,6 +16,13 @@ ENGINE_TEXT = {"auto": "Auto (fastest available)", "keras": "Keras", "onnx": "ON
 ONNX_ONLY_TIP = (f"Auto: ONNX Runtime (a GPU provider, the int8 model when it passed its Dice check, else fp32). "
                  f"This edition ({LITE_NAME}) runs ONNX models only: no Keras engine.")
 TOOLS = {"View / pan": None, "Liver brush": "liver", "Tumour brush": "tumor", "Eraser": "erase"}
+BRUSHES = ("liver", "tumor", "erase")
+# One click in any view (core.study.fixes); each is one undo step.
+CLICK_TOOLS = {"Add lesion": "add_lesion", "Grow lesion": "grow", "Shrink lesion": "shrink", "Remove region": "remove"}
+CLICK_TIPS = {"add_lesion": "click inside a missed tumour: it is grown in 3D from the CT, inside the liver",
+              "grow": "click a lesion: it grows by 3 mm where the CT looks like it",
+              "shrink": "click a lesion: one voxel is peeled off its outline",
+              "remove": "click a liver region (e.g. the vena cava or the heart) or a lesion: it is removed"}
 
 
 class SegmentPanel(QWidget):
@@ -70,14 +77,23 @@ class SegmentPanel(QWidget):
         form.addRow(self.progress)
 
         self.tools = QButtonGroup(self)
-        trow = QHBoxLayout()
-        for i, (text, tool) in enumerate(TOOLS.items()):
-            b = QRadioButton(text)
-            b.setChecked(i == 0)
-            b.toggled.connect(lambda on, t=tool: self._tool_toggled(on, t))
-            self.tools.addButton(b)
-            trow.addWidget(b)
-        form.addRow(trow)
+        self.tool_buttons = {}
+        for group in (TOOLS, CLICK_TOOLS):
+            trow = QHBoxLayout()
+            for text, tool in group.items():
+                b = QRadioButton(text)
+                b.setChecked(tool is None)
+                b.setToolTip(CLICK_TIPS.get(tool, ""))
+                b.toggled.connect(lambda on, t=tool: self._tool_toggled(on, t))
+                self.tools.addButton(b)
+                self.tool_buttons[tool] = b
+                trow.addWidget(b)
+            form.addRow(trow)
+        self.scope = QComboBox()
+        self.scope.addItem("in 3D", "3d")
+        self.scope.addItem("on this slice", "slice")
+        self.scope.setToolTip("what Remove region removes: the connected region in 3D, or on the clicked slice only")
+        form.addRow("Remove region", self.scope)
         self.radius = QSpinBox()
         self.radius.setRange(1, 50)
         self.radius.setValue(6)

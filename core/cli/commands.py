@@ -115,7 +115,7 @@ def cmd_predict(args, cancel: CancelToken) -> int:
         raise LiverSegError("--shard splits a batch run: add --batch (a folder of studies, --out a folder)")
     bar = ProgressBar()
     outputs = [(args.out, "nifti")] + [(p, k) for p, k in ((args.seg, "seg"), (args.lesions, "csv"),
-                                                           (args.report, "report")) if p]
+                                                           (args.report, "report"), (args.pdf, "pdf")) if p]
     for path, _ in outputs:  # fail before the long work, not after it
         check_target(path, args.force, [args.dicom_dir])
     liver_path, tumor_path = resolve_models(args)
@@ -144,7 +144,8 @@ def cmd_predict(args, cancel: CancelToken) -> int:
 def cmd_predict_batch(args, cancel: CancelToken) -> int:
     from ..study.batch import parse_shard, run_batch
     from ..model.io import load_seg_model
-    extra = [f for f, v in (("--seg", args.seg), ("--lesions", args.lesions), ("--report", args.report)) if v]
+    extra = [f for f, v in (("--seg", args.seg), ("--lesions", args.lesions), ("--report", args.report),
+                            ("--pdf", args.pdf)) if v]
     if extra:
         raise LiverSegError(f"{', '.join(extra)}: not available with --batch (one label per study and the "
                             f"summary CSV are written to --out)")
@@ -275,6 +276,7 @@ def add_subcommands(sub) -> None:
     p.add_argument("--seg", help="also write a DICOM SEG")
     p.add_argument("--lesions", help="also write the lesion table (CSV)")
     p.add_argument("--report", help="also write a JSON report")
+    p.add_argument("--pdf", help="also write the PDF report (lesion table, key images, 3D view)")
     p.add_argument("--device", choices=("cpu", "gpu"), help="default: the GPU when the backend sees one")
     p.add_argument("--batch-size", type=int, help="slices per network call")
     add_engine_flag(p)

@@ -13,13 +13,26 @@ from ..runtime.jobs import CancelToken, ProgressFn, check, report
 from ..runtime.labels import LIVER, TUMOUR
 
 
-def study_summary(label: np.ndarray, spacing, hu: Optional[np.ndarray] = None) -> dict:
-    """Liver and tumour volumes (mL), tumour burden (%) and the lesion table of a label volume."""
+def study_summary(label: np.ndarray, spacing, hu: Optional[np.ndarray] = None,
+                  review: Optional[dict] = None) -> dict:
+    """Liver and tumour volumes (mL), tumour burden (%) and the lesion table of a label volume.
+
+    Each lesion gets its review state ``review`` ("accepted" when an accepted anchor of ``review``,
+    :mod:`core.study.review`, lies inside it, else "unseen"); ``rejected_lesions`` lists the
+    lesions rejected (their records when rejected), which are no longer in ``label``.
+    """
     liver_ml = metrics.volume_ml(label >= LIVER, spacing)
     tumor_ml = metrics.volume_ml(label == TUMOUR, spacing)
+    recs, comps = metrics.lesion_components(label == TUMOUR, spacing, hu)
+    review = review or {}
+    accepted = {int(comps.reshape(-1)[k]) for k, e in review.items()
+                if e.get("state") == "accepted" and 0 <= k < comps.size}
+    lesions = [{**{k: v for k, v in r.items() if not k.startswith("_")},
+                "review": "accepted" if r["_label"] in accepted else "unseen"} for r in recs]
+    rejected = [{**e["lesion"], "review": "rejected"} for e in review.values() if e.get("state") == "rejected"]
     return {"liver_ml": liver_ml, "tumor_ml": tumor_ml,
             "tumor_burden_pct": 100.0 * tumor_ml / liver_ml if liver_ml else 0.0,
-            "lesions": metrics.lesions(label == TUMOUR, spacing, hu)}
+            "lesions": lesions, "rejected_lesions": rejected}
 
 
 def case_report(pred: np.ndarray, truth: np.ndarray, spacing) -> dict:

@@ -161,10 +161,11 @@ def _longest_axial_diameter(coords_yx: np.ndarray, spacing_yx) -> float:
     return float(d.max() + min(spacing_yx))  # pixel centres to pixel edges
 
 
-def _lesion_components(mask, spacing, hu: Optional[np.ndarray] = None) -> tuple[list[dict], np.ndarray]:
+def lesion_components(mask, spacing, hu: Optional[np.ndarray] = None) -> tuple[list[dict], np.ndarray]:
     """Connected tumour components (26-connectivity), largest first, and the component label image.
 
-    Each: id, voxels, volume_ml, slices (first, last), centroid (z, y, x voxels),
+    Each: id, voxels, volume_ml, slices (first, last), centroid (z, y, x voxels), anchor (the lesion's
+    voxel nearest its centroid: a point inside it, which names the lesion across edits),
     longest_axial_diameter_mm, mean_hu (when ``hu`` is given).
     """
     from scipy import ndimage
@@ -188,9 +189,11 @@ def _lesion_components(mask, spacing, hu: Optional[np.ndarray] = None) -> tuple[
         for z in np.unique(zz):
             sel = zz == z
             diam = max(diam, _longest_axial_diameter(np.stack([yy[sel], xx[sel]], 1), spacing[1:]))
+        c = (float(zz.mean()), float(yy.mean()), float(xx.mean()))
+        near = int(np.argmin((zz - c[0]) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2))
         rec = {"voxels": int(len(zz)), "volume_ml": len(zz) * float(np.prod(spacing)) / 1000.0,
-               "slices": [int(zz.min()), int(zz.max())],
-               "centroid": [float(zz.mean()), float(yy.mean()), float(xx.mean())],
+               "slices": [int(zz.min()), int(zz.max())], "centroid": list(c),
+               "anchor": [int(zz[near]), int(yy[near]), int(xx[near])],
                "longest_axial_diameter_mm": diam}
         if hu is not None:
             rec["mean_hu"] = float(np.asarray(hu)[zz, yy, xx].mean())
@@ -209,8 +212,8 @@ def lesion_detection(pred, truth, spacing, min_dice: float = 0.2) -> dict:
     Returns true/predicted lesion counts, hits, recall, false positives (predicted
     components matching no true lesion).
     """
-    tl, tlab = _lesion_components(truth, spacing)
-    pl, plab = _lesion_components(pred, spacing)
+    tl, tlab = lesion_components(truth, spacing)
+    pl, plab = lesion_components(pred, spacing)
     matched_pred = set()
     hits = 0
     for t in tl:
@@ -237,8 +240,8 @@ def lesion_detection(pred, truth, spacing, min_dice: float = 0.2) -> dict:
 def lesions(mask, spacing, hu: Optional[np.ndarray] = None) -> list[dict]:
     """Connected tumour components (26-connectivity), largest first.
 
-    Each: id, voxels, volume_ml, slices [first, last], centroid (z, y, x voxels),
-    longest_axial_diameter_mm, and mean_hu when ``hu`` is given.
+    Each: id, voxels, volume_ml, slices [first, last], centroid (z, y, x voxels), anchor (a voxel
+    inside, nearest the centroid), longest_axial_diameter_mm, and mean_hu when ``hu`` is given.
     """
-    recs, _ = _lesion_components(mask, spacing, hu)
+    recs, _ = lesion_components(mask, spacing, hu)
     return [{k: v for k, v in r.items() if not k.startswith("_")} for r in recs]

@@ -208,7 +208,7 @@ def write_dicom_seg(path, label: np.ndarray, volume, force: bool = False) -> Pat
 
 
 LESION_COLUMNS = ["id", "volume_ml", "longest_axial_diameter_mm", "mean_hu", "first_slice", "last_slice",
-                  "centroid_z", "centroid_y", "centroid_x", "voxels"]
+                  "centroid_z", "centroid_y", "centroid_x", "voxels", "review"]
 
 
 def lesion_rows(lesions: list[dict]) -> list[dict]:
@@ -219,7 +219,8 @@ def lesion_rows(lesions: list[dict]) -> list[dict]:
                      "mean_hu": round(r["mean_hu"], 1) if "mean_hu" in r else "",
                      "first_slice": r["slices"][0], "last_slice": r["slices"][1],
                      "centroid_z": round(r["centroid"][0], 1), "centroid_y": round(r["centroid"][1], 1),
-                     "centroid_x": round(r["centroid"][2], 1), "voxels": r["voxels"]})
+                     "centroid_x": round(r["centroid"][2], 1), "voxels": r["voxels"],
+                     "review": r.get("review", "")})
     return rows
 
 

@@ -1,12 +1,15 @@
 """Hand correction of a label volume: brush and eraser with undo/redo (no GUI code).
 
 Each stroke records the previous values of the voxels it changed, so undo and
-redo cost memory proportional to the edit, not to the volume.
+redo cost memory proportional to the edit, not to the volume. The one-click tools of
+:mod:`core.study.fixes` and the lesion review (:mod:`core.study.review`) go through
+:meth:`LabelEditor.apply`: a change of voxels and / or of the review states, one undo step.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 
@@ -15,9 +18,11 @@ from ..runtime.labels import LIVER, TUMOUR
 
 @dataclass
 class _Edit:
-    index: tuple  # flat voxel indices changed
+    index: np.ndarray  # flat voxel indices changed
     before: np.ndarray
     after: np.ndarray
+    review_before: Optional[dict] = None  # the review states around the step, when it changed them
+    review_after: Optional[dict] = None
 
 
 @dataclass
@@ -30,10 +35,15 @@ class LabelEditor:
         * "erase" sets 0.
     A stroke (several :meth:`paint` calls between :meth:`begin` and :meth:`end`)
     undoes as one step.
+
+    ``review``: the lesion review states, {flat index of a voxel inside the lesion (its anchor):
+    {"state": "accepted" | "rejected", "lesion": the lesion's record when it was reviewed}}; undo and
+    redo restore it with the voxels (:mod:`core.study.review`).
     """
 
     label: np.ndarray
     max_undo: int = 100
+    review: dict = field(default_factory=dict)
     _undo: list = field(default_factory=list)
     _redo: list = field(default_factory=list)
     _stroke: dict = field(default_factory=dict)
@@ -94,10 +104,34 @@ class LabelEditor:
         changed = before != after
         if not changed.any():
             return False
-        self._undo.append(_Edit(idx[changed], before[changed], after[changed]))
+        self._push(_Edit(idx[changed], before[changed], after[changed]))
+        return True
+
+    def apply(self, flat: np.ndarray, value: int, review: Optional[dict] = None) -> int:
+        """Set the voxels at flat indices ``flat`` to ``value`` and / or make ``review`` the review
+        states, as one undo step; returns how many voxels changed (0 and no step when nothing did)."""
+        if self._open:
+            raise RuntimeError("a brush stroke is open: end it first")
+        flat = np.unique(np.asarray(flat, np.int64))
+        lab = self.label.reshape(-1)
+        before = lab[flat]
+        changed = before != value
+        idx, before = flat[changed], before[changed]
+        new_review = review is not None and review != self.review
+        if not len(idx) and not new_review:
+            return 0
+        lab[idx] = value
+        edit = _Edit(idx, before, np.full(len(idx), value, np.uint8))
+        if new_review:
+            edit.review_before, edit.review_after = dict(self.review), dict(review)
+            self.review = dict(review)
+        self._push(edit)
+        return int(len(idx))
+
+    def _push(self, edit: _Edit) -> None:
+        self._undo.append(edit)
         del self._undo[:-self.max_undo]
         self._redo.clear()
-        return True
 
     @property
     def can_undo(self) -> bool:
@@ -119,5 +153,7 @@ class LabelEditor:
             return False
         e = src.pop()
         self.label.reshape(-1)[e.index] = getattr(e, values)
+        if e.review_before is not None:
+            self.review = dict(getattr(e, "review_" + values))
         dst.append(e)
         return True

@@ -29,7 +29,8 @@ from ..runtime.errors import LiverSegError
 from ..runtime.jobs import CancelToken, ProgressFn
 from .study import Study
 
-EXPORT_KINDS = ("nifti", "seg", "csv", "report")
+EXPORT_KINDS = ("nifti", "seg", "csv", "report", "pdf")
+FIX_TOOLS = ("add_lesion", "grow", "shrink", "remove")
 _MODELS: dict = {}
 _RUNNERS: dict = {}  # the cascade runners last prepared, by models, engine, device, batch and file versions
 _KEEP_RUNNERS = 4
@@ -222,7 +223,9 @@ class StudySession:
         from ..evaluation.evaluate import case_report, study_summary
         label = self._label(label)
         s = self.study
-        summary = study_summary(label, s.spacing, s.hu)
+        # the editor's review states name lesions of the working label (of which the GUI measures a copy)
+        review = self.editor.review if self.editor is not None and label is not s.reference else None
+        summary = study_summary(label, s.spacing, s.hu, review)
         ref = s.reference if compare and label is not s.reference else None
         return summary, (case_report(label, ref, s.spacing) if ref is not None else None)
 
@@ -243,6 +246,44 @@ class StudySession:
             self.editor = LabelEditor(self.study.label)
         return self.study.label
 
+    def compute_fix(self, tool: str, seed, scope: str = "3d", progress: Optional[ProgressFn] = None,
+                    cancel: Optional[CancelToken] = None):
+        """What a click-to-fix ``tool`` at voxel ``seed`` (z, y, x) would change
+        (:class:`core.study.fixes.Fix`; nothing is stored: :meth:`apply_fix` does). Tools:
+        "add_lesion", "grow", "shrink", "remove" (``scope`` "slice" or "3d")."""
+        from . import fixes
+        s, label = self.study, self.study.label
+        if label is None:
+            raise fixes.FixError("segment the study first (or paint with the brushes)")
+        if tool == "add_lesion":
+            return fixes.add_lesion(s.hu, label, seed, s.spacing)
+        if tool == "grow":
+            return fixes.grow_lesion(s.hu, label, seed, s.spacing)
+        if tool == "shrink":
+            return fixes.shrink_lesion(label, seed, s.spacing)
+        if tool == "remove":
+            return fixes.remove_region(label, seed, s.spacing, scope)
+        raise ValueError(f"unknown tool {tool!r}: expected one of {', '.join(FIX_TOOLS)}")
+
+    def apply_fix(self, fix) -> int:
+        """Apply a :meth:`compute_fix` result as one undo step; returns the voxels changed."""
+        from .review import apply_fix
+        return apply_fix(self.editor, fix)
+
+    def review_lesions(self, action: str, lesions: list[dict], min_ml: float = 0.0) -> int:
+        """"accept" or "reject" ``lesions`` (records of the last summary), or "reject_smaller" than
+        ``min_ml`` mL among them; one undo step. Returns the lesions acted on."""
+        from . import review
+        if self.editor is None:
+            return 0
+        if action == "accept":
+            return sum(review.accept(self.editor, les) for les in lesions[:1])
+        if action == "reject":
+            return len(lesions) if review.reject(self.editor, lesions) else 0
+        if action == "reject_smaller":
+            return len(review.reject_smaller(self.editor, lesions, min_ml))
+        raise ValueError(f"unknown review action {action!r}")
+
     def undo(self) -> bool:
         return self.editor is not None and self.editor.undo()
 
@@ -262,6 +303,13 @@ class StudySession:
                                                     "batch_size": info.get("batch_size")},
                 "models": {"liver": seg.models.get("liver"), "tumor": seg.models.get("tumor")}}
 
+    def study_info(self) -> dict:
+        """Patient id, study date and series description (DICOM studies; empty otherwise)."""
+        m = self.study.volume.meta if self.study.volume is not None else None
+        if m is None or not hasattr(m, "patient_id"):
+            return {}
+        return {"patient_id": m.patient_id, "study_date": m.study_date, "series": m.description}
+
     def guard(self, path: str | os.PathLike, force: bool = False) -> Path:
         """Refuse ``path`` before long work: it exists (unless ``force``) or lies in the source."""
         from ..io.export import check_target
@@ -272,7 +320,8 @@ class StudySession:
                cancel: Optional[CancelToken] = None) -> Path:
         """Write ``label`` (default: the working label, else the reference) as ``kind``: "nifti" (on
         the study's own grid), "seg" (DICOM SEG; DICOM studies only), "csv" (the lesion table) or
-        "report" (JSON). ``summary``: the measurements of ``label`` when already known."""
+        "report" (JSON) or "pdf" (the report with key images, :mod:`core.io.report_pdf`).
+        ``summary``: the measurements of ``label`` when already known."""
         from ..io import export as ex
         if kind not in EXPORT_KINDS:
             raise ValueError(f"export kind {kind!r}: expected one of {', '.join(EXPORT_KINDS)}")
@@ -290,7 +339,11 @@ class StudySession:
         if summary is None:
             summary = self.measurements(label, compare=False)[0]
         if kind == "csv":
-            return ex.write_lesions_csv(path, summary["lesions"], force=force, source_dirs=self.source_dirs)
+            return ex.write_lesions_csv(path, lesion_table(summary), force=force, source_dirs=self.source_dirs)
+        if kind == "pdf":
+            from ..io.report_pdf import write_pdf_report
+            return write_pdf_report(path, self.report(summary), s.hu, label, s.spacing, self.study_info(),
+                                    force=force, source_dirs=self.source_dirs)
         return ex.write_json_report(path, self.report(summary), force=force, source_dirs=self.source_dirs)
 
     def _label(self, label: Optional[np.ndarray]) -> np.ndarray:
@@ -299,3 +352,10 @@ class StudySession:
         if label is None:
             raise LiverSegError("nothing to measure or export yet: segment the study first")
         return label
+
+
+def lesion_table(summary: dict) -> list[dict]:
+    """The lesions of ``summary`` with their review state, then the rejected ones (numbered after)."""
+    lesions = list(summary.get("lesions", []))
+    rejected = summary.get("rejected_lesions", [])
+    return lesions + [{**r, "id": len(lesions) + i} for i, r in enumerate(rejected, start=1)]

@@ -102,9 +102,10 @@ def test_cli_predict_and_refuse_overwrite(phantom_study, tmp_path):
     out = tmp_path / "out"
     args = ["predict", str(folder), "--liver-model", str(lm), "--tumor-model", str(tm),
             "--out", str(out / "seg.nii.gz"), "--seg", str(out / "seg.dcm"), "--lesions", str(out / "l.csv"),
-            "--report", str(out / "r.json")]
+            "--report", str(out / "r.json"), "--pdf", str(out / "r.pdf")]
     r = _cli(*args)
     assert r.returncode == 0, r.stderr
+    assert (out / "r.pdf").read_bytes().startswith(b"%PDF")
     for name in ("seg.nii.gz", "seg.dcm", "l.csv", "r.json"):
         assert (out / name).is_file(), name
     rep = json.loads((out / "r.json").read_text())

@@ -204,8 +204,10 @@ def test_pipeline_adds_lesions_only_when_asked(liver_dataset):
     # validation pipelines (no augmentation) never get synthetic lesions
     val = SlicePipeline(liver_dataset, ["s"], "tumor", pre, augment=False, synth_lesions=1.0)
     assert val.liver is None
-    with pytest.raises(ValueError, match="tumour stage"):
-        SlicePipeline(liver_dataset, ["s"], "liver", pre, augment=True, synth_lesions=0.5)
+    # the liver stage takes lesions too (issue 24: one share per stage): learnt as liver, never as tumour
+    liver = SlicePipeline(liver_dataset, ["s"], "liver", pre, augment=True, seed=0, synth_lesions=1.0)
+    _, yl = liver.batch(np.arange(len(liver)), np.random.default_rng(0))
+    assert set(np.unique(yl)) <= {0, 1} and yl.sum() > 0
     with pytest.raises(ValueError, match="window25d"):
         SlicePipeline(liver_dataset, ["s"], "tumor", Preprocessing("notebook", (-100, 400), 32, 3),
                       augment=True, synth_lesions=0.5)

@@ -1,0 +1,96 @@
+"""The main window's lesion review and one-click fixes (a mixin of :class:`app.main_window.MainWindow`).
+
+The review (accept, reject, next / previous, reject the small ones) acts on the lesion records of
+the last summary through :meth:`core.study.session.StudySession.review_lesions`: quick, in the GUI
+thread, one undo step each. A click tool (:data:`app.widgets.segment_panel.CLICK_TOOLS`) computes
+its change in a worker (:meth:`StudySession.compute_fix`: median filter, labelling, up to a few
+hundred ms on a whole CT) and applies it in the GUI thread, one undo step. A click on a lesion in
+any view, with no tool chosen, selects its row.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from core.study.review import lesion_at, next_lesion
+from core.study.session import StudySession
+
+from .workers import Job
+
+
+class ReviewActions:
+    """Expects ``session``, ``viewer``, ``results``, ``segment_panel``, ``tool``, ``jobs``,
+    ``show_error``, ``jobFailed``, ``_update_summary`` and ``statusBar`` from the window."""
+
+    def _connect_review(self) -> None:
+        self.results.reviewRequested.connect(self.review)
+        self.addActions(self.results.lesions.actions())  # the keys work whichever tab is shown
+        for v in self.viewer.views:
+            v.pointClicked.connect(self._view_clicked)
+
+    def review(self, action: str) -> None:
+        """"next" / "previous" lesion, "accept" / "reject" the selected one, or "reject_smaller"."""
+        res, session = self.results, self.session
+        if session is None or not res.records:
+            return
+        row = res.current_row()
+        if action in ("next", "previous"):
+            i = next_lesion(res.records, row, 1 if action == "next" else -1)
+            if i is not None:
+                res.select(i)
+            return
+        if action == "reject_smaller":
+            n = session.review_lesions(action, res.records, res.min_ml.value())
+            self._reviewed(f"{n} lesion(s) under {res.min_ml.value():.2f} mL rejected", n)
+            return
+        if row is None:
+            self.statusBar().showMessage("Select a lesion first (click its row, or N for the next one)")
+            return
+        les = res.records[row]
+        try:
+            n = session.review_lesions(action, [les])
+        except Exception as exc:  # a lesion edited away since the table was drawn
+            self.show_error(str(exc), "")
+            return
+        self._reviewed(f"lesion {les['id']} {action}ed", n)
+        if n and action == "accept":
+            following = next_lesion(res.records, row, 1, unseen_first=True)
+            if following is not None and following != row:
+                res.select(following)
+
+    def _reviewed(self, message: str, changed: int) -> None:
+        self.statusBar().showMessage(message)
+        if changed:
+            self.viewer.redraw_overlays()
+            self._update_summary(self.study.label)
+
+    def _view_clicked(self, z: int, y: int, x: int) -> None:
+        """A click in a view: run the click tool there, or select the lesion under it."""
+        if self.session is None or self.study is None:
+            return
+        if self.tool in ("add_lesion", "grow", "shrink", "remove"):
+            self.run_fix(self.tool, (z, y, x))
+            return
+        if self.study.label is not None and self.results.records:
+            les = lesion_at(self.results.records, self.study.label, (z, y, x))
+            if les is not None:
+                self.results.select(self.results.records.index(les), jump=False)
+
+    def run_fix(self, tool: str, voxel, scope: Optional[str] = None) -> Job:
+        """Compute ``tool`` at ``voxel`` in a worker, then apply it as one undo step."""
+        session = self.session
+        scope = scope or self.segment_panel.scope.currentData()
+        job = Job("Fix", session.compute_fix, tool, voxel, scope)
+        job.finished.connect(lambda fix: self._apply_fix(fix, session))
+        job.failed.connect(self._fix_refused)  # a click where the tool cannot act: said, not a dialog
+        return self.jobs.start(job)
+
+    def _fix_refused(self, message: str, details: str) -> None:
+        self.statusBar().showMessage(message)
+        self.jobFailed.emit(message)
+
+    def _apply_fix(self, fix, session: StudySession) -> None:
+        if session is not self.session:
+            return
+        n = session.apply_fix(fix)
+        self._reviewed(fix.message if n else "nothing changed", n)

@@ -1,0 +1,112 @@
+"""Lesion review in the GUI: from a proposal with false lesions and a missed one to the reference
+lesion set in one action per wrong lesion plus one per missed lesion; keys, undo, a click on a
+lesion selects its row; the event loop never stalls."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+from PySide6.QtTest import QTest
+
+from .conftest import wait_idle
+
+
+def _proposal(reference: np.ndarray):
+    """The reference with its smaller lesion missed (left as liver) and three false lesions (one
+    of 0.2 mL, two of a few voxels) in the liver, as a model proposes."""
+    from core.evaluation.metrics import lesion_components
+    label = reference.copy()
+    recs, comps = lesion_components(label == 2, (2.5, 1.5625, 1.5625))
+    missed = recs[1]
+    label[comps == missed["_label"]] = 1
+    from scipy import ndimage
+    far = ndimage.distance_transform_edt(reference != 2) > 20  # well away from the true lesions
+    sites = np.argwhere(ndimage.binary_erosion(reference == 1, iterations=4) & far)
+    false = []
+    for k, size in enumerate((2, 1, 1)):
+        z, y, x = sites[len(sites) // 4 * (k + 1)]
+        label[z:z + size, y:y + size * 2, x:x + size * 2] = 2
+        false.append((z, y, x))
+    return label, missed, false
+
+
+def test_review_turns_a_proposal_into_the_reference_lesions(window, qtbot):
+    from core.study.session import Segmented
+    w = window
+    with qtbot.waitSignal(w.studyLoaded, timeout=60000):
+        w.open_demo()
+    wait_idle(qtbot, w)
+    ref = w.study.reference
+    label, missed, _ = _proposal(ref)
+    with qtbot.waitSignal(w.summaryUpdated, timeout=60000):
+        w._segmented(Segmented(label), w.session)
+    res = w.results
+    assert len(res.records) == 4 and {r["review"] for r in res.records} == {"unseen"}
+    gaps, clock = [], QElapsedTimer()
+    clock.start()
+    last = [clock.elapsed()]
+
+    def tick():
+        gaps.append(clock.elapsed() - last[0])
+        last[0] = clock.elapsed()
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(tick)
+    timer.start()
+    actions = 0
+    # the true lesion: N selects it (the largest first), A accepts it: the review moves on
+    QTest.keyClick(w, Qt.Key.Key_N)
+    assert res.current_row() == 0 and w.viewer.cursor[0] == int(round(res.records[0]["centroid"][0]))
+    with qtbot.waitSignal(w.summaryUpdated, timeout=30000):
+        QTest.keyClick(w, Qt.Key.Key_A)
+    assert res.records[0]["review"] == "accepted"
+    # three false lesions, all under 0.5 mL: one action rejects them
+    res.min_ml.setValue(0.5)
+    with qtbot.waitSignal(w.summaryUpdated, timeout=30000):
+        res.reject_small_btn.click()
+    actions += 1
+    assert len(res.records) == 1 and res.records[0]["review"] == "accepted"
+    # the missed lesion: the Add lesion tool, one click on it
+    w.segment_panel.tool_buttons["add_lesion"].setChecked(True)
+    z, y, x = missed["anchor"]
+    with qtbot.waitSignal(w.summaryUpdated, timeout=30000):
+        w.viewer.axial.pointClicked.emit(z, y, x)
+    actions += 1
+    timer.stop()
+    assert actions <= 3 + 1
+    assert w.case_report["lesions"]["hits"] == 2 and w.case_report["lesions"]["false_positives"] == 0
+    assert max(gaps) < 50, f"event loop blocked for {max(gaps)} ms"
+    assert [r["review"] for r in res.records] == ["accepted", "unseen"]
+    # undo takes the added lesion back, then the rejections; redo puts them back
+    with qtbot.waitSignal(w.summaryUpdated, timeout=30000):
+        w.undo()
+    assert len(res.records) == 1
+    with qtbot.waitSignal(w.summaryUpdated, timeout=30000):
+        w.undo()
+    assert len(res.records) == 4
+    with qtbot.waitSignal(w.summaryUpdated, timeout=30000):
+        w.redo()
+    assert len(res.records) == 1 and len(w.summary["rejected_lesions"]) == 3
+
+
+def test_click_on_a_lesion_selects_its_row_and_bad_clicks_say_why(window, qtbot):
+    w = window
+    with qtbot.waitSignal(w.studyLoaded, timeout=60000):
+        w.open_demo()
+    wait_idle(qtbot, w)
+    from core.study.session import Segmented
+    with qtbot.waitSignal(w.summaryUpdated, timeout=60000):
+        w._segmented(Segmented(w.study.reference.copy()), w.session)
+    res = w.results
+    z, y, x = res.records[1]["anchor"]
+    w.viewer.coronal.pointClicked.emit(z, y, x)  # any view
+    assert res.current_row() == 1
+    with qtbot.waitSignal(w.summaryUpdated, timeout=30000):
+        QTest.keyClick(w, Qt.Key.Key_R)
+    assert len(res.records) == 1 and w.summary["rejected_lesions"][0]["review"] == "rejected"
+    w.segment_panel.tool_buttons["add_lesion"].setChecked(True)
+    before = w.study.label.copy()
+    with qtbot.waitSignal(w.jobFailed, timeout=30000) as failed:
+        w.viewer.axial.pointClicked.emit(0, 0, 0)  # background
+    assert "outside the liver" in failed.args[0]
+    np.testing.assert_array_equal(w.study.label, before)
