@@ -5,12 +5,16 @@ the last summary through :meth:`core.study.session.StudySession.review_lesions`:
 thread, one undo step each. A click tool (:data:`app.widgets.segment_panel.CLICK_TOOLS`) computes
 its change in a worker (:meth:`StudySession.compute_fix`: median filter, labelling, up to a few
 hundred ms on a whole CT) and applies it in the GUI thread, one undo step. A click on a lesion in
-any view, with no tool chosen, selects its row.
+any view, with no tool chosen, selects its row. The 3D tab (:class:`app.widgets.view3d.View3D`)
+shows the working label's surfaces, computed in a worker after each change; the selected lesion
+is yellow there, and a click on a lesion there selects its row.
 """
 
 from __future__ import annotations
 
 from typing import Optional
+
+from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from core.study.review import lesion_at, next_lesion
 from core.study.session import StudySession
@@ -27,6 +31,51 @@ class ReviewActions:
         self.addActions(self.results.lesions.actions())  # the keys work whichever tab is shown
         for v in self.viewer.views:
             v.pointClicked.connect(self._view_clicked)
+        # the 3D view: made when its tab is first shown (OpenGL is not touched at start-up)
+        self.view3d = None
+        self.tab3d = QWidget()
+        QVBoxLayout(self.tab3d).setContentsMargins(0, 0, 0, 0)
+        self.tabs.addTab(self.tab3d, "3D")
+        self.tabs.currentChanged.connect(lambda _i: self._refresh_3d())
+        self.summaryUpdated.connect(self._refresh_3d)
+        self.results.lesions.itemSelectionChanged.connect(self._select_3d)
+
+    # -- the 3D view ------------------------------------------------------------
+    def _refresh_3d(self) -> None:
+        """Surfaces of the working label, computed in a worker, when the 3D tab is shown."""
+        if self.tabs.currentWidget() is not self.tab3d:
+            return
+        if self.view3d is None:
+            from .widgets.view3d import View3D
+            self.view3d = View3D()
+            self.view3d.lesionPicked.connect(self._picked_3d)
+            self.tab3d.layout().addWidget(self.view3d)
+        label = self.study.label if self.study is not None else None
+        if label is None or not self.view3d.available:
+            self.view3d.set_meshes([])
+            return
+        from core.study.surfaces import label_meshes
+        session = self.session
+        job = Job("Surfaces", label_meshes, label.copy(), self.study.spacing)
+        self.start_job(job, lambda meshes: self._show_3d(meshes, session), quiet=True)
+
+    def _show_3d(self, meshes, session: StudySession) -> None:
+        if session is self.session and self.view3d is not None:
+            self.view3d.set_meshes(meshes, self._selected_anchor())
+
+    def _selected_anchor(self):
+        row = self.results.current_row()
+        return tuple(self.results.records[row]["anchor"]) if row is not None and row < len(self.results.records) else None
+
+    def _select_3d(self) -> None:
+        if self.view3d is not None:
+            self.view3d.select(self._selected_anchor())
+
+    def _picked_3d(self, z: int, y: int, x: int) -> None:
+        for i, r in enumerate(self.results.records):
+            if tuple(r["anchor"]) == (z, y, x):
+                self.results.select(i)
+                return
 
     def review(self, action: str) -> None:
         """"next" / "previous" lesion, "accept" / "reject" the selected one, or "reject_smaller"."""

@@ -82,6 +82,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--source", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--smooth-mm", type=float, nargs="+", default=None, help="compare SMOOTH_MM values")
+    ap.add_argument("--band", nargs="+", default=None,
+                    help="compare BAND values: 'one-sided' (the default rule) or a fraction, e.g. 0.5")
     args = ap.parse_args()
     import core.study.fixes as fixes
     from core.synthetic.demo import demo_case
@@ -98,9 +100,12 @@ def main() -> None:
             studies.append(("3Dircadb1.7 + pasted", hu7, lab7, p7.spacing))
         else:
             print(f"{source}: no 3D-IRCADb-01 here; the phantom only")
-    for sm in args.smooth_mm or [fixes.SMOOTH_MM]:
+    variants = [(sm, b) for sm in (args.smooth_mm or [fixes.SMOOTH_MM])
+                for b in (args.band or [fixes.BAND])]
+    for sm, band in variants:
         fixes.SMOOTH_MM = sm
-        print(f"\nSMOOTH_MM = {sm}")
+        fixes.BAND = None if band in (None, "one-sided") else float(band)
+        print(f"\nSMOOTH_MM = {sm}, BAND = {fixes.BAND or 'one-sided'}")
         print(f"{'study':22s} {'lesion mL':>9s} {'grown mL':>9s} {'Dice':>6s} {'s':>5s}")
         all_rows = []
         for name, hu, label, spacing in studies:

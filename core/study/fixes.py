@@ -8,8 +8,8 @@ tool cannot act (outside the volume, on background, outside the liver) raises :c
 with one line saying why, and nothing changes.
 
 *Add lesion* grows a region from the click on the CT itself: the HU of a small ball around the
-click against the liver around it set a threshold halfway between the two; the voxels on the
-lesion's side of it, connected to the click and inside the liver (dilated by 2 voxels, so a
+click (``m``) and of the liver around it (``L``) set a band, ``|HU - m| < BAND * |L - m|``; the
+voxels in it, connected to the click and inside the liver (dilated by 2 voxels, so a
 tumour bulging at the liver's edge is kept), within ``max_radius_mm``, become tumour, after an
 opening that cuts thin leaks along vessels and a per-slice hole fill (necrotic or calcified
 cores). The CT is smoothed (3 x 3 x 3 median) first, so noise does not fray the outline; the one
@@ -102,6 +102,21 @@ def component_at(mask: np.ndarray, seed, scope: str = "3d") -> np.ndarray:
     return _flat(comp, box, mask.shape)
 
 
+FAT_HU = -40.0  # below: fat or air next to the liver, never tumour tissue (necrosis stays above ~0 HU)
+# |HU - lesion| < BAND * |liver - lesion|; None: one-sided (all on the lesion's side of the midpoint,
+# above FAT_HU). bench/add_lesion_bench.py: 0.5 outlines best (mean Dice 0.854 against 0.837).
+BAND: float | None = 0.5
+
+
+def _lesion_side(h: np.ndarray, m: float, L: float) -> np.ndarray:
+    """Voxels nearer the lesion's HU ``m`` than the liver's ``L`` and not past the lesion either
+    (fat, air); or, with ``BAND`` None, all on the lesion's side of the midpoint above ``FAT_HU``."""
+    cut = (m + L) / 2
+    if BAND is not None:
+        return np.abs(h - m) < BAND * abs(L - m)
+    return ((h < cut) & (h > FAT_HU)) if m < L else (h > cut)
+
+
 def add_lesion(hu: np.ndarray, label: np.ndarray, seed, spacing, max_radius_mm: float = 40.0,
                seed_radius_mm: float = 3.0) -> Fix:
     """A missed lesion grown in 3D from a click inside it (see the module docstring)."""
@@ -127,14 +142,12 @@ def add_lesion(hu: np.ndarray, label: np.ndarray, seed, spacing, max_radius_mm: 
     if abs(m - L) < 10:
         raise FixError(f"the clicked tissue ({m:.0f} HU) looks like the liver around it ({L:.0f} HU): "
                        "click inside the lesion, or paint it with the tumour brush")
-    cut = (m + L) / 2
-    band = abs(L - m) / 2  # closer to the lesion than to the liver, and not past the lesion either (fat, air)
-    inside = np.abs(h - m) < band
+    inside = _lesion_side(h, m, L)
     allowed = ndimage.binary_dilation(lab > 0, iterations=2)
     region = inside & allowed & (d2 <= max_radius_mm ** 2)
     region = ndimage.binary_opening(region, structure=ndimage.generate_binary_structure(3, 1))
     raw = hu[box].astype(np.float32)
-    rim = ndimage.binary_dilation(region) & allowed & (np.abs(raw - m) < band)
+    rim = ndimage.binary_dilation(region) & allowed & _lesion_side(raw, m, L)
     region |= rim  # the voxel the smoothing and the opening took off the outline, from the raw CT
     region[c] = region[c] or inside[c]
     comp = component_at(region, c)

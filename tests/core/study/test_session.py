@@ -20,7 +20,7 @@ from core.study.study import Study
 from tests.core.models import cube_volume, threshold_model
 
 ROOT = Path(__file__).resolve().parents[3]
-OUT_NAMES = {"nifti": "seg.nii.gz", "seg": "seg.dcm", "csv": "lesions.csv", "report": "report.json"}
+OUT_NAMES = {"nifti": "seg.nii.gz", "seg": "seg.dcm", "csv": "lesions.csv", "report": "report.json", "pdf": "report.pdf"}
 
 
 @pytest.fixture(scope="module")

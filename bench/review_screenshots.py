@@ -1,0 +1,60 @@
+"""Screenshots of the review panels on a real study (README): segment with the default models, select
+the first lesion, then the Results tab and the 3D tab. Needs a display with OpenGL (Xvfb works).
+
+    DISPLAY=:1 .venv/bin/python bench/review_screenshots.py DICOM_DIR --out docs
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("dicom")
+    ap.add_argument("--out", default=str(ROOT / "docs"))
+    args = ap.parse_args()
+    from PySide6.QtCore import QEventLoop, QSettings, QTimer
+    from PySide6.QtWidgets import QApplication
+    app = QApplication(sys.argv)
+    from app.main_window import MainWindow
+    from core.inference.library import default_models
+    w = MainWindow(QSettings(str(Path(args.out) / ".shots.ini"), QSettings.Format.IniFormat))
+    w.confirm_close = False
+    w.resize(1600, 950)
+    w.show()
+
+    def wait(signal, ms=600000):
+        loop = QEventLoop()
+        signal.connect(loop.quit)
+        QTimer.singleShot(ms, loop.quit)
+        loop.exec()
+    w.open_path(args.dicom)
+    wait(w.studyLoaded)
+    liver, tumor = default_models()
+    w.run_segmentation(liver.path, tumor.path)
+    wait(w.summaryUpdated)
+    w.results.select(0)
+    w.tabs.setCurrentWidget(w.results)
+    for _ in range(50):
+        app.processEvents()
+    out = Path(args.out)
+    w.grab().save(str(out / "screenshot-review.png"))
+    w.tabs.setCurrentWidget(w.tab3d)
+    wait(w.jobs._timer.timeout, 3000)
+    for _ in range(200):
+        app.processEvents()
+    QTimer.singleShot(1500, app.quit)
+    app.exec()
+    w.grab().save(str(out / "screenshot-3d.png"))
+    print("wrote", out / "screenshot-review.png", out / "screenshot-3d.png")
+    (out / ".shots.ini").unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    main()
