@@ -54,7 +54,9 @@ def _surface(mask: np.ndarray, offset, spacing, step: int, shape_mm) -> Optional
     except (ValueError, RuntimeError):  # too small for the grid
         return None
     verts = verts - np.asarray(spacing, float) + np.asarray(offset, float) * np.asarray(spacing, float)
-    return to_display(verts, shape_mm), faces.astype(np.int32)
+    # (z, y, x) -> (x, y, z) mirrors the space: reverse the triangles' winding so that their normals
+    # (from the winding) point outwards again, and the surfaces are lit from outside
+    return to_display(verts, shape_mm), np.ascontiguousarray(faces[:, ::-1], dtype=np.int32)
 
 
 def label_meshes(label: np.ndarray, spacing, progress: Optional[ProgressFn] = None,

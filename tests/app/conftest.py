@@ -39,3 +39,14 @@ def threshold_models(tmp_path_factory):
 
 def wait_idle(qtbot, win, timeout=120000):
     qtbot.waitUntil(lambda: not win.jobs.busy, timeout=timeout)
+
+
+def demo_segmented(win, qtbot, label=None):
+    """Open the demo study and show ``label`` (default: its reference) as the segmentation, measured."""
+    from core.study.session import Segmented
+    with qtbot.waitSignal(win.studyLoaded, timeout=60000):
+        win.open_demo()
+    wait_idle(qtbot, win)
+    with qtbot.waitSignal(win.summaryUpdated, timeout=60000):
+        win._segmented(Segmented(win.study.reference.copy() if label is None else label), win.session)
+    return win

@@ -8,7 +8,7 @@ import numpy as np
 from PySide6.QtCore import QElapsedTimer, Qt, QTimer
 from PySide6.QtTest import QTest
 
-from .conftest import wait_idle
+from .conftest import demo_segmented, wait_idle
 
 
 def _proposal(reference: np.ndarray):
@@ -31,15 +31,9 @@ def _proposal(reference: np.ndarray):
 
 
 def test_review_turns_a_proposal_into_the_reference_lesions(window, qtbot):
-    from core.study.session import Segmented
-    w = window
-    with qtbot.waitSignal(w.studyLoaded, timeout=60000):
-        w.open_demo()
-    wait_idle(qtbot, w)
-    ref = w.study.reference
-    label, missed, _ = _proposal(ref)
-    with qtbot.waitSignal(w.summaryUpdated, timeout=60000):
-        w._segmented(Segmented(label), w.session)
+    from core.synthetic.demo import demo_case
+    label, missed, _ = _proposal(demo_case().label)
+    w = demo_segmented(window, qtbot, label)
     res = w.results
     assert len(res.records) == 4 and {r["review"] for r in res.records} == {"unseen"}
     gaps, clock = [], QElapsedTimer()
@@ -90,13 +84,7 @@ def test_review_turns_a_proposal_into_the_reference_lesions(window, qtbot):
 
 
 def test_click_on_a_lesion_selects_its_row_and_bad_clicks_say_why(window, qtbot):
-    w = window
-    with qtbot.waitSignal(w.studyLoaded, timeout=60000):
-        w.open_demo()
-    wait_idle(qtbot, w)
-    from core.study.session import Segmented
-    with qtbot.waitSignal(w.summaryUpdated, timeout=60000):
-        w._segmented(Segmented(w.study.reference.copy()), w.session)
+    w = demo_segmented(window, qtbot)
     res = w.results
     z, y, x = res.records[1]["anchor"]
     w.viewer.coronal.pointClicked.emit(z, y, x)  # any view

@@ -15,19 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import wait_idle
+from .conftest import demo_segmented
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_without_opengl_the_3d_tab_says_so_and_review_still_works(window, qtbot):
-    from core.study.session import Segmented
-    w = window
-    with qtbot.waitSignal(w.studyLoaded, timeout=60000):
-        w.open_demo()
-    wait_idle(qtbot, w)
-    with qtbot.waitSignal(w.summaryUpdated, timeout=60000):
-        w._segmented(Segmented(w.study.reference.copy()), w.session)
+    w = demo_segmented(window, qtbot)
     assert w.view3d is None  # nothing OpenGL at start-up
     w.tabs.setCurrentWidget(w.tab3d)
     assert w.view3d is not None and not w.view3d.available
