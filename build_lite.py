@@ -31,6 +31,9 @@ EXCLUDES = [
     "core.training.trainer", "core.training.recipe", "core.training.callbacks", "core.training.threshold",
     "core.training.loader", "core.training.onnx_export", "core.training.quantize", "core.transforms.augment",
     "core.synthetic.lesion_synth", "core.model.resunet", "core.model.losses",
+    # the 3D view's surfaces: pyqtgraph.opengl is left out above, so the 3D tab never imports them, and
+    # skimage.measure would bring 16 MB of scikit-image with it
+    "core.study.surfaces",
 ]
 # Removed after the build (globs under _internal): Qt's translations (the app is in English), ONNX
 # Runtime's C API library (the Python module has the runtime built in and never loads it), Pillow's

@@ -96,3 +96,34 @@ def test_session_review_and_fix_go_to_the_csv_and_report(tmp_path):
     assert rep["lesions"][0]["review"] == "accepted" and rep["rejected_lesions"][0]["voxels"] == 9
     with pytest.raises(ValueError, match="unknown tool"):
         s.compute_fix("lasso", (0, 0, 0))
+
+
+@pytest.mark.shared
+def test_patient17_proposal_to_reference_lesions_in_one_action_per_error(p17_src, tmp_path):
+    """Issue 23's goal on the real patient: the expert's two tumours, one of them missed (left as liver),
+    plus three false lesions under 0.5 mL: Reject smaller (one action for the three) and one Add lesion
+    click give both lesions found and no false one."""
+    from core.datasets.dataset import load_case
+    from core.datasets.ircadb import import_ircadb
+    from core.evaluation.evaluate import case_report
+    from core.evaluation.metrics import lesion_components
+    import_ircadb(p17_src, tmp_path / "ds")
+    c = load_case(tmp_path / "ds", "3Dircadb1.17")
+    recs, comps = lesion_components(c.label == 2, c.spacing)
+    proposal = c.label.copy()
+    proposal[comps == recs[1]["_label"]] = 1  # missed
+    liver = np.argwhere((c.label == 1) & (comps == 0))
+    for k in range(3):  # three small false lesions, as the models propose them
+        z, y, x = liver[len(liver) // 4 * (k + 1)]
+        proposal[z, y:y + 3, x:x + 3] = 2
+    s = StudySession(Study(c.hu, c.spacing, label=proposal))
+    before = case_report(proposal, c.label, c.spacing)["lesions"]
+    assert (before["hits"], before["false_positives"]) == (1, 3)
+    lesions = s.measure()[0]["lesions"]
+    actions = 0
+    assert s.review_lesions("reject_smaller", lesions, 0.5) == 3
+    actions += 1
+    s.apply_fix(s.compute_fix("add_lesion", recs[1]["anchor"]))
+    actions += 1
+    after = case_report(s.label, c.label, c.spacing)["lesions"]
+    assert (after["hits"], after["false_positives"], actions) == (2, 0, 2)
