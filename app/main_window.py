@@ -6,7 +6,7 @@ import logging
 import os
 from typing import Optional
 
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QActionGroup
 from PySide6.QtWidgets import QMainWindow, QMessageBox, QProgressBar, QSplitter, QTabWidget
 
@@ -29,7 +29,6 @@ from .widgets.segment_panel import BRUSHES
 from .workers import Job, JobRunner
 
 log = logging.getLogger(__name__)
-MEASURE_AFTER_MS = 60  # after a segmentation, the views paint first, then the measuring starts
 PANEL_SHARE = 0.22  # of the window's width on the first run (at least what the panel needs)
 
 
@@ -216,12 +215,7 @@ class MainWindow(StudyIO, ReviewActions, QMainWindow):
         self.statusBar().showMessage(f"Segmented in {result.seconds:.1f} s ({engines})"
                                      + ("   " + "; ".join(result.warnings) if result.warnings else ""))
         self.tabs.setCurrentWidget(self.results)
-        # measure once the views have shown the labels: the first overlay paint of a large study
-        # takes tens of ms, and a measuring worker beside it on a 2-core machine doubles that
-        def measure() -> None:  # a slot returns None (PySide6 refcounts what a slot returns)
-            if session is self.session:
-                self._update_summary(label, result.snapshot)
-        QTimer.singleShot(MEASURE_AFTER_MS, measure)
+        self._update_summary(label, result.snapshot)
         self.segmented.emit()
 
     def _update_summary(self, label, snapshot=None) -> None:
