@@ -47,6 +47,26 @@ def export_file(writer, path, data, force, source_dirs, progress=None, cancel=No
     return str(writer(path, data, force=force, source_dirs=source_dirs))
 
 
+def call(fn, *args, progress=None, cancel=None):
+    """Run a short ``core`` function that takes no progress or cancel (a PACS query, say) as a job."""
+    return fn(*args)
+
+
+def send_segmentation(session: StudySession, label, conn, progress=None, cancel=None):
+    """Write ``label`` as a DICOM SEG (the session's "seg" export) into a temporary folder, send it
+    to the PACS ``conn`` and remove the folder; returns the :class:`core.pacs.types.StoreResult`."""
+    import tempfile
+    from pathlib import Path
+
+    from core.pacs.jobs import send_files
+    from core.runtime.jobs import check, report
+    with tempfile.TemporaryDirectory(prefix="liverseg-seg-") as tmp:
+        report(progress, "export", 0, 1, "writing the DICOM SEG")
+        path = session.export("seg", Path(tmp) / "segmentation.dcm", label=label, progress=progress, cancel=cancel)
+        check(cancel)
+        return send_files(conn, [path], progress=progress, cancel=cancel)
+
+
 def warm_up(progress=None, cancel=None) -> str:
     """Import Keras and its backend (TensorFlow by default) and build the inference device choice."""
     import keras

@@ -24,6 +24,7 @@ from .widgets.results_panel import ResultsPanel
 from .widgets.segment_panel import SegmentPanel
 from .widgets.slice_view import OrthoViewer
 from .widgets.train_panel import TrainPanel
+from .pacs_actions import PacsActions
 from .review import ReviewActions
 from .study_io import StudyIO
 from .widgets.segment_panel import BRUSHES
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 PANEL_SHARE = 0.22  # of the window's width on the first run (at least what the panel needs)
 
 
-class MainWindow(StudyIO, ReviewActions, QMainWindow):
+class MainWindow(StudyIO, ReviewActions, PacsActions, QMainWindow):
     """LiverSeg Studio's window.
 
     Signals: ``studyLoaded`` (a study is shown), ``segmented`` (a segmentation is shown),
@@ -136,6 +137,7 @@ class MainWindow(StudyIO, ReviewActions, QMainWindow):
         ex.addAction("&Lesion table (CSV)...", lambda: self.export_dialog("csv"))
         ex.addAction("&Report (PDF)...", lambda: self.export_dialog("pdf"))
         ex.addAction("&PNG screenshot of the view...", lambda: self.export_dialog("png"))
+        self._pacs_menu(m)  # Open from PACS..., Send to PACS..., PACS connections... (app.pacs_actions)
         self._training_set_action(m)  # Add to training set... (app.study_io)
         m.addSeparator()
         m.addAction("&Quit", self.close, "Ctrl+Q")

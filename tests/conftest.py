@@ -73,3 +73,28 @@ def tiny_base(tiny_dataset, tmp_path_factory) -> Path:
                           image_size=64, base_filters=8, depth=3, val_fraction=0.34, export_onnx=False,
                           steps_per_epoch=4, label=f"tiny base {stage}"))
     return root
+
+
+@pytest.fixture(scope="session")
+def orthanc(tmp_path_factory):
+    """A private Orthanc (tests/pacs_server.py) holding the phantom study; skips locally without
+    Orthanc, fails under CI."""
+    from core.synthetic.phantom import make_phantom, write_patient
+    from tests.pacs_server import OrthancServer
+    server = OrthancServer(tmp_path_factory.mktemp("orthanc"))
+    try:
+        folder = write_patient(make_phantom(3, slices=24, size=128), tmp_path_factory.mktemp("pacs-phantom"), 1)
+        server.upload_zip_series(folder / "PATIENT_DICOM.zip", "PATIENT_DICOM/")
+        server.phantom_folder = folder
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def orthanc_p17(orthanc, p17_src):
+    """The Orthanc above, also holding the real patient 17 (uploaded once)."""
+    if not getattr(orthanc, "has_p17", False):
+        orthanc.upload_zip_series(p17_src / "PATIENT_DICOM.zip", "PATIENT_DICOM/")
+        orthanc.has_p17 = True
+    return orthanc

@@ -16,6 +16,7 @@ import sys
 import time
 from typing import Callable, Optional
 
+from .pacs import add_pacs_subcommands, add_query_flags
 from .train import add_training_subcommands
 from ..inference.engines import ENGINES, engines_line
 from ..runtime.errors import Cancelled, LiverSegError
@@ -111,8 +112,11 @@ def cmd_predict(args, cancel: CancelToken) -> int:
 
     if args.batch:
         return cmd_predict_batch(args, cancel)
-    if args.shard:
-        raise LiverSegError("--shard splits a batch run: add --batch (a folder of studies, --out a folder)")
+    if args.shard or args.pacs:
+        raise LiverSegError(f"{'--shard' if args.shard else '--pacs'} is for batch runs: add --batch "
+                            f"(a folder of studies or a PACS query, --out a folder)")
+    if not args.dicom_dir:
+        raise LiverSegError("predict: give the DICOM folder or volume file to segment")
     bar = ProgressBar()
     outputs = [(args.out, "nifti")] + [(p, k) for p, k in ((args.seg, "seg"), (args.lesions, "csv"),
                                                            (args.report, "report"), (args.pdf, "pdf")) if p]
@@ -131,6 +135,9 @@ def cmd_predict(args, cancel: CancelToken) -> int:
         label_written.result()
     for path, kind in outputs[1:]:
         session.export(kind, path, force=args.force)
+    if args.send:
+        from .pacs import send_prediction
+        send_prediction(session, args.send, args.seg, cancel)
     for w in session.warnings:
         print(f"warning: {w}", file=sys.stderr)
     print(f"liver {summary['liver_ml']:.1f} mL, tumour {summary['tumor_ml']:.2f} mL "
@@ -145,7 +152,7 @@ def cmd_predict_batch(args, cancel: CancelToken) -> int:
     from ..study.batch import parse_shard, run_batch
     from ..model.io import load_seg_model
     extra = [f for f, v in (("--seg", args.seg), ("--lesions", args.lesions), ("--report", args.report),
-                            ("--pdf", args.pdf)) if v]
+                            ("--pdf", args.pdf), ("--send", args.send)) if v]
     if extra:
         raise LiverSegError(f"{', '.join(extra)}: not available with --batch (one label per study and the "
                             f"summary CSV are written to --out)")
@@ -153,8 +160,16 @@ def cmd_predict_batch(args, cancel: CancelToken) -> int:
     liver_path, tumor_path = resolve_models(args)
     liver = load_seg_model(liver_path, "liver", lazy=True)  # once, for every study
     tumor = load_seg_model(tumor_path, "tumor", lazy=True) if tumor_path else None
-    rows, summary = run_batch(args.dicom_dir, args.out, liver, tumor, force=args.force, shard=shard,
-                              engine=args.engine, device=args.device, progress=ProgressBar(), cancel=cancel)
+    if args.pacs:
+        if args.dicom_dir:
+            raise LiverSegError("--pacs takes its studies from the PACS query: drop the folder argument")
+        from .pacs import predict_batch_pacs
+        rows, summary = predict_batch_pacs(args, liver, tumor, shard, cancel)
+    elif not args.dicom_dir:
+        raise LiverSegError("predict --batch: give a folder of studies, or --pacs NAME with a date range")
+    else:
+        rows, summary = run_batch(args.dicom_dir, args.out, liver, tumor, force=args.force, shard=shard,
+                                  engine=args.engine, device=args.device, progress=ProgressBar(), cancel=cancel)
     counts = {k: sum(r.status == k for r in rows) for k in ("done", "skipped", "error")}
     for r in rows:
         if r.status == "error":
@@ -265,9 +280,8 @@ def add_subcommands(sub) -> None:
 
     p = sub.add_parser("predict", help="segment liver and tumours in a DICOM series (or, with --batch, "
                                        "in every study of a folder)")
-    p.add_argument("dicom_dir", help="DICOM folder (searched recursively) or a volume file (.nii, .nii.gz, .nrrd, "
-                                     ".nhdr, .mha, .mhd); "
-                                     "with --batch a folder of studies")
+    p.add_argument("dicom_dir", nargs="?", help="DICOM folder (searched recursively) or a volume file (.nii, "
+                   ".nii.gz, .nrrd, .nhdr, .mha, .mhd); with --batch a folder of studies (none with --pacs)")
     p.add_argument("--liver-model", help="run folder, .keras (with model.json) or notebook .h5 "
                                          "(default: the bundled default, trained on real CT anatomy)")
     p.add_argument("--tumor-model", help="run folder, .keras or notebook .h5 (default: the bundled default)")
@@ -285,6 +299,10 @@ def add_subcommands(sub) -> None:
                    "--out is a folder, one label per study plus summary.csv; existing outputs are skipped")
     p.add_argument("--shard", metavar="K/N", help="with --batch: only the K-th of N deterministic shares "
                    "(job arrays, e.g. --shard $SLURM_ARRAY_TASK_ID/10); join the summaries with `merge`")
+    p.add_argument("--send", metavar="PACS", help="send the DICOM SEG to this saved PACS connection")
+    p.add_argument("--pacs", metavar="PACS", help="with --batch: segment every CT series this PACS's query "
+                   "finds (--date-from/--date-to, --patient-id, ...), retrieved into the cache one by one")
+    add_query_flags(p, with_accession=False)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("merge", help="join the summary CSVs of sharded batch runs")
@@ -331,6 +349,7 @@ def add_subcommands(sub) -> None:
     p.add_argument("--force", action="store_true", help="replace an installed model of that name")
     p.set_defaults(func=cmd_import_model)
     add_training_subcommands(sub)
+    add_pacs_subcommands(sub)
 
 def run(args: argparse.Namespace, func: Optional[Callable] = None) -> int:
     """Run a parsed subcommand: errors become one line on stderr and exit code 2."""

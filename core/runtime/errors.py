@@ -47,3 +47,7 @@ class Cancelled(LiverSegError):
 
     def __init__(self, message: str = "cancelled by the user"):
         super().__init__(message)
+
+
+class PacsError(LiverSegError):
+    """A PACS cannot be reached, refuses us, or answers something we cannot use."""

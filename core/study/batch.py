@@ -22,7 +22,7 @@ import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 from ..runtime.errors import Cancelled, LiverSegError, one_line
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
@@ -97,11 +97,8 @@ def study_name(study: Path) -> str:
     return name
 
 
-def output_path(out_dir: Path, study: Path) -> Path:
-    return out_dir / f"{study_name(study)}.nii.gz"
-
-
-def _segment_one(study: Path, out: Path, liver, tumor, engine: str, device: Optional[str], cancel) -> StudyRow:
+def _segment_one(name: str, study: Path, out: Path, liver, tumor, engine: str, device: Optional[str],
+                 cancel) -> StudyRow:
     from ..inference.engines import engines_line
     from .session import StudySession
     t = time.perf_counter()
@@ -109,23 +106,28 @@ def _segment_one(study: Path, out: Path, liver, tumor, engine: str, device: Opti
     seg = session.segment(liver, tumor, engine=engine, device=device, cancel=cancel)
     summary, _ = session.measure()
     session.export("nifti", out, force=True)  # the skip / --force decision is made by the caller
-    return StudyRow(study_name(study), "done", f"{summary['liver_ml']:.1f}", f"{summary['tumor_ml']:.2f}",
+    return StudyRow(name, "done", f"{summary['liver_ml']:.1f}", f"{summary['tumor_ml']:.2f}",
                     str(len(summary["lesions"])), engines_line(seg.info.get("engines") or {}),
                     f"{time.perf_counter() - t:.1f}", str(out))
 
 
 def run_batch(root: str | os.PathLike, out_dir: str | os.PathLike, liver, tumor=None, *, force: bool = False,
               shard: Optional[tuple[int, int]] = None, engine: str = "auto", device: Optional[str] = None,
-              progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> tuple[list[StudyRow], Path]:
+              progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
+              sources: Optional[list[tuple[str, Callable[[], Path]]]] = None) -> tuple[list[StudyRow], Path]:
     """Segment every study (of this shard) under ``root``; returns the rows and the summary CSV path.
 
     The models (:class:`core.model.io.SegModel`) are loaded by the caller, once. Nothing is
     written inside ``root``; each output and the summary are written atomically. A cancel stops
     between studies (and inside one), keeping the summary of what was done.
+
+    ``sources`` replaces the folder's studies with named ones fetched on demand (a PACS query:
+    :mod:`core.pacs.batch`), already sharded by the caller; a fetch that fails is that study's error.
     """
     from ..io.export import check_target
     root, out_dir = Path(root), Path(out_dir)
-    studies = take_shard(find_studies(root), shard)
+    if sources is None:
+        sources = [(study_name(s), lambda s=s: s) for s in take_shard(find_studies(root), shard)]
     summary = check_target(out_dir / summary_name(shard), True, [str(root)])  # never inside the studies
     previous = {}
     if summary.exists():  # a rerun: studies skipped keep their figures from the last run
@@ -134,24 +136,23 @@ def run_batch(root: str | os.PathLike, out_dir: str | os.PathLike, liver, tumor=
         except LiverSegError:
             previous = {}
     rows: list[StudyRow] = []
-    for i, study in enumerate(studies):
+    for i, (name, fetch) in enumerate(sources):
         check(cancel)
-        name = study_name(study)
-        report(progress, "studies", i, len(studies), name)
-        out = output_path(out_dir, study)
+        report(progress, "studies", i, len(sources), name)
+        out = out_dir / f"{name}.nii.gz"
         if out.exists() and not force:
             rows.append(previous.get(name) or StudyRow(name, "skipped", output=str(out),
                                                              error="output exists (--force to redo)"))
         else:
             try:
-                rows.append(_segment_one(study, out, liver, tumor, engine, device, cancel))
+                rows.append(_segment_one(name, fetch(), out, liver, tumor, engine, device, cancel))
             except Cancelled:
                 write_summary(summary, rows)
                 raise
             except (LiverSegError, OSError, ValueError, MemoryError) as exc:
                 rows.append(StudyRow(name, "error", error=one_line(exc, 300)))
         write_summary(summary, rows)  # after every study: an interrupted run keeps its summary
-    report(progress, "studies", len(studies), len(studies))
+    report(progress, "studies", len(sources), len(sources))
     write_summary(summary, rows)
     return rows, summary
 
