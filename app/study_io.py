@@ -8,6 +8,7 @@ results are one :class:`core.study.session.StudySession` (``self.session``), the
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -200,6 +201,9 @@ class StudyIO:
         return [v] if isinstance(v, str) else list(v or [])
 
     def _add_recent(self, path: str) -> None:
+        from core.pacs.cache import cache_root
+        if Path(path).resolve().is_relative_to(cache_root().resolve()):
+            return  # a series retrieved from a PACS: the cache may evict it; Open from PACS finds it again
         items = [path] + [p for p in self.recent() if p != path]
         self.settings.setValue("recent_folders", items[:MAX_RECENT])
         self._fill_recent()

@@ -202,6 +202,7 @@ def test_open_from_pacs_retrieves_the_series_and_the_window_opens_it(window, qtb
     folder = window.session.source
     assert folder.startswith(str(tmp_path / "cache")) and len(list((tmp_path / "cache").rglob("*.dcm"))) == 24
     assert window.study.volume is not None and window.study.volume.meta.series_uid
+    assert folder not in window.recent()  # the cache may evict it: not offered under File > Recent
 
 
 def test_a_server_down_is_one_line_and_opens_nothing(window, qtbot, pacs_home, orthanc):
