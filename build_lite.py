@@ -34,6 +34,11 @@ EXCLUDES = [
     # the 3D view's surfaces: pyqtgraph.opengl is left out above, so the 3D tab never imports them, and
     # skimage.measure would bring 16 MB of scikit-image with it
     "core.study.surfaces",
+    # the PACS stack: pynetdicom and dicomweb-client need ssl and sqlite3 (left out above), keyring's
+    # Secret Service backend brings 11 MB of cryptography; the lite edition says in one line that it has
+    # no PACS (core.runtime.edition.require_pacs)
+    "pynetdicom", "dicomweb_client", "keyring", "secretstorage", "cryptography", "jeepney", "cffi",
+    "_cffi_backend", "pycparser", "core.pacs.dimse", "core.pacs.dicomweb",
 ]
 # Removed after the build (globs under _internal): Qt's translations (the app is in English), ONNX
 # Runtime's C API library (the Python module has the runtime built in and never loads it), Pillow's

@@ -16,6 +16,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QInputDialog, QMessageBox
 
 from core.pacs.connections import PacsConnection, load_connections
+from core.runtime.edition import not_in_edition, pacs_available
 
 from . import jobs
 from .workers import Job
@@ -43,13 +44,21 @@ class PacsActions:
         self.send_pacs_action = menu.addAction("Sen&d to PACS...", self._send_from_menu)
         self.send_pacs_action.setObjectName("sendToPacs")
         self.send_pacs_action.setStatusTip("Send the segmentation as a DICOM SEG to a PACS")
-        menu.addAction("PACS co&nnections...", self.edit_pacs_connections).setObjectName("pacsConnections")
+        conn_action = menu.addAction("PACS co&nnections...", self.edit_pacs_connections)
+        conn_action.setObjectName("pacsConnections")
         for sig in (self.studyLoaded, self.segmented, menu.aboutToShow):
             sig.connect(self._update_pacs_action)
         self._update_pacs_action()
+        if not pacs_available():  # the lite edition: the entries stay, greyed, saying why
+            why = not_in_edition("Working with a PACS")
+            for action in (open_action, self.send_pacs_action, conn_action):
+                action.setEnabled(False)
+                action.setStatusTip(why)
+                action.setToolTip(why)
 
     def _update_pacs_action(self) -> None:
-        self.send_pacs_action.setEnabled(self.session is not None and self.session.label is not None)
+        self.send_pacs_action.setEnabled(pacs_available() and self.session is not None
+                                         and self.session.label is not None)
 
     # -- open -------------------------------------------------------------------
     def open_from_pacs(self) -> None:

@@ -77,7 +77,7 @@ def test_package_extracts_and_selftest_passes_without_python(package, tmp_path):
         assert (internal / "resources" / "models" / name / "model.json").is_file(), name
     left_outs = ["torch", "jax", "tests", "pytest", "tensorflow/include", "matplotlib"]
     if lite:
-        left_outs += ["tensorflow", "keras", "tf2onnx", "onnx", "h5py", "tensorboard"]
+        left_outs += ["tensorflow", "keras", "tf2onnx", "onnx", "h5py", "tensorboard", "cryptography"]
     for left_out in left_outs:
         assert not (internal / left_out).exists(), f"{left_out} should not be in the {variant} bundle"
     env = clean_env(tmp_path)
@@ -91,7 +91,7 @@ def test_package_extracts_and_selftest_passes_without_python(package, tmp_path):
         assert r.returncode == 1 and "runs ONNX models only" in r.stderr and "ircadb-liver" in r.stderr, r.stderr
         assert "Traceback" not in r.stderr and "LiverSeg Studio lite" in r.stdout
         for cmd in (["train", str(tmp_path), "--stage", "liver", "--out", str(tmp_path / "run")],
-                    ["export-onnx", str(tmp_path)]):
+                    ["export-onnx", str(tmp_path)], ["pacs", "list"]):
             r = subprocess.run([str(app / "liverseg"), *cmd], env=env, capture_output=True, text=True, timeout=120)
             assert r.returncode == 2 and "not in this edition" in r.stderr, (cmd, r.stderr[-2000:])
             assert len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -110,6 +110,9 @@ def cmd_predict(args, cancel: CancelToken) -> int:
     from ..io.export import check_target
     from ..study.session import StudySession
 
+    if args.send or args.pacs:  # before the long work
+        from ..runtime.edition import require_pacs
+        require_pacs()
     if args.batch:
         return cmd_predict_batch(args, cancel)
     if args.shard or args.pacs:

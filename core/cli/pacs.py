@@ -142,11 +142,20 @@ def add_query_flags(p, with_accession: bool = True) -> None:
     p.add_argument("--modality", default="CT", help="modality in the study (default CT; '' for any)")
 
 
+def _pacs_only(func):
+    """Every ``pacs`` action refuses in one line where this edition has no PACS support."""
+    def run(args, cancel):
+        from ..runtime.edition import require_pacs
+        require_pacs()
+        return func(args, cancel)
+    return run
+
+
 def add_pacs_subcommands(sub) -> None:
     pacs = sub.add_parser("pacs", help="PACS connections: query, retrieve and send (DIMSE or DICOMweb)")
     ps = pacs.add_subparsers(dest="pacs_command", metavar="ACTION", required=True)
     p = ps.add_parser("list", help="the saved connections")
-    p.set_defaults(func=cmd_pacs_list)
+    p.set_defaults(func=_pacs_only(cmd_pacs_list))
     p = ps.add_parser("add", help="save a connection (replaces one of the same name); secrets go to the keyring")
     p.add_argument("name")
     p.add_argument("--host", help="DIMSE: the PACS's host")
@@ -158,26 +167,26 @@ def add_pacs_subcommands(sub) -> None:
     p.add_argument("--user", help="DICOMweb basic-auth user name")
     p.add_argument("--secret-stdin", action="store_true", help="read the password / token from stdin")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
-    p.set_defaults(func=cmd_pacs_add)
+    p.set_defaults(func=_pacs_only(cmd_pacs_add))
     p = ps.add_parser("remove", help="forget a connection and its secret")
     p.add_argument("name")
-    p.set_defaults(func=cmd_pacs_remove)
+    p.set_defaults(func=_pacs_only(cmd_pacs_remove))
     p = ps.add_parser("echo", help="test a connection (C-ECHO or a QIDO query)")
     p.add_argument("name")
-    p.set_defaults(func=cmd_pacs_echo)
+    p.set_defaults(func=_pacs_only(cmd_pacs_echo))
     p = ps.add_parser("query", help="find studies (and with --series their series)")
     p.add_argument("name")
     add_query_flags(p)
     p.add_argument("--series", action="store_true", help="list each study's series with image counts")
-    p.set_defaults(func=cmd_pacs_query)
+    p.set_defaults(func=_pacs_only(cmd_pacs_query))
     p = ps.add_parser("retrieve", help="download a series (or every CT series of a study) into the cache "
                                        "and print its folder")
     p.add_argument("name")
     p.add_argument("--study", required=True, help="Study Instance UID")
     p.add_argument("--series", help="Series Instance UID (default: every --modality series of the study)")
     p.add_argument("--modality", default="CT")
-    p.set_defaults(func=cmd_pacs_retrieve)
+    p.set_defaults(func=_pacs_only(cmd_pacs_retrieve))
     p = ps.add_parser("send", help="store DICOM files (a DICOM SEG, say) on the PACS")
     p.add_argument("name")
     p.add_argument("files", nargs="+")
-    p.set_defaults(func=cmd_pacs_send)
+    p.set_defaults(func=_pacs_only(cmd_pacs_send))

@@ -35,6 +35,8 @@ class PacsClient(Protocol):
 
 def open_client(conn: PacsConnection, secret: Optional[str] = None) -> PacsClient:
     """A client for ``conn``; the secret defaults to the keyring's."""
+    from ..runtime.edition import require_pacs
+    require_pacs()
     if conn.protocol == "dimse":
         from .dimse import DimseClient
         return DimseClient(conn)

@@ -28,6 +28,21 @@ def keras_available() -> bool:
         return False
 
 
+def pacs_available() -> bool:
+    """True when the PACS libraries (pynetdicom, dicomweb-client) are here: the lite edition leaves
+    them out with the TLS and keyring libraries they need, to stay under its size."""
+    try:
+        return all(importlib.util.find_spec(m) is not None for m in ("pynetdicom", "dicomweb_client"))
+    except (ImportError, ValueError):
+        return False
+
+
+def require_pacs() -> None:
+    """Raise a one-line :class:`LiverSegError` when this edition has no PACS support."""
+    if not pacs_available():
+        raise LiverSegError(not_in_edition("Working with a PACS (query, retrieve, send)"))
+
+
 def edition() -> str:
     """"full" or "lite"."""
     return "full" if keras_available() else "lite"

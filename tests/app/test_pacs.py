@@ -280,3 +280,22 @@ def test_send_needs_a_dicom_study_and_reports_a_refusal(window, qtbot, pacs_home
         window._pacs_sent(StoreResult([], [("1.2.3", "status 0xA700")]), down("lab"))
     assert "refused" in failed.args[0] and "0xA700" in failed.args[0]
     assert window.pacs_box is None
+
+
+def test_without_the_pacs_libraries_the_menu_says_why_and_the_cli_refuses(qtbot, tmp_path, monkeypatch, capsys):
+    """The lite edition leaves pynetdicom and dicomweb-client out: greyed entries, a one-line refusal."""
+    from PySide6.QtCore import QSettings
+    from PySide6.QtGui import QAction
+
+    from app.cli import main
+    from app.main_window import MainWindow
+    monkeypatch.setattr("core.runtime.edition.pacs_available", lambda: False)
+    monkeypatch.setattr("app.pacs_actions.pacs_available", lambda: False)
+    win = MainWindow(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(win)
+    actions = {a.objectName(): a for a in win.findChildren(QAction)}
+    for name in ("openFromPacs", "sendToPacs", "pacsConnections"):
+        assert not actions[name].isEnabled() and "not in this edition" in actions[name].statusTip()
+    assert main(["pacs", "list"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Working with a PACS (query, retrieve, send) is not in this edition" in err and "\n" not in err
