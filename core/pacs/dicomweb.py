@@ -12,13 +12,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from ..runtime.errors import Cancelled, PacsError, one_line
 from ..runtime.jobs import CancelToken, check
 from .answers import SERIES_FIELDS, STUDY_FIELDS, series_hit, study_hit, text
 from .connections import PacsConnection
+from .outgoing import read_for_sending
 from .types import PacsQuery, SeriesHit, StoreResult, StudyHit
 
 logging.getLogger("dicomweb_client").setLevel(logging.WARNING)
@@ -139,12 +139,7 @@ class DicomwebClient:
 
     def store(self, paths: Sequence[Path], cancel: Optional[CancelToken] = None,
               on_file: Optional[Callable[[], None]] = None) -> StoreResult:
-        datasets = []
-        for p in paths:
-            try:
-                datasets.append(dcmread(str(p)))
-            except Exception as exc:
-                raise PacsError(f"{p}: not a DICOM file to send ({one_line(exc, 200)})") from None
+        datasets = read_for_sending(paths)
         check(cancel)
         result = StoreResult()
         with self._call("STOW-RS send"):

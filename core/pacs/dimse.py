@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import (CTImageStorage, EnhancedCTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian,
                          JPEG2000, JPEG2000Lossless, JPEGBaseline8Bit, JPEGLosslessSV1, RLELossless,
@@ -23,6 +22,7 @@ from ..runtime.errors import Cancelled, PacsError, one_line
 from ..runtime.jobs import CancelToken, check
 from .answers import SERIES_FIELDS, STUDY_FIELDS, series_hit, study_hit, text
 from .connections import PacsConnection
+from .outgoing import read_for_sending
 from .types import PacsQuery, SeriesHit, StoreResult, StudyHit
 
 # what a CT series arrives as; the compressed ones are decoded by pylibjpeg when read
@@ -179,12 +179,7 @@ class DimseClient:
 
     def store(self, paths: Sequence[Path], cancel: Optional[CancelToken] = None,
               on_file: Optional[Callable[[], None]] = None) -> StoreResult:
-        datasets = []
-        for p in paths:
-            try:
-                datasets.append(dcmread(str(p)))
-            except Exception as exc:
-                raise PacsError(f"{p}: not a DICOM file to send ({one_line(exc, 200)})") from None
+        datasets = read_for_sending(paths)
         contexts = {}
         for ds in datasets:
             contexts.setdefault(ds.SOPClassUID, set()).add(ds.file_meta.TransferSyntaxUID)

@@ -9,35 +9,15 @@ import json
 
 import numpy as np
 import pytest
-from keyring.backend import KeyringBackend
 
 from core.pacs import connections as pc
 from core.pacs.connections import PacsConnection
 
+from tests.core.pacs.fake_keyring import memory_keyring as fake_memory_keyring
+
 from .conftest import wait_idle
 
 T = 30000  # ms: the bound of every wait (each step takes well under a second here)
-
-
-class MemoryKeyring(KeyringBackend):
-    """A keyring in a dict, for the tests."""
-
-    priority = 1
-
-    def __init__(self):
-        super().__init__()
-        self.secrets: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service, username):
-        return self.secrets.get((service, username))
-
-    def set_password(self, service, username, password):
-        self.secrets[(service, username)] = password
-
-    def delete_password(self, service, username):
-        from keyring.errors import PasswordDeleteError
-        if self.secrets.pop((service, username), None) is None:
-            raise PasswordDeleteError(username)
 
 
 def _use_keyring(backend):
@@ -49,10 +29,8 @@ def _use_keyring(backend):
 
 @pytest.fixture
 def memory_keyring():
-    kr = MemoryKeyring()
-    restore = _use_keyring(kr)
-    yield kr
-    restore()
+    with fake_memory_keyring() as kr:
+        yield kr
 
 
 @pytest.fixture
@@ -114,7 +92,7 @@ def test_connections_are_saved_without_their_secret(qtbot, pacs_home, memory_key
     assert PASSWORD not in text and json.loads(text)["connections"][0]["username"] == USER
     assert pc.load_connections() == [PacsConnection("lab web", "dicomweb", url=orthanc.dicomweb_url, auth="basic",
                                                     username=USER, timeout=10.0)]
-    assert memory_keyring.secrets == {(pc.KEYRING_SERVICE, "lab web"): PASSWORD}
+    assert memory_keyring.store == {(pc.KEYRING_SERVICE, "lab web"): PASSWORD}
     assert d.secret.text() == "" and d.list.count() == 1  # the secret is not shown again
     # Test connection with the saved secret (from the keyring), then with a wrong one typed
     with qtbot.waitSignal(d.tested, timeout=T) as ok:
@@ -130,9 +108,9 @@ def test_connections_are_saved_without_their_secret(qtbot, pacs_home, memory_key
     d.name.setText("lab")
     d.save_btn.click()
     assert [c.name for c in pc.load_connections()] == ["lab"]
-    assert memory_keyring.secrets == {(pc.KEYRING_SERVICE, "lab"): PASSWORD}
+    assert memory_keyring.store == {(pc.KEYRING_SERVICE, "lab"): PASSWORD}
     d.delete_btn.click()
-    assert pc.load_connections() == [] and memory_keyring.secrets == {} and d.list.count() == 0
+    assert pc.load_connections() == [] and memory_keyring.store == {} and d.list.count() == 0
 
 
 def test_without_a_keyring_the_secret_is_kept_for_this_session(qtbot, pacs_home, no_keyring):

@@ -22,7 +22,9 @@ class MemoryKeyring(KeyringBackend):
         self.store[(service, username)] = password
 
     def delete_password(self, service, username):
-        self.store.pop((service, username), None)
+        from keyring.errors import PasswordDeleteError
+        if self.store.pop((service, username), None) is None:
+            raise PasswordDeleteError(username)
 
 
 @contextlib.contextmanager
