@@ -59,6 +59,16 @@ class CacheEntry:
     last_used: float
 
 
+def _read_entry(folder: Path) -> Optional[CacheEntry]:
+    """A series folder's entry from its ``entry.json``; None when absent or unreadable."""
+    try:
+        meta = json.loads((folder / ENTRY).read_text(encoding="utf-8"))
+        return CacheEntry(folder, str(meta["study_uid"]), str(meta["series_uid"]), str(meta["digest"]),
+                          int(meta["n_files"]), int(meta["bytes"]), (folder / ENTRY).stat().st_mtime)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 class RetrieveCache:
     def __init__(self, root: Optional[os.PathLike] = None, limit_gb: float = DEFAULT_LIMIT_GB):
         self.root = Path(root or cache_root())
@@ -69,16 +79,8 @@ class RetrieveCache:
 
     def entry(self, study_uid: str, series_uid: str) -> Optional[CacheEntry]:
         """The complete entry of a series, or None (absent, partial or unreadable)."""
-        folder = self.series_dir(study_uid, series_uid)
-        try:
-            meta = json.loads((folder / ENTRY).read_text(encoding="utf-8"))
-            mtime = (folder / ENTRY).stat().st_mtime
-            if meta.get("series_uid") != series_uid or meta.get("study_uid") != study_uid:
-                return None
-            return CacheEntry(folder, study_uid, series_uid, str(meta["digest"]), int(meta["n_files"]),
-                              int(meta["bytes"]), mtime)
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
+        e = _read_entry(self.series_dir(study_uid, series_uid))
+        return e if e is not None and (e.study_uid, e.series_uid) == (study_uid, series_uid) else None
 
     def lookup(self, study_uid: str, series_uid: str, sop_uids: Optional[Sequence[str]] = None) -> Optional[Path]:
         """The cached series' folder when complete and (given the PACS's current instances) unchanged;
@@ -128,12 +130,8 @@ class RetrieveCache:
             for series in study.iterdir():
                 if series.name.startswith(PARTIAL) or not series.is_dir():
                     continue
-                try:
-                    meta = json.loads((series / ENTRY).read_text(encoding="utf-8"))
-                    e = self.entry(meta["study_uid"], meta["series_uid"])
-                except (OSError, ValueError, KeyError, TypeError):
-                    e = None
-                if e is not None:
+                e = _read_entry(series)
+                if e is not None and e.path == self.series_dir(e.study_uid, e.series_uid):
                     out.append(e)
         return out
 

@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import re
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Optional
 
@@ -198,6 +198,3 @@ def load_secret(name: str) -> str:
             log.warning("keyring could not read the secret of %r (%s)", name, exc)
     return os.environ.get(SECRET_ENV, "")
 
-
-def with_changes(conn: PacsConnection, **changes) -> PacsConnection:
-    return replace(conn, **changes)

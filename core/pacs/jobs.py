@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ..runtime.errors import Cancelled, PacsError
+from ..runtime.errors import PacsError
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
 from .cache import RetrieveCache
 from .client import PacsClient, open_client
@@ -72,18 +72,13 @@ def retrieve_series(conn, study_uid: str, series_uid: str, cache: Optional[Retri
         check(cancel)
         n = client.retrieve(study_uid, series_uid, partial, on_file, cancel)
         check(cancel)
-        got = sorted(p.stem for p in partial.glob("*.dcm"))
-        if n == 0:
-            raise PacsError(f"PACS {client.conn.describe()}: retrieve of series {series_uid} sent no instances")
         if n < len(sop_uids):
             raise PacsError(f"PACS {client.conn.describe()}: retrieve of series {series_uid} sent {n} of "
                             f"{len(sop_uids)} instances")
-        final = cache.commit(partial, study_uid, series_uid, sop_uids if n == len(sop_uids) else got,
-                             source=client.conn.describe())
-    except (PacsError, Cancelled, OSError):
-        cache.discard(partial)
-        raise
-    except BaseException:
+        if n > len(sop_uids):  # instances added during the transfer: the entry names what arrived
+            sop_uids = sorted(p.stem for p in partial.glob("*.dcm"))
+        final = cache.commit(partial, study_uid, series_uid, sop_uids, source=client.conn.describe())
+    except BaseException:  # failed, cancelled or interrupted: no entry, no partial folder
         cache.discard(partial)
         raise
     report(progress, "retrieve", n, n)
