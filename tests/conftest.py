@@ -98,3 +98,32 @@ def orthanc_p17(orthanc, p17_src):
         orthanc.upload_zip_series(p17_src / "PATIENT_DICOM.zip", "PATIENT_DICOM/")
         orthanc.has_p17 = True
     return orthanc
+
+
+# --- the installer builds in the background, timing tests last (tests/background_builds.py) ---
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``quiet`` (they measure the GUI's responsiveness) run last, in their own order."""
+    items[:] = [i for i in items if i.get_closest_marker("quiet") is None] + \
+               [i for i in items if i.get_closest_marker("quiet") is not None]
+
+
+def pytest_collection_finish(session):
+    from tests import background_builds
+    if session.config.option.collectonly or not background_builds.wanted():
+        return
+    if any(item.nodeid.startswith("tests/test_installer.py") for item in session.items):
+        background_builds.start()
+
+
+def pytest_sessionfinish(session):
+    from tests import background_builds
+    background_builds.stop()
+
+
+@pytest.fixture(autouse=True)
+def _quiet_machine(request):
+    """A ``quiet`` test starts once no installer build runs beside it."""
+    if request.node.get_closest_marker("quiet") is not None:
+        from tests import background_builds
+        background_builds.wait_all()

@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
@@ -30,18 +29,15 @@ def package(request, tmp_path_factory):
         pytest.skip("the Linux package is built and tested here; Windows and macOS build in the CI matrix")
     pytest.importorskip("PyInstaller")
     variant = request.param
-    work = tmp_path_factory.mktemp(f"installer-{variant}")
-    t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, str(ROOT / "build_installer.py"), "--variant", variant, "--dist",
-                        str(work / "dist"), "--work", str(work / "build")], cwd=ROOT, capture_output=True, text=True,
-                       timeout=2000)
-    assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-5000:])
-    print(f"{variant} build {time.perf_counter() - t0:.0f} s:", r.stdout[-600:])
+    from tests import background_builds
+    build = background_builds.result(variant)  # started when the session collected this file
+    assert build.rc == 0, build.output[-8000:]
+    print(f"{variant} build {build.seconds:.0f} s (in the background):", build.output[-600:])
     from build_installer import bundle_name, platform_tag, suffix, version
-    tgz = work / "dist" / f"LiverSegStudio-{version()}-{platform_tag()}{suffix(variant)}.tar.gz"
-    assert tgz.is_file(), sorted(p.name for p in (work / "dist").iterdir())
-    shutil.rmtree(work / "dist" / bundle_name(variant))  # only the package is tested (and disk is finite)
-    shutil.rmtree(work / "build")
+    tgz = build.dist / f"LiverSegStudio-{version()}-{platform_tag()}{suffix(variant)}.tar.gz"
+    assert tgz.is_file(), sorted(p.name for p in build.dist.iterdir())
+    assert not (build.dist / bundle_name(variant)).exists()  # only the package is kept (and tested)
+    work = tmp_path_factory.mktemp(f"installer-{variant}")
     with tarfile.open(tgz) as tar:
         names = tar.getnames()
         top = names[0].split("/")[0]

@@ -8,7 +8,7 @@ import numpy as np
 from PySide6.QtCore import QElapsedTimer, Qt, QTimer
 from PySide6.QtTest import QTest
 
-from .conftest import demo_segmented, wait_idle
+from .conftest import demo_segmented
 
 
 def _proposal(reference: np.ndarray):

@@ -77,6 +77,7 @@ def test_lesion_row_click_jumps(demo, qtbot):
     assert w.viewer.cursor == (z, y, x) and w.viewer.axial.index == z
 
 
+@pytest.mark.quiet
 def test_event_loop_stays_responsive_while_segmenting(window, qtbot, threshold_models, p17_extracted):
     with qtbot.waitSignal(window.studyLoaded, timeout=60000):
         window.open_path(str(p17_extracted / "PATIENT_DICOM"))

@@ -101,6 +101,7 @@ def test_ten_studies_in_a_row_do_not_grow_memory(qtbot, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.quiet
 def test_gui_stays_responsive_while_segmenting_500_slices(qtbot, tmp_path):
     """The 500 x 512 x 512 study in the window: the event loop keeps ticking (10 ms timer) while
     the cascade runs in its worker, and the viewer can change slices meanwhile."""

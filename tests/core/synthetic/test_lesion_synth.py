@@ -174,7 +174,6 @@ def test_lipiodol_deposits_are_bright_and_only_inside_the_lesion(monkeypatch):
     # with the default shares, deposits are occasional
     monkeypatch.undo()
     x8, y8, liver8 = _big_batch(n=64)
-    before = x8.copy()
     add_lesions(x8, y8, liver8, np.random.default_rng(6), UNITS, 1.0)
     bright = (x8[..., 1] >= np.floor((300 + 100) * UNITS)).any(axis=(1, 2)).mean()
     assert 0 < bright < 0.3

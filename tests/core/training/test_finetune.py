@@ -10,7 +10,7 @@ import pytest
 from core.runtime.jobs import CancelToken
 from core.runtime.runs import RunState, read_card, read_metrics
 from core.training.finetune import FinetuneConfig, FinetuneError, base_model, finetune, split_lab_cases
-from core.training.trainer import EpochEvent, Split, TrainConfig, train
+from core.training.trainer import EpochEvent, Split, TrainConfig
 
 
 @pytest.fixture(scope="module")
