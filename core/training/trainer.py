@@ -284,6 +284,10 @@ def train(config: TrainConfig, progress: Optional[ProgressFn] = None, cancel: Op
                               metrics=[dice_metric(cfg.threshold), iou_metric(cfg.threshold)])
             if cfg.l2sp:  # not saved with the model: applied again on resume
                 pull_towards(model, _start_weights(cfg), cfg.l2sp)
+            if not model.optimizer.built:
+                # Built here, eagerly: Keras builds it inside the first traced step on TensorFlow,
+                # and a step that creates variables is traced twice (~10 s of a small run).
+                model.optimizer.build(model.trainable_variables)
         if keras.backend.backend() == "tensorflow" and strategy is None and cfg.image_size >= XLA_MIN_SIZE:
             # Keras' "auto" leaves XLA off for this model on TensorFlow; on a 2-core CPU XLA trains
             # the ResUNet 1.56-1.8x faster at 128 px (docs/BENCHMARKS.md). Below XLA_MIN_SIZE the
