@@ -72,9 +72,10 @@ class PacsActions:
         self.pacs_dialog.raise_()
         self.pacs_dialog.activateWindow()
 
-    def open_retrieved(self, folder: str) -> None:
-        """A series retrieved from a PACS: opened as any DICOM folder (one series opens directly)."""
-        self.open_path(folder)
+    def open_retrieved(self, folder: str, name: str = "") -> None:
+        """A series retrieved from a PACS: opened as any DICOM folder (one series opens directly),
+        named ``name`` (the cache folder's name is a UID)."""
+        self.open_path(folder, name=name)
 
     def edit_pacs_connections(self) -> None:
         """Show the (one, kept: ``pacs_connections_dialog``) *PACS connections* dialog."""

@@ -71,7 +71,7 @@ class StudyIO:
         if path:
             self.open_path(path)
 
-    def open_path(self, path: str, choose=None) -> Job:
+    def open_path(self, path: str, choose=None, name: str = "") -> Job:
         """A volume file (NIfTI, NRRD, MetaImage) opens directly; a folder is scanned, and with several
         CT series the user picks one (``choose`` picks in tests); the stack a localizer shares a UID
         with is not offered separately (it loads the largest stack, with a warning)."""
@@ -94,7 +94,8 @@ class StudyIO:
                 except Exception as exc:
                     self.show_error(str(exc), "")
                     return
-            self.start_job(Job("Load series", StudySession.open_series, info, path), self.show_study)
+            self.start_job(Job("Load series", StudySession.open_series, info, path),
+                           lambda session: self.show_study(session, name))
             self._add_recent(path)
         return self.start_job(Job("Open DICOM folder", jobs.scan_folder, path), scanned)
 
@@ -169,9 +170,11 @@ class StudyIO:
     def open_case(self, folder: str, case_id: str) -> Job:
         return self.start_job(Job("Open case", StudySession.open_case, folder, case_id), self.show_study)
 
-    def show_study(self, session: StudySession) -> None:
+    def show_study(self, session: StudySession, name: str = "") -> None:
         self.session = session
         study = session.study
+        if name:
+            study.name = name
         self.viewer.set_study(study.hu, study.spacing, study.label, study.reference)
         mode = "prediction" if study.label is not None or study.reference is None else "reference"
         self.viewer.set_mode(mode)  # the display panel follows the viewer's state

@@ -55,10 +55,25 @@ def _date(text: str) -> str:
     return text.strip().replace("-", "")
 
 
-class PacsDialog(JobDialog):
-    """Signals: ``seriesRetrieved(str folder)``, ``studiesFound(int)``, ``seriesFound(int)``."""
+def retrieved_name(connection: str, study: Optional[StudyHit], series) -> str:
+    """How a retrieved series is named in the window: "PACS: patient, date, series"."""
+    parts = []
+    if study is not None and study.study_uid == series.study_uid:
+        date = study.date
+        if len(date) == 8 and date.isdigit():
+            date = f"{date[:4]}-{date[4:6]}-{date[6:]}"
+        person = " ".join(p for p in study.patient_name.split("^") if p)  # DICOM PN: family^given^...
+        parts += [person or study.patient_id, date]
+    parts.append(series.description or (f"series {series.number}" if series.number else series.series_uid))
+    return f"{connection}: " + ", ".join(p for p in parts if p)
 
-    seriesRetrieved = Signal(str)
+
+class PacsDialog(JobDialog):
+    """Signals: ``seriesRetrieved(str folder, str name)`` (name: connection, patient, date and series,
+    for the window's title; the folder is a cache entry named by UIDs), ``studiesFound(int)``,
+    ``seriesFound(int)``."""
+
+    seriesRetrieved = Signal(str, str)
     studiesFound = Signal(int)
     seriesFound = Signal(int)
 
@@ -263,6 +278,7 @@ class PacsDialog(JobDialog):
             return
         from core.pacs.jobs import retrieve_series
         job = Job("Retrieve", retrieve_series, conn, series.study_uid, series.series_uid)
+        self._retrieving_name = retrieved_name(conn.name, self.selected_study(), series)
         job.progress.connect(self._on_progress)
         self.retrieve_job = job
         self.progress.setRange(0, 0)
@@ -288,7 +304,7 @@ class PacsDialog(JobDialog):
             return
         how = "from the cache" if result.from_cache else f"in {result.seconds:.1f} s"
         self.say(f"Retrieved {result.n_files} instance(s) {how}")
-        self.seriesRetrieved.emit(result.path)
+        self.seriesRetrieved.emit(result.path, self._retrieving_name)
         self.accept()
 
     def cancel_retrieve(self) -> None:

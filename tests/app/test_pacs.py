@@ -176,11 +176,18 @@ def test_open_from_pacs_retrieves_the_series_and_the_window_opens_it(window, qtb
     names = [a.objectName() for a in file_menu.actions()]
     assert {"openFromPacs", "sendToPacs", "pacsConnections"} <= set(names)
     assert not window.send_pacs_action.isEnabled()
-    retrieve_phantom(window, qtbot, orthanc)
+    d = retrieve_phantom(window, qtbot, orthanc)
     folder = window.session.source
     assert folder.startswith(str(tmp_path / "cache")) and len(list((tmp_path / "cache").rglob("*.dcm"))) == 24
     assert window.study.volume is not None and window.study.volume.meta.series_uid
     assert folder not in window.recent()  # the cache may evict it: not offered under File > Recent
+    # named by the PACS, the patient and the series, not by the cache folder (a UID)
+    hit = d.studies[0]
+    name = " ".join(hit.patient_name.split("^"))
+    date = f"{hit.date[:4]}-{hit.date[4:6]}-{hit.date[6:]}"
+    title = window.windowTitle()
+    assert title == f"LiverSeg Studio - {dimse(orthanc).name}: {name}, {date}, {d.series[0].description}", title
+    assert window.study.volume.meta.series_uid not in title and window.study.name in window.statusBar().currentMessage()
 
 
 def test_a_server_down_is_one_line_and_opens_nothing(window, qtbot, pacs_home, orthanc):
