@@ -7,6 +7,8 @@ results are one :class:`core.study.session.StudySession` (``self.session``), the
 
 from __future__ import annotations
 
+import functools
+
 import os
 from pathlib import Path
 from typing import Optional
@@ -94,8 +96,8 @@ class StudyIO:
                 except Exception as exc:
                     self.show_error(str(exc), "")
                     return
-            self.start_job(Job("Load series", StudySession.open_series, info, path),
-                           lambda session: self.show_study(session, name))
+            load = functools.partial(StudySession.open_series, name=name)  # Job's own first argument is "name"
+            self.start_job(Job("Load series", load, info, path), self.show_study)
             self._add_recent(path)
         return self.start_job(Job("Open DICOM folder", jobs.scan_folder, path), scanned)
 
@@ -170,11 +172,9 @@ class StudyIO:
     def open_case(self, folder: str, case_id: str) -> Job:
         return self.start_job(Job("Open case", StudySession.open_case, folder, case_id), self.show_study)
 
-    def show_study(self, session: StudySession, name: str = "") -> None:
+    def show_study(self, session: StudySession) -> None:
         self.session = session
         study = session.study
-        if name:
-            study.name = name
         self.viewer.set_study(study.hu, study.spacing, study.label, study.reference)
         mode = "prediction" if study.label is not None or study.reference is None else "reference"
         self.viewer.set_mode(mode)  # the display panel follows the viewer's state

@@ -124,10 +124,12 @@ class StudySession:
 
     @classmethod
     def open_series(cls, info, where: str, progress: Optional[ProgressFn] = None,
-                    cancel: Optional[CancelToken] = None) -> "StudySession":
-        """One series found by :func:`core.io.dicom.scan` in the folder ``where``."""
+                    cancel: Optional[CancelToken] = None, name: str = "") -> "StudySession":
+        """One series found by :func:`core.io.dicom.scan` in the folder ``where``, named ``name``
+        (default: the folder)."""
         from ..io.dicom import load_info
-        return cls(Study.from_volume(load_info(info, progress=progress, cancel=cancel, where=where), where), where)
+        volume = load_info(info, progress=progress, cancel=cancel, where=where)
+        return cls(Study.from_volume(volume, name or where), where)
 
     @classmethod
     def open_case(cls, folder: str, case_id: str, progress: Optional[ProgressFn] = None,
