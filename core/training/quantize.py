@@ -6,7 +6,11 @@
    ``data``), prepared by the training pipeline without augmentation, seeded, and
    stored with the run as ``calibration.npz`` (uint8, as the pipeline caches them) so
    that quantising again gives the same model; an existing file is reused;
-2. ``model.int8.onnx``: per-channel int8 weights, uint8 activations, QDQ format;
+2. ``model.int8.onnx``: per-channel int8 weights with 7-bit range (``reduce_range``), uint8
+   activations calibrated on their 99.999th percentile, QDQ format. The 7-bit weights keep the
+   u8s8 kernels from saturating on x86 CPUs without VNNI (AVX2 only: AMD before Zen 4, many
+   desktop Intel chips), where full-range weights gave the issue-21 models Dice 0.56 instead of
+   0.89; percentile calibration wins back the step that costs (tumour Dice within 0.002 of fp32);
 3. the gate: per-case Dice against the ground truth on the run's *validation* patients,
    fp32 ONNX and int8 side by side; the int8 model is marked ``validated`` only when
    every case is within ``tolerance`` (0.01) of fp32.
@@ -34,6 +38,7 @@ from ..inference.engines.ort import open_session, run_session
 
 DICE_TOLERANCE = 0.01
 CALIBRATION_SLICES = 32
+QUANT_SCHEME = "qdq u8s8, per-channel 7-bit weights (reduce_range), percentile calibration"
 
 
 def _data_source(meta: dict, folder: Path, dataset, train, val):
@@ -132,8 +137,8 @@ def quantize_int8(path: str | os.PathLike, *, dataset: Optional[str] = None, tra
     if not (folder / ONNX_FILE).is_file():
         raise ModelError(f"{folder}: no {ONNX_FILE} to quantise (export it first: liverseg export-onnx)")
     try:
-        from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
-                                              quantize_static)
+        from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
+                                              QuantType, quantize_static)
         from onnxruntime.quantization.shape_inference import quant_pre_process
     except ImportError:
         raise ModelError("onnxruntime (with its quantization tools) is not installed") from None
@@ -170,7 +175,8 @@ def quantize_int8(path: str | os.PathLike, *, dataset: Optional[str] = None, tra
         try:
             quant_pre_process(str(folder / ONNX_FILE), prep, skip_symbolic_shape=True)
             quantize_static(prep, tmp, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=True,
+                            calibrate_method=CalibrationMethod.Percentile)
         except Exception as exc:
             raise ModelError(f"{folder}: int8 quantisation failed ({one_line(exc, 200)})") from None
         check(cancel)
@@ -184,7 +190,7 @@ def quantize_int8(path: str | os.PathLike, *, dataset: Optional[str] = None, tra
         _fsync_replace(tmp, final)
     worst = max(abs(a - b) for a, b in cases.values())
     passed = bool(worst <= tolerance)
-    record = {"file": INT8_FILE, "validated": passed, "calibration": calib,
+    record = {"file": INT8_FILE, "validated": passed, "calibration": calib, "scheme": QUANT_SCHEME,
               "gate": {"metric": "per-case Dice on the validation patients, fp32 vs int8", "tolerance": tolerance,
                        "cases": cases, "max_difference": round(worst, 5),
                        "mean_fp32": round(float(np.mean([a for a, _ in cases.values()])), 5),

@@ -1,4 +1,5 @@
-"""core.inference.engines.ort: an int8 model that disagrees with its fp32 model on this CPU is not used."""
+"""core.inference.engines.ort: an int8 model that disagrees with its fp32 model on this CPU is not used; of two
+that agree, the faster runs."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from core.inference.engines.choice import EngineChoice
-from core.inference.engines.ort import INT8_MAX_DISAGREEMENT, OrtRunner, int8_disagreement
+from core.inference.engines.ort import INT8_MAX_DISAGREEMENT, Int8Race, OrtRunner, int8_disagreement
 from core.transforms.preprocess import Preprocessing
 
 onnx = pytest.importorskip("onnx")
@@ -20,6 +21,17 @@ def test_disagreement_share():
     b = np.array([[0.9, 0.1, 0.9, 0.1]])
     assert int8_disagreement(a, a) == 0.0 and int8_disagreement(a, b) == pytest.approx(2 / 3)
     assert int8_disagreement(np.zeros((2, 2)), np.zeros((2, 2))) == 0.0
+
+
+def test_disagreement_on_a_few_positive_pixels_is_counted_against_a_floor():
+    """Patient 17's tumour model: 7 int8 against 4 fp32 pixels in a batch of 8 x 128 x 128 (0.9 of
+    their union) is not garbage; half a batch's worth disagreeing is."""
+    p32, p8 = np.zeros((8, 128, 128)), np.zeros((8, 128, 128))
+    p32[0, 0, :4] = 1
+    p8[0, 0, :7] = 1
+    assert int8_disagreement(p8, p32) == pytest.approx(3 / (0.01 * p8.size))
+    p8[:4] = 1
+    assert int8_disagreement(p8, p32) > 0.99
 
 
 def threshold_onnx(path, sign: float, size: int = 16) -> None:
@@ -54,3 +66,58 @@ def test_int8_checked_against_fp32_on_the_study(tmp_path, int8_sign, falls_back)
     runner.predict(norm, np.arange(6), None, None, "liver")  # the runner checks once, then keeps its verdict
     assert runner.int8_disagreement is None and ("int8 disagreed" in runner.engine_text) == falls_back
     assert checked is not None
+
+
+class FakeSession:
+    """run_session's view of an ONNX Runtime session: returns its input's middle channel."""
+
+    def __init__(self, name):
+        self.name, self.calls = name, 0
+
+    def get_inputs(self):
+        return [SimpleNamespace(name="x")]
+
+    def run(self, _, feed):
+        self.calls += 1
+        return [feed["x"][..., 1:2]]
+
+
+def ticks_for(durations):
+    """Clock readings, two a call, for calls taking ``durations`` seconds."""
+    return iter([t for i, d in enumerate(durations) for t in (10.0 * i, 10.0 * i + d)])
+
+
+@pytest.mark.parametrize("calls, winner", [((0.1, 0.2, 0.15, 0.2), "int8"),  # int8 faster
+                                           ((0.3, 0.2, 0.3, 0.25), "fp32"),  # int8 slower
+                                           ((0.9, 0.2, 0.1, 0.2), "int8")])  # one slow call, a busy machine
+def test_race_keeps_the_faster_model(monkeypatch, calls, winner):
+    ticks = ticks_for(calls)
+    monkeypatch.setattr(Int8Race, "clock", staticmethod(lambda: next(ticks)))
+    s8, s32 = FakeSession("int8"), FakeSession("fp32")
+    race = Int8Race(s8, s32)
+    x = np.random.default_rng(0).random((2, 4, 4, 3)).astype(np.float32)
+    for _ in range(6):
+        assert np.array_equal(race.run(x), x[..., 1])  # every call's output is used
+    assert race.done and race.seconds == pytest.approx(list(calls))
+    assert race.winner.name == winner and (s8.calls, s32.calls) == ((4, 2) if winner == "int8" else (2, 4))
+
+
+@pytest.mark.parametrize("int8_faster", [True, False])
+def test_runner_runs_the_faster_of_two_agreeing_models(tmp_path, monkeypatch, int8_faster):
+    threshold_onnx(tmp_path / "model.onnx", 1.0)
+    threshold_onnx(tmp_path / "model.int8.onnx", 1.0)
+    ticks = ticks_for((0.1, 0.3, 0.12, 0.3) if int8_faster else (0.5, 0.3, 0.6, 0.35))
+    monkeypatch.setattr(Int8Race, "clock", staticmethod(lambda: next(ticks)))
+    m = SimpleNamespace(pre=Preprocessing(size=16), threshold=0.5)
+    choice = EngineChoice("onnx-int8", str(tmp_path / "model.int8.onnx"), ("CPUExecutionProvider",),
+                          "ONNX Runtime int8, CPU", "test")
+    norm = np.zeros((9, 16, 16), np.float32)
+    norm[:, 4:12, 4:12] = 0.9
+    runner = OrtRunner(m, choice, batch_size=2)
+    int8_sess = runner.sess
+    out = runner.predict(norm, np.arange(9), None, None, "liver")
+    assert ((out > 0.5) == (norm > 0.5)).all()
+    assert runner.race is None  # decided within this study
+    assert (runner.sess is int8_sess) == int8_faster
+    assert runner.engine_text == ("ONNX Runtime int8, CPU" if int8_faster else
+                                  "ONNX Runtime fp32, CPU (int8 not faster on this CPU: 0.50 s against 0.30 s a batch)")
