@@ -37,6 +37,9 @@ _PROVIDER_NAMES = {"CUDAExecutionProvider": "CUDA GPU", "DmlExecutionProvider": 
                    "CPUExecutionProvider": "CPU"}
 
 
+ASKED = "asked for"  # the reason of an engine the user named: run as named, not swapped for speed
+
+
 @dataclass(frozen=True)
 class EngineChoice:
     """What will run one model.
@@ -123,7 +126,7 @@ def choose_engine(requested: str, model_file: str | Path, meta: dict, device: De
     if requested == "keras":
         if not has_keras:
             raise ModelError(onnx_only_error(str(Path(model_file).parent), "the Keras engine is not installed"))
-        return _with(keras, "asked for")
+        return _with(keras, ASKED)
     if requested == "auto" and has_keras and device.gpu:
         return _with(keras, "the Keras backend sees a GPU")
     providers = list(available_providers() if providers is None else providers)
@@ -136,13 +139,13 @@ def choose_engine(requested: str, model_file: str | Path, meta: dict, device: De
         if int8 is None:
             raise ModelError(f"{model_file}: cannot run the int8 ONNX model: {note or 'not available'}")
         return EngineChoice("onnx-int8", str(int8), ("CPUExecutionProvider",), "ONNX Runtime int8, CPU",
-                            "asked for")
+                            ASKED)
     if requested == "onnx":
         if onnx is None:
             raise ModelError(f"{model_file}: cannot run the ONNX model: {note} (liverseg export-onnx makes it)")
         where = _PROVIDER_NAMES.get(gpu[0], gpu[0]) if gpu else "CPU"
         return EngineChoice("onnx", str(onnx), tuple(gpu) + ("CPUExecutionProvider",),
-                            f"ONNX Runtime fp32, {where}", "asked for")
+                            f"ONNX Runtime fp32, {where}", ASKED)
     # auto, no GPU for Keras
     if onnx is not None and gpu:
         return EngineChoice("onnx", str(onnx), tuple(gpu) + ("CPUExecutionProvider",),

@@ -86,6 +86,11 @@ def int8_disagreement(p8: np.ndarray, p32: np.ndarray, threshold: float = 0.5) -
     return float(np.count_nonzero(a ^ b)) / union if union else 0.0
 
 
+def _asked() -> str:
+    from .choice import ASKED  # here: choice imports this module
+    return ASKED
+
+
 class OrtRunner:
     """Calls an ONNX Runtime session on batches (a :class:`core.inference.engines.runner.Runner`).
 
@@ -120,7 +125,7 @@ class OrtRunner:
                         100 * self.int8_disagreement)
             self.sess = fp32
             self.engine_text = "ONNX Runtime fp32, CPU (int8 disagreed on this CPU)"
-        else:
+        elif self.choice.reason != _asked():  # "--engine onnx-int8" runs int8, faster or not
             self.race = Int8Race(self.sess, fp32)
         self.fp32 = None  # checked: once per runner
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from core.inference.engines.choice import EngineChoice
+from core.inference.engines.choice import ASKED, EngineChoice
 from core.inference.engines.ort import INT8_MAX_DISAGREEMENT, Int8Race, OrtRunner, int8_disagreement
 from core.transforms.preprocess import Preprocessing
 
@@ -102,15 +102,16 @@ def test_race_keeps_the_faster_model(monkeypatch, calls, winner):
     assert race.winner.name == winner and (s8.calls, s32.calls) == ((4, 2) if winner == "int8" else (2, 4))
 
 
-@pytest.mark.parametrize("int8_faster", [True, False])
-def test_runner_runs_the_faster_of_two_agreeing_models(tmp_path, monkeypatch, int8_faster):
+@pytest.mark.parametrize("int8_faster, reason", [(True, "test"), (False, "test"), (False, ASKED)])
+def test_runner_runs_the_faster_of_two_agreeing_models(tmp_path, monkeypatch, int8_faster, reason):
+    """Unless int8 was asked for (--engine onnx-int8): then int8 runs, faster or not."""
     threshold_onnx(tmp_path / "model.onnx", 1.0)
     threshold_onnx(tmp_path / "model.int8.onnx", 1.0)
     ticks = ticks_for((0.1, 0.3, 0.12, 0.3) if int8_faster else (0.5, 0.3, 0.6, 0.35))
     monkeypatch.setattr(Int8Race, "clock", staticmethod(lambda: next(ticks)))
     m = SimpleNamespace(pre=Preprocessing(size=16), threshold=0.5)
     choice = EngineChoice("onnx-int8", str(tmp_path / "model.int8.onnx"), ("CPUExecutionProvider",),
-                          "ONNX Runtime int8, CPU", "test")
+                          "ONNX Runtime int8, CPU", reason)
     norm = np.zeros((9, 16, 16), np.float32)
     norm[:, 4:12, 4:12] = 0.9
     runner = OrtRunner(m, choice, batch_size=2)
@@ -118,6 +119,7 @@ def test_runner_runs_the_faster_of_two_agreeing_models(tmp_path, monkeypatch, in
     out = runner.predict(norm, np.arange(9), None, None, "liver")
     assert ((out > 0.5) == (norm > 0.5)).all()
     assert runner.race is None  # decided within this study
-    assert (runner.sess is int8_sess) == int8_faster
-    assert runner.engine_text == ("ONNX Runtime int8, CPU" if int8_faster else
+    int8_runs = int8_faster or reason == ASKED
+    assert (runner.sess is int8_sess) == int8_runs
+    assert runner.engine_text == ("ONNX Runtime int8, CPU" if int8_runs else
                                   "ONNX Runtime fp32, CPU (int8 not faster on this CPU: 0.50 s against 0.30 s a batch)")

@@ -178,7 +178,9 @@ def test_cascade_gives_the_same_labels_on_every_engine(tmp_path, tiny_dataset):
         seg = segment(vol, *models, engine=engine, min_tumor_ml=0.0)
         labels[engine] = seg.label
         assert set(seg.info["engines"]) == {"liver", "tumor"}
-    assert seg.info["engines"]["liver"] == "ONNX Runtime int8, CPU"  # auto on this CPU
+    # auto on this CPU: int8, unless it timed slower than fp32 on the study (core.inference.engines.ort.Int8Race)
+    liver_engine = seg.info["engines"]["liver"]
+    assert liver_engine == "ONNX Runtime int8, CPU" or "int8 not faster" in liver_engine
     for engine in ("onnx", "onnx-int8"):
         assert np.mean(labels[engine] != labels["keras"]) < 0.002, engine
     assert (labels["onnx"] == labels["keras"]).all()
