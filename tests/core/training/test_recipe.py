@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from core.inference.devices import Device
+from core.inference.engines import choose_engine
 from core.inference.library import bundled_models_dir, default_models, describe, scan_models
 from core.synthetic.phantom import make_phantom, write_patient
 from core.model.io import load_seg_model
@@ -83,7 +85,14 @@ def test_the_bundled_defaults_are_the_real_ct_models():
         meta = json.loads(Path(e.path).with_name("model.json").read_text())
         assert e.kind == "real" and e.default and meta["card"]["licence"] == "CC BY-NC-ND 4.0"
         assert set(meta["card"]["train_ct_patients"]) == {"3Dircadb1.7", "3Dircadb1.17"}
-        assert meta["int8"]["validated"] and (Path(e.path).parent / "model.int8.onnx").is_file()
+        assert (Path(e.path).parent / "model.int8.onnx").is_file() and meta["int8"]["gate"]["cases"]
+    # The liver's int8 model passed its Dice gate; the 2026-12-03 tumour model's did not (0.035 > 0.01),
+    # so the automatic engine runs the tumour's fp32 ONNX model on CPUs (docs/MODELS.md).
+    assert json.loads(Path(liver.path).with_name("model.json").read_text())["int8"]["validated"]
+    tumor_meta = json.loads(Path(tumor.path).with_name("model.json").read_text())
+    assert choose_engine("auto", tumor.path, tumor_meta, Device("tensorflow")).engine == (
+        "onnx-int8" if tumor_meta["int8"]["validated"] else "onnx")
+    for e in (liver, tumor):
         assert Path(e.path).stat().st_size < 5e6  # a few MB
     entries = scan_models()
     assert entries[0].path == liver.path  # the defaults come first in the model lists
