@@ -29,15 +29,12 @@ from ...runtime.edition import keras_available, onnx_only_error
 from ...runtime.errors import ModelError
 from ...runtime.runs import INT8_FILE, ONNX_FILE, find_card
 from ..devices import Device
-from .ort import available_providers
+from .ort import ASKED, available_providers
 
 ENGINES = ("auto", "keras", "onnx", "onnx-int8")
 GPU_PROVIDERS = ("CUDAExecutionProvider", "DmlExecutionProvider")
 _PROVIDER_NAMES = {"CUDAExecutionProvider": "CUDA GPU", "DmlExecutionProvider": "DirectML GPU",
                    "CPUExecutionProvider": "CPU"}
-
-
-ASKED = "asked for"  # the reason of an engine the user named: run as named, not swapped for speed
 
 
 @dataclass(frozen=True)

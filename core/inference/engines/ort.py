@@ -18,6 +18,8 @@ from ...transforms.preprocess import stack_channels
 
 log = logging.getLogger(__name__)
 
+ASKED = "asked for"  # the reason of an engine the user named: run as named, not swapped for speed
+
 
 def available_providers() -> list[str]:
     """ONNX Runtime's execution providers here ([] when onnxruntime is not installed)."""
@@ -86,11 +88,6 @@ def int8_disagreement(p8: np.ndarray, p32: np.ndarray, threshold: float = 0.5) -
     return float(np.count_nonzero(a ^ b)) / union if union else 0.0
 
 
-def _asked() -> str:
-    from .choice import ASKED  # here: choice imports this module
-    return ASKED
-
-
 class OrtRunner:
     """Calls an ONNX Runtime session on batches (a :class:`core.inference.engines.runner.Runner`).
 
@@ -125,7 +122,7 @@ class OrtRunner:
                         100 * self.int8_disagreement)
             self.sess = fp32
             self.engine_text = "ONNX Runtime fp32, CPU (int8 disagreed on this CPU)"
-        elif self.choice.reason != _asked():  # "--engine onnx-int8" runs int8, faster or not
+        elif self.choice.reason != ASKED:  # "--engine onnx-int8" runs int8, faster or not
             self.race = Int8Race(self.sess, fp32)
         self.fp32 = None  # checked: once per runner
 
