@@ -192,13 +192,17 @@ def _cli(*args):
 
 
 def test_cli_export_onnx_and_engine_flag(tmp_path, tiny_dataset):
-    folder = threshold_model(tmp_path / "m", "liver", -50, size=64)
-    meta = json.loads((folder / "model.json").read_text())
-    meta["data"] = {"dataset": str(tiny_dataset), "train_patients": ["p0", "p1"], "val_patients": ["p2"]}
-    (folder / "model.json").write_text(json.dumps(meta))
-    r = _cli("export-onnx", str(folder))
-    assert r.returncode == 0, r.stderr
-    assert "model.onnx written" in r.stdout and "p2: Dice fp32" in r.stdout and "validated" in r.stdout
+    # its own liver and tumour models: the flag is tested, not the shipped models' int8 state
+    folders = {}
+    for stage, hu in (("liver", -50), ("tumor", 300)):
+        folder = folders[stage] = threshold_model(tmp_path / stage, stage, hu, size=64)
+        meta = json.loads((folder / "model.json").read_text())
+        meta["data"] = {"dataset": str(tiny_dataset), "train_patients": ["p0", "p1"], "val_patients": ["p2"]}
+        (folder / "model.json").write_text(json.dumps(meta))
+        r = _cli("export-onnx", str(folder))
+        assert r.returncode == 0, r.stderr
+        assert "model.onnx written" in r.stdout and "p2: Dice fp32" in r.stdout and "validated" in r.stdout
+    folder = folders["liver"]
     # predict from DICOM with each engine flag; the report says which engine and device ran
     from core.synthetic.phantom import make_phantom, write_patient
     import zipfile
@@ -208,10 +212,11 @@ def test_cli_export_onnx_and_engine_flag(tmp_path, tiny_dataset):
     dicom = tmp_path / "ph" / "PATIENT_DICOM"
     for engine, want in (("onnx-int8", "ONNX Runtime int8, CPU"), ("keras", "Keras, tensorflow CPU")):
         rep = tmp_path / f"{engine}.json"
-        r = _cli("predict", str(dicom), "--liver-model", str(folder), "--engine", engine,
-                 "--out", str(tmp_path / f"{engine}.nii.gz"), "--report", str(rep))
+        r = _cli("predict", str(dicom), "--liver-model", str(folder), "--tumor-model", str(folders["tumor"]),
+                 "--engine", engine, "--out", str(tmp_path / f"{engine}.nii.gz"), "--report", str(rep))
         assert r.returncode == 0, r.stderr
-        assert json.loads(rep.read_text())["engine"]["engines"]["liver"] == want and want in r.stdout
+        engines = json.loads(rep.read_text())["engine"]["engines"]
+        assert engines["liver"] == engines["tumor"] == want and want in r.stdout
         assert json.loads(rep.read_text())["liver_ml"] > 0
     r = _cli("predict", str(dicom), "--liver-model", str(tmp_path / "nowhere"), "--engine", "gpu-magic",
              "--out", str(tmp_path / "x.nii.gz"))
