@@ -14,6 +14,7 @@ y grows posterior (image down), z grows toward the head. Arrays are [Z, Y, X].
 
 from __future__ import annotations
 
+import functools
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,12 +72,14 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], coarse: tupl
     zoom = [s / k for s, k in zip(shape, coarse)]
     f = ndimage.zoom(c, zoom, order=1, mode="nearest", grid_mode=True)
     f = f[tuple(slice(0, s) for s in shape)]
-    return np.clip(f / 1.5, -1, 1)
+    f /= 1.5  # in place: a 512 x 512 x 100 field is 100 MB, and each temporary costs page faults
+    return np.clip(f, -1, 1, out=f)
 
 
 def _ellipsoid(X, Y, Z, c, r) -> np.ndarray:
     """1 - normalised squared distance: > 0 inside the ellipsoid."""
-    return 1.0 - (((X - c[0]) / r[0]) ** 2 + ((Y - c[1]) / r[1]) ** 2 + ((Z - c[2]) / r[2]) ** 2)
+    f = ((X - c[0]) / r[0]) ** 2 + ((Y - c[1]) / r[1]) ** 2 + ((Z - c[2]) / r[2]) ** 2
+    return np.subtract(1.0, f, out=f)  # in place: one full-size array, not two
 
 
 def _ellipse(X, Y, c, r) -> np.ndarray:
@@ -103,20 +106,28 @@ def make_phantom(seed: int = 0, slices: int = 64, size: int = 256, slice_mm: Opt
     y = ((np.arange(size, dtype=np.float32) - (size - 1) / 2) * px)[None, :, None]
     x = ((np.arange(size, dtype=np.float32) - (size - 1) / 2) * px)[None, None, :]
     zlen = slices * dz
-    # Full-shape views (no copies), so 2D outlines index the 3D volume directly.
+    # Shapes are computed on the compact axes (x: 1 x 1 x X, y: 1 x Y x 1, z: Z x 1 x 1), so only a
+    # result is full size: each full-size temporary of a 512 x 512 x 100 volume costs page faults.
+    # The full-shape views (no copies) index lesion boxes and points.
+    xc, yc = x, y
     x, y = np.broadcast_to(x, shape), np.broadcast_to(y, shape)
+    x2, y2 = x[0], y[0]  # one slice: outlines that do not change along z are computed once
+
+    def across(m2: np.ndarray) -> np.ndarray:
+        """A 2D mask repeated on every slice (a view)."""
+        return np.broadcast_to(m2, shape)
     zn = z / zlen  # 0 (feet) .. 1 (head)
 
     # Body outline, slowly varying along z.
     bx0, by0 = rng.uniform(135, 175), rng.uniform(95, 125)  # half-axes at mid-height, mm
     bx = bx0 * (1 + 0.05 * np.sin(zn * 3 + rng.uniform(0, 6)))
     by = by0 * (1 + 0.04 * np.cos(zn * 2 + rng.uniform(0, 6)))
-    body_f = _ellipse(x, y - 5, (0, 0), (bx, by))
+    body_f = _ellipse(xc, yc - 5, (0, 0), (bx, by))
     wobble = 0.04 * _smooth_noise(rng, shape, (max(2, slices // 16), 6, 6))
     body = body_f + wobble > 0
     fat_mm = rng.uniform(8, 30)
-    inner = _ellipse(x, y - 5, (0, 0), (bx - fat_mm, by - fat_mm * 0.8)) + wobble > 0
-    muscle_wall = inner & ~(_ellipse(x, y - 5, (0, 0), (bx - fat_mm - 10, by - fat_mm * 0.8 - 9)) + wobble > 0)
+    inner = _ellipse(xc, yc - 5, (0, 0), (bx - fat_mm, by - fat_mm * 0.8)) + wobble > 0
+    muscle_wall = inner & ~(_ellipse(xc, yc - 5, (0, 0), (bx - fat_mm - 10, by - fat_mm * 0.8 - 9)) + wobble > 0)
 
     hu = np.full(shape, AIR, dtype=np.float32)
     hu[body] = FAT
@@ -130,15 +141,16 @@ def make_phantom(seed: int = 0, slices: int = 64, size: int = 256, slice_mm: Opt
 
     # Spine, paraspinal muscles, aorta, IVC.
     sp_y = by0 - fat_mm - 35
-    vert = _ellipse(x, y, (0, sp_y), (17, 15)) > 0
-    hu[_ellipse(x, y, (0, sp_y + 30), (50, 22)) > 0] = MUSCLE + 5
+    vert2 = _ellipse(x2, y2, (0, sp_y), (17, 15)) > 0
+    vert = across(vert2)
+    hu[across(_ellipse(x2, y2, (0, sp_y + 30), (50, 22)) > 0)] = MUSCLE + 5
     hu[vert] = 250
-    hu[vert & ~(_ellipse(x, y, (0, sp_y), (14, 12)) > 0)] = 700
-    hu[_ellipse(x, y, (0, sp_y + 24), (5, 12)) > 0] = 650
+    hu[across(vert2 & ~(_ellipse(x2, y2, (0, sp_y), (14, 12)) > 0))] = 700
+    hu[across(_ellipse(x2, y2, (0, sp_y + 24), (5, 12)) > 0)] = 650
     aorta_c = (rng.uniform(8, 20), sp_y - 25)
-    hu[_ellipse(x, y, aorta_c, (11, 11)) > 0] = rng.uniform(140, 260)
+    hu[across(_ellipse(x2, y2, aorta_c, (11, 11)) > 0)] = rng.uniform(140, 260)
     ivc_c = (rng.uniform(-30, -18), sp_y - 28)
-    hu[(_ellipse(x, y, ivc_c, (10, 8)) > 0) & (zn > 0.2)] = rng.uniform(110, 170)
+    hu[(_ellipse(x2, y2, ivc_c, (10, 8)) > 0) & (zn > 0.2)] = rng.uniform(110, 170)
 
     # Ribs: short bright arcs inside the wall, in bands along z (upper abdomen).
     rib_band = (np.sin(zn * rng.uniform(25, 35) + rng.uniform(0, 6)) > 0.3) & (zn > 0.4)
@@ -146,15 +158,15 @@ def make_phantom(seed: int = 0, slices: int = 64, size: int = 256, slice_mm: Opt
         if abs(np.sin(a)) > 0.9:  # no ribs over the anterior midline or the spine
             continue
         c = ((bx0 - fat_mm - 4) * np.cos(a), 5 + (by0 - fat_mm * 0.8 - 4) * np.sin(a))
-        hu[(_ellipse(x, y, c, (5, 4)) > 0) & rib_band] = 600
+        hu[(_ellipse(x2, y2, c, (5, 4)) > 0) & rib_band] = 600
 
     # Kidneys (lower), spleen (upper left).
     kz = rng.uniform(0.15, 0.3)
     for side in (-1, 1):
-        kid = _ellipsoid(x, y, z, (side * 70, sp_y - 5, kz * zlen + 30), (28, 22, 55)) > 0
+        kid = _ellipsoid(xc, yc, z, (side * 70, sp_y - 5, kz * zlen + 30), (28, 22, 55)) > 0
         hu[kid] = rng.uniform(140, 190)
-        hu[kid & (_ellipsoid(x, y, z, (side * 62, sp_y - 5, kz * zlen + 30), (10, 8, 30)) > 0)] = 30
-    spleen = _ellipsoid(x, y, z, (bx0 * 0.55, sp_y - 15, zlen * rng.uniform(0.6, 0.75)), (28, 45, 50))
+        hu[kid & (_ellipsoid(xc, yc, z, (side * 62, sp_y - 5, kz * zlen + 30), (10, 8, 30)) > 0)] = 30
+    spleen = _ellipsoid(xc, yc, z, (bx0 * 0.55, sp_y - 15, zlen * rng.uniform(0.6, 0.75)), (28, 45, 50))
     hu[spleen + 0.15 * wobble > 0] = rng.uniform(100, 130)
 
     # Liver: lobes as ellipsoids, merged and perturbed by smooth noise.
@@ -168,7 +180,7 @@ def make_phantom(seed: int = 0, slices: int = 64, size: int = 256, slice_mm: Opt
     if rng.random() < 0.6:  # a caudate/inferior tip
         lobes.append(((-bx0 * rng.uniform(0.3, 0.5), -by0 * rng.uniform(-0.1, 0.2), lz - zlen * rng.uniform(0.15, 0.25)),
                       (bx0 * rng.uniform(0.18, 0.28), by0 * rng.uniform(0.3, 0.45), zlen * rng.uniform(0.1, 0.15))))
-    lf = np.max(np.stack([_ellipsoid(x, y, z, c, r) for c, r in lobes]), axis=0)
+    lf = functools.reduce(np.maximum, (_ellipsoid(xc, yc, z, c, r) for c, r in lobes))
     lf += 0.35 * _smooth_noise(rng, shape, (max(3, slices // 10), 9, 9))
     liver = (lf > 0) & inner & ~muscle_wall & ~vert
     liver = ndimage.binary_opening(liver, iterations=1)
@@ -196,7 +208,7 @@ def make_phantom(seed: int = 0, slices: int = 64, size: int = 256, slice_mm: Opt
     if len(liver_idx) and rng.random() < 0.3:
         c = liver_idx[rng.integers(len(liver_idx))]
         cm = (x[0, 0, c[2]], y[0, c[1], 0], z[c[0], 0, 0])
-        cyst = (_ellipsoid(x, y, z, cm, (rng.uniform(4, 9),) * 3) > 0) & liver
+        cyst = (_ellipsoid(xc, yc, z, cm, (rng.uniform(4, 9),) * 3) > 0) & liver
         hu[cyst] = rng.uniform(0, 20)
 
     # Tumours.

@@ -37,13 +37,17 @@ print(json.dumps({"peak_gb": peak, "before_gb": base, "seconds": time.perf_count
 """
 
 
-@pytest.mark.slow
-def test_500_slice_study_within_memory_budget(tmp_path):
+@pytest.fixture(scope="session")  # session: the quiet test runs at the end, after other modules
+def phantom_512():
+    """100 slices of 512 x 512, made once for both 500-slice tests (about 40 s on 2 cores)."""
     from core.synthetic.phantom import make_phantom
+    return make_phantom(5, 100, 512, slice_mm=1.0)
+
+
+@pytest.mark.slow
+def test_500_slice_study_within_memory_budget(tmp_path, phantom_512):
     from tests.core.models import threshold_model
-    c = make_phantom(5, 100, 512, slice_mm=1.0)
-    np.save(tmp_path / "hu.npy", np.concatenate([c.hu] * 5))  # 500 slices
-    del c
+    np.save(tmp_path / "hu.npy", np.concatenate([phantom_512.hu] * 5))  # 500 slices
     lm = threshold_model(tmp_path / "l", "liver", 60)
     tm = threshold_model(tmp_path / "t", "tumor", 400)
     p = subprocess.run([sys.executable, "-c", SEGMENT_BIG, str(tmp_path / "hu.npy"), str(lm), str(tm)], cwd=ROOT,
@@ -102,7 +106,7 @@ def test_ten_studies_in_a_row_do_not_grow_memory(qtbot, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.quiet
-def test_gui_stays_responsive_while_segmenting_500_slices(qtbot, tmp_path):
+def test_gui_stays_responsive_while_segmenting_500_slices(qtbot, tmp_path, phantom_512):
     """The 500 x 512 x 512 study in the window: the event loop keeps ticking (10 ms timer) while
     the cascade runs in its worker, and the viewer can change slices meanwhile."""
     import os
@@ -111,12 +115,10 @@ def test_gui_stays_responsive_while_segmenting_500_slices(qtbot, tmp_path):
 
     from app.main_window import MainWindow
     from core.datasets.dataset import Case, write_case
-    from core.synthetic.phantom import make_phantom
     from tests.core.models import threshold_model
-    c = make_phantom(5, 100, 512, slice_mm=1.0)
+    c = phantom_512
     write_case(tmp_path / "ds", Case("big", np.concatenate([c.hu] * 5), np.concatenate([c.label] * 5),
                                      c.spacing))
-    del c
     lm = threshold_model(tmp_path / "l", "liver", 60)
     tm = threshold_model(tmp_path / "t", "tumor", 400)
     win = MainWindow(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))

@@ -54,7 +54,8 @@ def _first_batch_loss(run, weights) -> float:
     model = build_resunet(ResUNetConfig(cfg.image_size, 3, cfg.base_filters, cfg.depth))
     if weights is not None:
         model.set_weights(weights)
-    model.compile(optimizer=keras.optimizers.Adam(0.0), loss=LOSSES[cfg.loss])
+    # eagerly: tracing the train step for one batch took about 20 s, twice per test
+    model.compile(optimizer=keras.optimizers.Adam(0.0), loss=LOSSES[cfg.loss], run_eagerly=True)
     seen = []
 
     class First(keras.callbacks.Callback):
