@@ -144,8 +144,13 @@ def test_exports_reload(window, qtbot, threshold_models, tmp_path):
     assert tree_digest(tmp_path / "dicom") == before
 
 
-def test_training_one_tiny_epoch_shows_curve_points(window, qtbot, tiny_dataset, tmp_path):
+def test_training_one_tiny_epoch_shows_curve_points(window, qtbot, tiny_dataset, tmp_path, monkeypatch):
+    import dataclasses
     tp = window.train_panel
+    # the curves are under test here; the ONNX export and int8 gate after training (about 25 s)
+    # are tested in tests/core/training/test_onnx.py and through the GUI in test_finetune_box.py
+    config = tp.config
+    monkeypatch.setattr(tp, "config", lambda resume: dataclasses.replace(config(resume), export_onnx=False))
     tp.dataset.setText(str(tiny_dataset))
     tp.epochs.setValue(1)
     tp.batch.setValue(8)

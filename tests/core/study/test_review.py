@@ -105,8 +105,7 @@ def test_patient17_proposal_to_reference_lesions_in_one_action_per_error(p17_src
     click give both lesions found and no false one."""
     from core.datasets.dataset import load_case
     from core.datasets.ircadb import import_ircadb
-    from core.evaluation.evaluate import case_report
-    from core.evaluation.metrics import lesion_components
+    from core.evaluation.metrics import lesion_components, lesion_detection
     import_ircadb(p17_src, tmp_path / "ds")
     c = load_case(tmp_path / "ds", "3Dircadb1.17")
     recs, comps = lesion_components(c.label == 2, c.spacing)
@@ -117,7 +116,7 @@ def test_patient17_proposal_to_reference_lesions_in_one_action_per_error(p17_src
         z, y, x = liver[len(liver) // 4 * (k + 1)]
         proposal[z, y:y + 3, x:x + 3] = 2
     s = StudySession(Study(c.hu, c.spacing, label=proposal))
-    before = case_report(proposal, c.label, c.spacing)["lesions"]
+    before = lesion_detection(proposal == 2, c.label == 2, c.spacing)  # case_report's "lesions"
     assert (before["hits"], before["false_positives"]) == (1, 3)
     lesions = s.measure()[0]["lesions"]
     actions = 0
@@ -125,5 +124,5 @@ def test_patient17_proposal_to_reference_lesions_in_one_action_per_error(p17_src
     actions += 1
     s.apply_fix(s.compute_fix("add_lesion", recs[1]["anchor"]))
     actions += 1
-    after = case_report(s.label, c.label, c.spacing)["lesions"]
+    after = lesion_detection(s.label == 2, c.label == 2, c.spacing)
     assert (after["hits"], after["false_positives"], actions) == (2, 0, 2)
