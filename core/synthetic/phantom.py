@@ -111,11 +111,7 @@ def make_phantom(seed: int = 0, slices: int = 64, size: int = 256, slice_mm: Opt
     # The full-shape views (no copies) index lesion boxes and points.
     xc, yc = x, y
     x, y = np.broadcast_to(x, shape), np.broadcast_to(y, shape)
-    x2, y2 = x[0], y[0]  # one slice: outlines that do not change along z are computed once
-
-    def across(m2: np.ndarray) -> np.ndarray:
-        """A 2D mask repeated on every slice (a view)."""
-        return np.broadcast_to(m2, shape)
+    x2, y2 = x[0], y[0]  # one slice: outlines that do not change along z are computed once (hu[:, m])
     zn = z / zlen  # 0 (feet) .. 1 (head)
 
     # Body outline, slowly varying along z.
@@ -141,14 +137,13 @@ def make_phantom(seed: int = 0, slices: int = 64, size: int = 256, slice_mm: Opt
 
     # Spine, paraspinal muscles, aorta, IVC.
     sp_y = by0 - fat_mm - 35
-    vert2 = _ellipse(x2, y2, (0, sp_y), (17, 15)) > 0
-    vert = across(vert2)
-    hu[across(_ellipse(x2, y2, (0, sp_y + 30), (50, 22)) > 0)] = MUSCLE + 5
-    hu[vert] = 250
-    hu[across(vert2 & ~(_ellipse(x2, y2, (0, sp_y), (14, 12)) > 0))] = 700
-    hu[across(_ellipse(x2, y2, (0, sp_y + 24), (5, 12)) > 0)] = 650
+    vert = _ellipse(x2, y2, (0, sp_y), (17, 15)) > 0  # 2D, as every outline of this block
+    hu[:, _ellipse(x2, y2, (0, sp_y + 30), (50, 22)) > 0] = MUSCLE + 5
+    hu[:, vert] = 250
+    hu[:, vert & ~(_ellipse(x2, y2, (0, sp_y), (14, 12)) > 0)] = 700
+    hu[:, _ellipse(x2, y2, (0, sp_y + 24), (5, 12)) > 0] = 650
     aorta_c = (rng.uniform(8, 20), sp_y - 25)
-    hu[across(_ellipse(x2, y2, aorta_c, (11, 11)) > 0)] = rng.uniform(140, 260)
+    hu[:, _ellipse(x2, y2, aorta_c, (11, 11)) > 0] = rng.uniform(140, 260)
     ivc_c = (rng.uniform(-30, -18), sp_y - 28)
     hu[(_ellipse(x2, y2, ivc_c, (10, 8)) > 0) & (zn > 0.2)] = rng.uniform(110, 170)
 
