@@ -25,7 +25,7 @@ a contrast-phase variable coupling the organs as contrast agent does:
   layer of random thickness under the skin, and inside them a random mixture of fat,
   soft tissue, gas and, sometimes, oral contrast in blobs of random size;
 * then texture per structure, partial-volume blur, a soft, standard or sharp reconstruction
-  kernel (:data:`KERNELS`) with noise of 3-40 HU sd, and a smooth bias.
+  kernel (:mod:`core.synthetic.kernels`) with noise of 3-40 HU sd, and a smooth bias.
 
 Rendering works on the model's input grid (after resizing and augmentation), for the
 2.5D channels together (one appearance per sample), about 1-2 ms per 128 x 128 x 3 sample.
@@ -36,6 +36,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..datasets import anatomy as A
+from .kernels import pick as _pick, reconstruct
 
 # Share of samples whose organ intensities ignore the priors entirely (SynthSeg-style),
 # so that shape and context, not one grey value, identify the liver.
@@ -119,12 +120,6 @@ PHASES = {
 }
 _PHASE_CODES = {"portal": A.PORTAL, "venous": A.VENOUS, "artery": A.ARTERY, "spleen": A.SPLEEN,
                 "kidney": A.KIDNEY, "pancreas": A.PANCREAS}
-
-
-def _pick(rng: np.random.Generator, shares) -> int:
-    """Index drawn with probabilities ``shares`` (normalised), one uniform draw."""
-    c = np.cumsum(np.asarray(shares, np.float64))
-    return min(int(np.searchsorted(c, rng.random() * c[-1], side="right")), len(c) - 1)
 
 
 def draw_phase(rng: np.random.Generator) -> str:
@@ -249,7 +244,6 @@ def _tumour_pattern(x: np.ndarray, tumour: np.ndarray, rng: np.random.Generator,
     over the tumour where one smooth field, shared by the channels, exceeds a threshold that
     covers 20-100 % of the tumour (blobs of 4-15 mm), at 300-1500 HU with some texture.
     """
-    from scipy import ndimage
     necrosis, rim, calc = rng.random() < NECROSIS_SHARE, rng.random() < RIM_SHARE, rng.random() < CALC_SHARE
     lipiodol = rng.random() < LIPIODOL_SHARE
     if not (necrosis or rim or calc or lipiodol):
@@ -267,7 +261,7 @@ def _tumour_pattern(x: np.ndarray, tumour: np.ndarray, rng: np.random.Generator,
         t = tumour[..., k]
         if not t.any():
             continue
-        depth = ndimage.distance_transform_edt(t) * px_mm if (necrosis or rim) else None
+        depth = _depth(t, px_mm) if (necrosis or rim) else None
         if necrosis:
             x[..., k][depth > core_mm] -= dark
         if rim:
@@ -280,75 +274,21 @@ def _tumour_pattern(x: np.ndarray, tumour: np.ndarray, rng: np.random.Generator,
             x[..., k][dep] = np.maximum(lo, oil + oil_sd * field[dep])
 
 
-def _blur(x: np.ndarray, sigma: float) -> np.ndarray:
-    """Separable 3-tap Gaussian-like blur of the [S, S, C] image's two spatial axes, in place."""
-    if sigma <= 0.2:
-        return x
-    w = float(np.exp(-0.5 / sigma ** 2))
-    w = w / (1 + 2 * w)
-    for axis in (0, 1):
-        a = np.moveaxis(x, axis, 0)
-        centre = a.copy()
-        a *= 1 - 2 * w
-        a[1:] += w * centre[:-1]
-        a[:-1] += w * centre[1:]
-        a[0] += w * centre[0]
-        a[-1] += w * centre[-1]
-    return x
+def _depth(t: np.ndarray, px_mm: float) -> np.ndarray:
+    """Distance (mm) of each pixel of mask ``t`` to the nearest pixel outside it, 0 outside.
 
-
-# Reconstruction kernels: share of the samples, partial-volume blur sigma (px) and final noise
-# sd (HU). Soft kernels on thick slices give smooth, correlated noise of a few HU; sharp
-# kernels on thin slices raise edges and noise (unsharp mask, up to ~40 HU sd).
-KERNELS = {"soft": 0.35, "standard": 0.4, "sharp": 0.25}
-_KERNEL_BLUR = {"soft": (0.6, 1.2), "standard": (0.3, 0.8), "sharp": (0.5, 1.0)}  # sharp: its unsharp mask
-_KERNEL_NOISE = {"soft": (3.0, 15.0), "standard": (5.0, 25.0), "sharp": (10.0, 40.0)}
-
-
-def _blur_gain(sigma: float) -> float:
-    """Noise sd factor of :func:`_blur` (both axes) on white noise."""
-    if sigma <= 0.2:
-        return 1.0
-    w = float(np.exp(-0.5 / sigma ** 2))
-    w = w / (1 + 2 * w)
-    return (1 - 2 * w) ** 2 + 2 * w ** 2  # per axis variance factor, squared for two axes = sd factor
-
-
-def _reconstruct(x: np.ndarray, rng: np.random.Generator) -> str:
-    """Partial-volume blur, kernel and noise of one [S, S, C] sample, in place; returns the kernel.
-
-    The final noise sd is drawn from the kernel's range (:data:`_KERNEL_NOISE`), whatever
-    the filter does to it. One blur per sample, as before kernels were drawn.
+    The transform runs on the mask's bounding box grown by one pixel (clipped to the image): the
+    nearest outside pixel of any mask pixel lies in it, so the distances are those of the whole
+    image, at a fraction of the cost for a small tumour.
     """
-    names = list(KERNELS)
-    kind = names[_pick(rng, [KERNELS[k] for k in names])]
-    sigma = rng.uniform(*_KERNEL_BLUR[kind])
-    lo, hi = _KERNEL_NOISE[kind]
-    noise_sd = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
-    noise = rng.standard_normal(x.shape, dtype=np.float32)
-    if kind == "soft":  # noise through the smooth kernel too: correlated, scaled back to noise_sd
-        noise *= noise_sd / _blur_gain(sigma)
-        x += noise
-        _blur(x, sigma)
-    elif kind == "sharp":  # high-boost (unsharp mask) of image and noise: edges and noise rise
-        amount = rng.uniform(0.5, 1.5)
-        w = float(np.exp(-0.5 / max(sigma, 0.21) ** 2))
-        w = w / (1 + 2 * w)
-        g1 = np.array([w, 1 - 2 * w, w])
-        k = -amount * np.outer(g1, g1)
-        k[1, 1] += 1 + amount
-        noise *= noise_sd / float(np.sqrt((k ** 2).sum()))
-        x += noise
-        np.copyto(noise, x)  # reuse the buffer for the blurred copy
-        _blur(noise, max(sigma, 0.21))
-        noise *= amount
-        x *= 1 + amount
-        x -= noise
-    else:
-        _blur(x, sigma)
-        noise *= noise_sd
-        x += noise
-    return kind
+    from scipy import ndimage
+    ys, xs = np.flatnonzero(t.any(1)), np.flatnonzero(t.any(0))
+    y0, y1 = max(0, ys[0] - 1), min(t.shape[0], ys[-1] + 2)
+    x0, x1 = max(0, xs[0] - 1), min(t.shape[1], xs[-1] + 2)
+    out = np.zeros(t.shape, np.float64)
+    out[y0:y1, x0:x1] = ndimage.distance_transform_edt(t[y0:y1, x0:x1])
+    out *= px_mm
+    return out
 
 
 def render(anat: np.ndarray, dist: np.ndarray, px_mm: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -356,7 +296,7 @@ def render(anat: np.ndarray, dist: np.ndarray, px_mm: np.ndarray, rng: np.random
 
     Every sample gets one appearance (one :func:`draw_table`, one texture, one body tissue from
     the middle channel's ``dist``) for all of its C channels, whatever C; then a kernel
-    (:data:`KERNELS`: soft, standard or sharp) and noise of 3-40 HU sd.
+    (:data:`core.synthetic.kernels.KERNELS`: soft, standard or sharp) and noise of 3-40 HU sd.
 
     Args:
         anat: uint8 [N, S, S, C] anatomy codes of the C 2.5D channels (on the model's grid).
@@ -377,13 +317,13 @@ def render(anat: np.ndarray, dist: np.ndarray, px_mm: np.ndarray, rng: np.random
         if body.any():
             tissue = _body_tissue(rng, np.asarray(dist[b], np.float32), s, pm)
             sd[A.BODY] = rng.uniform(5, 20)
-            x[body] = np.broadcast_to(tissue[..., None], x.shape)[body]
+            np.copyto(x, tissue[..., None], where=body)
         texture = _smooth(rng, s, int(np.clip(s * pm / rng.uniform(3, 10), 4, 96)))  # 3-10 mm grain
         x += sd[anat[b]] * texture[..., None]
         tumour = anat[b] == A.TUMOUR
         if tumour.any():
             _tumour_pattern(x, tumour, rng, pm)
-        _reconstruct(x, rng)
+        reconstruct(x, rng)
         if rng.random() < 0.5:
             x += rng.uniform(0, 20) * _smooth(rng, s, 2)[..., None]
         out[b] = x

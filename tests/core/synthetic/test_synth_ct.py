@@ -75,6 +75,7 @@ def test_a_crop_inside_the_body_has_no_skin():
 
 # --- contrast phases, lipiodol, kernels ----------------------------------------------------------
 
+from core.synthetic import kernels as K  # noqa: E402
 from core.synthetic import synth_ct as S  # noqa: E402
 
 
@@ -169,10 +170,10 @@ def test_a_sharp_kernel_raises_edges_and_noise_over_a_soft_one(monkeypatch):
     step[:, 16:] = 100.0
     energy = {}
     for kind in ("soft", "sharp"):
-        monkeypatch.setattr(S, "KERNELS", {kind: 1.0})
-        monkeypatch.setattr(S, "_KERNEL_NOISE", {kind: (1e-3, 1e-3)})  # edges alone first
+        monkeypatch.setattr(K, "KERNELS", {kind: 1.0})
+        monkeypatch.setattr(K, "KERNEL_NOISE", {kind: (1e-3, 1e-3)})  # edges alone first
         x = step.copy()
-        assert S._reconstruct(x, np.random.default_rng(0)) == kind
+        assert K.reconstruct(x, np.random.default_rng(0)) == kind
         energy[kind] = _high_freq(x)
         if kind == "sharp":
             assert x.max() > 105 and x.min() < -5  # overshoot at the edge
@@ -185,7 +186,7 @@ def test_a_sharp_kernel_raises_edges_and_noise_over_a_soft_one(monkeypatch):
     dist = distances(anat[..., 1], 2.0)
     hf = {}
     for kind in ("soft", "sharp"):
-        monkeypatch.setattr(S, "KERNELS", {kind: 1.0})
+        monkeypatch.setattr(K, "KERNELS", {kind: 1.0})
         hf[kind] = np.median([_high_freq(render(anat, dist, np.array([2.0]), np.random.default_rng(s))[0])
                               for s in range(8)])
     assert hf["sharp"] > 5 * hf["soft"]
@@ -212,3 +213,38 @@ def test_render_works_for_any_number_of_channels():
         liver = anat[0, ..., 0] == A.LIVER
         med = [np.median(x[0, ..., k][liver]) for k in range(c)]
         assert np.ptp(med) < 10  # one appearance for all the channels
+
+
+def test_blur_equals_the_three_tap_filter_along_each_axis():
+    """_blur runs in place on the array's own layout; the result is, bit for bit, that of the
+    straightforward 3-tap filter [w, 1 - 2w, w] (edge pixel repeated) along rows, then columns."""
+    x = np.arange(5 * 4 * 2, dtype=np.float32).reshape(5, 4, 2) ** 1.5
+    sigma = 0.7
+    w = float(np.exp(-0.5 / sigma ** 2))
+    w = w / (1 + 2 * w)
+    want = x.copy()
+    for axis in (0, 1):
+        a = np.moveaxis(want, axis, 0)
+        centre = a.copy()
+        a *= 1 - 2 * w
+        a[1:] += w * centre[:-1]
+        a[:-1] += w * centre[1:]
+        a[0] += w * centre[0]
+        a[-1] += w * centre[-1]
+    got = K.blur(x.copy(), sigma)
+    assert got.tobytes() == want.tobytes()
+    k = 1 - 2 * w  # one pixel by hand: the corner, rows then columns
+    r0 = (x[0] * k + w * x[1]) + w * x[0]
+    assert np.allclose(got[0, 0], (r0[0] * k + w * r0[1]) + w * r0[0], rtol=1e-6)
+    assert K.blur(x.copy(), 0.2).tobytes() == x.tobytes()  # below 0.2 px: no blur
+
+
+def test_depth_on_the_tumour_box_equals_the_whole_image_transform():
+    from scipy import ndimage
+    t = np.zeros((12, 10), bool)
+    t[3:8, 2:5] = True
+    t[6, 5:9] = True
+    edge = np.zeros((6, 6), bool)
+    edge[0:4, 0:3] = True  # touching the image border: no margin there, as in the whole image
+    for mask in (t, edge):
+        assert S._depth(mask, 0.8).tobytes() == (ndimage.distance_transform_edt(mask) * 0.8).tobytes()
