@@ -36,6 +36,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..datasets import anatomy as A
+from ..transforms.masks import crop_box
 from .kernels import pick as _pick, reconstruct
 
 # Share of samples whose organ intensities ignore the priors entirely (SynthSeg-style),
@@ -282,11 +283,9 @@ def _depth(t: np.ndarray, px_mm: float) -> np.ndarray:
     image, at a fraction of the cost for a small tumour.
     """
     from scipy import ndimage
-    ys, xs = np.flatnonzero(t.any(1)), np.flatnonzero(t.any(0))
-    y0, y1 = max(0, ys[0] - 1), min(t.shape[0], ys[-1] + 2)
-    x0, x1 = max(0, xs[0] - 1), min(t.shape[1], xs[-1] + 2)
+    box = crop_box(t, pad=1)
     out = np.zeros(t.shape, np.float64)
-    out[y0:y1, x0:x1] = ndimage.distance_transform_edt(t[y0:y1, x0:x1])
+    out[box] = ndimage.distance_transform_edt(t[box])
     out *= px_mm
     return out
 
