@@ -202,18 +202,24 @@ def draw_table(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return mu, sd
 
 
-def _body_tissue(rng: np.random.Generator, dist: np.ndarray, s: int, px_mm: float) -> np.ndarray:
+def _body_tissue(rng: np.random.Generator, dist: np.ndarray, s: int, px_mm: float, fields=None) -> np.ndarray:
     """HU of unlabelled tissue inside the skin for one sample, [S, S] (before texture and noise).
 
-    ``dist``: [S, S, 2] depth below the skin and distance to bone, mm (:func:`distances`).
+    ``dist``: [..., 2] depth below the skin and distance to bone, mm (:func:`distances`), [S, S, 2]
+    for a sample. ``fields(rng, blob_mm)``: the smooth N(0, 1) fields of blobs of about ``blob_mm``
+    in ``dist``'s shape (a volume: :mod:`core.synthetic.volume_ct`); default: [S, S] fields.
     """
     depth, to_bone = dist[..., 0], dist[..., 1]
     fat_mm = rng.uniform(3, 35)
     wall_mm = rng.uniform(4, 18)
     fat_hu, muscle_hu, soft_hu = rng.uniform(-130, -70), rng.uniform(30, 70), rng.uniform(15, 60)
-    cells = int(np.clip(s * px_mm / rng.uniform(20, 60), 2, 32))  # blobs of 20-60 mm, with detail
-    f1, f2 = _octaves(rng, s, cells), _octaves(rng, s, max(2, cells * 2))
-    out = np.full((s, s), soft_hu, np.float32)
+    blob_mm = rng.uniform(20, 60)  # blobs of 20-60 mm, with detail
+    if fields is None:
+        cells = int(np.clip(s * px_mm / blob_mm, 2, 32))
+        f1, f2 = _octaves(rng, s, cells), _octaves(rng, s, max(2, cells * 2))
+    else:
+        f1, f2 = fields(rng, blob_mm), fields(rng, blob_mm / 2)
+    out = np.full(depth.shape, soft_hu, np.float32)
     out[f1 < rng.uniform(-1.2, 0.0)] = fat_hu  # visceral fat
     out[f1 > rng.uniform(1.0, 1.8)] = muscle_hu
     out[to_bone < rng.uniform(5, 45)] = muscle_hu  # paraspinal and psoas muscles, intercostals

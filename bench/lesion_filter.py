@@ -1,0 +1,239 @@
+"""Would a lesion-level filter cut false lesions? Scored on whole rendered validation patients.
+
+Protocol (issue 21): the validation label maps of the recipe (3D-IRCADb-01 patients 9 and 13,
+which no shipped model trained on; they only chose each stage's best epoch and threshold) are
+rendered as whole CT volumes, one appearance per volume (:func:`core.synthetic.volume_ct.render_volume`),
+in every contrast phase and with several seeds. The cascade segments each as a user's study
+(default engine and post-processing). Every proposed lesion (3D component of the tumour label)
+gets features, and is a hit when it matches a true lesion as ``core.evaluation.metrics.lesion_detection``
+counts it (Dice >= 0.2 or its centroid inside), else a false lesion:
+
+* ``ml``, ``slices``, ``diam_mm`` (longest axial diameter);
+* ``peak``, ``mean_p``: the tumour model's highest and mean probability inside it;
+* ``contrast``: its mean HU minus the median of the predicted liver; ``local_contrast``: its mean
+  minus the median of a 2-3 mm shell of liver around it (``shell_sd``: that shell's sd);
+* ``max_depth_mm``: its deepest voxel's distance to the liver's surface (3D, mm).
+
+Then every drop rule ``feature < t`` and every pair ``f1 < t1 and f2 < t2`` (thresholds at the
+features' deciles) is scored: false lesions removed, hits lost (and their mL). Rules are ranked by
+``false removed - WEIGHT x hits lost``: a lost lesion costs more than a false one.
+
+Confirmation on real CT (``--real``): a real patient that the tumour model never trained on (a
+leave-one-out run, ``bench/real_quality.py``) and its acquisition proxies
+(:data:`core.synthetic.acquisition.VARIANTS`), segmented and scored the same way; the best rules
+found on the rendered patients are then applied to its proposed lesions.
+
+    .venv/bin/python bench/lesion_filter.py --dataset WORK/dataset --seeds 2 --out lesions.json
+    .venv/bin/python bench/lesion_filter.py --from-json lesions.json   # the analysis again
+    .venv/bin/python bench/lesion_filter.py --dataset WORK/dataset --rules-from lesions.json \
+        --real 3Dircadb1.17 --liver LIVER_RUN --tumor TUMOUR_RUN --out real17.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+WEIGHT = 4.0
+RULE_FEATURES = ("ml", "slices", "peak", "mean_p", "abs_contrast", "abs_local_contrast", "max_depth_mm")
+
+
+def lesion_features(seg, hu: np.ndarray, truth: np.ndarray, spacing) -> list[dict]:
+    """Features of every proposed lesion of ``seg`` (a :class:`core.inference.cascade.Segmentation`
+    with ``tumor_prob``), and whether it hits a true lesion of ``truth`` (0/1/2 labels)."""
+    from scipy import ndimage
+    from core.evaluation.metrics import lesion_components
+    from core.runtime.labels import LIVER, TUMOUR
+    pred = seg.label == TUMOUR
+    liver = (seg.label == LIVER) | pred
+    recs, lab = lesion_components(pred, spacing)
+    tl, tlab = lesion_components(truth == TUMOUR, spacing)
+    liver_med = float(np.median(hu[seg.label == LIVER])) if (seg.label == LIVER).any() else 0.0
+    prob = seg.tumor_prob
+    depth = ndimage.distance_transform_edt(liver, sampling=spacing)
+    out = []
+    for r in recs:
+        m = lab == r["_label"]
+        inter = np.bincount(tlab[m], minlength=len(tl) + 1)
+        best = max((2 * inter[t["_label"]] / (t["voxels"] + r["voxels"]) for t in tl), default=0.0)
+        hit = bool(best >= 0.2 or tlab[tuple(np.round(r["centroid"]).astype(int))] > 0)
+        p = prob[m].astype(np.float32)
+        h = hu[m].astype(np.float32)
+        box = ndimage.find_objects(m.astype(np.uint8))[0]
+        sl = tuple(slice(max(0, s.start - pad), s.stop + pad) for s, pad in zip(box, (1, 4, 4)))
+        shell = ndimage.binary_dilation(m[sl], structure=np.ones((3, 3, 3), bool))
+        shell = ndimage.binary_dilation(shell, structure=np.ones((1, 3, 3), bool), iterations=2)
+        shell &= ~pred[sl] & liver[sl]
+        hs = hu[sl][shell].astype(np.float32)
+        out.append({"ml": r["volume_ml"], "slices": int(r["slices"][1] - r["slices"][0] + 1),
+                    "diam_mm": r["longest_axial_diameter_mm"], "peak": float(p.max()), "mean_p": float(p.mean()),
+                    "mean_hu": float(h.mean()), "contrast": float(h.mean() - liver_med),
+                    "local_contrast": float(h.mean() - np.median(hs)) if hs.size > 10 else 0.0,
+                    "shell_sd": float(hs.std()) if hs.size > 10 else 0.0,
+                    "max_depth_mm": float(depth[m].max()), "overlap": float(inter[1:].sum() / r["voxels"]),
+                    "hit": hit})
+    return out
+
+
+def score_rules(components: list[dict], weight: float = WEIGHT, top: int = 12) -> list[tuple]:
+    """(net, false removed, hits lost, hit mL lost, rule) of the best single and pair drop rules."""
+    for c in components:
+        c["abs_contrast"], c["abs_local_contrast"] = abs(c["contrast"]), abs(c["local_contrast"])
+    hit = np.array([c["hit"] for c in components], bool)
+    ml = np.array([c["ml"] for c in components])
+    feats = {k: np.array([c[k] for c in components], float) for k in RULE_FEATURES}
+    cuts = {k: np.unique(np.quantile(v, np.linspace(0.1, 0.7, 7))) for k, v in feats.items()}
+    rules = []
+
+    def add(drop, text):
+        f, h = int((drop & ~hit).sum()), int((drop & hit).sum())
+        rules.append((f - weight * h, f, h, float(ml[drop & hit].sum()), text))
+
+    for k in RULE_FEATURES:
+        for t in cuts[k]:
+            add(feats[k] < t, f"{k} < {t:.6g}")
+    for k1, k2 in itertools.combinations(RULE_FEATURES, 2):
+        for t1 in cuts[k1]:
+            for t2 in cuts[k2]:
+                add((feats[k1] < t1) & (feats[k2] < t2), f"{k1} < {t1:.6g} and {k2} < {t2:.6g}")
+    rules.sort(key=lambda r: -r[0])
+    return rules[:top]
+
+
+def apply_rule(components: list[dict], rule: str) -> np.ndarray:
+    """Which of ``components`` a rule text of :func:`score_rules` drops (bool per component)."""
+    drop = np.ones(len(components), bool)
+    for term in rule.split(" and "):
+        k, t = term.split(" < ")
+        drop &= np.array([abs(c[k[4:]]) if k.startswith("abs_") else c[k] for c in components], float) < float(t)
+    return drop
+
+
+def report(rows: list[dict]) -> None:
+    comps = [c for r in rows for c in r["components"]]
+    hit = np.array([c["hit"] for c in comps], bool)
+    print(f"\n{len(rows)} volumes: {len(comps)} proposed lesions, {int(hit.sum())} hits, "
+          f"{int((~hit).sum())} false")
+    print(f"{'feature':20s} {'hits q10 / q50 / q90':>26s} {'false q10 / q50 / q90':>26s}")
+    for k in ("ml", "slices", "peak", "mean_p", "contrast", "local_contrast", "max_depth_mm"):
+        v = np.array([c[k] for c in comps], float)
+        qh, qf = np.quantile(v[hit], [0.1, 0.5, 0.9]), np.quantile(v[~hit], [0.1, 0.5, 0.9])
+        print(f"{k:20s} {' / '.join(f'{x:7.2f}' for x in qh):>26s} {' / '.join(f'{x:7.2f}' for x in qf):>26s}")
+    print(f"\nbest drop rules (net = false removed - {WEIGHT:g} x hits lost):")
+    print(f"{'net':>5s} {'false removed':>13s} {'hits lost':>9s} {'hit mL lost':>11s}  rule")
+    for net, f, h, m, text in score_rules(comps):
+        print(f"{net:5.0f} {f:13d} {h:9d} {m:11.2f}  {text}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", help="an imported 3D-IRCADb-01 dataset (core.datasets.ircadb.import_ircadb)")
+    ap.add_argument("--cases", nargs="+", default=["3Dircadb1.9", "3Dircadb1.13"], help="label maps to render")
+    ap.add_argument("--models", default=str(Path(__file__).resolve().parents[1] / "resources" / "models"),
+                    help="folder with ircadb-liver/ and ircadb-tumor/ (default: the shipped models)")
+    ap.add_argument("--seeds", type=int, default=2, help="volumes per case and phase")
+    ap.add_argument("--out", help="JSON of every volume's scores and lesion features")
+    ap.add_argument("--from-json", help="analyse an earlier --out instead of rendering")
+    ap.add_argument("--real", metavar="PATIENT", help="confirm on this real CT patient and its proxies instead")
+    ap.add_argument("--liver", help="with --real: the liver model's run folder")
+    ap.add_argument("--tumor", help="with --real: the tumour model's run folder (never trained on PATIENT)")
+    ap.add_argument("--rules-from", help="with --real: the rendered run's --out whose best rules to apply")
+    args = ap.parse_args()
+    if args.from_json:
+        report(json.loads(Path(args.from_json).read_text()))
+        return
+    if not args.dataset:
+        ap.error("--dataset is required (or --from-json)")
+    if args.real:
+        if not (args.liver and args.tumor and args.rules_from):
+            ap.error("--real needs --liver, --tumor and --rules-from")
+        confirm_real(args)
+        return
+    from core.datasets.dataset import load_case
+    from core.evaluation.evaluate import case_report
+    from core.inference.cascade import segment
+    from core.model.io import load_seg_model
+    from core.synthetic.synth_ct import PHASES
+    from core.synthetic.volume_ct import render_volume
+    liver_m = load_seg_model(Path(args.models) / "ircadb-liver", "liver")
+    tumor_m = load_seg_model(Path(args.models) / "ircadb-tumor", "tumor")
+    for m in (liver_m, tumor_m):
+        trained = set((m.meta.get("data") or {}).get("train_patients", []))
+        if trained & set(args.cases):
+            raise SystemExit(f"{m.path} trained on {sorted(trained & set(args.cases))}: refusing to score it there")
+    rows = []
+    for cid in args.cases:
+        case = load_case(args.dataset, cid)
+        for phase in PHASES:
+            for seed in range(args.seeds):
+                t = time.perf_counter()
+                rng = np.random.default_rng([seed, int(cid.rsplit(".", 1)[-1])])
+                hu, facts = render_volume(case.anatomy, case.spacing, rng, phase)
+                vol = type("RenderedVolume", (), {"hu": hu, "spacing": case.spacing})()
+                seg = segment(vol, liver_m, tumor_m, return_probs=True)
+                rep = case_report(seg.label, case.label, case.spacing)
+                le = rep["lesions"]
+                rows.append({"case": cid, "phase": phase, "seed": seed, "facts": facts,
+                             "liver_dice": rep["liver"]["dice"], "tumour_dice": rep["tumor"]["dice"],
+                             "lesions": le, "components": lesion_features(seg, hu, case.label, case.spacing)})
+                print(f"{cid:13s} {phase:12s} seed {seed} {facts['kernel']:8s} liver {rep['liver']['dice']:.3f} "
+                      f"tumour {rep['tumor']['dice']:.3f} found {le['hits']}/{le['true_lesions']} "
+                      f"false {le['false_positives']}  {time.perf_counter() - t:.0f} s", flush=True)
+                if args.out:
+                    Path(args.out).write_text(json.dumps(rows, indent=1))
+    report(rows)
+
+
+def confirm_real(args) -> None:
+    """Score a real patient and its proxies; apply the rendered run's best rules to their lesions."""
+    from core.datasets.dataset import load_case
+    from core.evaluation.evaluate import case_report
+    from core.inference.cascade import segment
+    from core.model.io import load_seg_model
+    from core.synthetic.acquisition import VARIANTS, acquisition_variant
+    liver_m, tumor_m = load_seg_model(args.liver, "liver"), load_seg_model(args.tumor, "tumor")
+    if args.real in set((tumor_m.meta.get("data") or {}).get("train_patients", [])):
+        raise SystemExit(f"{tumor_m.path} trained on {args.real}: refusing to score it there")
+    if args.real in set((liver_m.meta.get("data") or {}).get("train_patients", [])):
+        print(f"note: the liver model trained on {args.real}: only the tumour stage is held out", flush=True)
+    rendered = [c for r in json.loads(Path(args.rules_from).read_text()) for c in r["components"]]
+    rules = [r[-1] for r in score_rules(rendered, top=8)]
+    case = load_case(args.dataset, args.real)
+    rows = []
+    for name in VARIANTS:
+        v = acquisition_variant(case, name)
+        seg = segment(v, liver_m, tumor_m, return_probs=True)
+        rep = case_report(seg.label, v.label, v.spacing)
+        comps = lesion_features(seg, v.hu, v.label, v.spacing)
+        rows.append({"variant": name, "tumour_dice": rep["tumor"]["dice"], "lesions": rep["lesions"],
+                     "components": comps})
+        le = rep["lesions"]
+        print(f"{args.real} {name:20s} liver {rep['liver']['dice']:.3f} tumour {rep['tumor']['dice']:.3f} "
+              f"found {le['hits']}/{le['true_lesions']} false {le['false_positives']}", flush=True)
+        for c in comps:
+            print(f"    {'hit  ' if c['hit'] else 'false'} {c['ml']:7.2f} mL {c['slices']:3d} slices "
+                  f"peak {c['peak']:.2f} contrast {c['contrast']:6.1f} local {c['local_contrast']:6.1f} "
+                  f"depth {c['max_depth_mm']:5.1f} mm")
+        if args.out:
+            Path(args.out).write_text(json.dumps(rows, indent=1))
+    comps = [c for r in rows for c in r["components"]]
+    hit = np.array([c["hit"] for c in comps], bool)
+    print(f"\n{args.real}, {len(rows)} variants: {len(comps)} proposed lesions, {int(hit.sum())} hits, "
+          f"{int((~hit).sum())} false. The rendered run's best rules here:")
+    print(f"{'false removed':>13s} {'hits lost':>9s}  rule")
+    for rule in rules:
+        drop = apply_rule(comps, rule)
+        removed, lost = int((drop & ~hit).sum()), int((drop & hit).sum())
+        print(f"{removed:>6d} of {int((~hit).sum()):<4d} {lost:>4d} of {int(hit.sum()):<3d} {rule}")
+
+
+if __name__ == "__main__":
+    main()
