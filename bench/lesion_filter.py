@@ -143,8 +143,9 @@ def main() -> None:
     ap.add_argument("--out", help="JSON of every volume's scores and lesion features")
     ap.add_argument("--from-json", help="analyse an earlier --out instead of rendering")
     ap.add_argument("--real", metavar="PATIENT", help="confirm on this real CT patient and its proxies instead")
-    ap.add_argument("--liver", help="with --real: the liver model's run folder")
-    ap.add_argument("--tumor", help="with --real: the tumour model's run folder (never trained on PATIENT)")
+    ap.add_argument("--liver", help="the liver model's run folder (default: --models' ircadb-liver)")
+    ap.add_argument("--tumor", help="the tumour model's run folder, never trained on the scored patients "
+                                    "(default: --models' ircadb-tumor)")
     ap.add_argument("--rules-from", help="with --real: the rendered run's --out whose best rules to apply")
     args = ap.parse_args()
     if args.from_json:
@@ -153,22 +154,16 @@ def main() -> None:
     if not args.dataset:
         ap.error("--dataset is required (or --from-json)")
     if args.real:
-        if not (args.liver and args.tumor and args.rules_from):
-            ap.error("--real needs --liver, --tumor and --rules-from")
+        if not args.rules_from:
+            ap.error("--real needs --rules-from")
         confirm_real(args)
         return
     from core.datasets.dataset import load_case
     from core.evaluation.evaluate import case_report
     from core.inference.cascade import segment
-    from core.model.io import load_seg_model
     from core.synthetic.synth_ct import PHASES
     from core.synthetic.volume_ct import render_volume
-    liver_m = load_seg_model(Path(args.models) / "ircadb-liver", "liver")
-    tumor_m = load_seg_model(Path(args.models) / "ircadb-tumor", "tumor")
-    for m in (liver_m, tumor_m):
-        trained = set((m.meta.get("data") or {}).get("train_patients", []))
-        if trained & set(args.cases):
-            raise SystemExit(f"{m.path} trained on {sorted(trained & set(args.cases))}: refusing to score it there")
+    liver_m, tumor_m = load_models(args, args.cases)
     rows = []
     for cid in args.cases:
         case = load_case(args.dataset, cid)
@@ -192,18 +187,29 @@ def main() -> None:
     report(rows)
 
 
+def load_models(args, patients: list[str]):
+    """The (liver, tumour) models: ``--liver`` / ``--tumor`` run folders, else ``--models``' defaults.
+    A tumour model that trained on a scored patient is refused; a liver model that did is named
+    (then only the tumour stage is held out)."""
+    from core.model.io import load_seg_model
+    liver = load_seg_model(args.liver or Path(args.models) / "ircadb-liver", "liver")
+    tumor = load_seg_model(args.tumor or Path(args.models) / "ircadb-tumor", "tumor")
+    for m, stage in ((liver, "liver"), (tumor, "tumour")):
+        seen = set((m.meta.get("data") or {}).get("train_patients", [])) & set(patients)
+        if seen and stage == "tumour":
+            raise SystemExit(f"{m.path} trained on {sorted(seen)}: refusing to score it there")
+        if seen:
+            print(f"note: the liver model trained on {sorted(seen)}: only the tumour stage is held out", flush=True)
+    return liver, tumor
+
+
 def confirm_real(args) -> None:
     """Score a real patient and its proxies; apply the rendered run's best rules to their lesions."""
     from core.datasets.dataset import load_case
     from core.evaluation.evaluate import case_report
     from core.inference.cascade import segment
-    from core.model.io import load_seg_model
     from core.synthetic.acquisition import VARIANTS, acquisition_variant
-    liver_m, tumor_m = load_seg_model(args.liver, "liver"), load_seg_model(args.tumor, "tumor")
-    if args.real in set((tumor_m.meta.get("data") or {}).get("train_patients", [])):
-        raise SystemExit(f"{tumor_m.path} trained on {args.real}: refusing to score it there")
-    if args.real in set((liver_m.meta.get("data") or {}).get("train_patients", [])):
-        print(f"note: the liver model trained on {args.real}: only the tumour stage is held out", flush=True)
+    liver_m, tumor_m = load_models(args, [args.real])
     rendered = [c for r in json.loads(Path(args.rules_from).read_text()) for c in r["components"]]
     rules = [r[-1] for r in score_rules(rendered, top=8)]
     case = load_case(args.dataset, args.real)
