@@ -12,7 +12,9 @@ counts it (Dice >= 0.2 or its centroid inside), else a false lesion:
 * ``peak``, ``mean_p``: the tumour model's highest and mean probability inside it;
 * ``contrast``: its mean HU minus the median of the predicted liver; ``local_contrast``: its mean
   minus the median of a 2-3 mm shell of liver around it (``shell_sd``: that shell's sd);
-* ``max_depth_mm``: its deepest voxel's distance to the liver's surface (3D, mm).
+* ``max_depth_mm``: its deepest voxel's distance to the liver's surface (3D, mm);
+* ``inside``: the share of its voxels inside the liver stage's own mask (as the cascade cleans it): the
+  cascade keeps tumour voxels up to 2 voxels outside the liver, for lesions on its rim.
 
 Then every drop rule ``feature < t`` and every pair ``f1 < t1 and f2 < t2`` (thresholds at the
 features' deciles) is scored: false lesions removed, hits lost (and their mL). Rules are ranked by
@@ -43,7 +45,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 WEIGHT = 4.0
-RULE_FEATURES = ("ml", "slices", "peak", "mean_p", "abs_contrast", "abs_local_contrast", "max_depth_mm")
+RULE_FEATURES = ("ml", "slices", "peak", "mean_p", "abs_contrast", "abs_local_contrast", "max_depth_mm", "inside")
 
 
 def lesion_features(seg, hu: np.ndarray, truth: np.ndarray, spacing) -> list[dict]:
@@ -52,12 +54,14 @@ def lesion_features(seg, hu: np.ndarray, truth: np.ndarray, spacing) -> list[dic
     from scipy import ndimage
     from core.evaluation.metrics import lesion_components
     from core.runtime.labels import LIVER, TUMOUR
+    from core.transforms.postprocess import clean_liver
     pred = seg.label == TUMOUR
     liver = (seg.label == LIVER) | pred
     recs, lab = lesion_components(pred, spacing)
     tl, tlab = lesion_components(truth == TUMOUR, spacing)
     liver_med = float(np.median(hu[seg.label == LIVER])) if (seg.label == LIVER).any() else 0.0
     prob = seg.tumor_prob
+    liver_net = clean_liver(seg.liver_prob > 0.5) if seg.liver_prob is not None else liver  # the liver stage's mask
     depth = ndimage.distance_transform_edt(liver, sampling=spacing)
     out = []
     for r in recs:
@@ -78,7 +82,8 @@ def lesion_features(seg, hu: np.ndarray, truth: np.ndarray, spacing) -> list[dic
                     "mean_hu": float(h.mean()), "contrast": float(h.mean() - liver_med),
                     "local_contrast": float(h.mean() - np.median(hs)) if hs.size > 10 else 0.0,
                     "shell_sd": float(hs.std()) if hs.size > 10 else 0.0,
-                    "max_depth_mm": float(depth[m].max()), "overlap": float(inter[1:].sum() / r["voxels"]),
+                    "max_depth_mm": float(depth[m].max()), "inside": float(liver_net[m].mean()),
+                    "overlap": float(inter[1:].sum() / r["voxels"]),
                     "hit": hit})
     return out
 
@@ -123,7 +128,7 @@ def report(rows: list[dict]) -> None:
     print(f"\n{len(rows)} volumes: {len(comps)} proposed lesions, {int(hit.sum())} hits, "
           f"{int((~hit).sum())} false")
     print(f"{'feature':20s} {'hits q10 / q50 / q90':>26s} {'false q10 / q50 / q90':>26s}")
-    for k in ("ml", "slices", "peak", "mean_p", "contrast", "local_contrast", "max_depth_mm"):
+    for k in ("ml", "slices", "peak", "mean_p", "contrast", "local_contrast", "max_depth_mm", "inside"):
         v = np.array([c[k] for c in comps], float)
         qh, qf = np.quantile(v[hit], [0.1, 0.5, 0.9]), np.quantile(v[~hit], [0.1, 0.5, 0.9])
         print(f"{k:20s} {' / '.join(f'{x:7.2f}' for x in qh):>26s} {' / '.join(f'{x:7.2f}' for x in qf):>26s}")
