@@ -67,8 +67,9 @@ def lesion_features(seg, hu: np.ndarray, truth: np.ndarray, spacing) -> list[dic
     for r in recs:
         m = lab == r["_label"]
         inter = np.bincount(tlab[m], minlength=len(tl) + 1)
-        best = max((2 * inter[t["_label"]] / (t["voxels"] + r["voxels"]) for t in tl), default=0.0)
-        hit = bool(best >= 0.2 or tlab[tuple(np.round(r["centroid"]).astype(int))] > 0)
+        inside_t = int(tlab[tuple(np.round(r["centroid"]).astype(int))])
+        hits = [t["_label"] for t in tl
+                if 2 * inter[t["_label"]] / (t["voxels"] + r["voxels"]) >= 0.2 or inside_t == t["_label"]]
         p = prob[m].astype(np.float32)
         h = hu[m].astype(np.float32)
         box = ndimage.find_objects(m.astype(np.uint8))[0]
@@ -84,28 +85,45 @@ def lesion_features(seg, hu: np.ndarray, truth: np.ndarray, spacing) -> list[dic
                     "shell_sd": float(hs.std()) if hs.size > 10 else 0.0,
                     "max_depth_mm": float(depth[m].max()), "inside": float(liver_net[m].mean()),
                     "overlap": float(inter[1:].sum() / r["voxels"]),
-                    "hit": hit})
+                    "hit": bool(hits), "lesions_hit": hits})
     return out
 
 
+def flatten(rows: list[dict]) -> list[dict]:
+    """Every volume's proposed lesions in one list, each tagged with its volume (``vol``)."""
+    return [dict(c, vol=i) for i, r in enumerate(rows) for c in r["components"]]
+
+
+def lesions_lost(components: list[dict], drop: np.ndarray) -> int:
+    """True lesions found before the drop and by none of the kept components after it."""
+    found, kept = set(), set()
+    for i, c in enumerate(components):
+        ids = {(c.get("vol", 0), t) for t in c.get("lesions_hit", [i] if c["hit"] else [])}
+        found |= ids
+        if not drop[i]:
+            kept |= ids
+    return len(found - kept)
+
+
 def score_rules(components: list[dict], weight: float = WEIGHT, top: int = 12) -> list[tuple]:
-    """(net, false removed, hits lost, hit mL lost, rule) of the best single and pair drop rules."""
+    """(net, false removed, true lesions lost, hit components lost, hit mL lost, rule) of the best
+    single and pair drop rules; net = false removed - ``weight`` x true lesions lost."""
     for c in components:
         c["abs_contrast"], c["abs_local_contrast"] = abs(c["contrast"]), abs(c["local_contrast"])
     hit = np.array([c["hit"] for c in components], bool)
     ml = np.array([c["ml"] for c in components])
-    feats = {k: np.array([c[k] for c in components], float) for k in RULE_FEATURES}
-    cuts = {k: np.unique(np.quantile(v, np.linspace(0.1, 0.7, 7))) for k, v in feats.items()}
+    feats = {k: np.array([c.get(k, np.nan) for c in components], float) for k in RULE_FEATURES}
+    cuts = {k: np.unique(np.quantile(v, np.linspace(0.1, 0.7, 7))) for k, v in feats.items() if np.isfinite(v).all()}
     rules = []
 
     def add(drop, text):
-        f, h = int((drop & ~hit).sum()), int((drop & hit).sum())
-        rules.append((f - weight * h, f, h, float(ml[drop & hit].sum()), text))
+        f, h, lost = int((drop & ~hit).sum()), int((drop & hit).sum()), lesions_lost(components, drop)
+        rules.append((f - weight * lost, f, lost, h, float(ml[drop & hit].sum()), text))
 
-    for k in RULE_FEATURES:
+    for k in cuts:
         for t in cuts[k]:
             add(feats[k] < t, f"{k} < {t:.6g}")
-    for k1, k2 in itertools.combinations(RULE_FEATURES, 2):
+    for k1, k2 in itertools.combinations(cuts, 2):
         for t1 in cuts[k1]:
             for t2 in cuts[k2]:
                 add((feats[k1] < t1) & (feats[k2] < t2), f"{k1} < {t1:.6g} and {k2} < {t2:.6g}")
@@ -123,19 +141,19 @@ def apply_rule(components: list[dict], rule: str) -> np.ndarray:
 
 
 def report(rows: list[dict]) -> None:
-    comps = [c for r in rows for c in r["components"]]
+    comps = flatten(rows)
     hit = np.array([c["hit"] for c in comps], bool)
     print(f"\n{len(rows)} volumes: {len(comps)} proposed lesions, {int(hit.sum())} hits, "
           f"{int((~hit).sum())} false")
     print(f"{'feature':20s} {'hits q10 / q50 / q90':>26s} {'false q10 / q50 / q90':>26s}")
     for k in ("ml", "slices", "peak", "mean_p", "contrast", "local_contrast", "max_depth_mm", "inside"):
-        v = np.array([c[k] for c in comps], float)
+        v = np.array([c.get(k, np.nan) for c in comps], float)
         qh, qf = np.quantile(v[hit], [0.1, 0.5, 0.9]), np.quantile(v[~hit], [0.1, 0.5, 0.9])
         print(f"{k:20s} {' / '.join(f'{x:7.2f}' for x in qh):>26s} {' / '.join(f'{x:7.2f}' for x in qf):>26s}")
-    print(f"\nbest drop rules (net = false removed - {WEIGHT:g} x hits lost):")
-    print(f"{'net':>5s} {'false removed':>13s} {'hits lost':>9s} {'hit mL lost':>11s}  rule")
-    for net, f, h, m, text in score_rules(comps):
-        print(f"{net:5.0f} {f:13d} {h:9d} {m:11.2f}  {text}")
+    print(f"\nbest drop rules (net = false removed - {WEIGHT:g} x true lesions lost):")
+    print(f"{'net':>5s} {'false removed':>13s} {'lesions lost':>12s} {'hits lost':>9s} {'hit mL lost':>11s}  rule")
+    for net, f, lost, h, m, text in score_rules(comps):
+        print(f"{net:5.0f} {f:13d} {lost:12d} {h:9d} {m:11.2f}  {text}")
 
 
 def main() -> None:
@@ -215,8 +233,8 @@ def confirm_real(args) -> None:
     from core.inference.cascade import segment
     from core.synthetic.acquisition import VARIANTS, acquisition_variant
     liver_m, tumor_m = load_models(args, [args.real])
-    rendered = [c for r in json.loads(Path(args.rules_from).read_text()) for c in r["components"]]
-    rules = [r[-1] for r in score_rules(rendered, top=8)]
+    rules = [r[-1] for r in score_rules(flatten(json.loads(Path(args.rules_from).read_text())), top=8)]
+    rules += [f"max_depth_mm < {t:g}" for t in (3, 4, 5)] + [f"inside < {t:g}" for t in (0.25, 0.5, 0.75)]
     case = load_case(args.dataset, args.real)
     rows = []
     for name in VARIANTS:
@@ -235,15 +253,17 @@ def confirm_real(args) -> None:
                   f"depth {c['max_depth_mm']:5.1f} mm")
         if args.out:
             Path(args.out).write_text(json.dumps(rows, indent=1))
-    comps = [c for r in rows for c in r["components"]]
+    comps = flatten(rows)
     hit = np.array([c["hit"] for c in comps], bool)
-    print(f"\n{args.real}, {len(rows)} variants: {len(comps)} proposed lesions, {int(hit.sum())} hits, "
-          f"{int((~hit).sum())} false. The rendered run's best rules here:")
-    print(f"{'false removed':>13s} {'hits lost':>9s}  rule")
+    found = lesions_lost(comps, np.ones(len(comps), bool))
+    print(f"\n{args.real}, {len(rows)} variants: {len(comps)} proposed lesions, {int(hit.sum())} hits "
+          f"({found} lesions found), {int((~hit).sum())} false. The rendered run's best rules, and simple ones:")
+    print(f"{'false removed':>13s} {'lesions lost':>12s} {'hits lost':>9s}  rule")
     for rule in rules:
         drop = apply_rule(comps, rule)
         removed, lost = int((drop & ~hit).sum()), int((drop & hit).sum())
-        print(f"{removed:>6d} of {int((~hit).sum()):<4d} {lost:>4d} of {int(hit.sum()):<3d} {rule}")
+        print(f"{removed:>6d} of {int((~hit).sum()):<4d} {lesions_lost(comps, drop):>4d} of {found:<5d} "
+              f"{lost:>3d} of {int(hit.sum()):<3d} {rule}")
 
 
 if __name__ == "__main__":
