@@ -131,3 +131,37 @@ def drop_dark(mask: np.ndarray, hu: np.ndarray, min_mean_hu: float) -> np.ndarra
     out = np.zeros(mask.shape, bool)
     out[box] = keep[lab]
     return out
+
+
+def drop_shallow(mask: np.ndarray, liver: np.ndarray, spacing, min_depth_mm: float,
+                 origin: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
+    """Drop 3D components (26-connected) of ``mask`` lying wholly within ``min_depth_mm`` of the
+    liver's surface: thin rims of fat or partial volume along the liver's edge, not lesions.
+
+    Depth is the 3D distance (mm, ``spacing``) from a voxel of the liver with its tumours
+    (``liver | mask``) to the nearest voxel outside it; a component is kept when its deepest voxel
+    lies at least ``min_depth_mm`` deep. ``mask`` may be a box of ``liver``'s grid starting at voxel
+    ``origin``. Each component's depth is computed on its own box grown by ``min_depth_mm``: a
+    voxel less deep than that has its nearest outside voxel inside the box, so the decision is that
+    of the whole volume. Measured (docs/BENCHMARKS.md, ``bench/lesion_filter.py``): at 4 mm, on
+    rendered validation patients 56 of 198 false lesions dropped and 1 of 62 true lesions lost; on
+    patient 17 left out (tumour stage) and its proxies 24 of 40 false, none of 14 lesions lost.
+    """
+    if min_depth_mm <= 0 or not mask.any():
+        return mask
+    lab, _ = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
+    grow = [int(np.ceil(min_depth_mm / float(s))) + 1 for s in spacing]
+    out = mask.copy()
+    for k, sl in enumerate(ndimage.find_objects(lab), start=1):
+        if sl is None:
+            continue
+        full = tuple(slice(max(0, s.start + o - g), min(n, s.stop + o + g))
+                     for s, o, g, n in zip(sl, origin, grow, liver.shape))
+        src = tuple(slice(max(0, f.start - o), min(m, f.stop - o)) for f, o, m in zip(full, origin, mask.shape))
+        dst = tuple(slice(s.start + o - f.start, s.stop + o - f.start) for s, o, f in zip(src, origin, full))
+        tissue = liver[full].astype(bool)
+        tissue[dst] |= mask[src]
+        depth = ndimage.distance_transform_edt(tissue, sampling=spacing)
+        if depth[dst][lab[src] == k].max() < min_depth_mm:
+            out[sl][lab[sl] == k] = False
+    return out

@@ -1,0 +1,53 @@
+"""Lesion-level post-processing: components along the liver's edge (core.transforms.postprocess.drop_shallow)."""
+
+import numpy as np
+from scipy import ndimage
+
+from core.transforms.postprocess import drop_shallow
+
+
+def _reference(mask, liver, spacing, min_depth_mm):
+    """The rule on the whole volume: each 26-connected component's deepest voxel in liver | mask."""
+    depth = ndimage.distance_transform_edt(liver | mask, sampling=spacing)
+    lab, n = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
+    keep = [False] + [depth[lab == k].max() >= min_depth_mm for k in range(1, n + 1)]
+    return np.asarray(keep)[lab]
+
+
+def test_drop_shallow_keeps_deep_components_and_drops_edge_rims():
+    liver = np.zeros((22, 22, 22), bool)
+    liver[1:21, 1:21, 1:21] = True  # 1 mm voxels: a voxel at x = i (1..20) lies min(i, 21 - i) mm deep
+    mask = np.zeros_like(liver)
+    mask[9:12, 9:12, 9:12] = True    # deep cube: 9 mm and more
+    mask[9:12, 3:6, 1:4] = True      # x = 1..3: deepest voxel 3 mm -> dropped at 4 mm
+    mask[9:12, 15:18, 17:21] = True  # x = 17..20: deepest 4 mm (x = 17), y 15..17: 4-6 mm -> kept
+    mask[2:4, 9:12, 9:12] = True     # z = 2..3: deepest 3 mm -> dropped
+    out = drop_shallow(mask, liver, (1.0, 1.0, 1.0), 4.0)
+    expect = np.zeros_like(mask)
+    expect[9:12, 9:12, 9:12] = True
+    expect[9:12, 15:18, 17:21] = True
+    np.testing.assert_array_equal(out, expect)
+    np.testing.assert_array_equal(out, _reference(mask, liver, (1.0, 1.0, 1.0), 4.0))
+    assert drop_shallow(mask, liver, (1.0, 1.0, 1.0), 0.0) is mask  # 0: off
+    # a lesion bulging out of the liver counts with the liver: liver | mask is the tissue
+    bulge = np.zeros_like(mask)
+    bulge[8:13, 8:13, 0:6] = True  # reaches x = 0, outside the liver; 5 mm deep at x = 5 inside
+    np.testing.assert_array_equal(drop_shallow(bulge, liver, (1.0, 1.0, 1.0), 4.0), bulge)
+
+
+def test_drop_shallow_on_a_box_with_anisotropic_voxels_matches_the_whole_volume():
+    rng = np.random.default_rng(3)
+    liver = np.zeros((16, 40, 40), bool)
+    liver[2:14, 5:35, 4:36] = True
+    spacing = (2.5, 0.8, 0.8)
+    mask = liver & ndimage.binary_opening(rng.random(liver.shape) < 0.35)
+    mask &= ndimage.binary_erosion(liver, iterations=1) | (rng.random(liver.shape) < 0.5)
+    assert ndimage.label(mask)[1] > 5
+    ref = _reference(mask, liver, spacing, 4.0)
+    assert ref.sum() < mask.sum()  # the volume has both kinds
+    np.testing.assert_array_equal(drop_shallow(mask, liver, spacing, 4.0), ref)
+    # the cascade passes the tumour box only, with its origin in the liver's grid
+    z0, y0, x0 = 2, 3, 4
+    box = (slice(z0, 14), slice(y0, 37), slice(x0, 36))
+    assert not mask[:z0].any() and not mask[:, :y0].any() and not mask[:, :, :x0].any()
+    np.testing.assert_array_equal(drop_shallow(mask[box], liver, spacing, 4.0, origin=(z0, y0, x0)), ref[box])
