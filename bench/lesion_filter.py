@@ -164,6 +164,9 @@ def main() -> None:
                     help="folder with ircadb-liver/ and ircadb-tumor/ (default: the shipped models)")
     ap.add_argument("--seeds", type=int, default=2, help="volumes per case and phase")
     ap.add_argument("--out", help="JSON of every volume's scores and lesion features")
+    ap.add_argument("--min-depth", type=float, default=0.0,
+                    help="the cascade's min_tumor_depth_mm (default 0: score every proposal, before the "
+                         "shipped 4 mm rule, as the rules were chosen)")
     ap.add_argument("--from-json", help="analyse an earlier --out instead of rendering")
     ap.add_argument("--real", metavar="PATIENT", help="confirm on this real CT patient and its proxies instead")
     ap.add_argument("--liver", help="the liver model's run folder (default: --models' ircadb-liver)")
@@ -196,7 +199,7 @@ def main() -> None:
                 rng = np.random.default_rng([seed, int(cid.rsplit(".", 1)[-1])])
                 hu, facts = render_volume(case.anatomy, case.spacing, rng, phase)
                 vol = type("RenderedVolume", (), {"hu": hu, "spacing": case.spacing})()
-                seg = segment(vol, liver_m, tumor_m, return_probs=True)
+                seg = segment(vol, liver_m, tumor_m, return_probs=True, min_tumor_depth_mm=args.min_depth)
                 rep = case_report(seg.label, case.label, case.spacing)
                 le = rep["lesions"]
                 rows.append({"case": cid, "phase": phase, "seed": seed, "facts": facts,
@@ -239,7 +242,7 @@ def confirm_real(args) -> None:
     rows = []
     for name in VARIANTS:
         v = acquisition_variant(case, name)
-        seg = segment(v, liver_m, tumor_m, return_probs=True)
+        seg = segment(v, liver_m, tumor_m, return_probs=True, min_tumor_depth_mm=args.min_depth)
         rep = case_report(seg.label, v.label, v.spacing)
         comps = lesion_features(seg, v.hu, v.label, v.spacing)
         rows.append({"variant": name, "tumour_dice": rep["tumor"]["dice"], "lesions": rep["lesions"],
