@@ -89,6 +89,13 @@ def lesion_features(seg, hu: np.ndarray, truth: np.ndarray, spacing) -> list[dic
     return out
 
 
+def feature(components: list[dict], name: str) -> np.ndarray:
+    """One feature of every component (NaN where missing); ``abs_X`` is the magnitude of ``X``."""
+    key = name[4:] if name.startswith("abs_") else name
+    v = np.array([c.get(key, np.nan) for c in components], float)
+    return np.abs(v) if key != name else v
+
+
 def flatten(rows: list[dict]) -> list[dict]:
     """Every volume's proposed lesions in one list, each tagged with its volume (``vol``)."""
     return [dict(c, vol=i) for i, r in enumerate(rows) for c in r["components"]]
@@ -108,11 +115,9 @@ def lesions_lost(components: list[dict], drop: np.ndarray) -> int:
 def score_rules(components: list[dict], weight: float = WEIGHT, top: int = 12) -> list[tuple]:
     """(net, false removed, true lesions lost, hit components lost, hit mL lost, rule) of the best
     single and pair drop rules; net = false removed - ``weight`` x true lesions lost."""
-    for c in components:
-        c["abs_contrast"], c["abs_local_contrast"] = abs(c["contrast"]), abs(c["local_contrast"])
     hit = np.array([c["hit"] for c in components], bool)
     ml = np.array([c["ml"] for c in components])
-    feats = {k: np.array([c.get(k, np.nan) for c in components], float) for k in RULE_FEATURES}
+    feats = {k: feature(components, k) for k in RULE_FEATURES}
     cuts = {k: np.unique(np.quantile(v, np.linspace(0.1, 0.7, 7))) for k, v in feats.items() if np.isfinite(v).all()}
     rules = []
 
@@ -136,7 +141,7 @@ def apply_rule(components: list[dict], rule: str) -> np.ndarray:
     drop = np.ones(len(components), bool)
     for term in rule.split(" and "):
         k, t = term.split(" < ")
-        drop &= np.array([abs(c[k[4:]]) if k.startswith("abs_") else c[k] for c in components], float) < float(t)
+        drop &= feature(components, k) < float(t)
     return drop
 
 
@@ -147,7 +152,7 @@ def report(rows: list[dict]) -> None:
           f"{int((~hit).sum())} false")
     print(f"{'feature':20s} {'hits q10 / q50 / q90':>26s} {'false q10 / q50 / q90':>26s}")
     for k in ("ml", "slices", "peak", "mean_p", "contrast", "local_contrast", "max_depth_mm", "inside"):
-        v = np.array([c.get(k, np.nan) for c in comps], float)
+        v = feature(comps, k)
         qh, qf = np.quantile(v[hit], [0.1, 0.5, 0.9]), np.quantile(v[~hit], [0.1, 0.5, 0.9])
         print(f"{k:20s} {' / '.join(f'{x:7.2f}' for x in qh):>26s} {' / '.join(f'{x:7.2f}' for x in qf):>26s}")
     print(f"\nbest drop rules (net = false removed - {WEIGHT:g} x true lesions lost):")
