@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .synth_ct import LOW_CONTRAST_HU
+
 MIN_RADIUS_PX, MAX_RADIUS_PX = 1.5, 16.0
 MAX_LESIONS = 3
 # A share of the lesions is large and heterogeneous (radius 12-30 px, at most 0.8 of the liver's
@@ -45,6 +47,9 @@ LARGE_NECROSIS_SHARE = 0.75
 # chemo-embolisation (+250..+1400 HU over a hypodense, treated tumour; core.synthetic.synth_ct.LIPIODOL_HU).
 KINDS = {"hypo": 0.52, "hyper": 0.14, "rim": 0.16, "arterial": 0.14, "lipiodol": 0.04}
 LIPIODOL_DELTA_HU = (250.0, 1400.0)
+# Low-contrast lesions (``low_contrast``): as far from the liver as the rendered tumours'
+# (:data:`core.synthetic.synth_ct.LOW_CONTRAST_HU`), their texture scaled to at most this many HU.
+LOW_CONTRAST_TEXTURE = 6.0
 MAX_DELTA_HU = 150.0  # tumour tissue and necrosis stay within +-150 HU of the liver (lipiodol aside)
 
 
@@ -62,7 +67,7 @@ def _smooth_noise(rng: np.random.Generator, h: int, w: int, coarse: int = 4) -> 
 
 
 def add_lesions(x8: np.ndarray, y8: np.ndarray, liver8: np.ndarray, rng: np.random.Generator,
-                units_per_hu: float, probability: float, label: bool = True) -> int:
+                units_per_hu: float, probability: float, label: bool = True, low_contrast: float = 0.0) -> int:
     """Paste synthetic lesions into a batch, in place.
 
     Args:
@@ -75,6 +80,8 @@ def add_lesions(x8: np.ndarray, y8: np.ndarray, liver8: np.ndarray, rng: np.rand
         label: mark lesion pixels in ``y8`` (tumour stage); False leaves the targets alone
             (liver stage: a lesion inside the liver is still liver, which a liver model
             trained on tumour-free livers does not know).
+        low_contrast: share of the hypo- and hyperdense lesions drawn 8-25 HU from the liver with a
+            quiet texture (:data:`core.synthetic.synth_ct.LOW_CONTRAST_HU`); 0 draws nothing more.
 
     Returns:
         The number of lesions added.
@@ -87,7 +94,8 @@ def add_lesions(x8: np.ndarray, y8: np.ndarray, liver8: np.ndarray, rng: np.rand
         if len(ys) < 20:
             continue
         for _ in range(int(rng.integers(1, MAX_LESIONS + 1))):
-            added += _one_lesion(x8[b], y8[b] if label else None, liver8[b] > 0, ys, xs, rng, units_per_hu, mid)
+            added += _one_lesion(x8[b], y8[b] if label else None, liver8[b] > 0, ys, xs, rng, units_per_hu, mid,
+                                 low_contrast)
     return added
 
 
@@ -97,7 +105,7 @@ def _pick(rng: np.random.Generator, shares) -> int:
 
 
 def _one_lesion(x: np.ndarray, y: np.ndarray, liver: np.ndarray, ys: np.ndarray, xs: np.ndarray,
-                rng: np.random.Generator, units_per_hu: float, mid: int) -> int:
+                rng: np.random.Generator, units_per_hu: float, mid: int, low_contrast: float = 0.0) -> int:
     s, c = x.shape[0], x.shape[-1]
     k = int(rng.integers(len(ys)))
     cy, cx = float(ys[k]), float(xs[k])
@@ -133,6 +141,9 @@ def _one_lesion(x: np.ndarray, y: np.ndarray, liver: np.ndarray, ys: np.ndarray,
     texture = rng.uniform(0, 15) * _smooth_noise(rng, h, w, coarse=3)
     if large or kind == "arterial":  # internal heterogeneity (mosaic)
         texture = texture + rng.uniform(10, 30) * _smooth_noise(rng, h, w, coarse=6)
+    if low_contrast and kind in ("hypo", "hyper") and rng.random() < low_contrast:
+        contrast = (-1.0 if kind == "hypo" else 1.0) * rng.uniform(*LOW_CONTRAST_HU)
+        texture = texture * (LOW_CONTRAST_TEXTURE / max(float(np.abs(texture).max()), LOW_CONTRAST_TEXTURE))
     necrosis = None
     if large and rng.random() < LARGE_NECROSIS_SHARE:  # irregular darker core
         core = rng.uniform(0.35, 0.65) - 0.25 * _smooth_noise(rng, h, w, coarse=5)

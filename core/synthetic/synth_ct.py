@@ -166,7 +166,14 @@ def _phase_table(rng: np.random.Generator, phase: str) -> tuple[np.ndarray, np.n
     return mu, sd
 
 
-def draw_table(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+# Low-contrast tumours (``low_contrast`` of :func:`draw_table` / :func:`render`): 8-25 HU from the
+# liver, darker in 4 of 5, with a quiet texture. The tumour stage misses tumours within about 20 HU
+# of the liver (HCC wash-out, docs/MODELS.md); the literature table rarely draws them.
+LOW_CONTRAST_HU = (8.0, 25.0)
+LOW_CONTRAST_SD = (3.0, 10.0)
+
+
+def draw_table(rng: np.random.Generator, low_contrast: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Mean and texture HU of every anatomy code for one sample (float32 [N_CODES] each).
 
     A contrast phase is drawn per sample (:data:`PHASE_SHARES`: portal-venous 45 %, arterial
@@ -192,6 +199,8 @@ def draw_table(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
 
     With probability :data:`RANDOM_CONTRAST_SHARE` the organs are then drawn anywhere in the
     window (SynthSeg-style). BODY's entries are unused (the tissue mixture replaces it).
+    ``low_contrast``: share of the samples whose tumour lies :data:`LOW_CONTRAST_HU` from the liver
+    (0, the default, draws nothing more: the same tables as before).
     """
     mu, sd = _phase_table(rng, draw_phase(rng))
     if rng.random() < RANDOM_CONTRAST_SHARE:  # organs anywhere in the window; air, lung, bone stay
@@ -199,6 +208,10 @@ def draw_table(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
                   A.PORTAL, A.VENOUS, A.ARTERY, A.CYST]
         mu[organs] = rng.uniform(-60, 260, len(organs))
         mu[A.TUMOUR] = mu[A.LIVER] + rng.choice([-1, 1]) * rng.uniform(20, 90)
+    if low_contrast and rng.random() < low_contrast:
+        sign = -1.0 if rng.random() < 0.8 else 1.0
+        mu[A.TUMOUR] = mu[A.LIVER] + sign * rng.uniform(*LOW_CONTRAST_HU)
+        sd[A.TUMOUR] = rng.uniform(*LOW_CONTRAST_SD)
     return mu, sd
 
 
@@ -296,7 +309,8 @@ def _depth(t: np.ndarray, px_mm: float) -> np.ndarray:
     return out
 
 
-def render(anat: np.ndarray, dist: np.ndarray, px_mm: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def render(anat: np.ndarray, dist: np.ndarray, px_mm: np.ndarray, rng: np.random.Generator,
+           low_contrast: float = 0.0) -> np.ndarray:
     """Render CT for a batch of anatomy samples.
 
     Every sample gets one appearance (one :func:`draw_table`, one texture, one body tissue from
@@ -308,6 +322,7 @@ def render(anat: np.ndarray, dist: np.ndarray, px_mm: np.ndarray, rng: np.random
         dist: [N, S, S, 2] the middle channel's depth below the skin and distance to bone, mm.
         px_mm: [N] pixel size in mm on the model's grid (texture and layer sizes follow it).
         rng: the batch's generator.
+        low_contrast: share of the samples with a low-contrast tumour (:func:`draw_table`).
 
     Returns:
         float32 [N, S, S, C] Hounsfield units.
@@ -315,7 +330,7 @@ def render(anat: np.ndarray, dist: np.ndarray, px_mm: np.ndarray, rng: np.random
     n, s, _, c = anat.shape
     out = np.empty(anat.shape, np.float32)
     for b in range(n):
-        mu, sd = draw_table(rng)
+        mu, sd = draw_table(rng, low_contrast)
         pm = float(px_mm[b])
         x = mu[anat[b]]  # [S, S, C]
         body = anat[b] == A.BODY

@@ -107,6 +107,7 @@ class SlicePipeline:
         phases: with augmentation: share of the real-CT samples whose structures get another
             contrast phase (:func:`core.synthetic.acquisition.random_phase_table`, needs the case's
             anatomy); with it, any real-CT sample may get noise or a softer kernel (``scanner_noise``).
+        low_contrast: with augmentation: share of the tumours drawn 8-25 HU from the liver (synth_ct, lesion_synth).
 
     Label-map cases among ``case_ids`` are rendered (:mod:`core.synthetic.synth_ct`); they need the
     linear ``window25d`` recipe and a body outline (skin mask).
@@ -115,27 +116,26 @@ class SlicePipeline:
     def __init__(self, dataset, case_ids: Sequence[str], stage: str, pre: Preprocessing, fraction: float = 1.0,
                  augment: bool = False, seed: int = 0, progress: Optional[ProgressFn] = None,
                  cancel: Optional[CancelToken] = None, synth_lesions: float = 0.0, geometry: str = "flips",
-                 thick_slices: float = 0.0, phases: float = 0.0):
+                 thick_slices: float = 0.0, phases: float = 0.0, low_contrast: float = 0.0):
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r} (use {STAGES})")
         if geometry not in aug.GEOMETRIES:
             raise ValueError(f"unknown geometry {geometry!r} (use {aug.GEOMETRIES})")
         if not 0 < fraction <= 1:
             raise ValueError(f"fraction must be in (0, 1], got {fraction}")
-        if not 0 <= synth_lesions <= 1:
-            raise ValueError(f"synth_lesions must be in [0, 1], got {synth_lesions}")
         if synth_lesions and pre.recipe != "window25d":
             raise ValueError(f"synthetic lesions need the linear window25d recipe, not {pre.recipe!r}")
-        if not (0 <= thick_slices <= 1 and 0 <= phases <= 1):
-            raise ValueError(f"thick_slices and phases must be in [0, 1], got {thick_slices}, {phases}")
+        bad = {k: v for k, v in dict(synth_lesions=synth_lesions, thick_slices=thick_slices, phases=phases,
+                                     low_contrast=low_contrast).items() if not 0 <= v <= 1}
+        if bad:
+            raise ValueError(f"shares must be in [0, 1], got {bad}")
         if thick_slices and pre.offsets_mm is None:
             raise ValueError("thick-slice simulation needs a model whose neighbours are in mm (neighbour_mm)")
         self.stage, self.pre, self.augment, self.geometry = stage, pre, augment, geometry
-        self.thick_slices = thick_slices if augment else 0.0
-        self.phases = phases if augment else 0.0
-        self.synth_lesions = synth_lesions if augment else 0.0
-        self.seed = seed
-        self.rng = np.random.default_rng(seed)
+        on = 1.0 if augment else 0.0  # the shares apply to augmented (training) batches only
+        self.thick_slices, self.phases, self.low_contrast = thick_slices * on, phases * on, low_contrast * on
+        self.synth_lesions = synth_lesions * on
+        self.seed, self.rng = seed, np.random.default_rng(seed)
         self._rendered: dict[int, np.ndarray] = {}  # row -> rendered uint8 sample (no augmentation)
         self.cases: list[_CachedCase] = []
         for i, cid in enumerate(case_ids):
@@ -306,7 +306,8 @@ class SlicePipeline:
                 shift += g.uniform(-0.05, 0.05, (n, 1, 1, 1)).astype(np.float32)
         if liver8 is not None:
             lo, hi = self.pre.window
-            add_lesions(x8, y8, liver8, g, 255.0 / (hi - lo), self.synth_lesions, label=self.stage == "tumor")
+            add_lesions(x8, y8, liver8, g, 255.0 / (hi - lo), self.synth_lesions, label=self.stage == "tumor",
+                        low_contrast=self.low_contrast)
         x = np.multiply(x8, scale, dtype=np.float32)
         x += shift
         return x, y8[..., None].astype(np.float32)
@@ -375,7 +376,7 @@ class SlicePipeline:
         codes = np.stack([view(self.anat[u]) for u in uniq], axis=-1)[None]
         dist = np.stack([view(self.dist[centre, ..., k]) for k in range(2)], axis=-1)[None].astype(np.float32)
         g = rng if rng is not None else np.random.default_rng([self.seed, 7919, int(row)])
-        hu = render(codes, dist, self.px_mm[[centre]], g)[0]
+        hu = render(codes, dist, self.px_mm[[centre]], g, self.low_contrast)[0]
         return np.clip((hu - lo) * (255.0 / (hi - lo)), 0, 255)
 
     def epoch(self, batch_size: int, shuffle: bool = True):

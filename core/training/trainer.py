@@ -95,6 +95,7 @@ class TrainConfig:
     neighbour_mm: Optional[float] = None  # 2.5D neighbours this many mm apart (None: adjacent slices)
     thick_slices: float = 0.0  # with neighbour_mm: share of samples shown as a thicker scan (core.training.loader)
     phases: float = 0.0  # share of real-CT samples given another contrast phase, noise or kernel
+    low_contrast: float = 0.0  # share of rendered / synthetic tumours 8-25 HU from the liver (core.training.loader)
     l2sp: float = 0.0  # with init_from: pull the kernels towards the start weights (core.model.losses.pull_towards)
 
     def __post_init__(self):
@@ -114,8 +115,8 @@ class TrainConfig:
             problems.append("fraction must be in (0, 1]")
         if not 0 <= self.synth_lesions <= 1 or not 0 <= self.liver_lesions <= 1:
             problems.append("synth_lesions and liver_lesions must be in [0, 1]")
-        if not 0 <= self.thick_slices <= 1 or not 0 <= self.phases <= 1:
-            problems.append("thick_slices and phases must be in [0, 1]")
+        if not all(0 <= v <= 1 for v in (self.thick_slices, self.phases, self.low_contrast)):
+            problems.append("thick_slices, phases and low_contrast must be in [0, 1]")
         if self.neighbour_mm is not None and (self.recipe != "window25d" or not self.neighbour_mm > 0):
             problems.append("neighbour_mm needs the window25d recipe and a positive distance")
         if self.l2sp < 0 or (self.l2sp and not self.init_from):
@@ -172,7 +173,7 @@ def _make_datasets(cfg: TrainConfig, split: Split, progress, cancel):
     synth = share if pre.recipe == "window25d" else 0.0
     train = SlicePipeline(cfg.dataset, split.train, cfg.stage, pre, cfg.fraction, cfg.augment, cfg.seed,
                           progress, cancel, synth_lesions=synth, geometry=cfg.geometry,
-                          thick_slices=cfg.thick_slices, phases=cfg.phases)
+                          thick_slices=cfg.thick_slices, phases=cfg.phases, low_contrast=cfg.low_contrast)
     val = eval_pipeline(cfg.dataset, split.val, cfg.stage, pre, cfg.seed, progress, cancel)
     return (*make_batches(cfg, train, val), train, val)
 
