@@ -12,7 +12,10 @@ counts it (Dice >= 0.2 or its centroid inside), else a false lesion:
 * ``peak``, ``mean_p``: the tumour model's highest and mean probability inside it;
 * ``contrast``: its mean HU minus the median of the predicted liver; ``local_contrast``: its mean
   minus the median of a 2-3 mm shell of liver around it (``shell_sd``: that shell's sd);
-* ``max_depth_mm``: its deepest voxel's distance to the liver's surface (3D, mm);
+* ``max_depth_mm``: its deepest voxel's distance to the nearest voxel outside the liver (3D, mm);
+  ``surface_depth_mm``: the same less half a voxel along that direction, the depth below a boundary
+  halfway between voxels, as the cascade's depth rule measures it since 2026-12-04 (on 5 mm slices a
+  voxel under an outside one is 2.5 mm deep, not 5);
 * ``inside``: the share of its voxels inside the liver stage's own mask (as the cascade cleans it): the
   cascade keeps tumour voxels up to 2 voxels outside the liver, for lesions on its rim.
 
@@ -27,6 +30,7 @@ found on the rendered patients are then applied to its proposed lesions.
 
     .venv/bin/python bench/lesion_filter.py --dataset WORK/dataset --seeds 2 --out lesions.json
     .venv/bin/python bench/lesion_filter.py --from-json lesions.json   # the analysis again
+    .venv/bin/python bench/lesion_filter.py --dataset WORK/dataset --thick 5 --out lesions5.json  # as 5 mm scans
     .venv/bin/python bench/lesion_filter.py --dataset WORK/dataset --rules-from lesions.json \
         --real 3Dircadb1.17 --liver LIVER_RUN --tumor TUMOUR_RUN --out real17.json
 """
@@ -63,6 +67,7 @@ def lesion_features(seg, hu: np.ndarray, truth: np.ndarray, spacing) -> list[dic
     prob = seg.tumor_prob
     liver_net = clean_liver(seg.liver_prob > 0.5) if seg.liver_prob is not None else liver  # the liver stage's mask
     depth = ndimage.distance_transform_edt(liver, sampling=spacing)
+    surface = surface_depths(liver, lab, spacing)
     out = []
     for r in recs:
         m = lab == r["_label"]
@@ -83,10 +88,28 @@ def lesion_features(seg, hu: np.ndarray, truth: np.ndarray, spacing) -> list[dic
                     "mean_hu": float(h.mean()), "contrast": float(h.mean() - liver_med),
                     "local_contrast": float(h.mean() - np.median(hs)) if hs.size > 10 else 0.0,
                     "shell_sd": float(hs.std()) if hs.size > 10 else 0.0,
-                    "max_depth_mm": float(depth[m].max()), "inside": float(liver_net[m].mean()),
+                    "max_depth_mm": float(depth[m].max()), "surface_depth_mm": surface.get(r["_label"], 0.0),
+                    "inside": float(liver_net[m].mean()),
                     "overlap": float(inter[1:].sum() / r["voxels"]),
                     "hit": bool(hits), "lesions_hit": hits})
     return out
+
+
+def surface_depths(liver: np.ndarray, lab: np.ndarray, spacing) -> dict:
+    """{component label: its deepest voxel's depth below the liver's boundary, mm}, as the cascade's
+    depth rule measures it (:func:`core.transforms.postprocess.surface_depth`: the boundary halfway
+    between the last liver voxel and the first outside one). On 5 mm slices a voxel under an outside
+    one lies 2.5 mm deep (``max_depth_mm``: 5 mm); in-plane (0.7 mm) the two differ by 0.35 mm."""
+    from scipy import ndimage
+    from core.transforms.postprocess import surface_depth
+    if not lab.any():
+        return {}
+    box = tuple(slice(max(0, s.start - 1), s.stop + 1) for s in ndimage.find_objects(liver.astype(np.uint8))[0])
+    sub = lab[box]
+    pos = np.nonzero(sub)
+    best = np.full(int(sub.max()) + 1, -np.inf)
+    np.maximum.at(best, sub[pos], surface_depth(liver[box], spacing, pos))
+    return {k: float(best[k]) for k in np.unique(sub[pos]).tolist()}
 
 
 def feature(components: list[dict], name: str) -> np.ndarray:
@@ -172,6 +195,8 @@ def main() -> None:
     ap.add_argument("--min-depth", type=float, default=0.0,
                     help="the cascade's min_tumor_depth_mm (default 0: score every proposal, before the "
                          "shipped 4 mm rule, as the rules were chosen)")
+    ap.add_argument("--thick", type=float, default=0.0, metavar="MM",
+                    help="score the rendered volumes as MM-thick slices (slab averages; 0: as rendered)")
     ap.add_argument("--from-json", help="analyse an earlier --out instead of rendering")
     ap.add_argument("--real", metavar="PATIENT", help="confirm on this real CT patient and its proxies instead")
     ap.add_argument("--liver", help="the liver model's run folder (default: --models' ircadb-liver)")
@@ -194,6 +219,7 @@ def main() -> None:
     from core.inference.cascade import segment
     from core.synthetic.synth_ct import PHASES
     from core.synthetic.volume_ct import render_volume
+    from core.transforms.zsample import resample_thickness
     liver_m, tumor_m = load_models(args, args.cases)
     rows = []
     for cid in args.cases:
@@ -203,13 +229,17 @@ def main() -> None:
                 t = time.perf_counter()
                 rng = np.random.default_rng([seed, int(cid.rsplit(".", 1)[-1])])
                 hu, facts = render_volume(case.anatomy, case.spacing, rng, phase)
-                vol = type("RenderedVolume", (), {"hu": hu, "spacing": case.spacing})()
+                label, spacing = case.label, tuple(case.spacing)
+                if args.thick:  # as a thick-slice scan would show it (slab averages)
+                    hu, label, dz = resample_thickness(hu, label, float(spacing[0]), args.thick)
+                    spacing = (dz,) + spacing[1:]
+                vol = type("RenderedVolume", (), {"hu": hu, "spacing": spacing})()
                 seg = segment(vol, liver_m, tumor_m, return_probs=True, min_tumor_depth_mm=args.min_depth)
-                rep = case_report(seg.label, case.label, case.spacing)
+                rep = case_report(seg.label, label, spacing)
                 le = rep["lesions"]
-                rows.append({"case": cid, "phase": phase, "seed": seed, "facts": facts,
+                rows.append({"case": cid, "phase": phase, "seed": seed, "facts": facts, "thick": args.thick,
                              "liver_dice": rep["liver"]["dice"], "tumour_dice": rep["tumor"]["dice"],
-                             "lesions": le, "components": lesion_features(seg, hu, case.label, case.spacing)})
+                             "lesions": le, "components": lesion_features(seg, hu, label, spacing)})
                 print(f"{cid:13s} {phase:12s} seed {seed} {facts['kernel']:8s} liver {rep['liver']['dice']:.3f} "
                       f"tumour {rep['tumor']['dice']:.3f} found {le['hits']}/{le['true_lesions']} "
                       f"false {le['false_positives']}  {time.perf_counter() - t:.0f} s", flush=True)
@@ -242,7 +272,8 @@ def confirm_real(args) -> None:
     from core.synthetic.acquisition import VARIANTS, acquisition_variant
     liver_m, tumor_m = load_models(args, [args.real])
     rules = [r[-1] for r in score_rules(flatten(json.loads(Path(args.rules_from).read_text())), top=8)]
-    rules += [f"max_depth_mm < {t:g}" for t in (3, 4, 5)] + [f"inside < {t:g}" for t in (0.25, 0.5, 0.75)]
+    rules += [f"max_depth_mm < {t:g}" for t in (3, 4, 5)] + [f"surface_depth_mm < {t:g}" for t in (3, 4, 5)]
+    rules += [f"inside < {t:g}" for t in (0.25, 0.5, 0.75)]
     case = load_case(args.dataset, args.real)
     rows = []
     for name in VARIANTS:

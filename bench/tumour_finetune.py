@@ -13,6 +13,9 @@ the same split and seed, a cosine learning rate from ``--lr``; each is resumable
     .venv/bin/python bench/tumour_finetune.py --base /work/train21/loo17/WORK --out /work/ft/low \\
         --exclude 3Dircadb1.17 --set low_contrast=0.3
 
+``--scratch`` trains the tumour stage from scratch instead (the recipe's 40 epochs and learning rate,
+no ``--base`` weights; ``--base`` still gives the dataset): the confirmation of an option that helped.
+
 Then score each ``OUT/tumor`` on the rendered validation patients and the held-out patient
 (``bench/lesion_filter.py --tumor OUT/tumor``, ``--real 3Dircadb1.17``).
 """
@@ -43,8 +46,10 @@ def main() -> None:
     ap.add_argument("--base", required=True, help="a recipe work folder (dataset/, tumor/) to continue")
     ap.add_argument("--out", required=True, help="work folder to write (tumor/)")
     ap.add_argument("--exclude", nargs="*", default=[], help="patients the base run left out (kept out)")
-    ap.add_argument("--scale", type=float, default=0.25, help="share of the recipe's 40 epochs (0.25: 10)")
-    ap.add_argument("--lr", type=float, default=3e-4, help="starting learning rate (cosine to 1e-5)")
+    ap.add_argument("--scale", type=float, help="share of the recipe's 40 epochs (default 0.25: 10; --scratch: 1)")
+    ap.add_argument("--lr", type=float, help="starting learning rate, cosine to 1e-5 (default 3e-4; --scratch: "
+                                             "the recipe's)")
+    ap.add_argument("--scratch", action="store_true", help="from scratch, not from --base's weights")
     ap.add_argument("--set", nargs="*", metavar="OPTION=VALUE", help="TrainConfig options (JSON values)")
     ap.add_argument("--resume", action="store_true")
     args = ap.parse_args()
@@ -52,9 +57,11 @@ def main() -> None:
     from core.cli.progress_bar import ProgressBar
     from core.training.recipe import RecipeConfig, train_default_models
     base = Path(args.base)
+    scale = args.scale if args.scale is not None else (1.0 if args.scratch else 0.25)
+    lr = args.lr if args.lr is not None else (None if args.scratch else 3e-4)
     cfg = RecipeConfig(out=args.out, dataset=str(base / "dataset"), exclude=tuple(args.exclude),
-                       stages=("tumor",), init_from=str(base), scale=args.scale,
-                       overrides=(("learning_rate", args.lr),) + parse_set(args.set))
+                       stages=("tumor",), init_from=None if args.scratch else str(base), scale=scale,
+                       overrides=((("learning_rate", lr),) if lr else ()) + parse_set(args.set))
     Path(args.out).mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     result = train_default_models(cfg, progress=ProgressBar(), resume=args.resume)["tumor"]

@@ -138,19 +138,20 @@ def drop_shallow(mask: np.ndarray, liver: np.ndarray, spacing, min_depth_mm: flo
     """Drop 3D components (26-connected) of ``mask`` lying wholly within ``min_depth_mm`` of the
     liver's surface: thin rims of fat or partial volume along the liver's edge, not lesions.
 
-    Depth is the 3D distance (mm, ``spacing``) from a voxel of the liver with its tumours
-    (``liver | mask``) to the nearest voxel outside it; a component is kept when its deepest voxel
-    lies at least ``min_depth_mm`` deep. ``mask`` may be a box of ``liver``'s grid starting at voxel
-    ``origin``. Each component's depth is computed on its own box grown by ``min_depth_mm``: a
-    voxel less deep than that has its nearest outside voxel inside the box, so the decision is that
-    of the whole volume. Measured (docs/BENCHMARKS.md, ``bench/lesion_filter.py``): at 4 mm, on
-    rendered validation patients 56 of 198 false lesions dropped and 1 of 62 true lesions lost; on
-    patient 17 left out (tumour stage) and its proxies 24 of 40 false, none of 14 lesions lost.
+    Depth is measured in the liver with its tumours (``liver | mask``), from a voxel's centre to the
+    tissue's boundary, placed halfway between the last tissue voxel and the first outside one: the
+    distance (mm, ``spacing``) to the nearest outside voxel, less half a voxel along that direction
+    (:func:`surface_depth`). On 5 mm slices a voxel under an outside one lies 2.5 mm deep, not 5 mm;
+    in-plane the half voxel is 0.3-0.4 mm. A component is kept when its deepest voxel lies at least
+    ``min_depth_mm`` deep. ``mask`` may be a box of ``liver``'s grid starting at voxel ``origin``.
+    Each component's depth is computed on its own box grown by ``min_depth_mm`` and a voxel: the
+    decision is that of the whole volume (a voxel whose nearest outside voxel lies beyond the box is
+    deeper than ``min_depth_mm`` both ways). Measured (docs/BENCHMARKS.md, ``bench/lesion_filter.py``).
     """
     if min_depth_mm <= 0 or not mask.any():
         return mask
     lab, _ = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
-    grow = [int(np.ceil(min_depth_mm / float(s))) + 1 for s in spacing]
+    grow = [int(np.ceil((min_depth_mm + max(spacing)) / float(s))) + 1 for s in spacing]
     out = mask.copy()
     for k, sl in enumerate(ndimage.find_objects(lab), start=1):
         if sl is None:
@@ -161,7 +162,20 @@ def drop_shallow(mask: np.ndarray, liver: np.ndarray, spacing, min_depth_mm: flo
         dst = tuple(slice(s.start + o - f.start, s.stop + o - f.start) for s, o, f in zip(src, origin, full))
         tissue = liver[full].astype(bool)
         tissue[dst] |= mask[src]
-        depth = ndimage.distance_transform_edt(tissue, sampling=spacing)
-        if depth[dst][lab[src] == k].max() < min_depth_mm:
+        voxels = tuple(p + d.start for p, d in zip(np.nonzero(lab[src] == k), dst))
+        if tissue.all():  # no outside voxel within reach: deep
+            continue
+        if surface_depth(tissue, spacing, voxels).max() < min_depth_mm:
             out[sl][lab[sl] == k] = False
     return out
+
+
+def surface_depth(tissue: np.ndarray, spacing, voxels: tuple) -> np.ndarray:
+    """Depth (mm) of ``voxels`` (index arrays) of boolean ``tissue`` below its boundary: the distance
+    to the nearest voxel outside, less half a voxel along that direction (the boundary lies halfway
+    between a tissue voxel and an outside one). ``tissue`` must hold an outside voxel."""
+    sp = np.asarray(spacing, float)[:, None]
+    _, idx = ndimage.distance_transform_edt(tissue, sampling=spacing, return_indices=True)
+    d = (np.stack([i[voxels] for i in idx]) - np.stack(voxels)) * sp
+    n = np.sqrt((d ** 2).sum(0))
+    return n - 0.5 * (np.abs(d) * sp).sum(0) / np.maximum(n, 1e-12)

@@ -3,36 +3,55 @@
 import numpy as np
 from scipy import ndimage
 
-from core.transforms.postprocess import drop_shallow
+from core.transforms.postprocess import drop_shallow, surface_depth
 
 
 def _reference(mask, liver, spacing, min_depth_mm):
-    """The rule on the whole volume: each 26-connected component's deepest voxel in liver | mask."""
-    depth = ndimage.distance_transform_edt(liver | mask, sampling=spacing)
-    lab, n = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
-    keep = [False] + [depth[lab == k].max() >= min_depth_mm for k in range(1, n + 1)]
+    """The rule on the whole volume: each 26-connected component's deepest voxel in liver | mask,
+    depth = distance to the nearest outside voxel less half a voxel along that direction."""
+    _, idx = ndimage.distance_transform_edt(liver | mask, sampling=spacing, return_indices=True)
+    grid = np.indices(mask.shape)
+    d = (idx - grid) * np.asarray(spacing, float)[:, None, None, None]
+    n = np.sqrt((d ** 2).sum(0))
+    depth = n - 0.5 * (np.abs(d) * np.asarray(spacing, float)[:, None, None, None]).sum(0) / np.maximum(n, 1e-12)
+    lab, k_max = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
+    keep = [False] + [depth[lab == k].max() >= min_depth_mm for k in range(1, k_max + 1)]
     return np.asarray(keep)[lab]
 
 
 def test_drop_shallow_keeps_deep_components_and_drops_edge_rims():
     liver = np.zeros((22, 22, 22), bool)
-    liver[1:21, 1:21, 1:21] = True  # 1 mm voxels: a voxel at x = i (1..20) lies min(i, 21 - i) mm deep
+    # 1 mm voxels: a voxel at x = i (1..20) lies min(i, 21 - i) - 0.5 mm below the boundary
+    liver[1:21, 1:21, 1:21] = True
     mask = np.zeros_like(liver)
-    mask[9:12, 9:12, 9:12] = True    # deep cube: 9 mm and more
-    mask[9:12, 3:6, 1:4] = True      # x = 1..3: deepest voxel 3 mm -> dropped at 4 mm
-    mask[9:12, 15:18, 17:21] = True  # x = 17..20: deepest 4 mm (x = 17), y 15..17: 4-6 mm -> kept
-    mask[2:4, 9:12, 9:12] = True     # z = 2..3: deepest 3 mm -> dropped
-    out = drop_shallow(mask, liver, (1.0, 1.0, 1.0), 4.0)
+    mask[9:12, 9:12, 9:12] = True    # deep cube: 8.5 mm and more
+    mask[9:12, 3:6, 1:4] = True      # x = 1..3: deepest voxel 2.5 mm -> dropped at 3.5 mm
+    mask[9:12, 15:18, 17:21] = True  # x = 17..20: deepest 3.5 mm (x = 17), y 15..17: 3.5-5.5 mm -> kept
+    mask[2:4, 9:12, 9:12] = True     # z = 2..3: deepest 2.5 mm -> dropped
+    out = drop_shallow(mask, liver, (1.0, 1.0, 1.0), 3.5)
     expect = np.zeros_like(mask)
     expect[9:12, 9:12, 9:12] = True
     expect[9:12, 15:18, 17:21] = True
     np.testing.assert_array_equal(out, expect)
-    np.testing.assert_array_equal(out, _reference(mask, liver, (1.0, 1.0, 1.0), 4.0))
+    np.testing.assert_array_equal(out, _reference(mask, liver, (1.0, 1.0, 1.0), 3.5))
     assert drop_shallow(mask, liver, (1.0, 1.0, 1.0), 0.0) is mask  # 0: off
     # a lesion bulging out of the liver counts with the liver: liver | mask is the tissue
     bulge = np.zeros_like(mask)
-    bulge[8:13, 8:13, 0:6] = True  # reaches x = 0, outside the liver; 5 mm deep at x = 5 inside
-    np.testing.assert_array_equal(drop_shallow(bulge, liver, (1.0, 1.0, 1.0), 4.0), bulge)
+    bulge[8:13, 8:13, 0:6] = True  # reaches x = 0, outside the liver; 4.5 mm deep at x = 5 inside
+    np.testing.assert_array_equal(drop_shallow(bulge, liver, (1.0, 1.0, 1.0), 3.5), bulge)
+
+
+def test_on_thick_slices_a_voxel_under_the_boundary_lies_half_a_slice_deep():
+    liver = np.zeros((8, 40, 40), bool)
+    liver[1:7, 2:38, 2:38] = True  # 5 mm slices, 1 mm pixels
+    top = np.zeros_like(liver)
+    top[1, 15:25, 15:25] = True  # on the liver's first slice, 13 mm from its sides: 5 - 2.5 = 2.5 mm deep
+    below = np.roll(top, 1, axis=0)  # one slice further in: 10 - 2.5 = 7.5 mm
+    spacing = (5.0, 1.0, 1.0)
+    assert not drop_shallow(top, liver, spacing, 3.5).any()
+    np.testing.assert_array_equal(drop_shallow(below, liver, spacing, 3.5), below)
+    np.testing.assert_allclose(surface_depth(liver, spacing, ([1, 2, 3], [20, 20, 20], [20, 20, 3])),
+                               [2.5, 7.5, 1.5])  # in-plane: 2 mm to x = 1, less half a pixel
 
 
 def test_drop_shallow_on_a_box_with_anisotropic_voxels_matches_the_whole_volume():
@@ -43,11 +62,11 @@ def test_drop_shallow_on_a_box_with_anisotropic_voxels_matches_the_whole_volume(
     mask = liver & ndimage.binary_opening(rng.random(liver.shape) < 0.35)
     mask &= ndimage.binary_erosion(liver, iterations=1) | (rng.random(liver.shape) < 0.5)
     assert ndimage.label(mask)[1] > 5
-    ref = _reference(mask, liver, spacing, 4.0)
+    ref = _reference(mask, liver, spacing, 3.5)
     assert ref.sum() < mask.sum()  # the volume has both kinds
-    np.testing.assert_array_equal(drop_shallow(mask, liver, spacing, 4.0), ref)
+    np.testing.assert_array_equal(drop_shallow(mask, liver, spacing, 3.5), ref)
     # the cascade passes the tumour box only, with its origin in the liver's grid
     z0, y0, x0 = 2, 3, 4
     box = (slice(z0, 14), slice(y0, 37), slice(x0, 36))
     assert not mask[:z0].any() and not mask[:, :y0].any() and not mask[:, :, :x0].any()
-    np.testing.assert_array_equal(drop_shallow(mask[box], liver, spacing, 4.0, origin=(z0, y0, x0)), ref[box])
+    np.testing.assert_array_equal(drop_shallow(mask[box], liver, spacing, 3.5, origin=(z0, y0, x0)), ref[box])
