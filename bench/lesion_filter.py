@@ -194,7 +194,9 @@ def main() -> None:
     ap.add_argument("--out", help="JSON of every volume's scores and lesion features")
     ap.add_argument("--min-depth", type=float, default=0.0,
                     help="the cascade's min_tumor_depth_mm (default 0: score every proposal, before the "
-                         "shipped 4 mm rule, as the rules were chosen)")
+                         "shipped 3.5 mm rule, as the rules were chosen)")
+    ap.add_argument("--min-inside", type=float, default=0.0,
+                    help="the cascade's min_tumor_inside (default 0: before the shipped 0.3 rule)")
     ap.add_argument("--thick", type=float, default=0.0, metavar="MM",
                     help="score the rendered volumes as MM-thick slices (slab averages; 0: as rendered)")
     ap.add_argument("--from-json", help="analyse an earlier --out instead of rendering")
@@ -234,7 +236,8 @@ def main() -> None:
                     hu, label, dz = resample_thickness(hu, label, float(spacing[0]), args.thick)
                     spacing = (dz,) + spacing[1:]
                 vol = type("RenderedVolume", (), {"hu": hu, "spacing": spacing})()
-                seg = segment(vol, liver_m, tumor_m, return_probs=True, min_tumor_depth_mm=args.min_depth)
+                seg = segment(vol, liver_m, tumor_m, return_probs=True, min_tumor_depth_mm=args.min_depth,
+                              min_tumor_inside=args.min_inside)
                 rep = case_report(seg.label, label, spacing)
                 le = rep["lesions"]
                 rows.append({"case": cid, "phase": phase, "seed": seed, "facts": facts, "thick": args.thick,
@@ -278,7 +281,8 @@ def confirm_real(args) -> None:
     rows = []
     for name in VARIANTS:
         v = acquisition_variant(case, name)
-        seg = segment(v, liver_m, tumor_m, return_probs=True, min_tumor_depth_mm=args.min_depth)
+        seg = segment(v, liver_m, tumor_m, return_probs=True, min_tumor_depth_mm=args.min_depth,
+                      min_tumor_inside=args.min_inside)
         rep = case_report(seg.label, v.label, v.spacing)
         comps = lesion_features(seg, v.hu, v.label, v.spacing)
         rows.append({"variant": name, "tumour_dice": rep["tumor"]["dice"], "lesions": rep["lesions"],

@@ -133,6 +133,24 @@ def drop_dark(mask: np.ndarray, hu: np.ndarray, min_mean_hu: float) -> np.ndarra
     return out
 
 
+def drop_outside(mask: np.ndarray, liver: np.ndarray, min_inside: float) -> np.ndarray:
+    """Drop 3D components (26-connected) of ``mask`` with less than ``min_inside`` of their voxels in
+    ``liver`` (same shape: the liver stage's own mask): rims along the liver's edge, mostly in the
+    margin that :func:`keep_inside` allows for lesions on the rim. On thick slices these reach deeper
+    than :func:`drop_shallow`'s threshold (docs/BENCHMARKS.md)."""
+    if min_inside <= 0:
+        return mask
+    box = crop_box(mask)
+    if box is None:
+        return mask
+    lab, n = ndimage.label(mask[box], structure=np.ones((3, 3, 3), bool))
+    share = np.asarray(ndimage.mean(liver[box].astype(np.float32), lab, np.arange(1, n + 1)))
+    keep = np.concatenate([[False], share >= min_inside])
+    out = np.zeros(mask.shape, bool)
+    out[box] = keep[lab]
+    return out
+
+
 def drop_shallow(mask: np.ndarray, liver: np.ndarray, spacing, min_depth_mm: float,
                  origin: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
     """Drop 3D components (26-connected) of ``mask`` lying wholly within ``min_depth_mm`` of the

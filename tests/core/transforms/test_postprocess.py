@@ -3,7 +3,7 @@
 import numpy as np
 from scipy import ndimage
 
-from core.transforms.postprocess import drop_shallow, surface_depth
+from core.transforms.postprocess import drop_outside, drop_shallow, surface_depth
 
 
 def _reference(mask, liver, spacing, min_depth_mm):
@@ -70,3 +70,21 @@ def test_drop_shallow_on_a_box_with_anisotropic_voxels_matches_the_whole_volume(
     box = (slice(z0, 14), slice(y0, 37), slice(x0, 36))
     assert not mask[:z0].any() and not mask[:, :y0].any() and not mask[:, :, :x0].any()
     np.testing.assert_array_equal(drop_shallow(mask[box], liver, spacing, 3.5, origin=(z0, y0, x0)), ref[box])
+
+
+def test_drop_outside_keeps_components_mostly_in_the_liver():
+    liver = np.zeros((6, 30, 30), bool)
+    liver[:, 5:25, 5:25] = True
+    mask = np.zeros_like(liver)
+    mask[2:4, 10:14, 10:14] = True  # wholly inside: kept
+    mask[2, 3:7, 15:20] = True      # x/y rim: rows 3-4 outside, 5-6 inside -> 10 of 20 = 0.5: kept at 0.3
+    mask[4, 1:6, 2:4] = True        # rows 1-4 outside, row 5 in but columns 2-3 outside: 0 of 10 -> dropped
+    mask[0, 22:27, 22:24] = True    # rows 22-24 in, 25-26 out; columns 22-23 in: 6 of 10 inside -> kept
+    mask[5, 2:6, 27:29] = True      # wholly outside -> dropped
+    out = drop_outside(mask, liver, 0.3)
+    expect = mask.copy()
+    expect[4, 1:6, 2:4] = False
+    expect[5, 2:6, 27:29] = False
+    np.testing.assert_array_equal(out, expect)
+    assert drop_outside(mask, liver, 0.0) is mask  # 0: off
+    assert not drop_outside(mask, liver, 1.0)[2, 3:7, 15:20].any()  # half inside: dropped at 1.0
