@@ -216,39 +216,50 @@ def main() -> None:
             ap.error("--real needs --rules-from")
         confirm_real(args)
         return
-    from core.datasets.dataset import load_case
     from core.evaluation.evaluate import case_report
     from core.inference.cascade import segment
+    liver_m, tumor_m = load_models(args, args.cases)
+    rows = []
+    t = time.perf_counter()
+    for v in rendered_volumes(args.dataset, args.cases, args.seeds, args.thick):
+        seg = segment(v, liver_m, tumor_m, return_probs=True, min_tumor_depth_mm=args.min_depth,
+                      min_tumor_inside=args.min_inside)
+        rep = case_report(seg.label, v.label, v.spacing)
+        le = rep["lesions"]
+        rows.append({"case": v.case, "phase": v.phase, "seed": v.seed, "facts": v.facts, "thick": args.thick,
+                     "liver_dice": rep["liver"]["dice"], "tumour_dice": rep["tumor"]["dice"],
+                     "lesions": le, "components": lesion_features(seg, v.hu, v.label, v.spacing)})
+        print(f"{v.case:13s} {v.phase:12s} seed {v.seed} {v.facts['kernel']:8s} liver {rep['liver']['dice']:.3f} "
+              f"tumour {rep['tumor']['dice']:.3f} found {le['hits']}/{le['true_lesions']} "
+              f"false {le['false_positives']}  {time.perf_counter() - t:.0f} s", flush=True)
+        t = time.perf_counter()
+        if args.out:
+            Path(args.out).write_text(json.dumps(rows, indent=1))
+    report(rows)
+
+
+def rendered_volumes(dataset, cases, seeds: int, thick: float = 0.0):
+    """Each label map of ``cases`` rendered as a whole CT volume in every phase, ``seeds`` volumes
+    each (:func:`core.synthetic.volume_ct.render_volume`, seeded by (seed, patient number)); with
+    ``thick`` (mm) as a thick-slice scan would show it (slab averages, labels at the slab centres,
+    no anatomy). Yields objects with ``case, phase, seed, facts, hu, label, spacing, anatomy``."""
+    from types import SimpleNamespace
+    from core.datasets.dataset import load_case
     from core.synthetic.synth_ct import PHASES
     from core.synthetic.volume_ct import render_volume
     from core.transforms.zsample import resample_thickness
-    liver_m, tumor_m = load_models(args, args.cases)
-    rows = []
-    for cid in args.cases:
-        case = load_case(args.dataset, cid)
+    for cid in cases:
+        case = load_case(dataset, cid)
         for phase in PHASES:
-            for seed in range(args.seeds):
-                t = time.perf_counter()
+            for seed in range(seeds):
                 rng = np.random.default_rng([seed, int(cid.rsplit(".", 1)[-1])])
                 hu, facts = render_volume(case.anatomy, case.spacing, rng, phase)
-                label, spacing = case.label, tuple(case.spacing)
-                if args.thick:  # as a thick-slice scan would show it (slab averages)
-                    hu, label, dz = resample_thickness(hu, label, float(spacing[0]), args.thick)
-                    spacing = (dz,) + spacing[1:]
-                vol = type("RenderedVolume", (), {"hu": hu, "spacing": spacing})()
-                seg = segment(vol, liver_m, tumor_m, return_probs=True, min_tumor_depth_mm=args.min_depth,
-                              min_tumor_inside=args.min_inside)
-                rep = case_report(seg.label, label, spacing)
-                le = rep["lesions"]
-                rows.append({"case": cid, "phase": phase, "seed": seed, "facts": facts, "thick": args.thick,
-                             "liver_dice": rep["liver"]["dice"], "tumour_dice": rep["tumor"]["dice"],
-                             "lesions": le, "components": lesion_features(seg, hu, label, spacing)})
-                print(f"{cid:13s} {phase:12s} seed {seed} {facts['kernel']:8s} liver {rep['liver']['dice']:.3f} "
-                      f"tumour {rep['tumor']['dice']:.3f} found {le['hits']}/{le['true_lesions']} "
-                      f"false {le['false_positives']}  {time.perf_counter() - t:.0f} s", flush=True)
-                if args.out:
-                    Path(args.out).write_text(json.dumps(rows, indent=1))
-    report(rows)
+                label, spacing, anatomy = case.label, tuple(case.spacing), case.anatomy
+                if thick:
+                    hu, label, dz = resample_thickness(hu, label, float(spacing[0]), thick)
+                    spacing, anatomy = (dz,) + spacing[1:], None
+                yield SimpleNamespace(case=cid, phase=phase, seed=seed, facts=facts, hu=hu, label=label,
+                                      spacing=spacing, anatomy=anatomy)
 
 
 def load_models(args, patients: list[str]):

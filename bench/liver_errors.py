@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # lesion_filter: the rendered volumes
 
 
 def liver_errors(pred: np.ndarray, truth_label: np.ndarray, anatomy, spacing) -> dict:
@@ -104,20 +105,12 @@ def volumes(args, load_case):
         from core.synthetic.acquisition import VARIANTS, acquisition_variant
         case = load_case(args.dataset, args.real)
         for name in VARIANTS:
-            v = acquisition_variant(case, name)
-            anat = getattr(v, "anatomy", None)
-            yield f"{args.real} {name}", v, v.label, anat if anat is not None and anat.shape == v.label.shape else None
+            v = acquisition_variant(case, name)  # thick variants carry no anatomy
+            yield f"{args.real} {name}", v, v.label, v.anatomy
         return
-    from core.synthetic.synth_ct import PHASES
-    from core.synthetic.volume_ct import render_volume
-    for cid in args.cases:
-        case = load_case(args.dataset, cid)
-        for phase in PHASES:
-            for seed in range(args.seeds):
-                rng = np.random.default_rng([seed, int(cid.rsplit(".", 1)[-1])])
-                hu, facts = render_volume(case.anatomy, case.spacing, rng, phase)
-                vol = type("RenderedVolume", (), {"hu": hu, "spacing": case.spacing})()
-                yield f"{cid} {phase} seed {seed} {facts['kernel']}", vol, case.label, case.anatomy
+    from lesion_filter import rendered_volumes
+    for v in rendered_volumes(args.dataset, args.cases, args.seeds):
+        yield f"{v.case} {v.phase} seed {v.seed} {v.facts['kernel']}", v, v.label, v.anatomy
 
 
 if __name__ == "__main__":

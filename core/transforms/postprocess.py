@@ -180,9 +180,9 @@ def drop_shallow(mask: np.ndarray, liver: np.ndarray, spacing, min_depth_mm: flo
         dst = tuple(slice(s.start + o - f.start, s.stop + o - f.start) for s, o, f in zip(src, origin, full))
         tissue = liver[full].astype(bool)
         tissue[dst] |= mask[src]
-        voxels = tuple(p + d.start for p, d in zip(np.nonzero(lab[src] == k), dst))
         if tissue.all():  # no outside voxel within reach: deep
             continue
+        voxels = tuple(p + d.start for p, d in zip(np.nonzero(lab[src] == k), dst))
         if surface_depth(tissue, spacing, voxels).max() < min_depth_mm:
             out[sl][lab[sl] == k] = False
     return out
