@@ -10,11 +10,16 @@ the ratio whole process / network time (goal <= 1.25) and whether Keras or Tenso
 The study is patient 17 of 3D-IRCADb-01 (119 x 512 x 512) from ../shared, or ``--dicom DIR``.
 ``--models LABEL=LIVER_DIR,TUMOR_DIR ...`` times several model sets side by side instead (runs
 interleaved, one of each in turn, so that a noisy machine slows them alike) and prints each set's
-medians and its ratio to the first.
+medians and its ratio to the first. ``LABEL=LIVER,TUMOR@CHECKOUT`` runs that set's ``liverseg predict``
+from another checkout of this repository (e.g. a ``git worktree`` of an older commit, same venv), so
+that code and models of two versions are timed side by side.
 
     .venv/bin/python bench/predict_bench.py [--repeat 5] [--dicom DIR] [--engine auto]
     .venv/bin/python bench/predict_bench.py --models today=resources/models/ircadb-liver,resources/models/ircadb-tumor \
         new=WORK/liver,WORK/tumor
+    git worktree add --detach OLD COMMIT; M=resources/models
+    .venv/bin/python bench/predict_bench.py --models then=OLD/$M/ircadb-liver,OLD/$M/ircadb-tumor@OLD \
+        now=$M/ircadb-liver,$M/ircadb-tumor
 """
 
 from __future__ import annotations
@@ -34,14 +39,15 @@ from study17 import study_folder, study_parser  # noqa: E402
 HEAVY = ("keras", "tensorflow")
 
 
-def run_once(study: Path, tmp: Path, engine: str, models: tuple[str, str] | None = None) -> dict:
+def run_once(study: Path, tmp: Path, engine: str, models: tuple[str, str] | None = None,
+             root: Path = ROOT) -> dict:
     out, rep = tmp / "seg.nii.gz", tmp / "report.json"
     for p in (out, rep):
         p.unlink(missing_ok=True)
     named = ["--liver-model", models[0], "--tumor-model", models[1]] if models else []
     t = time.perf_counter()
     p = subprocess.run([sys.executable, "-X", "importtime", "-m", "app", "predict", str(study), "--out", str(out),
-                        "--report", str(rep), "--engine", engine] + named, cwd=ROOT, capture_output=True,
+                        "--report", str(rep), "--engine", engine] + named, cwd=root, capture_output=True,
                        text=True, timeout=600)
     wall = time.perf_counter() - t
     if p.returncode != 0:
@@ -82,19 +88,24 @@ def main() -> None:
 
 
 def compare(args) -> None:
-    sets = {}
+    sets, roots = {}, {}
     for m in args.models:
         label, dirs = m.split("=", 1)
+        dirs, _, root = dirs.partition("@")
         liver, tumor = dirs.split(",")
         sets[label] = (str(Path(liver).resolve()), str(Path(tumor).resolve()))
+        roots[label] = Path(root).resolve() if root else ROOT
+        if not (roots[label] / "app" / "__main__.py").is_file():
+            raise SystemExit(f"{roots[label]}: not a checkout of this repository (no app/__main__.py)")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         study, _ = study_folder(tmp / "study", args.dicom)
-        run_once(study, tmp, args.engine, next(iter(sets.values())))  # warm the OS file cache
+        for label, models in sets.items():  # warm the OS file cache (and each checkout's bytecode)
+            run_once(study, tmp, args.engine, models, roots[label])
         runs = {label: [] for label in sets}
         for _ in range(args.repeat):
             for label, models in sets.items():
-                runs[label].append(run_once(study, tmp, args.engine, models))
+                runs[label].append(run_once(study, tmp, args.engine, models, roots[label]))
     first = None
     print(f"study {study.name}: {args.repeat} interleaved runs per model set, medians")
     for label, rs in runs.items():
@@ -103,7 +114,7 @@ def compare(args) -> None:
         first = first or wall
         print(f"  {label:12s} whole process {wall:6.2f} s  network {net:5.2f} s  ratio to {next(iter(runs))} "
               f"{wall / first:.2f}  liver {rs[0]['liver_ml']:.1f} mL  tumour {rs[0]['tumor_ml']:.2f} mL  "
-              f"engines {rs[0]['engines']}")
+              f"engines {rs[0]['engines']}" + (f"  code {roots[label]}" if roots[label] != ROOT else ""))
 
 
 if __name__ == "__main__":

@@ -7,9 +7,12 @@ file or the complete new one, never a half-written file under the final name.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import tempfile
+from pathlib import Path
+from typing import IO, Iterator
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -18,8 +21,6 @@ os.umask(_UMASK)
 def default_mode() -> int:
     """Permissions a new file gets normally (0o666 minus the umask); mkstemp would give 0o600."""
     return 0o666 & ~_UMASK
-from pathlib import Path
-from typing import IO, Iterator
 
 
 @contextlib.contextmanager
@@ -60,6 +61,21 @@ def file_sha256(path: str | os.PathLike) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=32)
+def _sha_of_version(path: str, mtime_ns: int, size: int) -> str:
+    return file_sha256(path)
+
+
+def cached_sha256(path: str | os.PathLike) -> str:
+    """:func:`file_sha256`, computed once per file version (path, modification time, size) and process.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    st = os.stat(path)
+    return _sha_of_version(os.fspath(path), st.st_mtime_ns, st.st_size)
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:

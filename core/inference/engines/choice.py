@@ -19,12 +19,11 @@ is missing, stale or (int8) not validated, instead of silently running something
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ...runtime.atomic import file_sha256
+from ...runtime.atomic import cached_sha256
 from ...runtime.edition import keras_available, onnx_only_error
 from ...runtime.errors import ModelError
 from ...runtime.runs import INT8_FILE, ONNX_FILE, find_card
@@ -56,15 +55,9 @@ class EngineChoice:
     reason: str
 
 
-@functools.lru_cache(maxsize=32)
-def _sha_of_version(path: str, mtime_ns: int, size: int) -> str:
-    return file_sha256(path)
-
-
 def keras_sha256(path: Path) -> str:
     """sha256 of a model file, computed once per file version (path, mtime, size)."""
-    st = path.stat()
-    return _sha_of_version(str(path), st.st_mtime_ns, st.st_size)
+    return cached_sha256(path)
 
 
 def current_meta(seg_model) -> dict:

@@ -15,6 +15,7 @@ from ...runtime.errors import ModelError, one_line
 from ...runtime.jobs import check, report
 from ...runtime.runs import ONNX_FILE
 from ...transforms.preprocess import stack_channels
+from .verdicts import DISAGREES, INT8, SLOWER, load_verdict, save_verdict, verdict_key
 
 log = logging.getLogger(__name__)
 
@@ -95,17 +96,47 @@ class OrtRunner:
     its fp32 model on the middle batch of the first study it runs (:data:`INT8_MAX_DISAGREEMENT`);
     where they disagree the fp32 model runs from then on, and ``engine_text`` says so. Where they
     agree, the next four full batches alternate between the two models, timed (every output is
-    kept: they agree), and the faster model runs the rest (:class:`Int8Race`).
+    kept: they agree), and the faster model runs the rest (:class:`Int8Race`). The verdict is kept
+    for later processes (:mod:`core.inference.engines.verdicts`), which then open only the model that
+    won; an explicitly asked int8 model runs unless it disagreed.
     """
 
     def __init__(self, seg_model, choice, batch_size: int):
         """``choice``: the :class:`core.inference.engines.EngineChoice` naming the ONNX file and providers."""
         self.m, self.batch, self.choice = seg_model, batch_size, choice
         self.engine_text = choice.device
-        self.sess = open_session(choice.file, self.m.pre.size, choice.providers)
         self.fp32 = Path(choice.file).with_name(ONNX_FILE) if choice.engine == "onnx-int8" else None
         self.int8_disagreement: Optional[float] = None  # measured on the first study (int8 only)
         self.race: Optional[Int8Race] = None  # int8 against fp32 on speed, after the check passed
+        self.verdict_key: Optional[str] = None  # where this CPU's verdict on the int8 model is kept
+        if self.fp32 is not None and self.fp32.is_file() and self._known_verdict():
+            return
+        self.sess = open_session(choice.file, self.m.pre.size, choice.providers)
+
+    def _known_verdict(self) -> bool:
+        """Use an earlier process's verdict on this int8 model and CPU (:mod:`.verdicts`): open only the
+        model that won, no check, no race. False when there is none (then this runner measures one)."""
+        try:
+            self.verdict_key = verdict_key(self.choice.file, self.fp32)
+        except OSError:
+            return False
+        rec = load_verdict(self.verdict_key)
+        if rec is None:
+            return False
+        fp32, self.fp32 = self.fp32, None
+        if rec["verdict"] == DISAGREES or (rec["verdict"] == SLOWER and self.choice.reason != ASKED):
+            self.sess = open_session(fp32, self.m.pre.size, self.choice.providers)
+            if rec["verdict"] == DISAGREES:
+                self.engine_text = "ONNX Runtime fp32, CPU (int8 disagreed on this CPU, checked before)"
+            else:
+                self.engine_text = "ONNX Runtime fp32, CPU (int8 not faster on this CPU, timed before)"
+        else:
+            self.sess = open_session(self.choice.file, self.m.pre.size, self.choice.providers)
+        return True
+
+    def _remember(self, verdict: str, **details) -> None:
+        if self.verdict_key is not None:
+            save_verdict(self.verdict_key, verdict, model=self.choice.file, **details)
 
     def _check_int8(self, norm, zs: np.ndarray) -> None:
         """Run the fp32 model instead where the int8 one disagrees with it on this CPU."""
@@ -122,6 +153,7 @@ class OrtRunner:
                         100 * self.int8_disagreement)
             self.sess = fp32
             self.engine_text = "ONNX Runtime fp32, CPU (int8 disagreed on this CPU)"
+            self._remember(DISAGREES, disagreement=self.int8_disagreement)
         elif self.choice.reason != ASKED:  # "--engine onnx-int8" runs int8, faster or not
             self.race = Int8Race(self.sess, fp32)
         self.fp32 = None  # checked: once per runner
@@ -133,9 +165,13 @@ class OrtRunner:
         y = race.run(x)
         if race.done:
             self.sess, self.race = race.winner, None
+            seconds = (race.best(0), race.best(1))
             if race.winner is not race.int8:
                 self.engine_text = (f"ONNX Runtime fp32, CPU (int8 not faster on this CPU: {race.best(0):.2f} s "
                                     f"against {race.best(1):.2f} s a batch)")
+                self._remember(SLOWER, seconds=seconds, disagreement=self.int8_disagreement)
+            else:
+                self._remember(INT8, seconds=seconds, disagreement=self.int8_disagreement)
         return y
 
     def predict(self, norm: np.ndarray, zs: np.ndarray, cancel, progress, stage: str) -> np.ndarray:

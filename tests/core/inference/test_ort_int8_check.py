@@ -3,6 +3,8 @@ that agree, the faster runs."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -123,3 +125,90 @@ def test_runner_runs_the_faster_of_two_agreeing_models(tmp_path, monkeypatch, in
     assert (runner.sess is int8_sess) == int8_runs
     assert runner.engine_text == ("ONNX Runtime int8, CPU" if int8_runs else
                                   "ONNX Runtime fp32, CPU (int8 not faster on this CPU: 0.50 s against 0.30 s a batch)")
+
+
+def make_pair(folder, int8_sign=1.0):
+    threshold_onnx(folder / "model.onnx", 1.0)
+    threshold_onnx(folder / "model.int8.onnx", int8_sign)
+    return SimpleNamespace(pre=Preprocessing(size=16), threshold=0.5)
+
+
+def int8_choice(folder, reason="test"):
+    return EngineChoice("onnx-int8", str(folder / "model.int8.onnx"), ("CPUExecutionProvider",),
+                        "ONNX Runtime int8, CPU", reason)
+
+
+def square_study(n=9):
+    norm = np.zeros((n, 16, 16), np.float32)
+    norm[:, 4:12, 4:12] = 0.9
+    return norm
+
+
+@pytest.mark.parametrize("int8_sign, int8_faster, verdict, text", [
+    (-1.0, True, "int8 disagreed", "ONNX Runtime fp32, CPU (int8 disagreed on this CPU, checked before)"),
+    (1.0, False, "int8 not faster", "ONNX Runtime fp32, CPU (int8 not faster on this CPU, timed before)"),
+    (1.0, True, "int8", "ONNX Runtime int8, CPU")])
+def test_a_later_runner_uses_the_kept_verdict_without_check_or_race(tmp_path, monkeypatch, int8_sign, int8_faster,
+                                                                    verdict, text):
+    """The first process checks and races and keeps the verdict; the next opens only the winner."""
+    import core.inference.engines.ort as ort_mod
+    from core.inference.engines import verdicts
+    m = make_pair(tmp_path, int8_sign)
+    ticks = ticks_for((0.1, 0.3, 0.12, 0.3) if int8_faster else (0.5, 0.3, 0.6, 0.35))
+    monkeypatch.setattr(Int8Race, "clock", staticmethod(lambda: next(ticks)))
+    first = OrtRunner(m, int8_choice(tmp_path), batch_size=2)
+    first.predict(square_study(), np.arange(9), None, None, "liver")
+    kept = json.loads(verdicts.verdicts_path().read_text())
+    assert [r["verdict"] for r in kept.values()] == [verdict]
+    rec = next(iter(kept.values()))
+    assert rec["machine"] == verdicts.machine_id() and rec["model"] == str(tmp_path / "model.int8.onnx")
+    assert (rec["seconds"] is None) == (verdict == "int8 disagreed")
+
+    opened = []
+    real_open = ort_mod.open_session
+    monkeypatch.setattr(ort_mod, "open_session", lambda path, *a, **k: opened.append(Path(path).name) or
+                        real_open(path, *a, **k))
+    monkeypatch.setattr(ort_mod, "int8_disagreement", lambda *a: pytest.fail("checked again"))
+    second = OrtRunner(m, int8_choice(tmp_path), batch_size=2)
+    out = second.predict(square_study(), np.arange(9), None, None, "liver")
+    assert ((out > 0.5) == (square_study() > 0.5)).all()
+    assert opened == ["model.int8.onnx" if verdict == "int8" else "model.onnx"]  # one session, the winner's
+    assert second.race is None and second.engine_text == text
+
+
+def test_asked_int8_runs_after_a_slower_verdict_but_not_after_a_disagreement(tmp_path, monkeypatch):
+    from core.inference.engines import verdicts
+    m = make_pair(tmp_path)
+    key = verdicts.verdict_key(tmp_path / "model.int8.onnx", tmp_path / "model.onnx")
+    verdicts.save_verdict(key, verdicts.SLOWER, seconds=(0.5, 0.3))
+    assert OrtRunner(m, int8_choice(tmp_path, ASKED), 2).engine_text == "ONNX Runtime int8, CPU"
+    verdicts.save_verdict(key, verdicts.DISAGREES, disagreement=0.9)
+    assert "int8 disagreed" in OrtRunner(m, int8_choice(tmp_path, ASKED), 2).engine_text
+
+
+def test_verdict_key_follows_the_files_and_race_verdicts_expire(tmp_path):
+    from core.inference.engines import verdicts
+    make_pair(tmp_path)
+    i8, f32 = tmp_path / "model.int8.onnx", tmp_path / "model.onnx"
+    key = verdicts.verdict_key(i8, f32)
+    assert verdicts.load_verdict(key) is None
+    verdicts.save_verdict(key, verdicts.SLOWER, seconds=(0.5, 0.3))
+    verdicts.save_verdict("other", verdicts.DISAGREES)
+    t = json.loads(verdicts.verdicts_path().read_text())[key]["time"]
+    assert verdicts.load_verdict(key, now=t + 29 * 86400)["verdict"] == verdicts.SLOWER
+    assert verdicts.load_verdict(key, now=t + 31 * 86400) is None  # a race is re-measured now and then
+    assert verdicts.load_verdict("other", now=t + 400 * 86400)["verdict"] == verdicts.DISAGREES
+    threshold_onnx(i8, -1.0)  # a re-exported int8 model: another key
+    assert verdicts.verdict_key(i8, f32) != key
+
+
+def test_a_broken_verdict_file_is_an_empty_one(tmp_path):
+    from core.inference.engines import verdicts
+    m = make_pair(tmp_path)
+    verdicts.verdicts_path().write_text("{not json")
+    runner = OrtRunner(m, int8_choice(tmp_path), 2)
+    assert runner.fp32 is not None  # no verdict: this runner checks
+    for i in range(verdicts.MAX_ENTRIES + 5):
+        verdicts.save_verdict(f"k{i}", verdicts.INT8)
+    kept = json.loads(verdicts.verdicts_path().read_text())
+    assert len(kept) == verdicts.MAX_ENTRIES and "k0" not in kept and f"k{verdicts.MAX_ENTRIES + 4}" in kept
