@@ -6,9 +6,9 @@
 2. Post-processing: the largest 3D connected component, holes filled.
 3. Tumours: only the liver's slices, cropped to the liver's bounding box (with
    the training margin), predicted, resized back into the box; kept inside the
-   slightly dilated liver; components under ``min_tumor_ml``, darker than ``min_tumor_hu``, less
-   than ``min_tumor_inside`` inside the liver or wholly within ``min_tumor_depth_mm`` of the
-   liver's surface dropped.
+   slightly dilated liver (``tumor_margin_mm`` in-plane); components under ``min_tumor_ml``, darker
+   than ``min_tumor_hu``, less than ``min_tumor_inside`` inside the liver or wholly within
+   ``min_tumor_depth_mm`` of the liver's surface dropped.
 Each model's own saved preprocessing and threshold are applied.
 """
 
@@ -45,6 +45,11 @@ MIN_TUMOUR_DEPTH_MM = 3.5
 # With the depth rule: rendered as 5 mm scans 65 of 152 false lesions dropped instead of 43, as rendered
 # 67 of 207 instead of 64, no more lesions lost; patient 17's 5 mm proxies 6 -> 3 and 6 -> 4 false lesions.
 MIN_TUMOUR_INSIDE = 0.3
+# Proposed tumour voxels are kept within this many mm of the liver stage's mask, in-plane and then
+# along z (besides 2 voxels in 3D): the liver stage leaves out part of the rim of large tumours at the
+# liver's edge, which the tumour stage finds. Patient 17, both stages held out, its seven proxies:
+# tumour Dice higher on every one (mean 0.610 -> 0.626), liver +0.001, false lesions 23 -> 21.
+TUMOUR_MARGIN_MM = 5.0
 
 
 @dataclass
@@ -82,7 +87,8 @@ def segment(volume, liver_model, tumor_model=None, progress: Optional[ProgressFn
             cancel: Optional[CancelToken] = None, *, batch_size: Optional[int] = None, device: Optional[str] = None,
             return_probs: bool = False, min_tumor_ml: float = 0.05, engine: str = "auto",
             min_tumor_hu: float = MIN_TUMOUR_HU, min_tumor_depth_mm: float = MIN_TUMOUR_DEPTH_MM,
-            min_tumor_inside: float = MIN_TUMOUR_INSIDE, runners: Optional[CascadeRunners] = None) -> Segmentation:
+            min_tumor_inside: float = MIN_TUMOUR_INSIDE, tumor_margin_mm: float = TUMOUR_MARGIN_MM,
+            runners: Optional[CascadeRunners] = None) -> Segmentation:
     """Segment liver and tumours in a CT volume.
 
     Args:
@@ -98,6 +104,8 @@ def segment(volume, liver_model, tumor_model=None, progress: Optional[ProgressFn
             dropped (0: keep them).
         min_tumor_inside: tumour components with less than this share of their voxels in the liver
             stage's mask are dropped (0: keep them).
+        tumor_margin_mm: tumour voxels are kept within this many mm of the liver stage's mask, in-plane
+            then along z (and within 2 voxels in 3D); 0: only the 2 voxels.
         engine: "auto", "keras", "onnx" or "onnx-int8" (see :mod:`core.inference.engines`), per model.
         runners: the models' runners, already prepared (:func:`core.inference.runners.prepare_runners`);
             then ``engine``, ``device`` and ``batch_size`` are theirs. Default: prepared here.
@@ -180,7 +188,8 @@ def segment(volume, liver_model, tumor_model=None, progress: Optional[ProgressFn
         prob = resize_chunked(prob_small, y1 - y0, x1 - x0)
         tumor = np.zeros((zs[-1] + 1 - zs[0], y1 - y0, x1 - x0), bool)  # the box: exact, as no tumour
         tumor[zs - zs[0]] = prob > tumor_model.threshold                  # voxel and no liver lie outside
-        tumor = clean_tumour(tumor, liver[tbox], int(np.ceil(min_tumor_ml * 1000 / np.prod(spacing))))
+        margin = (int(round(tumor_margin_mm / float(np.mean(spacing[1:])))), int(round(tumor_margin_mm / spacing[0])))
+        tumor = clean_tumour(tumor, liver[tbox], int(np.ceil(min_tumor_ml * 1000 / np.prod(spacing))), margin)
         tumor = drop_dark(tumor, hu[tbox], min_tumor_hu)
         tumor = drop_outside(tumor, liver[tbox], min_tumor_inside)
         tumor = drop_shallow(tumor, liver, spacing, min_tumor_depth_mm, origin=(zs[0], y0, x0))

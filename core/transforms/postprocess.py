@@ -91,19 +91,35 @@ def remove_small(mask: np.ndarray, min_voxels: int) -> np.ndarray:
     return out
 
 
-def keep_inside(tumour: np.ndarray, liver: np.ndarray, dilation: int = 2) -> np.ndarray:
-    """Tumour voxels inside the liver dilated by ``dilation`` voxels (lesions on the liver's rim).
+_Z_STRUCTURE = np.zeros((3, 3, 3), bool)
+_Z_STRUCTURE[:, 1, 1] = True
 
-    Exactly ``tumour & dilate(liver, dilation)``, but the liver is dilated only around the tumour
-    voxels that lie outside it (usually few): a liver voxel farther than ``dilation`` from that
-    box cannot reach into it.
+
+def keep_inside(tumour: np.ndarray, liver: np.ndarray, dilation: int = 2, inplane: int = 0,
+                along_z: int = 0) -> np.ndarray:
+    """Tumour voxels inside the liver dilated by ``dilation`` voxels (3D, 6-connected), or within a
+    cylinder-like margin of it: ``inplane`` 4-connected steps in the slice, then ``along_z`` slices
+    (the rim of a lesion on the liver's edge that the liver stage left out).
+
+    Exactly ``tumour & (dilate(liver, dilation) | dilate_z(dilate_inplane(liver, inplane), along_z))``,
+    but the liver is dilated only around the tumour voxels that lie outside it (usually few): a liver
+    voxel farther than the margin from that box cannot reach into it.
     """
     out = tumour & liver
     outside = tumour & ~liver
-    box = crop_box(outside, pad=dilation)
+    pad = max(dilation, inplane, along_z)
+    box = crop_box(outside, pad=pad)
     if box is None:
         return out
-    out[box] |= outside[box] & dilate(liver[box], iterations=dilation)
+    allowed = dilate(liver[box], iterations=dilation)
+    if inplane or along_z:
+        wide = liver[box]
+        if inplane:
+            wide = ndimage.binary_dilation(wide, _SLICE_STRUCTURE, iterations=inplane)
+        if along_z:
+            wide = ndimage.binary_dilation(wide, _Z_STRUCTURE, iterations=along_z)
+        allowed |= wide
+    out[box] |= outside[box] & allowed
     return out
 
 
@@ -112,9 +128,11 @@ def clean_liver(liver: np.ndarray) -> np.ndarray:
     return fill_holes(largest_component(liver)) if liver.any() else liver
 
 
-def clean_tumour(tumour: np.ndarray, liver: np.ndarray, min_voxels: int) -> np.ndarray:
-    """The tumour step: inside the (dilated) liver, components of at least ``min_voxels``."""
-    return remove_small(keep_inside(tumour, liver), min_voxels)
+def clean_tumour(tumour: np.ndarray, liver: np.ndarray, min_voxels: int, margin: tuple[int, int] = (0, 0)
+                 ) -> np.ndarray:
+    """The tumour step: inside the (dilated) liver (:func:`keep_inside`; ``margin``: its ``inplane`` and
+    ``along_z`` steps), components of at least ``min_voxels``."""
+    return remove_small(keep_inside(tumour, liver, inplane=margin[0], along_z=margin[1]), min_voxels)
 
 
 def drop_dark(mask: np.ndarray, hu: np.ndarray, min_mean_hu: float) -> np.ndarray:

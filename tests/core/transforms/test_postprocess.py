@@ -88,3 +88,30 @@ def test_drop_outside_keeps_components_mostly_in_the_liver():
     np.testing.assert_array_equal(out, expect)
     assert drop_outside(mask, liver, 0.0) is mask  # 0: off
     assert not drop_outside(mask, liver, 1.0)[2, 3:7, 15:20].any()  # half inside: dropped at 1.0
+
+
+def test_keep_inside_margin_in_plane_then_along_z():
+    """The rim of a tumour the liver stage left out is kept within ``inplane`` 4-connected steps in the
+    slice, then ``along_z`` slices; beyond that only the 3D margin of 2 voxels."""
+    from core.transforms.postprocess import keep_inside
+    liver = np.zeros((16, 30, 30), bool)
+    liver[5:11, 5:20, 5:20] = True
+    tumour = np.zeros_like(liver)
+    tumour[7, 10, 20:30] = True   # in-plane, columns 20-29: 1-10 steps from the liver along x
+    tumour[7, 22, 22] = True      # 3 + 3 steps diagonally (L1 distance 6) from the corner (19, 19)
+    tumour[0:5, 10, 10] = True    # above the liver: 1-5 slices
+    tumour[3, 10, 22] = True      # 2 slices above and 3 steps beside
+    out = keep_inside(tumour, liver, 2, inplane=4, along_z=3)
+    expect = np.zeros_like(liver)
+    expect[7, 10, 20:24] = True   # within 4 steps
+    expect[2:5, 10, 10] = True    # within 3 slices
+    expect[3, 10, 22] = True      # 3 steps, then 2 slices
+    np.testing.assert_array_equal(out, expect)
+    assert keep_inside(tumour, liver, 2, inplane=6)[7, 22, 22]
+    only3d = keep_inside(tumour, liver, 2)
+    np.testing.assert_array_equal(keep_inside(tumour, liver, 2, 0, 0), only3d)
+    assert only3d[7, 10, 20:22].all() and not only3d[7, 10, 22:].any() and not only3d[0:3].any()
+    wide = np.stack([ndimage.binary_dilation(s, iterations=4) for s in liver])
+    wide = ndimage.binary_dilation(wide, np.ones((3, 1, 1), bool), iterations=3)
+    plain = tumour & (ndimage.binary_dilation(liver, iterations=2) | wide)
+    np.testing.assert_array_equal(out, plain)  # the definition on the whole volume
