@@ -160,3 +160,18 @@ def test_dark_proposals_are_not_tumours(models):
     hu, _ = cube_volume()
     seg = segment(SimpleNamespace(hu=hu, spacing=(2.0, 0.8, 0.8)), *models, min_tumor_ml=0.0, min_tumor_hu=400)
     assert not (seg.label == 2).any() and (seg.label == 1).any()
+
+
+@pytest.mark.parametrize("margin_mm, steps", [(5.0, (6, 2)), (0.0, (0, 0)), (2.5, (3, 1))])
+def test_tumour_margin_in_mm_becomes_steps_of_the_scan(models, monkeypatch, margin_mm, steps):
+    """``tumor_margin_mm`` reaches keep_inside as in-plane steps of the mean pixel and whole slices."""
+    import core.inference.cascade as cascade
+    seen = []
+    real = cascade.clean_tumour
+    monkeypatch.setattr(cascade, "clean_tumour",
+                        lambda t, liver, n, margin: seen.append(margin) or real(t, liver, n, margin))
+    hu, truth = cube_volume()
+    seg = segment(SimpleNamespace(hu=hu, spacing=(2.0, 0.8, 0.8)), *models, min_tumor_ml=0.0,
+                  tumor_margin_mm=margin_mm)
+    assert seen == [steps]
+    assert metrics.dice(seg.label == 2, truth == 2) > 0.9  # a tumour inside the liver: the same either way
