@@ -124,14 +124,11 @@ class OrtRunner:
         if rec is None:
             return False
         fp32, self.fp32 = self.fp32, None
-        if rec["verdict"] == DISAGREES or (rec["verdict"] == SLOWER and self.choice.reason != ASKED):
-            self.sess = open_session(fp32, self.m.pre.size, self.choice.providers)
-            if rec["verdict"] == DISAGREES:
-                self.engine_text = "ONNX Runtime fp32, CPU (int8 disagreed on this CPU, checked before)"
-            else:
-                self.engine_text = "ONNX Runtime fp32, CPU (int8 not faster on this CPU, timed before)"
-        else:
-            self.sess = open_session(self.choice.file, self.m.pre.size, self.choice.providers)
+        run_fp32 = rec["verdict"] == DISAGREES or (rec["verdict"] == SLOWER and self.choice.reason != ASKED)
+        self.sess = open_session(fp32 if run_fp32 else self.choice.file, self.m.pre.size, self.choice.providers)
+        if run_fp32:
+            self.engine_text = ("ONNX Runtime fp32, CPU (" + ("int8 disagreed on this CPU, checked before"
+                                if rec["verdict"] == DISAGREES else "int8 not faster on this CPU, timed before") + ")")
         return True
 
     def _remember(self, verdict: str, **details) -> None:

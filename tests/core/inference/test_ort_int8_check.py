@@ -49,16 +49,28 @@ def threshold_onnx(path, sign: float, size: int = 16) -> None:
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
 
 
+def make_pair(folder, int8_sign=1.0):
+    threshold_onnx(folder / "model.onnx", 1.0)
+    threshold_onnx(folder / "model.int8.onnx", int8_sign)
+    return SimpleNamespace(pre=Preprocessing(size=16), threshold=0.5)
+
+
+def int8_choice(folder, reason="test"):
+    return EngineChoice("onnx-int8", str(folder / "model.int8.onnx"), ("CPUExecutionProvider",),
+                        "ONNX Runtime int8, CPU", reason)
+
+
+def square_study(n=9):
+    norm = np.zeros((n, 16, 16), np.float32)
+    norm[:, 4:12, 4:12] = 0.9
+    return norm
+
+
 @pytest.mark.parametrize("int8_sign, falls_back", [(1.0, False), (-1.0, True)])
 def test_int8_checked_against_fp32_on_the_study(tmp_path, int8_sign, falls_back):
-    threshold_onnx(tmp_path / "model.onnx", 1.0)
-    threshold_onnx(tmp_path / "model.int8.onnx", int8_sign)  # -1: a model that gets it all wrong here
-    m = SimpleNamespace(pre=Preprocessing(size=16), threshold=0.5)
-    choice = EngineChoice("onnx-int8", str(tmp_path / "model.int8.onnx"), ("CPUExecutionProvider",),
-                          "ONNX Runtime int8, CPU", "test")
-    norm = np.zeros((6, 16, 16), np.float32)
-    norm[:, 4:12, 4:12] = 0.9
-    runner = OrtRunner(m, choice, batch_size=4)
+    m = make_pair(tmp_path, int8_sign)  # -1: an int8 model that gets it all wrong here
+    norm = square_study(6)
+    runner = OrtRunner(m, int8_choice(tmp_path), batch_size=4)
     out = runner.predict(norm, np.arange(6), None, None, "liver")
     assert ((out > 0.5) == (norm > 0.5)).all()  # either way the model that agrees with fp32 ran
     assert ("int8 disagreed" in runner.engine_text) == falls_back
@@ -107,16 +119,11 @@ def test_race_keeps_the_faster_model(monkeypatch, calls, winner):
 @pytest.mark.parametrize("int8_faster, reason", [(True, "test"), (False, "test"), (False, ASKED)])
 def test_runner_runs_the_faster_of_two_agreeing_models(tmp_path, monkeypatch, int8_faster, reason):
     """Unless int8 was asked for (--engine onnx-int8): then int8 runs, faster or not."""
-    threshold_onnx(tmp_path / "model.onnx", 1.0)
-    threshold_onnx(tmp_path / "model.int8.onnx", 1.0)
+    m = make_pair(tmp_path)
     ticks = ticks_for((0.1, 0.3, 0.12, 0.3) if int8_faster else (0.5, 0.3, 0.6, 0.35))
     monkeypatch.setattr(Int8Race, "clock", staticmethod(lambda: next(ticks)))
-    m = SimpleNamespace(pre=Preprocessing(size=16), threshold=0.5)
-    choice = EngineChoice("onnx-int8", str(tmp_path / "model.int8.onnx"), ("CPUExecutionProvider",),
-                          "ONNX Runtime int8, CPU", reason)
-    norm = np.zeros((9, 16, 16), np.float32)
-    norm[:, 4:12, 4:12] = 0.9
-    runner = OrtRunner(m, choice, batch_size=2)
+    norm = square_study(9)
+    runner = OrtRunner(m, int8_choice(tmp_path, reason), batch_size=2)
     int8_sess = runner.sess
     out = runner.predict(norm, np.arange(9), None, None, "liver")
     assert ((out > 0.5) == (norm > 0.5)).all()
@@ -125,23 +132,6 @@ def test_runner_runs_the_faster_of_two_agreeing_models(tmp_path, monkeypatch, in
     assert (runner.sess is int8_sess) == int8_runs
     assert runner.engine_text == ("ONNX Runtime int8, CPU" if int8_runs else
                                   "ONNX Runtime fp32, CPU (int8 not faster on this CPU: 0.50 s against 0.30 s a batch)")
-
-
-def make_pair(folder, int8_sign=1.0):
-    threshold_onnx(folder / "model.onnx", 1.0)
-    threshold_onnx(folder / "model.int8.onnx", int8_sign)
-    return SimpleNamespace(pre=Preprocessing(size=16), threshold=0.5)
-
-
-def int8_choice(folder, reason="test"):
-    return EngineChoice("onnx-int8", str(folder / "model.int8.onnx"), ("CPUExecutionProvider",),
-                        "ONNX Runtime int8, CPU", reason)
-
-
-def square_study(n=9):
-    norm = np.zeros((n, 16, 16), np.float32)
-    norm[:, 4:12, 4:12] = 0.9
-    return norm
 
 
 @pytest.mark.parametrize("int8_sign, int8_faster, verdict, text", [
