@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,17 @@ def warp(stack: np.ndarray, zoom: float, degrees: float, shift, inverse: bool = 
         m[1:, 1:] = inv
         off[1:] = c - inv @ c + sh
     return ndimage.affine_transform(stack, m, offset=off, order=1, mode="nearest")
+
+
+class Averaged:
+    """A runner whose ``predict`` averages another runner's probabilities over ``transforms``."""
+
+    def __init__(self, runner, transforms):
+        self.runner, self.transforms = runner, transforms
+        self.choice, self.engine_text, self.batch = runner.choice, runner.engine_text, runner.batch
+
+    def predict(self, norm, zs, cancel, progress, stage):
+        return averaged(self.runner.predict, self.transforms)(norm, zs, cancel, progress, stage)
 
 
 def averaged(predict, transforms):
@@ -101,12 +113,8 @@ def main(argv=None) -> int:
     for variant in (args.variants.split(",") if args.variants else VARIANTS):
         vol = acquisition_variant(case, variant)
         line = []
-        for name in sets:
-            runners = prepare_runners(liver, tumor, args.engine)
-            if "liver" in stages:
-                runners.liver.predict = averaged(base.liver.predict, SETS[name])
-            if "tumor" in stages:
-                runners.tumor.predict = averaged(base.tumor.predict, SETS[name])
+        for name in sets:  # the sessions are opened once; each set wraps the stages it averages
+            runners = replace(base, **{st: Averaged(getattr(base, st), SETS[name]) for st in stages})
             seg = segment(vol, liver, tumor, runners=runners)
             rep = case_report(seg.label, vol.label, vol.spacing)
             les = rep["lesions"]
