@@ -221,8 +221,8 @@ def bound_masks(model, vol, margins) -> tuple[dict, np.ndarray, float]:
         if len(zs):
             zb[max(0, zs[0] - int(np.ceil(m / GRID))):zs[-1] + 1 + int(np.ceil(m / GRID))] = True
         out[f"z{m:g}"] = np.broadcast_to(zb[idx[0]][:, None, None], shape)
-    coords = [((np.arange(n) + 0.5) * prob.shape[k] / n - 0.5) for k, n in enumerate(shape)]
-    up = ndimage.map_coordinates(prob, np.meshgrid(*coords, indexing="ij"), order=1, mode="nearest")
+    # trilinear, cell centres aligned (grid_mode): as map_coordinates at (i + 0.5) * n_coarse / n - 0.5
+    up = ndimage.zoom(prob, [n / m for n, m in zip(shape, prob.shape)], order=1, grid_mode=True, mode="nearest")
     return out, up.astype(np.float32), seconds
 
 
@@ -230,6 +230,7 @@ def evaluate(args) -> None:
     import keras
     from core.datasets.dataset import load_case
     from core.inference.cascade import segment
+    from core.inference.runners import prepare_runners
     from core.model.io import load_seg_model
     from core.synthetic.acquisition import VARIANTS, acquisition_variant
     from core.transforms.postprocess import clean_liver
@@ -237,6 +238,7 @@ def evaluate(args) -> None:
     from liver_errors import liver_errors
     coarse = keras.models.load_model(args.out, compile=False)
     liver = load_seg_model(args.liver, "liver")
+    runners = prepare_runners(liver)  # ONNX sessions opened once, not per volume
     margins = [float(m) for m in args.margins.split(",")]
     if args.real:
         case = load_case(args.dataset, args.real)
@@ -247,7 +249,7 @@ def evaluate(args) -> None:
     for i, (name, v) in enumerate(vols):
         if args.limit and i >= args.limit:
             break
-        seg = segment(v, liver, None, return_probs=True)
+        seg = segment(v, liver, None, return_probs=True, runners=runners)
         p2 = seg.liver_prob.astype(np.float32)
         raw = p2 > liver.threshold
         bounds, up, seconds = bound_masks(coarse, v, margins)
