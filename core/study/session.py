@@ -117,10 +117,12 @@ class StudySession:
     # -- opening --------------------------------------------------------------
     @classmethod
     def open(cls, path: str | os.PathLike, progress: Optional[ProgressFn] = None,
-             cancel: Optional[CancelToken] = None) -> "StudySession":
-        """A volume file (NIfTI, NRRD, MetaImage) or a DICOM folder (its largest CT series)."""
+             cancel: Optional[CancelToken] = None, acquisition: Optional[int] = None) -> "StudySession":
+        """A volume file (NIfTI, NRRD, MetaImage) or a DICOM folder (its largest CT series; of a series
+        holding several acquisitions, ``acquisition``)."""
         from ..io.volume_file import open_volume
-        return cls(Study.from_volume(open_volume(path, progress=progress, cancel=cancel), str(path)), str(path))
+        volume = open_volume(path, progress=progress, cancel=cancel, acquisition=acquisition)
+        return cls(Study.from_volume(volume, str(path)), str(path))
 
     @classmethod
     def open_series(cls, info, where: str, progress: Optional[ProgressFn] = None,
