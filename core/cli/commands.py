@@ -287,9 +287,10 @@ def add_subcommands(sub) -> None:
                                        "in every study of a folder)")
     p.add_argument("dicom_dir", nargs="?", help="DICOM folder (searched recursively) or a volume file (.nii, "
                    ".nii.gz, .nrrd, .nhdr, .mha, .mhd); with --batch a folder of studies (none with --pacs)")
-    p.add_argument("--liver-model", help="run folder, .keras (with model.json) or notebook .h5 "
-                                         "(default: the bundled default, trained on real CT anatomy)")
-    p.add_argument("--tumor-model", help="run folder, .keras or notebook .h5 (default: the bundled default)")
+    p.add_argument("--liver-model", help="run folder, fine-tune folder (its liver/), .keras (with model.json) "
+                                         "or notebook .h5 (default: the bundled default, trained on real CT anatomy)")
+    p.add_argument("--tumor-model", help="run folder, fine-tune folder (its tumor/), .keras or notebook .h5 "
+                                         "(default: the bundled default)")
     p.add_argument("--liver-only", action="store_true", help="no tumour stage")
     p.add_argument("--acquisition", type=int, metavar="N",
                    help="of a series holding several acquisitions at the same positions (two contrast phases "

@@ -13,10 +13,11 @@ import pytest
 from core.io.report_pdf import key_image, snapshot_3d
 from core.study.session import StudySession
 from core.study.study import Study
+from tests.system_setup import not_installed
 
 NEED_POPPLER = pytest.mark.skipif(
     shutil.which("pdftoppm") is None and not os.environ.get("CI"),
-    reason="pdftoppm / pdftotext (poppler-utils) are not installed here; .ci/run installs them")
+    reason=not_installed("pdftoppm / pdftotext", "poppler-utils"))
 
 
 def test_key_image_outlines_liver_and_fills_tumour():
