@@ -18,16 +18,15 @@ from core.study.session import Segmented, StudySession
 from core.runtime.edition import keras_available, not_in_edition
 from core.inference.settings import BACKENDS, Settings, installed_backends, load_settings, save_settings
 
-from . import jobs
+from . import autosave, jobs
 from .widgets.display_panel import DisplayPanel
 from .widgets.results_panel import ResultsPanel
-from .widgets.segment_panel import SegmentPanel
+from .widgets.segment_panel import BRUSHES, SegmentPanel
 from .widgets.slice_view import OrthoViewer
 from .widgets.train_panel import TrainPanel
 from .pacs_actions import PacsActions
 from .review import ReviewActions
 from .study_io import StudyIO
-from .widgets.segment_panel import BRUSHES
 from .workers import Job, JobRunner
 
 log = logging.getLogger(__name__)
@@ -90,6 +89,7 @@ class MainWindow(StudyIO, ReviewActions, PacsActions, QMainWindow):
         self.splitter.splitterMoved.connect(lambda *_: self._save_layout())
         self.setAcceptDrops(True)
         self._connect()
+        self.autosave = autosave.for_window(self)  # crash recovery: background saves, the offer to restore
         self._build_menu()
         # Qt, pyqtgraph and (after the warm-up) the ML backend leave hundreds of thousands of long-lived
         # objects: out of the collector's sight, a full collection takes ms, not 80-120 ms of GIL

@@ -257,6 +257,7 @@ class StudyIO:
                 return
             cid, n = result
             self.statusBar().showMessage(f"Added case {cid} to {dataset} ({n} case(s))")
+            self.autosave.clear()  # the corrected labels are kept: no recovery needed
             tp = getattr(self, "train_panel", None)
             if tp is not None and not tp.lite:  # the Train tab's fine-tune starts from this dataset
                 tp.dataset.setText(dataset)
@@ -293,4 +294,10 @@ class StudyIO:
         else:  # the label as it is now (the user may paint while the export runs), with its summary
             label = s.label if s.label is not None else s.reference
             job = Job(f"Export {kind}", session.export, kind, path, force, label=label.copy(), summary=self.summary)
-        return self.start_job(job, lambda p: self.statusBar().showMessage(f"Wrote {p}"))
+        saves_label = kind in ("nifti", "seg") and s.label is not None  # the work is kept: its recovery goes
+
+        def done(p) -> None:
+            self.statusBar().showMessage(f"Wrote {p}")
+            if saves_label:
+                self.autosave.clear()
+        return self.start_job(job, done)

@@ -79,6 +79,7 @@ class Segmented:
         seconds: wall time of the whole step (model loading included).
         models: the model cards used ({"liver": card, "tumor": card or None}).
         snapshot: a copy of ``label`` taken in the worker for measuring (nobody edits it), or None.
+        review: lesion review states that come with ``label`` (a recovered session's), else empty.
     """
 
     label: np.ndarray
@@ -88,6 +89,7 @@ class Segmented:
     seconds: float = 0.0
     models: dict = field(default_factory=dict)
     snapshot: Optional[np.ndarray] = None
+    review: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -187,7 +189,7 @@ class StudySession:
         """Make ``result``'s label the working segmentation (a fresh edit history; measure it again)."""
         self.segmentation = result
         self.study.label = result.label
-        self.editor = LabelEditor(result.label)
+        self.editor = LabelEditor(result.label, review=dict(result.review))
         self.summary = self.case_report = None
 
     @staticmethod
