@@ -1,5 +1,5 @@
-"""Whether OpenGL can run in this process, decided in a child process so a broken driver never takes
-the app down.
+"""Whether OpenGL can run in this process, decided (on Linux) in a child process so a broken driver
+never takes the app down.
 
 The child (``python -m app.widgets.gl_probe``, or ``liverseg gl-probe`` in the bundle) makes a GL
 context on the same display and prints one JSON line: the renderer and the driver libraries that
@@ -70,6 +70,11 @@ class GLProbe:
         self.done = done
         if _ANSWER is not None:
             QTimer.singleShot(0, lambda: done(_ANSWER))
+            return
+        if not sys.platform.startswith("linux"):  # one symbol namespace per library: no clash to isolate,
+            from PySide6.QtGui import QOpenGLContext  # and a windowed bundle has no stdout for a child
+            answer = {"ok": QOpenGLContext().create(), "renderer": "", "llvm_libs": []}
+            QTimer.singleShot(0, lambda: done(answer))
             return
         self.proc = QProcess(parent)
         env = QProcessEnvironment.systemEnvironment()
