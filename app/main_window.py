@@ -215,8 +215,8 @@ class MainWindow(StudyIO, ReviewActions, PacsActions, QMainWindow):
         session.adopt(result)
         label, info = result.label, result.info
         self.last_engines = session.engines
-        mode = "outlines" if self.study.reference is not None else "prediction"
-        self.viewer.set_labels(label, self.study.reference, mode=mode)  # one redraw per view
+        self.viewer.state.focus_liver(label)  # the views go to the liver, wherever they were
+        self.viewer.set_labels(label, self.study.reference, mode="prediction" if self.study.reference is None else "outlines")
         engines = engines_line(self.last_engines) or info.get("device", "?")
         self.statusBar().showMessage(f"Segmented in {result.seconds:.1f} s ({engines})"
                                      + ("   " + "; ".join(result.warnings) if result.warnings else ""))

@@ -49,6 +49,7 @@ class ReviewActions:
             from .widgets.view3d import View3D
             self.view3d = View3D()
             self.view3d.lesionPicked.connect(self._picked_3d)
+            self.view3d.ready.connect(self._refresh_3d)  # OpenGL is tried in a child process first
             self.tab3d.layout().addWidget(self.view3d)
         label = self.study.label if self.study is not None else None
         if label is None or not self.view3d.available:

@@ -39,6 +39,21 @@ def test_segment_with_tiny_models_and_compare(demo, qtbot, threshold_models):
     assert w.results.metrics.item(0, 0).text() == "Liver"
 
 
+def test_after_segment_the_views_show_the_liver(demo, qtbot, threshold_models):
+    """Wherever the user was (here the first slice, a corner), the three views go to the liver."""
+    from core.study.viewer_state import liver_centre
+    w = demo
+    w.viewer.set_cursor(0, 0, 0)
+    segment(w, qtbot, threshold_models)
+    label = w.study.label
+    z, y, x = w.viewer.cursor
+    assert (z, y, x) == liver_centre(label) and label[z, y, x] >= 1
+    com = np.argwhere(label >= 1).mean(0)
+    assert np.abs(np.subtract((z, y, x), com)).max() <= 4  # the sample's step
+    assert (w.viewer.axial.index, w.viewer.coronal.index, w.viewer.sagittal.index) == (z, y, x)
+    assert w.viewer.axial.slider.value() == z and (w.viewer.axial.label[z] >= 1).any()
+
+
 def test_brush_edit_and_undo_change_the_volumes(demo, qtbot, threshold_models):
     w = demo
     segment(w, qtbot, threshold_models)
