@@ -65,7 +65,7 @@ class ReviewActions:
 
     def _selected_anchor(self):
         row = self.results.current_row()
-        return tuple(self.results.records[row]["anchor"]) if row is not None and row < len(self.results.records) else None
+        return tuple(self.results.records[row].anchor) if row is not None and row < len(self.results.records) else None
 
     def _select_3d(self) -> None:
         if self.view3d is not None:
@@ -73,7 +73,7 @@ class ReviewActions:
 
     def _picked_3d(self, z: int, y: int, x: int) -> None:
         for i, r in enumerate(self.results.records):
-            if tuple(r["anchor"]) == (z, y, x):
+            if tuple(r.anchor) == (z, y, x):
                 self.results.select(i)
                 return
 
@@ -101,7 +101,7 @@ class ReviewActions:
         except Exception as exc:  # a lesion edited away since the table was drawn
             self.show_error(str(exc), "")
             return
-        self._reviewed(f"lesion {les['id']} {action}ed", n)
+        self._reviewed(f"lesion {les.id} {action}ed", n)
         if n and action == "accept":
             following = next_lesion(res.records, row, 1, unseen_first=True)
             if following is not None and following != row:

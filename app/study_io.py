@@ -16,6 +16,7 @@ from typing import Optional
 import numpy as np
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFileDialog, QListWidget, QVBoxLayout
 
+from core.runtime.summary import StudySummary
 from core.study.editing import LabelEditor
 from core.study.session import Segmented, StudySession
 from core.study.study import Study
@@ -64,7 +65,7 @@ class StudyIO:
     # The open session's state, read-only here (None before a study is open).
     study: Optional[Study] = _session_field("study")
     editor: Optional[LabelEditor] = _session_field("editor")
-    summary: Optional[dict] = _session_field("summary")
+    summary: Optional[StudySummary] = _session_field("summary")
     case_report: Optional[dict] = _session_field("case_report")
 
     # -- opening --------------------------------------------------------------

@@ -106,8 +106,8 @@ def _segment_one(name: str, study: Path, out: Path, liver, tumor, engine: str, d
     seg = session.segment(liver, tumor, engine=engine, device=device, cancel=cancel)
     summary, _ = session.measure()
     session.export("nifti", out, force=True)  # the skip / --force decision is made by the caller
-    return StudyRow(name, "done", f"{summary['liver_ml']:.1f}", f"{summary['tumor_ml']:.2f}",
-                    str(len(summary["lesions"])), engines_line(seg.info.get("engines") or {}),
+    return StudyRow(name, "done", f"{summary.liver_ml:.1f}", f"{summary.tumor_ml:.2f}",
+                    str(len(summary.lesions)), engines_line(seg.info.get("engines") or {}),
                     f"{time.perf_counter() - t:.1f}", str(out))
 
 

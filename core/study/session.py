@@ -28,6 +28,7 @@ from .editing import LabelEditor
 from ..runtime.errors import LiverSegError
 from ..runtime.jobs import CancelToken, ProgressFn
 from .study import Study
+from ..runtime.summary import LesionSummary, StudySummary
 
 EXPORT_KINDS = ("nifti", "seg", "csv", "report", "pdf")
 FIX_TOOLS = ("add_lesion", "grow", "shrink", "remove")
@@ -106,7 +107,7 @@ class StudySession:
     study: Study
     source: str = ""
     editor: Optional[LabelEditor] = None
-    summary: Optional[dict] = None
+    summary: Optional[StudySummary] = None
     case_report: Optional[dict] = None
     segmentation: Optional[Segmented] = None
 
@@ -231,7 +232,7 @@ class StudySession:
         ref = s.reference if compare and label is not s.reference else None
         return summary, (case_report(label, ref, s.spacing) if ref is not None else None)
 
-    def set_measurements(self, summary: Optional[dict], case_report: Optional[dict] = None) -> None:
+    def set_measurements(self, summary: Optional[StudySummary], case_report: Optional[dict] = None) -> None:
         self.summary, self.case_report = summary, case_report
 
     def measure(self, progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None):
@@ -272,7 +273,7 @@ class StudySession:
         from .review import apply_fix
         return apply_fix(self.editor, fix)
 
-    def review_lesions(self, action: str, lesions: list[dict], min_ml: float = 0.0) -> int:
+    def review_lesions(self, action: str, lesions: list[LesionSummary], min_ml: float = 0.0) -> int:
         """"accept" or "reject" ``lesions`` (records of the last summary), or "reject_smaller" than
         ``min_ml`` mL among them; one undo step. Returns the lesions acted on."""
         from . import review
@@ -293,13 +294,13 @@ class StudySession:
         return self.editor is not None and self.editor.redo()
 
     # -- exporting ------------------------------------------------------------
-    def report(self, summary: Optional[dict] = None) -> dict:
+    def report(self, summary: Optional[StudySummary] = None) -> dict:
         """The JSON report of ``liverseg predict``: study, geometry, results, warnings, engines, models."""
         s, seg = self.study, self.segmentation or Segmented(np.zeros((0, 0, 0), np.uint8))
         summary = summary if summary is not None else self.summary or self.measurements(compare=False)[0]
         info = seg.info
         return {"study": self.source or s.name, "series_uid": s.volume.meta.series_uid if s.volume else None,
-                "shape": list(s.shape), "spacing_mm": list(s.spacing), **summary, "warnings": self.warnings,
+                "shape": list(s.shape), "spacing_mm": list(s.spacing), **summary.to_json(), "warnings": self.warnings,
                 "timings_s": seg.timings, "engine": {"device": info.get("device"), "engines": info.get("engines"),
                                                     "reasons": info.get("engine_reasons"),
                                                     "batch_size": info.get("batch_size")},
@@ -318,7 +319,7 @@ class StudySession:
         return check_target(path, force, self.source_dirs)
 
     def export(self, kind: str, path: str | os.PathLike, force: bool = False, *, label: Optional[np.ndarray] = None,
-               summary: Optional[dict] = None, progress: Optional[ProgressFn] = None,
+               summary: Optional[StudySummary] = None, progress: Optional[ProgressFn] = None,
                cancel: Optional[CancelToken] = None) -> Path:
         """Write ``label`` (default: the working label, else the reference) as ``kind``: "nifti" (on
         the study's own grid), "seg" (DICOM SEG; DICOM studies only), "csv" (the lesion table) or
@@ -341,11 +342,11 @@ class StudySession:
         if summary is None:
             summary = self.measurements(label, compare=False)[0]
         if kind == "csv":
-            return ex.write_lesions_csv(path, lesion_table(summary), force=force, source_dirs=self.source_dirs)
+            return ex.write_lesions_csv(path, summary.table(), force=force, source_dirs=self.source_dirs)
         if kind == "pdf":
             from ..io.report_pdf import write_pdf_report
             return write_pdf_report(path, self.report(summary), s.hu, label, s.spacing, self.study_info(),
-                                    force=force, source_dirs=self.source_dirs)
+                                    force=force, source_dirs=self.source_dirs, summary=summary)
         return ex.write_json_report(path, self.report(summary), force=force, source_dirs=self.source_dirs)
 
     def _label(self, label: Optional[np.ndarray]) -> np.ndarray:
@@ -356,8 +357,6 @@ class StudySession:
         return label
 
 
-def lesion_table(summary: dict) -> list[dict]:
+def lesion_table(summary: StudySummary) -> list[LesionSummary]:
     """The lesions of ``summary`` with their review state, then the rejected ones (numbered after)."""
-    lesions = list(summary.get("lesions", []))
-    rejected = summary.get("rejected_lesions", [])
-    return lesions + [{**r, "id": len(lesions) + i} for i, r in enumerate(rejected, start=1)]
+    return summary.table()
