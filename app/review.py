@@ -16,6 +16,7 @@ from typing import Optional
 
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+from core.runtime.choices import FIX_TOOLS, FixScope, FixTool
 from core.study.review import lesion_at, next_lesion
 from core.study.session import StudySession
 
@@ -117,7 +118,7 @@ class ReviewActions:
         """A click in a view: run the click tool there, or select the lesion under it."""
         if self.session is None or self.study is None:
             return
-        if self.tool in ("add_lesion", "grow", "shrink", "remove"):
+        if self.tool in FIX_TOOLS:
             self.run_fix(self.tool, (z, y, x))
             return
         if self.study.label is not None and self.results.records:
@@ -125,7 +126,7 @@ class ReviewActions:
             if les is not None:
                 self.results.select(self.results.records.index(les), jump=False)
 
-    def run_fix(self, tool: str, voxel, scope: Optional[str] = None) -> Job:
+    def run_fix(self, tool: FixTool, voxel, scope: Optional[FixScope] = None) -> Job:
         """Compute ``tool`` at ``voxel`` in a worker, then apply it as one undo step."""
         session = self.session
         scope = scope or self.segment_panel.scope.currentData()

@@ -22,6 +22,7 @@ from typing import Optional
 import numpy as np
 
 from .runners import CascadeRunners, prepare_runners
+from ..runtime.choices import Engine
 from ..runtime.errors import LiverSegError
 from ..runtime.jobs import CancelToken, ProgressFn, check
 from ..runtime.labels import LIVER, TUMOUR
@@ -85,7 +86,7 @@ def resize_chunked(x: np.ndarray, h: int, w: int, out_box=None, chunk: int = 16)
 
 def segment(volume, liver_model, tumor_model=None, progress: Optional[ProgressFn] = None,
             cancel: Optional[CancelToken] = None, *, batch_size: Optional[int] = None, device: Optional[str] = None,
-            return_probs: bool = False, min_tumor_ml: float = 0.05, engine: str = "auto",
+            return_probs: bool = False, min_tumor_ml: float = 0.05, engine: Engine = "auto",
             min_tumor_hu: float = MIN_TUMOUR_HU, min_tumor_depth_mm: float = MIN_TUMOUR_DEPTH_MM,
             min_tumor_inside: float = MIN_TUMOUR_INSIDE, tumor_margin_mm: float = TUMOUR_MARGIN_MM,
             runners: Optional[CascadeRunners] = None) -> Segmentation:

@@ -28,16 +28,15 @@ from .editing import LabelEditor
 from ..runtime.errors import LiverSegError
 from ..runtime.jobs import CancelToken, ProgressFn
 from .study import Study
+from ..runtime.choices import EXPORT_KINDS, FIX_TOOLS, Engine, ExportKind, FixScope, FixTool, ReviewAction, Stage
 from ..runtime.summary import LesionSummary, StudySummary
 
-EXPORT_KINDS = ("nifti", "seg", "csv", "report", "pdf")
-FIX_TOOLS = ("add_lesion", "grow", "shrink", "remove")
 _MODELS: dict = {}
 _RUNNERS: dict = {}  # the cascade runners last prepared, by models, engine, device, batch and file versions
 _KEEP_RUNNERS = 4
 
 
-def load_model(model, stage: str):
+def load_model(model, stage: Stage):
     """A :class:`core.model.io.SegModel`: ``model`` itself when already loaded, else loaded from its
     path once per (path, stage) in this process (the GUI segments many studies with the same models)."""
     if model is None or not isinstance(model, (str, os.PathLike)):
@@ -49,7 +48,7 @@ def load_model(model, stage: str):
     return _MODELS[key]
 
 
-def cascade_runners(liver, tumor=None, engine: str = "auto", device: Optional[str] = None,
+def cascade_runners(liver, tumor=None, engine: Engine = "auto", device: Optional[str] = None,
                     batch_size: Optional[int] = None):
     """The :class:`core.inference.runners.CascadeRunners` of these models (paths or loaded models),
     engine and device: prepared once and kept for the process, so every study the GUI, ``predict`` or
@@ -167,7 +166,7 @@ class StudySession:
         return dict(self.segmentation.info.get("engines") or {}) if self.segmentation else {}
 
     # -- segmenting -----------------------------------------------------------
-    def run_segmentation(self, liver, tumor=None, engine: str = "auto", device: Optional[str] = None,
+    def run_segmentation(self, liver, tumor=None, engine: Engine = "auto", device: Optional[str] = None,
                          batch_size: Optional[int] = None, snapshot: bool = False,
                          progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> Segmented:
         """Run the cascade (``liver``, ``tumor``: model paths or loaded models; tumour optional) and
@@ -190,7 +189,7 @@ class StudySession:
         self.summary = self.case_report = None
 
     @staticmethod
-    def prepare_models(liver, tumor=None, engine: str = "auto", device: Optional[str] = None,
+    def prepare_models(liver, tumor=None, engine: Engine = "auto", device: Optional[str] = None,
                        batch_size: Optional[int] = None, progress=None, cancel=None):
         """Load the models and prepare their runners (:func:`cascade_runners`: ONNX Runtime sessions
         opened, or Keras models loaded), which :meth:`segment` with the same arguments then uses:
@@ -201,7 +200,7 @@ class StudySession:
                 m.model  # noqa: B018 (loads it)
         return runners
 
-    def segment(self, liver, tumor=None, engine: str = "auto", device: Optional[str] = None,
+    def segment(self, liver, tumor=None, engine: Engine = "auto", device: Optional[str] = None,
                 batch_size: Optional[int] = None, progress: Optional[ProgressFn] = None,
                 cancel: Optional[CancelToken] = None) -> Segmented:
         """:meth:`run_segmentation`, then :meth:`adopt` its result; returns it."""
@@ -249,7 +248,7 @@ class StudySession:
             self.editor = LabelEditor(self.study.label)
         return self.study.label
 
-    def compute_fix(self, tool: str, seed, scope: str = "3d", progress: Optional[ProgressFn] = None,
+    def compute_fix(self, tool: FixTool, seed, scope: FixScope = "3d", progress: Optional[ProgressFn] = None,
                     cancel: Optional[CancelToken] = None):
         """What a click-to-fix ``tool`` at voxel ``seed`` (z, y, x) would change
         (:class:`core.study.fixes.Fix`; nothing is stored: :meth:`apply_fix` does). Tools:
@@ -273,7 +272,7 @@ class StudySession:
         from .review import apply_fix
         return apply_fix(self.editor, fix)
 
-    def review_lesions(self, action: str, lesions: list[LesionSummary], min_ml: float = 0.0) -> int:
+    def review_lesions(self, action: ReviewAction, lesions: list[LesionSummary], min_ml: float = 0.0) -> int:
         """"accept" or "reject" ``lesions`` (records of the last summary), or "reject_smaller" than
         ``min_ml`` mL among them; one undo step. Returns the lesions acted on."""
         from . import review
@@ -318,8 +317,8 @@ class StudySession:
         from ..io.export import check_target
         return check_target(path, force, self.source_dirs)
 
-    def export(self, kind: str, path: str | os.PathLike, force: bool = False, *, label: Optional[np.ndarray] = None,
-               summary: Optional[StudySummary] = None, progress: Optional[ProgressFn] = None,
+    def export(self, kind: ExportKind, path: str | os.PathLike, force: bool = False, *,
+               label: Optional[np.ndarray] = None, summary: Optional[StudySummary] = None, progress: Optional[ProgressFn] = None,
                cancel: Optional[CancelToken] = None) -> Path:
         """Write ``label`` (default: the working label, else the reference) as ``kind``: "nifti" (on
         the study's own grid), "seg" (DICOM SEG; DICOM studies only), "csv" (the lesion table) or
