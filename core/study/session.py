@@ -25,46 +25,30 @@ from typing import Optional
 import numpy as np
 
 from .editing import LabelEditor
+from ..inference.runner_cache import RunnerCache
 from ..runtime.errors import LiverSegError
 from ..runtime.jobs import CancelToken, ProgressFn
 from .study import Study
 from ..runtime.choices import EXPORT_KINDS, FIX_TOOLS, Engine, ExportKind, FixScope, FixTool, ReviewAction, Stage
 from ..runtime.summary import LesionSummary, StudySummary
 
-_MODELS: dict = {}
-_RUNNERS: dict = {}  # the cascade runners last prepared, by models, engine, device, batch and file versions
-_KEEP_RUNNERS = 4
+RUNNER_CACHE = RunnerCache()  # the process's models and runners: the GUI segments many studies with the same models
 
 
 def load_model(model, stage: Stage):
     """A :class:`core.model.io.SegModel`: ``model`` itself when already loaded, else loaded from its
-    path once per (path, stage) in this process (the GUI segments many studies with the same models)."""
-    if model is None or not isinstance(model, (str, os.PathLike)):
-        return model
-    from ..model.io import load_seg_model
-    key = (str(model), stage)
-    if key not in _MODELS:
-        _MODELS[key] = load_seg_model(model, stage, lazy=True)  # Keras only if a Keras engine runs it
-    return _MODELS[key]
+    path once per (path, stage) in this process (:meth:`core.inference.runner_cache.RunnerCache.model`)."""
+    return RUNNER_CACHE.model(model, stage)
 
 
 def cascade_runners(liver, tumor=None, engine: Engine = "auto", device: Optional[str] = None,
                     batch_size: Optional[int] = None):
     """The :class:`core.inference.runners.CascadeRunners` of these models (paths or loaded models),
-    engine and device: prepared once and kept for the process, so every study the GUI, ``predict`` or
-    a batch run segments with them reuses their ONNX Runtime sessions or compiled forwards. A model
-    whose files changed since (a re-export, a new threshold) gets new runners."""
-    from ..inference.runners import model_version, prepare_runners
-    liver_m = load_model(liver, "liver")
-    tumor_m = load_model(tumor, "tumor") if tumor else None
-    key = (id(liver_m), id(tumor_m), engine, device, batch_size, model_version(liver_m), model_version(tumor_m))
-    runners = _RUNNERS.pop(key, None)
-    if runners is None:
-        runners = prepare_runners(liver_m, tumor_m, engine, device, batch_size)
-    _RUNNERS[key] = runners  # most recently used last; the runners keep their models (and ids) alive
-    while len(_RUNNERS) > _KEEP_RUNNERS:
-        del _RUNNERS[next(iter(_RUNNERS))]
-    return runners
+    engine and device: prepared once and kept for the process (:data:`RUNNER_CACHE`), so every study
+    the GUI, ``predict`` or a batch run segments with them reuses their ONNX Runtime sessions or
+    compiled forwards. A model whose files changed since (a re-export, a new threshold) gets new
+    runners."""
+    return RUNNER_CACHE.get(liver, tumor, engine, device, batch_size)
 
 
 @dataclass
