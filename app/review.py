@@ -16,6 +16,7 @@ from typing import Optional
 
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+from core.runtime.choices import FIX_TOOLS, FixScope, FixTool
 from core.study.review import lesion_at, next_lesion
 from core.study.session import StudySession
 
@@ -66,7 +67,7 @@ class ReviewActions:
 
     def _selected_anchor(self):
         row = self.results.current_row()
-        return tuple(self.results.records[row]["anchor"]) if row is not None and row < len(self.results.records) else None
+        return tuple(self.results.records[row].anchor) if row is not None and row < len(self.results.records) else None
 
     def _select_3d(self) -> None:
         if self.view3d is not None:
@@ -74,7 +75,7 @@ class ReviewActions:
 
     def _picked_3d(self, z: int, y: int, x: int) -> None:
         for i, r in enumerate(self.results.records):
-            if tuple(r["anchor"]) == (z, y, x):
+            if tuple(r.anchor) == (z, y, x):
                 self.results.select(i)
                 return
 
@@ -102,7 +103,7 @@ class ReviewActions:
         except Exception as exc:  # a lesion edited away since the table was drawn
             self.show_error(str(exc), "")
             return
-        self._reviewed(f"lesion {les['id']} {action}ed", n)
+        self._reviewed(f"lesion {les.id} {action}ed", n)
         if n and action == "accept":
             following = next_lesion(res.records, row, 1, unseen_first=True)
             if following is not None and following != row:
@@ -118,7 +119,7 @@ class ReviewActions:
         """A click in a view: run the click tool there, or select the lesion under it."""
         if self.session is None or self.study is None:
             return
-        if self.tool in ("add_lesion", "grow", "shrink", "remove"):
+        if self.tool in FIX_TOOLS:
             self.run_fix(self.tool, (z, y, x))
             return
         if self.study.label is not None and self.results.records:
@@ -126,7 +127,7 @@ class ReviewActions:
             if les is not None:
                 self.results.select(self.results.records.index(les), jump=False)
 
-    def run_fix(self, tool: str, voxel, scope: Optional[str] = None) -> Job:
+    def run_fix(self, tool: FixTool, voxel, scope: Optional[FixScope] = None) -> Job:
         """Compute ``tool`` at ``voxel`` in a worker, then apply it as one undo step."""
         session = self.session
         scope = scope or self.segment_panel.scope.currentData()

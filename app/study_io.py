@@ -16,6 +16,8 @@ from typing import Optional
 import numpy as np
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFileDialog, QListWidget, QVBoxLayout
 
+from core.runtime.choices import ExportKind
+from core.runtime.summary import StudySummary
 from core.study.editing import LabelEditor
 from core.study.session import Segmented, StudySession
 from core.study.study import Study
@@ -64,7 +66,7 @@ class StudyIO:
     # The open session's state, read-only here (None before a study is open).
     study: Optional[Study] = _session_field("study")
     editor: Optional[LabelEditor] = _session_field("editor")
-    summary: Optional[dict] = _session_field("summary")
+    summary: Optional[StudySummary] = _session_field("summary")
     case_report: Optional[dict] = _session_field("case_report")
 
     # -- opening --------------------------------------------------------------
@@ -273,14 +275,14 @@ class StudyIO:
         return answer == QMessageBox.StandardButton.Yes
 
     # -- export ---------------------------------------------------------------
-    def export_dialog(self, kind: str) -> None:
+    def export_dialog(self, kind: ExportKind) -> None:
         filters = {"nifti": "NIfTI (*.nii.gz *.nii)", "seg": "DICOM SEG (*.dcm)", "csv": "CSV (*.csv)",
                    "png": "PNG (*.png)", "pdf": "PDF report (*.pdf)"}
         path, _ = QFileDialog.getSaveFileName(self, "Export", "", filters[kind])
         if path:
             self.export(kind, path, force=True)  # the file dialog already asked about overwriting
 
-    def export(self, kind: str, path: str, force: bool = False) -> Optional[Job]:
+    def export(self, kind: ExportKind, path: str, force: bool = False) -> Optional[Job]:
         session, s = self.session, self.study
         if s is None or (kind != "png" and s.label is None and s.reference is None):
             self.show_error("Nothing to export yet: open a study and segment it.", "")

@@ -145,8 +145,8 @@ def cmd_predict(args, cancel: CancelToken) -> int:
         send_prediction(session, args.send, args.seg, cancel)
     for w in session.warnings:
         print(f"warning: {w}", file=sys.stderr)
-    print(f"liver {summary['liver_ml']:.1f} mL, tumour {summary['tumor_ml']:.2f} mL "
-          f"({summary['tumor_burden_pct']:.2f} %), {len(summary['lesions'])} lesion(s); "
+    print(f"liver {summary.liver_ml:.1f} mL, tumour {summary.tumor_ml:.2f} mL "
+          f"({summary.tumor_burden_pct:.2f} %), {len(summary.lesions)} lesion(s); "
           f"{seg.timings.get('total', 0):.1f} s; {engines_line(seg.info.get('engines') or {})}")
     for path, _ in outputs:
         print(f"wrote {path}")

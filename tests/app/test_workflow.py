@@ -34,7 +34,7 @@ def test_segment_with_tiny_models_and_compare(demo, qtbot, threshold_models):
     segment(w, qtbot, threshold_models)
     assert w.study.label is not None and (w.study.label == 1).any()
     assert w.viewer.axial.mode == "outlines"
-    assert w.summary["liver_ml"] > 0 and "Liver" in w.results.summary.text()
+    assert w.summary.liver_ml > 0 and "Liver" in w.results.summary.text()
     assert w.results.metrics.isVisible() and w.case_report["liver"]["dice"] > 0
     assert w.results.metrics.item(0, 0).text() == "Liver"
 
@@ -57,7 +57,7 @@ def test_after_segment_the_views_show_the_liver(demo, qtbot, threshold_models):
 def test_brush_edit_and_undo_change_the_volumes(demo, qtbot, threshold_models):
     w = demo
     segment(w, qtbot, threshold_models)
-    before = w.summary["tumor_ml"]
+    before = w.summary.tumor_ml
     w.segment_panel.radius.setValue(8)
     w.set_tool("tumor")
     z = w.viewer.axial.index
@@ -66,14 +66,14 @@ def test_brush_edit_and_undo_change_the_volumes(demo, qtbot, threshold_models):
         for x in (100.0, 104.0, 108.0):
             w.viewer.axial.painted.emit(z, 120.0, x)
         w.viewer.axial.strokeFinished.emit()
-    assert w.summary["tumor_ml"] > before
+    assert w.summary.tumor_ml > before
     assert w.results.lesions.rowCount() >= 1
     with qtbot.waitSignal(w.summaryUpdated, timeout=30000):
         w.undo()
-    assert w.summary["tumor_ml"] == pytest.approx(before)
+    assert w.summary.tumor_ml == pytest.approx(before)
     with qtbot.waitSignal(w.summaryUpdated, timeout=30000):
         w.redo()
-    assert w.summary["tumor_ml"] > before
+    assert w.summary.tumor_ml > before
 
 
 def test_lesion_row_click_jumps(demo, qtbot):
@@ -88,7 +88,7 @@ def test_lesion_row_click_jumps(demo, qtbot):
     assert widths <= table.viewport().width(), (widths, table.viewport().width())
     assert "longest axial diameter" in table.horizontalHeaderItem(3).toolTip()
     w.results.lesions.cellClicked.emit(0, 0)
-    z, y, x = (int(round(c)) for c in w.summary["lesions"][0]["centroid"])
+    z, y, x = (int(round(c)) for c in w.summary.lesions[0].centroid)
     assert w.viewer.cursor == (z, y, x) and w.viewer.axial.index == z
 
 
@@ -264,4 +264,4 @@ def test_segment_uses_the_real_ct_default_models_without_choosing(demo, qtbot):
     with qtbot.waitSignal(w.segmented, timeout=120000):
         panel.segment_btn.click()  # as the user clicks it
     wait_idle(qtbot, w)
-    assert w.study.label is not None and (w.study.label == 1).any() and w.summary["liver_ml"] > 0
+    assert w.study.label is not None and (w.study.label == 1).any() and w.summary.liver_ml > 0

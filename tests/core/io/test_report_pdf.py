@@ -50,7 +50,7 @@ def test_pdf_report_renders_every_page_and_matches_the_csv(tmp_path):
     label = ph.label.copy()
     label[12, 60:62, 20:22] = np.where(label[12, 60:62, 20:22] > 0, 2, label[12, 60:62, 20:22])
     s = StudySession(Study(ph.hu, ph.spacing, label=label, name="phantom"))
-    les = s.measure()[0]["lesions"]
+    les = s.measure()[0].lesions
     assert s.review_lesions("accept", [les[0]]) == 1
     s.measure()
     pdf = s.export("pdf", tmp_path / "r.pdf")
