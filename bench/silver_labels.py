@@ -37,6 +37,8 @@ from core.runtime.labels import LIVER, TUMOUR  # noqa: E402
 INSIDE_SHARE = 0.8
 MAX_LESION_HU = 180.0
 MIN_LESION_ML = 0.3
+MAX_SD_RATIO = 1.5
+BULK_MM = 3.0  # a disputed region thicker than this (in plane) is judged by its HU, thinner follows the teacher
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float | None:
@@ -44,10 +46,39 @@ def dice(a: np.ndarray, b: np.ndarray) -> float | None:
     return None if n == 0 else round(2.0 * int(np.logical_and(a, b).sum()) / n, 4)
 
 
-def fuse(hu: np.ndarray, teacher: np.ndarray, cascade: np.ndarray, voxel_ml: float) -> tuple[np.ndarray, dict]:
-    """The teacher's liver (its largest 3D component, holes filled per slice); tumour: the teacher's
-    lesions inside it plus the cascade's lesions that pass the rules above."""
-    liver = teacher > 0
+def fuse(hu: np.ndarray, teacher: np.ndarray, cascade: np.ndarray, voxel_ml: float,
+         px_mm: float = 0.7) -> tuple[np.ndarray, dict]:
+    """Liver: where the teacher and the cascade agree, plus each bulky region only one of them calls
+    liver whose median HU lies within the agreed liver's 10-90th percentiles and whose spread is no
+    more than 1.5 times the liver's (bowel and stomach with contrast or enhancing folds, fat and the
+    heart are not); the thin rims where they differ follow the teacher (the better
+    liver outline on other hospitals' CT). Then the largest 3D component, holes filled per slice.
+    Tumour: the teacher's lesions inside that liver plus the cascade's that pass the rules above."""
+    t_liver, c_liver = teacher > 0, cascade > 0
+    agree = t_liver & c_liver
+    disagree = t_liver ^ c_liver
+    r = max(1, int(round(BULK_MM / px_mm)))
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    disk = ((yy * yy + xx * xx) <= r * r)[None]
+    bulk = ndimage.binary_opening(disagree, structure=disk)
+    liver = agree | (t_liver & disagree & ~bulk)
+    ref = hu[ndimage.binary_erosion(agree, iterations=2)] if agree.sum() > 1000 else hu[agree]
+    lo, hi = (np.percentile(ref, [10, 90]) if ref.size else (40.0, 200.0))
+    sd_max = MAX_SD_RATIO * (float(ref.std()) if ref.size else 30.0)
+    lab, _ = ndimage.label(bulk)
+    regions = []
+    for i, sl in enumerate(ndimage.find_objects(lab), start=1):
+        comp = lab[sl] == i
+        ml = float(comp.sum()) * voxel_ml
+        vals = hu[sl][comp].astype(np.float32)
+        med, sd = float(np.median(vals)), float(vals.std())
+        keep = bool(lo <= med <= hi and sd <= sd_max)
+        whose = "teacher" if bool(t_liver[sl][comp].mean() > 0.5) else "cascade"
+        if keep:
+            liver[sl] |= comp
+        if ml >= 1.0:
+            regions.append({"only": whose, "ml": round(ml, 1), "median_hu": round(med, 1), "sd_hu": round(sd, 1),
+                            "kept": keep})
     lab, n = ndimage.label(liver)
     if n > 1:
         liver = lab == 1 + int(np.argmax(np.bincount(lab.ravel())[1:]))
@@ -70,7 +101,9 @@ def fuse(hu: np.ndarray, teacher: np.ndarray, cascade: np.ndarray, voxel_ml: flo
     out = np.zeros(teacher.shape, np.uint8)
     out[liver] = LIVER
     out[tumour] = TUMOUR
-    return out, {"cascade_lesions_kept": kept, "cascade_lesions_dropped": dropped}
+    return out, {"liver_hu_p10_p90": [round(float(lo), 1), round(float(hi), 1)], "max_sd": round(sd_max, 1),
+                 "disputed_regions": regions,
+                 "cascade_lesions_kept": kept, "cascade_lesions_dropped": dropped}
 
 
 def agreement(teacher: np.ndarray, other: np.ndarray, voxel_ml: float) -> dict:
@@ -112,7 +145,7 @@ def cmd_fuse(args) -> None:
         vol = load_volume(args.unpacked, s)
         teacher, cascade = read_nifti_label(tpath, vol), read_nifti_label(cpath, vol)
         vml = float(np.prod(vol.spacing)) / 1000.0
-        fused, rules = fuse(vol.hu, teacher, cascade, vml)
+        fused, rules = fuse(vol.hu, teacher, cascade, vml, float(vol.spacing[1]))
         write_nifti(out / f"{s.name}_fused.nii.gz", fused, vol, force=True)
         report[s.name] = {"teacher_vs_cascade": agreement(teacher, cascade, vml),
                           "teacher_vs_fused": agreement(teacher, fused, vml), **rules}

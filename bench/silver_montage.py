@@ -20,8 +20,9 @@ from core.runtime.labels import TUMOUR
 
 WINDOW = (-150.0, 250.0)
 GREEN, RED, YELLOW, CYAN = (40, 230, 40), (255, 40, 40), (255, 230, 0), (0, 220, 255)
-TILE = 256
-COLUMNS = 6
+TILE = 320
+COLUMNS = 5
+MARGIN_MM = 25.0
 
 
 def _grey(img: np.ndarray) -> np.ndarray:
@@ -30,16 +31,21 @@ def _grey(img: np.ndarray) -> np.ndarray:
     return np.repeat(g.astype(np.uint8)[..., None], 3, axis=2)
 
 
-def _outline(rgb: np.ndarray, mask: np.ndarray, colour) -> None:
-    edge = mask & ~ndimage.binary_erosion(mask)
-    rgb[edge] = colour
-
-
-def _panel(hu2d, labs: list[tuple[np.ndarray, np.ndarray]], aspect: float, size: int) -> Image.Image:
-    """One view: ``labs`` is [(mask, colour)]; ``aspect`` = row spacing / column spacing."""
+def _panel(hu2d, labs: list[tuple[np.ndarray, np.ndarray]], aspect: float, size: int,
+           right=()) -> Image.Image:
+    """One view: ``labs`` is [(mask, colour)], ``right`` the same drawn on the right half only (the
+    left half keeps ``labs``); ``aspect`` = row spacing / column spacing."""
     rgb = _grey(hu2d)
+    half = hu2d.shape[1] // 2
     for mask, colour in labs:
-        _outline(rgb, mask, colour)
+        edge = mask & ~ndimage.binary_erosion(mask)
+        if right:
+            edge[:, half:] = False
+        rgb[edge] = colour
+    for mask, colour in right:
+        edge = mask & ~ndimage.binary_erosion(mask)
+        edge[:, :half] = False
+        rgb[edge] = colour
     h, w = rgb.shape[:2]
     im = Image.fromarray(rgb).resize((w, max(1, int(round(h * aspect)))), Image.NEAREST)
     scale = size / max(im.size)
@@ -57,14 +63,17 @@ def montage(hu: np.ndarray, label: np.ndarray, spacing, title: str, compare=()) 
     cz, cy, cx = (np.array(ndimage.center_of_mass(fg)).round().astype(int) if fg.any()
                   else np.array(hu.shape) // 2)
     sz, sy, sx = spacing
+    # the axial tiles show the liver's box (all slices) with a margin, so outlines are legible
+    ys, xs = (np.flatnonzero(fg.any(axis=a)) for a in ((0, 2), (0, 1)))
+    if len(ys) == 0:
+        ys, xs = np.array([0, hu.shape[1] - 1]), np.array([0, hu.shape[2] - 1])
+    my, mx = int(MARGIN_MM / sy), int(MARGIN_MM / sx)
+    box = (slice(max(0, ys[0] - my), ys[-1] + my + 1), slice(max(0, xs[0] - mx), xs[-1] + mx + 1))
     tiles = []
     for z in picks:
-        labs = [(label[z] > 0, GREEN), (label[z] == TUMOUR, RED)]
-        for other, colour in compare:
-            half = np.zeros_like(fg[z])
-            half[:, hu.shape[2] // 2:] = True
-            labs.append(((other[z] > 0) & half, colour))
-        t = _panel(hu[z], labs, sy / sx, TILE)
+        labs = [(label[z][box] > 0, GREEN), (label[z][box] == TUMOUR, RED)]
+        right = [(m, colour) for other, colour in compare for m in (other[z][box] > 0, other[z][box] == TUMOUR)]
+        t = _panel(hu[z][box], labs, sy / sx, TILE, right)
         ImageDraw.Draw(t).text((4, 4), f"z {z}", fill=(255, 255, 255))
         tiles.append(t)
     big = 2 * TILE
@@ -73,7 +82,7 @@ def montage(hu: np.ndarray, label: np.ndarray, spacing, title: str, compare=()) 
     sag = _panel(hu[::-1, :, cx], [(label[::-1, :, cx] > 0, GREEN), (label[::-1, :, cx] == TUMOUR, RED)],
                  sz / sy, big)
     rows = (len(tiles) + COLUMNS - 1) // COLUMNS
-    sheet = Image.new("RGB", (COLUMNS * TILE, rows * TILE + big + 24), (0, 0, 0))
+    sheet = Image.new("RGB", (COLUMNS * TILE, rows * TILE + max(cor.size[1], sag.size[1]) + 8), (0, 0, 0))
     for i, t in enumerate(tiles):
         sheet.paste(t, ((i % COLUMNS) * TILE, (i // COLUMNS) * TILE))
     y0 = rows * TILE

@@ -73,7 +73,8 @@ def cmd_train_default(args, cancel: CancelToken) -> int:
     previous = _stop_on_sigint(cancel)
     progress = _progress_printer()
 
-    cfg = RecipeConfig(out=args.out, source=args.source, exclude=tuple(args.exclude), stages=tuple(args.stages),
+    cfg = RecipeConfig(out=args.out, source=args.source, hcc=args.hcc, hcc_labels=args.hcc_labels,
+                       exclude=tuple(args.exclude), stages=tuple(args.stages),
                        scale=args.scale, precision=args.precision, loader_workers=args.workers,
                        max_minutes=args.minutes, export_onnx=not args.no_onnx, seed=args.seed)
     try:
@@ -154,7 +155,11 @@ def add_training_subcommands(sub) -> None:
                                              "optional with --resume")
     p.add_argument("--out", required=True, help="work folder: dataset/, liver/, tumor/")
     p.add_argument("--resume", action="store_true", help="continue the runs in --out")
-    p.add_argument("--exclude", nargs="*", default=[], metavar="PATIENT", help="patients to leave out entirely")
+    p.add_argument("--hcc", metavar="DIR", help="HCC-TACE-Seg (PATIENT.tar.xz archives, e.g. ../shared/data/hcc-tace-seg): "
+                   "its series train too, with the silver labels of resources/training-labels/hcc-tace-seg")
+    p.add_argument("--hcc-labels", metavar="DIR", help="other label files for --hcc (NAME.nii.gz per volume)")
+    p.add_argument("--exclude", nargs="*", default=[], metavar="PATIENT",
+                   help="patients to leave out entirely (an HCC-TACE-Seg patient, e.g. HCC_007, with all its series)")
     p.add_argument("--stages", nargs="+", choices=("liver", "tumor"), default=["liver", "tumor"])
     p.add_argument("--scale", type=float, default=1.0, help="multiply each stage's epochs (default 40)")
     p.add_argument("--minutes", type=float, default=0.0,

@@ -57,7 +57,8 @@ def make_batches(cfg, train_pipe, val_pipe):
             n = len(self.pipe)
             share = cfg.tumor_positive_share if cfg.stage == "tumor" else 0.0
             self.order = (self.pipe.epoch_order(np.random.default_rng([cfg.seed, self.epoch]), share,
-                                                cfg.real_share, cfg.steps_per_epoch * cfg.batch_size)
+                                                cfg.real_share, cfg.steps_per_epoch * cfg.batch_size,
+                                                cfg.silver_share)
                           if self.shuffle else np.arange(n))
 
         def set_epoch(self, epoch: int) -> None:

@@ -19,8 +19,7 @@ Stages:
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
@@ -37,38 +36,10 @@ from ..runtime.labels import LIVER, TUMOUR
 from ..synthetic.lesion_synth import add_lesions
 from ..transforms.masks import inplane_box
 from ..transforms.preprocess import MARGIN_PX, Preprocessing, resize_bilinear
+from .split import Split, split_cases  # noqa: F401 (importable from here)
 
 # Simulated slice thickness (mm, uniform) of the ``thick_slices`` share: 5 mm abdominal CT is common.
 THICK_MM = (2.5, 6.0)
-
-
-@dataclass(frozen=True)
-class Split:
-    """Which patients train, validate and test (never split by slice)."""
-
-    train: tuple[str, ...]
-    val: tuple[str, ...]
-    test: tuple[str, ...] = ()
-    seed: int = 0
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
-
-
-def split_cases(case_ids: Sequence[str], val_fraction: float = 0.2, test_fraction: float = 0.0,
-                seed: int = 0) -> Split:
-    """Seeded patient-level split. At least one validation patient when there are two or more."""
-    ids = sorted(case_ids)
-    if len(ids) < 2:
-        raise DatasetError(f"need at least 2 patients to split into training and validation, got {len(ids)}")
-    order = list(np.random.default_rng(seed).permutation(len(ids)))
-    n_val = max(1, int(round(len(ids) * val_fraction)))
-    n_test = int(round(len(ids) * test_fraction))
-    if n_val + n_test >= len(ids):
-        raise DatasetError(f"{len(ids)} patients are too few for {n_val} validation and {n_test} test patients")
-    pick = [ids[i] for i in order]
-    return Split(tuple(sorted(pick[n_val + n_test:])), tuple(sorted(pick[:n_val])),
-                 tuple(sorted(pick[n_val:n_val + n_test])), seed)
 
 
 def liver_box(label: np.ndarray, margin: int = MARGIN_PX) -> Optional[tuple[int, int, int, int]]:
@@ -138,10 +109,12 @@ class SlicePipeline:
         self.seed, self.rng = seed, np.random.default_rng(seed)
         self._rendered: dict[int, np.ndarray] = {}  # row -> rendered uint8 sample (no augmentation)
         self.cases: list[_CachedCase] = []
+        silver = []  # per case: labels made by a model and reviewed (core.datasets.hcc_tace), not an expert's
         for i, cid in enumerate(case_ids):
             check(cancel)
             report(progress, "cache", i, len(case_ids), cid)
             case = load_case(dataset, cid, mmap=True)
+            silver.append(case.meta.get("labels") == "silver")
             if case.hu is None:
                 if pre.recipe != "window25d":
                     raise DatasetError(f"{cid}: a label map without CT is rendered in HU and needs the "
@@ -185,10 +158,11 @@ class SlicePipeline:
         self.case_ids = tuple(case_ids)
         self.row_case = np.array(row_case, dtype=np.int64)  # index into case_ids of each row
         self.row_synth = np.array([synth_case[c] for c in row_case], dtype=bool)  # rendered from anatomy
+        self.row_silver = np.array([silver[c] for c in row_case], dtype=bool)
         self.positive = self.targets.reshape(len(self.targets), -1).any(axis=1)[self.rows[:, -1]]
 
     def epoch_order(self, rng: np.random.Generator, positive_share: float = 0.0, real_share: float = 0.0,
-                    n: int = 0) -> np.ndarray:
+                    n: int = 0, silver_share: float = -1.0) -> np.ndarray:
         """Sample order for one epoch.
 
         Args:
@@ -197,13 +171,18 @@ class SlicePipeline:
             real_share: > 0 with both real-CT and label-map slices: that share of the samples is
                 drawn from the real-CT slices, the rest from the rendered ones.
             n: samples per epoch (default: one per slice).
+            silver_share: in [0, 1] with real CT of both label kinds: that share of the real-CT samples
+                from silver-labelled cases, the rest from expert-labelled ones (else in proportion to slices).
         """
         n = n or len(self.rows)
         real, synth = np.flatnonzero(~self.row_synth), np.flatnonzero(self.row_synth)
         if real_share > 0 and len(real) and len(synth):
             k = int(round(n * real_share))
-            order = np.concatenate([rng.choice(real, k, replace=len(real) < k),
-                                    rng.choice(synth, n - k, replace=len(synth) < n - k)])
+            silver, expert = real[self.row_silver[real]], real[~self.row_silver[real]]
+            ks = int(round(k * silver_share)) if 0 <= silver_share <= 1 and len(silver) and len(expert) else -1
+            picks = ([rng.choice(real, k, replace=len(real) < k)] if ks < 0 else
+                     [rng.choice(silver, ks, replace=len(silver) < ks), rng.choice(expert, k - ks, replace=len(expert) < k - ks)])
+            order = np.concatenate(picks + [rng.choice(synth, n - k, replace=len(synth) < n - k)])
             order = order[rng.permutation(n)]
         elif n == len(self.rows):
             order = rng.permutation(n)

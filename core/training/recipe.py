@@ -4,7 +4,10 @@
 
 1. imports every patient of SOURCE into ``WORK/dataset`` (:mod:`core.ircadb`): patients
    with CT become ``ct`` cases, the expert label maps of patients without CT
-   ``labelmap`` cases (already imported patients are skipped, so a rerun is cheap);
+   ``labelmap`` cases (already imported patients are skipped, so a rerun is cheap); with
+   ``--hcc``, the HCC-TACE-Seg series (another hospital's arterial, portal-venous and unenhanced
+   CT, unpacked at run time) become ``ct`` cases with the project's silver labels
+   (:mod:`core.datasets.hcc_tace`, ``resources/training-labels/hcc-tace-seg``);
 2. trains the liver stage into ``WORK/liver`` and the tumour stage into ``WORK/tumor``
    (:func:`core.training.train`), each on every CT and label map except the excluded
    patients and the validation label maps; label maps are rendered into new CT for
@@ -30,6 +33,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
+from ..datasets import hcc_tace
 from ..datasets.dataset import list_cases, read_manifest
 from ..runtime.errors import LiverSegError
 from ..runtime.jobs import CancelToken, ProgressFn, report
@@ -50,6 +54,11 @@ INSTALL_NAMES = {"liver": "ircadb-liver", "tumor": "ircadb-tumor"}
 # calibration.npz (the int8 calibration slices) is not installed: it holds slices of the
 # licensed CTs, which may not be redistributed (CC BY-NC-ND 4.0).
 MODEL_FILES = (MODEL, CARD, ONNX_FILE, INT8_FILE)
+HCC_LABELS = Path(__file__).resolve().parents[2] / "resources" / "training-labels" / "hcc-tace-seg"
+# Label quality: half the real-CT samples come from the expert-labelled CTs (3D-IRCADb-01 patients 7
+# and 17), half from the silver-labelled HCC-TACE-Seg series (more scanners and phases, less exact
+# outlines); the rendered label maps (expert anatomy, synthetic intensities) fill the rest.
+SILVER_SHARE = 0.5
 
 # The per-stage training options (the training defaults, :mod:`core.training.defaults`, where they
 # agree). Epochs are multiplied by ``scale``; 40 epochs of 100 batches of 16 (64,000 samples) take
@@ -60,10 +69,10 @@ ACQUISITION = dict(neighbour_mm=2.0, thick_slices=0.4, phases=0.5)
 STAGE_OPTIONS = {
     "liver": dict(image_size=128, base_filters=8, batch_size=D.BATCH_SIZE, epochs=40, steps_per_epoch=100,
                   learning_rate=D.LEARNING_RATE, min_lr=1e-5, lr_schedule="cosine", geometry="anatomical",
-                  real_share=0.4, liver_lesions=0.3, **ACQUISITION),
+                  real_share=0.4, silver_share=SILVER_SHARE, liver_lesions=0.3, **ACQUISITION),
     "tumor": dict(image_size=128, base_filters=8, batch_size=D.BATCH_SIZE, epochs=40, steps_per_epoch=100,
                   learning_rate=D.LEARNING_RATE, min_lr=1e-5, lr_schedule="cosine", geometry="anatomical",
-                  real_share=0.3, synth_lesions=D.SYNTH_LESIONS, tumor_positive_share=D.TUMOR_POSITIVE_SHARE,
+                  real_share=0.3, silver_share=SILVER_SHARE, synth_lesions=D.SYNTH_LESIONS, tumor_positive_share=D.TUMOR_POSITIVE_SHARE,
                   **ACQUISITION,
                   calibration_slices=64),  # 32 left the int8 tumour model 0.0115 off (gate 0.01); 64: 0.0078
 }
@@ -82,6 +91,9 @@ class RecipeConfig:
         source: 3D-IRCADb-01 as downloaded (archive, folder of patients, ``ircadb-masks/``...);
             optional when ``dataset`` is given or ``out/dataset`` exists.
         dataset: an existing dataset folder to train on instead of ``out/dataset``.
+        hcc: the HCC-TACE-Seg folder (``PATIENT.tar.xz`` archives): its series join the dataset
+            as silver-labelled CT (unpacked into ``out/hcc-unpacked``).
+        hcc_labels: the silver label files (default ``resources/training-labels/hcc-tace-seg``).
         exclude: patients left out entirely (leave-one-out).
         val_cases: label maps held out for model selection and the threshold.
         stages: which stages to train.
@@ -104,6 +116,8 @@ class RecipeConfig:
     out: str
     source: Optional[str] = None
     dataset: Optional[str] = None
+    hcc: Optional[str] = None
+    hcc_labels: Optional[str] = None
     exclude: tuple[str, ...] = ()
     val_cases: tuple[str, ...] = VAL_CASES
     stages: tuple[str, ...] = ("liver", "tumor")
@@ -122,14 +136,15 @@ class RecipeConfig:
 def prepare_dataset(cfg: RecipeConfig, progress: Optional[ProgressFn] = None,
                     cancel: Optional[CancelToken] = None) -> Path:
     """The dataset folder to train on (importing ``source`` into ``out/dataset`` when given)."""
-    if cfg.dataset:
-        return Path(cfg.dataset)
-    ds = Path(cfg.out) / "dataset"
-    if cfg.source:
+    ds = Path(cfg.dataset) if cfg.dataset else Path(cfg.out) / "dataset"
+    if cfg.source and not cfg.dataset:
         from ..datasets.ircadb import import_ircadb
         import_ircadb(cfg.source, ds, progress=progress, cancel=cancel)
-    elif not (ds / "manifest.json").is_file():
+    elif not cfg.dataset and not (ds / "manifest.json").is_file():
         raise RecipeError(f"{ds}: no dataset yet; give the 3D-IRCADb-01 source folder or archive")
+    if cfg.hcc:
+        hcc_tace.import_hcc_tace(cfg.hcc, cfg.hcc_labels or HCC_LABELS, ds, Path(cfg.out) / "hcc-unpacked",
+                                 progress, cancel)
     return ds
 
 
@@ -137,10 +152,12 @@ def split_for(dataset: Path, cfg: RecipeConfig) -> tuple[tuple[str, ...], tuple[
     """(train, val, facts): every case but the excluded and validation ones trains."""
     cases = read_manifest(dataset)["cases"]
     every = list_cases(dataset, "all")
-    unknown = [c for c in cfg.exclude if c not in cases]
+    # a patient of HCC-TACE-Seg ("HCC_007") stands for all its volumes (HCC_007_19971227_s2, ...)
+    excluded = {c for c in cases for e in cfg.exclude if c == e or (e.startswith("HCC_") and c.startswith(e + "_"))}
+    unknown = [e for e in cfg.exclude if not any(c == e or c.startswith(e + "_") for c in excluded)]
     if unknown:
         raise RecipeError(f"{dataset}: cannot exclude {unknown}: not in the dataset")
-    keep = [c for c in every if c not in cfg.exclude]
+    keep = [c for c in every if c not in excluded]
     val = tuple(c for c in cfg.val_cases if c in keep)
     if not val:  # the named validation maps are missing or excluded: the last label map, else the last case
         maps = [c for c in keep if cases[c].get("kind") == "labelmap"]
@@ -152,32 +169,55 @@ def split_for(dataset: Path, cfg: RecipeConfig) -> tuple[tuple[str, ...], tuple[
         log.warning("%s: no real CT among the training patients: only rendered CT", dataset)
     facts = {"train_ct": [c for c in train if cases[c].get("kind", "ct") == "ct"],
              "train_labelmaps": [c for c in train if cases[c].get("kind") == "labelmap"],
-             "val": list(val), "excluded": list(cfg.exclude),
+             "val": list(val), "excluded": sorted(excluded),
              "case_sources": {c: case_source(c) for c in train + val}}
     return train, val, facts
 
 
 def case_source(case_id: str) -> str:
-    """Where a case came from, by its name: our phantoms are named ``phantom-s<seed>-N``."""
+    """Where a case came from, by its name: our phantoms are named ``phantom-s<seed>-N``, the
+    HCC-TACE-Seg volumes ``HCC_NNN_...`` (:data:`core.datasets.hcc_tace.SERIES`)."""
     from ..datasets.ircadb import is_phantom_name
+    if case_id in {s.name for s in hcc_tace.SERIES}:
+        return hcc_tace.DATASET_NAME
     return "synthetic phantom" if is_phantom_name(case_id) else DATASET_NAME
 
 
+REAL = {DATASET_NAME: LICENCE, hcc_tace.DATASET_NAME: hcc_tace.LICENCE}
+
+
 def data_kind(facts: dict) -> str:
-    """"real" when every case is real 3D-IRCADb-01, "demo" when all are phantoms, else "mixed"."""
+    """"real" when every case is real CT or expert anatomy (3D-IRCADb-01, HCC-TACE-Seg), "demo" when
+    all are phantoms, else "mixed"."""
     kinds = set(facts.get("case_sources", {}).values())
-    return "real" if kinds <= {DATASET_NAME} else ("demo" if kinds == {"synthetic phantom"} else "mixed")
+    return "real" if kinds <= set(REAL) else ("demo" if kinds == {"synthetic phantom"} else "mixed")
+
+
+def label_quality(facts: dict) -> dict:
+    """The training cases by the quality of their labels."""
+    silver = [c for c in facts["train_ct"] if case_source(c) == hcc_tace.DATASET_NAME]
+    return {"expert_ct": [c for c in facts["train_ct"] if c not in silver],
+            "silver_ct": silver, "rendered_from_expert_label_maps": facts["train_labelmaps"]}
 
 
 def card(stage: str, facts: dict, result=None) -> dict:
     """The ``card`` entry of a shipped model's model.json."""
     kind = data_kind(facts)
+    datasets = sorted(set(facts.get("case_sources", {}).values())) or [DATASET_NAME]
+    quality = label_quality(facts)
+    extra = {}
+    if quality["silver_ct"]:
+        extra = {"label_quality": quality,
+                 "weighting": (f"{SILVER_SHARE:.0%} of the real-CT samples from the silver-labelled cases, the "
+                               "rest from the expert-labelled CTs; rendered label maps fill the other samples"),
+                 "attribution": {hcc_tace.DATASET_NAME: f"{hcc_tace.LICENCE}: {hcc_tace.CITATION}"}}
     return {
         "kind": kind,
         "stage": stage,
-        "datasets": sorted(set(facts.get("case_sources", {}).values())) or [DATASET_NAME],
+        "datasets": datasets,
         "case_sources": facts.get("case_sources", {}),
-        "licence": LICENCE,
+        "licence": "; ".join(f"{REAL[d]} ({d})" for d in datasets if d in REAL) or LICENCE,
+        **extra,
         "train_ct_patients": facts["train_ct"],
         "train_labelmap_patients": facts["train_labelmaps"],
         "val_labelmap_patients": facts["val"],
@@ -195,7 +235,9 @@ def label_for(facts: dict) -> str:
     if kind == "demo":
         return f"DEMO: synthetic phantoms only, {n_ct} CT + {n_maps} label maps"
     head = "real" if kind == "real" else "MIXED real and synthetic phantoms"
-    return f"{head}: 3D-IRCADb-01, {n_ct} CT + {n_maps} label maps ({LICENCE}, research use)"
+    n_silver = len(label_quality(facts)["silver_ct"])
+    hcc = f" + HCC-TACE-Seg, {n_silver} silver-labelled CT ({hcc_tace.LICENCE})" if n_silver else ""
+    return f"{head}: 3D-IRCADb-01, {n_ct - n_silver} CT + {n_maps} label maps ({LICENCE}){hcc}, research use"
 
 
 def train_default_models(cfg: RecipeConfig, progress: Optional[ProgressFn] = None,

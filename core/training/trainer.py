@@ -82,6 +82,7 @@ class TrainConfig:
     train_cases: tuple[str, ...] = ()  # with val_cases: the split (CT and label-map cases); else seeded
     val_cases: tuple[str, ...] = ()
     real_share: float = 0.0  # > 0: share of samples from real CT cases, the rest rendered from label maps
+    silver_share: float = -1.0  # in [0, 1]: share of the real-CT samples from silver-labelled cases (else by slices)
     geometry: str = "flips"  # augmentation: "flips" (notebooks) or "anatomical" (core.transforms.augment)
     steps_per_epoch: int = 0  # 0: one pass over the training slices
     # "plateau" (halve after reduce_lr epochs without gain), "cosine" (over the epochs) or
@@ -133,6 +134,8 @@ class TrainConfig:
             problems.append("lr_schedule 'cosine_time' needs max_minutes > 0")
         if not 0 <= self.real_share < 1:
             problems.append("real_share must be in [0, 1)")
+        if self.silver_share > 1:
+            problems.append("silver_share must be at most 1 (negative: in proportion to the slices)")
         if bool(self.train_cases) != bool(self.val_cases):
             problems.append("give both train_cases and val_cases, or neither")
         if set(self.train_cases) & set(self.val_cases):
@@ -219,7 +222,8 @@ def data_summary(cfg: TrainConfig, split: Split, train_pipe, val_pipe) -> dict:
             "val_ct": kind(split.val, "ct"), "val_labelmaps": kind(split.val, "labelmap"),
             "sources": sorted({cases[c].get("source", "") for c in split.train + split.val if c in cases}),
             "train_slices": len(train_pipe), "val_slices": len(val_pipe), "fraction": cfg.fraction,
-            "real_share": cfg.real_share, **({"init_from": cfg.init_from} if cfg.init_from else {})}
+            "real_share": cfg.real_share, "silver_share": cfg.silver_share,
+            **({"init_from": cfg.init_from} if cfg.init_from else {})}
 
 
 def train(config: TrainConfig, progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,

@@ -66,9 +66,13 @@ def _acquisition(result: ScanResult, series_uid: Optional[str], where: str, acqu
     found = [s for s in parts if s.acquisition == acquisition]
     if len(found) == 1:
         return found[0]
-    if not parts:
-        raise DicomError(f"{where}: acquisition {acquisition} asked, but no series here holds several "
-                         "acquisitions at the same positions")
+    if not parts:  # a series that is one acquisition throughout is that acquisition
+        whole = [s for s in result if s.headers and all(h.acquisition == acquisition for h in s.headers)
+                 and (not series_uid or series_uid in (s.series_uid, s.key))]
+        if len(whole) == 1:
+            return whole[0]
+        raise DicomError(f"{where}: no series here holds acquisition {acquisition} "
+                         f"(AcquisitionNumber; `liverseg info` lists the series)")
     if not found:
         have = ", ".join(str(s.acquisition) for s in parts)
         raise DicomError(f"{where}: no acquisition {acquisition}; the series holds acquisitions {have}")

@@ -161,3 +161,24 @@ def test_liver_stage_lesions_leave_the_liver_target_alone(bright_case):
     with pytest.raises(ValueError, match="window25d recipe"):
         SlicePipeline(bright_case, ["b"], "liver", Preprocessing(size=64, recipe="notebook"), augment=True,
                       synth_lesions=0.5)
+
+
+def test_silver_share_weights_the_real_samples_by_label_quality(tmp_path):
+    """Real CT of two label qualities and a rendered label map: ``silver_share`` of the real samples
+    come from the silver-labelled case whatever its slice count; without it, by slices."""
+    from core.synthetic.phantom import make_phantom
+    for cid, seed, meta in (("expert", 1, {}), ("silver", 2, {"labels": "silver"})):
+        c = make_phantom(seed, 24 if cid == "silver" else 8, 64)
+        write_case(tmp_path, Case(cid, c.hu, c.label, c.spacing, meta=meta))
+    from core.datasets import anatomy as A
+    m = make_phantom(3, 8, 64)
+    anat = A.paint({A.BODY: m.hu > -500, A.BONE: m.hu > 180, A.LIVER: m.label > 0, A.TUMOUR: m.label == 2}, m.hu.shape)
+    write_case(tmp_path, Case("map", None, m.label, m.spacing, anatomy=anat))
+    pipe = SlicePipeline(tmp_path, ["expert", "silver", "map"], "liver", Preprocessing(size=32))
+    silver_rows = pipe.row_silver & ~pipe.row_synth
+    assert silver_rows.sum() > 2 * (~pipe.row_silver & ~pipe.row_synth).sum()  # three times the slices
+    for share, want in ((0.25, 0.25), (0.5, 0.5), (-1.0, silver_rows.sum() / (~pipe.row_synth).sum())):
+        order = pipe.epoch_order(np.random.default_rng(0), real_share=0.5, n=2000, silver_share=share)
+        real = order[~pipe.row_synth[order]]
+        assert len(real) == 1000
+        assert pipe.row_silver[real].mean() == pytest.approx(want, abs=0.04)

@@ -99,3 +99,45 @@ def test_the_bundled_defaults_are_the_real_ct_models():
     demo = [e for e in entries if Path(e.path).parent.name.startswith("demo-")]
     assert demo and all(e.kind == "demo" and not e.default and "DEMO" in e.title for e in demo)
     assert (bundled_models_dir() / "demo-liver").is_dir()
+
+
+def test_recipe_adds_the_hcc_tace_series_as_silver_ct_and_leaves_a_patient_out_whole(ircadb_like, tmp_path,
+                                                                                      monkeypatch):
+    """With --hcc the recipe unpacks the archives, imports each acquisition with its silver label, and
+    says so in the card (label quality, weighting, CC BY 4.0 attribution); excluding HCC_9xx excludes
+    all of that patient's volumes."""
+    import tarfile
+
+    import core.datasets.hcc_tace as H
+    from core.io.dicom import load_series
+    from core.io.export import write_nifti
+    from tests.core.factory import write_series
+    fake = (H.HccSeries("HCC_900_20000101_s4_acq2", "HCC_900", "4.000000-AP-1", 2, "arterial", 2.5),
+            H.HccSeries("HCC_900_20000101_s4_acq3", "HCC_900", "4.000000-AP-1", 3, "portal-venous", 2.5),
+            H.HccSeries("HCC_901_20000101_s2", "HCC_901", "2.000000-PRE-1", None, "unenhanced", 2.5))
+    monkeypatch.setattr(H, "SERIES", fake)
+    src, labels = tmp_path / "hcc", tmp_path / "labels"
+    src.mkdir()
+    labels.mkdir()
+    trees = [tmp_path / "tree" / s.patient / "HCC-TACE-Seg" / s.patient / "01-01-2000-CT-1" / s.folder for s in fake]
+    phantoms = [make_phantom(60 + k, 10, 64) for k in range(len(fake))]
+    for k, (s, tree, c) in enumerate(zip(fake, trees, phantoms, strict=True)):
+        write_series(tree, c.hu, name=f"a{k}", uid_key=s.patient, acquisition=s.acquisition)
+    for s, tree, c in zip(fake, trees, phantoms, strict=True):
+        write_nifti(labels / f"{s.name}.nii.gz", c.label, load_series(tree, acquisition=s.acquisition))
+    for patient in ("HCC_900", "HCC_901"):
+        with tarfile.open(src / f"{patient}.tar.xz", "w:xz") as tar:
+            tar.add(tmp_path / "tree" / patient / "HCC-TACE-Seg", arcname="HCC-TACE-Seg")
+    work = tmp_path / "work"
+    cfg = RecipeConfig(out=str(work), source=str(ircadb_like), hcc=str(src), hcc_labels=str(labels),
+                       exclude=("HCC_901",), val_cases=("phantom-s54-4",), stages=("liver",), export_onnx=False,
+                       overrides=TINY)
+    assert train_default_models(cfg)["liver"].status == "completed"
+    meta = json.loads((work / "liver" / "model.json").read_text())
+    card = meta["card"]
+    assert card["label_quality"]["silver_ct"] == ["HCC_900_20000101_s4_acq2", "HCC_900_20000101_s4_acq3"]
+    assert "HCC_901_20000101_s2" in card["excluded_patients"] and "HCC_901_20000101_s2" not in meta["data"]["train_patients"]
+    assert "CC BY 4.0 (HCC-TACE-Seg" in card["licence"] and "10.7937/TCIA.5FNA-0924" in json.dumps(card["attribution"])
+    assert "50%" in card["weighting"] and meta["data"]["silver_share"] == 0.5
+    assert "2 silver-labelled CT (CC BY 4.0)" in meta["label"]
+    assert (work / "hcc-unpacked" / f"HCC_900{H.UNPACKED_MARK}").exists()
