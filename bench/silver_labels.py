@@ -7,12 +7,16 @@ Not part of the product and never run by the tests (the teacher runs in a scratc
     python bench/silver_labels.py cascade --unpacked SCRATCH --out WORK     # the default cascade
     python bench/silver_labels.py fuse --unpacked SCRATCH --teacher TEACHER_OUT --out WORK
     python bench/silver_labels.py montage --unpacked SCRATCH --labels DIR --out PNG_DIR [--compare WORK]
+    python bench/silver_labels.py finalize --unpacked SCRATCH --work WORK \
+        --out resources/training-labels/hcc-tace-seg     # applies corrections.json there
 
 ``SCRATCH`` is where :func:`core.datasets.hcc_tace.unpack` put the archives; ``TEACHER_OUT`` holds
 ``NAME_labels.nii.gz`` from ``teacher_unet3d.py --dicom NAME DIR [--acquisition NAME N]``;
 ``WORK`` gets ``NAME_cascade.nii.gz``, ``NAME_fused.nii.gz`` and ``agreement.json`` (teacher against
-cascade, per volume). The fused labels are reviewed on the montages and corrected with
-``core.study.fixes`` (``bench/silver_fixes.py``) before they are committed.
+cascade, per volume). The fused labels are reviewed on the montages; the corrections (the
+product's tools: remove region, add lesion, brushes) are listed in ``corrections.json`` beside the
+committed labels and applied by ``finalize``, so the labels can be made again from the teacher's
+and the cascade's masks.
 """
 
 from __future__ import annotations
@@ -153,6 +157,64 @@ def cmd_fuse(args) -> None:
     rp.write_text(json.dumps(report, indent=1))
 
 
+def apply_corrections(hu: np.ndarray, label: np.ndarray, spacing, edits: list[dict]) -> list[str]:
+    """Apply the reviewed corrections with the product's own tools, in order; returns what each did.
+
+    Each edit: ``{"tool": "remove" | "add_lesion" | "grow" | "shrink", "at": [z, y, x], "scope":
+    "3d" | "slice", "why": ...}`` (:mod:`core.study.fixes`) or ``{"tool": "erase" | "liver" |
+    "tumor", "at": [z, y, x], "radius": px, "to_z": z2, "why": ...}``, a brush disc on slices z..z2
+    (:meth:`core.study.editing.LabelEditor.paint`).
+    """
+    from core.study import fixes
+    from core.study.editing import LabelEditor
+    done = []
+    editor = LabelEditor(label)
+    for e in edits:
+        z, y, x = e["at"]
+        tool = e["tool"]
+        if tool in ("erase", "liver", "tumor"):
+            n = sum(editor.paint(k, y, x, e["radius"], tool) for k in range(z, e.get("to_z", z) + 1))
+            done.append(f"{tool} brush r={e['radius']} px at ({z}, {y}, {x}) to z {e.get('to_z', z)}: {n} voxels")
+            continue
+        if tool == "remove":
+            fix = fixes.remove_region(label, (z, y, x), spacing, e.get("scope", "3d"))
+        elif tool == "add_lesion":
+            fix = fixes.add_lesion(hu, label, (z, y, x), spacing)
+        elif tool == "grow":
+            fix = fixes.grow_lesion(hu, label, (z, y, x), spacing)
+        elif tool == "shrink":
+            fix = fixes.shrink_lesion(label, (z, y, x), spacing)
+        else:
+            raise ValueError(f"unknown correction tool {tool!r}")
+        editor.apply(fix.flat, fix.value)
+        done.append(f"{tool} at ({z}, {y}, {x}): {fix.message}")
+    return done
+
+
+def cmd_finalize(args) -> None:
+    """Fused labels + ``corrections.json`` -> the committed labels and their montages."""
+    from bench.silver_montage import montage
+    out = Path(args.out)
+    (out / "montages").mkdir(parents=True, exist_ok=True)
+    corrections = json.loads((out / "corrections.json").read_text()) if (out / "corrections.json").exists() else {}
+    log = {}
+    for s in _series(args):
+        src = Path(args.work) / f"{s.name}_fused.nii.gz"
+        if not src.exists():
+            continue
+        vol = load_volume(args.unpacked, s)
+        label = read_nifti_label(src, vol).astype(np.uint8)
+        log[s.name] = apply_corrections(vol.hu, label, vol.spacing, corrections.get(s.name, []))
+        if not s.tumours:  # unenhanced 10 mm: liver-only labels (core.datasets.hcc_tace.HccSeries.tumours)
+            label[label == TUMOUR] = LIVER
+            log[s.name].append("liver only: tumour voxels set to liver")
+        write_nifti(out / f"{s.name}.nii.gz", label, vol, force=True)
+        montage(vol.hu, label, vol.spacing, f"{s.name} ({s.phase}, {s.slice_mm:g} mm), silver labels").save(
+            out / "montages" / f"{s.name}.png", optimize=True)
+        print(s.name, *log[s.name], sep="\n  ", flush=True)
+    Path(args.work, "corrections_applied.json").write_text(json.dumps(log, indent=1))
+
+
 def _series(args) -> list[HccSeries]:
     return [s for s in SERIES if not args.only or s.name in args.only]
 
@@ -160,7 +222,7 @@ def _series(args) -> list[HccSeries]:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    for name in ("cascade", "fuse", "montage"):
+    for name in ("cascade", "fuse", "montage", "finalize"):
         p = sub.add_parser(name)
         p.add_argument("--unpacked", required=True)
         p.add_argument("--only", nargs="*")
@@ -169,6 +231,8 @@ def main(argv=None) -> None:
             p.add_argument("--engine", default="auto")
         if name == "fuse":
             p.add_argument("--teacher", required=True)
+        if name == "finalize":
+            p.add_argument("--work", required=True, help="the fuse step's folder (NAME_fused.nii.gz)")
         if name == "montage":
             p.add_argument("--labels", required=True, help="folder of NAME.nii.gz (or NAME_fused.nii.gz)")
             p.add_argument("--compare", help="folder with NAME_cascade.nii.gz / teacher NAME_labels.nii.gz")
@@ -177,7 +241,7 @@ def main(argv=None) -> None:
         from bench.silver_montage import cmd_montage
         cmd_montage(args)
     else:
-        {"cascade": cmd_cascade, "fuse": cmd_fuse}[args.cmd](args)
+        {"cascade": cmd_cascade, "fuse": cmd_fuse, "finalize": cmd_finalize}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,9 @@ class HccSeries:
         acquisition: AcquisitionNumber where the series holds several, else None.
         phase: the contrast phase read from the images (aorta, portal vein and liver HU).
         slice_mm: slice spacing.
+        tumours: whether the labels outline the tumours; False on the unenhanced 10 mm series, whose
+            labels outline the liver only (lesions there are not visible reliably enough to label),
+            so the tumour stage does not train on them.
     """
 
     name: str
@@ -54,21 +57,22 @@ class HccSeries:
     acquisition: Optional[int]
     phase: str
     slice_mm: float
+    tumours: bool = True
 
 
 SERIES: tuple[HccSeries, ...] = (
     HccSeries("HCC_006_19990806_s103", "HCC_006", "103.000000-LIVER 3 PHASE AP-45033", None, "portal-venous", 2.5),
-    HccSeries("HCC_007_19971227_s2", "HCC_007", "2.000000-PRE LIVER-82398", None, "unenhanced", 10.0),
+    HccSeries("HCC_007_19971227_s2", "HCC_007", "2.000000-PRE LIVER-82398", None, "unenhanced", 10.0, tumours=False),
     HccSeries("HCC_007_19971227_s4_acq2", "HCC_007", "4.000000-Recon 2 LIVER 3 PHASE AP-28011", 2,
               "arterial", 2.5),
     HccSeries("HCC_007_19971227_s4_acq3", "HCC_007", "4.000000-Recon 2 LIVER 3 PHASE AP-28011", 3,
               "portal-venous", 2.5),
-    HccSeries("HCC_007_19980314_s2", "HCC_007", "2.000000-PRE LIVER-48636", None, "unenhanced", 10.0),
+    HccSeries("HCC_007_19980314_s2", "HCC_007", "2.000000-PRE LIVER-48636", None, "unenhanced", 10.0, tumours=False),
     HccSeries("HCC_007_19980314_s4_acq1", "HCC_007", "4.000000-Recon 2 3 PHASE LIVER ABD-87008", 1,
               "arterial", 2.5),
     HccSeries("HCC_007_19980314_s4_acq3", "HCC_007", "4.000000-Recon 2 3 PHASE LIVER ABD-87008", 3,
               "portal-venous", 2.5),
-    HccSeries("HCC_009_19980215_s2", "HCC_009", "2.000000-PRE LIVER-36498", None, "unenhanced", 10.0),
+    HccSeries("HCC_009_19980215_s2", "HCC_009", "2.000000-PRE LIVER-36498", None, "unenhanced", 10.0, tumours=False),
     HccSeries("HCC_009_19980215_s103", "HCC_009", "103.000000-LIVER 3 PHASE CAP-83135", None, "portal-venous", 2.5),
     HccSeries("HCC_015_19981101_s103", "HCC_015", "103.000000-LIVER 3 PHASE AP-44492", None, "portal-venous", 2.5),
     HccSeries("HCC_015_19981101_s4", "HCC_015", "4.000000-Recon 2 LIVER 3 PHASE AP-06472", None, "arterial", 2.5),
@@ -81,6 +85,11 @@ def series_named(name: str) -> HccSeries:
         if s.name == name:
             return s
     raise DatasetError(f"{name}: not an HCC-TACE-Seg volume of this project (known: {', '.join(s.name for s in SERIES)})")
+
+
+def liver_only(case_id: str) -> bool:
+    """A volume of the collection whose labels outline the liver but not its tumours."""
+    return any(s.name == case_id and not s.tumours for s in SERIES)
 
 
 def unpack(src: str | os.PathLike, out: str | os.PathLike, patients: tuple[str, ...] = PATIENTS,
@@ -150,7 +159,8 @@ def import_hcc_tace(src: str | os.PathLike, labels: str | os.PathLike, out: str 
             write_case(out, Case(s.name, vol.hu, label.astype("uint8"), vol.spacing, vol.origin, vol.direction,
                                  meta={"source": f"{DATASET_NAME}: {s.patient}/{s.folder}"
                                                  + (f" acquisition {s.acquisition}" if s.acquisition else ""),
-                                       "licence": LICENCE, "labels": LABEL_QUALITY, "phase": s.phase}))
+                                       "licence": LICENCE, "labels": LABEL_QUALITY, "phase": s.phase,
+                                       "tumour_labels": s.tumours}))
         ids.append(s.name)
         report(progress, "import", i + 1, len(todo))
     log.info("HCC-TACE-Seg: %d case(s) in %s (%s)", len(ids), out, ", ".join(ids))

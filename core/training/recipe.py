@@ -197,7 +197,8 @@ def label_quality(facts: dict) -> dict:
     """The training cases by the quality of their labels."""
     silver = [c for c in facts["train_ct"] if case_source(c) == hcc_tace.DATASET_NAME]
     return {"expert_ct": [c for c in facts["train_ct"] if c not in silver],
-            "silver_ct": silver, "rendered_from_expert_label_maps": facts["train_labelmaps"]}
+            "silver_ct": silver, "silver_ct_liver_only": [c for c in silver if hcc_tace.liver_only(c)],
+            "rendered_from_expert_label_maps": facts["train_labelmaps"]}
 
 
 def card(stage: str, facts: dict, result=None) -> dict:
@@ -262,8 +263,9 @@ def train_default_models(cfg: RecipeConfig, progress: Optional[ProgressFn] = Non
         if cfg.max_minutes <= 0:
             opts["epochs"] = max(1, int(round(opts["epochs"] * cfg.scale)))
         run = Path(cfg.out) / stage
+        stage_ids = tuple(c for c in train_ids if stage != "tumor" or not hcc_tace.liver_only(c))
         tc = TrainConfig(dataset=str(dataset), out=str(run), stage=stage, seed=cfg.seed,
-                         train_cases=train_ids, val_cases=val_ids, precision=cfg.precision,
+                         train_cases=stage_ids, val_cases=val_ids, precision=cfg.precision,
                          loader_workers=cfg.loader_workers, loader_processes=cfg.loader_processes,
                          init_from=str(Path(cfg.init_from) / stage / MODEL) if cfg.init_from else "",
                          max_minutes=cfg.max_minutes,

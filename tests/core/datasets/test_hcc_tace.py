@@ -86,5 +86,6 @@ def test_the_table_names_every_series_once_with_its_phase():
     assert len(names) == len(set(names)) == 11
     assert {s.phase for s in H.SERIES} == {"arterial", "portal-venous", "unenhanced"}
     assert H.series_named("HCC_015_19981101_s4").acquisition is None
+    assert [s.name for s in H.SERIES if H.liver_only(s.name)] == [s.name for s in H.SERIES if s.phase == "unenhanced"]
     with pytest.raises(DatasetError, match="not an HCC-TACE-Seg volume"):
         H.series_named("HCC_000")
