@@ -22,14 +22,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_without_opengl_the_3d_tab_says_so_and_review_still_works(window, qtbot):
     w = demo_segmented(window, qtbot)
-    assert w.view3d is None  # nothing OpenGL at start-up
-    w.tabs.setCurrentWidget(w.tab3d)
-    assert w.view3d is not None and not w.view3d.available
-    assert w.view3d.message.text().startswith("3D view unavailable") and "\n" not in w.view3d.message.text()
+    assert w.review.view3d is None  # nothing OpenGL at start-up
+    w.tabs.setCurrentWidget(w.review.tab3d)
+    assert w.review.view3d is not None and not w.review.view3d.available
+    assert w.review.view3d.message.text().startswith("3D view unavailable") and "\n" not in w.review.view3d.message.text()
     w.tabs.setCurrentWidget(w.results)
     w.results.select(0)
     with qtbot.waitSignal(w.summaryUpdated, timeout=30000):
-        w.review("reject")
+        w.review.review("reject")
     assert len(w.results.records) == 1
 
 
