@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QMainWindow, QMessageBox, QProgressBar, QSplitter,
 from core.runtime.errors import one_line
 from core.runtime.jobs import Progress
 
+from . import autosave
 from .controllers.about import AboutController
 from .controllers.editing import EditingController
 from .controllers.export import ExportController
@@ -50,7 +51,7 @@ class MainWindow(QMainWindow):
     ``state`` holds the open study (:class:`app.controllers.services.OpenStudy`). The controllers:
     ``files`` (open studies and segmentations, Recent), ``exports``, ``training_set``, ``pacs``,
     ``segmentation``, ``editing``, ``review`` (with the 3D tab), ``training``, ``preferences``
-    and ``about``.
+    and ``about``; ``autosave`` (:class:`app.autosave.Autosaver`) keeps the crash recovery.
     """
 
     studyLoaded = Signal()
@@ -122,8 +123,10 @@ class MainWindow(QMainWindow):
         self.addActions(res.lesions.actions())  # the review keys work whichever tab is shown
         self.training = TrainingController(services, self.train_panel, sp)
         self.files = StudyFiles(services, v, res, measure, self.segmentation.show_segmentation)
-        self.exports = ExportController(services, v)
-        self.training_set = TrainingSetController(services, self.train_panel)
+        # crash recovery: background saves, the offer to restore; saving the segmentation clears it
+        self.autosave = autosave.for_window(services, self.segmentation.show_segmentation)
+        self.exports = ExportController(services, v, saved=self.autosave.clear)
+        self.training_set = TrainingSetController(services, self.train_panel, saved=self.autosave.clear)
         self.pacs = PacsController(services, self.files.open_path)
         self.about = AboutController(services, engine=lambda: self.preferences.prefs.engine,
                                      last_engines=lambda: self.segmentation.last_engines)

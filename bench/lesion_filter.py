@@ -193,10 +193,10 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=2, help="volumes per case and phase")
     ap.add_argument("--out", help="JSON of every volume's scores and lesion features")
     ap.add_argument("--min-depth", type=float, default=0.0,
-                    help="the cascade's min_tumor_depth_mm (default 0: score every proposal, before the "
+                    help="the cascade's TumourFilters.min_depth_mm (default 0: score every proposal, before the "
                          "shipped 3.5 mm rule, as the rules were chosen)")
     ap.add_argument("--min-inside", type=float, default=0.0,
-                    help="the cascade's min_tumor_inside (default 0: before the shipped 0.3 rule)")
+                    help="the cascade's TumourFilters.min_inside (default 0: before the shipped 0.3 rule)")
     ap.add_argument("--thick", type=float, default=0.0, metavar="MM",
                     help="score the rendered volumes as MM-thick slices (slab averages; 0: as rendered)")
     ap.add_argument("--from-json", help="analyse an earlier --out instead of rendering")
@@ -217,13 +217,13 @@ def main() -> None:
         confirm_real(args)
         return
     from core.evaluation.evaluate import case_report
-    from core.inference.cascade import segment
+    from core.inference.cascade import TumourFilters, segment
     liver_m, tumor_m = load_models(args, args.cases)
     rows = []
     t = time.perf_counter()
     for v in rendered_volumes(args.dataset, args.cases, args.seeds, args.thick):
-        seg = segment(v, liver_m, tumor_m, return_probs=True, min_tumor_depth_mm=args.min_depth,
-                      min_tumor_inside=args.min_inside)
+        seg = segment(v, liver_m, tumor_m, return_probs=True,
+                      tumour_filters=TumourFilters(min_depth_mm=args.min_depth, min_inside=args.min_inside))
         rep = case_report(seg.label, v.label, v.spacing)
         le = rep["lesions"]
         rows.append({"case": v.case, "phase": v.phase, "seed": v.seed, "facts": v.facts, "thick": args.thick,
@@ -282,7 +282,7 @@ def confirm_real(args) -> None:
     """Score a real patient and its proxies; apply the rendered run's best rules to their lesions."""
     from core.datasets.dataset import load_case
     from core.evaluation.evaluate import case_report
-    from core.inference.cascade import segment
+    from core.inference.cascade import TumourFilters, segment
     from core.synthetic.acquisition import VARIANTS, acquisition_variant
     liver_m, tumor_m = load_models(args, [args.real])
     rules = [r[-1] for r in score_rules(flatten(json.loads(Path(args.rules_from).read_text())), top=8)]
@@ -292,8 +292,8 @@ def confirm_real(args) -> None:
     rows = []
     for name in VARIANTS:
         v = acquisition_variant(case, name)
-        seg = segment(v, liver_m, tumor_m, return_probs=True, min_tumor_depth_mm=args.min_depth,
-                      min_tumor_inside=args.min_inside)
+        seg = segment(v, liver_m, tumor_m, return_probs=True,
+                      tumour_filters=TumourFilters(min_depth_mm=args.min_depth, min_inside=args.min_inside))
         rep = case_report(seg.label, v.label, v.spacing)
         comps = lesion_features(seg, v.hu, v.label, v.spacing)
         rows.append({"variant": name, "tumour_dice": rep["tumor"]["dice"], "lesions": rep["lesions"],

@@ -15,6 +15,8 @@ from typing import Optional
 
 import pytest
 
+from tests.system_setup import not_installed
+
 AET = "ORTHANCTEST"
 USER, PASSWORD = "lab", "s3cret-pw"
 PLUGIN_DIRS = ("/usr/share/orthanc/plugins", "/usr/lib/orthanc/plugins")
@@ -44,9 +46,9 @@ def require_orthanc() -> tuple[str, str]:
     binary, plugin = find_orthanc(), find_dicomweb_plugin()
     if binary and plugin:
         return binary, plugin
-    why = "Orthanc with its DICOMweb plugin is not installed (apt-get install orthanc orthanc-dicomweb)"
+    why = not_installed("Orthanc with its DICOMweb plugin", "orthanc orthanc-dicomweb")
     if os.environ.get("CI"):
-        pytest.fail(f"{why}: .ci/run installs them, so CI must have them")
+        pytest.fail(f"{why}; CI must have them")
     pytest.skip(why)
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.system_setup import not_installed
+
 ROOT = Path(__file__).resolve().parents[1]
 LITE_MAX_UNPACKED_MB, LITE_MAX_PACKED_MB = 300, 150
 
@@ -196,7 +198,7 @@ def start_xvfb(tmp_path: Path):
     """A real X server on a free display: (process, display)."""
     xvfb = shutil.which("Xvfb")
     if xvfb is None:
-        message = "Xvfb is not installed (apt-get install xvfb): the packaged GUI cannot be started on a real X server"
+        message = not_installed("Xvfb", "xvfb") + "; without it the packaged GUI cannot start on a real X server"
         if os.environ.get("LIVERSEG_REQUIRE_XVFB"):
             pytest.fail(message)
         pytest.skip(message)

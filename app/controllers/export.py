@@ -1,12 +1,15 @@
 """File > Export: the working segmentation (NIfTI, DICOM SEG), the lesion table (CSV), the report
-(PDF) or a screenshot of the axial view (PNG), written in a worker by the session's export."""
+(PDF) or a screenshot of the axial view (PNG), written in a worker by the session's export. Once the
+working segmentation is written (NIfTI, DICOM SEG) its crash recovery is cleared (:mod:`app.autosave`)."""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 from PySide6.QtWidgets import QFileDialog
+
+from core.runtime.choices import ExportKind
 
 from .. import jobs
 from ..workers import Job
@@ -19,11 +22,12 @@ FILTERS = {"nifti": "NIfTI (*.nii.gz *.nii)", "seg": "DICOM SEG (*.dcm)", "csv":
 class ExportController:
     """Writes the open study's results to files; owns the File menu's *Export* submenu.
 
-    Receives the window's services and the viewer (the PNG is a grab of its axial view).
+    Receives the window's services, the viewer (the PNG is a grab of its axial view) and
+    ``saved()``, called when the working segmentation was written (the autosaver's ``clear``).
     """
 
-    def __init__(self, services: WindowServices, viewer):
-        self.services, self.state, self.viewer = services, services.state, viewer
+    def __init__(self, services: WindowServices, viewer, saved: Callable[[], None]):
+        self.services, self.state, self.viewer, self.saved = services, services.state, viewer, saved
 
     def build_menu(self, menu) -> None:
         ex = menu.addMenu("&Export")
@@ -33,12 +37,12 @@ class ExportController:
         ex.addAction("&Report (PDF)...", lambda: self.export_dialog("pdf"))
         ex.addAction("&PNG screenshot of the view...", lambda: self.export_dialog("png"))
 
-    def export_dialog(self, kind: str) -> None:
+    def export_dialog(self, kind: ExportKind) -> None:
         path, _ = QFileDialog.getSaveFileName(self.services.parent, "Export", "", FILTERS[kind])
         if path:
             self.export(kind, path, force=True)  # the file dialog already asked about overwriting
 
-    def export(self, kind: str, path: str, force: bool = False) -> Optional[Job]:
+    def export(self, kind: ExportKind, path: str, force: bool = False) -> Optional[Job]:
         session, s = self.state.session, self.state.study
         if s is None or (kind != "png" and s.label is None and s.reference is None):
             self.services.show_error("Nothing to export yet: open a study and segment it.", "")
@@ -53,4 +57,10 @@ class ExportController:
             label = s.label if s.label is not None else s.reference
             job = Job(f"Export {kind}", session.export, kind, path, force, label=label.copy(),
                       summary=self.state.summary)
-        return self.services.start_job(job, lambda p: self.services.status(f"Wrote {p}"))
+        saves_label = kind in ("nifti", "seg") and s.label is not None  # the work is kept: its recovery goes
+
+        def done(p) -> None:
+            self.services.status(f"Wrote {p}")
+            if saves_label:
+                self.saved()
+        return self.services.start_job(job, done)

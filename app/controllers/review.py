@@ -16,6 +16,7 @@ from typing import Callable, Optional
 
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+from core.runtime.choices import FIX_TOOLS, FixScope, FixTool
 from core.study.review import lesion_at, next_lesion
 from core.study.session import StudySession
 
@@ -57,6 +58,7 @@ class ReviewController:
             from ..widgets.view3d import View3D
             self.view3d = View3D()
             self.view3d.lesionPicked.connect(self._picked_3d)
+            self.view3d.ready.connect(self._refresh_3d)  # OpenGL is tried in a child process first
             self.tab3d.layout().addWidget(self.view3d)
         study = self.state.study
         label = study.label if study is not None else None
@@ -74,7 +76,7 @@ class ReviewController:
 
     def _selected_anchor(self):
         row = self.results.current_row()
-        return tuple(self.results.records[row]["anchor"]) if row is not None and row < len(self.results.records) else None
+        return tuple(self.results.records[row].anchor) if row is not None and row < len(self.results.records) else None
 
     def _select_3d(self) -> None:
         if self.view3d is not None:
@@ -82,7 +84,7 @@ class ReviewController:
 
     def _picked_3d(self, z: int, y: int, x: int) -> None:
         for i, r in enumerate(self.results.records):
-            if tuple(r["anchor"]) == (z, y, x):
+            if tuple(r.anchor) == (z, y, x):
                 self.results.select(i)
                 return
 
@@ -111,7 +113,7 @@ class ReviewController:
         except Exception as exc:  # a lesion edited away since the table was drawn
             self.services.show_error(str(exc), "")
             return
-        self._reviewed(f"lesion {les['id']} {action}ed", n)
+        self._reviewed(f"lesion {les.id} {action}ed", n)
         if n and action == "accept":
             following = next_lesion(res.records, row, 1, unseen_first=True)
             if following is not None and following != row:
@@ -130,7 +132,7 @@ class ReviewController:
         if self.state.session is None or study is None:
             return
         tool = self.tool()
-        if tool in ("add_lesion", "grow", "shrink", "remove"):
+        if tool in FIX_TOOLS:
             self.run_fix(tool, (z, y, x))
             return
         if study.label is not None and self.results.records:
@@ -138,7 +140,7 @@ class ReviewController:
             if les is not None:
                 self.results.select(self.results.records.index(les), jump=False)
 
-    def run_fix(self, tool: str, voxel, scope: Optional[str] = None) -> Job:
+    def run_fix(self, tool: FixTool, voxel, scope: Optional[FixScope] = None) -> Job:
         """Compute ``tool`` at ``voxel`` in a worker, then apply it as one undo step."""
         session = self.state.session
         scope = scope or self.segment_panel.scope.currentData()

@@ -56,6 +56,7 @@ class SegmentationController:
         session.adopt(result)
         label, info, study = result.label, result.info, session.study
         self.last_engines = session.engines
+        self.viewer.state.focus_liver(label)  # the views go to the liver, wherever they were
         mode = "outlines" if study.reference is not None else "prediction"
         self.viewer.set_labels(label, study.reference, mode=mode)  # one redraw per view
         engines = engines_line(self.last_engines) or info.get("device", "?")

@@ -10,6 +10,7 @@ from typing import Any, Callable, Optional
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QWidget
 
+from core.runtime.summary import StudySummary
 from core.study.editing import LabelEditor
 from core.study.session import StudySession
 from core.study.study import Study
@@ -34,7 +35,7 @@ class OpenStudy:
     # The open session's state, read-only here (None before a study is open).
     study: Optional[Study] = _session_field("study")
     editor: Optional[LabelEditor] = _session_field("editor")
-    summary: Optional[dict] = _session_field("summary")
+    summary: Optional[StudySummary] = _session_field("summary")
     case_report: Optional[dict] = _session_field("case_report")
 
 

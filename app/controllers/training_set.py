@@ -1,10 +1,11 @@
 """File > Add to training set...: store the open study with its corrected label as a case of a
 lab dataset (:func:`app.widgets.add_case_dialog.add_case`, in a worker), asking before replacing
-the case this study already has; the Train tab's fine-tune then starts from that dataset."""
+the case this study already has; the Train tab's fine-tune then starts from that dataset. The case
+added keeps the corrected labels, so their crash recovery is cleared (:mod:`app.autosave`)."""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 from ..workers import Job
 from .services import WindowServices
@@ -13,12 +14,12 @@ from .services import WindowServices
 class TrainingSetController:
     """Owns *Add to training set...* (enabled while the open study has a working label).
 
-    Receives the window's services and the Train panel (its fine-tune dataset follows the case
-    added).
+    Receives the window's services, the Train panel (its fine-tune dataset follows the case
+    added) and ``saved()``, called when the case was written (the autosaver's ``clear``).
     """
 
-    def __init__(self, services: WindowServices, train_panel):
-        self.services, self.state, self.train_panel = services, services.state, train_panel
+    def __init__(self, services: WindowServices, train_panel, saved: Callable[[], None]):
+        self.services, self.state, self.train_panel, self.saved = services, services.state, train_panel, saved
         self.add_case_action = None
         self.add_case_dialog = None
 
@@ -69,6 +70,7 @@ class TrainingSetController:
                 return
             cid, n = result
             self.services.status(f"Added case {cid} to {dataset} ({n} case(s))")
+            self.saved()  # the corrected labels are kept: no recovery needed
             tp = self.train_panel
             if tp is not None and not tp.lite:  # the Train tab's fine-tune starts from this dataset
                 tp.dataset.setText(dataset)

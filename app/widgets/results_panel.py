@@ -10,6 +10,8 @@ from PySide6.QtGui import QAction, QColor
 from PySide6.QtWidgets import (QAbstractItemView, QDoubleSpinBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from core.runtime.summary import LesionSummary, StudySummary
+
 LESION_HEAD = ["id", "slices", "mL", "diam. mm", "mean HU", "review"]
 LESION_TIPS = ["lesion number, largest first", "first-last axial slice", "volume in mL",
                "longest axial diameter in mm", "mean Hounsfield units inside the lesion",
@@ -83,30 +85,30 @@ class ResultsPanel(QWidget):
             table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
             table.horizontalHeader().setStretchLastSection(True)
         self._centroids: list[tuple[int, int, int]] = []
-        self.records: list[dict] = []  # the lesion records shown, one per row
+        self.records: list[LesionSummary] = []  # the lesion records shown, one per row
         self.show_metrics(None)
 
-    def show_summary(self, summary: dict) -> None:
-        les = summary["lesions"]
-        accepted = sum(r.get("review") == "accepted" for r in les)
-        rejected = len(summary.get("rejected_lesions", []))
-        self.summary.setText(f"Liver {summary['liver_ml']:.1f} mL    tumour {summary['tumor_ml']:.2f} mL    "
-                             f"burden {summary['tumor_burden_pct']:.2f} %    {len(les)} lesion(s)"
+    def show_summary(self, summary: StudySummary) -> None:
+        les = summary.lesions
+        accepted = sum(r.review == "accepted" for r in les)
+        rejected = len(summary.rejected_lesions)
+        self.summary.setText(f"Liver {summary.liver_ml:.1f} mL    tumour {summary.tumor_ml:.2f} mL    "
+                             f"burden {summary.tumor_burden_pct:.2f} %    {len(les)} lesion(s)"
                              + (f"    reviewed: {accepted} accepted, {rejected} rejected" if accepted or rejected else ""))
         selected = self.current_row()
         self.lesions.setRowCount(len(les))
         self.records = list(les)
         self._centroids = []
         for r, l in enumerate(les):
-            vals = [str(l["id"]), f"{l['slices'][0] + 1}-{l['slices'][1] + 1}", f"{l['volume_ml']:.2f}",
-                    f"{l['longest_axial_diameter_mm']:.1f}", f"{l.get('mean_hu', float('nan')):.0f}",
-                    l.get("review", "unseen")]
+            mean_hu = l.mean_hu if l.mean_hu is not None else float("nan")
+            vals = [str(l.id), f"{l.slices[0] + 1}-{l.slices[1] + 1}", f"{l.volume_ml:.2f}",
+                    f"{l.longest_axial_diameter_mm:.1f}", f"{mean_hu:.0f}", l.review]
             for c, v in enumerate(vals):
                 item = QTableWidgetItem(v)
                 if c == len(vals) - 1 and STATE_COLOUR.get(v) is not None:
                     item.setForeground(STATE_COLOUR[v])
                 self.lesions.setItem(r, c, item)
-            self._centroids.append(tuple(int(round(x)) for x in l["centroid"]))
+            self._centroids.append(tuple(int(round(x)) for x in l.centroid))
         if selected is not None and les:
             self.lesions.selectRow(min(selected, len(les) - 1))
 

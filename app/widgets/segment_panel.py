@@ -8,6 +8,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QMessageBox,
                                QProgressBar, QPushButton, QRadioButton, QSpinBox, QWidget)
 
+from core.runtime.choices import PAINT_TOOLS, Engine, FixTool, PaintTool
 from core.runtime.edition import LITE_NAME, keras_available
 from core.inference.library import ModelEntry, default_models, scan_models
 
@@ -15,10 +16,12 @@ ENGINE_TEXT = {"auto": "Auto (fastest available)", "keras": "Keras", "onnx": "ON
                "onnx-int8": "ONNX Runtime int8 (CPU)"}
 ONNX_ONLY_TIP = (f"Auto: ONNX Runtime (a GPU provider, the int8 model when it passed its Dice check, else fp32). "
                  f"This edition ({LITE_NAME}) runs ONNX models only: no Keras engine.")
-TOOLS = {"View / pan": None, "Liver brush": "liver", "Tumour brush": "tumor", "Eraser": "erase"}
-BRUSHES = ("liver", "tumor", "erase")
+TOOLS: dict[str, Optional[PaintTool]] = {"View / pan": None, "Liver brush": "liver", "Tumour brush": "tumor",
+                                         "Eraser": "erase"}
+BRUSHES = PAINT_TOOLS
 # One click in any view (core.study.fixes); each is one undo step.
-CLICK_TOOLS = {"Add lesion": "add_lesion", "Grow lesion": "grow", "Shrink lesion": "shrink", "Remove region": "remove"}
+CLICK_TOOLS: dict[str, FixTool] = {"Add lesion": "add_lesion", "Grow lesion": "grow", "Shrink lesion": "shrink",
+                                   "Remove region": "remove"}
 CLICK_TIPS = {"add_lesion": "click inside a missed tumour: it is grown in 3D from the CT, inside the liver",
               "grow": "click a lesion: it grows by 3 mm where the CT looks like it",
               "shrink": "click a lesion: one voxel is peeled off its outline",
@@ -110,7 +113,7 @@ class SegmentPanel(QWidget):
         self.tumor.currentIndexChanged.connect(self._describe)
         self.refresh()
 
-    def set_engine(self, engine: str) -> None:
+    def set_engine(self, engine: Engine) -> None:
         i = self.engine.findData(engine)
         self.engine.blockSignals(True)
         self.engine.setCurrentIndex(max(i, 0))

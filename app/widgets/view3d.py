@@ -1,7 +1,9 @@
 """The 3D view: liver (translucent green) and lesions (red, the selected one yellow) as surfaces
 (:mod:`core.study.surfaces`), rotated and zoomed with the mouse (pyqtgraph's OpenGL view); a click on
 a lesion selects it. Where OpenGL is missing (no PyOpenGL, a display without OpenGL, a remote
-session) the view says so in one line and the rest of the app works.
+session) or fails, the view says so in one line and the rest of the app works: a child process
+tries OpenGL first (:mod:`app.widgets.gl_probe`), and the driver's LLVM is kept apart from
+TensorFlow's before this process touches OpenGL (:mod:`core.runtime.gl_isolation`).
 """
 
 from __future__ import annotations
@@ -19,46 +21,63 @@ PICK_PX = 12  # a click this far outside a lesion's projected outline still pick
 
 
 def opengl_problem() -> str:
-    """Why the 3D view cannot run here, in one line; "" when it can."""
+    """Why the 3D view cannot run here as far as Python's side tells, in one line; "" when it may (the
+    display's OpenGL is then tried in a child process, :class:`app.widgets.gl_probe.GLProbe`)."""
     try:
         import OpenGL.GL  # noqa: F401
         import pyqtgraph.opengl  # noqa: F401
     except Exception as exc:  # ImportError, or PyOpenGL finding no GL library
         return f"3D view unavailable: OpenGL for Python is missing ({type(exc).__name__}: {exc})"
-    from PySide6.QtGui import QGuiApplication, QOpenGLContext
-    ctx = QOpenGLContext()
-    if not ctx.create():
-        return (f"3D view unavailable: the display ({QGuiApplication.platformName()}) offers no OpenGL; "
-                "the slice views work as usual")
     return ""
 
 
 class View3D(QWidget):
-    """Signal ``lesionPicked(z, y, x)``: the anchor of the lesion clicked."""
+    """Signals ``lesionPicked(z, y, x)``: the anchor of the lesion clicked; ``ready``: the OpenGL view
+    was made (after the child process's answer) or ``problem`` says in one line why not."""
 
     lesionPicked = Signal(int, int, int)
+    ready = Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         self.problem = opengl_problem()
-        self.message = QLabel(self.problem or "No segmentation yet.")
+        self.message = QLabel(self.problem or "Checking OpenGL...")
         self.message.setWordWrap(True)
         lay.addWidget(self.message)
         self.gl = None
         self.meshes: list = []
         self.items: list = []
         self.selected: Optional[tuple] = None
+        self.checked = bool(self.problem)  # whether the answer is in (OpenGL on, or a problem)
+        if not self.problem:
+            from .gl_probe import GLProbe
+            self._probe = GLProbe(self, self._probed)
+
+    def _probed(self, answer: dict) -> None:
+        from PySide6.QtGui import QGuiApplication
+
+        from .gl_probe import problem_of
+        self.problem = problem_of(answer, QGuiApplication.platformName())
+        self.checked = True
         if self.problem:
-            return
+            self.message.setText(self.problem)
+        else:
+            self._make_view()
+        self.ready.emit()
+
+    def _make_view(self) -> None:
+        self.message.setText("No segmentation yet.")
         import pyqtgraph.opengl as gl
         self.gl = gl.GLViewWidget()
         self.gl.setBackgroundColor((20, 20, 24))
         self.gl.mouseReleaseEvent = self._released
         self.gl.mousePressEvent = self._pressed
-        lay.addWidget(self.gl, 1)
+        self.layout().addWidget(self.gl, 1)
         self._press = None
+        if self.meshes:
+            self.set_meshes(self.meshes, self.selected)
 
     @property
     def available(self) -> bool:

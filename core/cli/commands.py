@@ -113,6 +113,8 @@ def cmd_predict(args, cancel: CancelToken) -> int:
     if args.send or args.pacs:  # before the long work
         from ..runtime.edition import require_pacs
         require_pacs()
+    if args.batch and args.acquisition is not None:
+        raise LiverSegError("--acquisition picks one acquisition of one study's series: not with --batch")
     if args.batch:
         return cmd_predict_batch(args, cancel)
     if args.shard or args.pacs:
@@ -129,7 +131,7 @@ def cmd_predict(args, cancel: CancelToken) -> int:
     with ThreadPoolExecutor(1) as pool:  # the models' engines get ready while the study loads
         ready = pool.submit(StudySession.prepare_models, liver_path, tumor_path, args.engine, args.device,
                             args.batch_size)
-        session = StudySession.open(args.dicom_dir, progress=bar, cancel=cancel)
+        session = StudySession.open(args.dicom_dir, progress=bar, cancel=cancel, acquisition=args.acquisition)
         ready.result()  # the same runners segment() finds: device and engines chosen once
         seg = session.segment(liver_path, tumor_path, engine=args.engine, device=args.device,
                               batch_size=args.batch_size, progress=bar, cancel=cancel)
@@ -143,8 +145,8 @@ def cmd_predict(args, cancel: CancelToken) -> int:
         send_prediction(session, args.send, args.seg, cancel)
     for w in session.warnings:
         print(f"warning: {w}", file=sys.stderr)
-    print(f"liver {summary['liver_ml']:.1f} mL, tumour {summary['tumor_ml']:.2f} mL "
-          f"({summary['tumor_burden_pct']:.2f} %), {len(summary['lesions'])} lesion(s); "
+    print(f"liver {summary.liver_ml:.1f} mL, tumour {summary.tumor_ml:.2f} mL "
+          f"({summary.tumor_burden_pct:.2f} %), {len(summary.lesions)} lesion(s); "
           f"{seg.timings.get('total', 0):.1f} s; {engines_line(seg.info.get('engines') or {})}")
     for path, _ in outputs:
         print(f"wrote {path}")
@@ -285,10 +287,14 @@ def add_subcommands(sub) -> None:
                                        "in every study of a folder)")
     p.add_argument("dicom_dir", nargs="?", help="DICOM folder (searched recursively) or a volume file (.nii, "
                    ".nii.gz, .nrrd, .nhdr, .mha, .mhd); with --batch a folder of studies (none with --pacs)")
-    p.add_argument("--liver-model", help="run folder, .keras (with model.json) or notebook .h5 "
-                                         "(default: the bundled default, trained on real CT anatomy)")
-    p.add_argument("--tumor-model", help="run folder, .keras or notebook .h5 (default: the bundled default)")
+    p.add_argument("--liver-model", help="run folder, fine-tune folder (its liver/), .keras (with model.json) "
+                                         "or notebook .h5 (default: the bundled default, trained on real CT anatomy)")
+    p.add_argument("--tumor-model", help="run folder, fine-tune folder (its tumor/), .keras or notebook .h5 "
+                                         "(default: the bundled default)")
     p.add_argument("--liver-only", action="store_true", help="no tumour stage")
+    p.add_argument("--acquisition", type=int, metavar="N",
+                   help="of a series holding several acquisitions at the same positions (two contrast phases "
+                        "under one series UID; `liverseg info` lists them), the one with AcquisitionNumber N")
     p.add_argument("--out", required=True, help="label volume to write (.nii.gz); with --batch a folder")
     p.add_argument("--seg", help="also write a DICOM SEG")
     p.add_argument("--lesions", help="also write the lesion table (CSV)")

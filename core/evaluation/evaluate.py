@@ -11,10 +11,11 @@ from . import metrics
 from ..datasets.dataset import list_cases, load_case
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
 from ..runtime.labels import LIVER, TUMOUR
+from ..runtime.summary import LesionSummary, StudySummary
 
 
 def study_summary(label: np.ndarray, spacing, hu: Optional[np.ndarray] = None,
-                  review: Optional[dict] = None) -> dict:
+                  review: Optional[dict] = None) -> StudySummary:
     """Liver and tumour volumes (mL), tumour burden (%) and the lesion table of a label volume.
 
     Each lesion gets its review state ``review`` ("accepted" when an accepted anchor of ``review``,
@@ -27,12 +28,14 @@ def study_summary(label: np.ndarray, spacing, hu: Optional[np.ndarray] = None,
     review = review or {}
     accepted = {int(comps.reshape(-1)[k]) for k, e in review.items()
                 if e.get("state") == "accepted" and 0 <= k < comps.size}
-    lesions = [{**{k: v for k, v in r.items() if not k.startswith("_")},
-                "review": "accepted" if r["_label"] in accepted else "unseen"} for r in recs]
-    rejected = [{**e["lesion"], "review": "rejected"} for e in review.values() if e.get("state") == "rejected"]
-    return {"liver_ml": liver_ml, "tumor_ml": tumor_ml,
-            "tumor_burden_pct": 100.0 * tumor_ml / liver_ml if liver_ml else 0.0,
-            "lesions": lesions, "rejected_lesions": rejected}
+    lesions = [LesionSummary(id=r["id"], voxels=r["voxels"], volume_ml=r["volume_ml"], slices=tuple(r["slices"]),
+                             centroid=tuple(r["centroid"]), anchor=tuple(r["anchor"]),
+                             longest_axial_diameter_mm=r["longest_axial_diameter_mm"], mean_hu=r.get("mean_hu"),
+                             review="accepted" if r["_label"] in accepted else "unseen") for r in recs]
+    rejected = [e["lesion"].with_review("rejected") for e in review.values() if e.get("state") == "rejected"]
+    return StudySummary(liver_ml=liver_ml, tumor_ml=tumor_ml,
+                        tumor_burden_pct=100.0 * tumor_ml / liver_ml if liver_ml else 0.0,
+                        lesions=lesions, rejected_lesions=rejected)
 
 
 def case_report(pred: np.ndarray, truth: np.ndarray, spacing) -> dict:

@@ -6,9 +6,10 @@
 2. Post-processing: the largest 3D connected component, holes filled.
 3. Tumours: only the liver's slices, cropped to the liver's bounding box (with
    the training margin), predicted, resized back into the box; kept inside the
-   slightly dilated liver (``tumor_margin_mm`` in-plane); components under ``min_tumor_ml``, darker
-   than ``min_tumor_hu``, less than ``min_tumor_inside`` inside the liver or wholly within
-   ``min_tumor_depth_mm`` of the liver's surface dropped.
+   slightly dilated liver (:attr:`TumourFilters.margin_mm` in-plane); components under
+   :attr:`TumourFilters.min_ml`, darker than :attr:`TumourFilters.min_hu`, less than
+   :attr:`TumourFilters.min_inside` inside the liver or wholly within :attr:`TumourFilters.min_depth_mm`
+   of the liver's surface dropped.
 Each model's own saved preprocessing and threshold are applied.
 """
 
@@ -22,6 +23,7 @@ from typing import Optional
 import numpy as np
 
 from .runners import CascadeRunners, prepare_runners
+from ..runtime.choices import Engine
 from ..runtime.errors import LiverSegError
 from ..runtime.jobs import CancelToken, ProgressFn, check
 from ..runtime.labels import LIVER, TUMOUR
@@ -50,6 +52,29 @@ MIN_TUMOUR_INSIDE = 0.3
 # liver's edge, which the tumour stage finds. Patient 17, both stages held out, its seven proxies:
 # tumour Dice higher on every one (mean 0.610 -> 0.626), liver +0.001, false lesions 23 -> 21.
 TUMOUR_MARGIN_MM = 5.0
+
+
+@dataclass(frozen=True)
+class TumourFilters:
+    """What the cascade keeps of the tumour stage's proposals: one value, so the thresholds travel
+    together (benchmarks vary them, the application uses the defaults).
+
+    Attributes:
+        min_ml: tumour components smaller than this are dropped.
+        min_hu: tumour components whose mean is below this many HU are dropped (fat, air).
+        min_depth_mm: tumour components wholly within this many mm of the liver's surface are
+            dropped (0: keep them).
+        min_inside: tumour components with less than this share of their voxels in the liver
+            stage's mask are dropped (0: keep them).
+        margin_mm: tumour voxels are kept within this many mm of the liver stage's mask, in-plane
+            then along z (and within 2 voxels in 3D); 0: only the 2 voxels.
+    """
+
+    min_ml: float = 0.05
+    min_hu: float = MIN_TUMOUR_HU
+    min_depth_mm: float = MIN_TUMOUR_DEPTH_MM
+    min_inside: float = MIN_TUMOUR_INSIDE
+    margin_mm: float = TUMOUR_MARGIN_MM
 
 
 @dataclass
@@ -85,9 +110,7 @@ def resize_chunked(x: np.ndarray, h: int, w: int, out_box=None, chunk: int = 16)
 
 def segment(volume, liver_model, tumor_model=None, progress: Optional[ProgressFn] = None,
             cancel: Optional[CancelToken] = None, *, batch_size: Optional[int] = None, device: Optional[str] = None,
-            return_probs: bool = False, min_tumor_ml: float = 0.05, engine: str = "auto",
-            min_tumor_hu: float = MIN_TUMOUR_HU, min_tumor_depth_mm: float = MIN_TUMOUR_DEPTH_MM,
-            min_tumor_inside: float = MIN_TUMOUR_INSIDE, tumor_margin_mm: float = TUMOUR_MARGIN_MM,
+            return_probs: bool = False, engine: Engine = "auto", tumour_filters: TumourFilters = TumourFilters(),
             runners: Optional[CascadeRunners] = None) -> Segmentation:
     """Segment liver and tumours in a CT volume.
 
@@ -98,14 +121,7 @@ def segment(volume, liver_model, tumor_model=None, progress: Optional[ProgressFn
         batch_size: slices per network call (default 8 on CPU, 32 on GPU; halved on OOM).
         device: "cpu" or "gpu" to override the automatic choice.
         return_probs: keep the probability maps (float16).
-        min_tumor_ml: tumour components smaller than this are dropped.
-        min_tumor_hu: tumour components whose mean is below this many HU are dropped (fat, air).
-        min_tumor_depth_mm: tumour components wholly within this many mm of the liver's surface are
-            dropped (0: keep them).
-        min_tumor_inside: tumour components with less than this share of their voxels in the liver
-            stage's mask are dropped (0: keep them).
-        tumor_margin_mm: tumour voxels are kept within this many mm of the liver stage's mask, in-plane
-            then along z (and within 2 voxels in 3D); 0: only the 2 voxels.
+        tumour_filters: which tumour proposals are kept (:class:`TumourFilters`; default the shipped ones).
         engine: "auto", "keras", "onnx" or "onnx-int8" (see :mod:`core.inference.engines`), per model.
         runners: the models' runners, already prepared (:func:`core.inference.runners.prepare_runners`);
             then ``engine``, ``device`` and ``batch_size`` are theirs. Default: prepared here.
@@ -188,11 +204,12 @@ def segment(volume, liver_model, tumor_model=None, progress: Optional[ProgressFn
         prob = resize_chunked(prob_small, y1 - y0, x1 - x0)
         tumor = np.zeros((zs[-1] + 1 - zs[0], y1 - y0, x1 - x0), bool)  # the box: exact, as no tumour
         tumor[zs - zs[0]] = prob > tumor_model.threshold                  # voxel and no liver lie outside
-        margin = (int(round(tumor_margin_mm / float(np.mean(spacing[1:])))), int(round(tumor_margin_mm / spacing[0])))
-        tumor = clean_tumour(tumor, liver[tbox], int(np.ceil(min_tumor_ml * 1000 / np.prod(spacing))), margin)
-        tumor = drop_dark(tumor, hu[tbox], min_tumor_hu)
-        tumor = drop_outside(tumor, liver[tbox], min_tumor_inside)
-        tumor = drop_shallow(tumor, liver, spacing, min_tumor_depth_mm, origin=(zs[0], y0, x0))
+        f = tumour_filters
+        margin = (int(round(f.margin_mm / float(np.mean(spacing[1:])))), int(round(f.margin_mm / spacing[0])))
+        tumor = clean_tumour(tumor, liver[tbox], int(np.ceil(f.min_ml * 1000 / np.prod(spacing))), margin)
+        tumor = drop_dark(tumor, hu[tbox], f.min_hu)
+        tumor = drop_outside(tumor, liver[tbox], f.min_inside)
+        tumor = drop_shallow(tumor, liver, spacing, f.min_depth_mm, origin=(zs[0], y0, x0))
         seg.label[tbox][tumor] = TUMOUR
         if return_probs:
             tp = np.zeros(hu.shape, np.float16)

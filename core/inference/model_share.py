@@ -31,6 +31,7 @@ from typing import Callable, Optional
 
 from ..io.archive import SafeZip
 from ..runtime.atomic import atomic_open, file_sha256, write_bytes
+from ..runtime.choices import STAGES
 from ..runtime.errors import ModelError, one_line
 from ..runtime.runs import CALIBRATION_FILE, CARD, INT8_FILE, MODEL, ONNX_FILE, model_folder, read_card
 from ..transforms.preprocess import Preprocessing
@@ -39,7 +40,6 @@ MANIFEST = "liverseg-model.json"
 FORMAT = "liverseg-model-share"
 VERSION = 1
 SHARED = (MODEL, CARD, ONNX_FILE, INT8_FILE, CALIBRATION_FILE)  # the only files a shared model holds
-STAGES = ("liver", "tumor")
 MAX_FILE = 1 << 30  # one model file, uncompressed (read one at a time)
 MAX_JSON = 16 << 20  # the manifest and the card
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ -]{0,99}")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from ..runtime.choices import Engine
 from ..runtime.runs import CARD, INT8_FILE, MODEL, ONNX_FILE
 from .devices import Device, resolve_device
 from .engines.runner import Runner, open_runner
@@ -30,7 +31,7 @@ class CascadeRunners:
     """
 
     device: Device
-    engine: str
+    engine: Engine
     liver: Runner
     tumor: Optional[Runner]
     liver_model: object
@@ -41,7 +42,7 @@ class CascadeRunners:
         return self.liver.batch
 
 
-def prepare_runners(liver_model, tumor_model=None, engine: str = "auto", device: Optional[str] = None,
+def prepare_runners(liver_model, tumor_model=None, engine: Engine = "auto", device: Optional[str] = None,
                     batch_size: Optional[int] = None) -> CascadeRunners:
     """Choose the device once and open both models' runners.
 

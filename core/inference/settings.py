@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..runtime.atomic import write_json
-from .engines import ENGINES
+from ..runtime.choices import ENGINES, Engine
 
 log = logging.getLogger(__name__)
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -29,7 +29,7 @@ class Settings:
         keras_backend: Keras backend for the next start ("tensorflow", "jax", "torch").
     """
 
-    engine: str = "auto"
+    engine: Engine = "auto"
     # a packaged variant may default to another backend (the Windows GPU build: torch)
     keras_backend: str = field(default_factory=lambda: os.environ.get("LIVERSEG_DEFAULT_BACKEND", "tensorflow"))
 

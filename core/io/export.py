@@ -25,6 +25,7 @@ from ..runtime.atomic import atomic_open
 from .dicom.geometry import LPS_FROM_RAS, voxel_to_lps
 from ..runtime.errors import LiverSegError, one_line
 from ..runtime.labels import LIVER, TUMOUR
+from ..runtime.summary import LesionSummary
 
 LPS_TO_RAS = LPS_FROM_RAS  # its own inverse
 TYPE2_PATIENT_STUDY = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
@@ -211,20 +212,21 @@ LESION_COLUMNS = ["id", "volume_ml", "longest_axial_diameter_mm", "mean_hu", "fi
                   "centroid_z", "centroid_y", "centroid_x", "voxels", "review"]
 
 
-def lesion_rows(lesions: list[dict]) -> list[dict]:
+def lesion_rows(lesions: list[LesionSummary]) -> list[dict]:
+    """The lesion CSV's rows (:data:`LESION_COLUMNS`): figures rounded, slices and centroid split."""
     rows = []
     for r in lesions:
-        rows.append({"id": r["id"], "volume_ml": round(r["volume_ml"], 3),
-                     "longest_axial_diameter_mm": round(r["longest_axial_diameter_mm"], 1),
-                     "mean_hu": round(r["mean_hu"], 1) if "mean_hu" in r else "",
-                     "first_slice": r["slices"][0], "last_slice": r["slices"][1],
-                     "centroid_z": round(r["centroid"][0], 1), "centroid_y": round(r["centroid"][1], 1),
-                     "centroid_x": round(r["centroid"][2], 1), "voxels": r["voxels"],
-                     "review": r.get("review", "")})
+        rows.append({"id": r.id, "volume_ml": round(r.volume_ml, 3),
+                     "longest_axial_diameter_mm": round(r.longest_axial_diameter_mm, 1),
+                     "mean_hu": round(r.mean_hu, 1) if r.mean_hu is not None else "",
+                     "first_slice": r.slices[0], "last_slice": r.slices[1],
+                     "centroid_z": round(r.centroid[0], 1), "centroid_y": round(r.centroid[1], 1),
+                     "centroid_x": round(r.centroid[2], 1), "voxels": r.voxels,
+                     "review": r.review})
     return rows
 
 
-def write_lesions_csv(path, lesions: list[dict], force: bool = False, source_dirs=()) -> Path:
+def write_lesions_csv(path, lesions: list[LesionSummary], force: bool = False, source_dirs=()) -> Path:
     p = check_target(path, force, source_dirs)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=LESION_COLUMNS, lineterminator="\n")

@@ -19,6 +19,7 @@ from typing import Optional
 import numpy as np
 
 from ..runtime.labels import LIVER, TUMOUR
+from ..runtime.summary import LesionSummary, StudySummary
 from .export import _write, check_target
 
 NOTICE = ("Research use only. Not for clinical decisions: the segmentation is made by models trained on a "
@@ -110,9 +111,11 @@ def _models_lines(report: dict) -> list[str]:
 
 
 def write_pdf_report(path, report: dict, hu: np.ndarray, label: np.ndarray, spacing,
-                     study: Optional[dict] = None, force: bool = False, source_dirs=()) -> Path:
+                     study: Optional[dict] = None, force: bool = False, source_dirs=(),
+                     summary: Optional[StudySummary] = None) -> Path:
     """Write the report (``report``: :meth:`core.study.session.StudySession.report`; ``study``: patient
-    id, study date, series description). Returns the path."""
+    id, study date, series description; ``summary``: the measurements in it, read from ``report``
+    when not given). Returns the path."""
     from fpdf import FPDF
     p = check_target(path, force, source_dirs)
     study = study or {}
@@ -140,12 +143,12 @@ def write_pdf_report(path, report: dict, hu: np.ndarray, label: np.ndarray, spac
         pdf.multi_cell(0, 5, _latin(line), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(2)
     pdf.set_font("Helvetica", "B", 11)
-    lesions = report.get("lesions", [])
-    rejected = report.get("rejected_lesions", [])
-    pdf.cell(0, 7, _latin(f"Liver {report.get('liver_ml', 0):.1f} mL    tumour {report.get('tumor_ml', 0):.2f} mL    "
-                          f"burden {report.get('tumor_burden_pct', 0):.2f} %    {len(lesions)} lesion(s)"),
+    summary = summary if summary is not None else StudySummary.from_json(report)
+    lesions = summary.lesions
+    pdf.cell(0, 7, _latin(f"Liver {summary.liver_ml:.1f} mL    tumour {summary.tumor_ml:.2f} mL    "
+                          f"burden {summary.tumor_burden_pct:.2f} %    {len(lesions)} lesion(s)"),
              new_x="LMARGIN", new_y="NEXT")
-    _lesion_table(pdf, lesions, rejected)
+    _lesion_table(pdf, summary.table())
     for w in report.get("warnings", []):
         pdf.set_font("Helvetica", "I", 8)
         pdf.multi_cell(0, 4, _latin("Warning: " + w), new_x="LMARGIN", new_y="NEXT")
@@ -173,17 +176,16 @@ def write_pdf_report(path, report: dict, hu: np.ndarray, label: np.ndarray, spac
 LESION_COLS = [("id", 10), ("slices", 22), ("volume mL", 24), ("diameter mm", 26), ("mean HU", 20), ("review", 24)]
 
 
-def _lesion_table(pdf, lesions: list[dict], rejected: list[dict]) -> None:
+def _lesion_table(pdf, numbered: list[LesionSummary]) -> None:
     pdf.set_font("Helvetica", "B", 8)
     for name, w in LESION_COLS:
         pdf.cell(w, 5, name, border=1)
     pdf.ln()
     pdf.set_font("Helvetica", "", 8)
-    numbered = list(lesions) + [{**r, "id": len(lesions) + i} for i, r in enumerate(rejected, start=1)]
     for r in numbered:
-        mean = r.get("mean_hu")
-        vals = [str(r["id"]), f"{r['slices'][0] + 1}-{r['slices'][1] + 1}", f"{r['volume_ml']:.2f}",
-                f"{r['longest_axial_diameter_mm']:.1f}", "-" if mean is None else f"{mean:.0f}", r.get("review", "")]
+        mean = r.mean_hu
+        vals = [str(r.id), f"{r.slices[0] + 1}-{r.slices[1] + 1}", f"{r.volume_ml:.2f}",
+                f"{r.longest_axial_diameter_mm:.1f}", "-" if mean is None else f"{mean:.0f}", r.review]
         for (_, w), v in zip(LESION_COLS, vals):
             pdf.cell(w, 5, _latin(v), border=1)
         pdf.ln()
@@ -191,7 +193,7 @@ def _lesion_table(pdf, lesions: list[dict], rejected: list[dict]) -> None:
         pdf.cell(0, 5, "no lesion", new_x="LMARGIN", new_y="NEXT")
 
 
-def _key_images(pdf, lesions: list[dict], hu, label, spacing, per_row: int = 3, size: float = 58.0) -> None:
+def _key_images(pdf, lesions: list[LesionSummary], hu, label, spacing, per_row: int = 3, size: float = 58.0) -> None:
     x0 = pdf.l_margin
     for i, les in enumerate(lesions):
         col = i % per_row
@@ -200,12 +202,12 @@ def _key_images(pdf, lesions: list[dict], hu, label, spacing, per_row: int = 3, 
         if pdf.get_y() + size + 8 > pdf.h - pdf.b_margin:
             pdf.add_page()
         y = pdf.get_y()
-        img = key_image(hu, label, spacing, les["centroid"])
+        img = key_image(hu, label, spacing, les.centroid)
         x = x0 + col * (size + 4)
         pdf.image(_png(img), x=x, y=y, w=size)
         pdf.set_xy(x, y + size * img.shape[0] / img.shape[1] + 1)
         pdf.set_font("Helvetica", "", 7)
-        pdf.cell(size, 4, _latin(f"lesion {les['id']}: slice {int(round(les['centroid'][0])) + 1}, "
-                                 f"{les['volume_ml']:.2f} mL, {les.get('review', '')}"))
+        pdf.cell(size, 4, _latin(f"lesion {les.id}: slice {int(round(les.centroid[0])) + 1}, "
+                                 f"{les.volume_ml:.2f} mL, {les.review}"))
         pdf.set_xy(x0, y)
     pdf.ln(size + 8)

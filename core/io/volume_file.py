@@ -176,9 +176,12 @@ def _to_int16(a: np.ndarray) -> np.ndarray:
 
 
 def open_volume(path: str | os.PathLike, progress: Optional[ProgressFn] = None,
-                cancel: Optional[CancelToken] = None):
-    """A study from a volume file (NIfTI, NRRD, MetaImage) or a DICOM folder, whichever ``path`` is."""
+                cancel: Optional[CancelToken] = None, acquisition: Optional[int] = None):
+    """A study from a volume file (NIfTI, NRRD, MetaImage) or a DICOM folder, whichever ``path`` is
+    (``acquisition``: of a DICOM series holding several, which one)."""
     if is_volume_file(path):
+        if acquisition is not None:
+            raise VolumeFileError(f"{path}: --acquisition applies to a DICOM folder, not a volume file")
         return read_volume_file(path, progress, cancel)
     from .dicom import load_series
-    return load_series(path, progress=progress, cancel=cancel)
+    return load_series(path, progress=progress, cancel=cancel, acquisition=acquisition)

@@ -92,7 +92,7 @@ def load_model(path: str | os.PathLike, compile: bool = True):
 from dataclasses import dataclass, field  # noqa: E402
 
 from ..transforms.preprocess import Preprocessing  # noqa: E402
-from ..runtime.runs import CARD, MODEL, ONNX_FILE, card_path, find_card  # noqa: E402
+from ..runtime.runs import CARD, MODEL, ONNX_FILE, card_path, find_card, stage_folder  # noqa: E402
 
 LEGACY_META = {  # the Colab notebooks' contract for their .h5 models
     "format": "liverseg-model", "version": 1, "stage": None, "input_size": 256, "channels": 3,
@@ -175,15 +175,31 @@ def onnx_only_folder(folder: Path) -> bool:
     return (folder / CARD).is_file() and (folder / ONNX_FILE).is_file()
 
 
-def find_model_file(path: Path) -> Path:
-    if path.is_dir():
-        for name in (MODEL, "model.h5"):
-            if (path / name).is_file():
-                return path / name
-        if onnx_only_folder(path):
-            return path / MODEL  # absent: the card and the ONNX files beside it are what runs
-        raise ModelError(f"{path}: no {MODEL} in this folder")
-    return path
+def _folder_model(folder: Path) -> Path | None:
+    for name in (MODEL, "model.h5"):
+        if (folder / name).is_file():
+            return folder / name
+    if onnx_only_folder(folder):
+        return folder / MODEL  # absent: the card and the ONNX files beside it are what runs
+    return None
+
+
+def find_model_file(path: Path, stage: str | None = None) -> Path:
+    """The model file ``path`` names: the file itself, a folder's ``model.keras`` (or ``model.h5``),
+    or for a work folder with a model folder per stage (a fine-tune's ``--out``: ``liver/``,
+    ``tumor/``) that of ``stage``, or without a stage its only one.
+
+    Raises:
+        ModelError: a folder with no model, or whose stage folders do not single one out (the message
+            names the folder to give).
+    """
+    if not path.is_dir():
+        return path
+    found = _folder_model(path)
+    if found is None:
+        inner = stage_folder(path, stage, lambda f: _folder_model(f) is not None, f"no {MODEL} in this folder")
+        found = _folder_model(inner)
+    return found
 
 
 def _checked(p: Path, model, meta: dict):
@@ -198,7 +214,8 @@ def _checked(p: Path, model, meta: dict):
 
 
 def load_seg_model(path: str | os.PathLike, stage: str | None = None, lazy: bool = False) -> SegModel:
-    """Load a segmentation model: a run folder, a ``.keras`` file, or a notebook ``.h5``.
+    """Load a segmentation model: a run folder, a ``.keras`` file, a notebook ``.h5``, or a work folder
+    with a model folder per stage (its ``stage`` one; :func:`find_model_file`).
 
     The model's card (:func:`core.runtime.runs.card_path`: ``model.json`` for ``model.keras``,
     ``foo.json`` for ``foo.keras``) gives its preprocessing and threshold; a legacy ``.h5``
@@ -213,7 +230,7 @@ def load_seg_model(path: str | os.PathLike, stage: str | None = None, lazy: bool
         ModelError: missing, corrupt or unsafe file; unexpected input or output shape;
             a model of the other stage.
     """
-    p = find_model_file(Path(path))
+    p = find_model_file(Path(path), stage)
     onnx_only = p.name == MODEL and not p.exists() and onnx_only_folder(p.parent)
     if not p.is_file() and not onnx_only:
         raise ModelError(f"{p}: no such model file")

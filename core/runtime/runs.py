@@ -58,6 +58,7 @@ INT8_FILE = "model.int8.onnx"
 CALIBRATION_FILE = "calibration.npz"
 TENSORBOARD = "tensorboard"
 FOLDER_MODELS = (MODEL, LAST_MODEL)  # the model files whose card is the folder's model.json
+STAGE_FOLDERS = ("liver", "tumor")  # a work folder's model folders, one per stage (liverseg finetune --out)
 
 
 # -- the model card ---------------------------------------------------------------------------
@@ -132,14 +133,40 @@ def drop_card_entry(folder: str | os.PathLike, key: str) -> bool:
 def model_folder(path: str | os.PathLike) -> Path:
     """The folder holding ``model.keras`` and ``model.json`` for a run folder or a model file.
 
+    A work folder holding one model folder per stage (see :func:`stage_folder`) gives its only one.
+
     Raises:
-        ModelError: there is no ``model.json`` there.
+        ModelError: there is no ``model.json`` there, nor in exactly one stage folder.
     """
     p = Path(path)
     folder = p if p.is_dir() else p.parent
     if not (folder / CARD).is_file():
-        raise ModelError(f"{folder}: no {CARD} (not a trained model folder)")
+        return stage_folder(folder, None, lambda f: (f / CARD).is_file(), f"no {CARD} (not a trained model folder)")
     return folder
+
+
+def stage_folder(folder: Path, stage: Optional[str], holds, missing: str) -> Path:
+    """The model folder inside a work folder holding one per stage (``liverseg finetune --out W``
+    writes ``W/liver`` and ``W/tumor``): ``stage``'s, or without a stage the only one there, so
+    that such a work folder can be given where a model folder is asked for.
+
+    ``holds(folder)``: whether a folder holds a model. ``missing``: what the error says ``folder``
+    lacks itself.
+
+    Raises:
+        ModelError: no such stage folder, or several without a stage to choose; the message names
+            the stage folders to give instead, where there are some.
+    """
+    held = [s for s in STAGE_FOLDERS if (folder / s).is_dir() and holds(folder / s)]
+    if stage in held or (stage is None and len(held) == 1):
+        return folder / (stage or held[0])
+    if not held:
+        raise ModelError(f"{folder}: {missing}")
+    choices = " or ".join(str(folder / s) for s in held)
+    if stage is None:
+        raise ModelError(f"{folder}: {missing}; it holds a model per stage: give {choices}")
+    raise ModelError(f"{folder}: {missing}, nor a {stage}/ folder with one; it holds {', '.join(held)}/ "
+                     f"({choices}), not a {stage} model")
 
 
 # -- config, split and state ------------------------------------------------------------------

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
+from ..runtime.choices import Engine
 from ..runtime.errors import Cancelled, LiverSegError, one_line
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
 
@@ -97,7 +98,7 @@ def study_name(study: Path) -> str:
     return name
 
 
-def _segment_one(name: str, study: Path, out: Path, liver, tumor, engine: str, device: Optional[str],
+def _segment_one(name: str, study: Path, out: Path, liver, tumor, engine: Engine, device: Optional[str],
                  cancel) -> StudyRow:
     from ..inference.engines import engines_line
     from .session import StudySession
@@ -106,13 +107,13 @@ def _segment_one(name: str, study: Path, out: Path, liver, tumor, engine: str, d
     seg = session.segment(liver, tumor, engine=engine, device=device, cancel=cancel)
     summary, _ = session.measure()
     session.export("nifti", out, force=True)  # the skip / --force decision is made by the caller
-    return StudyRow(name, "done", f"{summary['liver_ml']:.1f}", f"{summary['tumor_ml']:.2f}",
-                    str(len(summary["lesions"])), engines_line(seg.info.get("engines") or {}),
+    return StudyRow(name, "done", f"{summary.liver_ml:.1f}", f"{summary.tumor_ml:.2f}",
+                    str(len(summary.lesions)), engines_line(seg.info.get("engines") or {}),
                     f"{time.perf_counter() - t:.1f}", str(out))
 
 
 def run_batch(root: str | os.PathLike, out_dir: str | os.PathLike, liver, tumor=None, *, force: bool = False,
-              shard: Optional[tuple[int, int]] = None, engine: str = "auto", device: Optional[str] = None,
+              shard: Optional[tuple[int, int]] = None, engine: Engine = "auto", device: Optional[str] = None,
               progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
               sources: Optional[list[tuple[str, Callable[[], Path]]]] = None) -> tuple[list[StudyRow], Path]:
     """Segment every study (of this shard) under ``root``; returns the rows and the summary CSV path.

@@ -13,6 +13,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..runtime.choices import PAINT_TOOLS, PaintTool
 from ..runtime.labels import LIVER, TUMOUR
 
 
@@ -53,9 +54,9 @@ class LabelEditor:
         self._stroke = {}
         self._open = True
 
-    def paint(self, z: int, y: float, x: float, radius: float, tool: str) -> int:
+    def paint(self, z: int, y: float, x: float, radius: float, tool: PaintTool) -> int:
         """Paint one disc; returns how many voxels changed."""
-        if tool not in ("liver", "tumor", "erase"):
+        if tool not in PAINT_TOOLS:
             raise ValueError(f"unknown tool {tool!r}")
         nz, ny, nx = self.label.shape
         if not 0 <= z < nz:

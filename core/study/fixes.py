@@ -23,10 +23,10 @@ from typing import Optional
 
 import numpy as np
 
+from ..runtime.choices import SCOPES, FixScope
 from ..runtime.errors import LiverSegError
 from ..runtime.labels import LIVER, TUMOUR
 
-SCOPES = ("slice", "3d")
 
 
 class FixError(LiverSegError):
@@ -80,7 +80,7 @@ def _smooth(hu: np.ndarray, spacing) -> np.ndarray:
     return ndimage.gaussian_filter(out, [SMOOTH_MM / float(s) for s in spacing]) if SMOOTH_MM else out
 
 
-def component_at(mask: np.ndarray, seed, scope: str = "3d") -> np.ndarray:
+def component_at(mask: np.ndarray, seed, scope: FixScope = "3d") -> np.ndarray:
     """The connected component of boolean ``mask`` holding ``seed`` (26-connected in 3D, 8-connected
     on the seed's slice for ``scope="slice"``), as flat indices into ``mask``; empty when the seed
     is not in ``mask``."""
@@ -214,7 +214,7 @@ def shrink_lesion(label: np.ndarray, seed, spacing, step_mm: Optional[float] = N
     return Fix(flat, LIVER, f"lesion shrunk by {_ml(len(flat), spacing):.2f} mL")
 
 
-def remove_region(label: np.ndarray, seed, spacing, scope: str = "3d") -> Fix:
+def remove_region(label: np.ndarray, seed, spacing, scope: FixScope = "3d") -> Fix:
     """Remove the connected region under the click: a lesion becomes liver; a liver region (with the
     lesions in it) becomes background, on the click's slice or in 3D. In 3D the main liver (the
     largest region) is refused: that is the eraser's job."""

@@ -1,7 +1,7 @@
 """Lesion-by-lesion review of a segmentation (no Qt): accept, reject, reject the small ones.
 
-A lesion is named by its *anchor*, the voxel of it nearest its centroid (``anchor`` in the lesion
-records of :func:`core.evaluation.metrics.lesions`): ids change when lesions are edited, merged or
+A lesion is named by its *anchor*, the voxel of it nearest its centroid (``anchor`` of the
+:class:`core.runtime.summary.LesionSummary` records): ids change when lesions are edited, merged or
 removed, a voxel inside the lesion does not. The states live in the editor
 (:attr:`core.study.editing.LabelEditor.review`), so every review action is one undo step with the
 voxels it changed; :func:`core.evaluation.evaluate.study_summary` gives each current lesion its
@@ -18,22 +18,26 @@ from typing import Iterable, Optional
 
 import numpy as np
 
+from ..runtime.summary import LesionSummary
+from ..runtime.choices import REVIEW_STATES, ReviewState
 from ..runtime.labels import LIVER, TUMOUR
 from .editing import LabelEditor
 from .fixes import Fix, FixError, component_at
 
-ACCEPTED, REJECTED, UNSEEN = "accepted", "rejected", "unseen"
-STATES = (UNSEEN, ACCEPTED, REJECTED)
+ACCEPTED: ReviewState = "accepted"
+REJECTED: ReviewState = "rejected"
+UNSEEN: ReviewState = "unseen"
+STATES = REVIEW_STATES
 
 
-def anchor_index(lesion: dict, shape) -> int:
+def anchor_index(lesion: LesionSummary, shape) -> int:
     """The flat index of the lesion's anchor voxel."""
-    return int(np.ravel_multi_index(tuple(int(c) for c in lesion["anchor"]), shape))
+    return int(np.ravel_multi_index(tuple(int(c) for c in lesion.anchor), shape))
 
 
-def _entry(lesion: dict, state: str) -> dict:
-    keep = {k: v for k, v in lesion.items() if k != "review"}
-    return {"state": state, "lesion": keep}
+def _entry(lesion: LesionSummary, state: ReviewState) -> dict:
+    """A review entry: the state and the lesion as it was (a copy: the summary's records stay as they are)."""
+    return {"state": state, "lesion": lesion.with_review(state)}
 
 
 def _without(review: dict, comp: np.ndarray) -> dict:
@@ -42,12 +46,12 @@ def _without(review: dict, comp: np.ndarray) -> dict:
     return {k: v for k, v in review.items() if k not in inside}
 
 
-def accept(editor: LabelEditor, lesion: dict) -> bool:
+def accept(editor: LabelEditor, lesion: LesionSummary) -> bool:
     """Mark ``lesion`` accepted (one undo step); False when it already was."""
     shape = editor.label.shape
-    comp = component_at(editor.label == TUMOUR, tuple(lesion["anchor"]))
+    comp = component_at(editor.label == TUMOUR, tuple(lesion.anchor))
     if not len(comp):
-        raise FixError(f"lesion {lesion.get('id', '?')} is no longer in the segmentation")
+        raise FixError(f"lesion {lesion.id} is no longer in the segmentation")
     review = _without(editor.review, comp)
     review[anchor_index(lesion, shape)] = _entry(lesion, ACCEPTED)
     changed = review != editor.review
@@ -55,7 +59,7 @@ def accept(editor: LabelEditor, lesion: dict) -> bool:
     return changed
 
 
-def reject(editor: LabelEditor, lesions: Iterable[dict]) -> int:
+def reject(editor: LabelEditor, lesions: Iterable[LesionSummary]) -> int:
     """Reject ``lesions``: each one's 3D component becomes liver, its state "rejected"; one undo step
     for all. Returns how many voxels changed."""
     label = editor.label
@@ -63,7 +67,7 @@ def reject(editor: LabelEditor, lesions: Iterable[dict]) -> int:
     review = dict(editor.review)
     parts = []
     for les in lesions:
-        comp = component_at(tumour, tuple(les["anchor"]))
+        comp = component_at(tumour, tuple(les.anchor))
         if not len(comp):
             continue
         review = _without(review, comp)
@@ -74,9 +78,9 @@ def reject(editor: LabelEditor, lesions: Iterable[dict]) -> int:
     return editor.apply(np.concatenate(parts), LIVER, review)
 
 
-def reject_smaller(editor: LabelEditor, lesions: list[dict], min_ml: float) -> list[dict]:
+def reject_smaller(editor: LabelEditor, lesions: list[LesionSummary], min_ml: float) -> list[LesionSummary]:
     """Reject every lesion under ``min_ml`` mL not yet accepted (one undo step); returns them."""
-    small = [r for r in lesions if r["volume_ml"] < min_ml and r.get("review", UNSEEN) != ACCEPTED]
+    small = [r for r in lesions if r.volume_ml < min_ml and r.review != ACCEPTED]
     reject(editor, small)
     return small
 
@@ -91,7 +95,7 @@ def apply_fix(editor: LabelEditor, fix: Fix) -> int:
     return editor.apply(fix.flat, fix.value, review)
 
 
-def lesion_at(lesions: list[dict], label: np.ndarray, voxel) -> Optional[dict]:
+def lesion_at(lesions: list[LesionSummary], label: np.ndarray, voxel) -> Optional[LesionSummary]:
     """The lesion of ``lesions`` (records of the current label) holding ``voxel``, or None."""
     z, y, x = (int(round(float(c))) for c in voxel)
     if not all(0 <= c < n for c, n in zip((z, y, x), label.shape)) or label[z, y, x] != TUMOUR:
@@ -103,7 +107,7 @@ def lesion_at(lesions: list[dict], label: np.ndarray, voxel) -> Optional[dict]:
     return None
 
 
-def next_lesion(lesions: list[dict], current: Optional[int], step: int = 1,
+def next_lesion(lesions: list[LesionSummary], current: Optional[int], step: int = 1,
                 unseen_first: bool = False) -> Optional[int]:
     """The row to review after row ``current`` (``step`` -1: before it), wrapping round; with
     ``unseen_first`` the next row not yet reviewed, when there is one. None without lesions."""
@@ -113,6 +117,6 @@ def next_lesion(lesions: list[dict], current: Optional[int], step: int = 1,
     start = -1 if current is None and step > 0 else (0 if current is None else current)
     for k in range(1, n + 1):
         i = (start + step * k) % n
-        if not unseen_first or lesions[i].get("review", UNSEEN) == UNSEEN:
+        if not unseen_first or lesions[i].review == UNSEEN:
             return i
     return (start + step) % n

@@ -25,46 +25,30 @@ from typing import Optional
 import numpy as np
 
 from .editing import LabelEditor
+from ..inference.runner_cache import RunnerCache
 from ..runtime.errors import LiverSegError
 from ..runtime.jobs import CancelToken, ProgressFn
 from .study import Study
+from ..runtime.choices import EXPORT_KINDS, FIX_TOOLS, Engine, ExportKind, FixScope, FixTool, ReviewAction, Stage
+from ..runtime.summary import LesionSummary, StudySummary
 
-EXPORT_KINDS = ("nifti", "seg", "csv", "report", "pdf")
-FIX_TOOLS = ("add_lesion", "grow", "shrink", "remove")
-_MODELS: dict = {}
-_RUNNERS: dict = {}  # the cascade runners last prepared, by models, engine, device, batch and file versions
-_KEEP_RUNNERS = 4
+RUNNER_CACHE = RunnerCache()  # the process's models and runners: the GUI segments many studies with the same models
 
 
-def load_model(model, stage: str):
+def load_model(model, stage: Stage):
     """A :class:`core.model.io.SegModel`: ``model`` itself when already loaded, else loaded from its
-    path once per (path, stage) in this process (the GUI segments many studies with the same models)."""
-    if model is None or not isinstance(model, (str, os.PathLike)):
-        return model
-    from ..model.io import load_seg_model
-    key = (str(model), stage)
-    if key not in _MODELS:
-        _MODELS[key] = load_seg_model(model, stage, lazy=True)  # Keras only if a Keras engine runs it
-    return _MODELS[key]
+    path once per (path, stage) in this process (:meth:`core.inference.runner_cache.RunnerCache.model`)."""
+    return RUNNER_CACHE.model(model, stage)
 
 
-def cascade_runners(liver, tumor=None, engine: str = "auto", device: Optional[str] = None,
+def cascade_runners(liver, tumor=None, engine: Engine = "auto", device: Optional[str] = None,
                     batch_size: Optional[int] = None):
     """The :class:`core.inference.runners.CascadeRunners` of these models (paths or loaded models),
-    engine and device: prepared once and kept for the process, so every study the GUI, ``predict`` or
-    a batch run segments with them reuses their ONNX Runtime sessions or compiled forwards. A model
-    whose files changed since (a re-export, a new threshold) gets new runners."""
-    from ..inference.runners import model_version, prepare_runners
-    liver_m = load_model(liver, "liver")
-    tumor_m = load_model(tumor, "tumor") if tumor else None
-    key = (id(liver_m), id(tumor_m), engine, device, batch_size, model_version(liver_m), model_version(tumor_m))
-    runners = _RUNNERS.pop(key, None)
-    if runners is None:
-        runners = prepare_runners(liver_m, tumor_m, engine, device, batch_size)
-    _RUNNERS[key] = runners  # most recently used last; the runners keep their models (and ids) alive
-    while len(_RUNNERS) > _KEEP_RUNNERS:
-        del _RUNNERS[next(iter(_RUNNERS))]
-    return runners
+    engine and device: prepared once and kept for the process (:data:`RUNNER_CACHE`), so every study
+    the GUI, ``predict`` or a batch run segments with them reuses their ONNX Runtime sessions or
+    compiled forwards. A model whose files changed since (a re-export, a new threshold) gets new
+    runners."""
+    return RUNNER_CACHE.get(liver, tumor, engine, device, batch_size)
 
 
 @dataclass
@@ -79,6 +63,7 @@ class Segmented:
         seconds: wall time of the whole step (model loading included).
         models: the model cards used ({"liver": card, "tumor": card or None}).
         snapshot: a copy of ``label`` taken in the worker for measuring (nobody edits it), or None.
+        review: lesion review states that come with ``label`` (a recovered session's), else empty.
     """
 
     label: np.ndarray
@@ -88,6 +73,7 @@ class Segmented:
     seconds: float = 0.0
     models: dict = field(default_factory=dict)
     snapshot: Optional[np.ndarray] = None
+    review: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -106,7 +92,7 @@ class StudySession:
     study: Study
     source: str = ""
     editor: Optional[LabelEditor] = None
-    summary: Optional[dict] = None
+    summary: Optional[StudySummary] = None
     case_report: Optional[dict] = None
     segmentation: Optional[Segmented] = None
 
@@ -117,10 +103,12 @@ class StudySession:
     # -- opening --------------------------------------------------------------
     @classmethod
     def open(cls, path: str | os.PathLike, progress: Optional[ProgressFn] = None,
-             cancel: Optional[CancelToken] = None) -> "StudySession":
-        """A volume file (NIfTI, NRRD, MetaImage) or a DICOM folder (its largest CT series)."""
+             cancel: Optional[CancelToken] = None, acquisition: Optional[int] = None) -> "StudySession":
+        """A volume file (NIfTI, NRRD, MetaImage) or a DICOM folder (its largest CT series; of a series
+        holding several acquisitions, ``acquisition``)."""
         from ..io.volume_file import open_volume
-        return cls(Study.from_volume(open_volume(path, progress=progress, cancel=cancel), str(path)), str(path))
+        volume = open_volume(path, progress=progress, cancel=cancel, acquisition=acquisition)
+        return cls(Study.from_volume(volume, str(path)), str(path))
 
     @classmethod
     def open_series(cls, info, where: str, progress: Optional[ProgressFn] = None,
@@ -166,7 +154,7 @@ class StudySession:
         return dict(self.segmentation.info.get("engines") or {}) if self.segmentation else {}
 
     # -- segmenting -----------------------------------------------------------
-    def run_segmentation(self, liver, tumor=None, engine: str = "auto", device: Optional[str] = None,
+    def run_segmentation(self, liver, tumor=None, engine: Engine = "auto", device: Optional[str] = None,
                          batch_size: Optional[int] = None, snapshot: bool = False,
                          progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> Segmented:
         """Run the cascade (``liver``, ``tumor``: model paths or loaded models; tumour optional) and
@@ -185,11 +173,11 @@ class StudySession:
         """Make ``result``'s label the working segmentation (a fresh edit history; measure it again)."""
         self.segmentation = result
         self.study.label = result.label
-        self.editor = LabelEditor(result.label)
+        self.editor = LabelEditor(result.label, review=dict(result.review))
         self.summary = self.case_report = None
 
     @staticmethod
-    def prepare_models(liver, tumor=None, engine: str = "auto", device: Optional[str] = None,
+    def prepare_models(liver, tumor=None, engine: Engine = "auto", device: Optional[str] = None,
                        batch_size: Optional[int] = None, progress=None, cancel=None):
         """Load the models and prepare their runners (:func:`cascade_runners`: ONNX Runtime sessions
         opened, or Keras models loaded), which :meth:`segment` with the same arguments then uses:
@@ -200,7 +188,7 @@ class StudySession:
                 m.model  # noqa: B018 (loads it)
         return runners
 
-    def segment(self, liver, tumor=None, engine: str = "auto", device: Optional[str] = None,
+    def segment(self, liver, tumor=None, engine: Engine = "auto", device: Optional[str] = None,
                 batch_size: Optional[int] = None, progress: Optional[ProgressFn] = None,
                 cancel: Optional[CancelToken] = None) -> Segmented:
         """:meth:`run_segmentation`, then :meth:`adopt` its result; returns it."""
@@ -231,7 +219,7 @@ class StudySession:
         ref = s.reference if compare and label is not s.reference else None
         return summary, (case_report(label, ref, s.spacing) if ref is not None else None)
 
-    def set_measurements(self, summary: Optional[dict], case_report: Optional[dict] = None) -> None:
+    def set_measurements(self, summary: Optional[StudySummary], case_report: Optional[dict] = None) -> None:
         self.summary, self.case_report = summary, case_report
 
     def measure(self, progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None):
@@ -248,7 +236,7 @@ class StudySession:
             self.editor = LabelEditor(self.study.label)
         return self.study.label
 
-    def compute_fix(self, tool: str, seed, scope: str = "3d", progress: Optional[ProgressFn] = None,
+    def compute_fix(self, tool: FixTool, seed, scope: FixScope = "3d", progress: Optional[ProgressFn] = None,
                     cancel: Optional[CancelToken] = None):
         """What a click-to-fix ``tool`` at voxel ``seed`` (z, y, x) would change
         (:class:`core.study.fixes.Fix`; nothing is stored: :meth:`apply_fix` does). Tools:
@@ -272,7 +260,7 @@ class StudySession:
         from .review import apply_fix
         return apply_fix(self.editor, fix)
 
-    def review_lesions(self, action: str, lesions: list[dict], min_ml: float = 0.0) -> int:
+    def review_lesions(self, action: ReviewAction, lesions: list[LesionSummary], min_ml: float = 0.0) -> int:
         """"accept" or "reject" ``lesions`` (records of the last summary), or "reject_smaller" than
         ``min_ml`` mL among them; one undo step. Returns the lesions acted on."""
         from . import review
@@ -293,13 +281,13 @@ class StudySession:
         return self.editor is not None and self.editor.redo()
 
     # -- exporting ------------------------------------------------------------
-    def report(self, summary: Optional[dict] = None) -> dict:
+    def report(self, summary: Optional[StudySummary] = None) -> dict:
         """The JSON report of ``liverseg predict``: study, geometry, results, warnings, engines, models."""
         s, seg = self.study, self.segmentation or Segmented(np.zeros((0, 0, 0), np.uint8))
         summary = summary if summary is not None else self.summary or self.measurements(compare=False)[0]
         info = seg.info
         return {"study": self.source or s.name, "series_uid": s.volume.meta.series_uid if s.volume else None,
-                "shape": list(s.shape), "spacing_mm": list(s.spacing), **summary, "warnings": self.warnings,
+                "shape": list(s.shape), "spacing_mm": list(s.spacing), **summary.to_json(), "warnings": self.warnings,
                 "timings_s": seg.timings, "engine": {"device": info.get("device"), "engines": info.get("engines"),
                                                     "reasons": info.get("engine_reasons"),
                                                     "batch_size": info.get("batch_size")},
@@ -317,8 +305,8 @@ class StudySession:
         from ..io.export import check_target
         return check_target(path, force, self.source_dirs)
 
-    def export(self, kind: str, path: str | os.PathLike, force: bool = False, *, label: Optional[np.ndarray] = None,
-               summary: Optional[dict] = None, progress: Optional[ProgressFn] = None,
+    def export(self, kind: ExportKind, path: str | os.PathLike, force: bool = False, *,
+               label: Optional[np.ndarray] = None, summary: Optional[StudySummary] = None, progress: Optional[ProgressFn] = None,
                cancel: Optional[CancelToken] = None) -> Path:
         """Write ``label`` (default: the working label, else the reference) as ``kind``: "nifti" (on
         the study's own grid), "seg" (DICOM SEG; DICOM studies only), "csv" (the lesion table) or
@@ -341,11 +329,11 @@ class StudySession:
         if summary is None:
             summary = self.measurements(label, compare=False)[0]
         if kind == "csv":
-            return ex.write_lesions_csv(path, lesion_table(summary), force=force, source_dirs=self.source_dirs)
+            return ex.write_lesions_csv(path, summary.table(), force=force, source_dirs=self.source_dirs)
         if kind == "pdf":
             from ..io.report_pdf import write_pdf_report
             return write_pdf_report(path, self.report(summary), s.hu, label, s.spacing, self.study_info(),
-                                    force=force, source_dirs=self.source_dirs)
+                                    force=force, source_dirs=self.source_dirs, summary=summary)
         return ex.write_json_report(path, self.report(summary), force=force, source_dirs=self.source_dirs)
 
     def _label(self, label: Optional[np.ndarray]) -> np.ndarray:
@@ -356,8 +344,6 @@ class StudySession:
         return label
 
 
-def lesion_table(summary: dict) -> list[dict]:
+def lesion_table(summary: StudySummary) -> list[LesionSummary]:
     """The lesions of ``summary`` with their review state, then the rejected ones (numbered after)."""
-    lesions = list(summary.get("lesions", []))
-    rejected = summary.get("rejected_lesions", [])
-    return lesions + [{**r, "id": len(lesions) + i} for i, r in enumerate(rejected, start=1)]
+    return summary.table()

@@ -21,6 +21,10 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Callable, Optional
 
+import numpy as np
+
+from core.runtime.labels import LIVER
+
 #: Event names: a new volume (the cursor goes to its centre), the cursor (and so one or more
 #: slice indices), the window (center, width), the display mode, an overlay's visibility/opacity.
 EVENTS = ("volume", "cursor", "window", "mode", "overlay")
@@ -40,6 +44,28 @@ MIN_WIDTH = 1.0
 DEFAULT_ALPHAS = MappingProxyType({"liver": 110, "tumour": 150})
 #: Right-drag: HU of width per pixel to the right, HU of center per pixel up.
 DRAG_WIDTH_PER_PX, DRAG_CENTER_PER_PX = 2.0, 1.0
+#: The most voxels :func:`liver_centre` reads (an evenly strided sample of a bigger label): a few ms.
+CENTRE_SAMPLE = 1 << 20
+
+
+def liver_centre(label: np.ndarray) -> Optional[tuple[int, int, int]]:
+    """Where the views go to show a new segmentation: the liver's centre of mass (lesions are liver
+    too), or, when that voxel is outside the liver (a crescent-shaped one), the liver voxel nearest
+    to it; None without liver. Read on a strided sample of at most :data:`CENTRE_SAMPLE` voxels (every
+    4th voxel of a 512 x 512 x 207 CT) so the GUI thread spends milliseconds on it, not a frame."""
+    step = max(1, int(np.ceil((label.size / CENTRE_SAMPLE) ** (1 / 3))))
+    m = label[::step, ::step, ::step] >= LIVER
+    plane = m.sum(0, dtype=np.int64)  # the profiles along each axis give the centre of mass
+    n = int(plane.sum())
+    if not n:
+        return None
+    profiles = (m.sum((1, 2), dtype=np.int64), plane.sum(1), plane.sum(0))
+    com = np.array([(p * np.arange(len(p))).sum() / n for p in profiles]) * step
+    c = tuple(int(v) for v in np.rint(com))
+    if label[c] < LIVER:  # rare: only then the voxels themselves
+        pts = np.argwhere(m) * step
+        c = tuple(int(v) for v in pts[np.argmin(((pts - com) ** 2).sum(1))])
+    return c
 
 
 @dataclass(frozen=True)
@@ -177,6 +203,11 @@ class ViewerState:
         old, self._cursor = self._cursor, new
         self.events.emit("cursor", new, old)
         return True
+
+    def focus_liver(self, label: np.ndarray) -> bool:
+        """Move the cursor (so the three views) to the liver of ``label`` (:func:`liver_centre`)."""
+        centre = liver_centre(label) if self._shape is not None and label.shape == self._shape else None
+        return centre is not None and self.set_cursor(*centre)
 
     def set_index(self, axis: int, k) -> bool:
         """Show slice ``k`` along ``axis`` (moves the cursor on that axis only)."""

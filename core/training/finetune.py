@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Optional
 
 from ..datasets.dataset import list_cases
+from ..runtime.choices import STAGES, Stage
 from ..runtime.errors import LiverSegError
 from ..runtime.jobs import CancelToken, ProgressFn, report
 from ..runtime.runs import MODEL, has_config, has_card, read_card, update_card
 
 log = logging.getLogger(__name__)
 
-STAGES = ("liver", "tumor")
 LEARNING_RATE = 1e-4  # a tenth of training from scratch: the base weights are a good start
 L2SP = 1e-3  # strength of the pull towards the base weights (per squared kernel difference, summed)
 STEPS_PER_EPOCH = 10  # short epochs: the time budget is met within one of them
@@ -61,7 +61,7 @@ class FinetuneConfig:
     dataset: str
     base: str
     out: str
-    stages: tuple[str, ...] = STAGES
+    stages: tuple[Stage, ...] = STAGES
     minutes: float = 10.0
     learning_rate: float = LEARNING_RATE
     l2sp: float = L2SP
@@ -75,7 +75,7 @@ class FinetuneConfig:
             raise FinetuneError("minutes must be positive")
 
 
-def base_model(base: str, stage: str) -> Path:
+def base_model(base: str, stage: Stage) -> Path:
     """The model folder a stage starts from (see :class:`FinetuneConfig`).
 
     Raises:
@@ -117,7 +117,7 @@ def split_lab_cases(cases: list[str], seed: int = 0) -> tuple[tuple[str, ...], t
     return tuple(c for c in cases if c not in val), val
 
 
-def stage_config(cfg: FinetuneConfig, stage: str, base: Path, train_ids, val_ids, minutes: float):
+def stage_config(cfg: FinetuneConfig, stage: Stage, base: Path, train_ids, val_ids, minutes: float):
     """The :class:`core.training.trainer.TrainConfig` of one stage: the base model's input and
     architecture, the lab's split, the fine-tuning schedule."""
     from .trainer import TrainConfig

@@ -30,6 +30,7 @@ from ..transforms.zsample import channel_weights
 from ..synthetic.acquisition import random_phase_table, scanner_noise
 from ..datasets.anatomy import has_body
 from ..datasets.dataset import load_case
+from ..runtime.choices import STAGES, Stage
 from ..runtime.errors import DatasetError
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
 from ..runtime.labels import LIVER, TUMOUR
@@ -37,7 +38,6 @@ from ..synthetic.lesion_synth import add_lesions
 from ..transforms.masks import inplane_box
 from ..transforms.preprocess import MARGIN_PX, Preprocessing, resize_bilinear
 
-STAGES = ("liver", "tumor")
 # Simulated slice thickness (mm, uniform) of the ``thick_slices`` share: 5 mm abdominal CT is common.
 THICK_MM = (2.5, 6.0)
 
@@ -113,7 +113,7 @@ class SlicePipeline:
     linear ``window25d`` recipe and a body outline (skin mask).
     """
 
-    def __init__(self, dataset, case_ids: Sequence[str], stage: str, pre: Preprocessing, fraction: float = 1.0,
+    def __init__(self, dataset, case_ids: Sequence[str], stage: Stage, pre: Preprocessing, fraction: float = 1.0,
                  augment: bool = False, seed: int = 0, progress: Optional[ProgressFn] = None,
                  cancel: Optional[CancelToken] = None, synth_lesions: float = 0.0, geometry: str = "flips",
                  thick_slices: float = 0.0, phases: float = 0.0, low_contrast: float = 0.0):
@@ -386,7 +386,7 @@ class SlicePipeline:
             yield self.batch(order[i:i + batch_size])
 
 
-def eval_pipeline(dataset, case_ids: Sequence[str], stage: str, pre: Preprocessing, seed: int = 0,
+def eval_pipeline(dataset, case_ids: Sequence[str], stage: Stage, pre: Preprocessing, seed: int = 0,
                   progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> SlicePipeline:
     """Every slice of ``case_ids``, unaugmented: what validation, the threshold search and the int8
     calibration and gate (:mod:`core.training.threshold`, :mod:`core.training.quantize`) see."""

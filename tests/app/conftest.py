@@ -15,6 +15,14 @@ def isolated_user_dirs(tmp_path_factory, monkeypatch):
     return base
 
 
+@pytest.fixture(autouse=True)
+def isolated_autosave(tmp_path, monkeypatch):
+    """Each test its own crash-recovery folder: no test is offered another's unsaved segmentation."""
+    folder = tmp_path / "autosave"
+    monkeypatch.setattr("core.study.autosave.autosave_dir", lambda: folder)
+    return folder
+
+
 @pytest.fixture
 def window(qtbot, tmp_path):
     from PySide6.QtCore import QSettings

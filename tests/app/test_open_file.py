@@ -97,7 +97,7 @@ def test_open_segmentation_edit_measure_export_and_as_reference(window, qtbot, t
     with qtbot.waitSignal(window.summaryUpdated, timeout=60000):
         window.files.open_label(str(tmp_path / "truth.nii.gz"))
     np.testing.assert_array_equal(window.state.study.label, case.label)
-    assert window.state.editor is not None and window.state.summary["liver_ml"] > 0  # editable and measured
+    assert window.state.editor is not None and window.state.summary.liver_ml > 0  # editable and measured
     with qtbot.waitSignal(window.summaryUpdated, timeout=60000):
         window.files.open_label(str(tmp_path / "truth.dcm"), "reference")
     np.testing.assert_array_equal(window.state.study.reference, case.label)

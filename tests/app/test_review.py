@@ -36,14 +36,14 @@ def test_review_turns_a_proposal_into_the_reference_lesions(window, qtbot):
     w = demo_segmented(window, qtbot, label)
     reference, w.state.study.reference = w.state.study.reference, None  # a user's study: no reference to compare with
     res = w.results
-    assert len(res.records) == 4 and {r["review"] for r in res.records} == {"unseen"}
+    assert len(res.records) == 4 and {r.review for r in res.records} == {"unseen"}
     actions = 0
     # the true lesion: N selects it (the largest first), A accepts it: the review moves on
     QTest.keyClick(w, Qt.Key.Key_N)
-    assert res.current_row() == 0 and w.viewer.cursor[0] == int(round(res.records[0]["centroid"][0]))
+    assert res.current_row() == 0 and w.viewer.cursor[0] == int(round(res.records[0].centroid[0]))
     with qtbot.waitSignal(w.summaryUpdated, timeout=30000):
         QTest.keyClick(w, Qt.Key.Key_A)
-    assert res.records[0]["review"] == "accepted"
+    assert res.records[0].review == "accepted"
     # the event loop while the review edits the label and measures it in workers (the jump of the
     # three views to a lesion above is the viewer's own redraw, timed in bench/viewer_bench.py)
     gaps, clock = [], QElapsedTimer()
@@ -62,7 +62,7 @@ def test_review_turns_a_proposal_into_the_reference_lesions(window, qtbot):
     with qtbot.waitSignal(w.summaryUpdated, timeout=30000):
         res.reject_small_btn.click()
     actions += 1
-    assert len(res.records) == 1 and res.records[0]["review"] == "accepted"
+    assert len(res.records) == 1 and res.records[0].review == "accepted"
     # the missed lesion: the Add lesion tool, one click on it
     w.segment_panel.tool_buttons["add_lesion"].setChecked(True)
     z, y, x = missed["anchor"]
@@ -75,7 +75,7 @@ def test_review_turns_a_proposal_into_the_reference_lesions(window, qtbot):
     from core.evaluation.evaluate import case_report
     found = case_report(w.state.study.label, reference, w.state.study.spacing)["lesions"]
     assert (found["hits"], found["false_positives"]) == (2, 0)
-    assert [r["review"] for r in res.records] == ["accepted", "unseen"]
+    assert [r.review for r in res.records] == ["accepted", "unseen"]
     # undo takes the added lesion back, then the rejections; redo puts them back
     with qtbot.waitSignal(w.summaryUpdated, timeout=30000):
         w.editing.undo()
@@ -85,18 +85,18 @@ def test_review_turns_a_proposal_into_the_reference_lesions(window, qtbot):
     assert len(res.records) == 4
     with qtbot.waitSignal(w.summaryUpdated, timeout=30000):
         w.editing.redo()
-    assert len(res.records) == 1 and len(w.state.summary["rejected_lesions"]) == 3
+    assert len(res.records) == 1 and len(w.state.summary.rejected_lesions) == 3
 
 
 def test_click_on_a_lesion_selects_its_row_and_bad_clicks_say_why(window, qtbot):
     w = demo_segmented(window, qtbot)
     res = w.results
-    z, y, x = res.records[1]["anchor"]
+    z, y, x = res.records[1].anchor
     w.viewer.coronal.pointClicked.emit(z, y, x)  # any view
     assert res.current_row() == 1
     with qtbot.waitSignal(w.summaryUpdated, timeout=30000):
         QTest.keyClick(w, Qt.Key.Key_R)
-    assert len(res.records) == 1 and w.state.summary["rejected_lesions"][0]["review"] == "rejected"
+    assert len(res.records) == 1 and w.state.summary.rejected_lesions[0].review == "rejected"
     w.segment_panel.tool_buttons["add_lesion"].setChecked(True)
     before = w.state.study.label.copy()
     with qtbot.waitSignal(w.jobFailed, timeout=30000) as failed:

@@ -34,15 +34,30 @@ def test_segment_with_tiny_models_and_compare(demo, qtbot, threshold_models):
     segment(w, qtbot, threshold_models)
     assert w.state.study.label is not None and (w.state.study.label == 1).any()
     assert w.viewer.axial.mode == "outlines"
-    assert w.state.summary["liver_ml"] > 0 and "Liver" in w.results.summary.text()
+    assert w.state.summary.liver_ml > 0 and "Liver" in w.results.summary.text()
     assert w.results.metrics.isVisible() and w.state.case_report["liver"]["dice"] > 0
     assert w.results.metrics.item(0, 0).text() == "Liver"
+
+
+def test_after_segment_the_views_show_the_liver(demo, qtbot, threshold_models):
+    """Wherever the user was (here the first slice, a corner), the three views go to the liver."""
+    from core.study.viewer_state import liver_centre
+    w = demo
+    w.viewer.set_cursor(0, 0, 0)
+    segment(w, qtbot, threshold_models)
+    label = w.state.study.label
+    z, y, x = w.viewer.cursor
+    assert (z, y, x) == liver_centre(label) and label[z, y, x] >= 1
+    com = np.argwhere(label >= 1).mean(0)
+    assert np.abs(np.subtract((z, y, x), com)).max() <= 4  # the sample's step
+    assert (w.viewer.axial.index, w.viewer.coronal.index, w.viewer.sagittal.index) == (z, y, x)
+    assert w.viewer.axial.slider.value() == z and (w.viewer.axial.label[z] >= 1).any()
 
 
 def test_brush_edit_and_undo_change_the_volumes(demo, qtbot, threshold_models):
     w = demo
     segment(w, qtbot, threshold_models)
-    before = w.state.summary["tumor_ml"]
+    before = w.state.summary.tumor_ml
     w.segment_panel.radius.setValue(8)
     w.editing.set_tool("tumor")
     z = w.viewer.axial.index
@@ -51,14 +66,14 @@ def test_brush_edit_and_undo_change_the_volumes(demo, qtbot, threshold_models):
         for x in (100.0, 104.0, 108.0):
             w.viewer.axial.painted.emit(z, 120.0, x)
         w.viewer.axial.strokeFinished.emit()
-    assert w.state.summary["tumor_ml"] > before
+    assert w.state.summary.tumor_ml > before
     assert w.results.lesions.rowCount() >= 1
     with qtbot.waitSignal(w.summaryUpdated, timeout=30000):
         w.editing.undo()
-    assert w.state.summary["tumor_ml"] == pytest.approx(before)
+    assert w.state.summary.tumor_ml == pytest.approx(before)
     with qtbot.waitSignal(w.summaryUpdated, timeout=30000):
         w.editing.redo()
-    assert w.state.summary["tumor_ml"] > before
+    assert w.state.summary.tumor_ml > before
 
 
 def test_lesion_row_click_jumps(demo, qtbot):
@@ -73,7 +88,7 @@ def test_lesion_row_click_jumps(demo, qtbot):
     assert widths <= table.viewport().width(), (widths, table.viewport().width())
     assert "longest axial diameter" in table.horizontalHeaderItem(3).toolTip()
     w.results.lesions.cellClicked.emit(0, 0)
-    z, y, x = (int(round(c)) for c in w.state.summary["lesions"][0]["centroid"])
+    z, y, x = (int(round(c)) for c in w.state.summary.lesions[0].centroid)
     assert w.viewer.cursor == (z, y, x) and w.viewer.axial.index == z
 
 
@@ -249,4 +264,4 @@ def test_segment_uses_the_real_ct_default_models_without_choosing(demo, qtbot):
     with qtbot.waitSignal(w.segmented, timeout=120000):
         panel.segment_btn.click()  # as the user clicks it
     wait_idle(qtbot, w)
-    assert w.state.study.label is not None and (w.state.study.label == 1).any() and w.state.summary["liver_ml"] > 0
+    assert w.state.study.label is not None and (w.state.study.label == 1).any() and w.state.summary.liver_ml > 0

@@ -26,8 +26,10 @@ def write_series(folder: Path, hu: Optional[np.ndarray] = None, *, name: str = "
                  unsigned: bool = False, slope: float = 1.0, transfer_syntax: str = ExplicitVRLittleEndian,
                  instance_numbers: bool = True, modality: str = "CT", ext: str = "",
                  orientation=(1, 0, 0, 0, 1, 0), tilt: float = 0.0, shuffle_names: bool = True,
-                 ) -> list[Path]:
-    """Write ``hu`` ([Z, Y, X] int16) as a series; returns the file paths in z order."""
+                 acquisition: Optional[int] = None) -> list[Path]:
+    """Write ``hu`` ([Z, Y, X] int16) as a series; returns the file paths in z order. With
+    ``acquisition`` the slices carry that AcquisitionNumber (and SOP UIDs of their own), so two
+    calls with one ``uid_key`` store two acquisitions under one series UID."""
     hu = hu_volume() if hu is None else hu
     folder.mkdir(parents=True, exist_ok=True)
     ids = SeriesIds(make_uid("study", uid_key), make_uid("series", uid_key), make_uid("frame", uid_key))
@@ -40,7 +42,10 @@ def write_series(folder: Path, hu: Optional[np.ndarray] = None, *, name: str = "
         stored = stored.astype(np.uint16 if unsigned else np.int16)
         pos = positions[k] if positions is not None else (0.0, 0.0, z0 + k * z_step)
         ds = ct_slice(stored, ids, k, pos, (0.7, 0.7), abs(z_step), orientation=orientation, slope=slope,
-                      intercept=intercept, modality=modality)
+                      intercept=intercept, modality=modality,
+                      sop_uid=None if acquisition is None else make_uid("sop", f"{uid_key}-{acquisition}-{k}"))
+        if acquisition is not None:
+            ds.AcquisitionNumber = acquisition
         if tilt:
             ds.GantryDetectorTilt = tilt
         if not instance_numbers:

@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ...runtime.atomic import cached_sha256
+from ...runtime.choices import ENGINES, Engine, RunEngine
 from ...runtime.edition import keras_available, onnx_only_error
 from ...runtime.errors import ModelError
 from ...runtime.runs import INT8_FILE, ONNX_FILE, find_card
 from ..devices import Device
 from .ort import ASKED, available_providers
 
-ENGINES = ("auto", "keras", "onnx", "onnx-int8")
 GPU_PROVIDERS = ("CUDAExecutionProvider", "DmlExecutionProvider")
 _PROVIDER_NAMES = {"CUDAExecutionProvider": "CUDA GPU", "DmlExecutionProvider": "DirectML GPU",
                    "CPUExecutionProvider": "CPU"}
@@ -48,7 +48,7 @@ class EngineChoice:
         reason: why this engine (shown in logs and reports).
     """
 
-    engine: str
+    engine: RunEngine
     file: Optional[str]
     providers: tuple[str, ...]
     device: str
@@ -95,7 +95,7 @@ def onnx_status(model_file: str | Path, meta: dict) -> tuple[Optional[Path], Opt
     return onnx, int8, ""
 
 
-def choose_engine(requested: str, model_file: str | Path, meta: dict, device: Device,
+def choose_engine(requested: Engine, model_file: str | Path, meta: dict, device: Device,
                   providers: Optional[Sequence[str]] = None) -> EngineChoice:
     """Pick the engine for one model (see the module docstring).
 

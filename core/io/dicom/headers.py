@@ -109,6 +109,7 @@ class SliceHeader:
     study_date: str = ""
     manufacturer: str = ""
     window: Optional[tuple[float, float]] = None
+    acquisition: Optional[int] = None  # AcquisitionNumber: tells apart two phases stored in one series
 
     @property
     def name(self) -> str:
@@ -134,7 +135,7 @@ TAGS = {
     "Modality": 0x00080060, "Manufacturer": 0x00080070, "SeriesDescription": 0x0008103E,
     "PatientName": 0x00100010, "PatientID": 0x00100020, "SliceThickness": 0x00180050,
     "GantryDetectorTilt": 0x00181120, "StudyInstanceUID": 0x0020000D, "SeriesInstanceUID": 0x0020000E,
-    "InstanceNumber": 0x00200013, "ImagePositionPatient": 0x00200032, "ImageOrientationPatient": 0x00200037,
+    "AcquisitionNumber": 0x00200012, "InstanceNumber": 0x00200013, "ImagePositionPatient": 0x00200032, "ImageOrientationPatient": 0x00200037,
     "FrameOfReferenceUID": 0x00200052, "SamplesPerPixel": 0x00280002, "PhotometricInterpretation": 0x00280004,
     "NumberOfFrames": 0x00280008, "Rows": 0x00280010, "Columns": 0x00280011, "PixelSpacing": 0x00280030,
     "BitsAllocated": 0x00280100, "BitsStored": 0x00280101, "PixelRepresentation": 0x00280103,
@@ -342,4 +343,5 @@ def _read_header(src: Source) -> Union[SliceHeader, str]:
         study_date=r.str("StudyDate"),
         manufacturer=r.str("Manufacturer"),
         window=(wc, ww) if wc is not None and ww else None,
+        acquisition=r.int("AcquisitionNumber", None),
     )

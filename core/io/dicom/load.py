@@ -25,12 +25,17 @@ def _mixed_error(where: str, uid: str, parts: list[SeriesInfo]) -> DicomError:
     return DicomError(f"{where}: mixed slice sizes or orientations in one series {uid}: {sizes}")
 
 
-def select_series(result: ScanResult, series_uid: Optional[str], where: str) -> SeriesInfo:
-    """Pick the series to load: the given UID (or key), else the CT with most slices."""
+def select_series(result: ScanResult, series_uid: Optional[str], where: str,
+                  acquisition: Optional[int] = None) -> SeriesInfo:
+    """Pick the series to load: the given UID (or key), else the CT with most slices; of a series
+    that holds several acquisitions (:func:`core.io.dicom.scan.split_acquisitions`), the given
+    ``acquisition``, else the one with most slices (the lowest AcquisitionNumber on a tie)."""
     if not result:
         n = len(result.skipped)
         example = f"; e.g. {os.path.basename(result.skipped[0][0])}: {result.skipped[0][1]}" if n else ""
         raise DicomError(f"{where}: no image series among {n} file(s){example}")
+    if acquisition is not None:
+        return _acquisition(result, series_uid, where, acquisition)
     if series_uid:
         by_key = [s for s in result if s.key == series_uid]
         if by_key:
@@ -38,6 +43,8 @@ def select_series(result: ScanResult, series_uid: Optional[str], where: str) -> 
         parts = [s for s in result if s.series_uid == series_uid]
         if not parts:
             raise DicomError(f"{where}: no series with UID {series_uid}")
+        if all(p.acquisition is not None for p in parts):
+            return _default_acquisition(where, parts)
         return _largest_stack(where, series_uid, parts)
     cts = [s for s in result if s.is_ct]
     if not cts:
@@ -45,8 +52,36 @@ def select_series(result: ScanResult, series_uid: Optional[str], where: str) -> 
         raise DicomError(f"{where}: no CT series (found {found})")
     # Most slices; on a tie, real CT (>= 12 bits) before 8-bit masks stored as CT (3D-IRCADb-01).
     best = max(cts, key=lambda s: (s.n_slices, s.headers[0].bits_stored > 8 if s.headers else False))
+    if best.acquisition is not None:
+        return _default_acquisition(where, [s for s in result if s.series_uid == best.series_uid
+                                            and s.acquisition is not None])
     if best.split:
         return _largest_stack(where, best.series_uid, [s for s in result if s.series_uid == best.series_uid])
+    return best
+
+
+def _acquisition(result: ScanResult, series_uid: Optional[str], where: str, acquisition: int) -> SeriesInfo:
+    """The stack of one AcquisitionNumber (of ``series_uid`` when given)."""
+    parts = [s for s in result if s.acquisition is not None and (not series_uid or series_uid in (s.series_uid, s.key))]
+    found = [s for s in parts if s.acquisition == acquisition]
+    if len(found) == 1:
+        return found[0]
+    if not parts:
+        raise DicomError(f"{where}: acquisition {acquisition} asked, but no series here holds several "
+                         "acquisitions at the same positions")
+    if not found:
+        have = ", ".join(str(s.acquisition) for s in parts)
+        raise DicomError(f"{where}: no acquisition {acquisition}; the series holds acquisitions {have}")
+    raise DicomError(f"{where}: {len(found)} series hold an acquisition {acquisition}: name one by its key "
+                     f"({', '.join(s.key for s in found)})")
+
+
+def _default_acquisition(where: str, parts: list[SeriesInfo]) -> SeriesInfo:
+    best = sorted(parts, key=lambda p: (-p.n_slices, p.acquisition or 0))[0]
+    others = ", ".join(str(p.acquisition) for p in parts if p is not best)
+    log.warning("%s: series %s holds acquisitions %s and %s at the same positions: loaded acquisition %s "
+                "(open another with --acquisition N or by its key)", where, best.series_uid, best.acquisition,
+                others, best.acquisition)
     return best
 
 
@@ -122,16 +157,17 @@ def load_info(info: SeriesInfo, progress: Optional[ProgressFn] = None, cancel: O
         patient_id=first.patient_id, study_date=first.study_date, description=first.description,
         manufacturer=first.manufacturer, sop_instance_uids=tuple(h.sop_uid for h in slices),
         files=tuple(h.name for h in slices), window=windows.most_common(1)[0][0] if windows else None,
-        source=where)
+        source=where, acquisition=info.acquisition)
     for w in geo.warnings:
         log.warning("%s: %s", where, w)
-    split = tuple(w for w in info.warnings if info.split and w not in geo.warnings)
+    split = tuple(w for w in info.warnings if (info.split or info.acquisition is not None) and w not in geo.warnings)
     return Volume(hu=hu, spacing=geo.spacing, origin=geo.origin, direction=geo.direction, meta=meta,
                   warnings=split + tuple(geo.warnings))
 
 
 def load_series(path: str | os.PathLike, series_uid: Optional[str] = None,
-                progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> Volume:
+                progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
+                acquisition: Optional[int] = None) -> Volume:
     """Load a CT series from a folder.
 
     Args:
@@ -140,6 +176,8 @@ def load_series(path: str | os.PathLike, series_uid: Optional[str] = None,
             series with the most slices.
         progress: receives "scan" then "read" :class:`~core.runtime.jobs.Progress` events.
         cancel: checked between files.
+        acquisition: of a series holding several acquisitions at the same positions, which one
+            (AcquisitionNumber); by default the one with most slices.
 
     Returns:
         A :class:`Volume` with ``hu`` int16 [Z, Y, X] in HU.
@@ -148,5 +186,5 @@ def load_series(path: str | os.PathLike, series_uid: Optional[str] = None,
         DicomError: one line naming the folder or file and the problem.
     """
     result = scan(path, progress, cancel)
-    info = select_series(result, series_uid, str(path))
+    info = select_series(result, series_uid, str(path), acquisition)
     return load_info(info, progress, cancel, where=str(path))

@@ -92,8 +92,37 @@ def read_headers(sources: Sequence[Source], progress: Optional[ProgressFn] = Non
     return headers, skipped
 
 
+def split_acquisitions(headers: list[SliceHeader]) -> list[tuple[Optional[int], list[SliceHeader]]]:
+    """One stack per AcquisitionNumber when acquisitions repeat table positions, else one stack.
+
+    Some scanners store the phases of a multi-phase protocol (e.g. arterial and portal-venous)
+    under one SeriesInstanceUID, told apart only by AcquisitionNumber; stacked together they
+    interleave two volumes. Acquisitions that never share a slice position (a step-and-shoot scan
+    numbering each rotation) stay one stack.
+    """
+    by_acq: dict[Optional[int], list[SliceHeader]] = defaultdict(list)
+    for h in headers:
+        by_acq[h.acquisition].append(h)
+    if len(by_acq) < 2 or any(h.ipp is None for h in headers):
+        return [(None, headers)]
+    seen: dict[tuple, Optional[int]] = {}
+    for acq, hs in by_acq.items():
+        for h in hs:
+            pos = tuple(round(c, 2) for c in h.ipp)  # type: ignore[union-attr]
+            if seen.setdefault(pos, acq) != acq:
+                return sorted(by_acq.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))
+    return [(None, headers)]
+
+
+def _acquisition_note(acq: int, parts: list[tuple[Optional[int], list[SliceHeader]]]) -> str:
+    listed = ", ".join(f"{a}: {len(hs)} slices" for a, hs in parts)
+    return (f"the series holds {len(parts)} acquisitions at the same table positions (AcquisitionNumber "
+            f"{listed}), each its own volume: this is acquisition {acq}")
+
+
 def group_headers(headers: Iterable[SliceHeader], skipped=(), root: str = "") -> ScanResult:
-    """Group slices by SeriesInstanceUID, then by size and orientation."""
+    """Group slices by SeriesInstanceUID, then by size and orientation, then by acquisition
+    where one series holds several at the same positions (:func:`split_acquisitions`)."""
     groups: dict[tuple, list[SliceHeader]] = defaultdict(list)
     for h in headers:
         groups[(h.series_uid, h.rows, h.cols, orientation_key(h))].append(h)
@@ -104,22 +133,26 @@ def group_headers(headers: Iterable[SliceHeader], skipped=(), root: str = "") ->
     for uid, keys in per_uid.items():
         keys.sort(key=lambda k: -len(groups[k]))
         for i, k in enumerate(keys):
-            hs = groups[k]
-            geo = compute_geometry(hs)
-            warns = list(geo.warnings)
             split = len(keys) > 1
-            if split:
-                warns.insert(0, f"series UID also holds {sum(len(groups[o]) for o in keys if o != k)} slice(s) "
-                                f"of another size or orientation (a localizer?): "
-                                + ("skipped" if i == 0 else "this stack is not the largest"))
-            first = geo.slices[0]
-            infos.append(SeriesInfo(
-                key=(uid or "(no SeriesInstanceUID)") if i == 0 else f"{uid}#{i + 1}",
-                series_uid=uid, study_uid=first.study_uid, modality=first.modality,
-                description=first.description, n_slices=len(geo.slices), rows=first.rows, cols=first.cols,
-                spacing=geo.spacing, transfer_syntax=ts_name(first.transfer_syntax), warnings=tuple(warns),
-                files=tuple(h.name for h in geo.slices), split=split, headers=tuple(hs)))
-    infos.sort(key=lambda s: (-s.n_slices, s.key))
+            key = (uid or "(no SeriesInstanceUID)") if i == 0 else f"{uid}#{i + 1}"
+            parts = split_acquisitions(groups[k])
+            for acq, hs in parts:
+                geo = compute_geometry(hs)
+                warns = list(geo.warnings)
+                if acq is not None:
+                    warns.insert(0, _acquisition_note(acq, parts))
+                if split:
+                    warns.insert(0, f"series UID also holds {sum(len(groups[o]) for o in keys if o != k)} "
+                                    f"slice(s) of another size or orientation (a localizer?): "
+                                    + ("skipped" if i == 0 else "this stack is not the largest"))
+                first = geo.slices[0]
+                infos.append(SeriesInfo(
+                    key=key if acq is None else f"{key}#acq{acq}",
+                    series_uid=uid, study_uid=first.study_uid, modality=first.modality,
+                    description=first.description, n_slices=len(geo.slices), rows=first.rows, cols=first.cols,
+                    spacing=geo.spacing, transfer_syntax=ts_name(first.transfer_syntax), warnings=tuple(warns),
+                    files=tuple(h.name for h in geo.slices), split=split, acquisition=acq, headers=tuple(hs)))
+    infos.sort(key=lambda s: (-s.n_slices, s.series_uid, s.acquisition or 0, s.key))
     return ScanResult(infos, skipped, root)
 
 

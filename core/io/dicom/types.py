@@ -28,6 +28,9 @@ class SeriesInfo:
         warnings: non-fatal problems (uneven spacing, missing slices, tilt...).
         files: file names in slice order (along the slice normal).
         split: True when the UID also holds slices of another size/orientation.
+        acquisition: the AcquisitionNumber when the UID holds several acquisitions at the same table
+            positions (two contrast phases under one series UID): each is its own volume, keyed
+            ``UID#acqN``; None otherwise.
     """
 
     key: str
@@ -43,6 +46,7 @@ class SeriesInfo:
     warnings: tuple[str, ...]
     files: tuple[str, ...]
     split: bool = False
+    acquisition: Optional[int] = None
     headers: tuple = field(default=(), repr=False, compare=False)
 
     @property
@@ -87,6 +91,7 @@ class SeriesMeta:
     files: tuple[str, ...]
     window: Optional[tuple[float, float]]  # (center, width) when the files give a real one
     source: str
+    acquisition: Optional[int] = None  # of a series holding several acquisitions (SeriesInfo.acquisition)
 
 
 @dataclass

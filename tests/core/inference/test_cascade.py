@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from core.evaluation import metrics
-from core.inference.cascade import segment
+from core.inference.cascade import TumourFilters, segment
 from core.model.io import ModelError, load_seg_model
 
 from tests.core.models import cube_volume, threshold_model
@@ -27,7 +27,7 @@ def test_cascade_geometry_on_a_known_volume(models):
     hu, truth = cube_volume()
     vol = SimpleNamespace(hu=hu, spacing=(2.0, 0.8, 0.8))
     events = []
-    seg = segment(vol, *models, progress=events.append, return_probs=True, min_tumor_ml=0.0)
+    seg = segment(vol, *models, progress=events.append, return_probs=True, tumour_filters=TumourFilters(min_ml=0.0))
     assert seg.label.shape == hu.shape and seg.label.dtype == np.uint8
     assert metrics.dice(seg.label > 0, truth > 0) > 0.97
     assert metrics.dice(seg.label == 2, truth == 2) > 0.9
@@ -40,9 +40,9 @@ def test_cascade_geometry_on_a_known_volume(models):
 def test_small_tumours_dropped_and_outside_liver_ignored(models):
     hu, _ = cube_volume()
     hu[0, 0:4, 0:4] = 400  # a bright spot outside the liver
-    seg = segment(SimpleNamespace(hu=hu, spacing=(2.0, 0.8, 0.8)), *models, min_tumor_ml=1.0)
+    seg = segment(SimpleNamespace(hu=hu, spacing=(2.0, 0.8, 0.8)), *models, tumour_filters=TumourFilters(min_ml=1.0))
     assert not (seg.label == 2).any()  # the real tumour is 0.16 mL < 1 mL
-    seg = segment(SimpleNamespace(hu=hu, spacing=(2.0, 0.8, 0.8)), *models, min_tumor_ml=0.0)
+    seg = segment(SimpleNamespace(hu=hu, spacing=(2.0, 0.8, 0.8)), *models, tumour_filters=TumourFilters(min_ml=0.0))
     assert seg.label[0, 0:4, 0:4].max() == 0
 
 
@@ -143,7 +143,8 @@ def test_models_with_mm_neighbours_run_on_thick_slices(models, tmp_path):
     hu, truth = cube_volume()
     vol = SimpleNamespace(hu=hu, spacing=(5.0, 0.8, 0.8))
     # the threshold model reads the middle channel only: interpolated neighbours change nothing
-    a, b = segment(vol, mm, models[1], min_tumor_ml=0.0), segment(vol, *models, min_tumor_ml=0.0)
+    keep_all = TumourFilters(min_ml=0.0)
+    a, b = segment(vol, mm, models[1], tumour_filters=keep_all), segment(vol, *models, tumour_filters=keep_all)
     assert np.array_equal(a.label, b.label) and metrics.dice(a.label > 0, truth > 0) > 0.97
 
 
@@ -158,20 +159,21 @@ def test_dark_proposals_are_not_tumours(models):
     assert not out[0:2, 1:3, 1:3].any() and out[1:3, 5:7, 5:7].all()
     # in the cascade: a tumour of fat inside the liver is dropped
     hu, _ = cube_volume()
-    seg = segment(SimpleNamespace(hu=hu, spacing=(2.0, 0.8, 0.8)), *models, min_tumor_ml=0.0, min_tumor_hu=400)
+    seg = segment(SimpleNamespace(hu=hu, spacing=(2.0, 0.8, 0.8)), *models,
+                  tumour_filters=TumourFilters(min_ml=0.0, min_hu=400))
     assert not (seg.label == 2).any() and (seg.label == 1).any()
 
 
 @pytest.mark.parametrize("margin_mm, steps", [(5.0, (6, 2)), (0.0, (0, 0)), (2.5, (3, 1))])
 def test_tumour_margin_in_mm_becomes_steps_of_the_scan(models, monkeypatch, margin_mm, steps):
-    """``tumor_margin_mm`` reaches keep_inside as in-plane steps of the mean pixel and whole slices."""
+    """``TumourFilters.margin_mm`` reaches keep_inside as in-plane steps of the mean pixel and whole slices."""
     import core.inference.cascade as cascade
     seen = []
     real = cascade.clean_tumour
     monkeypatch.setattr(cascade, "clean_tumour",
                         lambda t, liver, n, margin: seen.append(margin) or real(t, liver, n, margin))
     hu, truth = cube_volume()
-    seg = segment(SimpleNamespace(hu=hu, spacing=(2.0, 0.8, 0.8)), *models, min_tumor_ml=0.0,
-                  tumor_margin_mm=margin_mm)
+    seg = segment(SimpleNamespace(hu=hu, spacing=(2.0, 0.8, 0.8)), *models,
+                  tumour_filters=TumourFilters(min_ml=0.0, margin_mm=margin_mm))
     assert seen == [steps]
     assert metrics.dice(seg.label == 2, truth == 2) > 0.9  # a tumour inside the liver: the same either way

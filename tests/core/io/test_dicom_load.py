@@ -184,3 +184,37 @@ def test_patient17_folder_with_masks_picks_the_ct(p17_extracted):
     assert len(result) == 5 and all(s.n_slices == 119 for s in result)
     v = load_series(p17_extracted)
     assert all("PATIENT_DICOM" in f for f in v.meta.files)
+
+
+def test_two_acquisitions_in_one_series_open_as_two_volumes(tmp_path):
+    """Two contrast phases stored under one series UID at the same table positions (as two of the
+    HCC-TACE-Seg series are): each acquisition is its own volume, never an interleaved mix."""
+    from core.io.dicom import select_series
+    from core.runtime.errors import DicomError
+    art, pv = hu_volume(5, 16), hu_volume(5, 16) + 100
+    write_series(tmp_path, art, name="a", acquisition=2)
+    write_series(tmp_path, pv, name="p", acquisition=3)
+    result = scan(tmp_path)
+    assert [(s.acquisition, s.n_slices) for s in result] == [(2, 5), (3, 5)]
+    assert len({s.key for s in result}) == 2 and all(s.key.endswith(f"#acq{s.acquisition}") for s in result)
+    assert "AcquisitionNumber 2: 5 slices, 3: 5 slices" in result[0].warnings[0]
+    np.testing.assert_array_equal(load_series(tmp_path, acquisition=3).hu, pv)
+    v = load_series(tmp_path)  # default: most slices, then the lowest number
+    np.testing.assert_array_equal(v.hu, art)
+    assert v.meta.acquisition == 2 and "this is acquisition 2" in v.warnings[0]
+    assert select_series(result, result[0].series_uid, "x").acquisition == 2
+    with pytest.raises(DicomError, match="no acquisition 7; the series holds acquisitions 2, 3"):
+        load_series(tmp_path, acquisition=7)
+
+
+def test_acquisitions_at_other_positions_stay_one_stack(tmp_path):
+    """A scan numbering each rotation as its own acquisition (no position repeated) is one volume."""
+    hu = hu_volume(6, 16)
+    paths = write_series(tmp_path, hu, shuffle_names=False)
+    for k, p in enumerate(paths):
+        ds = pydicom.dcmread(p)
+        ds.AcquisitionNumber = k // 2 + 1
+        ds.save_as(p)
+    result = scan(tmp_path)
+    assert len(result) == 1 and result[0].acquisition is None
+    np.testing.assert_array_equal(load_series(tmp_path).hu, hu)

@@ -15,6 +15,7 @@ from core.io.dicom import load_series
 from core.io.export import (ExportError, read_nifti_label, write_dicom_seg, write_json_report, write_lesions_csv,
                             write_nifti)
 from core.evaluation.metrics import lesions
+from core.runtime.summary import LesionSummary
 
 from tests.core.models import threshold_model
 
@@ -80,7 +81,7 @@ def test_dicom_seg_references_the_series(phantom_study, tmp_path):
 def test_csv_and_report(tmp_path):
     m = np.zeros((3, 10, 10), np.uint8)
     m[1, 2:5, 2:5] = 2
-    les = lesions(m == 2, (2, 1, 1), np.full(m.shape, 50, np.int16))
+    les = [LesionSummary.from_json(r) for r in lesions(m == 2, (2, 1, 1), np.full(m.shape, 50, np.int16))]
     p = write_lesions_csv(tmp_path / "l.csv", les)
     rows = list(csv.DictReader(open(p)))
     assert rows[0]["id"] == "1" and float(rows[0]["volume_ml"]) == pytest.approx(0.018)

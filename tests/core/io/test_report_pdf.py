@@ -13,10 +13,11 @@ import pytest
 from core.io.report_pdf import key_image, snapshot_3d
 from core.study.session import StudySession
 from core.study.study import Study
+from tests.system_setup import not_installed
 
 NEED_POPPLER = pytest.mark.skipif(
     shutil.which("pdftoppm") is None and not os.environ.get("CI"),
-    reason="pdftoppm / pdftotext (poppler-utils) are not installed here; .ci/run installs them")
+    reason=not_installed("pdftoppm / pdftotext", "poppler-utils"))
 
 
 def test_key_image_outlines_liver_and_fills_tumour():
@@ -49,7 +50,7 @@ def test_pdf_report_renders_every_page_and_matches_the_csv(tmp_path):
     label = ph.label.copy()
     label[12, 60:62, 20:22] = np.where(label[12, 60:62, 20:22] > 0, 2, label[12, 60:62, 20:22])
     s = StudySession(Study(ph.hu, ph.spacing, label=label, name="phantom"))
-    les = s.measure()[0]["lesions"]
+    les = s.measure()[0].lesions
     assert s.review_lesions("accept", [les[0]]) == 1
     s.measure()
     pdf = s.export("pdf", tmp_path / "r.pdf")

@@ -36,7 +36,8 @@ def _run_backend(backend: str, model: Path, x: Path, out: Path) -> dict:
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None,
-                    reason="PyTorch is not installed in this environment (.ci/run installs torch==2.13.0 CPU)")
+                    reason="PyTorch is not installed in .venv: `python3 dev.py test` installs torch==2.13.0 and says "
+                           "so when pip cannot")
 def test_tensorflow_and_torch_agree(tiny_dataset, tmp_path):
     from core.training.trainer import TrainConfig, train
     train(TrainConfig(dataset=str(tiny_dataset), out=str(tmp_path / "run"), epochs=1, batch_size=8, image_size=32,

@@ -29,13 +29,13 @@ def three_lesions():
 def test_reject_turns_the_component_into_liver_and_undo_restores_it_with_its_state():
     label = three_lesions()
     ed = LabelEditor(label)
-    les = study_summary(label, SP, review=ed.review)["lesions"]
-    assert [r["voxels"] for r in les] == [32, 9, 1] and {r["review"] for r in les} == {"unseen"}
+    les = study_summary(label, SP, review=ed.review).lesions
+    assert [r.voxels for r in les] == [32, 9, 1] and {r.review for r in les} == {"unseen"}
     assert reject(ed, [les[1]]) == 9
     assert (label == 2).sum() == 33 and label[1, 11, 11] == 1
     s = study_summary(label, SP, review=ed.review)
-    assert len(s["lesions"]) == 2 and [r["voxels"] for r in s["rejected_lesions"]] == [9]
-    assert s["rejected_lesions"][0]["review"] == "rejected"
+    assert len(s.lesions) == 2 and [r.voxels for r in s.rejected_lesions] == [9]
+    assert s.rejected_lesions[0].review == "rejected"
     assert ed.undo() and (label == 2).sum() == 42 and ed.review == {}
     assert ed.redo() and label[1, 11, 11] == 1 and len(ed.review) == 1
 
@@ -43,34 +43,34 @@ def test_reject_turns_the_component_into_liver_and_undo_restores_it_with_its_sta
 def test_accept_survives_renumbering_and_is_one_undo_step():
     label = three_lesions()
     ed = LabelEditor(label)
-    les = study_summary(label, SP, review=ed.review)["lesions"]
+    les = study_summary(label, SP, review=ed.review).lesions
     assert accept(ed, les[2]) and not accept(ed, les[2])  # the second time changes nothing
     reject(ed, [les[0]])  # the largest goes: ids shift
-    now = study_summary(label, SP, review=ed.review)["lesions"]
-    assert [(r["voxels"], r["review"]) for r in now] == [(9, "unseen"), (1, "accepted")]
+    now = study_summary(label, SP, review=ed.review).lesions
+    assert [(r.voxels, r.review) for r in now] == [(9, "unseen"), (1, "accepted")]
     ed.undo()
     ed.undo()
-    assert {r["review"] for r in study_summary(label, SP, review=ed.review)["lesions"]} == {"unseen"}
+    assert {r.review for r in study_summary(label, SP, review=ed.review).lesions} == {"unseen"}
 
 
 def test_reject_smaller_keeps_accepted_lesions():
     label = three_lesions()
     ed = LabelEditor(label)
-    les = study_summary(label, SP, review=ed.review)["lesions"]
+    les = study_summary(label, SP, review=ed.review).lesions
     accept(ed, les[2])
-    les = study_summary(label, SP, review=ed.review)["lesions"]
+    les = study_summary(label, SP, review=ed.review).lesions
     gone = reject_smaller(ed, les, 0.02)  # 0.009 mL and 0.001 mL; the accepted one stays
-    assert [r["voxels"] for r in gone] == [9] and (label == 2).sum() == 33
+    assert [r.voxels for r in gone] == [9] and (label == 2).sum() == 33
     assert ed.undo() and (label == 2).sum() == 42
 
 
 def test_lesion_at_and_next_lesion():
     label = three_lesions()
-    les = study_summary(label, SP)["lesions"]
-    assert lesion_at(les, label, (1, 11, 12))["voxels"] == 9
+    les = study_summary(label, SP).lesions
+    assert lesion_at(les, label, (1, 11, 12)).voxels == 9
     assert lesion_at(les, label, (0, 0, 0)) is None and lesion_at(les, label, (9, 0, 0)) is None
     assert next_lesion(les, None) == 0 and next_lesion(les, 2) == 0 and next_lesion(les, 0, -1) == 2
-    les[0]["review"] = "accepted"
+    les[0].review = "accepted"
     assert next_lesion(les, None, unseen_first=True) == 1
     assert next_lesion([], None) is None
 
@@ -79,7 +79,7 @@ def test_session_review_and_fix_go_to_the_csv_and_report(tmp_path):
     label = three_lesions()
     hu = np.where(label == 2, 10, 60).astype(np.int16)
     s = StudySession(Study(hu, SP, label=label))
-    les = s.measure()[0]["lesions"]
+    les = s.measure()[0].lesions
     assert s.review_lesions("accept", [les[0]]) == 1
     assert s.review_lesions("reject", [les[1]]) == 1
     s.measure()
@@ -87,7 +87,7 @@ def test_session_review_and_fix_go_to_the_csv_and_report(tmp_path):
     assert s.apply_fix(fix) == 1
     summary, _ = s.measure()
     table = lesion_table(summary)
-    assert [(r["id"], r["review"]) for r in table] == [(1, "accepted"), (2, "rejected")]
+    assert [(r.id, r.review) for r in table] == [(1, "accepted"), (2, "rejected")]
     s.export("csv", tmp_path / "l.csv")
     rows = (tmp_path / "l.csv").read_text().splitlines()
     assert rows[0].endswith(",review") and rows[1].endswith(",accepted") and rows[2].endswith(",rejected")
@@ -118,7 +118,7 @@ def test_patient17_proposal_to_reference_lesions_in_one_action_per_error(p17_src
     s = StudySession(Study(c.hu, c.spacing, label=proposal))
     before = lesion_detection(proposal == 2, c.label == 2, c.spacing)  # case_report's "lesions"
     assert (before["hits"], before["false_positives"]) == (1, 3)
-    lesions = s.measure()[0]["lesions"]
+    lesions = s.measure()[0].lesions
     actions = 0
     assert s.review_lesions("reject_smaller", lesions, 0.5) == 3
     actions += 1

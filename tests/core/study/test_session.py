@@ -55,10 +55,10 @@ def test_dicom_study_segment_measure_edit_and_export(phantom_study, models, tmp_
 
     summary, report = s.measure()
     assert report is None and s.case_report is None  # no reference to compare with
-    assert s.summary is summary and summary["liver_ml"] > 0
+    assert s.summary is summary and summary.liver_ml > 0
     expected = study_summary(seg.label, s.study.spacing, s.study.hu)
-    assert summary["liver_ml"] == pytest.approx(expected["liver_ml"])
-    assert summary["tumor_ml"] == pytest.approx(expected["tumor_ml"])
+    assert summary.liver_ml == pytest.approx(expected.liver_ml)
+    assert summary.tumor_ml == pytest.approx(expected.tumor_ml)
 
     # editing: one stroke of tumour brush, undone and redone through the session
     before = seg.label.copy()
@@ -68,7 +68,7 @@ def test_dicom_study_segment_measure_edit_and_export(phantom_study, models, tmp_
     assert s.editor.paint(z, float(ys.mean()), float(xs.mean()), 3, "tumor") > 0
     assert s.editor.end()
     edited = s.label.copy()
-    assert s.measure()[0]["tumor_ml"] > summary["tumor_ml"]
+    assert s.measure()[0].tumor_ml > summary.tumor_ml
     assert s.undo() and np.array_equal(s.label, before)
     assert s.redo() and np.array_equal(s.label, edited)
     assert s.undo() and not s.undo()  # one stroke, one step
@@ -82,10 +82,10 @@ def test_dicom_study_segment_measure_edit_and_export(phantom_study, models, tmp_
     dcm = hd.seg.segread(paths["seg"])
     assert dcm.ReferencedSeriesSequence[0].SeriesInstanceUID == s.study.volume.meta.series_uid
     rows = list(csv.DictReader(open(paths["csv"])))
-    assert len(rows) == len(summary["lesions"])
+    assert len(rows) == len(summary.lesions)
     rep = json.loads(paths["report"].read_text())
     assert rep["study"] == str(folder) and rep["series_uid"] == s.study.volume.meta.series_uid
-    assert rep["shape"] == list(case.hu.shape) and rep["liver_ml"] == pytest.approx(summary["liver_ml"])
+    assert rep["shape"] == list(case.hu.shape) and rep["liver_ml"] == pytest.approx(summary.liver_ml)
     assert rep["engine"]["engines"] == s.engines and rep["models"]["liver"]["stage"] == "liver"
     assert list(rep)[:4] == ["study", "series_uid", "shape", "spacing_mm"]
 
@@ -118,7 +118,7 @@ def test_run_segmentation_stores_nothing_until_adopted(phantom_study, models):
     assert s.label is result.label and s.editor.label is result.label and s.segmentation is result
     assert s.summary is None  # measurements of the previous label are dropped
     summary, _ = s.measurements(result.snapshot)
-    assert s.summary is None and summary["tumor_ml"] == 0.0  # measuring without storing
+    assert s.summary is None and summary.tumor_ml == 0.0  # measuring without storing
 
 
 def test_case_with_reference_measures_against_it_and_refuses_dicom_seg(tmp_path):
@@ -127,7 +127,7 @@ def test_case_with_reference_measures_against_it_and_refuses_dicom_seg(tmp_path)
     assert s.source == "" and s.source_dirs == [""] and s.editor is None
     summary, report = s.measurements()
     assert report is None  # the reference is what is measured: nothing to compare
-    assert summary["liver_ml"] == pytest.approx((truth > 0).sum() * 2.0 / 1000)
+    assert summary.liver_ml == pytest.approx((truth > 0).sum() * 2.0 / 1000)
 
     label = s.draw_from_scratch()
     assert s.label is label and not label.any() and s.editor.label is label

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from core.study.viewer_state import MODES, PRESETS, Change, ViewerState
@@ -152,3 +153,48 @@ def test_viewer_state_loads_no_qt():
                          timeout=60, check=True).stdout
     mods = json.loads(out.splitlines()[-1])
     assert not [m for m in mods if m.split(".")[0] in ("PySide6", "pyqtgraph", "shiboken6", "PyQt5", "PyQt6")]
+
+
+def test_liver_centre_is_the_centre_of_mass_of_the_liver_lesions_included():
+    from core.study.viewer_state import liver_centre
+    lab = np.zeros((40, 60, 80), np.uint8)
+    lab[10:20, 20:40, 30:50] = 1
+    lab[10:20, 20:40, 50:70] = 2  # a lesion is liver too: x 30-69, not 30-49
+    assert np.abs(np.subtract(liver_centre(lab), (14.5, 29.5, 49.5))).max() <= 0.5
+    assert liver_centre(np.zeros((4, 5, 6), np.uint8)) is None
+
+
+def test_liver_centre_of_a_crescent_lies_in_the_liver():
+    from core.study.viewer_state import liver_centre
+    lab = np.zeros((30, 64, 64), np.uint8)
+    zz, yy, xx = np.ogrid[:30, :64, :64]
+    outer = ((yy - 32) ** 2 + (xx - 32) ** 2 <= 28 ** 2) & (zz >= 5) & (zz < 25)
+    inner = (yy - 32) ** 2 + (xx - 40) ** 2 <= 24 ** 2
+    lab[outer & ~inner] = 1  # the centre of mass falls in the hollow
+    c = liver_centre(lab)
+    assert lab[c] == 1
+    com = np.argwhere(lab > 0).mean(0)
+    assert np.hypot(c[1] - com[1], c[2] - com[2]) < 6 and abs(c[0] - com[0]) <= 1
+
+
+def test_liver_centre_of_a_big_ct_reads_a_sample_and_is_still_close():
+    from core.study.viewer_state import CENTRE_SAMPLE, liver_centre
+    lab = np.zeros((207, 256, 256), np.uint8)
+    assert lab.size > CENTRE_SAMPLE
+    lab[120:180, 60:160, 30:140] = 1
+    c = liver_centre(lab)
+    assert lab[c] == 1 and np.allclose(c, (149.5, 109.5, 84.5), atol=2)
+
+
+def test_focus_liver_moves_the_cursor_and_notifies_once():
+    lab = np.zeros((207, 64, 64), np.uint8)
+    lab[150:190, 10:30, 40:60] = 1
+    state = ViewerState(lab.shape)
+    assert state.cursor == (103, 32, 32)  # the volume's centre: below this liver
+    seen = []
+    state.events.connect(lambda ch: seen.append(ch.name))
+    assert state.focus_liver(lab) and seen == ["cursor"]
+    assert lab[state.cursor] == 1 and state.index(0) == state.cursor[0]
+    assert not state.focus_liver(lab)  # already there
+    assert not state.focus_liver(np.zeros(lab.shape, np.uint8))  # no liver: the views stay
+    assert not state.focus_liver(np.ones((3, 3, 3), np.uint8))  # another volume's label: ignored

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from core.inference.engines import EngineChoice, choose_engine, file_sha256
-from core.inference.cascade import segment
+from core.inference.cascade import TumourFilters, segment
 from core.inference.devices import Device
 from core.model.io import ModelError, load_seg_model
 from core.training.onnx_export import INT8_FILE, ONNX_FILE, export_onnx, open_session, phantom_inputs, run_session
@@ -175,7 +175,7 @@ def test_cascade_gives_the_same_labels_on_every_engine(tmp_path, tiny_dataset):
     vol = SimpleNamespace(hu=hu, spacing=(2.0, 0.8, 0.8))
     labels = {}
     for engine in ("keras", "onnx", "onnx-int8", "auto"):
-        seg = segment(vol, *models, engine=engine, min_tumor_ml=0.0)
+        seg = segment(vol, *models, engine=engine, tumour_filters=TumourFilters(min_ml=0.0))
         labels[engine] = seg.label
         assert set(seg.info["engines"]) == {"liver", "tumor"}
     # auto on this CPU: int8, unless it timed slower than fp32 on the study (core.inference.engines.ort.Int8Race)
