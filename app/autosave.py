@@ -4,9 +4,10 @@ after the last edit (and after each segmentation), and offered back when its stu
 :class:`Autosaver` is given what it needs explicitly: the window (parent of its dialogs, watched
 for its close), a callable giving the open :class:`core.study.session.StudySession`, a callable
 that shows a recovered segmentation like a new one, and the signals to follow
-(:meth:`Autosaver.follow`); :func:`for_window` wires it to the main window, which calls
-:meth:`Autosaver.clear` when the user saves the segmentation (NIfTI or DICOM SEG export, added to a
-training set). The files are :mod:`core.study.autosave`'s: one per study in the user data folder,
+(:meth:`Autosaver.follow`); :func:`for_window` wires it to the window's services (the open study,
+the signals) and :meth:`app.controllers.segmentation.SegmentationController.show_segmentation`.
+The export and training-set controllers call :meth:`Autosaver.clear` when the user saves the
+segmentation (NIfTI or DICOM SEG export, added to a training set). The files are :mod:`core.study.autosave`'s: one per study in the user data folder,
 written atomically. The identity check, the write (a copy of the label, then compression: a second
 or two on a whole CT) and the read run in the autosaver's own worker threads, so the GUI never
 waits for them, and they never count as "a job is running" when the window closes. Closing the
@@ -25,6 +26,7 @@ from PySide6.QtWidgets import QMessageBox
 from core.study import autosave as au
 from core.study.session import Segmented, StudySession
 
+from .controllers.services import WindowServices
 from .workers import Job, JobRunner
 
 log = logging.getLogger(__name__)
@@ -256,9 +258,11 @@ class Autosaver(QObject):
         return False
 
 
-def for_window(window) -> Autosaver:
-    """The main window's autosaver: it follows the open session, shows a recovered segmentation as
-    a new one (``window._segmented``), and saves after each segmentation and each edit (every edit
-    is measured again, so ``summaryUpdated`` follows them all)."""
-    return Autosaver(window, lambda: window.session, window._segmented).follow(
-        window.studyLoaded, (window.segmented, window.summaryUpdated))
+def for_window(services: WindowServices, show: Callable[[Segmented, StudySession], None]) -> Autosaver:
+    """The main window's autosaver, from its services: it follows the open session
+    (``services.state.session``), shows a recovered segmentation with ``show`` (as a new one:
+    ``SegmentationController.show_segmentation``), and saves after each segmentation and each edit
+    (every edit is measured again, so ``summaryUpdated`` follows them all)."""
+    state = services.state
+    return Autosaver(services.parent, lambda: state.session, show).follow(
+        services.studyLoaded, (services.segmented, services.summaryUpdated))

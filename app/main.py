@@ -102,14 +102,14 @@ def run_gui(args) -> int:
             QTimer.singleShot(0, lambda: timings.mark("first_slice_s"))
         if not warm["done"]:  # import the Keras backend only once the first study is on screen
             warm["done"] = True
-            QTimer.singleShot(1500, win.warm_up_backend)
+            QTimer.singleShot(1500, win.segmentation.warm_up_backend)
 
     win.studyLoaded.connect(first_slice_shown)
     win.jobFailed.connect(on_fail)
     if args.path:
-        win.open_path(args.path, choose=lambda series: 0)
+        win.files.open_path(args.path, choose=lambda series: 0)
     else:
-        win.open_demo()
+        win.files.open_demo()
     win.studyLoaded.connect(lambda: QTimer.singleShot(300, after_load))
     app.exec()
     return status["code"]

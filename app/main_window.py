@@ -1,43 +1,57 @@
-"""The main window: assembles the viewer and the panels; every long job runs in a worker thread."""
+"""The main window: builds the viewer and the panels, and assembles the controllers that act on
+them (:mod:`app.controllers`); every long job runs in a worker thread.
+
+The window itself keeps only what is the window's: its layout (remembered between runs), the job
+runner with the status bar's progress, the error dialog, drag and drop, and closing. Each
+controller receives the :class:`app.controllers.services.WindowServices` and the panels it drives,
+and builds its own menu entries; the window decides their order in the menu bar.
+"""
 
 from __future__ import annotations
 
 import gc
 import logging
-import os
 from typing import Optional
 
 from PySide6.QtCore import QSettings, Qt, Signal
-from PySide6.QtGui import QActionGroup
 from PySide6.QtWidgets import QMainWindow, QMessageBox, QProgressBar, QSplitter, QTabWidget
 
-from core.inference.engines import engines_line
 from core.runtime.errors import one_line
 from core.runtime.jobs import Progress
-from core.study.session import Segmented, StudySession
-from core.runtime.edition import keras_available, not_in_edition
-from core.inference.settings import BACKENDS, Settings, installed_backends, load_settings, save_settings
 
-from . import autosave, jobs
+from . import autosave
+from .controllers.about import AboutController
+from .controllers.editing import EditingController
+from .controllers.export import ExportController
+from .controllers.pacs import PacsController
+from .controllers.preferences import PreferencesController
+from .controllers.review import ReviewController
+from .controllers.segmentation import SegmentationController
+from .controllers.services import OpenStudy, WindowServices
+from .controllers.study_files import StudyFiles
+from .controllers.training import TrainingController
+from .controllers.training_set import TrainingSetController
 from .widgets.display_panel import DisplayPanel
 from .widgets.results_panel import ResultsPanel
-from .widgets.segment_panel import BRUSHES, SegmentPanel
+from .widgets.segment_panel import SegmentPanel
 from .widgets.slice_view import OrthoViewer
 from .widgets.train_panel import TrainPanel
-from .pacs_actions import PacsActions
-from .review import ReviewActions
-from .study_io import StudyIO
 from .workers import Job, JobRunner
 
 log = logging.getLogger(__name__)
 PANEL_SHARE = 0.22  # of the window's width on the first run (at least what the panel needs)
 
 
-class MainWindow(StudyIO, ReviewActions, PacsActions, QMainWindow):
+class MainWindow(QMainWindow):
     """LiverSeg Studio's window.
 
     Signals: ``studyLoaded`` (a study is shown), ``segmented`` (a segmentation is shown),
     ``summaryUpdated`` (results recomputed), ``jobFailed(message)``.
+
+    ``state`` holds the open study (:class:`app.controllers.services.OpenStudy`). The controllers:
+    ``files`` (open studies and segmentations, Recent), ``exports``, ``training_set``, ``pacs``,
+    ``segmentation``, ``editing``, ``review`` (with the 3D tab), ``training``, ``preferences``
+    and ``about``; ``autosave`` (:class:`app.autosave.Autosaver`) keeps the crash recovery.
     """
 
     studyLoaded = Signal()
@@ -51,13 +65,8 @@ class MainWindow(StudyIO, ReviewActions, PacsActions, QMainWindow):
         self.resize(1400, 900)
         self.settings = settings or QSettings()
         self.jobs = JobRunner(self)
-        self.session: Optional[StudySession] = None  # the open study and its results (see StudyIO)
-        self.tool: Optional[str] = None
-        self._segment_job: Optional[Job] = None
-        self._train_job: Optional[Job] = None
+        self.state = OpenStudy()
         self.confirm_close = True  # ask before cancelling running jobs on close
-        self.prefs: Settings = load_settings()
-        self.last_engines: dict = {}
 
         self.viewer = OrthoViewer()
         self.viewer.cursorMoved.connect(lambda s: self.statusBar().showMessage(s))
@@ -68,7 +77,6 @@ class MainWindow(StudyIO, ReviewActions, PacsActions, QMainWindow):
 
         self.display = DisplayPanel()
         self.segment_panel = SegmentPanel()
-        self.segment_panel.set_engine(self.prefs.engine)
         self.results = ResultsPanel()
         self.train_panel = TrainPanel()
         tabs = QTabWidget()
@@ -88,82 +96,54 @@ class MainWindow(StudyIO, ReviewActions, PacsActions, QMainWindow):
         self._restore_layout()
         self.splitter.splitterMoved.connect(lambda *_: self._save_layout())
         self.setAcceptDrops(True)
-        self._connect()
-        self.autosave = autosave.for_window(self)  # crash recovery: background saves, the offer to restore
+        self._assemble()
         self._build_menu()
         # Qt, pyqtgraph and (after the warm-up) the ML backend leave hundreds of thousands of long-lived
         # objects: out of the collector's sight, a full collection takes ms, not 80-120 ms of GIL
         gc.freeze()
 
-    # -- wiring ---------------------------------------------------------------
-    def _connect(self) -> None:
-        d, v = self.display, self.viewer
-        d.bind(v.state)  # the panel writes window, mode and overlays into the viewer's state and shows it
-        sp = self.segment_panel
-        sp.segmentRequested.connect(self.run_segmentation)
-        sp.cancelRequested.connect(self.cancel_segmentation)
-        sp.toolChanged.connect(self.set_tool)
-        sp.undoRequested.connect(self.undo)
-        sp.redoRequested.connect(self.redo)
-        sp.engineChanged.connect(self.set_engine)
-        ax = v.axial
-        ax.strokeStarted.connect(self._stroke_started)
-        ax.painted.connect(self._paint)
-        ax.strokeFinished.connect(self._stroke_done)
-        self.results.lesionClicked.connect(v.set_cursor)
-        self._connect_review()
-        tp = self.train_panel
-        tp.startRequested.connect(self.start_training)
-        tp.stopRequested.connect(self.stop_training)
-        tp.importRequested.connect(self.import_dataset)
-        tp.monitorRequested.connect(lambda d: tp.curves.follow(d))
-        if tp.finetune is not None:
-            tp.finetune.finetuneRequested.connect(self.start_finetune)
-            tp.finetune.defaultsChanged.connect(lambda: self.segment_panel.refresh(select_defaults=True))
+    # -- assembly ---------------------------------------------------------------
+    def _assemble(self) -> None:
+        """Make the controllers, each with what it uses, and wire the panels to the viewer."""
+        status = self.statusBar()
+        services = WindowServices(
+            parent=self, state=self.state, jobs=self.jobs, start_job=self.start_job, show_error=self.show_error,
+            status=status.showMessage, set_title=self.setWindowTitle, settings=self.settings,
+            studyLoaded=self.studyLoaded, segmented=self.segmented, summaryUpdated=self.summaryUpdated,
+            jobFailed=self.jobFailed)
+        v, sp, res, tabs = self.viewer, self.segment_panel, self.results, self.tabs
+        self.display.bind(v.state)  # the panel writes window, mode and overlays into the viewer's state and shows it
+        self.preferences = PreferencesController(services, sp)
+        self.segmentation = SegmentationController(services, v, sp, res, tabs,
+                                                   engine=lambda: self.preferences.prefs.engine)
+        measure = self.segmentation.update_summary
+        self.editing = EditingController(services, v, sp, measure)
+        res.lesionClicked.connect(v.set_cursor)
+        self.review = ReviewController(services, v, res, sp, tabs, tool=lambda: self.editing.tool, measure=measure)
+        self.addActions(res.lesions.actions())  # the review keys work whichever tab is shown
+        self.training = TrainingController(services, self.train_panel, sp)
+        self.files = StudyFiles(services, v, res, measure, self.segmentation.show_segmentation)
+        # crash recovery: background saves, the offer to restore; saving the segmentation clears it
+        self.autosave = autosave.for_window(services, self.segmentation.show_segmentation)
+        self.exports = ExportController(services, v, saved=self.autosave.clear)
+        self.training_set = TrainingSetController(services, self.train_panel, saved=self.autosave.clear)
+        self.pacs = PacsController(services, self.files.open_path)
+        self.about = AboutController(services, engine=lambda: self.preferences.prefs.engine,
+                                     last_engines=lambda: self.segmentation.last_engines)
 
     def _build_menu(self) -> None:
-        m = self.menuBar().addMenu("&File")
-        m.addAction("&Open DICOM folder...", self.open_dialog, "Ctrl+O")
-        m.addAction("Open &file (NIfTI)...", self.open_file_dialog, "Ctrl+Shift+O")
-        m.addAction("Open &segmentation (NIfTI, DICOM SEG)...", lambda: self.open_label_dialog("label"))
-        m.addAction("Open segmentation as &reference...", lambda: self.open_label_dialog("reference"))
-        m.addAction("Open dataset &case...", self.open_case_dialog)
-        m.addAction("Open &demo study", self.open_demo)
-        self.recent_menu = m.addMenu("&Recent")
-        self._fill_recent()
-        ex = m.addMenu("&Export")
-        ex.addAction("Segmentation as &NIfTI...", lambda: self.export_dialog("nifti"))
-        ex.addAction("Segmentation as DICOM &SEG...", lambda: self.export_dialog("seg"))
-        ex.addAction("&Lesion table (CSV)...", lambda: self.export_dialog("csv"))
-        ex.addAction("&Report (PDF)...", lambda: self.export_dialog("pdf"))
-        ex.addAction("&PNG screenshot of the view...", lambda: self.export_dialog("png"))
-        self._pacs_menu(m)  # Open from PACS..., Send to PACS..., PACS connections... (app.pacs_actions)
-        self._training_set_action(m)  # Add to training set... (app.study_io)
+        """The menu bar, in order; each controller adds its own entries."""
+        bar = self.menuBar()
+        m = bar.addMenu("&File")
+        self.files.build_menu(m)  # Open ..., Recent
+        self.exports.build_menu(m)  # Export >
+        self.pacs.build_menu(m, open_before=self.files.recent_menu.menuAction())  # Open from / Send to PACS...
+        self.training_set.build_menu(m)  # Add to training set...
         m.addSeparator()
         m.addAction("&Quit", self.close, "Ctrl+Q")
-        e = self.menuBar().addMenu("&Edit")
-        e.addAction("&Undo", self.undo, "Ctrl+Z")
-        e.addAction("&Redo", self.redo, "Ctrl+Y")
-        st = self.menuBar().addMenu("&Settings")
-        self.backend_actions = {}
-        if not keras_available():  # the lite edition: ONNX Runtime only
-            st.addAction(not_in_edition("Choosing the Keras backend")).setEnabled(False)
-        else:
-            self._backend_menu(st.addMenu("Keras &backend (after restart)"))
-        h = self.menuBar().addMenu("&Help")
-        h.addAction("&About", self.about)
-
-    def _backend_menu(self, bm) -> None:
-        group = QActionGroup(self)
-        installed = installed_backends()
-        for b in BACKENDS:
-            a = bm.addAction(b + ("" if b in installed else " (not installed)"))
-            a.setCheckable(True)
-            a.setEnabled(b in installed)
-            a.setChecked(b == self.prefs.keras_backend)
-            a.triggered.connect(lambda _=False, b=b: self.set_backend(b))
-            group.addAction(a)
-            self.backend_actions[b] = a
+        self.editing.build_menu(bar)
+        self.preferences.build_menu(bar)
+        self.about.build_menu(bar)
 
     # -- jobs -----------------------------------------------------------------
     def start_job(self, job: Job, on_done, busy_text: str = "", quiet: bool = False) -> Job:
@@ -194,188 +174,19 @@ class MainWindow(StudyIO, ReviewActions, PacsActions, QMainWindow):
         self.errorBox = box
         self.jobFailed.emit(message)
 
-    # -- segmentation and editing ---------------------------------------------
-    def run_segmentation(self, liver_path: str, tumor_path: str = "") -> Optional[Job]:
-        session = self.session
-        if session is None:
-            self.show_error("Open a study first.", "")
-            return None
-        job = Job("Segment", jobs.segment_study, session, liver_path, tumor_path or None, self.prefs.engine)
-        job.progress.connect(lambda ev: self.segment_panel.set_progress(ev.done, ev.total))
-        for sig in (job.finished, job.failed, job.cancelled):
-            sig.connect(lambda *_: self.segment_panel.set_busy(False))
-        self.segment_panel.set_busy(True)
-        self._segment_job = job
-        return self.start_job(job, lambda result: self._segmented(result, session))
+    # -- drag and drop ----------------------------------------------------------
+    def dragEnterEvent(self, ev) -> None:
+        if ev.mimeData().hasUrls() and any(u.isLocalFile() for u in ev.mimeData().urls()):
+            ev.acceptProposedAction()
 
-    def _segmented(self, result: Segmented, session: StudySession) -> None:
-        """Show a segmentation of ``session`` (ignored when another study was opened meanwhile)."""
-        if session is not self.session:
-            return
-        session.adopt(result)
-        label, info = result.label, result.info
-        self.last_engines = session.engines
-        self.viewer.state.focus_liver(label)  # the views go to the liver, wherever they were
-        self.viewer.set_labels(label, self.study.reference, mode="prediction" if self.study.reference is None else "outlines")
-        engines = engines_line(self.last_engines) or info.get("device", "?")
-        self.statusBar().showMessage(f"Segmented in {result.seconds:.1f} s ({engines})"
-                                     + ("   " + "; ".join(result.warnings) if result.warnings else ""))
-        self.tabs.setCurrentWidget(self.results)
-        self._update_summary(label, result.snapshot)
-        self.segmented.emit()
+    def dropEvent(self, ev) -> None:
+        """A DICOM folder or a volume file dropped onto the window opens (the first one dropped)."""
+        paths = [u.toLocalFile() for u in ev.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            ev.acceptProposedAction()
+            self.files.open_path(paths[0])
 
-    def _update_summary(self, label, snapshot=None) -> None:
-        """Measure ``label`` in a worker, on ``snapshot`` (a copy nobody edits) or a fresh copy."""
-        session = self.session
-        job = Job("Measure", session.measurements, label.copy() if snapshot is None else snapshot,
-                  compare=label is not session.study.reference)
-        self.start_job(job, lambda result: self._show_summary(result, session), quiet=True)
-
-    def _show_summary(self, result, session: StudySession) -> None:
-        if session is not self.session:
-            return
-        session.set_measurements(*result)
-        self.results.show_summary(self.summary)
-        self.results.show_metrics(self.case_report)
-        self.summaryUpdated.emit()
-
-    def warm_up_backend(self) -> Job:
-        """Import the Keras backend in the background (once), so the first Segment does not pay for it."""
-        return self.start_job(Job("Loading the Keras backend", jobs.warm_up), lambda _: gc.freeze(), quiet=True)
-
-    def cancel_segmentation(self) -> None:
-        if self._segment_job is not None:
-            self._segment_job.token.cancel()
-
-    def stop_training(self) -> None:
-        if self._train_job is not None:
-            self._train_job.token.cancel()
-
-    def _stroke_started(self) -> None:
-        if self.editor is not None:
-            self.editor.begin()
-
-    def set_tool(self, tool: Optional[str]) -> None:
-        self.tool = tool
-        self.viewer.axial.brush_active = tool in BRUSHES  # the click tools act on a click in any view
-        if tool is not None and self.study is not None and self.study.label is None:
-            self.session.draw_from_scratch()
-            self.viewer.set_labels(self.study.label, self.study.reference)
-
-    def _paint(self, z: int, y: float, x: float) -> None:
-        if self.editor is None or self.tool not in BRUSHES:
-            return
-        if self.editor.paint(z, y, x, self.segment_panel.radius.value(), self.tool):
-            self.viewer.redraw_overlays()
-
-    def _stroke_done(self) -> None:
-        if self.editor is not None and self.editor.end():
-            self._update_summary(self.study.label)
-
-    def undo(self) -> None:
-        if self.session is not None and self.session.undo():
-            self.viewer.redraw_overlays()
-            self._update_summary(self.study.label)
-
-    def redo(self) -> None:
-        if self.session is not None and self.session.redo():
-            self.viewer.redraw_overlays()
-            self._update_summary(self.study.label)
-
-    # -- training -------------------------------------------------------------
-    def import_dataset(self, src: str, out: str) -> Job:
-        tp = self.train_panel
-        tp.import_progress.setVisible(True)
-        job = Job("Import", jobs.import_dataset, src, out)
-        def show(ev) -> None:  # slots connected to signals must return None (PySide6 refcounts returns)
-            tp.import_progress.setRange(0, max(ev.total, 0))
-            tp.import_progress.setValue(ev.done)
-        job.progress.connect(show)
-        for sig in (job.finished, job.failed, job.cancelled):
-            sig.connect(lambda *_: tp.import_progress.setVisible(False))
-        return self.start_job(job, lambda ids: self.statusBar().showMessage(f"Imported {len(ids)} case(s)"))
-
-    def start_training(self, panel, resume: bool) -> Optional[Job]:
-        try:
-            cfg = panel.config(resume)
-        except Exception as exc:
-            self.show_error(str(exc), "")
-            return None
-        job = Job("Training", jobs.train_model, cfg, resume)
-        self._train_job = job
-        panel.set_running(True)
-        for sig in (job.finished, job.failed, job.cancelled):
-            sig.connect(lambda *_: panel.set_running(False))
-        job.finished.connect(lambda *_: self.segment_panel.refresh())
-        job.finished.connect(lambda *_: panel.curves.refresh(force=True))
-        self.start_job(job, lambda r: self.statusBar().showMessage(
-            f"Training {r.status}: best val Dice {r.best_val_dice:.3f} (epoch {r.best_epoch})"))
-        panel.curves.follow(cfg.out, cfg.epochs)
-        return job
-
-    def start_finetune(self, box) -> Optional[Job]:
-        """Fine-tune from the Train tab: live curves of the stage in progress, then the before/after table."""
-        try:
-            cfg = box.config()
-        except Exception as exc:
-            self.show_error(str(exc), "")
-            return None
-        tp = self.train_panel
-        job = Job("Fine-tuning", jobs.finetune_models, cfg)
-        self._train_job = job
-        box.set_running(True)
-        tp.set_running(True)
-        following = {"stage": None}
-
-        def follow(ev) -> None:  # each stage is a run folder: follow the one that is training
-            if getattr(ev, "stage", None) == "recipe" and ev.done < len(cfg.stages) and following["stage"] != cfg.stages[ev.done]:
-                following["stage"] = cfg.stages[ev.done]
-                tp.curves.follow(os.path.join(cfg.out, following["stage"]))
-        job.progress.connect(follow)
-        def ended(*_) -> None:
-            box.set_running(False)
-            tp.set_running(False)
-        for sig in (job.finished, job.failed, job.cancelled):
-            sig.connect(ended)
-        job.finished.connect(box.show_outcome)
-        job.finished.connect(lambda *_: tp.curves.refresh(force=True))
-        job.finished.connect(lambda *_: self.segment_panel.refresh())
-        self.start_job(job, lambda r: self.statusBar().showMessage(
-            "Fine-tuning " + ("cancelled" if r.cancelled else f"done: {cfg.out}")))
-        return job
-
-    # -- misc -----------------------------------------------------------------
-    def set_engine(self, engine: str) -> None:
-        """The inference engine setting (saved for the next session)."""
-        self._save_prefs(self.prefs.replace(engine=engine))
-
-    def set_backend(self, backend: str) -> None:
-        """The Keras backend setting: used from the next start (Keras is already imported)."""
-        if backend == self.prefs.keras_backend:
-            return
-        self._save_prefs(self.prefs.replace(keras_backend=backend))
-        note = ("" if "KERAS_BACKEND" not in os.environ or os.environ["KERAS_BACKEND"] == backend else
-                f" (the KERAS_BACKEND environment variable, {os.environ['KERAS_BACKEND']}, still wins)")
-        self.statusBar().showMessage(f"Keras backend {backend} will be used after a restart{note}")
-
-    def _save_prefs(self, prefs: Settings) -> None:
-        self.prefs = prefs
-        try:
-            save_settings(prefs)
-        except OSError as exc:
-            self.statusBar().showMessage(f"Settings not saved: {exc}")
-
-    def about(self) -> None:
-        QMessageBox.about(self, "About LiverSeg Studio", self.about_text())
-
-    def about_text(self) -> str:
-        from core import __version__
-        last = ("\nLast segmentation: " + engines_line(self.last_engines)
-                if self.last_engines else "")
-        return (f"LiverSeg Studio {__version__}\n{jobs.engine_description()}\n"
-                f"Inference engine setting: {self.prefs.engine}{last}\n\n"
-                "Demo models are trained on synthetic data only.")
-
+    # -- layout and closing -----------------------------------------------------
     def _restore_layout(self) -> None:
         geometry, state = self.settings.value("layout/geometry"), self.settings.value("layout/splitter")
         if geometry is not None:

@@ -49,7 +49,7 @@ def main() -> None:
         win.show()
         app.processEvents()
         t = time.perf_counter()
-        win.show_study(study)
+        win.files.show_study(study)
         app.processEvents()
         first = time.perf_counter() - t
         win.viewer.set_mode("outlines")

@@ -1,4 +1,4 @@
-"""Architecture rules: core is GUI-free, never imports app, and loads TensorFlow lazily."""
+"""Architecture rules: core is GUI-free, never imports app, and loads TensorFlow lazily; the GUI has no mixins."""
 
 from __future__ import annotations
 
@@ -196,3 +196,39 @@ def test_every_source_file_is_at_most_400_lines():
     files = [*ROOT.glob("*.py"), *(p for d in ("core", "app", "bench", "tests") for p in (ROOT / d).rglob("*.py"))]
     long = {str(p.relative_to(ROOT)): n for p in files if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400}
     assert not long, f"split these files (400 lines at most): {long}"
+
+
+def app_classes() -> dict[str, list[str]]:
+    """``module.Class`` -> its base classes as written, for every class defined in app/."""
+    classes = {}
+    for path in (ROOT / "app").rglob("*.py"):
+        mod = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                classes[f"{mod}.{node.name}"] = [ast.unparse(b) for b in node.bases]
+    return classes
+
+
+def test_the_main_window_has_no_mixins():
+    """MainWindow assembles controllers (app/controllers), each given what it uses: its only base
+    is QMainWindow, so what a part of the window depends on is stated, not inherited."""
+    assert app_classes()["app.main_window.MainWindow"] == ["QMainWindow"]
+
+
+def test_no_app_class_inherits_from_several_classes():
+    """No mixins anywhere in app/: every class has at most one base (a Qt class or one of ours)."""
+    several = {name: bases for name, bases in app_classes().items() if len(bases) > 1}
+    assert not several, f"one base per class (no mixins): {several}"
+
+
+def test_controllers_take_what_they_use_not_the_window():
+    """The controllers never import the main window: they receive WindowServices and the panels."""
+    for path in (ROOT / "app" / "controllers").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [a.name for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            assert not any(n.split(".")[-1] == "main_window" for n in names), f"{path.name} imports the main window"

@@ -31,6 +31,7 @@ import numpy as np
 from ..runtime.atomic import atomic_open
 from ..runtime.errors import LiverSegError
 from ..runtime.labels import TUMOUR
+from ..runtime.summary import LesionSummary
 
 log = logging.getLogger(__name__)
 FORMAT = 1
@@ -150,12 +151,24 @@ def save(identity: StudyIdentity, label: np.ndarray, review: dict, folder: Optio
     if label.dtype != np.uint8 or tuple(label.shape) != tuple(identity.shape):
         raise ValueError(f"label {label.dtype} {label.shape} does not fit the study's grid {identity.shape}")
     meta = {"format": FORMAT, "saved_at": time.time(), "identity": identity.to_json(),
-            "review": {str(int(k)): v for k, v in review.items()}}
+            "review": {str(int(k)): _entry_json(v) for k, v in review.items()}}
     blob = np.frombuffer(json.dumps(meta, default=_plain).encode("utf-8"), np.uint8)
     path = slot_path(identity, folder)
     with atomic_open(path, "wb") as fh:
         np.savez_compressed(fh, label=label, meta=blob)
     return path
+
+
+def _entry_json(entry: dict) -> dict:
+    """A review entry as JSON: its lesion record in the reports' form."""
+    lesion = entry.get("lesion")
+    return {**entry, "lesion": lesion.to_json()} if isinstance(lesion, LesionSummary) else dict(entry)
+
+
+def _entry_read(entry: dict) -> dict:
+    """A review entry read back: its lesion record a :class:`LesionSummary` again."""
+    lesion = entry.get("lesion")
+    return {**entry, "lesion": LesionSummary.from_json(lesion)} if isinstance(lesion, dict) else dict(entry)
 
 
 def _plain(value):
@@ -223,6 +236,10 @@ def load(identity: StudyIdentity, folder: Optional[Path] = None, progress=None, 
         raise RecoveryMismatch(f"{info.path}: label values beyond tumour ({int(label.max())})")
     if any(not 0 <= k < label.size for k in review):
         raise RecoveryMismatch(f"{info.path}: review anchors outside the grid")
+    try:
+        review = {k: _entry_read(v) for k, v in review.items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise RecoveryMismatch(f"{info.path}: unreadable review states ({exc!r})") from exc
     return Recovery(info, np.ascontiguousarray(label), review)
 
 

@@ -1,7 +1,7 @@
 """One open study and what was done to it: open -> segment -> measure -> edit -> export (no Qt).
 
 ``liverseg predict`` (:mod:`core.cli.commands`), the batch run (:mod:`core.study.batch`) and the GUI
-(``app.study_io``, ``app.main_window``) all work through a :class:`StudySession`: the study
+(``app.controllers``, ``app.main_window``) all work through a :class:`StudySession`: the study
 (CT, geometry, working label, reference), its edit history, the summary, the models and engines
 of the last segmentation, and the exports with their source-folder guard.
 

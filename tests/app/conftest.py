@@ -53,8 +53,8 @@ def demo_segmented(win, qtbot, label=None):
     """Open the demo study and show ``label`` (default: its reference) as the segmentation, measured."""
     from core.study.session import Segmented
     with qtbot.waitSignal(win.studyLoaded, timeout=60000):
-        win.open_demo()
+        win.files.open_demo()
     wait_idle(qtbot, win)
     with qtbot.waitSignal(win.summaryUpdated, timeout=60000):
-        win._segmented(Segmented(win.study.reference.copy() if label is None else label), win.session)
+        win.segmentation.show_segmentation(Segmented(win.state.study.reference.copy() if label is None else label), win.state.session)
     return win

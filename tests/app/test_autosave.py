@@ -42,7 +42,7 @@ def _settled(qtbot, win):
 
 def _open(qtbot, win, path):
     with qtbot.waitSignal(win.studyLoaded, timeout=60000):
-        win.open_path(path)
+        win.files.open_path(path)
     _settled(qtbot, win)
 
 
@@ -58,15 +58,15 @@ def _edit(qtbot, win):
     res = win.results
     res.select(0)
     with qtbot.waitSignal(win.summaryUpdated, timeout=30000):
-        win.review("accept")
+        win.review.review("accept")
     res.select(1)
     with qtbot.waitSignal(win.summaryUpdated, timeout=30000):
-        win.review("reject")
-    win.set_tool("liver")
+        win.review.review("reject")
+    win.editing.set_tool("liver")
     with qtbot.waitSignal(win.summaryUpdated, timeout=30000):
-        win._stroke_started()
-        win._paint(1, 5.0, 5.0)
-        win._stroke_done()
+        win.editing._stroke_started()
+        win.editing._paint(1, 5.0, 5.0)
+        win.editing._stroke_done()
     _settled(qtbot, win)
 
 
@@ -76,26 +76,26 @@ def test_edits_survive_a_crash_and_restore_in_a_new_window(qtbot, tmp_path, isol
     _open(qtbot, w, path)
     assert w.autosave.box is None and not isolated_autosave.exists()  # nothing to offer, nothing saved yet
     with qtbot.waitSignal(w.autosave.saved, timeout=30000):  # after the segmentation
-        w._segmented(Segmented(label.copy()), w.session)
+        w.segmentation.show_segmentation(Segmented(label.copy()), w.state.session)
     _edit(qtbot, w)
-    reviews = [r["review"] for r in w.results.records]
-    assert reviews == ["accepted"] and len(w.summary["rejected_lesions"]) == 1
+    reviews = [r.review for r in w.results.records]
+    assert reviews == ["accepted"] and len(w.state.summary.rejected_lesions) == 1
     assert [p.name for p in isolated_autosave.iterdir()] == [au.slot_path(w.autosave._identity).name]
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(au.SUFFIX)]  # never beside the study
     # the first window "crashes": it is never closed; a new one opens the same file
     w2 = _new_window(qtbot, tmp_path, "second")
     with qtbot.waitSignal(w2.autosave.offered, timeout=30000) as offer:
-        w2.open_path(path)
+        w2.files.open_path(path)
     assert offer.args[0].startswith("An unsaved segmentation of this study from ")
-    assert w2.study.label is None
+    assert w2.state.study.label is None
     with qtbot.waitSignal(w2.autosave.restored, timeout=30000):
         _answer(qtbot, w2, "Restore")
     _settled(qtbot, w2)
-    np.testing.assert_array_equal(w2.study.label, w.study.label)
-    assert w2.study.label is not w.study.label and w2.editor.review == w.editor.review
-    assert [r["review"] for r in w2.results.records] == reviews
-    assert w2.summary["rejected_lesions"] == w.summary["rejected_lesions"]
-    assert w2.summary["tumor_ml"] == w.summary["tumor_ml"]
+    np.testing.assert_array_equal(w2.state.study.label, w.state.study.label)
+    assert w2.state.study.label is not w.state.study.label and w2.state.editor.review == w.state.editor.review
+    assert [r.review for r in w2.results.records] == reviews
+    assert w2.state.summary.rejected_lesions == w.state.summary.rejected_lesions
+    assert w2.state.summary.tumor_ml == w.state.summary.tumor_ml
     for win in (w, w2):
         win.jobs.cancel_all()
 
@@ -104,11 +104,11 @@ def test_export_and_discard_remove_the_recovery_and_a_changed_file_gets_none(qtb
     path, label = _volume(tmp_path)
     w = _new_window(qtbot, tmp_path, "first")
     _open(qtbot, w, path)
-    w._segmented(Segmented(label.copy()), w.session)
+    w.segmentation.show_segmentation(Segmented(label.copy()), w.state.session)
     _settled(qtbot, w)
     ident = w.autosave._identity
     assert au.find(ident) is not None
-    w.export("nifti", str(tmp_path / "out" / "seg.nii.gz"))  # the user saved the work
+    w.exports.export("nifti", str(tmp_path / "out" / "seg.nii.gz"))  # the user saved the work
     _settled(qtbot, w)
     assert au.find(ident) is None
     _edit(qtbot, w)  # unsaved again
@@ -116,21 +116,21 @@ def test_export_and_discard_remove_the_recovery_and_a_changed_file_gets_none(qtb
 
     w2 = _new_window(qtbot, tmp_path, "second")
     with qtbot.waitSignal(w2.autosave.offered, timeout=30000):
-        w2.open_path(path)
+        w2.files.open_path(path)
     _answer(qtbot, w2, "Discard")
     _settled(qtbot, w2)
-    assert au.find(ident) is None and w2.study.label is None and not list(isolated_autosave.glob("*" + au.SUFFIX))
+    assert au.find(ident) is None and w2.state.study.label is None and not list(isolated_autosave.glob("*" + au.SUFFIX))
 
-    w._stroke_started()  # another edit in the first window saves again, for the old file
-    w._paint(2, 6.0, 6.0)
-    w._stroke_done()
+    w.editing._stroke_started()  # another edit in the first window saves again, for the old file
+    w.editing._paint(2, 6.0, 6.0)
+    w.editing._stroke_done()
     _settled(qtbot, w)
     assert au.find(ident) is not None
     hu, _ = cube_volume()
     write_as(tmp_path / "ct.nii.gz", hu + 1, "RAS")  # the file now holds another scan
     w3 = _new_window(qtbot, tmp_path, "third")
     _open(qtbot, w3, path)
-    assert w3.autosave.box is None and w3.study.label is None  # nothing offered: not the same study
+    assert w3.autosave.box is None and w3.state.study.label is None  # nothing offered: not the same study
     for win in (w, w2, w3):
         win.jobs.cancel_all()
 
@@ -140,7 +140,7 @@ def test_closing_the_window_writes_the_pending_save(qtbot, tmp_path):
     w = _new_window(qtbot, tmp_path, "first")
     _open(qtbot, w, path)
     w.autosave.timer.setInterval(600000)  # the debounce has not run out when the user quits
-    w._segmented(Segmented(label.copy()), w.session)
+    w.segmentation.show_segmentation(Segmented(label.copy()), w.state.session)
     wait_idle(qtbot, w)
     ident = w.autosave._identity
     assert w.autosave.timer.isActive() and au.find(ident) is None

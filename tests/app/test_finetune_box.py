@@ -70,16 +70,16 @@ def _walk(window, qtbot, lab):
     from core.datasets.dataset import list_cases, load_case
     from core.study.session import Segmented
     with qtbot.waitSignal(window.studyLoaded, timeout=60000):
-        window.open_demo()
+        window.files.open_demo()
     wait_idle(qtbot, window)
-    corrected = window.study.reference.copy()
-    window._segmented(Segmented(corrected, {"engines": {}, "device": "test"}), window.session)
+    corrected = window.state.study.reference.copy()
+    window.segmentation.show_segmentation(Segmented(corrected, {"engines": {}, "device": "test"}), window.state.session)
     wait_idle(qtbot, window)
 
     clicks = 0
     window.findChild(QAction, "addToTrainingSet").trigger()
     clicks += 2  # File, Add to training set...
-    dialog = window.add_case_dialog
+    dialog = window.training_set.add_case_dialog
     assert dialog.dataset() == str(lab) and dialog.corrected_by()  # prefilled
     QTest.mouseClick(dialog.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
     clicks += 1
@@ -94,7 +94,7 @@ def _walk(window, qtbot, lab):
     assert window.tabs.currentWidget() is tp and tp.dataset.text() == str(lab)
     QTest.mouseClick(tp.finetune.start_btn, Qt.MouseButton.LeftButton)
     clicks += 1
-    assert clicks <= 6 and window._train_job is not None and window.jobs.busy
+    assert clicks <= 6 and window.training._train_job is not None and window.jobs.busy
     run = Path(tp.finetune.run_folder)
     assert run.name.startswith("finetune-")
     qtbot.waitUntil(lambda: (run / "liver" / "config.json").is_file(), timeout=600000)  # the run is under way

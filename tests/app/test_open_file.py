@@ -17,19 +17,19 @@ def test_nifti_opens_segments_and_exports_on_its_own_grid(window, qtbot, thresho
     hu = canonical_ct(8, 48, 48)
     arr, ras = write_as(tmp_path / "ct.nii.gz", hu, "permuted")
     with qtbot.waitSignal(window.studyLoaded, timeout=60000):
-        window.open_path(str(tmp_path / "ct.nii.gz"))
+        window.files.open_path(str(tmp_path / "ct.nii.gz"))
     wait_idle(qtbot, window)
-    np.testing.assert_array_equal(window.study.hu, hu)  # shown like a DICOM axial series
-    assert str(tmp_path / "ct.nii.gz") in window.recent()
+    np.testing.assert_array_equal(window.state.study.hu, hu)  # shown like a DICOM axial series
+    assert str(tmp_path / "ct.nii.gz") in window.files.recent()
     segment(window, qtbot, threshold_models)
-    window.export("nifti", str(tmp_path / "out" / "seg.nii.gz"))
+    window.exports.export("nifti", str(tmp_path / "out" / "seg.nii.gz"))
     wait_idle(qtbot, window)
     seg = nib.load(str(tmp_path / "out" / "seg.nii.gz"))
     assert seg.shape == arr.shape
     np.testing.assert_allclose(seg.affine, ras, atol=1e-5)
-    np.testing.assert_array_equal(np.asarray(seg.dataobj), window.study.file_grid.to_file(window.study.label))
+    np.testing.assert_array_equal(np.asarray(seg.dataobj), window.state.study.file_grid.to_file(window.state.study.label))
     with qtbot.waitSignal(window.jobFailed, timeout=30000) as blocker:  # never over the input
-        window.export("nifti", str(tmp_path / "ct.nii.gz"), force=True)
+        window.exports.export("nifti", str(tmp_path / "ct.nii.gz"), force=True)
     assert "source volume file" in blocker.args[0]
 
 
@@ -41,11 +41,11 @@ def test_drop_a_file_onto_the_window(window, qtbot, tmp_path):
                     Qt.KeyboardModifier.NoModifier)
     with qtbot.waitSignal(window.studyLoaded, timeout=60000):
         window.dropEvent(ev)
-    assert window.study.shape == canonical_ct().shape
+    assert window.state.study.shape == canonical_ct().shape
 
 
 def test_nrrd_and_metaimage_open_like_nifti(window, qtbot, tmp_path):
-    from app.study_io import VOLUME_FILTER
+    from app.controllers.study_files import VOLUME_FILTER
     from tests.core.io.test_volume_formats import write_meta, write_nrrd
     assert all(f"*{s}" in VOLUME_FILTER.split(";;")[0] for s in (".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd"))
     hu = canonical_ct()
@@ -60,9 +60,9 @@ def test_nrrd_and_metaimage_open_like_nifti(window, qtbot, tmp_path):
         with qtbot.waitSignal(window.studyLoaded, timeout=60000):
             window.dropEvent(ev)
         wait_idle(qtbot, window)
-        np.testing.assert_array_equal(window.study.hu, hu)  # patient's right on the left, head up
-        assert window.study.file_grid.shape == arr.shape
-        assert str(tmp_path / name) in window.recent()
+        np.testing.assert_array_equal(window.state.study.hu, hu)  # patient's right on the left, head up
+        assert window.state.study.file_grid.shape == arr.shape
+        assert str(tmp_path / name) in window.files.recent()
 
 
 def test_series_with_a_localizer_opens_its_axial_stack(window, qtbot, tmp_path):
@@ -73,10 +73,10 @@ def test_series_with_a_localizer_opens_its_axial_stack(window, qtbot, tmp_path):
                  orientation=(1, 0, 0, 0, 0, -1))
     asked = []
     with qtbot.waitSignal(window.studyLoaded, timeout=60000):
-        window.open_path(str(tmp_path / "s"), choose=lambda s: asked.append(s) or 0)
+        window.files.open_path(str(tmp_path / "s"), choose=lambda s: asked.append(s) or 0)
     assert not asked  # no series chooser for a localizer
-    np.testing.assert_array_equal(window.study.hu, hu)
-    assert any("another size or orientation" in w for w in window.study.warnings)
+    np.testing.assert_array_equal(window.state.study.hu, hu)
+    assert any("another size or orientation" in w for w in window.state.study.warnings)
 
 
 def test_open_segmentation_edit_measure_export_and_as_reference(window, qtbot, tmp_path):
@@ -90,23 +90,23 @@ def test_open_segmentation_edit_measure_export_and_as_reference(window, qtbot, t
     with zipfile.ZipFile(folder / "PATIENT_DICOM.zip") as z:
         z.extractall(tmp_path / "dicom")
     with qtbot.waitSignal(window.studyLoaded, timeout=60000):
-        window.open_path(str(tmp_path / "dicom"))
+        window.files.open_path(str(tmp_path / "dicom"))
     wait_idle(qtbot, window)
-    write_nifti(tmp_path / "truth.nii.gz", case.label, window.study)
-    write_dicom_seg(tmp_path / "truth.dcm", case.label, window.study.volume)
+    write_nifti(tmp_path / "truth.nii.gz", case.label, window.state.study)
+    write_dicom_seg(tmp_path / "truth.dcm", case.label, window.state.study.volume)
     with qtbot.waitSignal(window.summaryUpdated, timeout=60000):
-        window.open_label(str(tmp_path / "truth.nii.gz"))
-    np.testing.assert_array_equal(window.study.label, case.label)
-    assert window.editor is not None and window.summary.liver_ml > 0  # editable and measured
+        window.files.open_label(str(tmp_path / "truth.nii.gz"))
+    np.testing.assert_array_equal(window.state.study.label, case.label)
+    assert window.state.editor is not None and window.state.summary.liver_ml > 0  # editable and measured
     with qtbot.waitSignal(window.summaryUpdated, timeout=60000):
-        window.open_label(str(tmp_path / "truth.dcm"), "reference")
-    np.testing.assert_array_equal(window.study.reference, case.label)
-    assert window.case_report["liver"]["dice"] == 1.0  # compared with the working label
-    window.export("nifti", str(tmp_path / "again.nii.gz"))
+        window.files.open_label(str(tmp_path / "truth.dcm"), "reference")
+    np.testing.assert_array_equal(window.state.study.reference, case.label)
+    assert window.state.case_report["liver"]["dice"] == 1.0  # compared with the working label
+    window.exports.export("nifti", str(tmp_path / "again.nii.gz"))
     wait_idle(qtbot, window)
     assert (tmp_path / "again.nii.gz").is_file()
     bad = tmp_path / "bad.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((5, 5, 5), np.uint8), np.eye(4)), str(bad))
     with qtbot.waitSignal(window.jobFailed, timeout=30000) as blocker:
-        window.open_label(str(bad))
+        window.files.open_label(str(bad))
     assert "does not line up" in blocker.args[0]

@@ -142,8 +142,8 @@ def test_test_connection_answers_and_a_wrong_ae_title_is_one_line(qtbot, pacs_ho
 def search_phantom(window, qtbot, orthanc):
     """File > Open from PACS, search the phantom's patient, select its study and CT series."""
     from core.synthetic.phantom import phantom_name
-    window.open_from_pacs()
-    d = window.pacs_dialog
+    window.pacs.open_from_pacs()
+    d = window.pacs.pacs_dialog
     assert d.isVisible() and d.connection() is not None
     d.patient_id.setText(phantom_name(3, 1))
     with qtbot.waitSignal(d.studiesFound, timeout=T):
@@ -165,7 +165,7 @@ def retrieve_phantom(window, qtbot, orthanc):
         d.retrieve_job.progress.connect(lambda ev: seen.append(ev.stage))
         assert d.cancel_btn.isEnabled() and not d.retrieve_btn.isEnabled()
     wait_idle(qtbot, window)
-    assert window.study.shape[0] == 24 and not d.isVisible()
+    assert window.state.study.shape[0] == 24 and not d.isVisible()
     assert "retrieve" in seen and "Retrieved 24 instance(s)" in d.status.text()
     return d
 
@@ -175,25 +175,25 @@ def test_open_from_pacs_retrieves_the_series_and_the_window_opens_it(window, qtb
     file_menu = window.menuBar().actions()[0].menu()
     names = [a.objectName() for a in file_menu.actions()]
     assert {"openFromPacs", "sendToPacs", "pacsConnections"} <= set(names)
-    assert not window.send_pacs_action.isEnabled()
+    assert not window.pacs.send_pacs_action.isEnabled()
     d = retrieve_phantom(window, qtbot, orthanc)
-    folder = window.session.source
+    folder = window.state.session.source
     assert folder.startswith(str(tmp_path / "cache")) and len(list((tmp_path / "cache").rglob("*.dcm"))) == 24
-    assert window.study.volume is not None and window.study.volume.meta.series_uid
-    assert folder not in window.recent()  # the cache may evict it: not offered under File > Recent
+    assert window.state.study.volume is not None and window.state.study.volume.meta.series_uid
+    assert folder not in window.files.recent()  # the cache may evict it: not offered under File > Recent
     # named by the PACS, the patient and the series, not by the cache folder (a UID)
     hit = d.studies[0]
     name = " ".join(hit.patient_name.split("^"))
     date = f"{hit.date[:4]}-{hit.date[4:6]}-{hit.date[6:]}"
     title = window.windowTitle()
     assert title == f"LiverSeg Studio - {dimse(orthanc).name}: {name}, {date}, {d.series[0].description}", title
-    assert window.study.volume.meta.series_uid not in title and window.study.name in window.statusBar().currentMessage()
+    assert window.state.study.volume.meta.series_uid not in title and window.state.study.name in window.statusBar().currentMessage()
 
 
 def test_a_server_down_is_one_line_and_opens_nothing(window, qtbot, pacs_home, orthanc):
     pc.save_connections([down("down"), dimse(orthanc)])
-    window.open_from_pacs()
-    d = window.pacs_dialog
+    window.pacs.open_from_pacs()
+    d = window.pacs.pacs_dialog
     d.select_connection("down")
     d.search_btn.click()
     qtbot.waitUntil(lambda: bool(d.error), timeout=T)
@@ -206,7 +206,7 @@ def test_a_server_down_is_one_line_and_opens_nothing(window, qtbot, pacs_home, o
     qtbot.waitUntil(lambda: bool(d.error), timeout=T)
     wait_idle(qtbot, window)
     assert "cannot connect" in d.error and "\n" not in d.status.text()
-    assert window.session is None and d.isVisible() and d.retrieve_btn.isEnabled() and not d.progress.isVisible()
+    assert window.state.session is None and d.isVisible() and d.retrieve_btn.isEnabled() and not d.progress.isVisible()
     assert not list(pacs_home.parent.joinpath("cache").rglob("*.dcm"))  # nothing partial left
     # Cancel: the retrieve stops and nothing opens
     d.reload_connections()
@@ -215,7 +215,7 @@ def test_a_server_down_is_one_line_and_opens_nothing(window, qtbot, pacs_home, o
     d.cancel_btn.click()
     qtbot.waitUntil(lambda: d.retrieve_job is None, timeout=T)
     wait_idle(qtbot, window)
-    assert "cancelled" in d.status.text() and window.session is None and d.isVisible()
+    assert "cancelled" in d.status.text() and window.state.session is None and d.isVisible()
 
 
 def test_send_to_pacs_stores_a_dicom_seg(window, qtbot, pacs_home, orthanc):
@@ -223,22 +223,22 @@ def test_send_to_pacs_stores_a_dicom_seg(window, qtbot, pacs_home, orthanc):
     conn = dimse(orthanc)
     pc.save_connections([conn])
     retrieve_phantom(window, qtbot, orthanc)
-    hu = window.study.hu
+    hu = window.state.study.hu
     label = np.where(hu > 0, 1, 0).astype(np.uint8)
     label[hu > 150] = 2
     with qtbot.waitSignal(window.summaryUpdated, timeout=T):
-        window._segmented(Segmented(label), window.session)
-    window._update_pacs_action()
-    assert window.send_pacs_action.isEnabled()
+        window.segmentation.show_segmentation(Segmented(label), window.state.session)
+    window.pacs._update_pacs_action()
+    assert window.pacs.send_pacs_action.isEnabled()
     before = set(orthanc.rest("GET", "/series"))
-    window.send_to_pacs(conn)
+    window.pacs.send_to_pacs(conn)
     wait_idle(qtbot, window)
     assert "1 instance(s) accepted" in window.statusBar().currentMessage()
-    assert window.pacs_box is not None and "1 instance(s) accepted" in window.pacs_box.text()
+    assert window.pacs.pacs_box is not None and "1 instance(s) accepted" in window.pacs.pacs_box.text()
     new = set(orthanc.rest("GET", "/series")) - before
     try:
         assert [orthanc.rest("GET", f"/series/{s}")["MainDicomTags"]["Modality"] for s in new] == ["SEG"]
-        study_uid = window.study.volume.meta.study_uid
+        study_uid = window.state.study.volume.meta.study_uid
         qido = orthanc.rest("GET", f"/dicom-web/studies/{study_uid}/series", params={"Modality": "SEG"}).json()
         assert len(qido) == 1
     finally:
@@ -252,19 +252,19 @@ def test_send_needs_a_dicom_study_and_reports_a_refusal(window, qtbot, pacs_home
     from tests.core.io.test_volume_file import canonical_ct, write_as
     write_as(tmp_path / "ct.nii.gz", canonical_ct(8, 48, 48), "RAS")
     with qtbot.waitSignal(window.studyLoaded, timeout=T):
-        window.open_path(str(tmp_path / "ct.nii.gz"))
+        window.files.open_path(str(tmp_path / "ct.nii.gz"))
     wait_idle(qtbot, window)
     with qtbot.waitSignal(window.summaryUpdated, timeout=T):
-        window._segmented(Segmented(np.ones(window.study.shape, np.uint8)), window.session)
-    window._update_pacs_action()
-    assert window.send_pacs_action.isEnabled()
+        window.segmentation.show_segmentation(Segmented(np.ones(window.state.study.shape, np.uint8)), window.state.session)
+    window.pacs._update_pacs_action()
+    assert window.pacs.send_pacs_action.isEnabled()
     with qtbot.waitSignal(window.jobFailed, timeout=T) as failed:
-        assert window.send_to_pacs(down()) is None
+        assert window.pacs.send_to_pacs(down()) is None
     assert "DICOM SEG" in failed.args[0] and "volume file" in failed.args[0]
     with qtbot.waitSignal(window.jobFailed, timeout=T) as failed:  # a refused instance is an error
-        window._pacs_sent(StoreResult([], [("1.2.3", "status 0xA700")]), down("lab"))
+        window.pacs._pacs_sent(StoreResult([], [("1.2.3", "status 0xA700")]), down("lab"))
     assert "refused" in failed.args[0] and "0xA700" in failed.args[0]
-    assert window.pacs_box is None
+    assert window.pacs.pacs_box is None
 
 
 def test_without_the_pacs_libraries_the_menu_says_why_and_the_cli_refuses(qtbot, tmp_path, monkeypatch, capsys):
@@ -275,7 +275,7 @@ def test_without_the_pacs_libraries_the_menu_says_why_and_the_cli_refuses(qtbot,
     from app.cli import main
     from app.main_window import MainWindow
     monkeypatch.setattr("core.runtime.edition.pacs_available", lambda: False)
-    monkeypatch.setattr("app.pacs_actions.pacs_available", lambda: False)
+    monkeypatch.setattr("app.controllers.pacs.pacs_available", lambda: False)
     win = MainWindow(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
     qtbot.addWidget(win)
     actions = {a.objectName(): a for a in win.findChildren(QAction)}

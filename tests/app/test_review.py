@@ -34,7 +34,7 @@ def test_review_turns_a_proposal_into_the_reference_lesions(window, qtbot):
     from core.synthetic.demo import demo_case
     label, missed, _ = _proposal(demo_case().label)
     w = demo_segmented(window, qtbot, label)
-    reference, w.study.reference = w.study.reference, None  # a user's study: no reference to compare with
+    reference, w.state.study.reference = w.state.study.reference, None  # a user's study: no reference to compare with
     res = w.results
     assert len(res.records) == 4 and {r.review for r in res.records} == {"unseen"}
     actions = 0
@@ -73,19 +73,19 @@ def test_review_turns_a_proposal_into_the_reference_lesions(window, qtbot):
     assert actions <= 3 + 1
     assert max(gaps) < 50, f"event loop blocked for {max(gaps)} ms"
     from core.evaluation.evaluate import case_report
-    found = case_report(w.study.label, reference, w.study.spacing)["lesions"]
+    found = case_report(w.state.study.label, reference, w.state.study.spacing)["lesions"]
     assert (found["hits"], found["false_positives"]) == (2, 0)
     assert [r.review for r in res.records] == ["accepted", "unseen"]
     # undo takes the added lesion back, then the rejections; redo puts them back
     with qtbot.waitSignal(w.summaryUpdated, timeout=30000):
-        w.undo()
+        w.editing.undo()
     assert len(res.records) == 1
     with qtbot.waitSignal(w.summaryUpdated, timeout=30000):
-        w.undo()
+        w.editing.undo()
     assert len(res.records) == 4
     with qtbot.waitSignal(w.summaryUpdated, timeout=30000):
-        w.redo()
-    assert len(res.records) == 1 and len(w.summary.rejected_lesions) == 3
+        w.editing.redo()
+    assert len(res.records) == 1 and len(w.state.summary.rejected_lesions) == 3
 
 
 def test_click_on_a_lesion_selects_its_row_and_bad_clicks_say_why(window, qtbot):
@@ -96,10 +96,10 @@ def test_click_on_a_lesion_selects_its_row_and_bad_clicks_say_why(window, qtbot)
     assert res.current_row() == 1
     with qtbot.waitSignal(w.summaryUpdated, timeout=30000):
         QTest.keyClick(w, Qt.Key.Key_R)
-    assert len(res.records) == 1 and w.summary.rejected_lesions[0].review == "rejected"
+    assert len(res.records) == 1 and w.state.summary.rejected_lesions[0].review == "rejected"
     w.segment_panel.tool_buttons["add_lesion"].setChecked(True)
-    before = w.study.label.copy()
+    before = w.state.study.label.copy()
     with qtbot.waitSignal(w.jobFailed, timeout=30000) as failed:
         w.viewer.axial.pointClicked.emit(0, 0, 0)  # background
     assert "outside the liver" in failed.args[0]
-    np.testing.assert_array_equal(w.study.label, before)
+    np.testing.assert_array_equal(w.state.study.label, before)

@@ -23,16 +23,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_without_opengl_the_3d_tab_says_so_and_review_still_works(window, qtbot):
     w = demo_segmented(window, qtbot)
-    assert w.view3d is None  # nothing OpenGL at start-up
-    w.tabs.setCurrentWidget(w.tab3d)
-    assert w.view3d is not None and not w.view3d.available
-    qtbot.waitUntil(lambda: w.view3d.checked, timeout=60000)  # the child process's answer
-    assert not w.view3d.available
-    assert w.view3d.message.text().startswith("3D view unavailable") and "\n" not in w.view3d.message.text()
+    assert w.review.view3d is None  # nothing OpenGL at start-up
+    w.tabs.setCurrentWidget(w.review.tab3d)
+    assert w.review.view3d is not None and not w.review.view3d.available
+    qtbot.waitUntil(lambda: w.review.view3d.checked, timeout=60000)  # the child process's answer
+    assert not w.review.view3d.available
+    assert w.review.view3d.message.text().startswith("3D view unavailable") and "\n" not in w.review.view3d.message.text()
     w.tabs.setCurrentWidget(w.results)
     w.results.select(0)
     with qtbot.waitSignal(w.summaryUpdated, timeout=30000):
-        w.review("reject")
+        w.review.review("reject")
     assert len(w.results.records) == 1
 
 
@@ -139,21 +139,21 @@ WINDOW_SCRIPT = textwrap.dedent('''
     seen = []
     w.studyLoaded.connect(lambda: seen.append("loaded"))
     w.summaryUpdated.connect(lambda: seen.append("measured"))
-    w.open_demo()
+    w.files.open_demo()
     wait(lambda: "loaded" in seen and not w.jobs.busy, "the demo study")
-    w.run_segmentation(str(threshold_model(tmp / "liver", "liver", 60)), str(threshold_model(tmp / "tumor", "tumor", 400)))
+    w.segmentation.run_segmentation(str(threshold_model(tmp / "liver", "liver", 60)), str(threshold_model(tmp / "tumor", "tumor", 400)))
     wait(lambda: "measured" in seen and not w.jobs.busy, "the segmentation")
     assert "tensorflow" in sys.modules  # the ML stack is in the process, as after any Segment
-    w.tabs.setCurrentWidget(w.tab3d)  # as a click on the tab
-    wait(lambda: w.view3d is not None and w.view3d.checked, "the OpenGL check")
-    if not w.view3d.available:
-        print("MESSAGE", w.view3d.message.text())
+    w.tabs.setCurrentWidget(w.review.tab3d)  # as a click on the tab
+    wait(lambda: w.review.view3d is not None and w.review.view3d.checked, "the OpenGL check")
+    if not w.review.view3d.available:
+        print("MESSAGE", w.review.view3d.message.text())
         sys.exit(0)
-    wait(lambda: w.view3d.items and not w.jobs.busy, "the surfaces")
+    wait(lambda: w.review.view3d.items and not w.jobs.busy, "the surfaces")
     for _ in range(30):  # a few frames through the window's compositor, where the driver compiles its shaders
         app.processEvents()
         time.sleep(0.01)
-    img = w.view3d.gl.grabFramebuffer()
+    img = w.review.view3d.gl.grabFramebuffer()
     img = img.convertToFormat(img.Format.Format_RGB888)
     a = np.array(img.constBits(), np.uint8)
     a = a.reshape(img.height(), img.bytesPerLine())[:, :img.width() * 3].reshape(img.height(), img.width(), 3)

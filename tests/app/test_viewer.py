@@ -15,7 +15,7 @@ from .conftest import wait_idle
 
 def test_demo_study_with_reference_overlays(window, qtbot):
     with qtbot.waitSignal(window.studyLoaded, timeout=60000):
-        window.open_demo()
+        window.files.open_demo()
     ax = window.viewer.axial
     assert ax.hu is not None and ax.reference is not None and ax.mode == "reference"
     np.testing.assert_array_equal(ax.ct_item.image, ax.hu[ax.index])
@@ -29,7 +29,7 @@ def test_demo_study_with_reference_overlays(window, qtbot):
 
 def test_scroll_window_level_and_linked_views(window, qtbot):
     with qtbot.waitSignal(window.studyLoaded, timeout=60000):
-        window.open_demo()
+        window.files.open_demo()
     v = window.viewer
     ax = v.axial
     start = ax.index
@@ -63,10 +63,10 @@ def test_open_patient17_first_slice_fast(window, qtbot, p17_extracted):
         t.setdefault("shown", time.perf_counter())
     window.studyLoaded.connect(shown)
     with qtbot.waitSignal(window.studyLoaded, timeout=60000):
-        window.open_path(str(p17_extracted), choose=lambda series: 0)
+        window.files.open_path(str(p17_extracted), choose=lambda series: 0)
     assert window.viewer.axial.hu.shape == (119, 512, 512)
     assert window.viewer.axial.ct_item.width() == 512
-    assert window.recent()[0] == str(p17_extracted)
+    assert window.files.recent()[0] == str(p17_extracted)
 
 
 def test_series_chooser_is_asked(window, qtbot, tmp_path):
@@ -79,14 +79,14 @@ def test_series_chooser_is_asked(window, qtbot, tmp_path):
         asked.append([s.n_slices for s in series])
         return 1
     with qtbot.waitSignal(window.studyLoaded, timeout=60000):
-        window.open_path(str(tmp_path), choose=choose)
-    assert asked == [[6, 4]] and window.study.shape == (4, 16, 16)
+        window.files.open_path(str(tmp_path), choose=choose)
+    assert asked == [[6, 4]] and window.state.study.shape == (4, 16, 16)
 
 
 def test_broken_folder_gives_a_dialog(window, qtbot, tmp_path):
     (tmp_path / "junk.txt").write_text("not dicom")
     with qtbot.waitSignal(window.jobFailed, timeout=30000) as blocker:
-        window.open_path(str(tmp_path))
+        window.files.open_path(str(tmp_path))
     message = blocker.args[0]
     assert "no image series" in message and str(tmp_path) in message
     assert window.errorBox.isVisible() and "\n" not in window.errorBox.text()

@@ -17,7 +17,7 @@ from .conftest import wait_idle
 @pytest.fixture
 def demo(window, qtbot):
     with qtbot.waitSignal(window.studyLoaded, timeout=60000):
-        window.open_demo()
+        window.files.open_demo()
     wait_idle(qtbot, window)
     return window
 
@@ -25,17 +25,17 @@ def demo(window, qtbot):
 def segment(window, qtbot, models):
     with qtbot.waitSignal(window.summaryUpdated, timeout=120000):
         with qtbot.waitSignal(window.segmented, timeout=120000):
-            window.run_segmentation(*models)
+            window.segmentation.run_segmentation(*models)
     wait_idle(qtbot, window)
 
 
 def test_segment_with_tiny_models_and_compare(demo, qtbot, threshold_models):
     w = demo
     segment(w, qtbot, threshold_models)
-    assert w.study.label is not None and (w.study.label == 1).any()
+    assert w.state.study.label is not None and (w.state.study.label == 1).any()
     assert w.viewer.axial.mode == "outlines"
-    assert w.summary.liver_ml > 0 and "Liver" in w.results.summary.text()
-    assert w.results.metrics.isVisible() and w.case_report["liver"]["dice"] > 0
+    assert w.state.summary.liver_ml > 0 and "Liver" in w.results.summary.text()
+    assert w.results.metrics.isVisible() and w.state.case_report["liver"]["dice"] > 0
     assert w.results.metrics.item(0, 0).text() == "Liver"
 
 
@@ -45,7 +45,7 @@ def test_after_segment_the_views_show_the_liver(demo, qtbot, threshold_models):
     w = demo
     w.viewer.set_cursor(0, 0, 0)
     segment(w, qtbot, threshold_models)
-    label = w.study.label
+    label = w.state.study.label
     z, y, x = w.viewer.cursor
     assert (z, y, x) == liver_centre(label) and label[z, y, x] >= 1
     com = np.argwhere(label >= 1).mean(0)
@@ -57,23 +57,23 @@ def test_after_segment_the_views_show_the_liver(demo, qtbot, threshold_models):
 def test_brush_edit_and_undo_change_the_volumes(demo, qtbot, threshold_models):
     w = demo
     segment(w, qtbot, threshold_models)
-    before = w.summary.tumor_ml
+    before = w.state.summary.tumor_ml
     w.segment_panel.radius.setValue(8)
-    w.set_tool("tumor")
+    w.editing.set_tool("tumor")
     z = w.viewer.axial.index
     with qtbot.waitSignal(w.summaryUpdated, timeout=30000):
         w.viewer.axial.strokeStarted.emit()
         for x in (100.0, 104.0, 108.0):
             w.viewer.axial.painted.emit(z, 120.0, x)
         w.viewer.axial.strokeFinished.emit()
-    assert w.summary.tumor_ml > before
+    assert w.state.summary.tumor_ml > before
     assert w.results.lesions.rowCount() >= 1
     with qtbot.waitSignal(w.summaryUpdated, timeout=30000):
-        w.undo()
-    assert w.summary.tumor_ml == pytest.approx(before)
+        w.editing.undo()
+    assert w.state.summary.tumor_ml == pytest.approx(before)
     with qtbot.waitSignal(w.summaryUpdated, timeout=30000):
-        w.redo()
-    assert w.summary.tumor_ml > before
+        w.editing.redo()
+    assert w.state.summary.tumor_ml > before
 
 
 def test_lesion_row_click_jumps(demo, qtbot):
@@ -88,17 +88,17 @@ def test_lesion_row_click_jumps(demo, qtbot):
     assert widths <= table.viewport().width(), (widths, table.viewport().width())
     assert "longest axial diameter" in table.horizontalHeaderItem(3).toolTip()
     w.results.lesions.cellClicked.emit(0, 0)
-    z, y, x = (int(round(c)) for c in w.summary.lesions[0].centroid)
+    z, y, x = (int(round(c)) for c in w.state.summary.lesions[0].centroid)
     assert w.viewer.cursor == (z, y, x) and w.viewer.axial.index == z
 
 
 @pytest.mark.quiet
 def test_event_loop_stays_responsive_while_segmenting(window, qtbot, threshold_models, p17_extracted):
     with qtbot.waitSignal(window.studyLoaded, timeout=60000):
-        window.open_path(str(p17_extracted / "PATIENT_DICOM"))
+        window.files.open_path(str(p17_extracted / "PATIENT_DICOM"))
     # The app imports the Keras backend in the background once at start (importing TensorFlow
     # holds the GIL for a few hundred ms, once per session); do the same here before measuring.
-    window.warm_up_backend()
+    window.segmentation.warm_up_backend()
     wait_idle(qtbot, window)
     worst = []
     for attempt in range(2):  # the better of two runs: a stall the code causes shows in both
@@ -133,27 +133,27 @@ def test_exports_reload(window, qtbot, threshold_models, tmp_path):
     from tests.core.datasets.test_ircadb import tree_digest
     before = tree_digest(tmp_path / "dicom")
     with qtbot.waitSignal(window.studyLoaded, timeout=60000):
-        window.open_path(str(tmp_path / "dicom"))
+        window.files.open_path(str(tmp_path / "dicom"))
     segment(window, qtbot, threshold_models)
     out = tmp_path / "out"
     for kind, name in (("nifti", "seg.nii.gz"), ("seg", "seg.dcm"), ("csv", "lesions.csv"), ("png", "view.png")):
-        window.export(kind, str(out / name))
+        window.exports.export(kind, str(out / name))
         wait_idle(qtbot, window)
         assert (out / name).is_file(), name
     label, _ = read_nifti_label(out / "seg.nii.gz")
-    np.testing.assert_array_equal(label, window.study.label)
+    np.testing.assert_array_equal(label, window.state.study.label)
     import highdicom as hd
     seg = hd.seg.segread(out / "seg.dcm")
-    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == window.study.volume.meta.series_uid
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == window.state.study.volume.meta.series_uid
     assert (out / "lesions.csv").read_text().startswith("id,volume_ml")
     from PySide6.QtGui import QImage
     assert QImage(str(out / "view.png")).width() > 100
     with qtbot.waitSignal(window.jobFailed, timeout=30000) as blocker:  # never overwritten silently
-        window.export("nifti", str(out / "seg.nii.gz"))
+        window.exports.export("nifti", str(out / "seg.nii.gz"))
     assert "already exists" in blocker.args[0]
     for kind, name in (("nifti", "seg.nii.gz"), ("seg", "seg.dcm"), ("csv", "lesions.csv"), ("png", "view.png")):
         with qtbot.waitSignal(window.jobFailed, timeout=30000) as blocker:  # never into the source folder
-            window.export(kind, str(tmp_path / "dicom" / name), force=True)
+            window.exports.export(kind, str(tmp_path / "dicom" / name), force=True)
         assert "source DICOM folder" in blocker.args[0], kind
     # viewing, segmenting and exporting left the source folder byte-for-byte unchanged
     assert tree_digest(tmp_path / "dicom") == before
@@ -172,7 +172,7 @@ def test_training_one_tiny_epoch_shows_curve_points(window, qtbot, tiny_dataset,
     tp.size.setCurrentText("64")
     tp.run_dir.setText(str(tmp_path / "run"))
     with qtbot.waitSignal(tp.curves.updated, timeout=180000, check_params_cb=lambda n: n >= 1):
-        job = window.start_training(tp, False)
+        job = window.training.start_training(tp, False)
     qtbot.waitUntil(lambda: not window.jobs.busy, timeout=180000)
     assert job is not None and len(tp.curves.loss_curve.getData()[0]) == 1
     assert (tmp_path / "run" / "model.keras").exists()
@@ -213,7 +213,7 @@ def test_close_during_training_cancels_and_joins(qtbot, tiny_dataset, tmp_path):
     tp.epochs.setValue(50)
     tp.size.setCurrentText("64")
     tp.run_dir.setText(str(tmp_path / "run"))
-    job = win.start_training(tp, False)
+    job = win.training.start_training(tp, False)
     qtbot.waitUntil(lambda: (tmp_path / "run" / "metrics.jsonl").exists(), timeout=120000)
     t = time.perf_counter()
     win.close()
@@ -230,25 +230,25 @@ def test_engine_setting_is_used_saved_and_shown(demo, qtbot, tmp_path, isolated_
     export_onnx(liver)
     i = w.segment_panel.engine.findData("onnx")
     w.segment_panel.engine.setCurrentIndex(i)  # as the user picks it
-    assert w.prefs.engine == "onnx" and load_settings().engine == "onnx"
+    assert w.preferences.prefs.engine == "onnx" and load_settings().engine == "onnx"
     segment(w, qtbot, (str(liver / "model.keras"), ""))
-    assert w.last_engines == {"liver": "ONNX Runtime fp32, CPU"}
-    text = w.about_text()
+    assert w.segmentation.last_engines == {"liver": "ONNX Runtime fp32, CPU"}
+    text = w.about.about_text()
     assert "Last segmentation: liver: ONNX Runtime fp32, CPU" in text and "Inference engine setting: onnx" in text
     assert "Keras backend: " in text and "ONNX Runtime: " in text and "CPU" in text
     # asking for int8 where there is none: a clear error, nothing else runs
     w.segment_panel.engine.setCurrentIndex(w.segment_panel.engine.findData("onnx-int8"))
     with qtbot.waitSignal(w.jobFailed, timeout=60000) as failed:
-        w.run_segmentation(str(liver / "model.keras"), "")
+        w.segmentation.run_segmentation(str(liver / "model.keras"), "")
     assert "cannot run the int8 ONNX model" in failed.args[0]
     wait_idle(qtbot, w)
     # the backend setting is saved for the next start; the next window starts with the saved engine
-    w.set_backend("torch")
+    w.preferences.set_backend("torch")
     assert load_settings().keras_backend == "torch" and "after a restart" in w.statusBar().currentMessage()
     from app.main_window import MainWindow
     w2 = MainWindow(w.settings)
     qtbot.addWidget(w2)
-    assert w2.segment_panel.engine.currentData() == "onnx-int8" and w2.prefs.keras_backend == "torch"
+    assert w2.segment_panel.engine.currentData() == "onnx-int8" and w2.preferences.prefs.keras_backend == "torch"
 
 
 def test_segment_uses_the_real_ct_default_models_without_choosing(demo, qtbot):
@@ -264,4 +264,4 @@ def test_segment_uses_the_real_ct_default_models_without_choosing(demo, qtbot):
     with qtbot.waitSignal(w.segmented, timeout=120000):
         panel.segment_btn.click()  # as the user clicks it
     wait_idle(qtbot, w)
-    assert w.study.label is not None and (w.study.label == 1).any() and w.summary.liver_ml > 0
+    assert w.state.study.label is not None and (w.state.study.label == 1).any() and w.state.summary.liver_ml > 0

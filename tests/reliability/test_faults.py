@@ -170,15 +170,15 @@ def next_export():
         app.quit()
         return
     kind = order.pop(0)
-    w.export(kind, os.path.join(out, names[kind]), force=True)
+    w.exports.export(kind, os.path.join(out, names[kind]), force=True)
     QTimer.singleShot(10, next_export)
 
 def loaded():
-    w.study.label = (w.study.hu > 100).astype(np.uint8) + (w.study.hu > 300)
+    w.state.study.label = (w.state.study.hu > 100).astype(np.uint8) + (w.state.study.hu > 300)
     QTimer.singleShot(0, next_export)
 
 w.studyLoaded.connect(loaded)
-w.open_path(dicom)
+w.files.open_path(dicom)
 sys.exit(app.exec())
 """
 

@@ -91,9 +91,9 @@ def test_ten_studies_in_a_row_do_not_grow_memory(qtbot, tmp_path):
     rss, studies = [], []
     for k in range(10):
         with qtbot.waitSignal(win.studyLoaded, timeout=60000):
-            win.open_case(str(tmp_path / "ds"), f"s{k % 3}")
+            win.files.open_case(str(tmp_path / "ds"), f"s{k % 3}")
         qtbot.waitUntil(lambda: not win.jobs.busy, timeout=60000)
-        studies.append(weakref.ref(win.study.hu))
+        studies.append(weakref.ref(win.state.study.hu))
         gc.collect()
         trim(0)
         rss.append(_rss_mb())
@@ -126,10 +126,10 @@ def test_gui_stays_responsive_while_segmenting_500_slices(qtbot, tmp_path, phant
     qtbot.addWidget(win)
     win.show()
     with qtbot.waitSignal(win.studyLoaded, timeout=120000):
-        win.open_case(str(tmp_path / "ds"), "big")
-    win.warm_up_backend()  # as the app does at start (importing TensorFlow holds the GIL once)
+        win.files.open_case(str(tmp_path / "ds"), "big")
+    win.segmentation.warm_up_backend()  # as the app does at start (importing TensorFlow holds the GIL once)
     qtbot.waitUntil(lambda: not win.jobs.busy, timeout=120000)
-    assert win.study.hu.shape == (500, 512, 512)
+    assert win.state.study.hu.shape == (500, 512, 512)
     worst = []
     for attempt in range(2):  # the better of two runs: a stall the code causes shows in both
         gaps, clock = [], QElapsedTimer()
@@ -151,14 +151,14 @@ def test_gui_stays_responsive_while_segmenting_500_slices(qtbot, tmp_path, phant
         t = clock.elapsed()
         timer.start()
         with qtbot.waitSignal(win.segmented, timeout=600000):
-            win.run_segmentation(str(lm / "model.keras"), str(tm / "model.keras"))
+            win.segmentation.run_segmentation(str(lm / "model.keras"), str(tm / "model.keras"))
         seconds = (clock.elapsed() - t) / 1000
         timer.stop()
         qtbot.waitUntil(lambda: not win.jobs.busy, timeout=120000)
         gaps.sort()
         print(f"500-slice segmentation in the GUI: {seconds:.1f} s, {len(gaps)} ticks, "
               f"median gap {gaps[len(gaps) // 2]} ms, p99 {gaps[int(len(gaps) * 0.99)]} ms, max {gaps[-1]} ms")
-        assert (win.study.label == 1).any() and len(slices) > 10
+        assert (win.state.study.label == 1).any() and len(slices) > 10
         worst.append(gaps[-1])
         if gaps[-1] < 100:
             break

@@ -25,7 +25,7 @@ def reviewed_session() -> StudySession:
     s = StudySession(Study(hu, (2.5, 0.8, 0.8), name="cube"))
     from core.study.session import Segmented
     s.adopt(Segmented(label))
-    lesions = s.measurements(compare=False)[0]["lesions"]
+    lesions = s.measurements(compare=False)[0].lesions
     assert len(lesions) == 2
     accept(s.editor, lesions[0])
     reject(s.editor, [lesions[1]])
@@ -50,7 +50,7 @@ def test_save_find_load_gives_back_label_and_review(tmp_path):
     restored = StudySession(Study(s.study.hu.copy(), s.study.spacing, name="cube"))
     restored.adopt(au.as_segmented(rec))
     assert restored.editor.review == s.editor.review
-    assert restored.measurements(compare=False)[0]["lesions"] == s.measurements(compare=False)[0]["lesions"]
+    assert restored.measurements(compare=False)[0].lesions == s.measurements(compare=False)[0].lesions
 
     assert [i.path for i in au.list_recoveries(tmp_path)] == [path]
     assert au.discard(ident, tmp_path) and not path.exists()

@@ -1,4 +1,4 @@
-"""The main window's lesion review and one-click fixes (a mixin of :class:`app.main_window.MainWindow`).
+"""The lesion review, the one-click fixes and the 3D tab.
 
 The review (accept, reject, next / previous, reject the small ones) acts on the lesion records of
 the last summary through :meth:`core.study.session.StudySession.review_lesions`: quick, in the GUI
@@ -12,7 +12,7 @@ is yellow there, and a click on a lesion there selects its row.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
@@ -20,26 +20,34 @@ from core.runtime.choices import FIX_TOOLS, FixScope, FixTool
 from core.study.review import lesion_at, next_lesion
 from core.study.session import StudySession
 
-from .workers import Job
+from ..workers import Job
+from .services import WindowServices
 
 
-class ReviewActions:
-    """Expects ``session``, ``viewer``, ``results``, ``segment_panel``, ``tool``, ``jobs``,
-    ``show_error``, ``jobFailed``, ``_update_summary`` and ``statusBar`` from the window."""
+class ReviewController:
+    """Reviews lesions, runs the click tools and keeps the 3D tab up to date.
 
-    def _connect_review(self) -> None:
-        self.results.reviewRequested.connect(self.review)
-        self.addActions(self.results.lesions.actions())  # the keys work whichever tab is shown
-        for v in self.viewer.views:
+    Receives the window's services, the viewer, the Results panel (lesion table, review buttons),
+    the Segment panel (the click tools' scope), the tabs (it adds the 3D tab), ``tool()`` (the
+    chosen editing tool) and ``measure(label)``, which measures the label again after a change.
+    """
+
+    def __init__(self, services: WindowServices, viewer, results, segment_panel, tabs,
+                 tool: Callable[[], Optional[str]], measure: Callable):
+        self.services, self.state = services, services.state
+        self.viewer, self.results, self.segment_panel, self.tabs = viewer, results, segment_panel, tabs
+        self.tool, self.measure = tool, measure
+        results.reviewRequested.connect(self.review)
+        for v in viewer.views:
             v.pointClicked.connect(self._view_clicked)
         # the 3D view: made when its tab is first shown (OpenGL is not touched at start-up)
         self.view3d = None
         self.tab3d = QWidget()
         QVBoxLayout(self.tab3d).setContentsMargins(0, 0, 0, 0)
-        self.tabs.addTab(self.tab3d, "3D")
-        self.tabs.currentChanged.connect(lambda _i: self._refresh_3d())
-        self.summaryUpdated.connect(self._refresh_3d)
-        self.results.lesions.itemSelectionChanged.connect(self._select_3d)
+        tabs.addTab(self.tab3d, "3D")
+        tabs.currentChanged.connect(lambda _i: self._refresh_3d())
+        services.summaryUpdated.connect(self._refresh_3d)
+        results.lesions.itemSelectionChanged.connect(self._select_3d)
 
     # -- the 3D view ------------------------------------------------------------
     def _refresh_3d(self) -> None:
@@ -47,22 +55,23 @@ class ReviewActions:
         if self.tabs.currentWidget() is not self.tab3d:
             return
         if self.view3d is None:
-            from .widgets.view3d import View3D
+            from ..widgets.view3d import View3D
             self.view3d = View3D()
             self.view3d.lesionPicked.connect(self._picked_3d)
             self.view3d.ready.connect(self._refresh_3d)  # OpenGL is tried in a child process first
             self.tab3d.layout().addWidget(self.view3d)
-        label = self.study.label if self.study is not None else None
+        study = self.state.study
+        label = study.label if study is not None else None
         if label is None or not self.view3d.available:
             self.view3d.set_meshes([])
             return
         from core.study.surfaces import label_meshes
-        session = self.session
-        job = Job("Surfaces", label_meshes, label.copy(), self.study.spacing)
-        self.start_job(job, lambda meshes: self._show_3d(meshes, session), quiet=True)
+        session = self.state.session
+        job = Job("Surfaces", label_meshes, label.copy(), study.spacing)
+        self.services.start_job(job, lambda meshes: self._show_3d(meshes, session), quiet=True)
 
     def _show_3d(self, meshes, session: StudySession) -> None:
-        if session is self.session and self.view3d is not None:
+        if session is self.state.session and self.view3d is not None:
             self.view3d.set_meshes(meshes, self._selected_anchor())
 
     def _selected_anchor(self):
@@ -79,9 +88,10 @@ class ReviewActions:
                 self.results.select(i)
                 return
 
+    # -- the review -------------------------------------------------------------
     def review(self, action: str) -> None:
         """"next" / "previous" lesion, "accept" / "reject" the selected one, or "reject_smaller"."""
-        res, session = self.results, self.session
+        res, session = self.results, self.state.session
         if session is None or not res.records:
             return
         row = res.current_row()
@@ -95,13 +105,13 @@ class ReviewActions:
             self._reviewed(f"{n} lesion(s) under {res.min_ml.value():.2f} mL rejected", n)
             return
         if row is None:
-            self.statusBar().showMessage("Select a lesion first (click its row, or N for the next one)")
+            self.services.status("Select a lesion first (click its row, or N for the next one)")
             return
         les = res.records[row]
         try:
             n = session.review_lesions(action, [les])
         except Exception as exc:  # a lesion edited away since the table was drawn
-            self.show_error(str(exc), "")
+            self.services.show_error(str(exc), "")
             return
         self._reviewed(f"lesion {les.id} {action}ed", n)
         if n and action == "accept":
@@ -110,38 +120,41 @@ class ReviewActions:
                 res.select(following)
 
     def _reviewed(self, message: str, changed: int) -> None:
-        self.statusBar().showMessage(message)
+        self.services.status(message)
         if changed:
             self.viewer.redraw_overlays()
-            self._update_summary(self.study.label)
+            self.measure(self.state.study.label)
 
+    # -- the click tools ----------------------------------------------------------
     def _view_clicked(self, z: int, y: int, x: int) -> None:
         """A click in a view: run the click tool there, or select the lesion under it."""
-        if self.session is None or self.study is None:
+        study = self.state.study
+        if self.state.session is None or study is None:
             return
-        if self.tool in FIX_TOOLS:
-            self.run_fix(self.tool, (z, y, x))
+        tool = self.tool()
+        if tool in FIX_TOOLS:
+            self.run_fix(tool, (z, y, x))
             return
-        if self.study.label is not None and self.results.records:
-            les = lesion_at(self.results.records, self.study.label, (z, y, x))
+        if study.label is not None and self.results.records:
+            les = lesion_at(self.results.records, study.label, (z, y, x))
             if les is not None:
                 self.results.select(self.results.records.index(les), jump=False)
 
     def run_fix(self, tool: FixTool, voxel, scope: Optional[FixScope] = None) -> Job:
         """Compute ``tool`` at ``voxel`` in a worker, then apply it as one undo step."""
-        session = self.session
+        session = self.state.session
         scope = scope or self.segment_panel.scope.currentData()
         job = Job("Fix", session.compute_fix, tool, voxel, scope)
         job.finished.connect(lambda fix: self._apply_fix(fix, session))
         job.failed.connect(self._fix_refused)  # a click where the tool cannot act: said, not a dialog
-        return self.jobs.start(job)
+        return self.services.jobs.start(job)
 
     def _fix_refused(self, message: str, details: str) -> None:
-        self.statusBar().showMessage(message)
-        self.jobFailed.emit(message)
+        self.services.status(message)
+        self.services.jobFailed.emit(message)
 
     def _apply_fix(self, fix, session: StudySession) -> None:
-        if session is not self.session:
+        if session is not self.state.session:
             return
         n = session.apply_fix(fix)
         self._reviewed(fix.message if n else "nothing changed", n)

@@ -1,16 +1,16 @@
-"""Studies from a PACS and segmentations back to it (a mixin of :class:`app.main_window.MainWindow`).
+"""Studies from a PACS and segmentations back to it.
 
 File menu: *Open from PACS...* (:class:`app.widgets.pacs_dialog.PacsDialog`: search, list the
 series, retrieve one into the cache; the window then opens the folder with
-:meth:`app.study_io.StudyIO.open_path`, as any DICOM folder), *Send to PACS...* (the working
-segmentation as a DICOM SEG, written by the session's "seg" export into a temporary folder and
-sent, in a worker: :func:`app.jobs.send_segmentation`) and *PACS connections...*
+:meth:`app.controllers.study_files.StudyFiles.open_path`, as any DICOM folder), *Send to PACS...*
+(the working segmentation as a DICOM SEG, written by the session's "seg" export into a temporary
+folder and sent, in a worker: :func:`app.jobs.send_segmentation`) and *PACS connections...*
 (:class:`app.widgets.pacs_connections.PacsConnectionsDialog`).
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QInputDialog, QMessageBox
@@ -18,35 +18,42 @@ from PySide6.QtWidgets import QInputDialog, QMessageBox
 from core.pacs.connections import PacsConnection, load_connections
 from core.runtime.edition import not_in_edition, pacs_available
 
-from . import jobs
-from .workers import Job
+from .. import jobs
+from ..workers import Job
+from .services import WindowServices
 
 NOT_DICOM = ("Send to PACS needs a study opened from a DICOM series: a DICOM SEG refers to the series' "
              "images, and {what} has none (export the segmentation as NIfTI instead).")
 
 
-class PacsActions:
-    """Expects ``session``, ``study``, ``jobs``, ``start_job``, ``show_error``, ``open_path``,
-    ``recent_menu``, ``studyLoaded``, ``segmented`` and ``statusBar`` from the window."""
+class PacsController:
+    """Owns the File menu's PACS entries and their dialogs.
 
-    pacs_dialog = None
-    pacs_connections_dialog = None
-    pacs_box: Optional[QMessageBox] = None
+    Receives the window's services and ``open_path(folder, name=...)``, which opens a retrieved
+    series as any DICOM folder.
+    """
 
-    def _pacs_menu(self, menu) -> None:
-        """*Open from PACS...* after the other ways to open a study; *Send to PACS...* (enabled
-        while a segmentation exists) and *PACS connections...* here."""
-        open_action = QAction("Open from &PACS...", self)
+    def __init__(self, services: WindowServices, open_path: Callable):
+        self.services, self.state, self.open_path = services, services.state, open_path
+        self.pacs_dialog = None
+        self.pacs_connections_dialog = None
+        self.pacs_box: Optional[QMessageBox] = None
+        self.send_pacs_action: Optional[QAction] = None
+
+    def build_menu(self, menu, open_before: QAction) -> None:
+        """*Open from PACS...* before ``open_before`` (after the other ways to open a study);
+        *Send to PACS...* (enabled while a segmentation exists) and *PACS connections...* at the end."""
+        open_action = QAction("Open from &PACS...", menu)
         open_action.setObjectName("openFromPacs")
         open_action.setStatusTip("Search a PACS, retrieve a series and open it")
         open_action.triggered.connect(self.open_from_pacs)
-        menu.insertAction(self.recent_menu.menuAction(), open_action)
+        menu.insertAction(open_before, open_action)
         self.send_pacs_action = menu.addAction("Sen&d to PACS...", self._send_from_menu)
         self.send_pacs_action.setObjectName("sendToPacs")
         self.send_pacs_action.setStatusTip("Send the segmentation as a DICOM SEG to a PACS")
         conn_action = menu.addAction("PACS co&nnections...", self.edit_pacs_connections)
         conn_action.setObjectName("pacsConnections")
-        for sig in (self.studyLoaded, self.segmented, menu.aboutToShow):
+        for sig in (self.services.studyLoaded, self.services.segmented, menu.aboutToShow):
             sig.connect(self._update_pacs_action)
         self._update_pacs_action()
         if not pacs_available():  # the lite edition: the entries stay, greyed, saying why
@@ -57,16 +64,16 @@ class PacsActions:
                 action.setToolTip(why)
 
     def _update_pacs_action(self) -> None:
-        self.send_pacs_action.setEnabled(pacs_available() and self.session is not None
-                                         and self.session.label is not None)
+        session = self.state.session
+        self.send_pacs_action.setEnabled(pacs_available() and session is not None and session.label is not None)
 
     # -- open -------------------------------------------------------------------
     def open_from_pacs(self) -> None:
         """Show the (one, kept: ``pacs_dialog``) *Open from PACS* dialog; a retrieved series opens
         in the window."""
-        from .widgets.pacs_dialog import PacsDialog
+        from ..widgets.pacs_dialog import PacsDialog
         if self.pacs_dialog is None:
-            self.pacs_dialog = PacsDialog(self.jobs, self)
+            self.pacs_dialog = PacsDialog(self.services.jobs, self.services.parent)
             self.pacs_dialog.seriesRetrieved.connect(self.open_retrieved)
         self.pacs_dialog.show()
         self.pacs_dialog.raise_()
@@ -79,9 +86,9 @@ class PacsActions:
 
     def edit_pacs_connections(self) -> None:
         """Show the (one, kept: ``pacs_connections_dialog``) *PACS connections* dialog."""
-        from .widgets.pacs_connections import PacsConnectionsDialog
+        from ..widgets.pacs_connections import PacsConnectionsDialog
         if self.pacs_connections_dialog is None:
-            self.pacs_connections_dialog = PacsConnectionsDialog(self.jobs, self)
+            self.pacs_connections_dialog = PacsConnectionsDialog(self.services.jobs, self.services.parent)
             self.pacs_connections_dialog.changed.connect(
                 lambda: self.pacs_dialog.reload_connections() if self.pacs_dialog is not None else None)
         self.pacs_connections_dialog.show()
@@ -93,42 +100,42 @@ class PacsActions:
 
     def send_to_pacs(self, connection: Optional[PacsConnection] = None) -> Optional[Job]:
         """Send the working segmentation as a DICOM SEG to ``connection`` (asked when None)."""
-        session = self.session
+        session = self.state.session
         if session is None or session.label is None:
-            self.show_error("Nothing to send yet: open a DICOM study and segment it.", "")
+            self.services.show_error("Nothing to send yet: open a DICOM study and segment it.", "")
             return None
         study = session.study
         if study.volume is None or study.file_grid is not None:
             what = "a volume file (NIfTI, NRRD, MetaImage)" if study.file_grid is not None else "this study"
-            self.show_error(NOT_DICOM.format(what=what), "")
+            self.services.show_error(NOT_DICOM.format(what=what), "")
             return None
         conn = connection or self.ask_pacs_connection()
         if conn is None:
             return None
         job = Job("Send to PACS", jobs.send_segmentation, session, session.label.copy(), conn)
-        return self.start_job(job, lambda result: self._pacs_sent(result, conn),
-                              busy_text=f"Sending the segmentation to {conn.describe()}...")
+        return self.services.start_job(job, lambda result: self._pacs_sent(result, conn),
+                                       busy_text=f"Sending the segmentation to {conn.describe()}...")
 
     def ask_pacs_connection(self) -> Optional[PacsConnection]:
         """The PACS to send to, picked among the saved ones (None: cancelled or none saved)."""
         conns = load_connections()
         if not conns:
-            self.show_error("No PACS connection saved: add one with File > PACS connections...", "")
+            self.services.show_error("No PACS connection saved: add one with File > PACS connections...", "")
             return None
         names = [c.describe() for c in conns]
-        text, ok = QInputDialog.getItem(self, "Send to PACS", "Send the segmentation as a DICOM SEG to:",
-                                        names, 0, False)
+        text, ok = QInputDialog.getItem(self.services.parent, "Send to PACS",
+                                        "Send the segmentation as a DICOM SEG to:", names, 0, False)
         return conns[names.index(text)] if ok and text in names else None
 
     def _pacs_sent(self, result, conn: PacsConnection) -> None:
         line = f"Sent to {conn.name}: {result.describe()}"
-        self.statusBar().showMessage(line)
+        self.services.status(line)
         if result.failed or not result.accepted:
             details = "\n".join(f"{uid}: {why}" for uid, why in result.failed)
-            self.show_error(f"{conn.describe()} refused the segmentation: {result.describe()}", details)
+            self.services.show_error(f"{conn.describe()} refused the segmentation: {result.describe()}", details)
             return
         box = QMessageBox(QMessageBox.Icon.Information, "Send to PACS",
                           f"The segmentation was sent to {conn.describe()} as a DICOM SEG.\n\n{result.describe()}",
-                          parent=self)
+                          parent=self.services.parent)
         box.open()
         self.pacs_box = box

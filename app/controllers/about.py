@@ -1,0 +1,39 @@
+"""Help > About: the version, the Keras backend and device, the ONNX Runtime providers, the
+inference engine setting and the engines of the last segmentation (what support asks for)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from PySide6.QtWidgets import QMessageBox
+
+from core.inference.engines import engines_line
+
+from .. import jobs
+from .services import WindowServices
+
+
+class AboutController:
+    """Owns the Help menu.
+
+    Receives the window's services (the dialog's parent), ``engine()`` (the inference engine
+    setting) and ``last_engines()`` (the engines of the last segmentation, empty before one).
+    """
+
+    def __init__(self, services: WindowServices, engine: Callable[[], str], last_engines: Callable[[], dict]):
+        self.services, self.engine, self.last_engines = services, engine, last_engines
+
+    def build_menu(self, menubar) -> None:
+        h = menubar.addMenu("&Help")
+        h.addAction("&About", self.about)
+
+    def about(self) -> None:
+        QMessageBox.about(self.services.parent, "About LiverSeg Studio", self.about_text())
+
+    def about_text(self) -> str:
+        from core import __version__
+        engines = self.last_engines()
+        last = "\nLast segmentation: " + engines_line(engines) if engines else ""
+        return (f"LiverSeg Studio {__version__}\n{jobs.engine_description()}\n"
+                f"Inference engine setting: {self.engine()}{last}\n\n"
+                "Demo models are trained on synthetic data only.")
