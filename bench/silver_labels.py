@@ -80,6 +80,12 @@ def fuse(hu: np.ndarray, teacher: np.ndarray, cascade: np.ndarray, voxel_ml: flo
         whose = "teacher" if bool(t_liver[sl][comp].mean() > 0.5) else "cascade"
         if keep:
             liver[sl] |= comp
+        elif whose == "teacher" and ml >= 5.0:  # liver beside bowel in one region: keep its liver-like parts
+            part = _liver_like(hu[sl], comp, lo, hi, sd_max, disk)
+            liver[sl] |= part
+            if part.any():
+                regions.append({"only": whose, "ml": round(float(part.sum()) * voxel_ml, 1),
+                                "part_of_ml": round(ml, 1), "kept": True})
         if ml >= 1.0:
             regions.append({"only": whose, "ml": round(ml, 1), "median_hu": round(med, 1), "sd_hu": round(sd, 1),
                             "kept": keep})
@@ -108,6 +114,26 @@ def fuse(hu: np.ndarray, teacher: np.ndarray, cascade: np.ndarray, voxel_ml: flo
     return out, {"liver_hu_p10_p90": [round(float(lo), 1), round(float(hi), 1)], "max_sd": round(sd_max, 1),
                  "disputed_regions": regions,
                  "cascade_lesions_kept": kept, "cascade_lesions_dropped": dropped}
+
+
+def _liver_like(hu: np.ndarray, region: np.ndarray, lo: float, hi: float, sd_max: float,
+                disk: np.ndarray) -> np.ndarray:
+    """The parts of ``region`` that look like liver voxel by voxel (local median HU in the liver's range,
+    local spread low), opened so thin walls and rims fall away, each part judged again as a whole."""
+    h = hu.astype(np.float32)
+    med = ndimage.median_filter(h, size=(1, 5, 5))
+    mean = ndimage.uniform_filter(h, size=(1, 5, 5))
+    local_sd = np.sqrt(np.maximum(ndimage.uniform_filter(h * h, size=(1, 5, 5)) - mean * mean, 0))
+    cand = region & (med >= lo) & (med <= hi) & (local_sd <= sd_max)
+    cand = ndimage.binary_opening(cand, structure=disk)
+    out = np.zeros_like(region)
+    lab, _ = ndimage.label(cand)
+    for i, sl in enumerate(ndimage.find_objects(lab), start=1):
+        comp = lab[sl] == i
+        vals = h[sl][comp]
+        if comp.sum() >= 200 and lo <= float(np.median(vals)) <= hi and float(vals.std()) <= sd_max:
+            out[sl] |= comp
+    return out
 
 
 def agreement(teacher: np.ndarray, other: np.ndarray, voxel_ml: float) -> dict:
@@ -215,6 +241,34 @@ def cmd_finalize(args) -> None:
     Path(args.work, "corrections_applied.json").write_text(json.dumps(log, indent=1))
 
 
+def cmd_provenance(args) -> None:
+    """The provenance table (markdown) of the committed labels: phase and why, volumes, agreement."""
+    from core.study.phase import detect_phase
+    agree = json.loads((Path(args.work) / "agreement.json").read_text())
+    applied = json.loads((Path(args.work) / "corrections_applied.json").read_text())
+    print("| volume | slices x mm | phase (aorta / liver vessels / parenchyma HU) | liver mL | tumour mL "
+          "| teacher vs cascade liver Dice | fused from | corrections |")
+    print("|---|---|---|---|---|---|---|---|")
+    for s in _series(args):
+        path = Path(args.out) / f"{s.name}.nii.gz"
+        if not path.exists():
+            continue
+        vol = load_volume(args.unpacked, s)
+        label = read_nifti_label(path, vol)
+        ph = detect_phase(vol.hu, vol.spacing, label, vol.direction)
+        vml = float(np.prod(vol.spacing)) / 1000.0
+        a = agree[s.name]
+        kept = [r for r in a["disputed_regions"] if r["kept"]]
+        fused = (f"agreed liver + {sum(r['ml'] for r in kept if r['only'] == 'teacher'):.0f} mL teacher-only, "
+                 f"{sum(r['ml'] for r in kept if r['only'] == 'cascade'):.0f} mL cascade-only kept; "
+                 f"{len(a['cascade_lesions_kept'])} cascade lesion(s) added")
+        fixes = "; ".join(applied.get(s.name, [])) or "none"
+        print(f"| {s.name} | {vol.shape[0]} x {vol.spacing[0]:g} | {ph.phase} ({ph.aorta_hu:.0f} / "
+              f"{ph.vessels_hu:.0f} / {ph.liver_hu:.0f}) | {(label > 0).sum() * vml:.0f} | "
+              f"{(label == TUMOUR).sum() * vml:.1f}{'' if s.tumours else ' (liver only)'} | "
+              f"{a['teacher_vs_cascade']['liver_dice']:.3f} | {fused} | {fixes} |")
+
+
 def _series(args) -> list[HccSeries]:
     return [s for s in SERIES if not args.only or s.name in args.only]
 
@@ -222,7 +276,7 @@ def _series(args) -> list[HccSeries]:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    for name in ("cascade", "fuse", "montage", "finalize"):
+    for name in ("cascade", "fuse", "montage", "finalize", "provenance"):
         p = sub.add_parser(name)
         p.add_argument("--unpacked", required=True)
         p.add_argument("--only", nargs="*")
@@ -231,7 +285,7 @@ def main(argv=None) -> None:
             p.add_argument("--engine", default="auto")
         if name == "fuse":
             p.add_argument("--teacher", required=True)
-        if name == "finalize":
+        if name in ("finalize", "provenance"):
             p.add_argument("--work", required=True, help="the fuse step's folder (NAME_fused.nii.gz)")
         if name == "montage":
             p.add_argument("--labels", required=True, help="folder of NAME.nii.gz (or NAME_fused.nii.gz)")
@@ -241,7 +295,7 @@ def main(argv=None) -> None:
         from bench.silver_montage import cmd_montage
         cmd_montage(args)
     else:
-        {"cascade": cmd_cascade, "fuse": cmd_fuse, "finalize": cmd_finalize}[args.cmd](args)
+        {"cascade": cmd_cascade, "fuse": cmd_fuse, "finalize": cmd_finalize, "provenance": cmd_provenance}[args.cmd](args)
 
 
 if __name__ == "__main__":
