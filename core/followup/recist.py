@@ -178,17 +178,19 @@ def categorise(criteria: Criteria, rows: Sequence[TargetRow], new: Sequence[int]
                       f"matched to no baseline lesion)", sums]
     if not rows:
         return "NE", ["no target lesion at baseline: the targets cannot be assessed"]
+    if base <= 0:  # the reader's targets, none enhancing (mRECIST): nothing to fall from or grow on
+        return "NE", [f"{sums}: the targets measure nothing at baseline and cannot be assessed"]
     change = follow - base
-    if base > 0 and change >= PD_INCREASE * base - 1e-9 and change >= pd_mm - 1e-9:
+    if change >= PD_INCREASE * base - 1e-9 and change >= pd_mm - 1e-9:
         extra = f" and {change:.1f} mm (>= {pd_mm:.0f} mm)" if pd_mm else ""
         return "PD", [f"{sums}: +{100 * change / base:.1f} % (>= {100 * PD_INCREASE:.0f} %){extra}"]
     if follow == 0:
         what = "all target lesions disappeared" if criteria == "recist" else (
             "no intratumoral arterial enhancement left in any target lesion")
         return "CR", [what, sums]
-    if base > 0 and -change >= PR_DECREASE * base - 1e-9:
+    if -change >= PR_DECREASE * base - 1e-9:
         return "PR", [f"{sums}: {100 * change / base:.1f} % (a decrease of >= {100 * PR_DECREASE:.0f} %)"]
-    pct = f"{100 * change / base:+.1f} %" if base > 0 else "no baseline sum"
+    pct = f"{100 * change / base:+.1f} %"
     why = f"neither -{100 * PR_DECREASE:.0f} % nor +{100 * PD_INCREASE:.0f} %"
     return "SD", [f"{sums}: {pct} ({why}{' with +' + format(pd_mm, '.0f') + ' mm' if pd_mm else ''})"]
 

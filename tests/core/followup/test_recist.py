@@ -109,6 +109,7 @@ def rows(base, follow):
     ([30, 20], [10, 5], [7], "recist", "PD"),  # a new lesion
     ([30, 20], [0, 0], [7], "recist", "PD"),  # no CR with a new lesion
     ([], [], [], "recist", "NE"),
+    ([0.0], [0.0], [], "mrecist", "NE"),  # the reader's target never enhanced: no CR out of nothing
 ])
 def test_categories_follow_the_criteria_exactly(base, follow, new, criteria, expected):
     r = rows(base, follow)
