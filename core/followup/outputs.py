@@ -117,8 +117,10 @@ def _key_pair(pdf, c: Comparison, baseline: TimePoint, followup: TimePoint, targ
     m = c.match_of("baseline", target_id)
     fu = [x for x in c.followup.lesions if m and x.id in m.followup_ids]
     if fu:
-        where = _centre(max(fu, key=lambda x: x.longest_mm))
-        fu_text = f"follow-up lesion {', '.join(str(x.id) for x in fu)}: {max(x.longest_mm for x in fu):.1f} mm"
+        big = max(fu, key=lambda x: x.longest_mm)
+        where = _centre(big)
+        fu_text = (f"follow-up lesion {', '.join(str(x.id) for x in fu)}: {big.longest_mm:.1f} x "
+                   f"{big.perpendicular_mm:.1f} mm")
     else:  # gone: where the baseline lesion lies in the follow-up
         where = tuple(followup.grid.to_voxel(c.registration.to_followup([les.centroid_lps]))[0])
         fu_text = "follow-up: no lesion here (gone)"

@@ -174,7 +174,7 @@ def categorise(criteria: Criteria, rows: Sequence[TargetRow], new: Sequence[int]
     pd_mm = PD_MIN_MM[criteria]
     sums = f"sum of {'viable ' if criteria == 'mrecist' else ''}diameters {base:.1f} mm -> {follow:.1f} mm"
     if new:
-        return "PD", [f"new lesion(s) {', '.join(map(str, new))} (>= {NEW_LESION_MM:.0f} mm, "
+        return "PD", [f"new lesion(s): follow-up lesion {', '.join(map(str, new))} (>= {NEW_LESION_MM:.0f} mm, "
                       f"matched to no baseline lesion)", sums]
     if not rows:
         return "NE", ["no target lesion at baseline: the targets cannot be assessed"]
