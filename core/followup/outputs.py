@@ -15,7 +15,7 @@ import io
 import json
 import time
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable
 
 import numpy as np
 
