@@ -52,7 +52,7 @@ EXE = "liverseg"
 VARIANTS = ("cpu", "full", "lite", "cuda", "torch", "directml")  # full: another name for cpu
 
 EXCLUDES = [
-    "tests", "pytest", "_pytest", "pytestqt", "hypothesis", "SimpleITK", "IPython", "jupyter", "notebook",
+    "tests", "pytest", "_pytest", "pytestqt", "hypothesis", "IPython", "jupyter", "notebook",
     "matplotlib", "tkinter", "_tkinter", "PyQt5", "PyQt6", "PySide2", "sphinx", "jax", "jaxlib",
     "torch", "torchvision", "torchaudio", "pandas", "setuptools", "pip",
     # Qt modules the app does not use (PySide6's hooks would otherwise bring their plugins and QML)

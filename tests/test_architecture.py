@@ -126,6 +126,7 @@ LAYERS = [
     ("synthetic", "inference"),   # phantoms and rendered CT; the cascade and its engines
     ("evaluation",),              # metrics and the per-case evaluation of the cascade
     ("training", "study"),        # training runs; one open study (CLI and GUI)
+    ("followup",),                # two studies of one patient compared: registration, matching, RECIST
     ("cli",),                     # the command line
 ]
 LAYER = {pkg: i for i, names in enumerate(LAYERS) for pkg in names}
@@ -168,6 +169,15 @@ def test_io_and_transforms_never_import_training_or_inference():
     for pkg in ("io", "transforms"):
         assert not graph[pkg] & {"training", "inference", "study", "cli"}, (pkg, graph[pkg])
         assert graph[pkg] <= {"runtime"}, (pkg, graph[pkg])
+
+
+def test_only_the_command_line_imports_followup():
+    """core/followup stands on study, evaluation, io, transforms and runtime; of core, only the
+    command line stands on it (the GUI, in app/, may too)."""
+    graph = package_graph()
+    users = sorted(p for p, deps in graph.items() if "followup" in deps)
+    assert users == ["cli"], users
+    assert graph["followup"] <= {"study", "evaluation", "io", "transforms", "runtime"}, graph["followup"]
 
 
 def test_packages_import_each_other_without_cycles():

@@ -16,6 +16,7 @@ import sys
 import time
 from typing import Callable, Optional
 
+from .compare import add_compare_subcommand
 from .pacs import add_pacs_subcommands, add_query_flags
 from .train import add_training_subcommands
 from ..inference.engines import ENGINES, engines_line
@@ -357,6 +358,7 @@ def add_subcommands(sub) -> None:
     p.add_argument("--name", help="folder name in the user's models folder (default: the zip's name)")
     p.add_argument("--force", action="store_true", help="replace an installed model of that name")
     p.set_defaults(func=cmd_import_model)
+    add_compare_subcommand(sub)
     add_training_subcommands(sub)
     add_pacs_subcommands(sub)
 
