@@ -43,6 +43,8 @@ def cmd_info(args) -> int:
         print(f"    in {os.path.commonpath(s.files) if len(s.files) > 1 else s.files[0]}")
         for w in s.warnings:
             print(f"    warning: {w}")
+        if getattr(args, "phase", False) and s.is_ct:
+            print(f"    contrast phase: {_series_phase(s, args.path)}")
     if result.skipped:
         print(f"{len(result.skipped)} file(s) skipped:")
         for name, reason in result.skipped[:20]:
@@ -50,6 +52,15 @@ def cmd_info(args) -> int:
         if len(result.skipped) > 20:
             print(f"    ... and {len(result.skipped) - 20} more")
     return 0
+
+
+def _series_phase(info, where: str) -> str:
+    """The contrast phase of one series, read from its pixels alone (no liver mask: see core.study.phase)."""
+    from ..io.dicom import load_info
+    from ..study.phase import detect_phase
+    v = load_info(info, where=where)
+    est = detect_phase(v.hu, v.spacing, None, v.direction)
+    return f"{est.phase} ({est.reason})"
 
 
 def cmd_import(args, cancel: CancelToken) -> int:
@@ -265,6 +276,8 @@ def add_subcommands(sub) -> None:
     p = sub.add_parser("info", help="list the DICOM series in a folder (or describe a volume file)")
     p.add_argument("path", help="DICOM folder (searched recursively) or a volume file "
                                 "(.nii, .nii.gz, .nrrd, .nhdr, .mha, .mhd)")
+    p.add_argument("--phase", action="store_true", help="also read each CT series' contrast phase from its "
+                   "pixels (loads every series: slower)")
     p.set_defaults(func=lambda a, c: cmd_info(a))
 
     p = sub.add_parser("import", help="import 3D-IRCADb-01, the Decathlon's Task03_Liver, LiTS or NIfTI pairs "

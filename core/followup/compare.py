@@ -11,7 +11,7 @@ new keys may be added, none renamed or removed without changing :data:`FORMAT`).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional, Sequence
 
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
@@ -80,6 +80,26 @@ class Comparison:
         """The group holding lesion ``lesion_id`` of the "baseline" or the "followup"."""
         key = "baseline_ids" if when == "baseline" else "followup_ids"
         return next((m for m in self.matches if lesion_id in getattr(m, key)), None)
+
+    @property
+    def slice_mm(self) -> float:
+        """The baseline's slice spacing (what makes a lesion measurable)."""
+        return float(self.baseline.info["spacing_mm"][0])
+
+    def with_targets(self, targets: Optional[Sequence[int]]) -> "Comparison":
+        """The same comparison with the reader's ``targets`` (baseline lesion ids, at most 2; None:
+        the software's): RECIST 1.1 and mRECIST assessed again, nothing else recomputed (a pure,
+        fast call: the GUI's target checkboxes).
+
+        Raises:
+            FollowupError: a target the baseline does not have, or more than 2.
+        """
+        bl, fl = self.baseline.lesions, self.followup.lesions
+        recist = assess("recist", bl, fl, self.matches, self.slice_mm, targets)
+        mrecist = self.mrecist
+        if self.baseline.phase.phase == "arterial" and self.followup.phase.phase == "arterial":
+            mrecist = assess("mrecist", bl, fl, self.matches, self.slice_mm, targets)
+        return replace(self, recist=recist, mrecist=mrecist)
 
     def to_json(self) -> dict:
         """The JSON form (keys: :data:`JSON_KEYS`, in that order)."""

@@ -21,6 +21,25 @@ class FollowupError(LiverSegError):
     """Two studies cannot be compared as they are (different patients, no label, ...)."""
 
 
+@dataclass(frozen=True)
+class Patient:
+    """Who and when a study is (its header fields): what :func:`check_same_patient` reads, known
+    as soon as a study is open, so the GUI can ask before segmenting it."""
+
+    name: str = ""
+    patient_id: str = ""
+    patient_name: str = ""
+    study_date: str = ""
+
+    @classmethod
+    def of_session(cls, session) -> "Patient":
+        """The header fields of a :class:`core.study.session.StudySession` ("" where unknown)."""
+        s = session.study
+        meta = s.volume.meta if s.volume is not None else None
+        return cls(session.source or s.name, getattr(meta, "patient_id", "") or "",
+                   getattr(meta, "patient_name", "") or "", getattr(meta, "study_date", "") or "")
+
+
 @dataclass(frozen=True, eq=False)
 class TimePoint:
     """A study at one time point.
@@ -64,11 +83,10 @@ class TimePoint:
         label = label if label is not None else (s.label if s.label is not None else s.reference)
         if label is None:
             raise FollowupError(f"{session.source or s.name}: no segmentation to compare (segment it or give labels)")
-        meta = s.volume.meta if s.volume is not None else None
+        who = Patient.of_session(session)
         return cls(s.hu, np.asarray(label, np.uint8), tuple(s.spacing), tuple(s.origin), np.asarray(s.direction),
-                   name=session.source or s.name, patient_id=getattr(meta, "patient_id", "") or "",
-                   patient_name=getattr(meta, "patient_name", "") or "",
-                   study_date=getattr(meta, "study_date", "") or "", phase=phase)
+                   name=who.name, patient_id=who.patient_id, patient_name=who.patient_name,
+                   study_date=who.study_date, phase=phase)
 
     def info(self) -> dict:
         """Name, patient, date, shape and spacing (the JSON form's header of a study)."""
@@ -82,7 +100,8 @@ def _norm(text: str) -> str:
     return " ".join(str(text).replace("^", " ").upper().split())
 
 
-def check_same_patient(baseline: TimePoint, followup: TimePoint, allow_different: bool = False) -> list[str]:
+def check_same_patient(baseline: TimePoint | Patient, followup: TimePoint | Patient,
+                       allow_different: bool = False) -> list[str]:
     """Refuse two studies whose patient id or name differ where both have one; returns warnings
     (the fields that could not be checked, or the difference that was allowed).
 

@@ -110,6 +110,13 @@ def _models_lines(report: dict) -> list[str]:
     return out or ["(no models: the segmentation was drawn or loaded by hand)"]
 
 
+def _phase_text(phase: Optional[dict]) -> str:
+    """The report's ``phase`` (:meth:`core.study.phase.PhaseEstimate.to_json`) as one line."""
+    if not phase:
+        return "-"
+    return f"{phase.get('phase', '?')} (read from the images: {phase.get('reason', '')})"
+
+
 def write_pdf_report(path, report: dict, hu: np.ndarray, label: np.ndarray, spacing,
                      study: Optional[dict] = None, force: bool = False, source_dirs=(),
                      summary: Optional[StudySummary] = None) -> Path:
@@ -129,6 +136,7 @@ def write_pdf_report(path, report: dict, hu: np.ndarray, label: np.ndarray, spac
     rows = [("Study", report.get("study", "")), ("Patient id", study.get("patient_id", "") or "-"),
             ("Study date", study.get("study_date", "") or "-"), ("Series", study.get("series", "") or "-"),
             ("Series UID", report.get("series_uid") or "-"),
+            ("Contrast phase", _phase_text(report.get("phase"))),
             ("Size, spacing", f"{' x '.join(str(n) for n in report.get('shape', []))} voxels, "
                               f"{' x '.join(f'{s:.2f}' for s in report.get('spacing_mm', []))} mm"),
             ("Written", time.strftime("%Y-%m-%d %H:%M"))]

@@ -25,6 +25,7 @@ from typing import Optional
 import numpy as np
 
 from .editing import LabelEditor
+from .phase import PhaseEstimate, detect_phase
 from ..inference.runner_cache import RunnerCache
 from ..runtime.errors import LiverSegError
 from ..runtime.jobs import CancelToken, ProgressFn
@@ -87,6 +88,8 @@ class StudySession:
         editor: the brush / eraser with undo and redo over ``study.label`` (None without a label).
         summary, case_report: the last measurements (the report only with a reference).
         segmentation: the last :class:`Segmented` adopted (None before any).
+        phase: the contrast phase read from the images (:meth:`contrast_phase`), None until known;
+            a new segmentation clears it (read again with the liver it finds).
     """
 
     study: Study
@@ -95,6 +98,7 @@ class StudySession:
     summary: Optional[StudySummary] = None
     case_report: Optional[dict] = None
     segmentation: Optional[Segmented] = None
+    phase: Optional[PhaseEstimate] = None
 
     def __post_init__(self) -> None:
         if self.editor is None and self.study.label is not None:
@@ -175,6 +179,7 @@ class StudySession:
         self.study.label = result.label
         self.editor = LabelEditor(result.label, review=dict(result.review))
         self.summary = self.case_report = None
+        self.phase = None  # read again with this label's liver
 
     @staticmethod
     def prepare_models(liver, tumor=None, engine: Engine = "auto", device: Optional[str] = None,
@@ -227,6 +232,16 @@ class StudySession:
         result = self.measurements(progress=progress, cancel=cancel)
         self.set_measurements(*result)
         return result
+
+    def contrast_phase(self, label: Optional[np.ndarray] = None, progress: Optional[ProgressFn] = None,
+                       cancel: Optional[CancelToken] = None) -> PhaseEstimate:
+        """The contrast phase read from the images (:func:`core.study.phase.detect_phase`), with the
+        liver of ``label`` (default: the working label, else the reference; the image alone without
+        either); not stored (the GUI runs it in a worker and keeps it as ``phase``)."""
+        s = self.study
+        if label is None:
+            label = s.label if s.label is not None else s.reference
+        return detect_phase(s.hu, s.spacing, label, s.direction)
 
     # -- editing --------------------------------------------------------------
     def draw_from_scratch(self) -> np.ndarray:
@@ -282,12 +297,15 @@ class StudySession:
 
     # -- exporting ------------------------------------------------------------
     def report(self, summary: Optional[StudySummary] = None) -> dict:
-        """The JSON report of ``liverseg predict``: study, geometry, results, warnings, engines, models."""
+        """The JSON report of ``liverseg predict``: study, geometry, results, contrast phase (the
+        ``phase`` key: :meth:`PhaseEstimate.to_json`; read now when not known), warnings, engines, models."""
         s, seg = self.study, self.segmentation or Segmented(np.zeros((0, 0, 0), np.uint8))
         summary = summary if summary is not None else self.summary or self.measurements(compare=False)[0]
         info = seg.info
+        phase = self.phase if self.phase is not None else self.contrast_phase()
         return {"study": self.source or s.name, "series_uid": s.volume.meta.series_uid if s.volume else None,
-                "shape": list(s.shape), "spacing_mm": list(s.spacing), **summary.to_json(), "warnings": self.warnings,
+                "shape": list(s.shape), "spacing_mm": list(s.spacing), **summary.to_json(),
+                "phase": phase.to_json(), "warnings": self.warnings,
                 "timings_s": seg.timings, "engine": {"device": info.get("device"), "engines": info.get("engines"),
                                                     "reasons": info.get("engine_reasons"),
                                                     "batch_size": info.get("batch_size")},

@@ -130,3 +130,24 @@ def test_cli_compare_with_label_files(tmp_path, capsys):
     assert "targets [9]: the baseline has lesions [1, 2, 3]" in capsys.readouterr().err
     assert main(args + ["--force", "--targets", "2"]) == 0
     assert json.loads((out / "compare.json").read_text())["recist"]["targets_chosen_by"] == "reader"
+
+
+def test_the_readers_targets_recompute_the_categories_alone(mixed):
+    """Comparison.with_targets: what the GUI's target checkboxes call; the registration and the
+    matches stay, the categories are those compare_studies gives for the same targets."""
+    p, c = mixed
+    chosen = c.with_targets([3])
+    assert chosen.registration is c.registration and chosen.matches is c.matches
+    same = compare_studies(p.baseline, p.followup, targets=[3])
+    assert chosen.recist == same.recist and chosen.mrecist == same.mrecist == c.mrecist  # mRECIST: portal-venous
+    assert chosen.recist.chosen_by == "reader" and [t.status for t in chosen.recist.targets] == ["gone"]
+    assert c.with_targets(None).recist == c.recist
+    with pytest.raises(FollowupError, match="at most 2"):
+        c.with_targets([1, 2, 3])
+
+
+def test_the_patient_check_needs_only_the_headers():
+    from core.followup.timepoint import Patient, check_same_patient
+    with pytest.raises(FollowupError, match="'P1' vs 'P2'"):
+        check_same_patient(Patient("a", "P1", "DOE^JO"), Patient("b", "P2", "Doe Jo"))
+    assert check_same_patient(Patient("a", "P1", "DOE^JO"), Patient("b", "P1", "doe jo")) == []

@@ -69,3 +69,43 @@ def test_without_a_liver_mask_only_a_clear_aorta_decides():
     assert detect_phase(hu, (2.5, PX, PX)).phase == "enhanced"
     air = np.full((4, 64, 64), -1000, np.int16)
     assert detect_phase(air, (2.5, PX, PX)).phase == "unknown"
+
+
+def test_the_report_carries_the_phase_beside_the_summary(tmp_path):
+    """``phase`` is a top-level key of the JSON report (the StudySummary's own keys unchanged), and
+    the PDF report is written with it."""
+    import json
+
+    from core.runtime.summary import StudySummary
+    from core.study.session import Segmented, StudySession
+    from core.study.study import Study
+    from core.synthetic.phantom import make_phantom
+    c = make_phantom(3, 48, 128)
+    s = StudySession(Study(c.hu, c.spacing, c.origin, np.eye(3), "phantom", reference=c.label))
+    assert s.contrast_phase(np.zeros_like(c.label)).phase == "enhanced"  # no liver: the aorta alone
+    rep = s.report()  # the reference's liver: the vessels speak too
+    assert rep["phase"] == s.contrast_phase().to_json() and rep["phase"]["phase"] == "arterial"
+    summary = StudySummary.from_json(rep)
+    assert {k: rep[k] for k in summary.to_json()} == summary.to_json() and "phase" not in summary.to_json()
+    s.adopt(Segmented(c.label.copy()))
+    s.phase = PhaseEstimate("delayed", 120.0, None, None, "given")
+    assert s.report()["phase"]["phase"] == "delayed"  # what the session knows is what it reports
+    s.adopt(Segmented(c.label.copy()))
+    assert s.phase is None  # a new label: read again
+    json_path = s.export("report", tmp_path / "r.json")
+    assert json.loads(json_path.read_text())["phase"]["phase"] == "arterial"
+    assert s.export("pdf", tmp_path / "r.pdf").stat().st_size > 1000
+
+
+def test_info_prints_each_acquisitions_phase_with_the_flag(tmp_path, capsys):
+    from app.cli import main
+    from tests.core.factory import write_series
+    write_series(tmp_path / "s", torso(300, 75, 130)[0], uid_key="ct", acquisition=1)  # written at 0.7 mm pixels
+    write_series(tmp_path / "s", torso(45, 58, 40)[0], uid_key="ct", name="b", acquisition=2)
+    assert main(["info", str(tmp_path / "s")]) == 0
+    assert "contrast phase" not in capsys.readouterr().out  # reading the pixels only on request
+    assert main(["info", str(tmp_path / "s"), "--phase"]) == 0
+    out = capsys.readouterr().out
+    assert "#acq1" in out and "#acq2" in out
+    phases = [line.split(": ", 1)[1].split()[0] for line in out.splitlines() if "contrast phase:" in line]
+    assert phases == ["arterial", "unenhanced"], out
