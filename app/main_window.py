@@ -23,7 +23,9 @@ from . import autosave
 from .controllers.about import AboutController
 from .controllers.editing import EditingController
 from .controllers.export import ExportController
+from .controllers.followup import FollowupController
 from .controllers.pacs import PacsController
+from .controllers.phase import PhaseController
 from .controllers.preferences import PreferencesController
 from .controllers.review import ReviewController
 from .controllers.segmentation import SegmentationController
@@ -50,8 +52,9 @@ class MainWindow(QMainWindow):
 
     ``state`` holds the open study (:class:`app.controllers.services.OpenStudy`). The controllers:
     ``files`` (open studies and segmentations, Recent), ``exports``, ``training_set``, ``pacs``,
-    ``segmentation``, ``editing``, ``review`` (with the 3D tab), ``training``, ``preferences``
-    and ``about``; ``autosave`` (:class:`app.autosave.Autosaver`) keeps the crash recovery.
+    ``segmentation``, ``editing``, ``review`` (with the 3D tab), ``training``, ``preferences``,
+    ``phase`` (the study's contrast phase), ``followup`` (File > Compare with earlier study) and
+    ``about``; ``autosave`` (:class:`app.autosave.Autosaver`) keeps the crash recovery.
     """
 
     studyLoaded = Signal()
@@ -128,6 +131,9 @@ class MainWindow(QMainWindow):
         self.exports = ExportController(services, v, saved=self.autosave.clear)
         self.training_set = TrainingSetController(services, self.train_panel, saved=self.autosave.clear)
         self.pacs = PacsController(services, self.files.open_path)
+        self.phase = PhaseController(services, res)
+        self.followup = FollowupController(services, models=sp.selected_models,
+                                           engine=lambda: self.preferences.prefs.engine)
         self.about = AboutController(services, engine=lambda: self.preferences.prefs.engine,
                                      last_engines=lambda: self.segmentation.last_engines)
 
@@ -139,6 +145,8 @@ class MainWindow(QMainWindow):
         self.exports.build_menu(m)  # Export >
         self.pacs.build_menu(m, open_before=self.files.recent_menu.menuAction())  # Open from / Send to PACS...
         self.training_set.build_menu(m)  # Add to training set...
+        m.addSeparator()
+        self.followup.build_menu(m)  # Compare with earlier study...
         m.addSeparator()
         m.addAction("&Quit", self.close, "Ctrl+Q")
         self.editing.build_menu(bar)

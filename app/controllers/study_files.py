@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import functools
 import os
+from collections import Counter
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 from PySide6.QtWidgets import QFileDialog
 
+from core.io.dicom.types import SeriesInfo
 from core.study.session import Segmented, StudySession
 
 from .. import jobs
@@ -65,24 +67,11 @@ class StudyFiles:
             self._add_recent(path)
             return start_job(Job("Open volume file", StudySession.open, path), self.show_study)
 
-        def scanned(result):
-            from core.io.dicom import select_series
-            cts = [s for s in result if s.is_ct and not (s.split and s.key != s.series_uid)] or list(result)
-            if len(cts) > 1:
-                idx = choose(cts) if choose else self._ask_series(cts)
-                if idx is None:
-                    return
-                info = cts[idx]
-            else:
-                try:
-                    info = select_series(result, None, path)
-                except Exception as exc:
-                    self.services.show_error(str(exc), "")
-                    return
+        def chosen(info) -> None:
             load = functools.partial(StudySession.open_series, name=name)  # Job's own first argument is "name"
             start_job(Job("Load series", load, info, path), self.show_study)
             self._add_recent(path)
-        return start_job(Job("Open DICOM folder", jobs.scan_folder, path), scanned)
+        return scan_and_choose(self.services, path, chosen, choose)
 
     def open_file_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self.services.parent, "Open CT volume", "", VOLUME_FILTER)
@@ -120,10 +109,6 @@ class StudyFiles:
                     Segmented(label, {"engines": {}, "device": f"loaded from {os.path.basename(path)}"}), session)
                 self.services.status(f"Segmentation loaded from {path}")
         return self.services.start_job(Job("Open segmentation", session.read_label, path), loaded)
-
-    def _ask_series(self, series) -> Optional[int]:
-        return ListChooser("Choose a series", [f"{s.summary()}   [{s.key[-24:]}]" for s in series],
-                           self.services.parent).choose()
 
     def open_demo(self) -> Job:
         return self.services.start_job(Job("Open demo study", StudySession.open_demo), self.show_study)
@@ -185,3 +170,48 @@ class StudyFiles:
         self.services.settings.setValue("recent_folders", items[:MAX_RECENT])
         if self.recent_menu is not None:
             self._fill_recent()
+
+
+# -- the series chooser (also the earlier study's, File > Compare with earlier study) ----------------
+
+def series_labels(series: Sequence[SeriesInfo]) -> list[str]:
+    """One line per volume offered: size, spacing and description, and for a series that holds
+    several acquisitions at the same table positions (two contrast phases under one series UID)
+    which acquisition it is, so each can be told apart and opened."""
+    acquisitions = Counter(s.series_uid for s in series if s.acquisition is not None)
+    lines = []
+    for s in series:
+        text = s.summary()
+        if s.acquisition is not None:
+            text += (f"   acquisition {s.acquisition}, {s.n_slices} slices (one of {acquisitions[s.series_uid]} "
+                     f"acquisitions at the same positions)")
+        lines.append(f"{text}   [{s.series_uid[-20:]}]")
+    return lines
+
+
+def ask_series(parent, series: Sequence[SeriesInfo]) -> Optional[int]:
+    """The chooser dialog: the row picked, or None."""
+    return ListChooser("Choose a series", series_labels(series), parent).choose()
+
+
+def scan_and_choose(services: WindowServices, path: str, then: Callable[[SeriesInfo], None],
+                    choose: Optional[Callable[[list[SeriesInfo]], Optional[int]]] = None) -> Job:
+    """Scan the folder ``path`` in a worker, then ``then(info)`` with the CT volume to load: with
+    several (series, or acquisitions of one series) the user picks one (``choose(volumes)`` picks
+    in tests); the stack a localizer shares a UID with is not offered separately."""
+    def scanned(result) -> None:
+        from core.io.dicom import select_series
+        cts = [s for s in result if s.is_ct and not (s.split and s.key != s.series_uid)] or list(result)
+        if len(cts) > 1:
+            idx = choose(cts) if choose else ask_series(services.parent, cts)
+            if idx is None:
+                return
+            info = cts[idx]
+        else:
+            try:
+                info = select_series(result, None, path)
+            except Exception as exc:
+                services.show_error(str(exc), "")
+                return
+        then(info)
+    return services.start_job(Job("Open DICOM folder", jobs.scan_folder, path), scanned)

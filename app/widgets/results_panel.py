@@ -32,6 +32,9 @@ class ResultsPanel(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         lay = QVBoxLayout(self)
+        self.phase = QLabel("")
+        self.phase.setWordWrap(True)
+        lay.addWidget(self.phase)
         self.summary = QLabel("No segmentation yet.")
         self.summary.setWordWrap(True)
         lay.addWidget(self.summary)
@@ -87,6 +90,15 @@ class ResultsPanel(QWidget):
         self._centroids: list[tuple[int, int, int]] = []
         self.records: list[LesionSummary] = []  # the lesion records shown, one per row
         self.show_metrics(None)
+
+    def show_phase(self, estimate) -> None:
+        """The study's contrast phase (a :class:`core.study.phase.PhaseEstimate`; None: being read)."""
+        if estimate is None:
+            self.phase.setText("Contrast phase: reading...")
+            self.phase.setToolTip("")
+            return
+        self.phase.setText(f"Contrast phase: <b>{estimate.phase}</b>")
+        self.phase.setToolTip(f"read from the images: {estimate.reason}")
 
     def show_summary(self, summary: StudySummary) -> None:
         les = summary.lesions

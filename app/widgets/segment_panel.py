@@ -203,10 +203,15 @@ class SegmentPanel(QWidget):
         self.errorBox = QMessageBox(QMessageBox.Icon.Warning, "LiverSeg Studio", message, parent=self)
         self.errorBox.open()
 
-    def _segment(self) -> None:
+    def selected_models(self) -> tuple[Optional[str], Optional[str]]:
+        """(liver, tumour) model paths selected (None: no liver model; no tumour model)."""
         liver, tumor = self.liver.currentData(), self.tumor.currentData()
+        return (liver.path if liver is not None else None, tumor.path if tumor is not None else None)
+
+    def _segment(self) -> None:
+        liver, tumor = self.selected_models()
         if liver is not None:
-            self.segmentRequested.emit(liver.path, tumor.path if tumor is not None else "")
+            self.segmentRequested.emit(liver, tumor or "")
 
     def set_busy(self, busy: bool) -> None:
         self.segment_btn.setEnabled(not busy and self.liver.currentData() is not None)
