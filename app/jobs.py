@@ -28,6 +28,19 @@ def segment_study(session: StudySession, liver_path: str, tumor_path: Optional[s
     return session.run_segmentation(liver_path, tumor_path, engine, snapshot=True, progress=progress, cancel=cancel)
 
 
+def compare_followup(baseline: StudySession, followup: StudySession, followup_label, allow_different: bool = False,
+                     progress=None, cancel=None):
+    """(comparison, baseline time point, follow-up time point): ``followup`` (the open study, with
+    a copy of its working label, taken here) against ``baseline`` (with its label), by
+    :func:`core.followup.compare.compare_studies`."""
+    from core.followup.compare import compare_studies
+    from core.followup.timepoint import TimePoint
+    base = TimePoint.from_session(baseline)
+    follow = TimePoint.from_session(followup, followup_label.copy())
+    c = compare_studies(base, follow, allow_different_patients=allow_different, progress=progress, cancel=cancel)
+    return c, base, follow
+
+
 def import_dataset(src: str, out: str, progress=None, cancel=None):
     from core.datasets.nifti_import import import_dataset
     return import_dataset(src, out, progress=progress, cancel=cancel)

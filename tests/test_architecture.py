@@ -242,3 +242,24 @@ def test_controllers_take_what_they_use_not_the_window():
             else:
                 continue
             assert not any(n.split(".")[-1] == "main_window" for n in names), f"{path.name} imports the main window"
+
+
+def test_widgets_show_and_controllers_act():
+    """app/widgets never import a controller nor the main window (a widget such as the follow-up
+    comparison window shows and emits signals; its controller runs the jobs), and of app/ only
+    the follow-up controller, its window and the worker functions use core.followup."""
+    users = set()
+    for path in (ROOT / "app").rglob("*.py"):
+        rel = str(path.relative_to(ROOT))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                names = [("." * node.level) + (node.module or "")] + [a.name for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            if rel.startswith("app/widgets/"):
+                assert not any("controllers" in n or n.split(".")[-1] == "main_window" for n in names), (rel, names)
+            if any(n.startswith("core.followup") for n in names):
+                users.add(rel)
+    assert users <= {"app/controllers/followup.py", "app/widgets/compare_view.py", "app/jobs.py"}, users
