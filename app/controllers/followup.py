@@ -14,15 +14,20 @@ atomic, never into a source DICOM folder).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QProgressDialog
 
 from core.followup.compare import Comparison
 from core.followup.outputs import write_all
-from core.followup.timepoint import FollowupError, Patient, TimePoint, check_same_patient
+from core.followup.timepoint import (
+    FollowupError,
+    Patient,
+    TimePoint,
+    check_same_patient,
+)
 from core.study.session import Segmented, StudySession
 
 from .. import jobs
@@ -43,18 +48,18 @@ class FollowupController:
     ``window``, ``comparison``, ``baseline`` and ``followup`` are the last comparison shown.
     """
 
-    def __init__(self, services: WindowServices, models: Callable[[], tuple[Optional[str], Optional[str]]],
+    def __init__(self, services: WindowServices, models: Callable[[], tuple[str | None, str | None]],
                  engine: Callable[[], str]):
         self.services, self.state = services, services.state
         self.models, self.engine = models, engine
-        self.window: Optional[CompareWindow] = None
-        self.comparison: Optional[Comparison] = None
-        self.baseline: Optional[TimePoint] = None
-        self.followup: Optional[TimePoint] = None
+        self.window: CompareWindow | None = None
+        self.comparison: Comparison | None = None
+        self.baseline: TimePoint | None = None
+        self.followup: TimePoint | None = None
         self.sources: list[str] = []  # where exports never go: both studies' folders
-        self._job: Optional[Job] = None
-        self._progress: Optional[QProgressDialog] = None
-        self._confirm: Optional[Confirm] = None
+        self._job: Job | None = None
+        self._progress: QProgressDialog | None = None
+        self._confirm: Confirm | None = None
 
     def build_menu(self, menu) -> None:
         menu.addAction("Co&mpare with earlier study...", self.compare_dialog)
@@ -79,7 +84,7 @@ class FollowupController:
         if path:
             self.compare_with(path)
 
-    def _open_followup(self) -> Optional[StudySession]:
+    def _open_followup(self) -> StudySession | None:
         session = self.state.session
         if session is None or (session.study.label is None and session.study.reference is None):
             self.services.show_error("Open and segment the follow-up study first: the study open now is compared "
@@ -87,8 +92,8 @@ class FollowupController:
             return None
         return session
 
-    def compare_with(self, path: str, choose=None, labels: Optional[str] = None,
-                     confirm: Optional[Confirm] = None) -> Optional[Job]:
+    def compare_with(self, path: str, choose=None, labels: str | None = None,
+                     confirm: Confirm | None = None) -> Job | None:
         """Compare the open study with the earlier study at ``path``.
 
         ``choose(volumes)`` picks the series in tests (else the chooser); ``labels``: the earlier
@@ -110,7 +115,7 @@ class FollowupController:
                                                         opened), choose)
 
     # -- the steps, each a job --------------------------------------------------------
-    def _prepare(self, baseline: StudySession, followup: StudySession, labels: Optional[str]) -> None:
+    def _prepare(self, baseline: StudySession, followup: StudySession, labels: str | None) -> None:
         """Check the patients, then label the earlier study (file, its own, or segmented) and compare."""
         if followup is not self.state.session:
             self._end("another study was opened: comparison abandoned")
@@ -227,7 +232,7 @@ class FollowupController:
             return
         self.window.show_comparison(self.comparison)
 
-    def export(self, folder: Optional[str] = None, force: Optional[bool] = None) -> Optional[Job]:
+    def export(self, folder: str | None = None, force: bool | None = None) -> Job | None:
         """compare.json, compare.csv and compare.pdf into ``folder`` (asked when None); existing files
         are replaced only when the user agrees (``force``)."""
         if self.comparison is None:

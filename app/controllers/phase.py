@@ -6,9 +6,8 @@ it. Shown at the top of the Results tab; the reports write it too."""
 
 from __future__ import annotations
 
-from typing import Optional
-
 from core.study.phase import PhaseEstimate
+from core.study.session import StudySession
 
 from ..workers import Job
 from .services import WindowServices
@@ -23,7 +22,7 @@ class PhaseController:
         services.studyLoaded.connect(self.detect)
         services.segmented.connect(self.detect)
 
-    def detect(self) -> Optional[Job]:
+    def detect(self) -> Job | None:
         """Read the open study's phase in a worker, with its working label (else its reference)."""
         session = self.state.session
         if session is None:
@@ -34,7 +33,7 @@ class PhaseController:
         return self.services.start_job(Job("Contrast phase", session.contrast_phase, label),
                                        lambda est: self._show(est, session, label), quiet=True)
 
-    def _show(self, est: PhaseEstimate, session, label) -> None:
+    def _show(self, est: PhaseEstimate, session: StudySession, label) -> None:
         s = session.study
         if session is not self.state.session or (s.label if s.label is not None else s.reference) is not label:
             return  # another study, or a new segmentation whose own reading follows

@@ -194,7 +194,7 @@ def ask_series(parent, series: Sequence[SeriesInfo]) -> Optional[int]:
     return ListChooser("Choose a series", series_labels(series), parent).choose()
 
 
-def scan_and_choose(services: WindowServices, path: str, then: Callable[[SeriesInfo], None],
+def scan_and_choose(services: WindowServices, path: str, then: Callable[[SeriesInfo], object],
                     choose: Optional[Callable[[list[SeriesInfo]], Optional[int]]] = None) -> Job:
     """Scan the folder ``path`` in a worker, then ``then(info)`` with the CT volume to load: with
     several (series, or acquisitions of one series) the user picks one (``choose(volumes)`` picks

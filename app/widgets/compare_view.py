@@ -13,12 +13,25 @@ The window only shows: choosing targets emits ``targetsChanged`` and the export 
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QDialog, QFrame, QHBoxLayout, QHeaderView, QLabel, QPushButton,
-                               QScrollArea, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from core.followup.compare import NOTICE, Comparison
 from core.followup.diameters import LesionMeasure
@@ -55,7 +68,7 @@ class CompareWindow(QDialog):
         self.resize(1600, 950)
         self.baseline, self.followup, self.comparison = baseline, followup, comparison
         self._linking = False
-        self._rows: list[tuple[Optional[int], tuple[int, ...], Optional[LesionMatch]]] = []
+        self._rows: list[tuple[int | None, tuple[int, ...], LesionMatch | None]] = []
 
         self.base_view, self.follow_view = OrthoViewer(), OrthoViewer()
         self.base_caption, self.follow_caption = QLabel(), QLabel()
@@ -77,7 +90,8 @@ class CompareWindow(QDialog):
         self.table = QTableWidget(0, len(HEAD))
         self.table.setHorizontalHeaderLabels(HEAD)
         for c, tip in enumerate(TIPS):
-            self.table.horizontalHeaderItem(c).setToolTip(tip)
+            if (head := self.table.horizontalHeaderItem(c)) is not None:
+                head.setToolTip(tip)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.verticalHeader().hide()
@@ -183,7 +197,7 @@ class CompareWindow(QDialog):
         b = {les.id: les for les in c.baseline.lesions}
         f = {les.id: les for les in c.followup.lesions}
         targets = {t.baseline_id for t in c.recist.targets}
-        rows: list[tuple[Optional[int], tuple[int, ...], Optional[LesionMatch]]] = []
+        rows: list[tuple[int | None, tuple[int, ...], LesionMatch | None]] = []
         for les in c.baseline.lesions:
             m = c.match_of("baseline", les.id)
             rows.append((les.id, m.followup_ids if m else (), m))
@@ -214,12 +228,17 @@ class CompareWindow(QDialog):
     def targets(self) -> list[int]:
         """The baseline ids checked as targets, in table order."""
         return [bid for r, (bid, _, _) in enumerate(self._rows) if bid is not None
-                and self.table.item(r, TARGET_COL).checkState() == Qt.CheckState.Checked]
+                and self._target_item(r).checkState() == Qt.CheckState.Checked]
 
     def set_target(self, baseline_id: int, on: bool) -> None:
         """Check or uncheck a baseline lesion as a target (as the user's click does)."""
         r = next(i for i, (bid, _, _) in enumerate(self._rows) if bid == baseline_id)
-        self.table.item(r, TARGET_COL).setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+        self._target_item(r).setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+
+    def _target_item(self, row: int) -> QTableWidgetItem:
+        item = self.table.item(row, TARGET_COL)
+        assert item is not None, "show_comparison fills every cell"
+        return item
 
     def _item_changed(self, item: QTableWidgetItem) -> None:
         if item.column() != TARGET_COL:
@@ -274,10 +293,10 @@ def _response_html(r: Response) -> str:
 
 def _centre(les: LesionMeasure) -> tuple[int, int, int]:
     """A lesion's voxel to show: its long axis's slice, its centre in it."""
-    return les.axis_slice, int(round(les.centroid[1])), int(round(les.centroid[2]))
+    return les.axis_slice, round(les.centroid[1]), round(les.centroid[2])
 
 
-def _change(m: Optional[LesionMatch], at_baseline: bool) -> str:
+def _change(m: LesionMatch | None, at_baseline: bool) -> str:
     if m is None:
         return "-100 %" if at_baseline else ""
     if m.status == "new":

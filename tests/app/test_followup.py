@@ -90,7 +90,7 @@ def test_compare_with_an_earlier_study(window, qtbot, pair, tmp_path):
     assert w.base_view.cursor == tuple(int(v) for v in np.round(w.map_point("followup", (20, 60, 70))))
     w.show_row(len(c.baseline.lesions))  # the new lesion, in the follow-up
     new = next(les for les in c.followup.lesions if c.match_of("followup", les.id).status == "new")
-    assert w.follow_view.cursor == (new.axis_slice, int(round(new.centroid[1])), int(round(new.centroid[2])))
+    assert w.follow_view.cursor == (new.axis_slice, round(new.centroid[1]), round(new.centroid[2]))
 
     out = tmp_path / "out"
     f.export(str(out))
