@@ -41,7 +41,13 @@ from core.runtime.labels import LIVER, TUMOUR  # noqa: E402
 INSIDE_SHARE = 0.8
 MAX_LESION_HU = 180.0
 MIN_LESION_ML = 0.3
+MIN_SILVER_LESION_ML = 0.1
+SAME_LESION_SHARE = 0.2  # a cascade lesion this much inside a teacher lesion (and half inside the liver)
+# extends it, whatever its HU  # smaller tumour fragments (under a 6 mm ball) become liver
 MAX_SD_RATIO = 1.5
+# The cascade's own large additions on these scans are the heart above the dome and bowel or stomach
+# beside the liver (seen on HCC_006 and HCC_015): only small ones (gaps at the teacher's edge) count.
+MAX_CASCADE_ONLY_ML = 10.0
 BULK_MM = 3.0  # a disputed region thicker than this (in plane) is judged by its HU, thinner follows the teacher
 
 
@@ -51,10 +57,10 @@ def dice(a: np.ndarray, b: np.ndarray) -> float | None:
 
 
 def fuse(hu: np.ndarray, teacher: np.ndarray, cascade: np.ndarray, voxel_ml: float,
-         px_mm: float = 0.7) -> tuple[np.ndarray, dict]:
+         px_mm: float = 0.7, slice_mm: float = 2.5) -> tuple[np.ndarray, dict]:
     """Liver: where the teacher and the cascade agree, plus each bulky region only one of them calls
     liver whose median HU lies within the agreed liver's 10-90th percentiles and whose spread is no
-    more than 1.5 times the liver's (bowel and stomach with contrast or enhancing folds, fat and the
+    more than 1.5 times the liver's (a region only the cascade calls liver: at most 10 mL) (bowel and stomach with contrast or enhancing folds, fat and the
     heart are not); the thin rims where they differ follow the teacher (the better
     liver outline on other hospitals' CT). Then the largest 3D component, holes filled per slice.
     Tumour: the teacher's lesions inside that liver plus the cascade's that pass the rules above."""
@@ -64,7 +70,10 @@ def fuse(hu: np.ndarray, teacher: np.ndarray, cascade: np.ndarray, voxel_ml: flo
     r = max(1, int(round(BULK_MM / px_mm)))
     yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
     disk = ((yy * yy + xx * xx) <= r * r)[None]
-    bulk = ndimage.binary_opening(disagree, structure=disk)
+    # bulky in z too (3 slices where they are thin): a slice the cascade lost half of (its horizontal
+    # gaps in the coronal view) is thin along z and follows the teacher, not judged by HU
+    slab = np.repeat(disk, 3 if slice_mm <= 3.5 else 1, axis=0)
+    bulk = ndimage.binary_opening(disagree, structure=slab)
     liver = agree | (t_liver & disagree & ~bulk)
     ref = hu[ndimage.binary_erosion(agree, iterations=2)] if agree.sum() > 1000 else hu[agree]
     lo, hi = (np.percentile(ref, [10, 90]) if ref.size else (40.0, 200.0))
@@ -76,8 +85,8 @@ def fuse(hu: np.ndarray, teacher: np.ndarray, cascade: np.ndarray, voxel_ml: flo
         ml = float(comp.sum()) * voxel_ml
         vals = hu[sl][comp].astype(np.float32)
         med, sd = float(np.median(vals)), float(vals.std())
-        keep = bool(lo <= med <= hi and sd <= sd_max)
         whose = "teacher" if bool(t_liver[sl][comp].mean() > 0.5) else "cascade"
+        keep = bool(lo <= med <= hi and sd <= sd_max and (whose == "teacher" or ml <= MAX_CASCADE_ONLY_ML))
         if keep:
             liver[sl] |= comp
         elif whose == "teacher" and ml >= 5.0:  # liver beside bowel in one region: keep its liver-like parts
@@ -102,12 +111,24 @@ def fuse(hu: np.ndarray, teacher: np.ndarray, cascade: np.ndarray, voxel_ml: flo
         ml = float(comp.sum()) * voxel_ml
         inside = float(liver[sl][comp].mean())
         mean_hu = float(hu[sl][comp].mean())
-        row = {"ml": round(ml, 2), "inside": round(inside, 2), "mean_hu": round(mean_hu, 1)}
-        if ml >= MIN_LESION_ML and inside >= INSIDE_SHARE and mean_hu <= MAX_LESION_HU:
+        shared = float((teacher[sl][comp] == TUMOUR).mean())
+        row = {"ml": round(ml, 2), "inside": round(inside, 2), "mean_hu": round(mean_hu, 1), "teacher_share": round(shared, 2)}
+        # the same lesion as one of the teacher's (lipiodol-laden after chemo-embolisation: bright, yet tumour)
+        same = shared >= SAME_LESION_SHARE and inside >= 0.5
+        if same:  # the teacher's liver leaves the dense deposits out too: they join liver and tumour
+            tumour[sl] |= comp
+            liver[sl] |= comp
+            kept.append(row)
+        elif ml >= MIN_LESION_ML and inside >= INSIDE_SHARE and mean_hu <= MAX_LESION_HU:
             tumour[sl] |= comp & liver[sl]
             kept.append(row)
         else:
             dropped.append(row)
+    tlab, _ = ndimage.label(tumour, structure=np.ones((3, 3, 3)))
+    sizes = np.bincount(tlab.ravel())
+    small = sizes * voxel_ml < MIN_SILVER_LESION_ML
+    small[0] = False
+    tumour &= ~small[tlab]  # fragments of the teacher's resampled lesion masks: liver
     out = np.zeros(teacher.shape, np.uint8)
     out[liver] = LIVER
     out[tumour] = TUMOUR
@@ -175,7 +196,7 @@ def cmd_fuse(args) -> None:
         vol = load_volume(args.unpacked, s)
         teacher, cascade = read_nifti_label(tpath, vol), read_nifti_label(cpath, vol)
         vml = float(np.prod(vol.spacing)) / 1000.0
-        fused, rules = fuse(vol.hu, teacher, cascade, vml, float(vol.spacing[1]))
+        fused, rules = fuse(vol.hu, teacher, cascade, vml, float(vol.spacing[1]), float(vol.spacing[0]))
         write_nifti(out / f"{s.name}_fused.nii.gz", fused, vol, force=True)
         report[s.name] = {"teacher_vs_cascade": agreement(teacher, cascade, vml),
                           "teacher_vs_fused": agreement(teacher, fused, vml), **rules}
@@ -219,6 +240,8 @@ def apply_corrections(hu: np.ndarray, label: np.ndarray, spacing, edits: list[di
 
 def cmd_finalize(args) -> None:
     """Fused labels + ``corrections.json`` -> the committed labels and their montages."""
+    from PIL import Image
+
     from bench.silver_montage import montage
     out = Path(args.out)
     (out / "montages").mkdir(parents=True, exist_ok=True)
@@ -235,8 +258,10 @@ def cmd_finalize(args) -> None:
             label[label == TUMOUR] = LIVER
             log[s.name].append("liver only: tumour voxels set to liver")
         write_nifti(out / f"{s.name}.nii.gz", label, vol, force=True)
-        montage(vol.hu, label, vol.spacing, f"{s.name} ({s.phase}, {s.slice_mm:g} mm), silver labels").save(
-            out / "montages" / f"{s.name}.png", optimize=True)
+        sheet = montage(vol.hu, label, vol.spacing, f"{s.name} ({s.phase}, {s.slice_mm:g} mm), silver labels")
+        sheet = sheet.resize((sheet.size[0] * 3 // 4, sheet.size[1] * 3 // 4))  # a few hundred KB in git
+        sheet.convert("P", palette=Image.Palette.ADAPTIVE, colors=64).save(out / "montages" / f"{s.name}.png",
+                                                                            optimize=True)
         print(s.name, *log[s.name], sep="\n  ", flush=True)
     Path(args.work, "corrections_applied.json").write_text(json.dumps(log, indent=1))
 
