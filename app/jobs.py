@@ -7,8 +7,6 @@ window runs directly. Each takes ``progress`` and ``cancel`` keyword arguments, 
 
 from __future__ import annotations
 
-from typing import Optional
-
 from core.study.session import Segmented, StudySession
 
 
@@ -17,7 +15,7 @@ def scan_folder(path: str, progress=None, cancel=None):
     return scan(path, progress=progress, cancel=cancel)
 
 
-def segment_study(session: StudySession, liver_path: str, tumor_path: Optional[str], engine: str = "auto",
+def segment_study(session: StudySession, liver_path: str, tumor_path: str | None, engine: str = "auto",
                   progress=None, cancel=None) -> Segmented:
     """Run the cascade with the chosen engine (see core.inference.engines); the result is not stored yet.
 

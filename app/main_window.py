@@ -5,29 +5,27 @@ from __future__ import annotations
 import gc
 import logging
 import os
-from typing import Optional
 
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QActionGroup
 from PySide6.QtWidgets import QMainWindow, QMessageBox, QProgressBar, QSplitter, QTabWidget
 
 from core.inference.engines import engines_line
+from core.inference.settings import BACKENDS, Settings, installed_backends, load_settings, save_settings
+from core.runtime.edition import keras_available, not_in_edition
 from core.runtime.errors import one_line
 from core.runtime.jobs import Progress
 from core.study.session import Segmented, StudySession
-from core.runtime.edition import keras_available, not_in_edition
-from core.inference.settings import BACKENDS, Settings, installed_backends, load_settings, save_settings
 
 from . import jobs
-from .widgets.display_panel import DisplayPanel
-from .widgets.results_panel import ResultsPanel
-from .widgets.segment_panel import SegmentPanel
-from .widgets.slice_view import OrthoViewer
-from .widgets.train_panel import TrainPanel
 from .pacs_actions import PacsActions
 from .review import ReviewActions
 from .study_io import StudyIO
-from .widgets.segment_panel import BRUSHES
+from .widgets.display_panel import DisplayPanel
+from .widgets.results_panel import ResultsPanel
+from .widgets.segment_panel import BRUSHES, SegmentPanel
+from .widgets.slice_view import OrthoViewer
+from .widgets.train_panel import TrainPanel
 from .workers import Job, JobRunner
 
 log = logging.getLogger(__name__)
@@ -46,16 +44,16 @@ class MainWindow(StudyIO, ReviewActions, PacsActions, QMainWindow):
     summaryUpdated = Signal()
     jobFailed = Signal(str)
 
-    def __init__(self, settings: Optional[QSettings] = None):
+    def __init__(self, settings: QSettings | None = None):
         super().__init__()
         self.setWindowTitle("LiverSeg Studio")
         self.resize(1400, 900)
         self.settings = settings or QSettings()
         self.jobs = JobRunner(self)
-        self.session: Optional[StudySession] = None  # the open study and its results (see StudyIO)
-        self.tool: Optional[str] = None
-        self._segment_job: Optional[Job] = None
-        self._train_job: Optional[Job] = None
+        self.session: StudySession | None = None  # the open study and its results (see StudyIO)
+        self.tool: str | None = None
+        self._segment_job: Job | None = None
+        self._train_job: Job | None = None
         self.confirm_close = True  # ask before cancelling running jobs on close
         self.prefs: Settings = load_settings()
         self.last_engines: dict = {}
@@ -195,7 +193,7 @@ class MainWindow(StudyIO, ReviewActions, PacsActions, QMainWindow):
         self.jobFailed.emit(message)
 
     # -- segmentation and editing ---------------------------------------------
-    def run_segmentation(self, liver_path: str, tumor_path: str = "") -> Optional[Job]:
+    def run_segmentation(self, liver_path: str, tumor_path: str = "") -> Job | None:
         session = self.session
         if session is None:
             self.show_error("Open a study first.", "")
@@ -255,7 +253,7 @@ class MainWindow(StudyIO, ReviewActions, PacsActions, QMainWindow):
         if self.editor is not None:
             self.editor.begin()
 
-    def set_tool(self, tool: Optional[str]) -> None:
+    def set_tool(self, tool: str | None) -> None:
         self.tool = tool
         self.viewer.axial.brush_active = tool in BRUSHES  # the click tools act on a click in any view
         if tool is not None and self.study is not None and self.study.label is None:
@@ -295,7 +293,7 @@ class MainWindow(StudyIO, ReviewActions, PacsActions, QMainWindow):
             sig.connect(lambda *_: tp.import_progress.setVisible(False))
         return self.start_job(job, lambda ids: self.statusBar().showMessage(f"Imported {len(ids)} case(s)"))
 
-    def start_training(self, panel, resume: bool) -> Optional[Job]:
+    def start_training(self, panel, resume: bool) -> Job | None:
         try:
             cfg = panel.config(resume)
         except Exception as exc:
@@ -313,7 +311,7 @@ class MainWindow(StudyIO, ReviewActions, PacsActions, QMainWindow):
         panel.curves.follow(cfg.out, cfg.epochs)
         return job
 
-    def start_finetune(self, box) -> Optional[Job]:
+    def start_finetune(self, box) -> Job | None:
         """Fine-tune from the Train tab: live curves of the stage in progress, then the before/after table."""
         try:
             cfg = box.config()
@@ -328,7 +326,8 @@ class MainWindow(StudyIO, ReviewActions, PacsActions, QMainWindow):
         following = {"stage": None}
 
         def follow(ev) -> None:  # each stage is a run folder: follow the one that is training
-            if getattr(ev, "stage", None) == "recipe" and ev.done < len(cfg.stages) and following["stage"] != cfg.stages[ev.done]:
+            if (getattr(ev, "stage", None) == "recipe" and ev.done < len(cfg.stages)
+                    and following["stage"] != cfg.stages[ev.done]):
                 following["stage"] = cfg.stages[ev.done]
                 tp.curves.follow(os.path.join(cfg.out, following["stage"]))
         job.progress.connect(follow)

@@ -10,8 +10,6 @@ sent, in a worker: :func:`app.jobs.send_segmentation`) and *PACS connections...*
 
 from __future__ import annotations
 
-from typing import Optional
-
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QInputDialog, QMessageBox
 
@@ -31,7 +29,7 @@ class PacsActions:
 
     pacs_dialog = None
     pacs_connections_dialog = None
-    pacs_box: Optional[QMessageBox] = None
+    pacs_box: QMessageBox | None = None
 
     def _pacs_menu(self, menu) -> None:
         """*Open from PACS...* after the other ways to open a study; *Send to PACS...* (enabled
@@ -91,7 +89,7 @@ class PacsActions:
     def _send_from_menu(self) -> None:  # a slot returns None (PySide6 refcounts what slots return)
         self.send_to_pacs()
 
-    def send_to_pacs(self, connection: Optional[PacsConnection] = None) -> Optional[Job]:
+    def send_to_pacs(self, connection: PacsConnection | None = None) -> Job | None:
         """Send the working segmentation as a DICOM SEG to ``connection`` (asked when None)."""
         session = self.session
         if session is None or session.label is None:
@@ -109,7 +107,7 @@ class PacsActions:
         return self.start_job(job, lambda result: self._pacs_sent(result, conn),
                               busy_text=f"Sending the segmentation to {conn.describe()}...")
 
-    def ask_pacs_connection(self) -> Optional[PacsConnection]:
+    def ask_pacs_connection(self) -> PacsConnection | None:
         """The PACS to send to, picked among the saved ones (None: cancelled or none saved)."""
         conns = load_connections()
         if not conns:

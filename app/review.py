@@ -12,8 +12,6 @@ is yellow there, and a click on a lesion there selects its row.
 
 from __future__ import annotations
 
-from typing import Optional
-
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from core.study.review import lesion_at, next_lesion
@@ -65,7 +63,9 @@ class ReviewActions:
 
     def _selected_anchor(self):
         row = self.results.current_row()
-        return tuple(self.results.records[row]["anchor"]) if row is not None and row < len(self.results.records) else None
+        if row is None or row >= len(self.results.records):
+            return None
+        return tuple(self.results.records[row]["anchor"])
 
     def _select_3d(self) -> None:
         if self.view3d is not None:
@@ -125,7 +125,7 @@ class ReviewActions:
             if les is not None:
                 self.results.select(self.results.records.index(les), jump=False)
 
-    def run_fix(self, tool: str, voxel, scope: Optional[str] = None) -> Job:
+    def run_fix(self, tool: str, voxel, scope: str | None = None) -> Job:
         """Compute ``tool`` at ``voxel`` in a worker, then apply it as one undo step."""
         session = self.session
         scope = scope or self.segment_panel.scope.currentData()

@@ -8,10 +8,8 @@ results are one :class:`core.study.session.StudySession` (``self.session``), the
 from __future__ import annotations
 
 import functools
-
 import os
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFileDialog, QListWidget, QVBoxLayout
@@ -50,7 +48,7 @@ class ListChooser(QDialog):
         bb.rejected.connect(self.reject)
         lay.addWidget(bb)
 
-    def choose(self) -> Optional[int]:
+    def choose(self) -> int | None:
         """Show the dialog; the row picked, or None (cancelled)."""
         ok = self.exec() == QDialog.DialogCode.Accepted and self.list.currentItem() is not None
         return self.list.currentRow() if ok else None
@@ -59,13 +57,13 @@ class ListChooser(QDialog):
 class StudyIO:
     """Opening, bringing back and exporting studies (mixed into MainWindow)."""
 
-    session: Optional[StudySession] = None
+    session: StudySession | None = None
 
     # The open session's state, read-only here (None before a study is open).
-    study: Optional[Study] = _session_field("study")
-    editor: Optional[LabelEditor] = _session_field("editor")
-    summary: Optional[dict] = _session_field("summary")
-    case_report: Optional[dict] = _session_field("case_report")
+    study: Study | None = _session_field("study")
+    editor: LabelEditor | None = _session_field("editor")
+    summary: dict | None = _session_field("summary")
+    case_report: dict | None = _session_field("case_report")
 
     # -- opening --------------------------------------------------------------
     def open_dialog(self) -> None:
@@ -113,7 +111,7 @@ class StudyIO:
         if path:
             self.open_label(path, role)
 
-    def open_label(self, path: str, role: str = "label") -> Optional[Job]:
+    def open_label(self, path: str, role: str = "label") -> Job | None:
         """Load a label file onto the open study (checked against its grid) as the working
         segmentation (editable, measured, exportable) or as the reference to compare with."""
         session = self.session
@@ -149,7 +147,7 @@ class StudyIO:
             ev.acceptProposedAction()
             self.open_path(paths[0])
 
-    def _ask_series(self, series) -> Optional[int]:
+    def _ask_series(self, series) -> int | None:
         return ListChooser("Choose a series", [f"{s.summary()}   [{s.key[-24:]}]" for s in series], self).choose()
 
     def open_demo(self) -> Job:
@@ -240,9 +238,10 @@ class StudyIO:
         dialog.open()
         return dialog
 
-    def add_case(self, dataset: str, corrected_by: str, replace: bool = False) -> Optional[Job]:
+    def add_case(self, dataset: str, corrected_by: str, replace: bool = False) -> Job | None:
         """Store the open study and its label as it is now in ``dataset``; asks before replacing."""
         from core.datasets.lab_cases import CaseExists
+
         from .widgets.add_case_dialog import add_case
         session = self.session
         if session is None or session.label is None:
@@ -279,14 +278,15 @@ class StudyIO:
         if path:
             self.export(kind, path, force=True)  # the file dialog already asked about overwriting
 
-    def export(self, kind: str, path: str, force: bool = False) -> Optional[Job]:
+    def export(self, kind: str, path: str, force: bool = False) -> Job | None:
         session, s = self.session, self.study
         if s is None or (kind != "png" and s.label is None and s.reference is None):
             self.show_error("Nothing to export yet: open a study and segment it.", "")
             return None
         if kind == "png":
-            from core.io.export import write_png
             from PySide6.QtGui import QImage
+
+            from core.io.export import write_png
             img = self.viewer.axial.glw.grab().toImage().convertToFormat(QImage.Format.Format_RGBA8888)
             arr = np.array(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine() // 4, 4)[:, :img.width()]
             job = Job("Export PNG", jobs.export_file, write_png, path, arr.copy(), force, session.source_dirs)

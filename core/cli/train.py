@@ -10,8 +10,8 @@ from ..training import defaults as D
 
 
 def _progress_printer():
-    from .progress_bar import ProgressBar
     from ..training.trainer import EpochEvent
+    from .progress_bar import ProgressBar
     bar = ProgressBar()
 
     def progress(ev):

@@ -17,17 +17,16 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 
-from .runners import CascadeRunners, prepare_runners
 from ..runtime.errors import LiverSegError
 from ..runtime.jobs import CancelToken, ProgressFn, check
 from ..runtime.labels import LIVER, TUMOUR
 from ..transforms.masks import crop_box, inplane_box
 from ..transforms.postprocess import clean_liver, clean_tumour, drop_dark, drop_outside, drop_shallow
 from ..transforms.preprocess import MARGIN_PX, normalised_stack, resize_bilinear
+from .runners import CascadeRunners, prepare_runners
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +66,8 @@ class Segmentation:
 
     label: np.ndarray
     spacing: tuple[float, float, float]
-    liver_prob: Optional[np.ndarray] = None
-    tumor_prob: Optional[np.ndarray] = None
+    liver_prob: np.ndarray | None = None
+    tumor_prob: np.ndarray | None = None
     warnings: list[str] = field(default_factory=list)
     timings: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
@@ -83,12 +82,12 @@ def resize_chunked(x: np.ndarray, h: int, w: int, out_box=None, chunk: int = 16)
     return out
 
 
-def segment(volume, liver_model, tumor_model=None, progress: Optional[ProgressFn] = None,
-            cancel: Optional[CancelToken] = None, *, batch_size: Optional[int] = None, device: Optional[str] = None,
+def segment(volume, liver_model, tumor_model=None, progress: ProgressFn | None = None,
+            cancel: CancelToken | None = None, *, batch_size: int | None = None, device: str | None = None,
             return_probs: bool = False, min_tumor_ml: float = 0.05, engine: str = "auto",
             min_tumor_hu: float = MIN_TUMOUR_HU, min_tumor_depth_mm: float = MIN_TUMOUR_DEPTH_MM,
             min_tumor_inside: float = MIN_TUMOUR_INSIDE, tumor_margin_mm: float = TUMOUR_MARGIN_MM,
-            runners: Optional[CascadeRunners] = None) -> Segmentation:
+            runners: CascadeRunners | None = None) -> Segmentation:
     """Segment liver and tumours in a CT volume.
 
     Args:

@@ -91,8 +91,8 @@ def load_model(path: str | os.PathLike, compile: bool = True):
 
 from dataclasses import dataclass, field  # noqa: E402
 
-from ..transforms.preprocess import Preprocessing  # noqa: E402
 from ..runtime.runs import CARD, MODEL, ONNX_FILE, card_path, find_card  # noqa: E402
+from ..transforms.preprocess import Preprocessing  # noqa: E402
 
 LEGACY_META = {  # the Colab notebooks' contract for their .h5 models
     "format": "liverseg-model", "version": 1, "stage": None, "input_size": 256, "channels": 3,

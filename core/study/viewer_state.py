@@ -17,9 +17,10 @@ Listeners are called with one :class:`Change` per change and never when a value 
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Callable, Optional
+from typing import Any
 
 #: Event names: a new volume (the cursor goes to its centre), the cursor (and so one or more
 #: slice indices), the window (center, width), the display mode, an overlay's visibility/opacity.
@@ -62,7 +63,7 @@ class Events:
         self._refs: list = []
 
     @staticmethod
-    def _ref(fn: Callable) -> Callable[[], Optional[Callable]]:
+    def _ref(fn: Callable) -> Callable[[], Callable | None]:
         if hasattr(fn, "__self__") and hasattr(fn, "__func__"):
             return weakref.WeakMethod(fn)
         return lambda: fn
@@ -95,10 +96,10 @@ class ViewerState:
     changed (and only then notifies).
     """
 
-    def __init__(self, shape: Optional[tuple[int, int, int]] = None, window: Optional[tuple[float, float]] = None,
+    def __init__(self, shape: tuple[int, int, int] | None = None, window: tuple[float, float] | None = None,
                  mode: str = "prediction") -> None:
         self.events = Events()
-        self._shape: Optional[tuple[int, int, int]] = None
+        self._shape: tuple[int, int, int] | None = None
         self._cursor = (0, 0, 0)
         c, w = PRESETS[DEFAULT_PRESET] if window is None else window
         self._window = (float(c), max(MIN_WIDTH, float(w)))
@@ -110,7 +111,7 @@ class ViewerState:
 
     # -- read -----------------------------------------------------------------
     @property
-    def shape(self) -> Optional[tuple[int, int, int]]:
+    def shape(self) -> tuple[int, int, int] | None:
         return self._shape
 
     @property
@@ -123,7 +124,7 @@ class ViewerState:
 
     @property
     def indices(self) -> tuple[int, int, int]:
-        return tuple(self.index(a) for a in range(3))
+        return self.index(0), self.index(1), self.index(2)
 
     @property
     def window(self) -> tuple[float, float]:
@@ -165,13 +166,15 @@ class ViewerState:
         self.events.emit("volume", shape, old)
 
     def clamp(self, axis: int, k) -> int:
+        assert self._shape is not None, "no volume"
+        assert self._shape is not None, "no volume"
         return max(0, min(int(k), self._shape[axis] - 1))
 
     def set_cursor(self, z, y, x) -> bool:
         """Move the cursor (clamped to the volume); nothing happens before a volume is set."""
         if self._shape is None:
             return False
-        new = tuple(self.clamp(a, k) for a, k in enumerate((z, y, x)))
+        new = self.clamp(0, z), self.clamp(1, y), self.clamp(2, x)
         if new == self._cursor:
             return False
         old, self._cursor = self._cursor, new
@@ -222,7 +225,7 @@ class ViewerState:
         self.events.emit("mode", mode, old)
         return True
 
-    def set_overlay(self, which: str, visible: Optional[bool] = None, alpha: Optional[int] = None) -> bool:
+    def set_overlay(self, which: str, visible: bool | None = None, alpha: int | None = None) -> bool:
         """Show/hide an overlay class and/or set its opacity (clamped to 0..255)."""
         if which not in self._alphas:
             raise ValueError(f"unknown overlay {which!r}; expected one of {tuple(self._alphas)}")

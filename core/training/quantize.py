@@ -23,18 +23,17 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 
+from ..inference.engines.ort import open_session, run_session
 from ..runtime.atomic import atomic_open
-from ..runtime.errors import one_line
+from ..runtime.errors import ModelError, one_line
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
 from ..runtime.runs import CALIBRATION_FILE, INT8_FILE, ONNX_FILE, model_folder, read_card, update_card
-from ..runtime.errors import ModelError
 from .onnx_export import _fsync_replace, forget_int8, temp_beside
-from ..inference.engines.ort import open_session, run_session
 
 DICE_TOLERANCE = 0.01
 CALIBRATION_SLICES = 32
@@ -111,11 +110,11 @@ def case_dice(sess, dataset: str, case_id: str, stage: str, pre, threshold: floa
     return dice(np.concatenate(preds), np.concatenate(truths))
 
 
-def quantize_int8(path: str | os.PathLike, *, dataset: Optional[str] = None, train_cases: Sequence[str] = (),
-                  val_cases: Sequence[str] = (), calibration: Optional[np.ndarray] = None,
+def quantize_int8(path: str | os.PathLike, *, dataset: str | None = None, train_cases: Sequence[str] = (),
+                  val_cases: Sequence[str] = (), calibration: np.ndarray | None = None,
                   n_slices: int = CALIBRATION_SLICES, seed: int = 0, recalibrate: bool = False,
-                  tolerance: float = DICE_TOLERANCE, progress: Optional[ProgressFn] = None,
-                  cancel: Optional[CancelToken] = None) -> dict:
+                  tolerance: float = DICE_TOLERANCE, progress: ProgressFn | None = None,
+                  cancel: CancelToken | None = None) -> dict:
     """Quantise ``model.onnx`` of a model folder to ``model.int8.onnx`` and gate it on Dice.
 
     Args:
@@ -137,8 +136,13 @@ def quantize_int8(path: str | os.PathLike, *, dataset: Optional[str] = None, tra
     if not (folder / ONNX_FILE).is_file():
         raise ModelError(f"{folder}: no {ONNX_FILE} to quantise (export it first: liverseg export-onnx)")
     try:
-        from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
-                                              QuantType, quantize_static)
+        from onnxruntime.quantization import (
+            CalibrationDataReader,
+            CalibrationMethod,
+            QuantFormat,
+            QuantType,
+            quantize_static,
+        )
         from onnxruntime.quantization.shape_inference import quant_pre_process
     except ImportError:
         raise ModelError("onnxruntime (with its quantization tools) is not installed") from None
@@ -156,7 +160,7 @@ def quantize_int8(path: str | os.PathLike, *, dataset: Optional[str] = None, tra
         calib = {"file": CALIBRATION_FILE, "slices": int(len(x)), "source": "given"}
     else:
         x8, calib = _load_or_make_calibration(folder, meta, dataset, train, pre, n_slices, seed, recalibrate)
-        x = x8.astype(np.float32) / 255
+        x = np.divide(x8, np.float32(255), dtype=np.float32)
     check(cancel)
 
     sess_fp32 = open_session(folder / ONNX_FILE, pre.size)

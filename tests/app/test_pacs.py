@@ -12,7 +12,6 @@ import pytest
 
 from core.pacs import connections as pc
 from core.pacs.connections import PacsConnection
-
 from tests.core.pacs.fake_keyring import memory_keyring as fake_memory_keyring
 
 from .conftest import wait_idle

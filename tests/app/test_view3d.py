@@ -79,7 +79,7 @@ SCRIPT = textwrap.dedent('''
 @pytest.mark.skipif(shutil.which("Xvfb") is None and not os.environ.get("CI"),
                     reason="Xvfb is not installed here (.ci/run installs it)")
 def test_surfaces_render_and_a_click_picks_the_lesion_on_a_real_opengl_display(tmp_path):
-    display = ":%d" % (90 + os.getpid() % 50)
+    display = f":{90 + os.getpid() % 50}"
     xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -7,13 +7,14 @@ pixels straight into its preallocated volume without parsing the file again.
 
 from __future__ import annotations
 
+import builtins
 import io
 import logging
 import os
 import struct
 import warnings
 from dataclasses import dataclass
-from typing import BinaryIO, Optional, Union
+from typing import cast
 
 import pydicom
 from pydicom.uid import UID
@@ -47,7 +48,7 @@ class FileSource:
     def name(self) -> str:
         return self.path
 
-    def open(self) -> BinaryIO:
+    def open(self) -> io.BufferedIOBase:
         return open(self.path, "rb")
 
     def size(self) -> int:
@@ -61,14 +62,14 @@ class BytesSource:
     name: str
     data: bytes
 
-    def open(self) -> BinaryIO:
+    def open(self) -> io.BufferedIOBase:
         return io.BytesIO(self.data)
 
     def size(self) -> int:
         return len(self.data)
 
 
-Source = Union[FileSource, BytesSource]
+Source = FileSource | BytesSource
 
 
 @dataclass(frozen=True)
@@ -92,23 +93,23 @@ class SliceHeader:
     n_frames: int
     transfer_syntax: str
     little_endian: bool
-    ipp: Optional[tuple[float, float, float]]
-    iop: Optional[tuple[float, ...]]
-    pixel_spacing: Optional[tuple[float, float]]
-    slice_thickness: Optional[float]
-    instance_number: Optional[int]
+    ipp: tuple[float, float, float] | None
+    iop: tuple[float, ...] | None
+    pixel_spacing: tuple[float, float] | None
+    slice_thickness: float | None
+    instance_number: int | None
     slope: float
     intercept: float
     gantry_tilt: float
-    pixel_offset: Optional[int]  # file offset of the Pixel Data value (None: unknown)
-    pixel_length: Optional[int]  # its length in bytes; UNDEFINED when encapsulated
+    pixel_offset: int | None  # file offset of the Pixel Data value (None: unknown)
+    pixel_length: int | None  # its length in bytes; UNDEFINED when encapsulated
     has_pixels: bool
     description: str = ""
     patient_name: str = ""
     patient_id: str = ""
     study_date: str = ""
     manufacturer: str = ""
-    window: Optional[tuple[float, float]] = None
+    window: tuple[float, float] | None = None
 
     @property
     def name(self) -> str:
@@ -118,7 +119,7 @@ class SliceHeader:
     def encapsulated(self) -> bool:
         return self.pixel_length == UNDEFINED
 
-    def normal(self) -> Optional[tuple[float, float, float]]:
+    def normal(self) -> tuple[float, float, float] | None:
         if self.iop is None:
             return None
         r, c = self.iop[:3], self.iop[3:]
@@ -178,7 +179,7 @@ class _Reader:
             v = "\\".join(str(x) for x in v)
         return one_line(v, 200)
 
-    def floats(self, keyword: str, n: int) -> Optional[tuple[float, ...]]:
+    def floats(self, keyword: builtins.str, n: int) -> tuple[float, ...] | None:
         v = self.raw(keyword)
         if v is None or v == "":
             return None
@@ -196,11 +197,11 @@ class _Reader:
             return None
         return vals[:n]
 
-    def float(self, keyword: str, default: Optional[float]) -> Optional[float]:
+    def float(self, keyword: builtins.str, default: float | None) -> float | None:
         v = self.floats(keyword, 1)
         return v[0] if v else default
 
-    def int(self, keyword: str, default: Optional[int]) -> Optional[int]:
+    def int(self, keyword: builtins.str, default: int | None) -> int | None:
         v = self.raw(keyword)
         if isinstance(v, int):
             return v
@@ -222,7 +223,7 @@ def _looks_like_dicom(head: bytes) -> tuple[bool, bool]:
     return False, False
 
 
-def _pixel_element(fh: BinaryIO, implicit: bool, little: bool) -> tuple[bool, Optional[int], Optional[int]]:
+def _pixel_element(fh: io.BufferedIOBase, implicit: bool, little: bool) -> tuple[bool, int | None, int | None]:
     """Parse the element at the file position: (is Pixel Data, value offset, length)."""
     start = fh.tell()
     head = fh.read(8)
@@ -242,7 +243,7 @@ def _pixel_element(fh: BinaryIO, implicit: bool, little: bool) -> tuple[bool, Op
     return True, start + 8, struct.unpack(e + "H", head[6:8])[0]
 
 
-def read_header(src: Source) -> Union[SliceHeader, str]:
+def read_header(src: Source) -> SliceHeader | str:
     """Read one file's header.
 
     Returns:
@@ -257,7 +258,7 @@ def read_header(src: Source) -> Union[SliceHeader, str]:
         return f"corrupt DICOM header: {one_line(exc, 120)}"
 
 
-def _read_header(src: Source) -> Union[SliceHeader, str]:
+def _read_header(src: Source) -> SliceHeader | str:
     """Read one file's header (may raise on malformed files; see :func:`read_header`).
 
     Returns:
@@ -325,9 +326,9 @@ def _read_header(src: Source) -> Union[SliceHeader, str]:
         n_frames=r.int("NumberOfFrames", 1) or 1,
         transfer_syntax=ts,
         little_endian=bool(little),
-        ipp=r.floats("ImagePositionPatient", 3),
+        ipp=cast("tuple[float, float, float] | None", r.floats("ImagePositionPatient", 3)),
         iop=r.floats("ImageOrientationPatient", 6),
-        pixel_spacing=r.floats("PixelSpacing", 2),
+        pixel_spacing=cast("tuple[float, float] | None", r.floats("PixelSpacing", 2)),
         slice_thickness=r.float("SliceThickness", None),
         instance_number=r.int("InstanceNumber", None),
         slope=r.float("RescaleSlope", 1.0) or 1.0,

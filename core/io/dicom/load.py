@@ -6,7 +6,6 @@ import logging
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from typing import Optional
 
 import numpy as np
 
@@ -25,7 +24,7 @@ def _mixed_error(where: str, uid: str, parts: list[SeriesInfo]) -> DicomError:
     return DicomError(f"{where}: mixed slice sizes or orientations in one series {uid}: {sizes}")
 
 
-def select_series(result: ScanResult, series_uid: Optional[str], where: str) -> SeriesInfo:
+def select_series(result: ScanResult, series_uid: str | None, where: str) -> SeriesInfo:
     """Pick the series to load: the given UID (or key), else the CT with most slices."""
     if not result:
         n = len(result.skipped)
@@ -66,8 +65,8 @@ def _largest_stack(where: str, uid: str, parts: list[SeriesInfo]) -> SeriesInfo:
     return parts[0]
 
 
-def load_info(info: SeriesInfo, progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
-              where: str = "", workers: Optional[int] = None) -> Volume:
+def load_info(info: SeriesInfo, progress: ProgressFn | None = None, cancel: CancelToken | None = None,
+              where: str = "", workers: int | None = None) -> Volume:
     """Load one scanned series into an int16 HU volume.
 
     Raises:
@@ -130,8 +129,8 @@ def load_info(info: SeriesInfo, progress: Optional[ProgressFn] = None, cancel: O
                   warnings=split + tuple(geo.warnings))
 
 
-def load_series(path: str | os.PathLike, series_uid: Optional[str] = None,
-                progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> Volume:
+def load_series(path: str | os.PathLike, series_uid: str | None = None,
+                progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> Volume:
     """Load a CT series from a folder.
 
     Args:

@@ -6,9 +6,9 @@ import logging
 import os
 import time
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
 
 from ...runtime.errors import DicomError
 from ...runtime.jobs import CancelToken, ProgressFn, check, report
@@ -37,8 +37,8 @@ def list_files(root: Path) -> list[str]:
     return out
 
 
-def read_headers(sources: Sequence[Source], progress: Optional[ProgressFn] = None,
-                 cancel: Optional[CancelToken] = None, workers: Optional[int] = None):
+def read_headers(sources: Sequence[Source], progress: ProgressFn | None = None,
+                 cancel: CancelToken | None = None, workers: int | None = None):
     """Read every header; returns (headers, skipped).
 
     Header parsing is CPU-bound Python, which threads only slow down (the GIL),
@@ -123,8 +123,8 @@ def group_headers(headers: Iterable[SliceHeader], skipped=(), root: str = "") ->
     return ScanResult(infos, skipped, root)
 
 
-def scan(path: str | os.PathLike, progress: Optional[ProgressFn] = None,
-         cancel: Optional[CancelToken] = None, workers: Optional[int] = None) -> ScanResult:
+def scan(path: str | os.PathLike, progress: ProgressFn | None = None,
+         cancel: CancelToken | None = None, workers: int | None = None) -> ScanResult:
     """Find the image series in a folder (recursively).
 
     Files with or without an extension are read; non-DICOM files, DICOMDIR and

@@ -10,8 +10,8 @@ import pytest
 from core.inference.devices import Device
 from core.inference.engines import choose_engine
 from core.inference.library import bundled_models_dir, default_models, describe, scan_models
-from core.synthetic.phantom import make_phantom, write_patient
 from core.model.io import load_seg_model
+from core.synthetic.phantom import make_phantom, write_patient
 from core.training.recipe import RecipeConfig, RecipeError, install_models, train_default_models
 
 TINY = (("image_size", 32), ("base_filters", 4), ("epochs", 1), ("steps_per_epoch", 2), ("batch_size", 4))
