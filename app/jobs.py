@@ -7,8 +7,6 @@ window runs directly. Each takes ``progress`` and ``cancel`` keyword arguments, 
 
 from __future__ import annotations
 
-from typing import Optional
-
 from core.runtime.choices import Engine
 from core.study.session import Segmented, StudySession
 
@@ -18,7 +16,7 @@ def scan_folder(path: str, progress=None, cancel=None):
     return scan(path, progress=progress, cancel=cancel)
 
 
-def segment_study(session: StudySession, liver_path: str, tumor_path: Optional[str], engine: Engine = "auto",
+def segment_study(session: StudySession, liver_path: str, tumor_path: str | None, engine: Engine = "auto",
                   progress=None, cancel=None) -> Segmented:
     """Run the cascade with the chosen engine (see core.inference.engines); the result is not stored yet.
 

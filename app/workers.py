@@ -25,7 +25,7 @@ import sys
 import threading
 import traceback
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 

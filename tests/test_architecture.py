@@ -121,7 +121,8 @@ def test_core_modules_import_each_other_without_cycles():
 # its own layer, nor one above). app stands on top of all of them (core never imports it, above).
 LAYERS = [
     ("runtime",),                 # errors, jobs, atomic writes, edition, labels, run folder and card format
-    ("io", "transforms", "pacs"), # files in and out (and to and from a PACS); array transforms shared by training and inference
+    ("io", "transforms", "pacs"), # files in and out (and to and from a PACS); array transforms shared by
+                                  # training and inference
     ("model", "datasets"),        # the network and its loading; the dataset folder and its importers
     ("synthetic", "inference"),   # phantoms and rendered CT; the cascade and its engines
     ("evaluation",),              # metrics and the per-case evaluation of the cascade

@@ -3,7 +3,7 @@ inference engine setting and the engines of the last segmentation (what support 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from PySide6.QtWidgets import QMessageBox
 

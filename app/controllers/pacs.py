@@ -10,7 +10,7 @@ folder and sent, in a worker: :func:`app.jobs.send_segmentation`) and *PACS conn
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QInputDialog, QMessageBox
@@ -37,8 +37,8 @@ class PacsController:
         self.services, self.state, self.open_path = services, services.state, open_path
         self.pacs_dialog = None
         self.pacs_connections_dialog = None
-        self.pacs_box: Optional[QMessageBox] = None
-        self.send_pacs_action: Optional[QAction] = None
+        self.pacs_box: QMessageBox | None = None
+        self.send_pacs_action: QAction | None = None
 
     def build_menu(self, menu, open_before: QAction) -> None:
         """*Open from PACS...* before ``open_before`` (after the other ways to open a study);
@@ -98,7 +98,7 @@ class PacsController:
     def _send_from_menu(self) -> None:  # a slot returns None (PySide6 refcounts what slots return)
         self.send_to_pacs()
 
-    def send_to_pacs(self, connection: Optional[PacsConnection] = None) -> Optional[Job]:
+    def send_to_pacs(self, connection: PacsConnection | None = None) -> Job | None:
         """Send the working segmentation as a DICOM SEG to ``connection`` (asked when None)."""
         session = self.state.session
         if session is None or session.label is None:
@@ -116,7 +116,7 @@ class PacsController:
         return self.services.start_job(job, lambda result: self._pacs_sent(result, conn),
                                        busy_text=f"Sending the segmentation to {conn.describe()}...")
 
-    def ask_pacs_connection(self) -> Optional[PacsConnection]:
+    def ask_pacs_connection(self) -> PacsConnection | None:
         """The PACS to send to, picked among the saved ones (None: cancelled or none saved)."""
         conns = load_connections()
         if not conns:

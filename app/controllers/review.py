@@ -12,7 +12,7 @@ is yellow there, and a click on a lesion there selects its row.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
@@ -33,7 +33,7 @@ class ReviewController:
     """
 
     def __init__(self, services: WindowServices, viewer, results, segment_panel, tabs,
-                 tool: Callable[[], Optional[str]], measure: Callable):
+                 tool: Callable[[], str | None], measure: Callable):
         self.services, self.state = services, services.state
         self.viewer, self.results, self.segment_panel, self.tabs = viewer, results, segment_panel, tabs
         self.tool, self.measure = tool, measure
@@ -140,7 +140,7 @@ class ReviewController:
             if les is not None:
                 self.results.select(self.results.records.index(les), jump=False)
 
-    def run_fix(self, tool: FixTool, voxel, scope: Optional[FixScope] = None) -> Job:
+    def run_fix(self, tool: FixTool, voxel, scope: FixScope | None = None) -> Job:
         """Compute ``tool`` at ``voxel`` in a worker, then apply it as one undo step."""
         session = self.state.session
         scope = scope or self.segment_panel.scope.currentData()

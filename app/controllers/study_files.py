@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 from PySide6.QtWidgets import QFileDialog
 
@@ -96,7 +96,7 @@ class StudyFiles:
         if path:
             self.open_label(path, role)
 
-    def open_label(self, path: str, role: str = "label") -> Optional[Job]:
+    def open_label(self, path: str, role: str = "label") -> Job | None:
         """Load a label file onto the open study (checked against its grid) as the working
         segmentation (editable, measured, exportable) or as the reference to compare with."""
         session = self.state.session
@@ -121,7 +121,7 @@ class StudyFiles:
                 self.services.status(f"Segmentation loaded from {path}")
         return self.services.start_job(Job("Open segmentation", session.read_label, path), loaded)
 
-    def _ask_series(self, series) -> Optional[int]:
+    def _ask_series(self, series) -> int | None:
         return ListChooser("Choose a series", [f"{s.summary()}   [{s.key[-24:]}]" for s in series],
                            self.services.parent).choose()
 

@@ -5,7 +5,7 @@ added keeps the corrected labels, so their crash recovery is cleared (:mod:`app.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from ..workers import Job
 from .services import WindowServices
@@ -53,9 +53,10 @@ class TrainingSetController:
         dialog.open()
         return dialog
 
-    def add_case(self, dataset: str, corrected_by: str, replace: bool = False) -> Optional[Job]:
+    def add_case(self, dataset: str, corrected_by: str, replace: bool = False) -> Job | None:
         """Store the open study and its label as it is now in ``dataset``; asks before replacing."""
         from core.datasets.lab_cases import CaseExists
+
         from ..widgets.add_case_dialog import add_case
         session = self.state.session
         if session is None or session.label is None:

@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 PROBE_TIMEOUT_MS = 30000
-_ANSWER: Optional[dict] = None  # the child's answer, once per process
+_ANSWER: dict | None = None  # the child's answer, once per process
 
 
 def probe_main() -> int:

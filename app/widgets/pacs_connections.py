@@ -8,11 +8,20 @@ QIDO query (DICOMweb) on the form as it is, saved or not, in a worker.
 
 from __future__ import annotations
 
-from typing import Optional
-
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QComboBox, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLineEdit,
-                               QListWidget, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QListWidget,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from core.pacs import connections as pc
 from core.runtime.errors import PacsError
@@ -39,11 +48,11 @@ class PacsConnectionsDialog(JobDialog):
     changed = Signal()
     tested = Signal(str)
 
-    def __init__(self, runner: Optional[JobRunner] = None, parent=None):
+    def __init__(self, runner: JobRunner | None = None, parent=None):
         super().__init__(runner, parent)
         self.setWindowTitle("PACS connections")
         self.connections: list[pc.PacsConnection] = []
-        self._test_job: Optional[Job] = None
+        self._test_job: Job | None = None
         self.list = QListWidget()
         self.list.setMinimumWidth(240)
         self.list.currentRowChanged.connect(self._show_row)
@@ -101,7 +110,7 @@ class PacsConnectionsDialog(JobDialog):
         self.reload()
 
     # -- the list ---------------------------------------------------------------
-    def reload(self, select: Optional[str] = None) -> None:
+    def reload(self, select: str | None = None) -> None:
         """Read the saved connections again; select ``select`` (or the current one, or the first)."""
         current = select or (self.connections[self.list.currentRow()].name
                              if 0 <= self.list.currentRow() < len(self.connections) else None)
@@ -123,12 +132,12 @@ class PacsConnectionsDialog(JobDialog):
         self.set_form(self.connections[row] if 0 <= row < len(self.connections) else None)
         self.delete_btn.setEnabled(0 <= row < len(self.connections))
 
-    def selected(self) -> Optional[pc.PacsConnection]:
+    def selected(self) -> pc.PacsConnection | None:
         row = self.list.currentRow()
         return self.connections[row] if 0 <= row < len(self.connections) else None
 
     # -- the form ---------------------------------------------------------------
-    def set_form(self, conn: Optional[pc.PacsConnection]) -> None:
+    def set_form(self, conn: pc.PacsConnection | None) -> None:
         """Show ``conn`` in the form (None: a new DIMSE connection with the defaults). The secret
         field stays empty: a saved secret is kept unless a new one is typed."""
         c = conn or pc.PacsConnection("new", host="localhost")

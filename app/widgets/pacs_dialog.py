@@ -9,13 +9,23 @@ and closes, and the window opens the folder as it opens any DICOM folder.
 
 from __future__ import annotations
 
-from typing import Optional
-
 from PySide6.QtCore import QRegularExpression, Signal
 from PySide6.QtGui import QRegularExpressionValidator
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialogButtonBox, QGridLayout, QHBoxLayout,
-                               QHeaderView, QLabel, QLineEdit, QProgressBar, QPushButton, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDialogButtonBox,
+    QGridLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+)
 
 from core.pacs.connections import PacsConnection, load_connections
 from core.pacs.types import PacsQuery, SeriesHit, StudyHit
@@ -55,7 +65,7 @@ def _date(text: str) -> str:
     return text.strip().replace("-", "")
 
 
-def retrieved_name(connection: str, study: Optional[StudyHit], series) -> str:
+def retrieved_name(connection: str, study: StudyHit | None, series) -> str:
     """How a retrieved series is named in the window: "PACS: patient, date, series"."""
     parts = []
     if study is not None and study.study_uid == series.study_uid:
@@ -77,16 +87,16 @@ class PacsDialog(JobDialog):
     studiesFound = Signal(int)
     seriesFound = Signal(int)
 
-    def __init__(self, runner: Optional[JobRunner] = None, parent=None):
+    def __init__(self, runner: JobRunner | None = None, parent=None):
         super().__init__(runner, parent)
         self.setWindowTitle("Open from PACS")
         self.resize(900, 640)
         self.connections: list[PacsConnection] = []
         self.studies: list[StudyHit] = []
         self.series: list[SeriesHit] = []
-        self.retrieve_job: Optional[Job] = None
-        self._series_of: Optional[str] = None  # the study whose series are asked for or shown
-        self.last_query: Optional[PacsQuery] = None
+        self.retrieve_job: Job | None = None
+        self._series_of: str | None = None  # the study whose series are asked for or shown
+        self.last_query: PacsQuery | None = None
         self.connections_dialog = None  # made when first asked for
 
         self.connection_combo = QComboBox()
@@ -175,7 +185,7 @@ class PacsDialog(JobDialog):
         self.reload_connections()
         super().showEvent(ev)
 
-    def connection(self) -> Optional[PacsConnection]:
+    def connection(self) -> PacsConnection | None:
         i = self.connection_combo.currentIndex()
         return self.connections[i] if 0 <= i < len(self.connections) else None
 
@@ -233,11 +243,11 @@ class PacsDialog(JobDialog):
                  + (": select one to list its series" if hits else ""))
         self.studiesFound.emit(len(hits))
 
-    def selected_study(self) -> Optional[StudyHit]:
+    def selected_study(self) -> StudyHit | None:
         rows = self.study_table.selectionModel().selectedRows()
         return self.studies[rows[0].row()] if rows and rows[0].row() < len(self.studies) else None
 
-    def selected_series(self) -> Optional[SeriesHit]:
+    def selected_series(self) -> SeriesHit | None:
         rows = self.series_table.selectionModel().selectedRows()
         return self.series[rows[0].row()] if rows and rows[0].row() < len(self.series) else None
 

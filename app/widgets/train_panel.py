@@ -9,11 +9,22 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
-                               QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
-from core.runtime.edition import keras_available, not_in_edition, require_full
 from core.inference.library import user_models_dir
+from core.runtime.edition import keras_available, not_in_edition, require_full
 from core.training import defaults as D
 
 from .curves import CurvesWidget
@@ -76,7 +87,8 @@ class TrainPanel(QWidget):
         self.run_dir.setPlaceholderText("run folder (default: a new one in your models folder)")
         form.addRow("Run folder", self.run_dir)
         brow = QHBoxLayout()
-        self.start_btn, self.stop_btn, self.resume_btn = QPushButton("Start"), QPushButton("Stop"), QPushButton("Resume")
+        self.start_btn, self.stop_btn = QPushButton("Start"), QPushButton("Stop")
+        self.resume_btn = QPushButton("Resume")
         self.stop_btn.setEnabled(False)
         self.start_btn.clicked.connect(lambda: self._start(False))
         self.resume_btn.clicked.connect(lambda: self._start(True))

@@ -8,8 +8,6 @@ TensorFlow's before this process touches OpenGL (:mod:`core.runtime.gl_isolation
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
@@ -49,7 +47,7 @@ class View3D(QWidget):
         self.gl = None
         self.meshes: list = []
         self.items: list = []
-        self.selected: Optional[tuple] = None
+        self.selected: tuple | None = None
         self.checked = bool(self.problem)  # whether the answer is in (OpenGL on, or a problem)
         if not self.problem:
             from .gl_probe import GLProbe
@@ -83,7 +81,7 @@ class View3D(QWidget):
     def available(self) -> bool:
         return self.gl is not None
 
-    def set_meshes(self, meshes: list, selected: Optional[tuple] = None) -> None:
+    def set_meshes(self, meshes: list, selected: tuple | None = None) -> None:
         """Show ``meshes`` (:class:`core.study.surfaces.Mesh`), the lesion anchored at ``selected`` yellow."""
         self.meshes, self.selected = list(meshes), selected
         n = sum(m.kind == "tumor" for m in meshes)
@@ -104,7 +102,7 @@ class View3D(QWidget):
         if meshes and (selected is None or not hasattr(self, "_framed")):
             self._frame()
 
-    def select(self, anchor: Optional[tuple]) -> None:
+    def select(self, anchor: tuple | None) -> None:
         if anchor != self.selected:
             self.set_meshes(self.meshes, anchor)
 
@@ -118,7 +116,7 @@ class View3D(QWidget):
                                   azimuth=-90)  # from the front (-Y): the patient's right on the left
         self._framed = True
 
-    def pick(self, px: float, py: float) -> Optional[tuple]:
+    def pick(self, px: float, py: float) -> tuple | None:
         """The anchor of the lesion under the widget point (px, py), or None: each lesion's centre and
         radius projected with the view's matrices, the nearest whose outline holds the point."""
         if not self.available:

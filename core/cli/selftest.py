@@ -8,14 +8,15 @@ work together on this machine.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from ..evaluation import metrics
-from ..runtime.edition import LITE_NAME, keras_available
 from ..inference.engines import engines_line
+from ..runtime.choices import Engine
+from ..runtime.edition import LITE_NAME, keras_available
 
 
-def run_selftest(echo: Callable[[str], None] = print, engine: str = "auto") -> list[str]:
+def run_selftest(echo: Callable[[str], None] = print, engine: Engine = "auto") -> list[str]:
     """Returns the list of failures (empty when everything works)."""
     failures: list[str] = []
     t0 = time.perf_counter()
@@ -26,9 +27,9 @@ def run_selftest(echo: Callable[[str], None] = print, engine: str = "auto") -> l
         import zipfile
         from pathlib import Path
 
-        from ..io.dicom import load_series
         from ..inference.cascade import segment
         from ..inference.library import default_models
+        from ..io.dicom import load_series
         from ..model.io import load_seg_model
         from ..synthetic.phantom import make_phantom, write_patient
         case = make_phantom(4242, 48, 256)

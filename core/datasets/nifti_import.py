@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Optional
+from typing import Any
 
 import numpy as np
 
@@ -45,7 +45,7 @@ def _niftis(folder: Path, recursive: bool = False) -> list[Path]:
     return sorted(p for p in it if p.is_file() and not p.name.startswith(".") and p.name.lower().endswith(NII))
 
 
-def find_nifti_pairs(src: str | os.PathLike) -> Optional[tuple[str, list[tuple[str, Path, Path]]]]:
+def find_nifti_pairs(src: str | os.PathLike) -> tuple[str, list[tuple[str, Path, Path]]] | None:
     """(layout, [(case id, image, label)]) when ``src`` is a NIfTI dataset folder, else None."""
     root = Path(src)
     if not root.is_dir():
@@ -98,13 +98,13 @@ def read_pair(case_id: str, image: Path, label_path: Path, layout: str):
     import nibabel as nib
     from nibabel import orientations as no
 
-    from .dataset import Case
     from ..io.volume_file import read_volume_file
+    from .dataset import Case
 
     v = read_volume_file(image)
     g = v.file_grid
     try:
-        lab_img = nib.load(str(label_path))
+        lab_img: Any = nib.load(str(label_path))  # a SpatialImage: dataobj, affine
         lab = np.asanyarray(lab_img.dataobj)
     except Exception as exc:
         raise DatasetError(f"{label_path}: not a readable NIfTI label ({one_line(exc, 100)})") from None
@@ -125,8 +125,8 @@ def read_pair(case_id: str, image: Path, label_path: Path, layout: str):
     return Case(case_id, v.hu, label, v.spacing, v.origin, v.direction, meta)
 
 
-def import_nifti_dataset(src: str | os.PathLike, out: str | os.PathLike, progress: Optional[ProgressFn] = None,
-                         cancel: Optional[CancelToken] = None, force: bool = False, _found=None) -> list[str]:
+def import_nifti_dataset(src: str | os.PathLike, out: str | os.PathLike, progress: ProgressFn | None = None,
+                         cancel: CancelToken | None = None, force: bool = False, _found=None) -> list[str]:
     """Import a NIfTI dataset folder (see the module docstring); returns the case ids."""
     from .dataset import read_manifest, refuse_replacing, write_case
     found = find_nifti_pairs(src) if _found is None else _found
@@ -156,8 +156,8 @@ def import_nifti_dataset(src: str | os.PathLike, out: str | os.PathLike, progres
     return ids
 
 
-def import_dataset(src: str | os.PathLike, out: str | os.PathLike, progress: Optional[ProgressFn] = None,
-                   cancel: Optional[CancelToken] = None, force: bool = False) -> list[str]:
+def import_dataset(src: str | os.PathLike, out: str | os.PathLike, progress: ProgressFn | None = None,
+                   cancel: CancelToken | None = None, force: bool = False) -> list[str]:
     """Import whatever ``src`` is: a LiverSeg dataset folder (:mod:`.lab_cases`: its cases copied), a
     NIfTI dataset folder, else 3D-IRCADb-01 (archive or folders)."""
     from .lab_cases import import_lab_dataset, is_lab_dataset

@@ -6,7 +6,7 @@ case). Keras metrics in :mod:`core.model.losses` are tested against these.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any
 
 import numpy as np
 
@@ -161,7 +161,7 @@ def _longest_axial_diameter(coords_yx: np.ndarray, spacing_yx) -> float:
     return float(d.max() + min(spacing_yx))  # pixel centres to pixel edges
 
 
-def lesion_components(mask, spacing, hu: Optional[np.ndarray] = None) -> tuple[list[dict], np.ndarray]:
+def lesion_components(mask, spacing, hu: np.ndarray | None = None) -> tuple[list[dict], np.ndarray]:
     """Connected tumour components (26-connectivity), largest first, and the component label image.
 
     Each: id, voxels, volume_ml, slices (first, last), centroid (z, y, x voxels), anchor (the lesion's
@@ -177,9 +177,9 @@ def lesion_components(mask, spacing, hu: Optional[np.ndarray] = None) -> tuple[l
         sub, _ = ndimage.label(m[box], structure=np.ones((3, 3, 3)))
         lab[box] = sub
         objects = ndimage.find_objects(sub)
-    out = []
+    out: list[dict[str, Any]] = []
     for k, sl in enumerate(objects, start=1):
-        if sl is None:
+        if sl is None or box is None:  # objects are found inside the box only
             continue
         comp = sub[sl] == k
         zz, yy, xx = np.nonzero(comp)
@@ -237,7 +237,7 @@ def lesion_detection(pred, truth, spacing, min_dice: float = 0.2) -> dict:
             "recall": hits / len(tl) if tl else float("nan"), "false_positives": fp}
 
 
-def lesions(mask, spacing, hu: Optional[np.ndarray] = None) -> list[dict]:
+def lesions(mask, spacing, hu: np.ndarray | None = None) -> list[dict]:
     """Connected tumour components (26-connectivity), largest first.
 
     Each: id, voxels, volume_ml, slices [first, last], centroid (z, y, x voxels), anchor (a voxel

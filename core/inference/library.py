@@ -10,9 +10,9 @@ it is (:attr:`ModelEntry.kind`); :func:`default_models` is what the GUI's *Segme
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional
 
 from ..runtime.errors import ModelError
 from ..runtime.runs import CARD, MODEL, ONNX_FILE, card_path, read_card
@@ -41,7 +41,7 @@ class ModelEntry:
     stage: str
     input_size: int
     recipe: str
-    val_dice: Optional[float]
+    val_dice: float | None
     date: str
     label: str
     origin: str  # "bundled", "user", "opened"
@@ -72,7 +72,7 @@ def model_kind(meta: dict) -> str:
     return "user"
 
 
-def describe(model_file: Path, origin: str) -> Optional[ModelEntry]:
+def describe(model_file: Path, origin: str) -> ModelEntry | None:
     """A library entry for a model file with its card (:func:`core.runtime.runs.card_path`), or None when
     it has no readable card (a notebook .h5 without one is a legacy entry)."""
     if model_file.suffix.lower() in (".h5", ".hdf5") and not card_path(model_file).exists():
@@ -116,10 +116,10 @@ def scan_models(extra: Iterable[str] = ()) -> list[ModelEntry]:
                     seen.add(e.path)
                     out.append(e)
     for f in extra:
-        e = describe(Path(f), "opened")
-        if e and e.path not in seen:
-            seen.add(e.path)
-            out.append(e)
+        opened = describe(Path(f), "opened")
+        if opened and opened.path not in seen:
+            seen.add(opened.path)
+            out.append(opened)
     return out
 
 
@@ -163,13 +163,13 @@ def set_user_defaults(paths: dict[str, str]) -> Path:
     return f
 
 
-def default_models(entries: Optional[list[ModelEntry]] = None) -> tuple[Optional[ModelEntry], Optional[ModelEntry]]:
+def default_models(entries: list[ModelEntry] | None = None) -> tuple[ModelEntry | None, ModelEntry | None]:
     """(liver, tumour) used when no model is named: this installation's chosen defaults
     (:func:`set_user_defaults`), else the bundled defaults, else the first bundled model of each
     stage; None for a stage without any."""
     entries = scan_models() if entries is None else entries
     chosen = user_default_models()
-    out = []
+    out: list[ModelEntry | None] = []
     for stage in ("liver", "tumor"):
         if stage in chosen:
             out.append(chosen[stage])

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from ..runtime.choices import Engine, Stage
 
@@ -50,8 +50,8 @@ class RunnerCache:
             self._models[key] = load_seg_model(model, stage, lazy=True)
         return self._models[key]
 
-    def get(self, liver, tumor=None, engine: Engine = "auto", device: Optional[str] = None,
-            batch_size: Optional[int] = None) -> CascadeRunners:
+    def get(self, liver, tumor=None, engine: Engine = "auto", device: str | None = None,
+            batch_size: int | None = None) -> CascadeRunners:
         """The runners of these models (paths or loaded models), engine, device and batch size:
         the kept ones when nothing they depend on changed, else prepared now and kept. Runners kept
         for other model objects of the same files are not handed out for these (a runner set runs

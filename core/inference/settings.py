@@ -13,7 +13,6 @@ import logging
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Optional
 
 from ..runtime.atomic import write_json
 from ..runtime.choices import ENGINES, Engine
@@ -39,7 +38,7 @@ class Settings:
         if self.keras_backend not in BACKENDS:
             raise ValueError(f"Keras backend must be one of {BACKENDS}, got {self.keras_backend!r}")
 
-    def replace(self, **changes) -> "Settings":
+    def replace(self, **changes) -> Settings:
         return Settings(**{**asdict(self), **changes})
 
 
@@ -48,7 +47,7 @@ def settings_path() -> Path:
     return Path(platformdirs.user_config_dir("LiverSegStudio", appauthor=False)) / "settings.json"
 
 
-def load_settings(path: Optional[Path] = None) -> Settings:
+def load_settings(path: Path | None = None) -> Settings:
     """The saved settings; defaults (with a logged warning) when the file is missing or bad."""
     path = Path(path or settings_path())
     try:
@@ -66,7 +65,7 @@ def load_settings(path: Optional[Path] = None) -> Settings:
     return settings
 
 
-def save_settings(settings: Settings, path: Optional[Path] = None) -> None:
+def save_settings(settings: Settings, path: Path | None = None) -> None:
     write_json(Path(path or settings_path()), asdict(settings))
 
 

@@ -16,16 +16,17 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from ..runtime.atomic import atomic_open
-from .dicom.geometry import LPS_FROM_RAS, voxel_to_lps
 from ..runtime.errors import LiverSegError, one_line
 from ..runtime.labels import LIVER, TUMOUR
 from ..runtime.summary import LesionSummary
+from .dicom.geometry import LPS_FROM_RAS, voxel_to_lps
 
 LPS_TO_RAS = LPS_FROM_RAS  # its own inverse
 TYPE2_PATIENT_STUDY = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
@@ -148,7 +149,7 @@ def write_nifti(path, label: np.ndarray, volume: Gridded, force: bool = False) -
 def read_nifti_label(path) -> tuple[np.ndarray, np.ndarray]:
     """A label NIfTI back as ([Z, Y, X] uint8, RAS affine)."""
     import nibabel as nib
-    img = nib.load(str(path))
+    img: Any = nib.load(str(path))  # a SpatialImage: dataobj, affine
     return np.transpose(np.asarray(img.dataobj), (2, 1, 0)).astype(np.uint8), img.affine
 
 

@@ -20,13 +20,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import cast
 
 import numpy as np
 
-from .dicom.geometry import LPS_FROM_RAS
 from ..runtime.errors import LiverSegError, VolumeFileError, one_line  # noqa: F401 (VolumeFileError: importable from here)
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
+from .dicom.geometry import LPS_FROM_RAS
 
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 MAX_SIDE = 4096
@@ -101,8 +101,8 @@ def _open_nifti(p: Path):
                   lambda: np.asanyarray(img.dataobj))
 
 
-def read_volume_file(path: str | os.PathLike, progress: Optional[ProgressFn] = None,
-                     cancel: Optional[CancelToken] = None):
+def read_volume_file(path: str | os.PathLike, progress: ProgressFn | None = None,
+                     cancel: CancelToken | None = None):
     """Read a CT volume file (NIfTI, NRRD, MetaImage) into a :class:`core.io.dicom.Volume` (with ``file_grid``)."""
     from nibabel import orientations as no
 
@@ -155,14 +155,15 @@ def read_volume_file(path: str | os.PathLike, progress: Optional[ProgressFn] = N
     if lo > -500 or hi > 4000 or hi - lo < 200:
         warnings.append(f"intensities {lo:.0f}..{hi:.0f} (1st-99th percentile) do not look like CT in "
                         f"Hounsfield units; results may be meaningless")
-    grid = FileGrid(str(p), shape, tuple(tuple(map(float, r)) for r in ornt),
+    grid = FileGrid(str(p), shape, cast("tuple[tuple[float, float], ...]", tuple(tuple(map(float, r)) for r in ornt)),
                     tuple(tuple(map(float, r)) for r in affine), src.kind)
     meta = SeriesMeta(series_uid="", study_uid="", frame_of_reference_uid="", modality="CT", sop_class_uid="",
                       patient_name="", patient_id="", study_date="", description=p.name, manufacturer="",
                       sop_instance_uids=(), files=(str(p),), window=None, source=str(p))
     report(progress, "read", 1, 1, p.name)
     return Volume(hu=hu, spacing=(float(spacing_xyz[2]), float(spacing_xyz[1]), float(spacing_xyz[0])),
-                  origin=tuple(float(v) for v in lps_canon[:3, 3]), direction=direction, meta=meta,
+                  origin=cast("tuple[float, float, float]", tuple(float(v) for v in lps_canon[:3, 3])),
+                  direction=direction, meta=meta,
                   warnings=tuple(warnings), file_grid=grid)
 
 
@@ -175,8 +176,8 @@ def _to_int16(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.clip(a, -32768, 32767).astype(np.int16))
 
 
-def open_volume(path: str | os.PathLike, progress: Optional[ProgressFn] = None,
-                cancel: Optional[CancelToken] = None, acquisition: Optional[int] = None):
+def open_volume(path: str | os.PathLike, progress: ProgressFn | None = None,
+                cancel: CancelToken | None = None, acquisition: int | None = None):
     """A study from a volume file (NIfTI, NRRD, MetaImage) or a DICOM folder, whichever ``path`` is
     (``acquisition``: of a DICOM series holding several, which one)."""
     if is_volume_file(path):

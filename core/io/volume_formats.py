@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from .dicom.geometry import LPS_FROM_RAS
 from ..runtime.errors import VolumeFileError
+from .dicom.geometry import LPS_FROM_RAS
 
 NRRD_SUFFIXES = (".nrrd", ".nhdr")
 META_SUFFIXES = (".mha", ".mhd")

@@ -91,8 +91,8 @@ def load_model(path: str | os.PathLike, compile: bool = True):
 
 from dataclasses import dataclass, field  # noqa: E402
 
-from ..transforms.preprocess import Preprocessing  # noqa: E402
 from ..runtime.runs import CARD, MODEL, ONNX_FILE, card_path, find_card, stage_folder  # noqa: E402
+from ..transforms.preprocess import Preprocessing  # noqa: E402
 
 LEGACY_META = {  # the Colab notebooks' contract for their .h5 models
     "format": "liverseg-model", "version": 1, "stage": None, "input_size": 256, "channels": 3,
@@ -199,6 +199,7 @@ def find_model_file(path: Path, stage: str | None = None) -> Path:
     if found is None:
         inner = stage_folder(path, stage, lambda f: _folder_model(f) is not None, f"no {MODEL} in this folder")
         found = _folder_model(inner)
+        assert found is not None, inner  # stage_folder gives a folder that holds a model
     return found
 
 

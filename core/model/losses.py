@@ -39,7 +39,7 @@ def bce_dice_loss(y_true, y_pred):
 LOSSES = {"dice": soft_dice_loss, "bce_dice": bce_dice_loss}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def make_metric_classes():
     """Keras metric classes (created lazily so importing this module does not import Keras)."""
     import keras
@@ -91,8 +91,8 @@ def pull_towards(model, start_weights, strength: float) -> int:
     (``variable.regularizer``), in ``keras.ops``; not saved with the model, so a resumed run applies it
     again. Returns the number of variables pulled."""
     import keras
-    from keras import ops
     import numpy as np
+    from keras import ops
 
     class TowardsStart(keras.regularizers.Regularizer):
         def __init__(self, start):
@@ -106,7 +106,7 @@ def pull_towards(model, start_weights, strength: float) -> int:
 
     n = 0
     trainable = {id(v) for v in model.trainable_weights}
-    for v, start in zip(model.weights, start_weights):  # get_weights() order is model.weights order
+    for v, start in zip(model.weights, start_weights, strict=True):  # get_weights() order is model.weights order
         if id(v) in trainable and len(v.shape) > 1 and tuple(np.shape(start)) == tuple(v.shape):
             v.regularizer = TowardsStart(start)
             n += 1

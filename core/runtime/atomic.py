@@ -11,8 +11,9 @@ import functools
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Any
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -39,7 +40,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", overwrite: bool = Tru
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, default_mode())
-        kwargs = {} if "b" in mode else {"encoding": "utf-8", "newline": "\n"}
+        kwargs: dict[str, Any] = {} if "b" in mode else {"encoding": "utf-8", "newline": "\n"}
         with os.fdopen(fd, mode, **kwargs) as fh:
             yield fh
             fh.flush()

@@ -20,9 +20,9 @@ import io
 import os
 import re
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Optional
 
 from ..runtime.choices import Engine
 from ..runtime.errors import Cancelled, LiverSegError, one_line
@@ -47,7 +47,7 @@ class StudyRow:
     error: str = ""
 
 
-def parse_shard(text: Optional[str]) -> Optional[tuple[int, int]]:
+def parse_shard(text: str | None) -> tuple[int, int] | None:
     """``"K/N"`` (1 <= K <= N) -> (K, N); None passes through."""
     if text is None:
         return None
@@ -76,7 +76,7 @@ def find_studies(root: str | os.PathLike) -> list[Path]:
     return studies
 
 
-def take_shard(items: list, shard: Optional[tuple[int, int]]) -> list:
+def take_shard(items: list, shard: tuple[int, int] | None) -> list:
     """Every N-th item from the K-th (1-based): disjoint shards that together cover the list."""
     if shard is None:
         return list(items)
@@ -84,7 +84,7 @@ def take_shard(items: list, shard: Optional[tuple[int, int]]) -> list:
     return list(items[k - 1::n])
 
 
-def summary_name(shard: Optional[tuple[int, int]]) -> str:
+def summary_name(shard: tuple[int, int] | None) -> str:
     return "summary.csv" if shard is None else f"summary-{shard[0]}-of-{shard[1]}.csv"
 
 
@@ -98,7 +98,7 @@ def study_name(study: Path) -> str:
     return name
 
 
-def _segment_one(name: str, study: Path, out: Path, liver, tumor, engine: Engine, device: Optional[str],
+def _segment_one(name: str, study: Path, out: Path, liver, tumor, engine: Engine, device: str | None,
                  cancel) -> StudyRow:
     from ..inference.engines import engines_line
     from .session import StudySession
@@ -112,10 +112,14 @@ def _segment_one(name: str, study: Path, out: Path, liver, tumor, engine: Engine
                     f"{time.perf_counter() - t:.1f}", str(out))
 
 
+def _given(path: Path) -> Callable[[], Path]:
+    return lambda: path
+
+
 def run_batch(root: str | os.PathLike, out_dir: str | os.PathLike, liver, tumor=None, *, force: bool = False,
-              shard: Optional[tuple[int, int]] = None, engine: Engine = "auto", device: Optional[str] = None,
-              progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
-              sources: Optional[list[tuple[str, Callable[[], Path]]]] = None) -> tuple[list[StudyRow], Path]:
+              shard: tuple[int, int] | None = None, engine: Engine = "auto", device: str | None = None,
+              progress: ProgressFn | None = None, cancel: CancelToken | None = None,
+              sources: list[tuple[str, Callable[[], Path]]] | None = None) -> tuple[list[StudyRow], Path]:
     """Segment every study (of this shard) under ``root``; returns the rows and the summary CSV path.
 
     The models (:class:`core.model.io.SegModel`) are loaded by the caller, once. Nothing is
@@ -128,7 +132,7 @@ def run_batch(root: str | os.PathLike, out_dir: str | os.PathLike, liver, tumor=
     from ..io.export import check_target
     root, out_dir = Path(root), Path(out_dir)
     if sources is None:
-        sources = [(study_name(s), lambda s=s: s) for s in take_shard(find_studies(root), shard)]
+        sources = [(study_name(s), _given(s)) for s in take_shard(find_studies(root), shard)]
     summary = check_target(out_dir / summary_name(shard), True, [str(root)])  # never inside the studies
     previous = {}
     if summary.exists():  # a rerun: studies skipped keep their figures from the last run

@@ -19,14 +19,12 @@ voxel of outline the smoothing and the opening take off is given back from the r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
 from ..runtime.choices import SCOPES, FixScope
 from ..runtime.errors import LiverSegError
 from ..runtime.labels import LIVER, TUMOUR
-
 
 
 class FixError(LiverSegError):
@@ -45,18 +43,18 @@ class Fix:
 
 def _seed(label: np.ndarray, seed) -> tuple[int, int, int]:
     z, y, x = (int(round(float(c))) for c in seed)
-    if not all(0 <= c < n for c, n in zip((z, y, x), label.shape)):
+    if not all(0 <= c < n for c, n in zip((z, y, x), label.shape, strict=True)):
         raise FixError(f"the click ({z}, {y}, {x}) is outside the volume {label.shape}")
     return z, y, x
 
 
 def _box(shape, centre, radius_vox) -> tuple[slice, ...]:
-    return tuple(slice(max(0, c - r), min(n, c + r + 1)) for c, r, n in zip(centre, radius_vox, shape))
+    return tuple(slice(max(0, c - r), min(n, c + r + 1)) for c, r, n in zip(centre, radius_vox, shape, strict=True))
 
 
 def _flat(mask: np.ndarray, box: tuple[slice, ...], shape) -> np.ndarray:
     idx = np.nonzero(mask)
-    return np.ravel_multi_index(tuple(i + b.start for i, b in zip(idx, box)), shape)
+    return np.ravel_multi_index(tuple(i + b.start for i, b in zip(idx, box, strict=True)), shape)
 
 
 def _ml(n: int, spacing) -> float:
@@ -97,6 +95,7 @@ def component_at(mask: np.ndarray, seed, scope: FixScope = "3d") -> np.ndarray:
         ys, xs = np.nonzero(lab == lab[y, x])
         return np.ravel_multi_index((np.full(len(ys), z), ys, xs), mask.shape)
     box = crop_box(mask)
+    assert box is not None, "the mask holds the clicked voxel"
     lab, _ = ndimage.label(mask[box], structure=np.ones((3, 3, 3)))
     comp = lab == lab[z - box[0].start, y - box[1].start, x - box[2].start]
     return _flat(comp, box, mask.shape)
@@ -132,7 +131,7 @@ def add_lesion(hu: np.ndarray, label: np.ndarray, seed, spacing, max_radius_mm: 
     h = _smooth(hu[box], sp)
     c = (z - box[0].start, y - box[1].start, x - box[2].start)
     grid = np.ogrid[tuple(slice(0, n) for n in lab.shape)]
-    d2 = sum(((g - ci) * s) ** 2 for g, ci, s in zip(grid, c, sp))
+    d2 = sum(((g - ci) * s) ** 2 for g, ci, s in zip(grid, c, sp, strict=True))
     liver = lab == LIVER
     ball = (d2 <= max(seed_radius_mm, float(sp.max())) ** 2) & liver
     rest = liver & (d2 > (2 * seed_radius_mm) ** 2)
@@ -153,7 +152,7 @@ def add_lesion(hu: np.ndarray, label: np.ndarray, seed, spacing, max_radius_mm: 
     comp = component_at(region, c)
     if not len(comp):
         raise FixError("nothing like the clicked tissue around the click")
-    mask = np.zeros(lab.shape, bool)
+    mask: np.ndarray = np.zeros(lab.shape, bool)
     mask.reshape(-1)[comp] = True
     for k in range(mask.shape[0]):  # necrotic or calcified cores: fill each slice's holes
         if mask[k].any():
@@ -178,10 +177,11 @@ def grow_lesion(hu: np.ndarray, label: np.ndarray, seed, spacing, step_mm: float
     idx = np.unravel_index(comp, label.shape)
     sp = np.asarray(spacing, float)
     pad = np.maximum(1, np.ceil(step_mm / sp)).astype(int) + 2
-    box = tuple(slice(max(0, int(i.min()) - p), min(n, int(i.max()) + p + 1)) for i, p, n in zip(idx, pad, label.shape))
+    box = tuple(slice(max(0, int(i.min()) - p), min(n, int(i.max()) + p + 1))
+                for i, p, n in zip(idx, pad, label.shape, strict=True))
     lab = label[box]
     cur = np.zeros(lab.shape, bool)
-    cur[tuple(i - b.start for i, b in zip(idx, box))] = True
+    cur[tuple(i - b.start for i, b in zip(idx, box, strict=True))] = True
     h = _smooth(hu[box], sp)
     dist = ndimage.distance_transform_edt(~cur, sampling=sp)
     ring = (dist > 0) & (dist <= step_mm) & (lab == LIVER)
@@ -198,7 +198,7 @@ def grow_lesion(hu: np.ndarray, label: np.ndarray, seed, spacing, step_mm: float
     return Fix(flat, TUMOUR, f"lesion grown by {_ml(len(flat), spacing):.2f} mL")
 
 
-def shrink_lesion(label: np.ndarray, seed, spacing, step_mm: Optional[float] = None) -> Fix:
+def shrink_lesion(label: np.ndarray, seed, spacing, step_mm: float | None = None) -> Fix:
     """Peel ``step_mm`` (default: one in-plane voxel) off the lesion under the click; the peeled
     voxels become liver. A lesion thinner than that goes altogether."""
     from scipy import ndimage
@@ -206,9 +206,10 @@ def shrink_lesion(label: np.ndarray, seed, spacing, step_mm: Optional[float] = N
     sp = np.asarray(spacing, float)
     step = float(step_mm) if step_mm else float(max(sp[1:]))
     idx = np.unravel_index(comp, label.shape)
-    box = tuple(slice(max(0, int(i.min()) - 1), min(n, int(i.max()) + 2)) for i, n in zip(idx, label.shape))
+    box = tuple(slice(max(0, int(i.min()) - 1), min(n, int(i.max()) + 2))
+                for i, n in zip(idx, label.shape, strict=True))
     cur = np.zeros(label[box].shape, bool)
-    cur[tuple(i - b.start for i, b in zip(idx, box))] = True
+    cur[tuple(i - b.start for i, b in zip(idx, box, strict=True))] = True
     depth = ndimage.distance_transform_edt(cur, sampling=sp)
     flat = _flat(cur & (depth <= step), box, label.shape)
     return Fix(flat, LIVER, f"lesion shrunk by {_ml(len(flat), spacing):.2f} mL")

@@ -19,7 +19,6 @@ import numpy as np
 from ..datasets import anatomy as A
 from ..transforms.zsample import resample_thickness
 
-
 # HU shifts per structure that turn the portal-venous CT of 3D-IRCADb-01 into another phase.
 # Targets (typical values; e.g. Bae, Radiology 2010, "Intravenous contrast medium administration
 # and scan timing at CT"; Foley & Jacobs, AJR 2000, for phase timings):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -26,8 +25,8 @@ def cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("LiverSegStudio", appauthor=False)) / "demo"
 
 
-def demo_case(folder: Optional[Path] = None, progress: Optional[ProgressFn] = None,
-              cancel: Optional[CancelToken] = None) -> Case:
+def demo_case(folder: Path | None = None, progress: ProgressFn | None = None,
+              cancel: CancelToken | None = None) -> Case:
     """The demo case (CT in HU and its reference labels), from the cache or generated."""
     folder = Path(folder) if folder else cache_dir()
     try:

@@ -22,13 +22,13 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any
 
 from ..datasets.dataset import list_cases
 from ..runtime.choices import STAGES, Stage
 from ..runtime.errors import LiverSegError
 from ..runtime.jobs import CancelToken, ProgressFn, report
-from ..runtime.runs import MODEL, has_config, has_card, read_card, update_card
+from ..runtime.runs import MODEL, has_card, has_config, read_card, update_card
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def base_model(base: str, stage: Stage) -> Path:
     """
     if base == "default":
         from ..inference.library import default_models, user_default_models
-        entry = user_default_models().get(stage) or dict(zip(STAGES, default_models())).get(stage)
+        entry = user_default_models().get(stage) or dict(zip(STAGES, default_models(), strict=True)).get(stage)
         if entry is None:
             raise FinetuneError(f"no default {stage} model installed to start from")
         return Path(entry.path).parent
@@ -140,7 +140,7 @@ def stage_config(cfg: FinetuneConfig, stage: Stage, base: Path, train_ids, val_i
         label=f"[lab] fine-tuned on {len(train_ids)} case(s) from {meta.get('label') or base.name}")
 
 
-def finetune(cfg: FinetuneConfig, progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
+def finetune(cfg: FinetuneConfig, progress: ProgressFn | None = None, cancel: CancelToken | None = None,
              resume: bool = False) -> dict:
     """Fine-tune (or resume fine-tuning) each stage; see the module docstring.
 
@@ -153,7 +153,7 @@ def finetune(cfg: FinetuneConfig, progress: Optional[ProgressFn] = None, cancel:
     from .trainer import train
     train_ids, val_ids = split_lab_cases(list_cases(cfg.dataset), cfg.seed)
     per_stage = cfg.minutes / len(cfg.stages) * (1 - EXPORT_SHARE)
-    results = {}
+    results: dict[str, Any] = {}
     for stage in cfg.stages:
         base = base_model(cfg.base, stage)
         tc = stage_config(cfg, stage, base, train_ids, val_ids, per_stage)

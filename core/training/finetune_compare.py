@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
 from ..runtime.runs import MODEL
@@ -30,7 +29,7 @@ class CaseScore:
     false_lesions: int
 
     @classmethod
-    def from_report(cls, r: dict) -> "CaseScore":
+    def from_report(cls, r: dict) -> CaseScore:
         le = r["lesions"]
         return cls(float(r["liver"]["dice"]), float(r["tumor"]["dice"]), int(le["hits"]), int(le["true_lesions"]),
                    int(le["false_positives"]))
@@ -70,7 +69,8 @@ class FinetuneOutcome:
         """The before/after table as text (the CLI prints it)."""
         def f(x):
             return f"{x:.3f}" if isinstance(x, float) and math.isfinite(x) else "-"
-        head = f"{'case':16s} {'liver Dice before':>17s} {'after':>6s} {'tumour Dice before':>18s} {'after':>6s}  lesions before -> after"
+        head = (f"{'case':16s} {'liver Dice before':>17s} {'after':>6s} {'tumour Dice before':>18s} {'after':>6s}"
+                "  lesions before -> after")
         rows = [head, "-" * len(head)]
         for c in self.cases:
             rows.append(f"{c.case_id:16s} {f(c.before.liver_dice):>17s} {f(c.after.liver_dice):>6s} "
@@ -85,7 +85,7 @@ def _models(paths: dict[str, str]):
 
 
 def compare(dataset: str, cases, base_models: dict[str, str], tuned_models: dict[str, str], engine: str = "auto",
-            progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> list[CaseComparison]:
+            progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> list[CaseComparison]:
     """Score both cascades ({stage: model.keras}) on these dataset cases."""
     from ..evaluation.evaluate import evaluate_dataset
     scores = {}
@@ -99,8 +99,8 @@ def compare(dataset: str, cases, base_models: dict[str, str], tuned_models: dict
     return [CaseComparison(cid, scores["before"][cid], scores["after"][cid]) for cid in cases]
 
 
-def finetune_and_compare(cfg: FinetuneConfig, progress: Optional[ProgressFn] = None,
-                         cancel: Optional[CancelToken] = None, resume: bool = False,
+def finetune_and_compare(cfg: FinetuneConfig, progress: ProgressFn | None = None,
+                         cancel: CancelToken | None = None, resume: bool = False,
                          engine: str = "auto") -> FinetuneOutcome:
     """Fine-tune, then compare the base and the fine-tuned cascades on the held-out cases.
 
@@ -108,7 +108,7 @@ def finetune_and_compare(cfg: FinetuneConfig, progress: Optional[ProgressFn] = N
         FinetuneError, TrainingError, DatasetError: as :func:`core.training.finetune.finetune`.
     """
     from ..datasets.dataset import list_cases
-    base = {s: str(base_model(cfg.base, s) / MODEL) for s in STAGES}
+    base: dict[str, str] = {s: str(base_model(cfg.base, s) / MODEL) for s in STAGES}
     results = finetune(cfg, progress=progress, cancel=cancel, resume=resume)
     tuned = dict(base)
     for stage, r in results.items():

@@ -31,14 +31,25 @@ import os
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Optional
+from typing import Any
 
 from ..datasets import hcc_tace
 from ..datasets.dataset import list_cases, read_manifest
+from ..runtime.choices import STAGES, Stage
 from ..runtime.errors import LiverSegError
 from ..runtime.jobs import CancelToken, ProgressFn, report
-from ..runtime.runs import (CARD, INT8_FILE, MODEL, ONNX_FILE, has_card, has_config, read_card, read_config,
-                            update_card, write_card)
+from ..runtime.runs import (
+    CARD,
+    INT8_FILE,
+    MODEL,
+    ONNX_FILE,
+    has_card,
+    has_config,
+    read_card,
+    read_config,
+    update_card,
+    write_card,
+)
 from . import defaults as D
 
 log = logging.getLogger(__name__)
@@ -72,7 +83,8 @@ STAGE_OPTIONS = {
                   real_share=0.4, silver_share=SILVER_SHARE, liver_lesions=0.3, **ACQUISITION),
     "tumor": dict(image_size=128, base_filters=8, batch_size=D.BATCH_SIZE, epochs=40, steps_per_epoch=100,
                   learning_rate=D.LEARNING_RATE, min_lr=1e-5, lr_schedule="cosine", geometry="anatomical",
-                  real_share=0.3, silver_share=SILVER_SHARE, synth_lesions=D.SYNTH_LESIONS, tumor_positive_share=D.TUMOR_POSITIVE_SHARE,
+                  real_share=0.3, silver_share=SILVER_SHARE, synth_lesions=D.SYNTH_LESIONS,
+                  tumor_positive_share=D.TUMOR_POSITIVE_SHARE,
                   **ACQUISITION,
                   calibration_slices=64),  # 32 left the int8 tumour model 0.0115 off (gate 0.01); 64: 0.0078
 }
@@ -114,18 +126,18 @@ class RecipeConfig:
     """
 
     out: str
-    source: Optional[str] = None
-    dataset: Optional[str] = None
-    hcc: Optional[str] = None
-    hcc_labels: Optional[str] = None
+    source: str | None = None
+    dataset: str | None = None
+    hcc: str | None = None
+    hcc_labels: str | None = None
     exclude: tuple[str, ...] = ()
     val_cases: tuple[str, ...] = VAL_CASES
-    stages: tuple[str, ...] = ("liver", "tumor")
+    stages: tuple[Stage, ...] = STAGES
     scale: float = 1.0
     precision: str = D.PRECISION
     loader_workers: int = D.LOADER_WORKERS
     loader_processes: bool = False
-    init_from: Optional[str] = None
+    init_from: str | None = None
     max_minutes: float = 0.0
     export_onnx: bool = True
     calibrate: bool = True
@@ -133,8 +145,8 @@ class RecipeConfig:
     overrides: tuple[tuple[str, object], ...] = ()
 
 
-def prepare_dataset(cfg: RecipeConfig, progress: Optional[ProgressFn] = None,
-                    cancel: Optional[CancelToken] = None) -> Path:
+def prepare_dataset(cfg: RecipeConfig, progress: ProgressFn | None = None,
+                    cancel: CancelToken | None = None) -> Path:
     """The dataset folder to train on (importing ``source`` into ``out/dataset`` when given)."""
     ds = Path(cfg.dataset) if cfg.dataset else Path(cfg.out) / "dataset"
     if cfg.source and not cfg.dataset:
@@ -161,7 +173,7 @@ def split_for(dataset: Path, cfg: RecipeConfig) -> tuple[tuple[str, ...], tuple[
     val = tuple(c for c in cfg.val_cases if c in keep)
     if not val:  # the named validation maps are missing or excluded: the last label map, else the last case
         maps = [c for c in keep if cases[c].get("kind") == "labelmap"]
-        val = (maps or keep)[-1:]
+        val = tuple((maps or keep)[-1:])
     train = tuple(c for c in keep if c not in val)
     if not train:
         raise RecipeError(f"{dataset}: no patient left to train on (excluded {list(cfg.exclude)})")
@@ -241,8 +253,8 @@ def label_for(facts: dict) -> str:
     return f"{head}: 3D-IRCADb-01, {n_ct - n_silver} CT + {n_maps} label maps ({LICENCE}){hcc}, research use"
 
 
-def train_default_models(cfg: RecipeConfig, progress: Optional[ProgressFn] = None,
-                         cancel: Optional[CancelToken] = None, resume: bool = False) -> dict:
+def train_default_models(cfg: RecipeConfig, progress: ProgressFn | None = None,
+                         cancel: CancelToken | None = None, resume: bool = False) -> dict:
     """Train (or resume) the default liver and tumour models; see the module docstring.
 
     Returns:
@@ -254,9 +266,9 @@ def train_default_models(cfg: RecipeConfig, progress: Optional[ProgressFn] = Non
     from .trainer import TrainConfig, resume_epochs, train
     dataset = prepare_dataset(cfg, progress, cancel)
     train_ids, val_ids, facts = split_for(dataset, cfg)
-    results = {}
+    results: dict[str, Any] = {}
     for stage in cfg.stages:
-        opts = dict(STAGE_OPTIONS[stage])
+        opts: dict[str, Any] = dict(STAGE_OPTIONS[stage])
         if cfg.max_minutes > 0:
             opts.update(lr_schedule="cosine_time", epochs=100_000)
         opts.update(dict(cfg.overrides))

@@ -4,7 +4,6 @@ of memory), or one jitted JAX forward on a GPU. Keras is imported only when one 
 from __future__ import annotations
 
 import logging
-from typing import Optional
 
 import numpy as np
 
@@ -19,7 +18,7 @@ log = logging.getLogger(__name__)
 class _Runner:
     """Calls a model on batches, halving the batch when the device runs out of memory."""
 
-    def __init__(self, seg_model, choice, batch_size: int, device: Optional[str]):
+    def __init__(self, seg_model, choice, batch_size: int, device: str | None):
         self.m, self.choice, self.batch, self.device = seg_model, choice, batch_size, device
         self.engine_text = choice.device
 

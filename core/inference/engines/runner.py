@@ -8,10 +8,11 @@ study session across studies); nothing is cached on the model objects.
 from __future__ import annotations
 
 import logging
-from typing import Optional, Protocol
+from typing import Protocol
 
 import numpy as np
 
+from ...runtime.choices import Engine
 from ...runtime.jobs import CancelToken, ProgressFn
 from ..devices import Device
 from .choice import EngineChoice, choose_engine, current_meta
@@ -32,13 +33,13 @@ class Runner(Protocol):
     engine_text: str
     batch: int
 
-    def predict(self, norm: np.ndarray, zs: np.ndarray, cancel: Optional[CancelToken],
-                progress: Optional[ProgressFn], stage: str) -> np.ndarray:
+    def predict(self, norm: np.ndarray, zs: np.ndarray, cancel: CancelToken | None,
+                progress: ProgressFn | None, stage: str) -> np.ndarray:
         """Probabilities [len(zs), S, S] of the slices ``zs`` of the normalised stack ``norm``."""
         ...
 
 
-def open_runner(seg_model, engine: str, device: Device, batch_size: Optional[int] = None) -> Runner:
+def open_runner(seg_model, engine: Engine, device: Device, batch_size: int | None = None) -> Runner:
     """Choose the engine for ``seg_model`` (:func:`choose_engine`) and make its runner.
 
     Raises:

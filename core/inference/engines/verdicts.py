@@ -22,7 +22,6 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Optional
 
 from ...runtime.atomic import cached_sha256, write_json
 
@@ -82,7 +81,7 @@ def _read(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def load_verdict(key: str, now: Optional[float] = None) -> Optional[dict]:
+def load_verdict(key: str, now: float | None = None) -> dict | None:
     """The stored verdict ({"verdict": one of INT8, DISAGREES, SLOWER, "seconds": [int8, fp32] or
     None, "disagreement": share or None, "time": epoch s}), or None (none, or a race verdict
     older than :data:`RACE_DAYS`)."""
@@ -95,8 +94,8 @@ def load_verdict(key: str, now: Optional[float] = None) -> Optional[dict]:
     return rec
 
 
-def save_verdict(key: str, verdict: str, *, seconds: Optional[tuple[float, float]] = None,
-                 disagreement: Optional[float] = None, model: str = "") -> None:
+def save_verdict(key: str, verdict: str, *, seconds: tuple[float, float] | None = None,
+                 disagreement: float | None = None, model: str = "") -> None:
     """Store a verdict (atomically; a failure is logged, never raised)."""
     path = verdicts_path()
     data = _read(path)
