@@ -7,8 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QFileDialog
 
+from core.io.export import write_png
 from core.runtime.choices import ExportKind
 
 from .. import jobs
@@ -48,9 +50,6 @@ class ExportController:
             self.services.show_error("Nothing to export yet: open a study and segment it.", "")
             return None
         if kind == "png":
-            from PySide6.QtGui import QImage
-
-            from core.io.export import write_png
             img = self.viewer.axial.glw.grab().toImage().convertToFormat(QImage.Format.Format_RGBA8888)
             arr = np.array(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine() // 4, 4)[:, :img.width()]
             job = Job("Export PNG", jobs.export_file, write_png, path, arr.copy(), force, session.source_dirs)

@@ -19,6 +19,8 @@ from core.pacs.connections import PacsConnection, load_connections
 from core.runtime.edition import not_in_edition, pacs_available
 
 from .. import jobs
+from ..widgets.pacs_connections import PacsConnectionsDialog
+from ..widgets.pacs_dialog import PacsDialog
 from ..workers import Job
 from .services import WindowServices
 
@@ -71,7 +73,6 @@ class PacsController:
     def open_from_pacs(self) -> None:
         """Show the (one, kept: ``pacs_dialog``) *Open from PACS* dialog; a retrieved series opens
         in the window."""
-        from ..widgets.pacs_dialog import PacsDialog
         if self.pacs_dialog is None:
             self.pacs_dialog = PacsDialog(self.services.jobs, self.services.parent)
             self.pacs_dialog.seriesRetrieved.connect(self.open_retrieved)
@@ -86,7 +87,6 @@ class PacsController:
 
     def edit_pacs_connections(self) -> None:
         """Show the (one, kept: ``pacs_connections_dialog``) *PACS connections* dialog."""
-        from ..widgets.pacs_connections import PacsConnectionsDialog
         if self.pacs_connections_dialog is None:
             self.pacs_connections_dialog = PacsConnectionsDialog(self.services.jobs, self.services.parent)
             self.pacs_connections_dialog.changed.connect(

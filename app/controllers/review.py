@@ -19,7 +19,9 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 from core.runtime.choices import FIX_TOOLS, FixScope, FixTool
 from core.study.review import lesion_at, next_lesion
 from core.study.session import StudySession
+from core.study.surfaces import label_meshes
 
+from ..widgets.view3d import View3D
 from ..workers import Job
 from .services import WindowServices
 
@@ -55,7 +57,6 @@ class ReviewController:
         if self.tabs.currentWidget() is not self.tab3d:
             return
         if self.view3d is None:
-            from ..widgets.view3d import View3D
             self.view3d = View3D()
             self.view3d.lesionPicked.connect(self._picked_3d)
             self.view3d.ready.connect(self._refresh_3d)  # OpenGL is tried in a child process first
@@ -65,7 +66,6 @@ class ReviewController:
         if label is None or not self.view3d.available:
             self.view3d.set_meshes([])
             return
-        from core.study.surfaces import label_meshes
         session = self.state.session
         job = Job("Surfaces", label_meshes, label.copy(), study.spacing)
         self.services.start_job(job, lambda meshes: self._show_3d(meshes, session), quiet=True)

@@ -11,6 +11,10 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog
 
+from core.datasets.dataset import list_cases
+from core.io.dicom import select_series
+from core.io.volume_file import is_volume_file
+from core.pacs.cache import cache_root
 from core.study.session import Segmented, StudySession
 
 from .. import jobs
@@ -59,14 +63,12 @@ class StudyFiles:
         """A volume file (NIfTI, NRRD, MetaImage) opens directly; a folder is scanned, and with several
         CT series the user picks one (``choose`` picks in tests); the stack a localizer shares a UID
         with is not offered separately (it loads the largest stack, with a warning)."""
-        from core.io.volume_file import is_volume_file
         start_job = self.services.start_job
         if is_volume_file(path):
             self._add_recent(path)
             return start_job(Job("Open volume file", StudySession.open, path), self.show_study)
 
         def scanned(result):
-            from core.io.dicom import select_series
             cts = [s for s in result if s.is_ct and not (s.split and s.key != s.series_uid)] or list(result)
             if len(cts) > 1:
                 idx = choose(cts) if choose else self._ask_series(cts)
@@ -129,7 +131,6 @@ class StudyFiles:
         return self.services.start_job(Job("Open demo study", StudySession.open_demo), self.show_study)
 
     def open_case_dialog(self) -> None:
-        from core.datasets.dataset import list_cases
         folder = QFileDialog.getExistingDirectory(self.services.parent, "Dataset folder")
         if not folder:
             return
@@ -178,7 +179,6 @@ class StudyFiles:
         return [v] if isinstance(v, str) else list(v or [])
 
     def _add_recent(self, path: str) -> None:
-        from core.pacs.cache import cache_root
         if Path(path).resolve().is_relative_to(cache_root().resolve()):
             return  # a series retrieved from a PACS: the cache may evict it; Open from PACS finds it again
         items = [path] + [p for p in self.recent() if p != path]

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.pacs import connections as pc
+from core.pacs.jobs import test_connection
 from core.runtime.errors import PacsError
 
 from .. import jobs
@@ -238,7 +239,6 @@ class PacsConnectionsDialog(JobDialog):
         old, secret = self.selected(), self.secret_text()
         if not secret and conn.auth != "none":  # the saved secret (of the connection being renamed)
             secret = pc.load_secret(old.name) if old is not None else ""
-        from core.pacs.jobs import test_connection
         self.test_btn.setEnabled(False)
         self.say(f"testing {conn.describe()}...")
         job = Job("Test connection", jobs.call, test_connection, conn, secret)

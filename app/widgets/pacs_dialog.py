@@ -28,12 +28,14 @@ from PySide6.QtWidgets import (
 )
 
 from core.pacs.connections import PacsConnection, load_connections
+from core.pacs.jobs import query_series, query_studies, retrieve_series
 from core.pacs.types import PacsQuery, SeriesHit, StudyHit
 from core.runtime.errors import PacsError
 
 from .. import jobs
 from ..workers import Job, JobRunner
 from .job_dialog import JobDialog
+from .pacs_connections import PacsConnectionsDialog
 
 STUDY_COLUMNS = ("Patient ID", "Name", "Date", "Description", "Accession", "Modalities", "Series", "Instances")
 SERIES_COLUMNS = ("Number", "Modality", "Description", "Slices")
@@ -200,7 +202,6 @@ class PacsDialog(JobDialog):
         self._update_buttons()
 
     def edit_connections(self) -> None:
-        from .pacs_connections import PacsConnectionsDialog
         if self.connections_dialog is None:
             self.connections_dialog = PacsConnectionsDialog(self.runner, self)
             self.connections_dialog.changed.connect(self.reload_connections)
@@ -225,7 +226,6 @@ class PacsDialog(JobDialog):
         except PacsError as exc:
             self.say(str(exc), error=True)
             return
-        from core.pacs.jobs import query_studies
         self._connection_changed()
         self.last_query = query
         self.search_btn.setEnabled(False)
@@ -259,7 +259,6 @@ class PacsDialog(JobDialog):
         self._update_buttons()
         if study is None or conn is None:
             return
-        from core.pacs.jobs import query_series
         self.say(f"Listing the series of {study.patient_name or study.patient_id or study.study_uid}...")
         modality = self.last_query.modality if self.last_query is not None else ""  # the search's modality
         job = Job("PACS series query", jobs.call, query_series, conn, study.study_uid, modality)
@@ -286,7 +285,6 @@ class PacsDialog(JobDialog):
         series, conn = self.selected_series(), self.connection()
         if series is None or conn is None or self.retrieve_job is not None:
             return
-        from core.pacs.jobs import retrieve_series
         job = Job("Retrieve", retrieve_series, conn, series.study_uid, series.series_uid)
         self._retrieving_name = retrieved_name(conn.name, self.selected_study(), series)
         job.progress.connect(self._on_progress)

@@ -19,8 +19,10 @@ from PySide6.QtWidgets import (
 )
 
 from core.inference.library import ModelEntry, default_models, scan_models
+from core.inference.model_share import import_model, target_folder
 from core.runtime.choices import PAINT_TOOLS, Engine, FixTool, PaintTool
 from core.runtime.edition import LITE_NAME, keras_available
+from core.runtime.errors import LiverSegError
 
 ENGINE_TEXT = {"auto": "Auto (fastest available)", "keras": "Keras", "onnx": "ONNX Runtime fp32",
                "onnx-int8": "ONNX Runtime int8 (CPU)"}
@@ -188,8 +190,6 @@ class SegmentPanel(QWidget):
     def import_zip(self, path: str) -> str | None:
         """Install a shared model (core.inference.model_share) into the user's models folder, rescan and
         select it; the installed model file, or None (refused: the error is shown; or not replaced)."""
-        from core.inference.model_share import import_model, target_folder
-        from core.runtime.errors import LiverSegError
         try:
             force = target_folder(path).exists()
             if force and QMessageBox.question(self, "Add model", f"A model named {target_folder(path).name} is "

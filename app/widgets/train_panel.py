@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from core.inference.library import user_models_dir
 from core.runtime.edition import keras_available, not_in_edition, require_full
 from core.training import defaults as D
+from core.training.trainer import TrainConfig
 
 from .curves import CurvesWidget
 from .finetune_box import FinetuneBox
@@ -120,7 +121,6 @@ class TrainPanel(QWidget):
 
     def config(self, resume: bool):
         require_full("Training")
-        from core.training.trainer import TrainConfig
         out = self.run_dir.text().strip()
         if not out:
             out = str(user_models_dir() / f"{self.stage.currentText()}-{time.strftime('%Y%m%d-%H%M%S')}")

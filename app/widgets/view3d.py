@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QGuiApplication, QVector3D
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from .gl_probe import GLProbe, problem_of
 
 LIVER_RGBA = (0.25, 0.8, 0.35, 0.25)
 TUMOUR_RGBA = (0.9, 0.15, 0.15, 1.0)
@@ -50,13 +53,9 @@ class View3D(QWidget):
         self.selected: tuple | None = None
         self.checked = bool(self.problem)  # whether the answer is in (OpenGL on, or a problem)
         if not self.problem:
-            from .gl_probe import GLProbe
             self._probe = GLProbe(self, self._probed)
 
     def _probed(self, answer: dict) -> None:
-        from PySide6.QtGui import QGuiApplication
-
-        from .gl_probe import problem_of
         self.problem = problem_of(answer, QGuiApplication.platformName())
         self.checked = True
         if self.problem:
@@ -107,7 +106,6 @@ class View3D(QWidget):
             self.set_meshes(self.meshes, anchor)
 
     def _frame(self) -> None:
-        from PySide6.QtGui import QVector3D
         pts = np.concatenate([m.vertices for m in self.meshes])
         lo, hi = pts.min(0), pts.max(0)
         c = (lo + hi) / 2
@@ -121,7 +119,6 @@ class View3D(QWidget):
         radius projected with the view's matrices, the nearest whose outline holds the point."""
         if not self.available:
             return None
-        from PySide6.QtGui import QVector3D
         w, h = max(1, self.gl.width()), max(1, self.gl.height())
         mvp = self.mvp()
         best, best_d = None, None
@@ -144,7 +141,6 @@ class View3D(QWidget):
 
     def _right(self):
         """The camera's right-hand direction in the scene (for a lesion's projected radius)."""
-        from PySide6.QtGui import QVector3D
         v = self.gl.viewMatrix()
         return QVector3D(v.row(0).x(), v.row(0).y(), v.row(0).z())
 

@@ -32,6 +32,7 @@ import numpy as np
 from ..runtime.atomic import atomic_open, write_json
 from ..runtime.errors import DatasetError, one_line
 from ..runtime.labels import LIVER, TUMOUR  # noqa: F401 (the codes, defined once; importable from here too)
+from .anatomy import structures_present
 
 MANIFEST = "manifest.json"
 FORMAT = "liverseg-dataset"
@@ -88,7 +89,6 @@ class Case:
             "source_sha256": self.meta.get("source_sha256", {}),
         }
         if self.anatomy is not None:
-            from .anatomy import structures_present
             entry["structures"] = structures_present(self.anatomy)
         return entry
 

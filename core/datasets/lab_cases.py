@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import cast
 
 import numpy as np
+import platformdirs
 
 from ..runtime.atomic import file_sha256
 from ..runtime.errors import DatasetError
@@ -44,7 +45,6 @@ class CaseExists(DatasetError):
 
 def default_lab_dataset() -> Path:
     """``<user data folder>/datasets/lab``: where *Add to training set...* stores cases unless told otherwise."""
-    import platformdirs
     return Path(platformdirs.user_data_dir("LiverSegStudio", appauthor=False)) / "datasets" / "lab"
 
 

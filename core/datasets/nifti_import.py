@@ -24,9 +24,13 @@ from typing import Any
 
 import numpy as np
 
+from ..io.volume_file import read_volume_file
 from ..runtime.atomic import file_sha256
 from ..runtime.errors import DatasetError, LiverSegError, one_line
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
+from .dataset import Case, read_manifest, refuse_replacing, write_case
+from .ircadb import import_ircadb
+from .lab_cases import import_lab_dataset, is_lab_dataset
 
 LABEL_SUFFIXES = ("_label", "_labels", "_seg", "_mask")
 NII = (".nii.gz", ".nii")
@@ -98,8 +102,6 @@ def read_pair(case_id: str, image: Path, label_path: Path, layout: str):
     import nibabel as nib
     from nibabel import orientations as no
 
-    from ..io.volume_file import read_volume_file
-    from .dataset import Case
 
     v = read_volume_file(image)
     g = v.file_grid
@@ -128,7 +130,6 @@ def read_pair(case_id: str, image: Path, label_path: Path, layout: str):
 def import_nifti_dataset(src: str | os.PathLike, out: str | os.PathLike, progress: ProgressFn | None = None,
                          cancel: CancelToken | None = None, force: bool = False, _found=None) -> list[str]:
     """Import a NIfTI dataset folder (see the module docstring); returns the case ids."""
-    from .dataset import read_manifest, refuse_replacing, write_case
     found = find_nifti_pairs(src) if _found is None else _found
     if found is None:
         raise DatasetError(f"{src}: not a NIfTI dataset (Decathlon imagesTr/labelsTr, LiTS volume-N/segmentation-N, "
@@ -160,7 +161,6 @@ def import_dataset(src: str | os.PathLike, out: str | os.PathLike, progress: Pro
                    cancel: CancelToken | None = None, force: bool = False) -> list[str]:
     """Import whatever ``src`` is: a LiverSeg dataset folder (:mod:`.lab_cases`: its cases copied), a
     NIfTI dataset folder, else 3D-IRCADb-01 (archive or folders)."""
-    from .lab_cases import import_lab_dataset, is_lab_dataset
     if is_lab_dataset(src):
         return import_lab_dataset(src, out, progress, cancel, force)
     try:
@@ -169,5 +169,4 @@ def import_dataset(src: str | os.PathLike, out: str | os.PathLike, progress: Pro
         return import_nifti_dataset(src, out, progress, cancel, force)  # a NIfTI layout with a problem: it says what
     if found is not None:
         return import_nifti_dataset(src, out, progress, cancel, force, _found=found)  # the layout scanned once
-    from .ircadb import import_ircadb
     return import_ircadb(src, out, progress, cancel, force)

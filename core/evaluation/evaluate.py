@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..datasets.dataset import list_cases, load_case
+from ..inference.cascade import segment
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
 from ..runtime.labels import LIVER, TUMOUR
 from ..runtime.summary import LesionSummary, StudySummary
@@ -63,7 +64,6 @@ def evaluate_dataset(dataset, liver_model, tumor_model, cases: Sequence[str] | N
     Returns:
         {"cases": {case_id: case_report}, "mean": {...}, "models": {...}}.
     """
-    from ..inference.cascade import segment
     ids = list(cases) if cases else list_cases(dataset)
     out = {}
     for i, cid in enumerate(ids):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 from ..transforms.masks import crop_box
 
@@ -64,7 +65,6 @@ def recall(pred, truth) -> float:
 
 
 def _surface(mask: np.ndarray) -> np.ndarray:
-    from scipy import ndimage
     if not mask.any():
         return mask
     return mask & ~ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(mask.ndim, 1),
@@ -76,7 +76,6 @@ def surface_distances(pred, truth, spacing) -> tuple[np.ndarray, np.ndarray]:
 
     Computed on the masks' bounding box (plus one voxel), with the voxel spacing.
     """
-    from scipy import ndimage
     p, t = _pair(pred, truth)
     both = p | t
     if not p.any() or not t.any():
@@ -168,7 +167,6 @@ def lesion_components(mask, spacing, hu: np.ndarray | None = None) -> tuple[list
     voxel nearest its centroid: a point inside it, which names the lesion across edits),
     longest_axial_diameter_mm, mean_hu (when ``hu`` is given).
     """
-    from scipy import ndimage
     m = np.asarray(mask).astype(bool)
     lab = np.zeros(m.shape, np.int32)
     box = crop_box(m)  # label and search the bounding box only: much faster on a whole CT

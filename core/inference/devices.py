@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..runtime.edition import keras_available
 from ..runtime.errors import LiverSegError
 
 
@@ -72,7 +73,6 @@ def default_device() -> Device:
     """The GPU when the Keras backend sees one, else the CPU."""
     if not gpu_possible():
         return Device(backend_name())
-    from ..runtime.edition import keras_available
     if not keras_available():  # the lite edition: ONNX Runtime only
         return Device(backend_name(), note="Keras not installed")
     import keras

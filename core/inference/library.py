@@ -9,11 +9,17 @@ it is (:attr:`ModelEntry.kind`); :func:`default_models` is what the GUI's *Segme
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import platformdirs
+
+from ..runtime.atomic import write_json
 from ..runtime.errors import ModelError
 from ..runtime.runs import CARD, MODEL, ONNX_FILE, card_path, read_card
 
@@ -23,13 +29,11 @@ RESOURCES = Path(__file__).resolve().parents[2] / "resources"
 
 def bundled_models_dir() -> Path:
     """``resources/models`` (also inside a PyInstaller bundle)."""
-    import sys
     base = Path(getattr(sys, "_MEIPASS", RESOURCES.parent))
     return base / "resources" / "models"
 
 
 def user_models_dir() -> Path:
-    import platformdirs
     return Path(platformdirs.user_data_dir("LiverSegStudio", appauthor=False)) / "models"
 
 
@@ -129,7 +133,6 @@ USER_DEFAULTS = "defaults.json"  # in the user's models folder: {stage: model.ke
 def user_default_models() -> dict[str, ModelEntry]:
     """The models this installation uses instead of the bundled defaults (*Use as default* after a
     fine-tune), by stage; {} when none are set or their files are gone."""
-    import json
     f = user_models_dir() / USER_DEFAULTS
     try:
         chosen = json.loads(f.read_text(encoding="utf-8"))
@@ -146,9 +149,6 @@ def user_default_models() -> dict[str, ModelEntry]:
 def set_user_defaults(paths: dict[str, str]) -> Path:
     """Make these models ({stage: model.keras}) this installation's defaults (the bundled ones stay
     untouched); ``{}`` restores the bundled defaults. Written atomically; returns the file."""
-    import os
-
-    from ..runtime.atomic import write_json
     for stage, path in paths.items():
         e = describe(Path(path), "user") if Path(path).is_file() else None
         if e is None or e.stage != stage:

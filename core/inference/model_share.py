@@ -35,6 +35,7 @@ from ..runtime.choices import STAGES
 from ..runtime.errors import ModelError, one_line
 from ..runtime.runs import CALIBRATION_FILE, CARD, INT8_FILE, MODEL, ONNX_FILE, model_folder, read_card
 from ..transforms.preprocess import Preprocessing
+from . import library
 
 MANIFEST = "liverseg-model.json"
 FORMAT = "liverseg-model-share"
@@ -145,7 +146,6 @@ def target_folder(zip_path: str | os.PathLike, dest_root: str | os.PathLike | No
     """
     zip_path = Path(zip_path)
     if dest_root is None:
-        from . import library  # looked up now: the user's folder may be redirected (tests)
         dest_root = library.user_models_dir()
     name = zip_path.stem if name is None else name
     if not NAME.fullmatch(name) or name.strip() != name or name.endswith("."):

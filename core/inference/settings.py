@@ -8,14 +8,18 @@ The Keras backend must be chosen before Keras is first imported, so
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+import platformdirs
+
 from ..runtime.atomic import write_json
 from ..runtime.choices import ENGINES, Engine
+from ..runtime.edition import keras_available
 
 log = logging.getLogger(__name__)
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -43,7 +47,6 @@ class Settings:
 
 
 def settings_path() -> Path:
-    import platformdirs
     return Path(platformdirs.user_config_dir("LiverSegStudio", appauthor=False)) / "settings.json"
 
 
@@ -59,7 +62,6 @@ def load_settings(path: Path | None = None) -> Settings:
     except (OSError, ValueError, TypeError) as exc:
         log.warning("%s: ignoring unreadable settings (%s)", path, exc)
         return Settings()
-    from ..runtime.edition import keras_available
     if settings.engine == "keras" and not keras_available():  # saved by the full edition; lite runs ONNX
         return settings.replace(engine="auto")
     return settings
@@ -79,5 +81,4 @@ def apply_backend(settings: Settings) -> str:
 
 def installed_backends() -> list[str]:
     """Keras backends whose framework is installed (without importing them)."""
-    import importlib.util
     return [b for b in BACKENDS if importlib.util.find_spec(b) is not None]

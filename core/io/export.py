@@ -22,7 +22,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..runtime.atomic import atomic_open
+from .. import __version__
+from ..runtime.atomic import atomic_open, default_mode
 from ..runtime.errors import LiverSegError, one_line
 from ..runtime.labels import LIVER, TUMOUR
 from ..runtime.summary import LesionSummary
@@ -122,7 +123,6 @@ def write_nifti(path, label: np.ndarray, volume: Gridded, force: bool = False) -
     """
     import nibabel as nib
 
-    from ..runtime.atomic import default_mode
     p = check_target(path, force, [volume.source_dir])
     grid = volume.file_grid
     if grid is not None:  # opened from a volume file: back onto its own voxel grid, with its own affine
@@ -163,7 +163,6 @@ def write_dicom_seg(path, label: np.ndarray, volume, force: bool = False) -> Pat
     import pydicom
     from pydicom.sr.codedict import codes
 
-    from .. import __version__
     meta = volume.meta
     p = check_target(path, force, [volume.source_dir])
     if volume.file_grid is not None:

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..runtime.errors import LiverSegError, one_line
 from .dicom.geometry import LPS_FROM_RAS, voxel_to_lps
+from .volume_file import open_source
 
 IDENTITY_ORNT = np.array([[0, 1], [1, 1], [2, 1]], float)
 
@@ -52,7 +53,6 @@ def read_nifti_label(path: Path, study) -> np.ndarray:
 
 def read_volume_label(path: Path, study) -> np.ndarray:
     """A label stored as NRRD or MetaImage (read like a CT volume file, its affine in RAS)."""
-    from .volume_file import open_source
     try:
         src = open_source(path)
         lab = np.asanyarray(src.load())

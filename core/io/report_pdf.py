@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 from ..runtime.labels import LIVER, TUMOUR
 from ..runtime.summary import LesionSummary, StudySummary
@@ -36,7 +37,6 @@ def _latin(text) -> str:
 def key_image(hu: np.ndarray, label: np.ndarray, spacing, centre, field_mm: float = KEY_FIELD_MM) -> np.ndarray:
     """RGB uint8 crop of the axial slice through ``centre`` (z, y, x voxels), ``field_mm`` wide, with
     the liver outlined in green and the tumour filled in translucent red (square pixels)."""
-    from scipy import ndimage
     z, y, x = (int(round(c)) for c in centre)
     z = min(max(z, 0), hu.shape[0] - 1)
     half = [max(4, int(field_mm / 2 / s)) for s in spacing[1:]]

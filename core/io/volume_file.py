@@ -26,7 +26,12 @@ import numpy as np
 
 from ..runtime.errors import LiverSegError, VolumeFileError, one_line  # noqa: F401 (VolumeFileError: importable from here)
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
+from . import volume_formats as vf
+from .dicom import load_series
 from .dicom.geometry import LPS_FROM_RAS
+from .dicom.pixels import memory_budget
+from .dicom.types import SeriesMeta, Volume
+from .volume_formats import Source
 
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 MAX_SIDE = 4096
@@ -75,7 +80,6 @@ def _refuse(path, why: str) -> VolumeFileError:
 
 def open_source(p: Path):
     """The file's header read into a :class:`core.io.volume_formats.Source` (voxels not yet read)."""
-    from . import volume_formats as vf
     name = p.name.lower()
     if name.endswith(vf.NRRD_SUFFIXES):
         return vf.open_nrrd(p)
@@ -87,7 +91,6 @@ def open_source(p: Path):
 def _open_nifti(p: Path):
     import nibabel as nib
 
-    from .volume_formats import Source
     try:
         img = nib.load(str(p))
     except Exception as exc:  # nibabel raises many types for non-NIfTI input
@@ -106,8 +109,6 @@ def read_volume_file(path: str | os.PathLike, progress: ProgressFn | None = None
     """Read a CT volume file (NIfTI, NRRD, MetaImage) into a :class:`core.io.dicom.Volume` (with ``file_grid``)."""
     from nibabel import orientations as no
 
-    from .dicom.pixels import memory_budget
-    from .dicom.types import SeriesMeta, Volume
 
     p = Path(path)
     if not p.is_file():
@@ -184,5 +185,4 @@ def open_volume(path: str | os.PathLike, progress: ProgressFn | None = None,
         if acquisition is not None:
             raise VolumeFileError(f"{path}: --acquisition applies to a DICOM folder, not a volume file")
         return read_volume_file(path, progress, cancel)
-    from .dicom import load_series
     return load_series(path, progress=progress, cancel=cancel, acquisition=acquisition)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
+
 SMOOTH = 1.0
 
 
@@ -91,7 +93,6 @@ def pull_towards(model, start_weights, strength: float) -> int:
     (``variable.regularizer``), in ``keras.ops``; not saved with the model, so a resumed run applies it
     again. Returns the number of variables pulled."""
     import keras
-    import numpy as np
     from keras import ops
 
     class TowardsStart(keras.regularizers.Regularizer):

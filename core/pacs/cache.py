@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import platformdirs
+
 from ..runtime.atomic import write_json
 
 DEFAULT_LIMIT_GB = 20.0
@@ -31,7 +33,6 @@ _UID = re.compile(r"^[0-9.]{1,64}$")
 
 
 def cache_root() -> Path:
-    import platformdirs
     return Path(platformdirs.user_cache_dir("LiverSegStudio", appauthor=False)) / "pacs"
 
 

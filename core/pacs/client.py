@@ -6,8 +6,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from ..runtime.edition import require_pacs
 from ..runtime.jobs import CancelToken
 from .connections import PacsConnection, load_secret
+from .dicomweb import DicomwebClient
+from .dimse import DimseClient
 from .types import PacsQuery, SeriesHit, StoreResult, StudyHit
 
 
@@ -36,10 +39,7 @@ class PacsClient(Protocol):
 
 def open_client(conn: PacsConnection, secret: str | None = None) -> PacsClient:
     """A client for ``conn``; the secret defaults to the keyring's."""
-    from ..runtime.edition import require_pacs
     require_pacs()
     if conn.protocol == "dimse":
-        from .dimse import DimseClient
         return DimseClient(conn)
-    from .dicomweb import DicomwebClient
     return DicomwebClient(conn, load_secret(conn.name) if secret is None and conn.auth != "none" else secret)

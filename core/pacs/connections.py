@@ -16,6 +16,8 @@ import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+import platformdirs
+
 from ..runtime.atomic import write_json
 from ..runtime.errors import PacsError
 
@@ -90,7 +92,6 @@ class PacsConnection:
 
 
 def connections_path() -> Path:
-    import platformdirs
     return Path(platformdirs.user_config_dir("LiverSegStudio", appauthor=False)) / "pacs.json"
 
 

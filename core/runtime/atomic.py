@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import os
 import tempfile
@@ -56,7 +57,6 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", overwrite: bool = Tru
 
 def file_sha256(path: str | os.PathLike) -> str:
     """SHA-256 of a file, read in 1 MiB blocks."""
-    import hashlib
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

@@ -26,11 +26,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import platformdirs
 
 from ..runtime.atomic import atomic_open
 from ..runtime.errors import LiverSegError
 from ..runtime.labels import TUMOUR
 from ..runtime.summary import LesionSummary
+from .session import Segmented
 
 log = logging.getLogger(__name__)
 FORMAT = 1
@@ -43,7 +45,6 @@ class RecoveryMismatch(LiverSegError):
 
 def autosave_dir() -> Path:
     """Where recovery files live: ``autosave/`` in the user data folder (platformdirs)."""
-    import platformdirs
     return Path(platformdirs.user_data_dir("LiverSegStudio", appauthor=False)) / "autosave"
 
 
@@ -254,7 +255,6 @@ def load(identity: StudyIdentity, folder: Path | None = None, progress=None, can
 
 def as_segmented(recovery: Recovery):
     """The recovery as a :class:`core.study.session.Segmented` to adopt (label and review states)."""
-    from .session import Segmented
     return Segmented(recovery.label, {"engines": {}, "device": f"recovered from {recovery.info.when()}"},
                      review=dict(recovery.review))
 

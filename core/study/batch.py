@@ -24,9 +24,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..inference.engines import engines_line
+from ..io.export import _write, check_target
+from ..io.volume_file import VOLUME_SUFFIXES, is_volume_file
 from ..runtime.choices import Engine
 from ..runtime.errors import Cancelled, LiverSegError, one_line
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
+from .session import StudySession
 
 SUMMARY_COLUMNS = ("study", "status", "liver_ml", "tumor_ml", "lesions", "engine", "seconds", "output", "error")
 SHARD_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
@@ -60,7 +64,6 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 def find_studies(root: str | os.PathLike) -> list[Path]:
     """The studies in ``root``: subfolders that hold files (a DICOM series, at any depth) and
     volume files (NIfTI, NRRD, MetaImage), sorted by name."""
-    from ..io.volume_file import is_volume_file
     root = Path(root)
     if not root.is_dir():
         raise LiverSegError(f"{root}: not a folder of studies")
@@ -90,7 +93,6 @@ def summary_name(shard: tuple[int, int] | None) -> str:
 
 def study_name(study: Path) -> str:
     """``ct-12.nii.gz`` (or ``.nrrd``, ``.mha``, ...) -> ``ct-12``; a folder keeps its name."""
-    from ..io.volume_file import VOLUME_SUFFIXES
     name = study.name
     for suffix in VOLUME_SUFFIXES:
         if study.is_file() and name.lower().endswith(suffix):
@@ -100,8 +102,6 @@ def study_name(study: Path) -> str:
 
 def _segment_one(name: str, study: Path, out: Path, liver, tumor, engine: Engine, device: str | None,
                  cancel) -> StudyRow:
-    from ..inference.engines import engines_line
-    from .session import StudySession
     t = time.perf_counter()
     session = StudySession.open(study, cancel=cancel)
     seg = session.segment(liver, tumor, engine=engine, device=device, cancel=cancel)
@@ -129,7 +129,6 @@ def run_batch(root: str | os.PathLike, out_dir: str | os.PathLike, liver, tumor=
     ``sources`` replaces the folder's studies with named ones fetched on demand (a PACS query:
     :mod:`core.pacs.batch`), already sharded by the caller; a fetch that fails is that study's error.
     """
-    from ..io.export import check_target
     root, out_dir = Path(root), Path(out_dir)
     if sources is None:
         sources = [(study_name(s), _given(s)) for s in take_shard(find_studies(root), shard)]
@@ -172,7 +171,6 @@ def summary_csv(rows: Iterable[StudyRow]) -> str:
 
 
 def write_summary(path: Path, rows: Iterable[StudyRow]) -> Path:
-    from ..io.export import _write
     _write(path, summary_csv(rows).encode("utf-8"))
     return path
 
@@ -194,7 +192,6 @@ def read_summary(path: str | os.PathLike) -> list[StudyRow]:
 
 def merge_summaries(paths: Iterable[str | os.PathLike], out: str | os.PathLike, force: bool = False) -> list[StudyRow]:
     """Join per-shard summaries into one, sorted by study; a study in two shards is an error."""
-    from ..io.export import check_target
     rows: dict[str, StudyRow] = {}
     for path in paths:
         for r in read_summary(path):

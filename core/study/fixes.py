@@ -21,10 +21,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from ..runtime.choices import SCOPES, FixScope
 from ..runtime.errors import LiverSegError
 from ..runtime.labels import LIVER, TUMOUR
+from ..transforms.masks import crop_box
 
 
 class FixError(LiverSegError):
@@ -68,7 +70,6 @@ def _smooth(hu: np.ndarray, spacing) -> np.ndarray:
     """The CT median-filtered (3 x 3 x 3), then Gaussian-smoothed over ``SMOOTH_MM`` when set: noise
     does not fray the outline. One slice per call: scipy holds the GIL while it filters, and the
     GUI thread must not wait for a whole box (a 40 mm box of a 0.7 mm CT is 0.7 M voxels)."""
-    from scipy import ndimage
     h = hu.astype(np.float32)
     out = np.empty_like(h)
     nz = h.shape[0]
@@ -82,9 +83,6 @@ def component_at(mask: np.ndarray, seed, scope: FixScope = "3d") -> np.ndarray:
     """The connected component of boolean ``mask`` holding ``seed`` (26-connected in 3D, 8-connected
     on the seed's slice for ``scope="slice"``), as flat indices into ``mask``; empty when the seed
     is not in ``mask``."""
-    from scipy import ndimage
-
-    from ..transforms.masks import crop_box
     if scope not in SCOPES:
         raise ValueError(f"scope {scope!r}: expected one of {SCOPES}")
     z, y, x = seed
@@ -119,7 +117,6 @@ def _lesion_side(h: np.ndarray, m: float, L: float) -> np.ndarray:
 def add_lesion(hu: np.ndarray, label: np.ndarray, seed, spacing, max_radius_mm: float = 40.0,
                seed_radius_mm: float = 3.0) -> Fix:
     """A missed lesion grown in 3D from a click inside it (see the module docstring)."""
-    from scipy import ndimage
     z, y, x = _seed(label, seed)
     if label[z, y, x] == TUMOUR:
         raise FixError("there is a lesion here already: use Grow to extend it")
@@ -172,7 +169,6 @@ def _lesion(label: np.ndarray, seed) -> np.ndarray:
 def grow_lesion(hu: np.ndarray, label: np.ndarray, seed, spacing, step_mm: float = 3.0) -> Fix:
     """Extend the lesion under the click by up to ``step_mm`` into the liver around it, where the CT
     is closer to the lesion's HU than to the liver's (each click grows it further)."""
-    from scipy import ndimage
     comp = _lesion(label, seed)
     idx = np.unravel_index(comp, label.shape)
     sp = np.asarray(spacing, float)
@@ -201,7 +197,6 @@ def grow_lesion(hu: np.ndarray, label: np.ndarray, seed, spacing, step_mm: float
 def shrink_lesion(label: np.ndarray, seed, spacing, step_mm: float | None = None) -> Fix:
     """Peel ``step_mm`` (default: one in-plane voxel) off the lesion under the click; the peeled
     voxels become liver. A lesion thinner than that goes altogether."""
-    from scipy import ndimage
     comp = _lesion(label, seed)
     sp = np.asarray(spacing, float)
     step = float(step_mm) if step_mm else float(max(sp[1:]))
@@ -228,9 +223,6 @@ def remove_region(label: np.ndarray, seed, spacing, scope: FixScope = "3d") -> F
         return Fix(flat, LIVER, f"lesion region of {_ml(len(flat), spacing):.2f} mL removed")
     flat = component_at(label > 0, (z, y, x), scope)
     if scope == "3d":
-        from scipy import ndimage
-
-        from ..transforms.masks import crop_box
         fg = label > 0
         lab, _ = ndimage.label(fg[crop_box(fg)], structure=np.ones((3, 3, 3)))
         if len(flat) >= int(np.bincount(lab.reshape(-1))[1:].max()):

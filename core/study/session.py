@@ -23,12 +23,24 @@ from pathlib import Path
 
 import numpy as np
 
+from ..datasets.dataset import load_case
+from ..evaluation.evaluate import case_report, study_summary
+from ..inference.cascade import segment
 from ..inference.runner_cache import RunnerCache
+from ..io import export as ex
+from ..io.dicom import load_info
+from ..io.export import check_target
+from ..io.label_file import read_label
+from ..io.report_pdf import write_pdf_report
+from ..io.volume_file import open_volume
 from ..runtime.choices import EXPORT_KINDS, FIX_TOOLS, Engine, ExportKind, FixScope, FixTool, ReviewAction, Stage
 from ..runtime.errors import LiverSegError
 from ..runtime.jobs import CancelToken, ProgressFn
 from ..runtime.summary import LesionSummary, StudySummary
+from ..synthetic.demo import demo_case
+from . import fixes, review
 from .editing import LabelEditor
+from .review import apply_fix
 from .study import Study
 
 RUNNER_CACHE = RunnerCache()  # the process's models and runners: the GUI segments many studies with the same models
@@ -105,7 +117,6 @@ class StudySession:
              cancel: CancelToken | None = None, acquisition: int | None = None) -> StudySession:
         """A volume file (NIfTI, NRRD, MetaImage) or a DICOM folder (its largest CT series; of a series
         holding several acquisitions, ``acquisition``)."""
-        from ..io.volume_file import open_volume
         volume = open_volume(path, progress=progress, cancel=cancel, acquisition=acquisition)
         return cls(Study.from_volume(volume, str(path)), str(path))
 
@@ -114,7 +125,6 @@ class StudySession:
                     cancel: CancelToken | None = None, name: str = "") -> StudySession:
         """One series found by :func:`core.io.dicom.scan` in the folder ``where``, named ``name``
         (default: the folder)."""
-        from ..io.dicom import load_info
         volume = load_info(info, progress=progress, cancel=cancel, where=where)
         return cls(Study.from_volume(volume, name or where), where)
 
@@ -122,13 +132,11 @@ class StudySession:
     def open_case(cls, folder: str, case_id: str, progress: ProgressFn | None = None,
                   cancel: CancelToken | None = None) -> StudySession:
         """A dataset case, with its labels as the reference."""
-        from ..datasets.dataset import load_case
         return cls(Study.from_case(load_case(folder, case_id), f"{case_id} ({folder})"))
 
     @classmethod
     def open_demo(cls, progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> StudySession:
         """The demo phantom, with its reference masks."""
-        from ..synthetic.demo import demo_case
         c = demo_case(progress=progress, cancel=cancel)
         return cls(Study.from_case(c, "Demo study (synthetic phantom; reference masks shown)"))
 
@@ -159,7 +167,6 @@ class StudySession:
         """Run the cascade (``liver``, ``tumor``: model paths or loaded models; tumour optional) and
         return the result without storing it. ``snapshot``: also a copy of the label, made here
         (a 500-slice copy must not run in the GUI thread)."""
-        from ..inference.cascade import segment
         t = time.perf_counter()
         runners = cascade_runners(liver, tumor, engine, device, batch_size)
         liver_m, tumor_m = runners.liver_model, runners.tumor_model
@@ -198,7 +205,6 @@ class StudySession:
     def read_label(self, path: str | os.PathLike, progress: ProgressFn | None = None,
                    cancel: CancelToken | None = None) -> np.ndarray:
         """A label file (NIfTI, NRRD, MetaImage, DICOM SEG) on this study's grid (not stored)."""
-        from ..io.label_file import read_label
         return read_label(path, self.study)
 
     def set_reference(self, label: np.ndarray) -> None:
@@ -209,7 +215,6 @@ class StudySession:
                      progress: ProgressFn | None = None, cancel: CancelToken | None = None):
         """(summary, case report against the reference or None) of ``label`` (default: the working
         label, else the reference); nothing stored. ``compare=False``: no case report."""
-        from ..evaluation.evaluate import case_report, study_summary
         label = self._label(label)
         s = self.study
         # the editor's review states name lesions of the working label (of which the GUI measures a copy)
@@ -240,7 +245,6 @@ class StudySession:
         """What a click-to-fix ``tool`` at voxel ``seed`` (z, y, x) would change
         (:class:`core.study.fixes.Fix`; nothing is stored: :meth:`apply_fix` does). Tools:
         "add_lesion", "grow", "shrink", "remove" (``scope`` "slice" or "3d")."""
-        from . import fixes
         s, label = self.study, self.study.label
         if label is None:
             raise fixes.FixError("segment the study first (or paint with the brushes)")
@@ -256,7 +260,6 @@ class StudySession:
 
     def apply_fix(self, fix) -> int:
         """Apply a :meth:`compute_fix` result as one undo step; returns the voxels changed."""
-        from .review import apply_fix
         if self.editor is None:  # no label to fix
             return 0
         return apply_fix(self.editor, fix)
@@ -264,7 +267,6 @@ class StudySession:
     def review_lesions(self, action: ReviewAction, lesions: list[LesionSummary], min_ml: float = 0.0) -> int:
         """"accept" or "reject" ``lesions`` (records of the last summary), or "reject_smaller" than
         ``min_ml`` mL among them; one undo step. Returns the lesions acted on."""
-        from . import review
         if self.editor is None:
             return 0
         if action == "accept":
@@ -303,7 +305,6 @@ class StudySession:
 
     def guard(self, path: str | os.PathLike, force: bool = False) -> Path:
         """Refuse ``path`` before long work: it exists (unless ``force``) or lies in the source."""
-        from ..io.export import check_target
         return check_target(path, force, self.source_dirs)
 
     def export(self, kind: ExportKind, path: str | os.PathLike, force: bool = False, *,
@@ -313,7 +314,6 @@ class StudySession:
         the study's own grid), "seg" (DICOM SEG; DICOM studies only), "csv" (the lesion table) or
         "report" (JSON) or "pdf" (the report with key images, :mod:`core.io.report_pdf`).
         ``summary``: the measurements of ``label`` when already known."""
-        from ..io import export as ex
         if kind not in EXPORT_KINDS:
             raise ValueError(f"export kind {kind!r}: expected one of {', '.join(EXPORT_KINDS)}")
         s = self.study
@@ -332,7 +332,6 @@ class StudySession:
         if kind == "csv":
             return ex.write_lesions_csv(path, summary.table(), force=force, source_dirs=self.source_dirs)
         if kind == "pdf":
-            from ..io.report_pdf import write_pdf_report
             return write_pdf_report(path, self.report(summary), s.hu, label, s.spacing, self.study_info(),
                                     force=force, source_dirs=self.source_dirs, summary=summary)
         return ex.write_json_report(path, self.report(summary), force=force, source_dirs=self.source_dirs)

@@ -15,9 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
+from ..evaluation.metrics import lesion_components
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
 from ..runtime.labels import TUMOUR
+from ..transforms.masks import crop_box
 
 LIVER_GRID = 160
 MAX_LESIONS = 100
@@ -62,10 +65,6 @@ def label_meshes(label: np.ndarray, spacing, progress: ProgressFn | None = None,
                  cancel: CancelToken | None = None, lesions: list | None = None) -> list[Mesh]:
     """The liver's mesh, then one mesh per lesion (largest first, at most ``MAX_LESIONS``).
     ``lesions``: the lesion records of the label when already measured (their anchors are used)."""
-    from scipy import ndimage
-
-    from ..evaluation.metrics import lesion_components
-    from ..transforms.masks import crop_box
     shape_mm = np.asarray(label.shape, float) * np.asarray(spacing, float)
     out: list[Mesh] = []
     fg = label > 0

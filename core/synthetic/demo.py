@@ -10,10 +10,12 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import platformdirs
 
 from ..datasets.dataset import Case, load_case, write_case
 from ..runtime.errors import DatasetError
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
+from .phantom import make_phantom
 
 log = logging.getLogger(__name__)
 DEMO_ID = "demo-phantom-v1"
@@ -21,7 +23,6 @@ DEMO_SEED, DEMO_SLICES, DEMO_SIZE = 4, 80, 256
 
 
 def cache_dir() -> Path:
-    import platformdirs
     return Path(platformdirs.user_cache_dir("LiverSegStudio", appauthor=False)) / "demo"
 
 
@@ -33,7 +34,6 @@ def demo_case(folder: Path | None = None, progress: ProgressFn | None = None,
         return load_case(folder, DEMO_ID)
     except DatasetError:
         pass
-    from .phantom import make_phantom
     report(progress, "demo", 0, 1, "generating the demo study")
     check(cancel)
     ph = make_phantom(DEMO_SEED, DEMO_SLICES, DEMO_SIZE)

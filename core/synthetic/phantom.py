@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from ..io.dicom.write import SeriesIds, ct_slice, make_uid, to_bytes
 from ..runtime.atomic import atomic_open
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
 from ..runtime.labels import TUMOUR
@@ -272,8 +273,6 @@ def write_patient(case: PhantomCase, out_dir: str | Path, index: int,
     Returns:
         The patient folder.
     """
-    from ..io.dicom.write import SeriesIds, ct_slice, make_uid, to_bytes
-
     folder = Path(out_dir) / phantom_name(case.seed, index)
     folder.mkdir(parents=True, exist_ok=True)
     zs = case.hu.shape[0]

@@ -36,6 +36,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 from ..datasets import anatomy as A
 from ..transforms.masks import crop_box
@@ -73,7 +74,6 @@ def distances(anat: np.ndarray, px_mm: float) -> np.ndarray:
         float16 [Z, S, S, 2]: depth below the skin (mm; 1000 where a slice shows no skin, as in
         a crop inside the body) and distance to the nearest bone (mm; 1000 where it has no bone).
     """
-    from scipy import ndimage
     out = np.empty(anat.shape + (2,), np.float16)
     for i, a in enumerate(anat):
         body = a != A.OUTSIDE
@@ -305,7 +305,6 @@ def _depth(t: np.ndarray, px_mm: float) -> np.ndarray:
     nearest outside pixel of any mask pixel lies in it, so the distances are those of the whole
     image, at a fraction of the cost for a small tumour.
     """
-    from scipy import ndimage
     box = crop_box(t, pad=1)
     out = np.zeros(t.shape, np.float64)
     out[box] = ndimage.distance_transform_edt(t[box])

@@ -23,6 +23,7 @@ Uses: the validation label maps (never trained on) as whole patients for lesion-
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from ..datasets import anatomy as A
 from ..runtime.errors import LiverSegError
@@ -60,7 +61,6 @@ def smooth_field(rng: np.random.Generator, shape: tuple[int, ...], spacing, cell
 
 def _depth3d(t: np.ndarray, spacing) -> np.ndarray:
     """Distance (mm, in 3D) of each voxel of mask ``t`` to the nearest voxel outside it, 0 outside."""
-    from scipy import ndimage
     return ndimage.distance_transform_edt(np.pad(t, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
 
 
@@ -71,7 +71,6 @@ def tumour_patterns(x: np.ndarray, tumour: np.ndarray, spacing, rng: np.random.G
     :data:`RIM_SHARE`, :data:`CALC_SHARE`, :data:`LIPIODOL_SHARE`); depths are 3D distances in mm.
     Returns the number of components.
     """
-    from scipy import ndimage
     lab, n = ndimage.label(tumour)
     for k, sl in enumerate(ndimage.find_objects(lab), start=1):
         if sl is None:

@@ -13,6 +13,9 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..datasets.dataset import list_cases
+from ..evaluation.evaluate import evaluate_dataset
+from ..model.io import load_seg_model
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
 from ..runtime.runs import MODEL
 from .finetune import STAGES, FinetuneConfig, base_model, finetune, split_lab_cases
@@ -80,14 +83,12 @@ class FinetuneOutcome:
 
 
 def _models(paths: dict[str, str]):
-    from ..model.io import load_seg_model
     return (load_seg_model(paths["liver"], "liver", lazy=True), load_seg_model(paths["tumor"], "tumor", lazy=True))
 
 
 def compare(dataset: str, cases, base_models: dict[str, str], tuned_models: dict[str, str], engine: str = "auto",
             progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> list[CaseComparison]:
     """Score both cascades ({stage: model.keras}) on these dataset cases."""
-    from ..evaluation.evaluate import evaluate_dataset
     scores = {}
     for i, (name, paths) in enumerate((("before", base_models), ("after", tuned_models))):
         check(cancel)
@@ -107,7 +108,6 @@ def finetune_and_compare(cfg: FinetuneConfig, progress: ProgressFn | None = None
     Raises:
         FinetuneError, TrainingError, DatasetError: as :func:`core.training.finetune.finetune`.
     """
-    from ..datasets.dataset import list_cases
     base: dict[str, str] = {s: str(base_model(cfg.base, s) / MODEL) for s in STAGES}
     results = finetune(cfg, progress=progress, cancel=cancel, resume=resume)
     tuned = dict(base)

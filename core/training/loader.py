@@ -32,6 +32,7 @@ from ..runtime.jobs import CancelToken, ProgressFn, check, report
 from ..runtime.labels import LIVER, TUMOUR
 from ..synthetic.acquisition import random_phase_table, scanner_noise
 from ..synthetic.lesion_synth import add_lesions
+from ..synthetic.synth_ct import distances, render
 from ..transforms import augment as aug
 from ..transforms.masks import inplane_box
 from ..transforms.preprocess import MARGIN_PX, Preprocessing, resize_bilinear
@@ -237,7 +238,6 @@ class SlicePipeline:
         dz = float(case.spacing[0])
         if not synth or anat is None:  # rendered cases have anatomy
             return _CachedCase(image, tgt, slices, liver, anat, dz=dz)
-        from ..synthetic.synth_ct import distances
         px_mm = float(case.spacing[1]) * src.shape[1] / s
         dist = np.zeros((nz, s, s, 2), np.uint8)
         dist[slices] = np.minimum(distances(anat[slices], px_mm), 255).astype(np.uint8)
@@ -350,7 +350,6 @@ class SlicePipeline:
 
         One appearance for all of them; without augmentation seeded by (pipeline seed, row).
         """
-        from ..synthetic.synth_ct import render
         assert self.anat is not None and self.dist is not None, "rendered rows have anatomy"
         lo, hi = self.pre.window
         centre = self.rows[row, -1]

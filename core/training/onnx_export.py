@@ -22,11 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from ..inference.engines.ort import available_providers, open_session, run_session  # noqa: F401 (re-exported)
-from ..model.io import find_model_file
-from ..runtime.atomic import default_mode
+from ..model.io import find_model_file, load_seg_model
+from ..runtime.atomic import default_mode, file_sha256
 from ..runtime.errors import ModelError, one_line
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
 from ..runtime.runs import INT8_FILE, ONNX_FILE, drop_card_entry, model_folder, read_card, update_card
+from ..synthetic.phantom import make_phantom
+from ..transforms.preprocess import normalised_stack, stack_channels
 
 TOLERANCE = 1e-4
 
@@ -40,8 +42,6 @@ def forget_int8(folder: Path) -> None:
 
 def phantom_inputs(pre, n: int = 8, seed: int = 7) -> np.ndarray:
     """``n`` slices of a phantom through the liver, as model input [n, S, S, C] (float32)."""
-    from ..synthetic.phantom import make_phantom
-    from ..transforms.preprocess import normalised_stack, stack_channels
     case = make_phantom(seed, max(n + 4, 16), 256)
     norm = normalised_stack(case.hu, pre, dz=case.spacing[0])
     zs = np.linspace(2, case.hu.shape[0] - 3, n).round().astype(int)
@@ -94,7 +94,6 @@ def export_onnx(path: str | os.PathLike, tolerance: float = TOLERANCE, progress:
     """
     import keras
 
-    from ..model.io import load_seg_model
     folder = model_folder(path)
     seg = load_seg_model(find_model_file(folder), read_card(folder).get("stage"))
     report(progress, "onnx", 0, 3, "exporting")
@@ -113,7 +112,6 @@ def export_onnx(path: str | os.PathLike, tolerance: float = TOLERANCE, progress:
                              f"model.onnx not written")
         forget_int8(folder)  # quantised from the previous export: no longer valid
         _fsync_replace(tmp, final)
-    from ..runtime.atomic import file_sha256
     record = {"file": ONNX_FILE, "keras_sha256": file_sha256(Path(seg.path)), "max_abs_diff": diff,
               "tolerance": tolerance, "checked_slices": int(len(x)),
               "backend": keras.backend.backend(), "seconds": round(time.perf_counter() - t, 2),

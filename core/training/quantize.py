@@ -29,12 +29,16 @@ from typing import cast
 
 import numpy as np
 
+from ..datasets.dataset import list_cases
+from ..evaluation.metrics import dice
 from ..inference.engines.ort import open_session, run_session
 from ..runtime.atomic import atomic_open
 from ..runtime.choices import Stage
 from ..runtime.errors import ModelError, one_line
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
 from ..runtime.runs import CALIBRATION_FILE, INT8_FILE, ONNX_FILE, model_folder, read_card, update_card
+from ..transforms.preprocess import Preprocessing
+from .loader import eval_pipeline
 from .onnx_export import _fsync_replace, forget_int8, temp_beside
 
 DICE_TOLERANCE = 0.01
@@ -43,7 +47,6 @@ QUANT_SCHEME = "qdq u8s8, per-channel 7-bit weights (reduce_range), percentile c
 
 
 def _data_source(meta: dict, folder: Path, dataset, train, val):
-    from ..datasets.dataset import list_cases
     data = meta.get("data", {})
     dataset = dataset or data.get("dataset")
     if not dataset:
@@ -67,7 +70,6 @@ def calibration_inputs(dataset: str, cases: Sequence[str], stage: Stage, pre, n:
 
     For the tumour stage half of them come from slices with tumour when there are any.
     """
-    from .loader import eval_pipeline
     pipe = eval_pipeline(dataset, cases, stage, pre, seed)
     rng = np.random.default_rng(seed)
     pos, neg = np.flatnonzero(pipe.positive), np.flatnonzero(~pipe.positive)
@@ -98,8 +100,6 @@ def _load_or_make_calibration(folder: Path, meta: dict, dataset: str, train: lis
 
 def case_dice(sess, dataset: str, case_id: str, stage: Stage, pre, threshold: float, batch: int = 16) -> float:
     """3D Dice of one model on one case at the model's input grid (the training pipeline's targets)."""
-    from ..evaluation.metrics import dice
-    from .loader import eval_pipeline
     try:
         pipe = eval_pipeline(dataset, [case_id], stage, pre)
     except Exception as exc:  # e.g. a tumour-stage case without liver
@@ -132,7 +132,6 @@ def quantize_int8(path: str | os.PathLike, *, dataset: str | None = None, train_
     Raises:
         ModelError: no ONNX model, no data to calibrate or validate on, quantisation failed.
     """
-    from ..transforms.preprocess import Preprocessing
     folder = model_folder(path)
     meta = read_card(folder)
     if not (folder / ONNX_FILE).is_file():

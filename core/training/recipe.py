@@ -35,6 +35,8 @@ from typing import Any
 
 from ..datasets import hcc_tace
 from ..datasets.dataset import list_cases, read_manifest
+from ..datasets.ircadb import import_ircadb, is_phantom_name
+from ..runtime.atomic import atomic_open
 from ..runtime.choices import STAGES, Stage
 from ..runtime.errors import LiverSegError
 from ..runtime.jobs import CancelToken, ProgressFn, report
@@ -51,6 +53,7 @@ from ..runtime.runs import (
     write_card,
 )
 from . import defaults as D
+from .trainer import TrainConfig, resume_epochs, train
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +153,6 @@ def prepare_dataset(cfg: RecipeConfig, progress: ProgressFn | None = None,
     """The dataset folder to train on (importing ``source`` into ``out/dataset`` when given)."""
     ds = Path(cfg.dataset) if cfg.dataset else Path(cfg.out) / "dataset"
     if cfg.source and not cfg.dataset:
-        from ..datasets.ircadb import import_ircadb
         import_ircadb(cfg.source, ds, progress=progress, cancel=cancel)
     elif not cfg.dataset and not (ds / "manifest.json").is_file():
         raise RecipeError(f"{ds}: no dataset yet; give the 3D-IRCADb-01 source folder or archive")
@@ -189,7 +191,6 @@ def split_for(dataset: Path, cfg: RecipeConfig) -> tuple[tuple[str, ...], tuple[
 def case_source(case_id: str) -> str:
     """Where a case came from, by its name: our phantoms are named ``phantom-s<seed>-N``, the
     HCC-TACE-Seg volumes ``HCC_NNN_...`` (:data:`core.datasets.hcc_tace.SERIES`)."""
-    from ..datasets.ircadb import is_phantom_name
     if case_id in {s.name for s in hcc_tace.SERIES}:
         return hcc_tace.DATASET_NAME
     return "synthetic phantom" if is_phantom_name(case_id) else DATASET_NAME
@@ -263,7 +264,6 @@ def train_default_models(cfg: RecipeConfig, progress: ProgressFn | None = None,
     Raises:
         RecipeError, TrainingError, DatasetError: one line naming the folder and the problem.
     """
-    from .trainer import TrainConfig, resume_epochs, train
     dataset = prepare_dataset(cfg, progress, cancel)
     train_ids, val_ids, facts = split_for(dataset, cfg)
     results: dict[str, Any] = {}
@@ -316,7 +316,6 @@ def install_models(work: str | os.PathLike, dest: str | os.PathLike, default: bo
     Returns:
         {stage: installed folder}.
     """
-    from ..runtime.atomic import atomic_open
     out = {}
     for stage, name in INSTALL_NAMES.items():
         src = Path(work) / stage

@@ -17,8 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..model.io import load_model
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
 from ..runtime.runs import MODEL, read_card, read_config, read_split, update_card
+from ..transforms.preprocess import Preprocessing
+from .loader import eval_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +73,6 @@ def calibrate_threshold(run_dir, progress: ProgressFn | None = None, cancel: Can
     Returns the search (see :func:`choose_threshold`); model.json gets ``threshold`` and
     ``threshold_search``.
     """
-    from ..model.io import load_model
-    from ..transforms.preprocess import Preprocessing
-    from .loader import eval_pipeline
     run = Path(run_dir)
     meta, cfg, split = read_card(run), read_config(run), read_split(run)
     pre = Preprocessing.from_dict(meta["preprocessing"])

@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import Any, cast
 
 from ..datasets.dataset import list_cases, read_manifest
+from ..model.io import ModelError, load_model, save_model_atomic
+from ..model.losses import LOSSES, dice_metric, iou_metric, pull_towards
+from ..model.resunet import ResUNetConfig, build_resunet
 from ..runtime import runs
 from ..runtime.choices import Stage
 from ..runtime.errors import LiverSegError
@@ -34,6 +37,9 @@ from . import defaults as D
 from .callbacks import EpochEvent, NullScope, distribution_strategy, make_batches, run_callbacks  # noqa: F401
 from .defaults import PRECISIONS, STRATEGIES  # noqa: F401 (importable from here too)
 from .loader import STAGES, SlicePipeline, Split, eval_pipeline, split_cases
+from .onnx_export import export_onnx
+from .quantize import quantize_int8
+from .threshold import calibrate_threshold
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +106,6 @@ class TrainConfig:
     l2sp: float = 0.0  # with init_from: pull the kernels towards the start weights (core.model.losses.pull_towards)
 
     def __post_init__(self):
-        from ..model.losses import LOSSES
         problems = []
         if self.stage not in STAGES:
             problems.append(f"stage must be one of {STAGES}")
@@ -243,9 +248,6 @@ def train(config: TrainConfig, progress: ProgressFn | None = None, cancel: Cance
     """
     import keras
 
-    from ..model.io import load_model, save_model_atomic
-    from ..model.losses import LOSSES, dice_metric, iou_metric, pull_towards
-    from ..model.resunet import ResUNetConfig, build_resunet
 
     run = Path(config.out)
     if resume:
@@ -327,7 +329,6 @@ def train(config: TrainConfig, progress: ProgressFn | None = None, cancel: Cance
               else "time_budget" if halt.out_of_time else "completed")
     best_model = run / runs.MODEL
     if cfg.calibrate and status != "cancelled" and best_model.exists():
-        from .threshold import calibrate_threshold
         calibrate_threshold(run, progress, cancel)
     if cfg.export_onnx and status != "cancelled" and best_model.exists():
         export_after_training(run, progress, cancel, cfg.calibration_slices)
@@ -339,16 +340,12 @@ def train(config: TrainConfig, progress: ProgressFn | None = None, cancel: Cance
 
 def _start_weights(cfg: TrainConfig) -> list:
     """The weights of ``cfg.init_from`` (the model a fine-tune starts from)."""
-    from ..model.io import load_model
     return load_model(cfg.init_from, compile=False).get_weights()
 
 
 def export_after_training(run: Path, progress=None, cancel=None, calibration_slices: int = 32) -> None:
     """model.onnx and model.int8.onnx for a finished run; a failure is recorded in model.json
     (``"onnx_error"``) and logged, never raised: the Keras model stays the result."""
-    from ..model.io import ModelError
-    from .onnx_export import export_onnx
-    from .quantize import quantize_int8
     try:
         export_onnx(run, progress=progress, cancel=cancel)
         quantize_int8(run, n_slices=calibration_slices, progress=progress, cancel=cancel)

@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .zsample import channel_table
+
 # The tumour stage sees the liver's in-plane bounding box grown by this many pixels, in training
 # (core.training.loader) and in inference (core.inference) alike.
 MARGIN_PX = 10
@@ -158,7 +160,6 @@ def normalised_stack(hu: np.ndarray, pre: Preprocessing, box=None, chunk: int = 
     if dz is None or not dz > 0:
         raise ValueError(f"this model takes its 2.5D neighbours {pre.neighbour_mm} mm apart: "
                          f"the slice spacing is needed, got {dz!r}")
-    from .zsample import channel_table
     return SliceStack(out, *channel_table(out.shape[0], float(dz), pre.offsets_mm))
 
 

@@ -16,6 +16,8 @@ from ...runtime.choices import Engine
 from ...runtime.jobs import CancelToken, ProgressFn
 from ..devices import Device
 from .choice import EngineChoice, choose_engine, current_meta
+from .keras_runner import make_runner
+from .ort import OrtRunner
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,5 @@ def open_runner(seg_model, engine: Engine, device: Device, batch_size: int | Non
     log.info("%s model: %s (%s)", seg_model.stage, choice.device, choice.reason)
     batch = batch_size or device.batch_size
     if choice.engine == "keras":
-        from .keras_runner import make_runner
         return make_runner(seg_model, choice, batch, device)
-    from .ort import OrtRunner
     return OrtRunner(seg_model, choice, batch)

@@ -23,6 +23,8 @@ import platform
 import time
 from pathlib import Path
 
+import platformdirs
+
 from ...runtime.atomic import cached_sha256, write_json
 
 log = logging.getLogger(__name__)
@@ -35,7 +37,6 @@ MAX_ENTRIES = 64  # oldest verdicts dropped beyond this (model versions come and
 
 def verdicts_path() -> Path:
     """``engines.json`` in the user's cache folder."""
-    import platformdirs
     return Path(platformdirs.user_cache_dir("LiverSegStudio", appauthor=False)) / VERDICTS_FILE
 
 
