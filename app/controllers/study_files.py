@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QFileDialog
 from core.datasets.dataset import list_cases
 from core.io.dicom import select_series
 from core.io.volume_file import is_volume_file
-from core.pacs.cache import cache_root
+from core.pacs import cache as pacs_cache
 from core.study.session import Segmented, StudySession
 
 from .. import jobs
@@ -179,7 +179,7 @@ class StudyFiles:
         return [v] if isinstance(v, str) else list(v or [])
 
     def _add_recent(self, path: str) -> None:
-        if Path(path).resolve().is_relative_to(cache_root().resolve()):
+        if Path(path).resolve().is_relative_to(pacs_cache.cache_root().resolve()):  # looked up now (tests move it)
             return  # a series retrieved from a PACS: the cache may evict it; Open from PACS finds it again
         items = [path] + [p for p in self.recent() if p != path]
         self.services.settings.setValue("recent_folders", items[:MAX_RECENT])
