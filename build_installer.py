@@ -324,7 +324,8 @@ def package_windows(bundle: Path, dist: Path, variant: str, icons: dict) -> Path
     if iscc:
         base = f"{NAME}-{version()}-{platform_tag()}{suffix(variant)}-setup"
         subprocess.run([iscc, f"/DAppVersion={version()}", f"/DSourceDir={bundle}", f"/DOutputDir={dist}",
-                        f"/DOutputBase={base}", f"/DIconFile={icons['exe']}", str(ROOT / "installer" / "liverseg.iss")], check=True)
+                        f"/DOutputBase={base}", f"/DIconFile={icons['exe']}", str(ROOT / "installer" / "liverseg.iss")],
+                       check=True)
         return dist / f"{base}.exe"
     final = dist / f"{NAME}-{version()}-{platform_tag()}{suffix(variant)}.zip"
     tmp = _atomic_target(final)

@@ -7,7 +7,8 @@ that shows a recovered segmentation like a new one, and the signals to follow
 (:meth:`Autosaver.follow`); :func:`for_window` wires it to the window's services (the open study,
 the signals) and :meth:`app.controllers.segmentation.SegmentationController.show_segmentation`.
 The export and training-set controllers call :meth:`Autosaver.clear` when the user saves the
-segmentation (NIfTI or DICOM SEG export, added to a training set). The files are :mod:`core.study.autosave`'s: one per study in the user data folder,
+segmentation (NIfTI or DICOM SEG export, added to a training set). The files are
+:mod:`core.study.autosave`'s: one per study in the user data folder,
 written atomically. The identity check, the write (a copy of the label, then compression: a second
 or two on a whole CT) and the read run in the autosaver's own worker threads, so the GUI never
 waits for them, and they never count as "a job is running" when the window closes. Closing the
@@ -17,8 +18,8 @@ window writes what is still pending (the next start offers it back).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QMessageBox
@@ -33,13 +34,13 @@ log = logging.getLogger(__name__)
 DELAY_MS = 3000  # after the last edit: a stroke, undo, a review action, a fix
 
 
-def _check(session: StudySession, folder: Optional[Path], progress=None, cancel=None):
+def _check(session: StudySession, folder: Path | None, progress=None, cancel=None):
     """(identity of the session's study, its recovery or None)."""
     identity = au.study_identity(session.study, session.source)
     return identity, au.find(identity, folder)
 
 
-def _write(identity: au.StudyIdentity, label, review: dict, folder: Optional[Path], progress=None, cancel=None):
+def _write(identity: au.StudyIdentity, label, review: dict, folder: Path | None, progress=None, cancel=None):
     """Copy the label (the user may paint meanwhile), then write it compressed, atomically."""
     return au.save(identity, label.copy(), review, folder)
 
@@ -54,9 +55,9 @@ class Autosaver(QObject):
     restored = Signal()
     failed = Signal(str)
 
-    def __init__(self, window, session_of: Callable[[], Optional[StudySession]],
+    def __init__(self, window, session_of: Callable[[], StudySession | None],
                  show: Callable[[Segmented, StudySession], None], delay_ms: int = DELAY_MS,
-                 folder: Optional[Path] = None):
+                 folder: Path | None = None):
         super().__init__(window)
         self.window, self.session_of, self.show, self.folder = window, session_of, show, folder
         self.runner = JobRunner(self)
@@ -64,17 +65,17 @@ class Autosaver(QObject):
         self.timer.setSingleShot(True)
         self.timer.setInterval(delay_ms)
         self.timer.timeout.connect(self.save_now)
-        self.box: Optional[QMessageBox] = None
-        self._session: Optional[StudySession] = None  # the study followed, and its identity once known
-        self._identity: Optional[au.StudyIdentity] = None
+        self.box: QMessageBox | None = None
+        self._session: StudySession | None = None  # the study followed, and its identity once known
+        self._identity: au.StudyIdentity | None = None
         self._held = False  # edits wait: identity unknown, or the offer not answered yet
         self._dirty = False  # an edit came while held
-        self._writing: Optional[Job] = None
-        self._again: Optional[tuple] = None  # a save asked for while one was being written
+        self._writing: Job | None = None
+        self._again: tuple | None = None  # a save asked for while one was being written
         self._generation = 0  # bumped when the recovery is cleared: a write begun before is stale
         window.installEventFilter(self)
 
-    def follow(self, opened, changed=()) -> "Autosaver":
+    def follow(self, opened, changed=()) -> Autosaver:
         """``opened``: a study is shown; ``changed``: its segmentation or review changed. Returns self.
         (When the user saves the segmentation, e.g. exports it, the window calls :meth:`clear`.)"""
         opened.connect(self.study_opened)
@@ -102,7 +103,7 @@ class Autosaver(QObject):
         if session is self._session:
             self._session = None
 
-    def _checked(self, session: StudySession, identity: au.StudyIdentity, info: Optional[au.RecoveryInfo]) -> None:
+    def _checked(self, session: StudySession, identity: au.StudyIdentity, info: au.RecoveryInfo | None) -> None:
         if session is not self._session:
             return
         self._identity = identity
@@ -135,7 +136,7 @@ class Autosaver(QObject):
         else:
             self._release()
 
-    def restore(self) -> Optional[Job]:
+    def restore(self) -> Job | None:
         """Read the recovery in a worker and show it as the working segmentation with its review."""
         session, identity = self._session, self._identity
         if session is None or identity is None:
@@ -186,7 +187,7 @@ class Autosaver(QObject):
             return
         self.timer.start()
 
-    def save_now(self) -> Optional[Job]:
+    def save_now(self) -> Job | None:
         """Start writing the followed study's segmentation (one write at a time)."""
         self.timer.stop()
         session, identity = self._session, self._identity

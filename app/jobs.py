@@ -7,18 +7,28 @@ window runs directly. Each takes ``progress`` and ``cancel`` keyword arguments, 
 
 from __future__ import annotations
 
-from typing import Optional
+import tempfile
+from pathlib import Path
 
+from core.datasets import nifti_import
+from core.followup.compare import compare_studies
+from core.followup.timepoint import TimePoint
+from core.inference.devices import backend_name, default_device
+from core.inference.engines import available_providers
+from core.io.dicom import scan
+from core.pacs.jobs import send_files
 from core.runtime.choices import Engine
+from core.runtime.jobs import check, report
 from core.study.session import Segmented, StudySession
+from core.training.finetune_compare import finetune_and_compare
+from core.training.trainer import train
 
 
 def scan_folder(path: str, progress=None, cancel=None):
-    from core.io.dicom import scan
     return scan(path, progress=progress, cancel=cancel)
 
 
-def segment_study(session: StudySession, liver_path: str, tumor_path: Optional[str], engine: Engine = "auto",
+def segment_study(session: StudySession, liver_path: str, tumor_path: str | None, engine: Engine = "auto",
                   progress=None, cancel=None) -> Segmented:
     """Run the cascade with the chosen engine (see core.inference.engines); the result is not stored yet.
 
@@ -33,8 +43,6 @@ def compare_followup(baseline: StudySession, followup: StudySession, followup_la
     """(comparison, baseline time point, follow-up time point): ``followup`` (the open study, with
     a copy of its working label, taken here) against ``baseline`` (with its label), by
     :func:`core.followup.compare.compare_studies`."""
-    from core.followup.compare import compare_studies
-    from core.followup.timepoint import TimePoint
     base = TimePoint.from_session(baseline)
     follow = TimePoint.from_session(followup, followup_label.copy())
     c = compare_studies(base, follow, allow_different_patients=allow_different, progress=progress, cancel=cancel)
@@ -42,18 +50,15 @@ def compare_followup(baseline: StudySession, followup: StudySession, followup_la
 
 
 def import_dataset(src: str, out: str, progress=None, cancel=None):
-    from core.datasets.nifti_import import import_dataset
-    return import_dataset(src, out, progress=progress, cancel=cancel)
+    return nifti_import.import_dataset(src, out, progress=progress, cancel=cancel)
 
 
 def train_model(cfg, resume: bool, progress=None, cancel=None):
-    from core.training.trainer import train
     return train(cfg, progress=progress, cancel=cancel, resume=resume)
 
 
 def finetune_models(cfg, progress=None, cancel=None):
     """Fine-tune, then score base and fine-tuned models on the held-out cases (the Train tab)."""
-    from core.training.finetune_compare import finetune_and_compare
     return finetune_and_compare(cfg, progress=progress, cancel=cancel)
 
 
@@ -69,11 +74,6 @@ def call(fn, *args, progress=None, cancel=None):
 def send_segmentation(session: StudySession, label, conn, progress=None, cancel=None):
     """Write ``label`` as a DICOM SEG (the session's "seg" export) into a temporary folder, send it
     to the PACS ``conn`` and remove the folder; returns the :class:`core.pacs.types.StoreResult`."""
-    import tempfile
-    from pathlib import Path
-
-    from core.pacs.jobs import send_files
-    from core.runtime.jobs import check, report
     with tempfile.TemporaryDirectory(prefix="liverseg-seg-") as tmp:
         report(progress, "export", 0, 1, "writing the DICOM SEG")
         path = session.export("seg", Path(tmp) / "segmentation.dcm", label=label, progress=progress, cancel=cancel)
@@ -85,15 +85,12 @@ def warm_up(progress=None, cancel=None) -> str:
     """Import Keras and its backend (TensorFlow by default) and build the inference device choice."""
     import keras
 
-    from core.inference.devices import default_device
     default_device()
     return keras.backend.backend()
 
 
 def engine_description() -> str:
     """Which Keras backend and device, and which ONNX Runtime providers, inference can use (About)."""
-    from core.inference.devices import backend_name, default_device
-    from core.inference.engines import available_providers
     backend = backend_name()
     try:
         text = f"Keras backend: {backend}; device: {default_device().text}"

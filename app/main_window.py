@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gc
 import logging
-from typing import Optional
 
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import QMainWindow, QMessageBox, QProgressBar, QSplitter, QTabWidget
@@ -62,7 +61,7 @@ class MainWindow(QMainWindow):
     summaryUpdated = Signal()
     jobFailed = Signal(str)
 
-    def __init__(self, settings: Optional[QSettings] = None):
+    def __init__(self, settings: QSettings | None = None):
         super().__init__()
         self.setWindowTitle("LiverSeg Studio")
         self.resize(1400, 900)

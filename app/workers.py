@@ -18,6 +18,7 @@ when it closes), so no QThread outlives the window.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import queue
@@ -25,7 +26,7 @@ import sys
 import threading
 import traceback
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
@@ -47,7 +48,6 @@ def lower_this_thread() -> None:
             tid = threading.get_native_id()
             os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + WORKER_NICE))
         elif sys.platform == "win32":
-            import ctypes
             kernel32 = ctypes.windll.kernel32
             kernel32.SetThreadPriority(kernel32.GetCurrentThread(), -1)  # THREAD_PRIORITY_BELOW_NORMAL
     except (OSError, AttributeError) as exc:  # a sandbox may refuse it: the job runs all the same

@@ -43,7 +43,7 @@ def paste_lesions(hu: np.ndarray, label: np.ndarray, spacing, seed: int = 7, n: 
     for _ in range(n):
         c = sites[rng.integers(len(sites))]
         r = rng.uniform(3, 15, 3)  # semi-axes in mm
-        d = sum(((g - ci) * s / ri) ** 2 for g, ci, s, ri in zip((zz, yy, xx), c, spacing, r))
+        d = sum(((g - ci) * s / ri) ** 2 for g, ci, s, ri in zip((zz, yy, xx), c, spacing, r, strict=True))
         inside = (d <= 1) & (label == 1)
         if inside.sum() < 20:
             continue

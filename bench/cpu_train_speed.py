@@ -29,9 +29,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
-    import core  # noqa: F401  (TensorFlow settings before Keras)
     import keras
 
+    import core  # noqa: F401  (TensorFlow settings before Keras)
     from core.datasets import anatomy as A
     from core.datasets.dataset import Case, write_case
     from core.model.losses import bce_dice_loss, dice_metric, iou_metric

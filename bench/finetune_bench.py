@@ -119,7 +119,8 @@ def main() -> None:
         print(f"{label}: fine-tuned in {seconds / 60:.1f} min ({args.minutes} min budget)", flush=True)
     report["base"] = rows["base"]
     print(f"\ntest {args.test}, fine-tuned on {other} ({NEW_SCANNER}, two halves), engine {args.engine}")
-    print(f"{'models':12s} {'liver new':>10s} {'liver orig':>10s} {'tumour new':>10s} {'tumour orig':>11s}  lesions new")
+    print(f"{'models':12s} {'liver new':>10s} {'liver orig':>10s} {'tumour new':>10s} {'tumour orig':>11s}"
+          "  lesions new")
     for label, r in rows.items():
         n, o = r["new scanner"], r["original"]
         print(f"{label:12s} {fmt(n['liver_dice']):>10s} {fmt(o['liver_dice']):>10s} {fmt(n['tumor_dice']):>10s} "

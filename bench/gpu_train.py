@@ -150,9 +150,9 @@ def bench_precision(precision: str, pipe, args) -> dict:
     out["final_loss"] = float(loss)
 
     # 3. prediction: model.predict vs jitted forward on device-resident batches.
-    for v, val in zip(model.trainable_variables, tv):
+    for v, val in zip(model.trainable_variables, tv, strict=True):
         v.assign(val)
-    for v, val in zip(model.non_trainable_variables, ntv):
+    for v, val in zip(model.non_trainable_variables, ntv, strict=True):
         v.assign(val)
     xs = np.concatenate([pipe.batch(np.arange(i, i + b) % n)[0] for i in range(0, 4 * b, b)])
     model.predict(xs, batch_size=b, verbose=0)
@@ -219,7 +219,8 @@ def main() -> None:
     if "mixed_bfloat16" in results and "float32" in results:
         bf, fp = results["mixed_bfloat16"], results["float32"]
         print(f"ratios: jit train / fit (bf16) {bf['jit_train'] / bf['fit']:.2f}; bf16 / fp32 jit train "
-              f"{bf['jit_train'] / fp['jit_train']:.2f}; jit fwd / predict (bf16) {bf['jit_forward'] / bf['predict']:.2f}")
+              f"{bf['jit_train'] / fp['jit_train']:.2f}; "
+              f"jit fwd / predict (bf16) {bf['jit_forward'] / bf['predict']:.2f}")
 
 
 if __name__ == "__main__":

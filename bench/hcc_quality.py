@@ -87,7 +87,8 @@ def main(argv=None) -> None:
                 continue
             t = time.perf_counter()
             seg = StudySession(Study.from_volume(vol, s.name), "").segment(liver, tumour, engine=args.engine)
-            row[name] = {**score(seg.label, truth, vol.spacing, s.tumours), "seconds": round(time.perf_counter() - t, 1)}
+            row[name] = {**score(seg.label, truth, vol.spacing, s.tumours),
+                         "seconds": round(time.perf_counter() - t, 1)}
         print(s.name, json.dumps({k: v for k, v in row.items() if isinstance(v, dict)}), flush=True)
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1))

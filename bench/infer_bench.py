@@ -73,9 +73,9 @@ def onnx_models(tmp: Path, models) -> dict:
     """Export both models to ONNX and quantise them, calibrated on 4 phantom "training" patients and
     gated on 2 phantom "validation" patients (256 x 256, 48 slices). Returns the int8 records."""
     from core.datasets.dataset import Case, write_case
+    from core.synthetic.phantom import make_phantom
     from core.training.onnx_export import export_onnx
     from core.training.quantize import quantize_int8
-    from core.synthetic.phantom import make_phantom
     ds = tmp / "phantoms"
     for i in range(6):
         c = make_phantom(3000 + i, 48, 256)
@@ -133,16 +133,16 @@ def main() -> None:
     ap.add_argument("--engines", default="keras,onnx,onnx-int8", help="comma-separated engines to time")
     args = ap.parse_args()
     engines = [e for e in args.engines.split(",") if e]
-    from core.io.dicom import load_series  # first: core sets the TensorFlow options the app runs with
-    from core.io.export import write_nifti
+    import keras
+
+    from core.inference.cascade import segment
     from core.inference.devices import default_device
     from core.inference.engines.runner import open_runner
-    from core.inference.cascade import segment
-    from core.transforms.preprocess import normalised_stack
-    from core.transforms.masks import inplane_box
-    from core.transforms.preprocess import MARGIN_PX
+    from core.io.dicom import load_series  # first: core sets the TensorFlow options the app runs with
+    from core.io.export import write_nifti
     from core.model.io import load_seg_model
-    import keras
+    from core.transforms.masks import inplane_box
+    from core.transforms.preprocess import MARGIN_PX, normalised_stack
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         folder = args.dicom
@@ -215,7 +215,8 @@ def main() -> None:
     print(f"volume {vol.hu.shape}, backend {keras.backend.backend()}, {seg.info['device']}, batch {args.batch}")
     print(f"liver model on {n_l} slices, tumour model on {n_t} liver slices (box {box})")
     print(f"cascade total         {total:7.2f} s   (load {t_load:.2f}, liver net {seg.timings['liver_net']:.2f}, "
-          f"tumour net {seg.timings['tumor_net']:.2f}, pre/post {seg.timings['total'] - seg.timings['liver_net'] - seg.timings['tumor_net']:.2f}, "
+          f"tumour net {seg.timings['tumor_net']:.2f}, "
+          f"pre/post {seg.timings['total'] - seg.timings['liver_net'] - seg.timings['tumor_net']:.2f}, "
           f"NIfTI {t_export:.2f})")
     print("cascade steps (s): " + ", ".join(f"{k} {v:.2f}" for k, v in seg.timings.items()))
     print(f"bare network calls    {bare:7.2f} s   ({(n_l + n_t) / bare:.1f} slices/s)")

@@ -56,6 +56,7 @@ def lesion_features(seg, hu: np.ndarray, truth: np.ndarray, spacing) -> list[dic
     """Features of every proposed lesion of ``seg`` (a :class:`core.inference.cascade.Segmentation`
     with ``tumor_prob``), and whether it hits a true lesion of ``truth`` (0/1/2 labels)."""
     from scipy import ndimage
+
     from core.evaluation.metrics import lesion_components
     from core.runtime.labels import LIVER, TUMOUR
     from core.transforms.postprocess import clean_liver
@@ -78,7 +79,7 @@ def lesion_features(seg, hu: np.ndarray, truth: np.ndarray, spacing) -> list[dic
         p = prob[m].astype(np.float32)
         h = hu[m].astype(np.float32)
         box = ndimage.find_objects(m.astype(np.uint8))[0]
-        sl = tuple(slice(max(0, s.start - pad), s.stop + pad) for s, pad in zip(box, (1, 4, 4)))
+        sl = tuple(slice(max(0, s.start - pad), s.stop + pad) for s, pad in zip(box, (1, 4, 4), strict=True))
         shell = ndimage.binary_dilation(m[sl], structure=np.ones((3, 3, 3), bool))
         shell = ndimage.binary_dilation(shell, structure=np.ones((1, 3, 3), bool), iterations=2)
         shell &= ~pred[sl] & liver[sl]
@@ -101,6 +102,7 @@ def surface_depths(liver: np.ndarray, lab: np.ndarray, spacing) -> dict:
     between the last liver voxel and the first outside one). On 5 mm slices a voxel under an outside
     one lies 2.5 mm deep (``max_depth_mm``: 5 mm); in-plane (0.7 mm) the two differ by 0.35 mm."""
     from scipy import ndimage
+
     from core.transforms.postprocess import surface_depth
     if not lab.any():
         return {}
@@ -244,6 +246,7 @@ def rendered_volumes(dataset, cases, seeds: int, thick: float = 0.0):
     ``thick`` (mm) as a thick-slice scan would show it (slab averages, labels at the slab centres,
     no anatomy). Yields objects with ``case, phase, seed, facts, hu, label, spacing, anatomy``."""
     from types import SimpleNamespace
+
     from core.datasets.dataset import load_case
     from core.synthetic.synth_ct import PHASES
     from core.synthetic.volume_ct import render_volume

@@ -115,10 +115,10 @@ def predict(model, x) -> np.ndarray:
 def crop(x, y, rng):
     out = []
     for a, v in ((x, norm(-1000.0)), (y, 0)):
-        out.append(np.pad(a, [(0, max(0, c - s)) for c, s in zip(CROP, a.shape)], constant_values=v))
+        out.append(np.pad(a, [(0, max(0, c - s)) for c, s in zip(CROP, a.shape, strict=True)], constant_values=v))
     x, y = out
-    o = [rng.integers(0, s - c + 1) for s, c in zip(x.shape, CROP)]
-    sl = tuple(slice(a, a + c) for a, c in zip(o, CROP))
+    o = [rng.integers(0, s - c + 1) for s, c in zip(x.shape, CROP, strict=True)]
+    sl = tuple(slice(a, a + c) for a, c in zip(o, CROP, strict=True))
     return x[sl], y[sl]
 
 
@@ -152,6 +152,7 @@ def dice_bce(y, p):
 
 def train(args) -> None:
     import keras
+
     from core.datasets.dataset import load_case
     pool, n_rendered = make_pool(args.dataset, args.renders)
     print(f"pool {len(pool)} volumes ({n_rendered} rendered)", flush=True)
@@ -222,20 +223,22 @@ def bound_masks(model, vol, margins) -> tuple[dict, np.ndarray, float]:
             zb[max(0, zs[0] - int(np.ceil(m / GRID))):zs[-1] + 1 + int(np.ceil(m / GRID))] = True
         out[f"z{m:g}"] = np.broadcast_to(zb[idx[0]][:, None, None], shape)
     # trilinear, cell centres aligned (grid_mode): as map_coordinates at (i + 0.5) * n_coarse / n - 0.5
-    up = ndimage.zoom(prob, [n / m for n, m in zip(shape, prob.shape)], order=1, grid_mode=True, mode="nearest")
+    up = ndimage.zoom(prob, [n / m for n, m in zip(shape, prob.shape, strict=True)], order=1, grid_mode=True,
+                      mode="nearest")
     return out, up.astype(np.float32), seconds
 
 
 def evaluate(args) -> None:
     import keras
+    from lesion_filter import rendered_volumes
+    from liver_errors import liver_errors
+
     from core.datasets.dataset import load_case
     from core.inference.cascade import segment
     from core.inference.runners import prepare_runners
     from core.model.io import load_seg_model
     from core.synthetic.acquisition import VARIANTS, acquisition_variant
     from core.transforms.postprocess import clean_liver
-    from lesion_filter import rendered_volumes
-    from liver_errors import liver_errors
     coarse = keras.models.load_model(args.out, compile=False)
     liver = load_seg_model(args.liver, "liver")
     runners = prepare_runners(liver)  # ONNX sessions opened once, not per volume

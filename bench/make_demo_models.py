@@ -46,8 +46,8 @@ def add_onnx(dest: Path, dataset: Path) -> None:
 
 
 def main() -> None:
-    from core.runtime.jobs import CancelToken
     from core.model.io import load_model, save_model_atomic
+    from core.runtime.jobs import CancelToken
     from core.training.trainer import TrainConfig, train
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=12.0)
@@ -66,7 +66,7 @@ def main() -> None:
         tok = CancelToken()
         deadline = time.perf_counter() + args.minutes * 60 * share
 
-        def progress(ev, tok=tok, deadline=deadline):
+        def progress(ev, tok=tok, deadline=deadline, stage=stage):
             if time.perf_counter() > deadline:
                 tok.cancel()
             if getattr(ev, "record", None):

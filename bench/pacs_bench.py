@@ -67,14 +67,16 @@ def main() -> int:
             timed("load_series (disk)", lambda: load_series(tmp / "disk"))
             for label, conn in (("C-GET", dimse), ("WADO-RS", web)):
                 cache = RetrieveCache(tmp / f"cache-{r}-{label}")
-                got = timed(f"retrieve {label}", lambda: retrieve_series(conn, study.study_uid, series.series_uid,
-                                                                         cache))
-                timed(f"retrieve {label} + load", lambda: load_series(got.path))
+                got = timed(f"retrieve {label}", lambda conn=conn, cache=cache: retrieve_series(
+                    conn, study.study_uid, series.series_uid, cache))
+                timed(f"retrieve {label} + load", lambda got=got: load_series(got.path))
                 times[f"retrieve {label} + load"][-1] += times[f"retrieve {label}"][-1]
-                timed(f"cached {label}", lambda: retrieve_series(conn, study.study_uid, series.series_uid, cache))
+                timed(f"cached {label}", lambda conn=conn, cache=cache: retrieve_series(
+                    conn, study.study_uid, series.series_uid, cache))
                 shutil.rmtree(cache.root)
-                timed(f"study query {label}", lambda: query_studies(conn, PacsQuery(patient_id=study.patient_id)))
-                timed(f"series query {label}", lambda: query_series(conn, study.study_uid))
+                timed(f"study query {label}",
+                      lambda conn=conn: query_studies(conn, PacsQuery(patient_id=study.patient_id)))
+                timed(f"series query {label}", lambda conn=conn: query_series(conn, study.study_uid))
         med = {k: statistics.median(v) for k, v in times.items()}
         load = med["load_series (disk)"]
         print(f"{src.parent.name}: {n} slices, {args.rounds} interleaved rounds, medians")

@@ -42,7 +42,7 @@ def main() -> None:
         cache_s = time.perf_counter() - t
         n, t = 0, time.perf_counter()
         for _ in range(3):
-            for x, y in pipe.epoch(args.batch):
+            for x, _y in pipe.epoch(args.batch):
                 n += len(x)
         rate = n / (time.perf_counter() - t)
         print(f"cached {len(pipe)} slices of {args.patients} case(s) in {cache_s:.1f} s")

@@ -76,7 +76,7 @@ def main() -> None:
     cascade = med(lambda r: r["timings"].get("total", 0))
     print(f"study {study.name}: {args.repeat} runs, medians; engines {runs[0]['engines']}")
     for key in ("liver_pre", "liver_net", "liver_post", "tumor_pre", "tumor_net", "tumor_post"):
-        print(f"  {key:12s} {med(lambda r: r['timings'].get(key, 0)):6.2f} s")
+        print(f"  {key:12s} {med(lambda r, key=key: r['timings'].get(key, 0)):6.2f} s")
     print(f"  cascade      {cascade:6.2f} s")
     print(f"  whole process (start, load, cascade, measure, NIfTI) {wall:6.2f} s   goal <= 3 s")
     print(f"  ratio whole process / network time  {wall / net:.2f}   goal <= 1.25")

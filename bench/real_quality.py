@@ -72,11 +72,11 @@ def main() -> None:
     ap.add_argument("--out", help="JSON report")
     args = ap.parse_args()
 
-    from core.synthetic.acquisition import VARIANTS, acquisition_variant
     from core.datasets.dataset import load_case
+    from core.datasets.ircadb import import_ircadb
     from core.evaluation.evaluate import case_report
     from core.inference.cascade import segment
-    from core.datasets.ircadb import import_ircadb
+    from core.synthetic.acquisition import VARIANTS, acquisition_variant
     from core.training.recipe import RecipeConfig, train_default_models
 
     work = Path(args.work)

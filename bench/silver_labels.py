@@ -60,7 +60,8 @@ def fuse(hu: np.ndarray, teacher: np.ndarray, cascade: np.ndarray, voxel_ml: flo
          px_mm: float = 0.7, slice_mm: float = 2.5) -> tuple[np.ndarray, dict]:
     """Liver: where the teacher and the cascade agree, plus each bulky region only one of them calls
     liver whose median HU lies within the agreed liver's 10-90th percentiles and whose spread is no
-    more than 1.5 times the liver's (a region only the cascade calls liver: at most 10 mL) (bowel and stomach with contrast or enhancing folds, fat and the
+    more than 1.5 times the liver's (a region only the cascade calls liver: at most 10 mL)
+    (bowel and stomach with contrast or enhancing folds, fat and the
     heart are not); the thin rims where they differ follow the teacher (the better
     liver outline on other hospitals' CT). Then the largest 3D component, holes filled per slice.
     Tumour: the teacher's lesions inside that liver plus the cascade's that pass the rules above."""
@@ -112,7 +113,8 @@ def fuse(hu: np.ndarray, teacher: np.ndarray, cascade: np.ndarray, voxel_ml: flo
         inside = float(liver[sl][comp].mean())
         mean_hu = float(hu[sl][comp].mean())
         shared = float((teacher[sl][comp] == TUMOUR).mean())
-        row = {"ml": round(ml, 2), "inside": round(inside, 2), "mean_hu": round(mean_hu, 1), "teacher_share": round(shared, 2)}
+        row = {"ml": round(ml, 2), "inside": round(inside, 2), "mean_hu": round(mean_hu, 1),
+               "teacher_share": round(shared, 2)}
         # the same lesion as one of the teacher's (lipiodol-laden after chemo-embolisation: bright, yet tumour)
         same = shared >= SAME_LESION_SHARE and inside >= 0.5
         if same:  # the teacher's liver leaves the dense deposits out too: they join liver and tumour
@@ -320,7 +322,8 @@ def main(argv=None) -> None:
         from bench.silver_montage import cmd_montage
         cmd_montage(args)
     else:
-        {"cascade": cmd_cascade, "fuse": cmd_fuse, "finalize": cmd_finalize, "provenance": cmd_provenance}[args.cmd](args)
+        commands = {"cascade": cmd_cascade, "fuse": cmd_fuse, "finalize": cmd_finalize, "provenance": cmd_provenance}
+        commands[args.cmd](args)
 
 
 if __name__ == "__main__":

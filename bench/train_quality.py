@@ -23,8 +23,8 @@ import numpy as np  # noqa: E402
 
 
 def main() -> None:
-    from core.evaluation import metrics
     from core.datasets.dataset import Case, write_case
+    from core.evaluation import metrics
     from core.inference.cascade import segment
     from core.model.io import load_seg_model
     from core.synthetic.phantom import make_phantom
@@ -59,15 +59,16 @@ def main() -> None:
         from core.runtime.jobs import CancelToken
         tok = CancelToken()
 
-        def progress(ev, tok=tok, deadline=deadline):
+        def progress(ev, tok=tok, deadline=deadline, stage=stage):
             if time.perf_counter() > deadline:
                 tok.cancel()
             if getattr(ev, "record", None):
                 r = ev.record
                 print(f"  {stage} epoch {r['epoch']}: loss {r['loss']:.3f} val_dice {r.get('val_dice', 0):.3f} "
                       f"({r['seconds']:.0f} s)", flush=True)
-        cfg = TrainConfig(dataset=str(ds), out=str(root / stage), stage=stage, epochs=epochs, batch_size=args.batch_size,
-                          image_size=args.size, base_filters=args.filters, learning_rate=2e-3, reduce_lr=4, seed=0,
+        cfg = TrainConfig(dataset=str(ds), out=str(root / stage), stage=stage, epochs=epochs,
+                          batch_size=args.batch_size, image_size=args.size, base_filters=args.filters,
+                          learning_rate=2e-3, reduce_lr=4, seed=0,
                           export_onnx=False, synth_lesions=args.synth_lesions)
         r = train(cfg, progress=progress, cancel=tok)
         runs[stage] = r

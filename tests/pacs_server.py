@@ -11,7 +11,6 @@ import subprocess
 import time
 import zipfile
 from pathlib import Path
-from typing import Optional
 
 import pytest
 
@@ -22,12 +21,12 @@ USER, PASSWORD = "lab", "s3cret-pw"
 PLUGIN_DIRS = ("/usr/share/orthanc/plugins", "/usr/lib/orthanc/plugins")
 
 
-def find_orthanc() -> Optional[str]:
+def find_orthanc() -> str | None:
     return shutil.which("Orthanc") or next((p for p in ("/usr/sbin/Orthanc", "/usr/bin/Orthanc")
                                            if os.path.exists(p)), None)
 
 
-def find_dicomweb_plugin() -> Optional[str]:
+def find_dicomweb_plugin() -> str | None:
     for d in PLUGIN_DIRS:
         p = Path(d) / "libOrthancDicomWeb.so"
         if p.exists():
@@ -118,7 +117,8 @@ class OrthancServer:
         """Remove a series (or instance, study) by its DICOM UID."""
         for item in self.rest("POST", "/tools/lookup", data=uid):
             if item["Type"] == kind:
-                self.rest("DELETE", f"/{ {'Series': 'series', 'Instance': 'instances', 'Study': 'studies'}[kind]}/{item['ID']}")
+                collection = {'Series': 'series', 'Instance': 'instances', 'Study': 'studies'}[kind]
+                self.rest("DELETE", f"/{collection}/{item['ID']}")
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -121,7 +121,8 @@ def test_core_modules_import_each_other_without_cycles():
 # its own layer, nor one above). app stands on top of all of them (core never imports it, above).
 LAYERS = [
     ("runtime",),                 # errors, jobs, atomic writes, edition, labels, run folder and card format
-    ("io", "transforms", "pacs"), # files in and out (and to and from a PACS); array transforms shared by training and inference
+    ("io", "transforms", "pacs"), # files in and out (and to and from a PACS); array transforms shared by
+                                  # training and inference
     ("model", "datasets"),        # the network and its loading; the dataset folder and its importers
     ("synthetic", "inference"),   # phantoms and rendered CT; the cascade and its engines
     ("evaluation",),              # metrics and the per-case evaluation of the cascade
@@ -263,3 +264,53 @@ def test_widgets_show_and_controllers_act():
             if any(n.startswith("core.followup") for n in names):
                 users.add(rel)
     assert users <= {"app/controllers/followup.py", "app/widgets/compare_view.py", "app/jobs.py"}, users
+
+
+# Imports of our own modules sit at the top of the module; only these entry points, kept light on
+# purpose, import them inside functions (module -> why).
+LAZY_OWN_IMPORTS = {
+    "app/cli.py": "the liverseg entry point: the GUI, the GL probe and the Keras backend load per command",
+    "app/main.py": "the GUI start (app/cli.py's default command): Qt and the window load inside run_gui",
+    "core/cli/commands.py": "imported by app/cli.py at start: each command loads its own modules when it runs",
+    "core/cli/pacs.py": "imported by core/cli/commands.py at start: the PACS commands load their modules when run",
+    "core/cli/train.py": "imported by core/cli/commands.py at start: the training commands load theirs when run",
+    "core/cli/compare.py": "imported by core/cli/commands.py at start: the compare command loads its modules when run",
+}
+# The heavy libraries: imported inside the functions that need them, never at a module's top.
+LAZY_HEAVY = ("keras", "tensorflow", "onnxruntime", "torch", "jax", "tf2onnx", "onnx", "pynetdicom", "SimpleITK")
+
+
+def imports_by_place(path: Path) -> list[tuple[bool, int, str]]:
+    """(inside a function, line, module) of every import of ``path``; relative imports as ".name"."""
+    out: list[tuple[bool, int, str]] = []
+
+    def walk(node: ast.AST, inside: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.Import):
+                out.extend((inside, child.lineno, a.name) for a in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                out.append((inside, child.lineno, "." * child.level + (child.module or "")))
+            walk(child, inside or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)))
+
+    walk(ast.parse(path.read_text(encoding="utf-8")), False)
+    return out
+
+
+def source_files() -> dict[str, Path]:
+    return {p.relative_to(ROOT).as_posix(): p for d in ("core", "app") for p in sorted((ROOT / d).rglob("*.py"))}
+
+
+def test_own_modules_are_imported_at_the_top():
+    files = source_files()
+    assert set(LAZY_OWN_IMPORTS) <= set(files), set(LAZY_OWN_IMPORTS) - set(files)
+    bad = [f"{name}:{line} imports {mod} inside a function" for name, path in files.items()
+           if name not in LAZY_OWN_IMPORTS for inside, line, mod in imports_by_place(path)
+           if inside and (mod.startswith(".") or mod.split(".")[0] in ("core", "app"))]
+    assert not bad, "move these imports to the module's top (or, for an entry point kept light, " \
+                    "add it to LAZY_OWN_IMPORTS with the reason):\n" + "\n".join(bad)
+
+
+def test_heavy_libraries_are_imported_only_inside_functions():
+    bad = [f"{name}:{line} imports {mod} at the module's top" for name, path in source_files().items()
+           for inside, line, mod in imports_by_place(path) if not inside and mod.split(".")[0] in LAZY_HEAVY]
+    assert not bad, "\n".join(bad)

@@ -128,6 +128,7 @@ def test_bundle_reads_compressed_dicom_and_refuses_bad_input(package, tmp_path):
     """pydicom's decoder plugins (JPEG 2000, JPEG-LS, RLE; found through package metadata) work in the bundle."""
     _, app, _ = package
     from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
+
     from tests.core.factory import hu_volume, write_series
     folder = tmp_path / "mixed"
     for syntax, key in ((JPEG2000Lossless, "a"), (JPEGLSLossless, "b"), (RLELossless, "c")):
@@ -169,7 +170,7 @@ exec "$@"
 '''
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def unshare_flags() -> tuple[str, ...]:
     """A private mount namespace as root (``-m``), else inside a user namespace (``-r -m``: also
     where root lacks CAP_SYS_ADMIN, as in unprivileged containers); () when neither is allowed."""
@@ -180,7 +181,7 @@ def unshare_flags() -> tuple[str, ...]:
     return ()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def system_lib_dir() -> str:
     """The folder the system's libxcb.so.1 is in (where Qt's XCB libraries are looked for)."""
     probe = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
@@ -225,8 +226,8 @@ def test_gui_starts_under_xvfb_without_the_systems_xcb_libraries(package, tmp_pa
     # the hiding works: PySide6's own plugin (outside the bundle) finds none of them
     import PySide6
     plugin = Path(PySide6.__file__).parent / "Qt" / "plugins" / "platforms" / "libqxcb.so"
-    r = subprocess.run(without_system_libs(tmp_path / "ldd", hidden, [shutil.which("ldd") or "ldd", str(plugin)]), capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(without_system_libs(tmp_path / "ldd", hidden, [shutil.which("ldd") or "ldd", str(plugin)]),
+                       capture_output=True, text=True, timeout=120)
     for lib in ("libxcb-cursor.so.0", "libxcb-icccm.so.4", "libxcb-keysyms.so.1", "libxkbcommon-x11.so.0"):
         assert f"{lib} => not found" in r.stdout, (lib, r.stdout[-3000:], r.stderr[-2000:])
     xvfb, display = start_xvfb(tmp_path)

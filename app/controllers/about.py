@@ -3,10 +3,11 @@ inference engine setting and the engines of the last segmentation (what support 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from PySide6.QtWidgets import QMessageBox
 
+from core import __version__
 from core.inference.engines import engines_line
 
 from .. import jobs
@@ -31,7 +32,6 @@ class AboutController:
         QMessageBox.about(self.services.parent, "About LiverSeg Studio", self.about_text())
 
     def about_text(self) -> str:
-        from core import __version__
         engines = self.last_engines()
         last = "\nLast segmentation: " + engines_line(engines) if engines else ""
         return (f"LiverSeg Studio {__version__}\n{jobs.engine_description()}\n"

@@ -4,7 +4,7 @@ menu and the panel's buttons). Each finished change is measured again."""
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from ..widgets.segment_panel import BRUSHES
 from .services import WindowServices
@@ -20,7 +20,7 @@ class EditingController:
     def __init__(self, services: WindowServices, viewer, segment_panel, measure: Callable):
         self.services, self.state = services, services.state
         self.viewer, self.segment_panel, self.measure = viewer, segment_panel, measure
-        self.tool: Optional[str] = None
+        self.tool: str | None = None
         segment_panel.toolChanged.connect(self.set_tool)
         segment_panel.undoRequested.connect(self.undo)
         segment_panel.redoRequested.connect(self.redo)
@@ -35,7 +35,7 @@ class EditingController:
         e.addAction("&Undo", self.undo, "Ctrl+Z")
         e.addAction("&Redo", self.redo, "Ctrl+Y")
 
-    def set_tool(self, tool: Optional[str]) -> None:
+    def set_tool(self, tool: str | None) -> None:
         self.tool = tool
         self.viewer.axial.brush_active = tool in BRUSHES  # the click tools act on a click in any view
         study = self.state.study

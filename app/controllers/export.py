@@ -4,11 +4,13 @@ working segmentation is written (NIfTI, DICOM SEG) its crash recovery is cleared
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import numpy as np
+from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QFileDialog
 
+from core.io.export import write_png
 from core.runtime.choices import ExportKind
 
 from .. import jobs
@@ -42,14 +44,12 @@ class ExportController:
         if path:
             self.export(kind, path, force=True)  # the file dialog already asked about overwriting
 
-    def export(self, kind: ExportKind, path: str, force: bool = False) -> Optional[Job]:
+    def export(self, kind: ExportKind, path: str, force: bool = False) -> Job | None:
         session, s = self.state.session, self.state.study
         if s is None or (kind != "png" and s.label is None and s.reference is None):
             self.services.show_error("Nothing to export yet: open a study and segment it.", "")
             return None
         if kind == "png":
-            from core.io.export import write_png
-            from PySide6.QtGui import QImage
             img = self.viewer.axial.glw.grab().toImage().convertToFormat(QImage.Format.Format_RGBA8888)
             arr = np.array(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine() // 4, 4)[:, :img.width()]
             job = Job("Export PNG", jobs.export_file, write_png, path, arr.copy(), force, session.source_dirs)

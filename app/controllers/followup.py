@@ -28,6 +28,7 @@ from core.followup.timepoint import (
     TimePoint,
     check_same_patient,
 )
+from core.io.volume_file import is_volume_file
 from core.study.session import Segmented, StudySession
 
 from .. import jobs
@@ -100,7 +101,6 @@ class FollowupController:
         study's label file (else it is segmented, unless it has labels); ``confirm(message)``
         answers whether to compare two different patients (else a question box). Returns the
         first job (opening or scanning)."""
-        from core.io.volume_file import is_volume_file
         followup = self._open_followup()
         if followup is None:
             return None
@@ -111,7 +111,8 @@ class FollowupController:
         if is_volume_file(path):
             return self._start(Job("Open earlier study", StudySession.open, path), opened)
         return scan_and_choose(self.services, path,
-                               lambda info: self._start(Job("Load earlier series", StudySession.open_series, info, path),
+                               lambda info: self._start(Job("Load earlier series", StudySession.open_series,
+                                                            info, path),
                                                         opened), choose)
 
     # -- the steps, each a job --------------------------------------------------------

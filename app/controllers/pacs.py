@@ -10,7 +10,7 @@ folder and sent, in a worker: :func:`app.jobs.send_segmentation`) and *PACS conn
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QInputDialog, QMessageBox
@@ -19,6 +19,8 @@ from core.pacs.connections import PacsConnection, load_connections
 from core.runtime.edition import not_in_edition, pacs_available
 
 from .. import jobs
+from ..widgets.pacs_connections import PacsConnectionsDialog
+from ..widgets.pacs_dialog import PacsDialog
 from ..workers import Job
 from .services import WindowServices
 
@@ -37,8 +39,8 @@ class PacsController:
         self.services, self.state, self.open_path = services, services.state, open_path
         self.pacs_dialog = None
         self.pacs_connections_dialog = None
-        self.pacs_box: Optional[QMessageBox] = None
-        self.send_pacs_action: Optional[QAction] = None
+        self.pacs_box: QMessageBox | None = None
+        self.send_pacs_action: QAction | None = None
 
     def build_menu(self, menu, open_before: QAction) -> None:
         """*Open from PACS...* before ``open_before`` (after the other ways to open a study);
@@ -71,7 +73,6 @@ class PacsController:
     def open_from_pacs(self) -> None:
         """Show the (one, kept: ``pacs_dialog``) *Open from PACS* dialog; a retrieved series opens
         in the window."""
-        from ..widgets.pacs_dialog import PacsDialog
         if self.pacs_dialog is None:
             self.pacs_dialog = PacsDialog(self.services.jobs, self.services.parent)
             self.pacs_dialog.seriesRetrieved.connect(self.open_retrieved)
@@ -86,7 +87,6 @@ class PacsController:
 
     def edit_pacs_connections(self) -> None:
         """Show the (one, kept: ``pacs_connections_dialog``) *PACS connections* dialog."""
-        from ..widgets.pacs_connections import PacsConnectionsDialog
         if self.pacs_connections_dialog is None:
             self.pacs_connections_dialog = PacsConnectionsDialog(self.services.jobs, self.services.parent)
             self.pacs_connections_dialog.changed.connect(
@@ -98,7 +98,7 @@ class PacsController:
     def _send_from_menu(self) -> None:  # a slot returns None (PySide6 refcounts what slots return)
         self.send_to_pacs()
 
-    def send_to_pacs(self, connection: Optional[PacsConnection] = None) -> Optional[Job]:
+    def send_to_pacs(self, connection: PacsConnection | None = None) -> Job | None:
         """Send the working segmentation as a DICOM SEG to ``connection`` (asked when None)."""
         session = self.state.session
         if session is None or session.label is None:
@@ -116,7 +116,7 @@ class PacsController:
         return self.services.start_job(job, lambda result: self._pacs_sent(result, conn),
                                        busy_text=f"Sending the segmentation to {conn.describe()}...")
 
-    def ask_pacs_connection(self) -> Optional[PacsConnection]:
+    def ask_pacs_connection(self) -> PacsConnection | None:
         """The PACS to send to, picked among the saved ones (None: cancelled or none saved)."""
         conns = load_connections()
         if not conns:

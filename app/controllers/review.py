@@ -12,14 +12,16 @@ is yellow there, and a click on a lesion there selects its row.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from core.runtime.choices import FIX_TOOLS, FixScope, FixTool
 from core.study.review import lesion_at, next_lesion
 from core.study.session import StudySession
+from core.study.surfaces import label_meshes
 
+from ..widgets.view3d import View3D
 from ..workers import Job
 from .services import WindowServices
 
@@ -33,7 +35,7 @@ class ReviewController:
     """
 
     def __init__(self, services: WindowServices, viewer, results, segment_panel, tabs,
-                 tool: Callable[[], Optional[str]], measure: Callable):
+                 tool: Callable[[], str | None], measure: Callable):
         self.services, self.state = services, services.state
         self.viewer, self.results, self.segment_panel, self.tabs = viewer, results, segment_panel, tabs
         self.tool, self.measure = tool, measure
@@ -55,7 +57,6 @@ class ReviewController:
         if self.tabs.currentWidget() is not self.tab3d:
             return
         if self.view3d is None:
-            from ..widgets.view3d import View3D
             self.view3d = View3D()
             self.view3d.lesionPicked.connect(self._picked_3d)
             self.view3d.ready.connect(self._refresh_3d)  # OpenGL is tried in a child process first
@@ -65,7 +66,6 @@ class ReviewController:
         if label is None or not self.view3d.available:
             self.view3d.set_meshes([])
             return
-        from core.study.surfaces import label_meshes
         session = self.state.session
         job = Job("Surfaces", label_meshes, label.copy(), study.spacing)
         self.services.start_job(job, lambda meshes: self._show_3d(meshes, session), quiet=True)
@@ -140,7 +140,7 @@ class ReviewController:
             if les is not None:
                 self.results.select(self.results.records.index(les), jump=False)
 
-    def run_fix(self, tool: FixTool, voxel, scope: Optional[FixScope] = None) -> Job:
+    def run_fix(self, tool: FixTool, voxel, scope: FixScope | None = None) -> Job:
         """Compute ``tool`` at ``voxel`` in a worker, then apply it as one undo step."""
         session = self.state.session
         scope = scope or self.segment_panel.scope.currentData()

@@ -6,7 +6,7 @@ segmentation from a file reuse :meth:`SegmentationController.update_summary` and
 from __future__ import annotations
 
 import gc
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from core.inference.engines import engines_line
 from core.study.session import Segmented, StudySession
@@ -28,11 +28,11 @@ class SegmentationController:
         self.viewer, self.segment_panel, self.results, self.tabs = viewer, segment_panel, results, tabs
         self.engine = engine
         self.last_engines: dict = {}  # the engines of the last segmentation (Help > About)
-        self._segment_job: Optional[Job] = None
+        self._segment_job: Job | None = None
         segment_panel.segmentRequested.connect(self.run_segmentation)
         segment_panel.cancelRequested.connect(self.cancel_segmentation)
 
-    def run_segmentation(self, liver_path: str, tumor_path: str = "") -> Optional[Job]:
+    def run_segmentation(self, liver_path: str, tumor_path: str = "") -> Job | None:
         session = self.state.session
         if session is None:
             self.services.show_error("Open a study first.", "")

@@ -4,8 +4,9 @@ these, never the window itself, so what it depends on is stated in one place."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QWidget
@@ -30,13 +31,13 @@ class OpenStudy:
     reads it, and a job's result is dropped when ``session`` changed while it ran."""
 
     def __init__(self) -> None:
-        self.session: Optional[StudySession] = None
+        self.session: StudySession | None = None
 
     # The open session's state, read-only here (None before a study is open).
-    study: Optional[Study] = _session_field("study")
-    editor: Optional[LabelEditor] = _session_field("editor")
-    summary: Optional[StudySummary] = _session_field("summary")
-    case_report: Optional[dict] = _session_field("case_report")
+    study: Study | None = _session_field("study")
+    editor: LabelEditor | None = _session_field("editor")
+    summary: StudySummary | None = _session_field("summary")
+    case_report: dict | None = _session_field("case_report")
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,16 @@ from __future__ import annotations
 import functools
 import os
 from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 
 from PySide6.QtWidgets import QFileDialog
 
+from core.datasets.dataset import list_cases
+from core.io.dicom import select_series
 from core.io.dicom.types import SeriesInfo
+from core.io.volume_file import is_volume_file
+from core.pacs import cache as pacs_cache
 from core.study.session import Segmented, StudySession
 
 from .. import jobs
@@ -61,7 +65,6 @@ class StudyFiles:
         """A volume file (NIfTI, NRRD, MetaImage) opens directly; a folder is scanned, and with several
         CT series the user picks one (``choose`` picks in tests); the stack a localizer shares a UID
         with is not offered separately (it loads the largest stack, with a warning)."""
-        from core.io.volume_file import is_volume_file
         start_job = self.services.start_job
         if is_volume_file(path):
             self._add_recent(path)
@@ -85,7 +88,7 @@ class StudyFiles:
         if path:
             self.open_label(path, role)
 
-    def open_label(self, path: str, role: str = "label") -> Optional[Job]:
+    def open_label(self, path: str, role: str = "label") -> Job | None:
         """Load a label file onto the open study (checked against its grid) as the working
         segmentation (editable, measured, exportable) or as the reference to compare with."""
         session = self.state.session
@@ -114,7 +117,6 @@ class StudyFiles:
         return self.services.start_job(Job("Open demo study", StudySession.open_demo), self.show_study)
 
     def open_case_dialog(self) -> None:
-        from core.datasets.dataset import list_cases
         folder = QFileDialog.getExistingDirectory(self.services.parent, "Dataset folder")
         if not folder:
             return
@@ -163,8 +165,7 @@ class StudyFiles:
         return [v] if isinstance(v, str) else list(v or [])
 
     def _add_recent(self, path: str) -> None:
-        from core.pacs.cache import cache_root
-        if Path(path).resolve().is_relative_to(cache_root().resolve()):
+        if Path(path).resolve().is_relative_to(pacs_cache.cache_root().resolve()):  # looked up now (tests move it)
             return  # a series retrieved from a PACS: the cache may evict it; Open from PACS finds it again
         items = [path] + [p for p in self.recent() if p != path]
         self.services.settings.setValue("recent_folders", items[:MAX_RECENT])
@@ -189,18 +190,17 @@ def series_labels(series: Sequence[SeriesInfo]) -> list[str]:
     return lines
 
 
-def ask_series(parent, series: Sequence[SeriesInfo]) -> Optional[int]:
+def ask_series(parent, series: Sequence[SeriesInfo]) -> int | None:
     """The chooser dialog: the row picked, or None."""
     return ListChooser("Choose a series", series_labels(series), parent).choose()
 
 
 def scan_and_choose(services: WindowServices, path: str, then: Callable[[SeriesInfo], object],
-                    choose: Optional[Callable[[list[SeriesInfo]], Optional[int]]] = None) -> Job:
+                    choose: Callable[[list[SeriesInfo]], int | None] | None = None) -> Job:
     """Scan the folder ``path`` in a worker, then ``then(info)`` with the CT volume to load: with
     several (series, or acquisitions of one series) the user picks one (``choose(volumes)`` picks
     in tests); the stack a localizer shares a UID with is not offered separately."""
     def scanned(result) -> None:
-        from core.io.dicom import select_series
         cts = [s for s in result if s.is_ct and not (s.split and s.key != s.series_uid)] or list(result)
         if len(cts) > 1:
             idx = choose(cts) if choose else ask_series(services.parent, cts)

@@ -5,7 +5,6 @@ Segment tab's model lists are refreshed (a new model may be there)."""
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 from .. import jobs
 from ..workers import Job
@@ -22,7 +21,7 @@ class TrainingController:
     def __init__(self, services: WindowServices, train_panel, segment_panel):
         self.services = services
         self.train_panel, self.segment_panel = train_panel, segment_panel
-        self._train_job: Optional[Job] = None
+        self._train_job: Job | None = None
         tp = train_panel
         tp.startRequested.connect(self.start_training)
         tp.stopRequested.connect(self.stop_training)
@@ -44,7 +43,7 @@ class TrainingController:
             sig.connect(lambda *_: tp.import_progress.setVisible(False))
         return self.services.start_job(job, lambda ids: self.services.status(f"Imported {len(ids)} case(s)"))
 
-    def start_training(self, panel, resume: bool) -> Optional[Job]:
+    def start_training(self, panel, resume: bool) -> Job | None:
         try:
             cfg = panel.config(resume)
         except Exception as exc:
@@ -66,7 +65,7 @@ class TrainingController:
         if self._train_job is not None:
             self._train_job.token.cancel()
 
-    def start_finetune(self, box) -> Optional[Job]:
+    def start_finetune(self, box) -> Job | None:
         """Fine-tune from the Train tab: live curves of the stage in progress, then the before/after table."""
         try:
             cfg = box.config()
@@ -81,7 +80,8 @@ class TrainingController:
         following = {"stage": None}
 
         def follow(ev) -> None:  # each stage is a run folder: follow the one that is training
-            if getattr(ev, "stage", None) == "recipe" and ev.done < len(cfg.stages) and following["stage"] != cfg.stages[ev.done]:
+            if (getattr(ev, "stage", None) == "recipe" and ev.done < len(cfg.stages)
+                    and following["stage"] != cfg.stages[ev.done]):
                 following["stage"] = cfg.stages[ev.done]
                 tp.curves.follow(os.path.join(cfg.out, following["stage"]))
         job.progress.connect(follow)

@@ -5,8 +5,13 @@ added keeps the corrected labels, so their crash recovery is cleared (:mod:`app.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
+from PySide6.QtWidgets import QMessageBox
+
+from core.datasets.lab_cases import CaseExists
+
+from ..widgets.add_case_dialog import AddCaseDialog, add_case
 from ..workers import Job
 from .services import WindowServices
 
@@ -40,7 +45,6 @@ class TrainingSetController:
 
     def add_to_training_set(self):
         """Open the dialog (non-modal: ``self.add_case_dialog``); on OK the case is written in a worker."""
-        from ..widgets.add_case_dialog import AddCaseDialog
         session = self.state.session
         if session is None or session.label is None:
             self.services.show_error("Nothing to add yet: open a study, segment it and correct the labels.", "")
@@ -53,10 +57,8 @@ class TrainingSetController:
         dialog.open()
         return dialog
 
-    def add_case(self, dataset: str, corrected_by: str, replace: bool = False) -> Optional[Job]:
+    def add_case(self, dataset: str, corrected_by: str, replace: bool = False) -> Job | None:
         """Store the open study and its label as it is now in ``dataset``; asks before replacing."""
-        from core.datasets.lab_cases import CaseExists
-        from ..widgets.add_case_dialog import add_case
         session = self.state.session
         if session is None or session.label is None:
             return None
@@ -80,7 +82,6 @@ class TrainingSetController:
 
     def ask_replace(self, case_id: str, dataset: str) -> bool:
         """Yes / No: replace the case this study already has (tests replace this method)."""
-        from PySide6.QtWidgets import QMessageBox
         answer = QMessageBox.question(self.services.parent, "Add to training set",
                                       f"Replace the case of this study?\n\n{case_id} in {dataset}")
         return answer == QMessageBox.StandardButton.Yes

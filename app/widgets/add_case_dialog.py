@@ -6,9 +6,20 @@ from __future__ import annotations
 import getpass
 from pathlib import Path
 
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                               QLineEdit, QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
+from core.datasets.dataset import list_cases
 from core.datasets.lab_cases import CaseExists, add_study, default_lab_dataset
 
 DATASET_KEY, WHO_KEY = "training_set/dataset", "training_set/corrected_by"
@@ -25,7 +36,6 @@ def add_case(dataset: str, study, label, corrected_by: str, replace: bool, sourc
              progress=None, cancel=None):
     """The worker's job: (case id, number of cases in the dataset), or the :class:`CaseExists`
     refusal itself (returned, not raised, so the window can ask and run it again with ``replace``)."""
-    from core.datasets.dataset import list_cases
     try:
         cid = add_study(dataset, study, label, corrected_by, replace, source_dirs=source_dirs,
                         progress=progress, cancel=cancel)
@@ -92,7 +102,6 @@ class AddCaseDialog(QDialog):
             self.set_dataset(path)
 
     def _changed(self) -> None:
-        from core.datasets.dataset import list_cases
         folder = Path(self.dataset()).expanduser() if self.dataset() else None
         if folder is None:
             text = "Choose a folder."

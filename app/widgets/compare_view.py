@@ -216,7 +216,8 @@ class CompareWindow(QDialog):
                 self.table.setItem(r, col, QTableWidgetItem(v))
             item = QTableWidgetItem()
             if bid is not None:
-                item.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
+                item.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled
+                              | Qt.ItemFlag.ItemIsSelectable)
                 item.setCheckState(Qt.CheckState.Checked if bid in targets else Qt.CheckState.Unchecked)
             else:
                 item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)

@@ -3,8 +3,6 @@ followed through :class:`core.runtime.runs.MetricsFollower`."""
 
 from __future__ import annotations
 
-from typing import Optional
-
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
@@ -22,8 +20,8 @@ class CurvesWidget(QWidget):
 
     def __init__(self, parent=None, interval_ms: int = 500):
         super().__init__(parent)
-        self.follower: Optional[MetricsFollower] = None
-        self.total_epochs: Optional[int] = None
+        self.follower: MetricsFollower | None = None
+        self.total_epochs: int | None = None
         lay = QVBoxLayout(self)
         self.loss_plot = pg.PlotWidget(title="Loss")
         self.dice_plot = pg.PlotWidget(title="Dice")
@@ -48,7 +46,7 @@ class CurvesWidget(QWidget):
         self.timer.setInterval(interval_ms)
         self.timer.timeout.connect(self.refresh)
 
-    def follow(self, run_dir: str, total_epochs: Optional[int] = None) -> None:
+    def follow(self, run_dir: str, total_epochs: int | None = None) -> None:
         self.follower = MetricsFollower(run_dir)
         self.total_epochs = total_epochs
         if total_epochs is None:

@@ -6,8 +6,6 @@ The panel emits signals for each choice; bound to the viewer's :class:`core.stud
 
 from __future__ import annotations
 
-from typing import Optional
-
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLabel, QSlider, QWidget
 
@@ -26,7 +24,7 @@ class DisplayPanel(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.state: Optional[ViewerState] = None
+        self.state: ViewerState | None = None
         form = QFormLayout(self)
         self.preset = QComboBox()
         self.preset.addItems(list(PRESETS))

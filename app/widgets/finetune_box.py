@@ -11,13 +11,24 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QPushButton, QTableWidget, QTableWidgetItem)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+)
 
 from core.inference import library
+from core.training.finetune import FinetuneConfig
 
 COLUMNS = ("case", "liver Dice base", "fine-tuned", "tumour Dice base", "fine-tuned", "lesions base", "fine-tuned")
 
@@ -94,7 +105,6 @@ class FinetuneBox(QGroupBox):
     def config(self):
         """The :class:`core.training.finetune.FinetuneConfig` the controls describe (a new run
         folder in the user models folder)."""
-        from core.training.finetune import FinetuneConfig
         out = library.user_models_dir() / f"finetune-{time.strftime('%Y%m%d-%H%M%S')}"
         self.run_folder = str(out)
         return FinetuneConfig(dataset=self._dataset(), base=self.base.currentData() or "default", out=str(out),

@@ -13,18 +13,20 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
+
+from PySide6.QtCore import QProcess, QProcessEnvironment, QTimer
+from PySide6.QtGui import QGuiApplication, QOffscreenSurface, QOpenGLContext
+
+from core.runtime.gl_isolation import isolate, llvm_users, mapped_libraries
 
 PROBE_TIMEOUT_MS = 30000
-_ANSWER: Optional[dict] = None  # the child's answer, once per process
+_ANSWER: dict | None = None  # the child's answer, once per process
 
 
 def probe_main() -> int:
     """The child: make a context, draw nothing, print ``{"ok", "renderer", "llvm_libs"}`` or ``{"ok": false}``."""
-    from PySide6.QtGui import QGuiApplication, QOffscreenSurface, QOpenGLContext
-
-    from core.runtime.gl_isolation import llvm_users, mapped_libraries
     app = QGuiApplication(sys.argv[:1])
     surface = QOffscreenSurface()
     surface.create()
@@ -55,7 +57,6 @@ def problem_of(answer: dict, platform: str) -> str:
         return f"3D view unavailable: OpenGL failed in a test process ({answer['crashed']}){tail}"
     if not answer.get("ok"):
         return f"3D view unavailable: the display ({platform}) offers no OpenGL{tail}"
-    from core.runtime.gl_isolation import isolate
     why = isolate(answer.get("llvm_libs", []))
     return f"3D view unavailable: {answer.get('renderer', '?')}: {why}{tail}" if why else ""
 
@@ -65,14 +66,11 @@ class GLProbe:
     ``done(answer)``; at once when the answer is known."""
 
     def __init__(self, parent, done: Callable[[dict], None]):
-        from PySide6.QtCore import QProcess, QProcessEnvironment, QTimer
-        from PySide6.QtGui import QGuiApplication
         self.done = done
         if _ANSWER is not None:
             QTimer.singleShot(0, lambda: done(_ANSWER))
             return
         if not sys.platform.startswith("linux"):  # one symbol namespace per library: no clash to isolate,
-            from PySide6.QtGui import QOpenGLContext  # and a windowed bundle has no stdout for a child
             answer = {"ok": QOpenGLContext().create(), "renderer": "", "llvm_libs": []}
             QTimer.singleShot(0, lambda: done(answer))
             return
@@ -103,7 +101,6 @@ class GLProbe:
         self.done(answer)
 
     def _finished(self, code: int, status) -> None:
-        from PySide6.QtCore import QProcess
         out = bytes(self.proc.readAllStandardOutput()).decode("utf-8", "replace").splitlines()
         lines = [ln for ln in out if ln.startswith("{")]
         if status == QProcess.ExitStatus.NormalExit and code == 0 and lines:
@@ -121,7 +118,6 @@ class GLProbe:
         self.proc.kill()  # _finished reports it
 
     def _error(self, err) -> None:
-        from PySide6.QtCore import QProcess
         if err == QProcess.ProcessError.FailedToStart:  # no finished signal follows
             self._answer({"ok": False, "crashed": "it could not be started"})
 

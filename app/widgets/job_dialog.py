@@ -9,7 +9,7 @@ closing the window cancels them), or on the dialog's own one when it stands alon
 from __future__ import annotations
 
 import logging
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from PySide6.QtWidgets import QDialog, QLabel
 
@@ -24,7 +24,7 @@ ERROR_STYLE = "color: #c0392b;"
 class JobDialog(QDialog):
     """Expects subclasses to place ``self.status`` (the one-line status label) in their layout."""
 
-    def __init__(self, runner: Optional[JobRunner] = None, parent=None):
+    def __init__(self, runner: JobRunner | None = None, parent=None):
         super().__init__(parent)
         self.runner = runner if runner is not None else JobRunner(self)
         self.status = QLabel()
@@ -38,7 +38,7 @@ class JobDialog(QDialog):
         self.status.setStyleSheet(ERROR_STYLE if error else "")
         self.status.setText(one_line(text))
 
-    def run(self, job: Job, done: Callable, ended: Optional[Callable] = None) -> Job:
+    def run(self, job: Job, done: Callable, ended: Callable | None = None) -> Job:
         """Start ``job``; ``done(result)`` on success, the error in the status line on failure,
         ``ended()`` however it ends (to re-enable buttons)."""
         job.finished.connect(done)

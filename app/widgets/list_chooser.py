@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QListWidget, QVBoxLayout
 
 
@@ -23,7 +21,7 @@ class ListChooser(QDialog):
         bb.rejected.connect(self.reject)
         lay.addWidget(bb)
 
-    def choose(self) -> Optional[int]:
+    def choose(self) -> int | None:
         """Show the dialog; the row picked, or None (cancelled)."""
         ok = self.exec() == QDialog.DialogCode.Accepted and self.list.currentItem() is not None
         return self.list.currentRow() if ok else None

@@ -8,13 +8,23 @@ QIDO query (DICOMweb) on the form as it is, saved or not, in a worker.
 
 from __future__ import annotations
 
-from typing import Optional
-
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QComboBox, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLineEdit,
-                               QListWidget, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QListWidget,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from core.pacs import connections as pc
+from core.pacs.jobs import test_connection
 from core.runtime.errors import PacsError
 
 from .. import jobs
@@ -39,11 +49,11 @@ class PacsConnectionsDialog(JobDialog):
     changed = Signal()
     tested = Signal(str)
 
-    def __init__(self, runner: Optional[JobRunner] = None, parent=None):
+    def __init__(self, runner: JobRunner | None = None, parent=None):
         super().__init__(runner, parent)
         self.setWindowTitle("PACS connections")
         self.connections: list[pc.PacsConnection] = []
-        self._test_job: Optional[Job] = None
+        self._test_job: Job | None = None
         self.list = QListWidget()
         self.list.setMinimumWidth(240)
         self.list.currentRowChanged.connect(self._show_row)
@@ -101,7 +111,7 @@ class PacsConnectionsDialog(JobDialog):
         self.reload()
 
     # -- the list ---------------------------------------------------------------
-    def reload(self, select: Optional[str] = None) -> None:
+    def reload(self, select: str | None = None) -> None:
         """Read the saved connections again; select ``select`` (or the current one, or the first)."""
         current = select or (self.connections[self.list.currentRow()].name
                              if 0 <= self.list.currentRow() < len(self.connections) else None)
@@ -123,12 +133,12 @@ class PacsConnectionsDialog(JobDialog):
         self.set_form(self.connections[row] if 0 <= row < len(self.connections) else None)
         self.delete_btn.setEnabled(0 <= row < len(self.connections))
 
-    def selected(self) -> Optional[pc.PacsConnection]:
+    def selected(self) -> pc.PacsConnection | None:
         row = self.list.currentRow()
         return self.connections[row] if 0 <= row < len(self.connections) else None
 
     # -- the form ---------------------------------------------------------------
-    def set_form(self, conn: Optional[pc.PacsConnection]) -> None:
+    def set_form(self, conn: pc.PacsConnection | None) -> None:
         """Show ``conn`` in the form (None: a new DIMSE connection with the defaults). The secret
         field stays empty: a saved secret is kept unless a new one is typed."""
         c = conn or pc.PacsConnection("new", host="localhost")
@@ -229,7 +239,6 @@ class PacsConnectionsDialog(JobDialog):
         old, secret = self.selected(), self.secret_text()
         if not secret and conn.auth != "none":  # the saved secret (of the connection being renamed)
             secret = pc.load_secret(old.name) if old is not None else ""
-        from core.pacs.jobs import test_connection
         self.test_btn.setEnabled(False)
         self.say(f"testing {conn.describe()}...")
         job = Job("Test connection", jobs.call, test_connection, conn, secret)

@@ -9,21 +9,33 @@ and closes, and the window opens the folder as it opens any DICOM folder.
 
 from __future__ import annotations
 
-from typing import Optional
-
 from PySide6.QtCore import QRegularExpression, Signal
 from PySide6.QtGui import QRegularExpressionValidator
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialogButtonBox, QGridLayout, QHBoxLayout,
-                               QHeaderView, QLabel, QLineEdit, QProgressBar, QPushButton, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDialogButtonBox,
+    QGridLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+)
 
 from core.pacs.connections import PacsConnection, load_connections
+from core.pacs.jobs import query_series, query_studies, retrieve_series
 from core.pacs.types import PacsQuery, SeriesHit, StudyHit
 from core.runtime.errors import PacsError
 
 from .. import jobs
 from ..workers import Job, JobRunner
 from .job_dialog import JobDialog
+from .pacs_connections import PacsConnectionsDialog
 
 STUDY_COLUMNS = ("Patient ID", "Name", "Date", "Description", "Accession", "Modalities", "Series", "Instances")
 SERIES_COLUMNS = ("Number", "Modality", "Description", "Slices")
@@ -55,7 +67,7 @@ def _date(text: str) -> str:
     return text.strip().replace("-", "")
 
 
-def retrieved_name(connection: str, study: Optional[StudyHit], series) -> str:
+def retrieved_name(connection: str, study: StudyHit | None, series) -> str:
     """How a retrieved series is named in the window: "PACS: patient, date, series"."""
     parts = []
     if study is not None and study.study_uid == series.study_uid:
@@ -77,16 +89,16 @@ class PacsDialog(JobDialog):
     studiesFound = Signal(int)
     seriesFound = Signal(int)
 
-    def __init__(self, runner: Optional[JobRunner] = None, parent=None):
+    def __init__(self, runner: JobRunner | None = None, parent=None):
         super().__init__(runner, parent)
         self.setWindowTitle("Open from PACS")
         self.resize(900, 640)
         self.connections: list[PacsConnection] = []
         self.studies: list[StudyHit] = []
         self.series: list[SeriesHit] = []
-        self.retrieve_job: Optional[Job] = None
-        self._series_of: Optional[str] = None  # the study whose series are asked for or shown
-        self.last_query: Optional[PacsQuery] = None
+        self.retrieve_job: Job | None = None
+        self._series_of: str | None = None  # the study whose series are asked for or shown
+        self.last_query: PacsQuery | None = None
         self.connections_dialog = None  # made when first asked for
 
         self.connection_combo = QComboBox()
@@ -175,7 +187,7 @@ class PacsDialog(JobDialog):
         self.reload_connections()
         super().showEvent(ev)
 
-    def connection(self) -> Optional[PacsConnection]:
+    def connection(self) -> PacsConnection | None:
         i = self.connection_combo.currentIndex()
         return self.connections[i] if 0 <= i < len(self.connections) else None
 
@@ -190,7 +202,6 @@ class PacsDialog(JobDialog):
         self._update_buttons()
 
     def edit_connections(self) -> None:
-        from .pacs_connections import PacsConnectionsDialog
         if self.connections_dialog is None:
             self.connections_dialog = PacsConnectionsDialog(self.runner, self)
             self.connections_dialog.changed.connect(self.reload_connections)
@@ -215,7 +226,6 @@ class PacsDialog(JobDialog):
         except PacsError as exc:
             self.say(str(exc), error=True)
             return
-        from core.pacs.jobs import query_studies
         self._connection_changed()
         self.last_query = query
         self.search_btn.setEnabled(False)
@@ -233,11 +243,11 @@ class PacsDialog(JobDialog):
                  + (": select one to list its series" if hits else ""))
         self.studiesFound.emit(len(hits))
 
-    def selected_study(self) -> Optional[StudyHit]:
+    def selected_study(self) -> StudyHit | None:
         rows = self.study_table.selectionModel().selectedRows()
         return self.studies[rows[0].row()] if rows and rows[0].row() < len(self.studies) else None
 
-    def selected_series(self) -> Optional[SeriesHit]:
+    def selected_series(self) -> SeriesHit | None:
         rows = self.series_table.selectionModel().selectedRows()
         return self.series[rows[0].row()] if rows and rows[0].row() < len(self.series) else None
 
@@ -249,7 +259,6 @@ class PacsDialog(JobDialog):
         self._update_buttons()
         if study is None or conn is None:
             return
-        from core.pacs.jobs import query_series
         self.say(f"Listing the series of {study.patient_name or study.patient_id or study.study_uid}...")
         modality = self.last_query.modality if self.last_query is not None else ""  # the search's modality
         job = Job("PACS series query", jobs.call, query_series, conn, study.study_uid, modality)
@@ -276,7 +285,6 @@ class PacsDialog(JobDialog):
         series, conn = self.selected_series(), self.connection()
         if series is None or conn is None or self.retrieve_job is not None:
             return
-        from core.pacs.jobs import retrieve_series
         job = Job("Retrieve", retrieve_series, conn, series.study_uid, series.series_uid)
         self._retrieving_name = retrieved_name(conn.name, self.selected_study(), series)
         job.progress.connect(self._on_progress)

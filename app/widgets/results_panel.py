@@ -7,8 +7,18 @@ import math
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QColor
-from PySide6.QtWidgets import (QAbstractItemView, QDoubleSpinBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
-                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from core.runtime.summary import LesionSummary, StudySummary
 
@@ -106,21 +116,22 @@ class ResultsPanel(QWidget):
         rejected = len(summary.rejected_lesions)
         self.summary.setText(f"Liver {summary.liver_ml:.1f} mL    tumour {summary.tumor_ml:.2f} mL    "
                              f"burden {summary.tumor_burden_pct:.2f} %    {len(les)} lesion(s)"
-                             + (f"    reviewed: {accepted} accepted, {rejected} rejected" if accepted or rejected else ""))
+                             + (f"    reviewed: {accepted} accepted, {rejected} rejected"
+                                if accepted or rejected else ""))
         selected = self.current_row()
         self.lesions.setRowCount(len(les))
         self.records = list(les)
         self._centroids = []
-        for r, l in enumerate(les):
-            mean_hu = l.mean_hu if l.mean_hu is not None else float("nan")
-            vals = [str(l.id), f"{l.slices[0] + 1}-{l.slices[1] + 1}", f"{l.volume_ml:.2f}",
-                    f"{l.longest_axial_diameter_mm:.1f}", f"{mean_hu:.0f}", l.review]
+        for r, rec in enumerate(les):
+            mean_hu = rec.mean_hu if rec.mean_hu is not None else float("nan")
+            vals = [str(rec.id), f"{rec.slices[0] + 1}-{rec.slices[1] + 1}", f"{rec.volume_ml:.2f}",
+                    f"{rec.longest_axial_diameter_mm:.1f}", f"{mean_hu:.0f}", rec.review]
             for c, v in enumerate(vals):
                 item = QTableWidgetItem(v)
                 if c == len(vals) - 1 and STATE_COLOUR.get(v) is not None:
                     item.setForeground(STATE_COLOUR[v])
                 self.lesions.setItem(r, c, item)
-            self._centroids.append(tuple(int(round(x)) for x in l.centroid))
+            self._centroids.append(tuple(int(round(x)) for x in rec.centroid))
         if selected is not None and les:
             self.lesions.selectRow(min(selected, len(les) - 1))
 

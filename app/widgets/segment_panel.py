@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QMessageBox,
-                               QProgressBar, QPushButton, QRadioButton, QSpinBox, QWidget)
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QRadioButton,
+    QSpinBox,
+    QWidget,
+)
 
+from core.inference.library import ModelEntry, default_models, scan_models
+from core.inference.model_share import import_model, target_folder
 from core.runtime.choices import PAINT_TOOLS, Engine, FixTool, PaintTool
 from core.runtime.edition import LITE_NAME, keras_available
-from core.inference.library import ModelEntry, default_models, scan_models
+from core.runtime.errors import LiverSegError
 
 ENGINE_TEXT = {"auto": "Auto (fastest available)", "keras": "Keras", "onnx": "ONNX Runtime fp32",
                "onnx-int8": "ONNX Runtime int8 (CPU)"}
 ONNX_ONLY_TIP = (f"Auto: ONNX Runtime (a GPU provider, the int8 model when it passed its Dice check, else fp32). "
                  f"This edition ({LITE_NAME}) runs ONNX models only: no Keras engine.")
-TOOLS: dict[str, Optional[PaintTool]] = {"View / pan": None, "Liver brush": "liver", "Tumour brush": "tumor",
+TOOLS: dict[str, PaintTool | None] = {"View / pan": None, "Liver brush": "liver", "Tumour brush": "tumor",
                                          "Eraser": "erase"}
 BRUSHES = PAINT_TOOLS
 # One click in any view (core.study.fixes); each is one undo step.
@@ -131,7 +143,7 @@ class SegmentPanel(QWidget):
         installation's chosen ones, else the bundled real-CT ones) are selected unless the user had
         chosen another model (``select_defaults``: select them anyway, after the defaults changed)."""
         entries = scan_models(self.extra)
-        defaults = dict(zip(("liver", "tumor"), default_models(entries)))
+        defaults = dict(zip(("liver", "tumor"), default_models(entries), strict=True))
         for combo, stage in ((self.liver, "liver"), (self.tumor, "tumor")):
             previous = None if select_defaults else combo.currentData()
             combo.blockSignals(True)
@@ -156,7 +168,8 @@ class SegmentPanel(QWidget):
             e: ModelEntry = combo.currentData()
             if e is not None:
                 parts.append(f"{e.stage}: {e.input_size} px, {e.recipe}, "
-                             f"val Dice {format(e.val_dice, '.3f') if e.val_dice is not None else '-'}, {e.date or 'no date'}"
+                             f"val Dice {format(e.val_dice, '.3f') if e.val_dice is not None else '-'}, "
+                             f"{e.date or 'no date'}"
                              + (f", {e.exports}" if e.exports else "") + (f" [{e.label}]" if e.label else ""))
                 if self.lite and not e.exports:
                     parts.append(f"  (no ONNX files: this edition ({LITE_NAME}) cannot run this model)")
@@ -174,11 +187,9 @@ class SegmentPanel(QWidget):
             self.extra.append(path)
             self.refresh()
 
-    def import_zip(self, path: str) -> Optional[str]:
+    def import_zip(self, path: str) -> str | None:
         """Install a shared model (core.inference.model_share) into the user's models folder, rescan and
         select it; the installed model file, or None (refused: the error is shown; or not replaced)."""
-        from core.inference.model_share import import_model, target_folder
-        from core.runtime.errors import LiverSegError
         try:
             force = target_folder(path).exists()
             if force and QMessageBox.question(self, "Add model", f"A model named {target_folder(path).name} is "
@@ -203,7 +214,7 @@ class SegmentPanel(QWidget):
         self.errorBox = QMessageBox(QMessageBox.Icon.Warning, "LiverSeg Studio", message, parent=self)
         self.errorBox.open()
 
-    def selected_models(self) -> tuple[Optional[str], Optional[str]]:
+    def selected_models(self) -> tuple[str | None, str | None]:
         """(liver, tumour) model paths selected (None: no liver model; no tumour model)."""
         liver, tumor = self.liver.currentData(), self.tumor.currentData()
         return (liver.path if liver is not None else None, tumor.path if tumor is not None else None)

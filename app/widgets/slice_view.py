@@ -10,8 +10,6 @@ ratio follows the voxel spacing.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
@@ -30,7 +28,7 @@ AXES = ("axial", "coronal", "sagittal")
 class _ViewBox(pg.ViewBox):
     """Right-drag changes window/level; left-drag pans, or paints when a brush is active."""
 
-    def __init__(self, owner: "PlaneView"):
+    def __init__(self, owner: PlaneView):
         super().__init__(lockAspect=True, invertY=True)
         self.owner = owner
         self.setMenuEnabled(False)
@@ -86,13 +84,13 @@ class PlaneView(QWidget):
     strokeStarted = Signal()
     strokeFinished = Signal()
 
-    def __init__(self, axis: int = 0, parent=None, state: Optional[ViewerState] = None):
+    def __init__(self, axis: int = 0, parent=None, state: ViewerState | None = None):
         super().__init__(parent)
         self.axis = axis
         self.state = ViewerState() if state is None else state  # shared by the views of one viewer
-        self.hu: Optional[np.ndarray] = None
-        self.label: Optional[np.ndarray] = None
-        self.reference: Optional[np.ndarray] = None
+        self.hu: np.ndarray | None = None
+        self.label: np.ndarray | None = None
+        self.reference: np.ndarray | None = None
         self.spacing = (1.0, 1.0, 1.0)
         self.brush_active = False
 
@@ -183,7 +181,7 @@ class PlaneView(QWidget):
         img = vol[:, k, :] if self.axis == 1 else vol[:, :, k]
         return img[::-1]
 
-    def voxel_of(self, p: QPointF) -> Optional[tuple[int, int, int]]:
+    def voxel_of(self, p: QPointF) -> tuple[int, int, int] | None:
         """(z, y, x) voxel under a view point, or None outside the image."""
         if self.hu is None:
             return None
@@ -249,10 +247,10 @@ class PlaneView(QWidget):
     def set_window(self, center: float, width: float) -> None:
         self.state.set_window(center, width)
 
-    def set_overlay(self, which: str, visible: Optional[bool] = None, alpha: Optional[int] = None) -> None:
+    def set_overlay(self, which: str, visible: bool | None = None, alpha: int | None = None) -> None:
         self.state.set_overlay(which, visible, alpha)
 
-    def overlay_image(self) -> Optional[np.ndarray]:
+    def overlay_image(self) -> np.ndarray | None:
         """The uint8 overlay of the current slice (0..4, see :func:`overlay_lut`)."""
         lab = self.label if self.mode != "reference" else self.reference
         img = None if lab is None else self._take(lab, self.index)
@@ -338,7 +336,7 @@ class OrthoViewer(QWidget):
     cursorMoved = Signal(str)
     windowChanged = Signal(float, float)
 
-    def __init__(self, parent=None, state: Optional[ViewerState] = None):
+    def __init__(self, parent=None, state: ViewerState | None = None):
         super().__init__(parent)
         self.state = ViewerState() if state is None else state
         self.views = [PlaneView(a, state=self.state) for a in range(3)]
@@ -369,7 +367,7 @@ class OrthoViewer(QWidget):
             v.load_volume(hu, spacing, label, reference)
         self.state.set_shape(hu.shape)
 
-    def set_labels(self, label=None, reference=None, mode: Optional[str] = None) -> None:
+    def set_labels(self, label=None, reference=None, mode: str | None = None) -> None:
         """Show new labels (and a display mode with them): one redraw per view."""
         for v in self.views:
             v.label, v.reference = label, reference

@@ -9,12 +9,24 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
-                               QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
-from core.runtime.edition import keras_available, not_in_edition, require_full
 from core.inference.library import user_models_dir
+from core.runtime.edition import keras_available, not_in_edition, require_full
 from core.training import defaults as D
+from core.training.trainer import TrainConfig
 
 from .curves import CurvesWidget
 from .finetune_box import FinetuneBox
@@ -76,7 +88,8 @@ class TrainPanel(QWidget):
         self.run_dir.setPlaceholderText("run folder (default: a new one in your models folder)")
         form.addRow("Run folder", self.run_dir)
         brow = QHBoxLayout()
-        self.start_btn, self.stop_btn, self.resume_btn = QPushButton("Start"), QPushButton("Stop"), QPushButton("Resume")
+        self.start_btn, self.stop_btn = QPushButton("Start"), QPushButton("Stop")
+        self.resume_btn = QPushButton("Resume")
         self.stop_btn.setEnabled(False)
         self.start_btn.clicked.connect(lambda: self._start(False))
         self.resume_btn.clicked.connect(lambda: self._start(True))
@@ -108,7 +121,6 @@ class TrainPanel(QWidget):
 
     def config(self, resume: bool):
         require_full("Training")
-        from core.training.trainer import TrainConfig
         out = self.run_dir.text().strip()
         if not out:
             out = str(user_models_dir() / f"{self.stage.currentText()}-{time.strftime('%Y%m%d-%H%M%S')}")

@@ -8,11 +8,12 @@ TensorFlow's before this process touches OpenGL (:mod:`core.runtime.gl_isolation
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QGuiApplication, QVector3D
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from .gl_probe import GLProbe, problem_of
 
 LIVER_RGBA = (0.25, 0.8, 0.35, 0.25)
 TUMOUR_RGBA = (0.9, 0.15, 0.15, 1.0)
@@ -49,16 +50,12 @@ class View3D(QWidget):
         self.gl = None
         self.meshes: list = []
         self.items: list = []
-        self.selected: Optional[tuple] = None
+        self.selected: tuple | None = None
         self.checked = bool(self.problem)  # whether the answer is in (OpenGL on, or a problem)
         if not self.problem:
-            from .gl_probe import GLProbe
             self._probe = GLProbe(self, self._probed)
 
     def _probed(self, answer: dict) -> None:
-        from PySide6.QtGui import QGuiApplication
-
-        from .gl_probe import problem_of
         self.problem = problem_of(answer, QGuiApplication.platformName())
         self.checked = True
         if self.problem:
@@ -83,7 +80,7 @@ class View3D(QWidget):
     def available(self) -> bool:
         return self.gl is not None
 
-    def set_meshes(self, meshes: list, selected: Optional[tuple] = None) -> None:
+    def set_meshes(self, meshes: list, selected: tuple | None = None) -> None:
         """Show ``meshes`` (:class:`core.study.surfaces.Mesh`), the lesion anchored at ``selected`` yellow."""
         self.meshes, self.selected = list(meshes), selected
         n = sum(m.kind == "tumor" for m in meshes)
@@ -104,12 +101,11 @@ class View3D(QWidget):
         if meshes and (selected is None or not hasattr(self, "_framed")):
             self._frame()
 
-    def select(self, anchor: Optional[tuple]) -> None:
+    def select(self, anchor: tuple | None) -> None:
         if anchor != self.selected:
             self.set_meshes(self.meshes, anchor)
 
     def _frame(self) -> None:
-        from PySide6.QtGui import QVector3D
         pts = np.concatenate([m.vertices for m in self.meshes])
         lo, hi = pts.min(0), pts.max(0)
         c = (lo + hi) / 2
@@ -118,12 +114,11 @@ class View3D(QWidget):
                                   azimuth=-90)  # from the front (-Y): the patient's right on the left
         self._framed = True
 
-    def pick(self, px: float, py: float) -> Optional[tuple]:
+    def pick(self, px: float, py: float) -> tuple | None:
         """The anchor of the lesion under the widget point (px, py), or None: each lesion's centre and
         radius projected with the view's matrices, the nearest whose outline holds the point."""
         if not self.available:
             return None
-        from PySide6.QtGui import QVector3D
         w, h = max(1, self.gl.width()), max(1, self.gl.height())
         mvp = self.mvp()
         best, best_d = None, None
@@ -146,7 +141,6 @@ class View3D(QWidget):
 
     def _right(self):
         """The camera's right-hand direction in the scene (for a lesion's projected radius)."""
-        from PySide6.QtGui import QVector3D
         v = self.gl.viewMatrix()
         return QVector3D(v.row(0).x(), v.row(0).y(), v.row(0).z())
 

@@ -14,15 +14,16 @@ import logging
 import os
 import sys
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
-from .compare import add_compare_subcommand
-from .pacs import add_pacs_subcommands, add_query_flags
-from .train import add_training_subcommands
 from ..inference.engines import ENGINES, engines_line
+from ..runtime.choices import ExportKind
 from ..runtime.errors import Cancelled, LiverSegError
 from ..runtime.jobs import CancelToken
+from .compare import add_compare_subcommand
+from .pacs import add_pacs_subcommands, add_query_flags
 from .progress_bar import ProgressBar
+from .train import add_training_subcommands
 
 
 def cmd_info(args) -> int:
@@ -85,7 +86,7 @@ def cmd_phantom(args, cancel: CancelToken) -> int:
     return 0
 
 
-def resolve_models(args) -> tuple[str, Optional[str]]:
+def resolve_models(args) -> tuple[str, str | None]:
     """(liver, tumour or None) model paths: the flags, else the bundled defaults (core.inference.library)."""
     from ..inference.library import default_models
     liver, tumor = args.liver_model, None if args.liver_only else args.tumor_model
@@ -135,8 +136,10 @@ def cmd_predict(args, cancel: CancelToken) -> int:
     if not args.dicom_dir:
         raise LiverSegError("predict: give the DICOM folder or volume file to segment")
     bar = ProgressBar()
-    outputs = [(args.out, "nifti")] + [(p, k) for p, k in ((args.seg, "seg"), (args.lesions, "csv"),
-                                                           (args.report, "report"), (args.pdf, "pdf")) if p]
+    wanted: tuple[tuple[str | None, ExportKind], ...] = ((args.seg, "seg"), (args.lesions, "csv"),
+                                                        (args.report, "report"), (args.pdf, "pdf"))
+    outputs: list[tuple[str, ExportKind]] = [(args.out, "nifti")]
+    outputs += [(p, k) for p, k in wanted if p]
     for path, _ in outputs:  # fail before the long work, not after it
         check_target(path, args.force, [args.dicom_dir])
     liver_path, tumor_path = resolve_models(args)
@@ -166,8 +169,8 @@ def cmd_predict(args, cancel: CancelToken) -> int:
 
 
 def cmd_predict_batch(args, cancel: CancelToken) -> int:
-    from ..study.batch import parse_shard, run_batch
     from ..model.io import load_seg_model
+    from ..study.batch import parse_shard, run_batch
     extra = [f for f, v in (("--seg", args.seg), ("--lesions", args.lesions), ("--report", args.report),
                             ("--pdf", args.pdf), ("--send", args.send)) if v]
     if extra:
@@ -367,7 +370,8 @@ def add_subcommands(sub) -> None:
     p.set_defaults(func=cmd_export_model)
 
     p = sub.add_parser("import-model", help="install a model zip (liverseg export-model) into the user's models folder")
-    p.add_argument("zip", help="the model zip; checked (hashes, preprocessing, member names) before anything is written")
+    p.add_argument("zip", help="the model zip; checked (hashes, preprocessing, member names) "
+                              "before anything is written")
     p.add_argument("--name", help="folder name in the user's models folder (default: the zip's name)")
     p.add_argument("--force", action="store_true", help="replace an installed model of that name")
     p.set_defaults(func=cmd_import_model)
@@ -375,7 +379,7 @@ def add_subcommands(sub) -> None:
     add_training_subcommands(sub)
     add_pacs_subcommands(sub)
 
-def run(args: argparse.Namespace, func: Optional[Callable] = None) -> int:
+def run(args: argparse.Namespace, func: Callable | None = None) -> int:
     """Run a parsed subcommand: errors become one line on stderr and exit code 2."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     cancel = CancelToken()

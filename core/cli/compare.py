@@ -9,7 +9,6 @@ RECIST 1.1 and mRECIST, and DIR receives compare.json, compare.csv and compare.p
 from __future__ import annotations
 
 import sys
-from typing import Optional
 
 from ..runtime.errors import LiverSegError
 from ..runtime.jobs import CancelToken
@@ -18,7 +17,7 @@ from .progress_bar import ProgressBar
 OUTPUTS = ("compare.json", "compare.csv", "compare.pdf")
 
 
-def _default_models() -> tuple[str, Optional[str]]:
+def _default_models() -> tuple[str, str | None]:
     from ..inference.library import default_models
     liver, tumor = default_models()
     if liver is None:
@@ -27,7 +26,7 @@ def _default_models() -> tuple[str, Optional[str]]:
     return liver.path, tumor.path if tumor is not None else None
 
 
-def _timepoint(path: str, labels: Optional[str], acquisition: Optional[int], bar, cancel: CancelToken):
+def _timepoint(path: str, labels: str | None, acquisition: int | None, bar, cancel: CancelToken):
     """(TimePoint, its source folders) of one study: opened, then labelled from the file or segmented."""
     from ..followup.timepoint import TimePoint
     from ..study.session import StudySession

@@ -12,12 +12,12 @@ from __future__ import annotations
 import atexit
 import sys
 import time
-from typing import Optional
+from typing import Any
 
 from ..runtime.jobs import Progress
 
 
-def format_eta(seconds: Optional[float]) -> str:
+def format_eta(seconds: float | None) -> str:
     """``1:02:03`` / ``02:03``, or ``--:--`` when unknown."""
     if seconds is None or seconds != seconds or seconds < 0 or seconds > 1e7:
         return "--:--"
@@ -32,13 +32,13 @@ class _Stage:
 
     def __init__(self, now: float, done: int):
         self.t0, self.done0 = now, done
-        self.last: Optional[float] = None  # when the last plain line was written
+        self.last: float | None = None  # when the last plain line was written
 
-    def rate(self, now: float, done: int) -> Optional[float]:
+    def rate(self, now: float, done: int) -> float | None:
         dt = now - self.t0
         return (done - self.done0) / dt if dt > 0.5 and done > self.done0 else None
 
-    def eta(self, now: float, done: int, total: int) -> Optional[float]:
+    def eta(self, now: float, done: int, total: int) -> float | None:
         r = self.rate(now, done)
         return (total - done) / r if r and total else None
 
@@ -47,13 +47,13 @@ class ProgressBar:
     """A callable for ``progress=``: feeds rich's display on a terminal, plain lines otherwise."""
 
     def __init__(self, stream=None, min_interval: float = 0.1, plain_interval: float = 2.0,
-                 tty: Optional[bool] = None):
+                 tty: bool | None = None):
         self.stream = stream or sys.stderr
         self.tty = (hasattr(self.stream, "isatty") and self.stream.isatty()) if tty is None else tty
         self.min_interval = min_interval
         self.plain_interval = plain_interval
         self._stages: dict[str, _Stage] = {}
-        self._rich = None
+        self._rich: Any = None  # a rich.progress.Progress once started (rich is imported lazily)
         self._tasks: dict[str, int] = {}
 
     def __call__(self, ev: Progress) -> None:
@@ -72,7 +72,7 @@ class ProgressBar:
         self.stream.flush()
 
     @staticmethod
-    def plain_line(ev: Progress, rate: Optional[float], eta: Optional[float]) -> str:
+    def plain_line(ev: Progress, rate: float | None, eta: float | None) -> str:
         if ev.total:
             parts = [f"{ev.stage:8s} {ev.done}/{ev.total} {100 * ev.done // max(ev.total, 1):3d}%"]
         else:
@@ -107,8 +107,8 @@ class ProgressBar:
 
 def _rich_progress(stream, refresh_interval: float):
     from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, ProgressColumn,
-                               TextColumn, TimeRemainingColumn)
+    from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import Progress as RichProgress
     from rich.text import Text
 
     class RateColumn(ProgressColumn):

@@ -7,30 +7,30 @@ work together on this machine.
 
 from __future__ import annotations
 
+import tempfile
 import time
-from typing import Callable
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
 
 from ..evaluation import metrics
-from ..runtime.edition import LITE_NAME, keras_available
+from ..inference.cascade import segment
 from ..inference.engines import engines_line
+from ..inference.library import default_models
+from ..io.dicom import load_series
+from ..model.io import load_seg_model
+from ..runtime.choices import Engine
+from ..runtime.edition import LITE_NAME, keras_available
+from ..synthetic.phantom import make_phantom, write_patient
 
 
-def run_selftest(echo: Callable[[str], None] = print, engine: str = "auto") -> list[str]:
+def run_selftest(echo: Callable[[str], None] = print, engine: Engine = "auto") -> list[str]:
     """Returns the list of failures (empty when everything works)."""
     failures: list[str] = []
     t0 = time.perf_counter()
     if not keras_available():  # the default models run through their ONNX files; Keras is never needed
         echo(f"edition: {LITE_NAME} (ONNX Runtime only: no Keras, no training)")
     try:
-        import tempfile
-        import zipfile
-        from pathlib import Path
-
-        from ..io.dicom import load_series
-        from ..inference.cascade import segment
-        from ..inference.library import default_models
-        from ..model.io import load_seg_model
-        from ..synthetic.phantom import make_phantom, write_patient
         case = make_phantom(4242, 48, 256)
         with tempfile.TemporaryDirectory() as tmp:
             folder = write_patient(case, tmp, 1)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import sys
 
+from ..runtime.choices import STAGES, Stage
 from ..runtime.jobs import CancelToken
 from ..training import defaults as D
 
 
 def _progress_printer():
-    from .progress_bar import ProgressBar
     from ..training.trainer import EpochEvent
+    from .progress_bar import ProgressBar
     bar = ProgressBar()
 
     def progress(ev):
@@ -100,7 +101,7 @@ def cmd_finetune(args, cancel: CancelToken) -> int:
     from ..training.finetune import FinetuneConfig
     from ..training.finetune_compare import finetune_and_compare
     previous = _stop_on_sigint(cancel)
-    stages = ("liver", "tumor") if args.stage == "both" else (args.stage,)
+    stages: tuple[Stage, ...] = STAGES if args.stage == "both" else (args.stage,)
     cfg = FinetuneConfig(dataset=args.dataset, base=args.base, out=args.out, stages=stages, minutes=args.minutes,
                          learning_rate=args.lr, l2sp=args.l2sp, export_onnx=not args.no_onnx, seed=args.seed)
     try:
@@ -155,7 +156,8 @@ def add_training_subcommands(sub) -> None:
                                              "optional with --resume")
     p.add_argument("--out", required=True, help="work folder: dataset/, liver/, tumor/")
     p.add_argument("--resume", action="store_true", help="continue the runs in --out")
-    p.add_argument("--hcc", metavar="DIR", help="HCC-TACE-Seg (PATIENT.tar.xz archives, e.g. ../shared/data/hcc-tace-seg): "
+    p.add_argument("--hcc", metavar="DIR",
+                   help="HCC-TACE-Seg (PATIENT.tar.xz archives, e.g. ../shared/data/hcc-tace-seg): "
                    "its series train too, with the silver labels of resources/training-labels/hcc-tace-seg")
     p.add_argument("--hcc-labels", metavar="DIR", help="other label files for --hcc (NAME.nii.gz per volume)")
     p.add_argument("--exclude", nargs="*", default=[], metavar="PATIENT",

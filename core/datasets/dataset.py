@@ -25,13 +25,14 @@ import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import cast
 
 import numpy as np
 
 from ..runtime.atomic import atomic_open, write_json
 from ..runtime.errors import DatasetError, one_line
 from ..runtime.labels import LIVER, TUMOUR  # noqa: F401 (the codes, defined once; importable from here too)
+from .anatomy import structures_present
 
 MANIFEST = "manifest.json"
 FORMAT = "liverseg-dataset"
@@ -55,13 +56,13 @@ class Case:
     """
 
     case_id: str
-    hu: Optional[np.ndarray]
+    hu: np.ndarray | None
     label: np.ndarray
     spacing: tuple[float, float, float]
     origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
     direction: np.ndarray = field(default_factory=lambda: np.eye(3))
     meta: dict = field(default_factory=dict)
-    anatomy: Optional[np.ndarray] = None
+    anatomy: np.ndarray | None = None
 
     @property
     def voxel_ml(self) -> float:
@@ -88,7 +89,6 @@ class Case:
             "source_sha256": self.meta.get("source_sha256", {}),
         }
         if self.anatomy is not None:
-            from .anatomy import structures_present
             entry["structures"] = structures_present(self.anatomy)
         return entry
 
@@ -103,7 +103,7 @@ def case_file_name(case_id: str) -> str:
     return f"{case_id}.npz"
 
 
-def read_manifest(folder: str | Path) -> dict:
+def read_manifest(folder: str | os.PathLike) -> dict:
     """The manifest, or an empty one when the folder has none yet."""
     path = Path(folder) / MANIFEST
     if not path.exists():
@@ -140,7 +140,7 @@ def write_case(folder: str | Path, case: Case) -> dict:
         arrays["anatomy"] = np.ascontiguousarray(case.anatomy, dtype=np.uint8)
     try:
         with atomic_open(folder / entry["file"], "wb") as fh:
-            np.savez(fh, **arrays,
+            np.savez(fh, **arrays,  # type: ignore[arg-type]  # numpy stub: **arrays checked as allow_pickle
                      spacing=np.asarray(case.spacing, dtype=np.float64),
                      origin=np.asarray(case.origin, dtype=np.float64),
                      direction=np.asarray(case.direction, dtype=np.float64),
@@ -244,5 +244,6 @@ def load_case(folder: str | Path, case_id: str, mmap: bool = False) -> Case:
             or (hu is None and anatomy is None)):
         desc = ", ".join(f"{k} {a.shape} {a.dtype}" for k, a in big.items())
         raise DatasetError(f"{path}: inconsistent arrays ({desc or 'none'})")
-    return Case(case_id, hu, label, tuple(float(s) for s in small["spacing"]),
-                tuple(float(s) for s in small["origin"]), small["direction"], meta, anatomy)
+    return Case(case_id, hu, label, cast("tuple[float, float, float]", tuple(float(s) for s in small["spacing"])),
+                cast("tuple[float, float, float]", tuple(float(s) for s in small["origin"])), small["direction"],
+                meta, anatomy)

@@ -16,7 +16,6 @@ import os
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from ..io.dicom import load_series
 from ..io.label_file import read_nifti_label
@@ -54,7 +53,7 @@ class HccSeries:
     name: str
     patient: str
     folder: str
-    acquisition: Optional[int]
+    acquisition: int | None
     phase: str
     slice_mm: float
     tumours: bool = True
@@ -84,7 +83,8 @@ def series_named(name: str) -> HccSeries:
     for s in SERIES:
         if s.name == name:
             return s
-    raise DatasetError(f"{name}: not an HCC-TACE-Seg volume of this project (known: {', '.join(s.name for s in SERIES)})")
+    known = ", ".join(s.name for s in SERIES)
+    raise DatasetError(f"{name}: not an HCC-TACE-Seg volume of this project (known: {known})")
 
 
 def liver_only(case_id: str) -> bool:
@@ -93,7 +93,7 @@ def liver_only(case_id: str) -> bool:
 
 
 def unpack(src: str | os.PathLike, out: str | os.PathLike, patients: tuple[str, ...] = PATIENTS,
-           cancel: Optional[CancelToken] = None) -> Path:
+           cancel: CancelToken | None = None) -> Path:
     """Unpack the patients' ``.tar.xz`` archives from ``src`` into ``out`` (once: a patient already
     unpacked there is skipped). Returns ``out``."""
     src, out = Path(src), Path(out)
@@ -129,14 +129,14 @@ def series_folder(unpacked: str | os.PathLike, s: HccSeries) -> Path:
     return found[0]
 
 
-def load_volume(unpacked: str | os.PathLike, s: HccSeries, cancel: Optional[CancelToken] = None):
+def load_volume(unpacked: str | os.PathLike, s: HccSeries, cancel: CancelToken | None = None):
     """The CT volume of one series (its acquisition where it holds two)."""
     return load_series(series_folder(unpacked, s), cancel=cancel, acquisition=s.acquisition)
 
 
 def import_hcc_tace(src: str | os.PathLike, labels: str | os.PathLike, out: str | os.PathLike,
-                    scratch: str | os.PathLike, progress: Optional[ProgressFn] = None,
-                    cancel: Optional[CancelToken] = None) -> list[str]:
+                    scratch: str | os.PathLike, progress: ProgressFn | None = None,
+                    cancel: CancelToken | None = None) -> list[str]:
     """Write every volume that has a label file in ``labels`` as a ``ct`` case of the dataset
     ``out`` (cases already there are kept). The archives are unpacked into ``scratch``.
 
@@ -146,7 +146,7 @@ def import_hcc_tace(src: str | os.PathLike, labels: str | os.PathLike, out: str 
     todo = [s for s in SERIES if (labels / f"{s.name}.nii.gz").is_file()]
     if not todo:
         raise DatasetError(f"{labels}: no HCC-TACE-Seg label files (NAME.nii.gz)")
-    have = set(list_cases(out, "ct")) if (Path(out) / "manifest.json").is_file() else set()
+    have = set(list_cases(Path(out), "ct")) if (Path(out) / "manifest.json").is_file() else set()
     need = tuple(sorted({s.patient for s in todo if s.name not in have}))
     if need:
         unpack(src, scratch, need, cancel)
@@ -156,7 +156,7 @@ def import_hcc_tace(src: str | os.PathLike, labels: str | os.PathLike, out: str 
         if s.name not in have:
             vol = load_volume(scratch, s, cancel)
             label = read_nifti_label(labels / f"{s.name}.nii.gz", vol)
-            write_case(out, Case(s.name, vol.hu, label.astype("uint8"), vol.spacing, vol.origin, vol.direction,
+            write_case(Path(out), Case(s.name, vol.hu, label.astype("uint8"), vol.spacing, vol.origin, vol.direction,
                                  meta={"source": f"{DATASET_NAME}: {s.patient}/{s.folder}"
                                                  + (f" acquisition {s.acquisition}" if s.acquisition else ""),
                                        "licence": LICENCE, "labels": LABEL_QUALITY, "phase": s.phase,

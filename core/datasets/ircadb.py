@@ -24,15 +24,13 @@ import logging
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
 
 import numpy as np
 
-from . import anatomy
 from ..io.archive import SafeZip
-from .dataset import Case, read_manifest, refuse_replacing, write_case
 from ..io.dicom.geometry import compute_geometry
 from ..io.dicom.headers import BytesSource, FileSource, Source, read_header
 from ..io.dicom.load import load_info, select_series
@@ -41,6 +39,8 @@ from ..io.dicom.scan import group_headers, list_files, read_headers
 from ..runtime.errors import ArchiveError, DatasetError, DicomError
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
 from ..runtime.labels import TUMOUR
+from . import anatomy
+from .dataset import Case, read_manifest, refuse_replacing, write_case
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +228,7 @@ def find_patients(src: str | os.PathLike) -> list[PatientRef]:
     return [_patient_from_folder(p, p.name) for p in found]
 
 
-def _reference(p: PatientData, cancel: Optional[CancelToken]):
+def _reference(p: PatientData, cancel: CancelToken | None):
     """(volume, geometry) of the grid the masks are mapped onto: the CT, else the liver mask series."""
     if p.ct:
         sources, what = p.ct, "PATIENT_DICOM"
@@ -243,8 +243,8 @@ def _reference(p: PatientData, cancel: Optional[CancelToken]):
     return vol, compute_geometry(list(info.headers))
 
 
-def build_case(p: PatientData, progress: Optional[ProgressFn] = None,
-               cancel: Optional[CancelToken] = None) -> Case:
+def build_case(p: PatientData, progress: ProgressFn | None = None,
+               cancel: CancelToken | None = None) -> Case:
     """Load a patient's CT (when there is one) and masks into a :class:`Case`."""
     if not p.ct and not p.masks:
         raise DatasetError(f"{p.name}: no PATIENT_DICOM slices")
@@ -296,8 +296,8 @@ def build_case(p: PatientData, progress: Optional[ProgressFn] = None,
     return Case(p.case_id, vol.hu if p.ct else None, label, vol.spacing, vol.origin, vol.direction, meta, anat)
 
 
-def import_ircadb(src: str | os.PathLike, out: str | os.PathLike, progress: Optional[ProgressFn] = None,
-                  cancel: Optional[CancelToken] = None, force: bool = False) -> list[str]:
+def import_ircadb(src: str | os.PathLike, out: str | os.PathLike, progress: ProgressFn | None = None,
+                  cancel: CancelToken | None = None, force: bool = False) -> list[str]:
     """Import every patient of ``src`` into the dataset folder ``out``.
 
     A patient already in ``out`` from the same source files (same checksums)

@@ -20,10 +20,12 @@ import datetime
 import hashlib
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import cast
 
 import numpy as np
+import platformdirs
 
 from ..runtime.atomic import file_sha256
 from ..runtime.errors import DatasetError
@@ -43,7 +45,6 @@ class CaseExists(DatasetError):
 
 def default_lab_dataset() -> Path:
     """``<user data folder>/datasets/lab``: where *Add to training set...* stores cases unless told otherwise."""
-    import platformdirs
     return Path(platformdirs.user_data_dir("LiverSegStudio", appauthor=False)) / "datasets" / "lab"
 
 
@@ -91,7 +92,7 @@ def study_case_id(study) -> str:
     return f"{_safe(name) or 'study'}.{_hash(name)}"
 
 
-def find_case_of_study(dataset: str | os.PathLike, study) -> Optional[str]:
+def find_case_of_study(dataset: str | os.PathLike, study) -> str | None:
     """The id of the case of ``study`` in ``dataset``, or None (no such case, or no dataset yet)."""
     folder = Path(dataset)
     if not (folder / MANIFEST).is_file():
@@ -124,9 +125,9 @@ def refuse_inside_source(dataset: str | os.PathLike, study, source_dirs: Iterabl
     return d
 
 
-def add_study(dataset: str | os.PathLike, study, label: Optional[np.ndarray] = None, corrected_by: str = "",
-              replace: bool = False, *, source_dirs: Iterable[str] = (), progress: Optional[ProgressFn] = None,
-              cancel: Optional[CancelToken] = None) -> str:
+def add_study(dataset: str | os.PathLike, study, label: np.ndarray | None = None, corrected_by: str = "",
+              replace: bool = False, *, source_dirs: Iterable[str] = (), progress: ProgressFn | None = None,
+              cancel: CancelToken | None = None) -> str:
     """Store ``study`` (its CT and geometry) with ``label`` (default: its working label) as a case.
 
     Args:
@@ -170,7 +171,8 @@ def add_study(dataset: str | os.PathLike, study, label: Optional[np.ndarray] = N
     if _volume_file(study):
         meta["volume_file"] = _volume_file(study)
     write_case(folder, Case(cid, hu.astype(np.int16, copy=False), np.asarray(label, np.uint8),
-                            tuple(float(s) for s in study.spacing), tuple(float(s) for s in study.origin),
+                            cast("tuple[float, float, float]", tuple(float(s) for s in study.spacing)),
+                            cast("tuple[float, float, float]", tuple(float(s) for s in study.origin)),
                             np.asarray(study.direction, np.float64), meta))
     report(progress, "add case", 1, 1, cid)
     return cid
@@ -187,8 +189,8 @@ def is_lab_dataset(src: str | os.PathLike) -> bool:
         return False
 
 
-def import_lab_dataset(src: str | os.PathLike, out: str | os.PathLike, progress: Optional[ProgressFn] = None,
-                       cancel: Optional[CancelToken] = None, force: bool = False) -> list[str]:
+def import_lab_dataset(src: str | os.PathLike, out: str | os.PathLike, progress: ProgressFn | None = None,
+                       cancel: CancelToken | None = None, force: bool = False) -> list[str]:
     """Copy the ``ct`` cases of dataset ``src`` into dataset ``out`` (same ids); returns the ids.
 
     As the other importers: a case of ``out`` of the same id from another source is never replaced

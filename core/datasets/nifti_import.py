@@ -20,13 +20,17 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Optional
+from typing import Any
 
 import numpy as np
 
+from ..io.volume_file import read_volume_file
 from ..runtime.atomic import file_sha256
 from ..runtime.errors import DatasetError, LiverSegError, one_line
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
+from .dataset import Case, read_manifest, refuse_replacing, write_case
+from .ircadb import import_ircadb
+from .lab_cases import import_lab_dataset, is_lab_dataset
 
 LABEL_SUFFIXES = ("_label", "_labels", "_seg", "_mask")
 NII = (".nii.gz", ".nii")
@@ -45,7 +49,7 @@ def _niftis(folder: Path, recursive: bool = False) -> list[Path]:
     return sorted(p for p in it if p.is_file() and not p.name.startswith(".") and p.name.lower().endswith(NII))
 
 
-def find_nifti_pairs(src: str | os.PathLike) -> Optional[tuple[str, list[tuple[str, Path, Path]]]]:
+def find_nifti_pairs(src: str | os.PathLike) -> tuple[str, list[tuple[str, Path, Path]]] | None:
     """(layout, [(case id, image, label)]) when ``src`` is a NIfTI dataset folder, else None."""
     root = Path(src)
     if not root.is_dir():
@@ -98,13 +102,11 @@ def read_pair(case_id: str, image: Path, label_path: Path, layout: str):
     import nibabel as nib
     from nibabel import orientations as no
 
-    from .dataset import Case
-    from ..io.volume_file import read_volume_file
 
     v = read_volume_file(image)
     g = v.file_grid
     try:
-        lab_img = nib.load(str(label_path))
+        lab_img: Any = nib.load(str(label_path))  # a SpatialImage: dataobj, affine
         lab = np.asanyarray(lab_img.dataobj)
     except Exception as exc:
         raise DatasetError(f"{label_path}: not a readable NIfTI label ({one_line(exc, 100)})") from None
@@ -125,10 +127,9 @@ def read_pair(case_id: str, image: Path, label_path: Path, layout: str):
     return Case(case_id, v.hu, label, v.spacing, v.origin, v.direction, meta)
 
 
-def import_nifti_dataset(src: str | os.PathLike, out: str | os.PathLike, progress: Optional[ProgressFn] = None,
-                         cancel: Optional[CancelToken] = None, force: bool = False, _found=None) -> list[str]:
+def import_nifti_dataset(src: str | os.PathLike, out: str | os.PathLike, progress: ProgressFn | None = None,
+                         cancel: CancelToken | None = None, force: bool = False, _found=None) -> list[str]:
     """Import a NIfTI dataset folder (see the module docstring); returns the case ids."""
-    from .dataset import read_manifest, refuse_replacing, write_case
     found = find_nifti_pairs(src) if _found is None else _found
     if found is None:
         raise DatasetError(f"{src}: not a NIfTI dataset (Decathlon imagesTr/labelsTr, LiTS volume-N/segmentation-N, "
@@ -156,11 +157,10 @@ def import_nifti_dataset(src: str | os.PathLike, out: str | os.PathLike, progres
     return ids
 
 
-def import_dataset(src: str | os.PathLike, out: str | os.PathLike, progress: Optional[ProgressFn] = None,
-                   cancel: Optional[CancelToken] = None, force: bool = False) -> list[str]:
+def import_dataset(src: str | os.PathLike, out: str | os.PathLike, progress: ProgressFn | None = None,
+                   cancel: CancelToken | None = None, force: bool = False) -> list[str]:
     """Import whatever ``src`` is: a LiverSeg dataset folder (:mod:`.lab_cases`: its cases copied), a
     NIfTI dataset folder, else 3D-IRCADb-01 (archive or folders)."""
-    from .lab_cases import import_lab_dataset, is_lab_dataset
     if is_lab_dataset(src):
         return import_lab_dataset(src, out, progress, cancel, force)
     try:
@@ -169,5 +169,4 @@ def import_dataset(src: str | os.PathLike, out: str | os.PathLike, progress: Opt
         return import_nifti_dataset(src, out, progress, cancel, force)  # a NIfTI layout with a problem: it says what
     if found is not None:
         return import_nifti_dataset(src, out, progress, cancel, force, _found=found)  # the layout scanned once
-    from .ircadb import import_ircadb
     return import_ircadb(src, out, progress, cancel, force)

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from . import metrics
 from ..datasets.dataset import list_cases, load_case
+from ..inference.cascade import segment
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
 from ..runtime.labels import LIVER, TUMOUR
 from ..runtime.summary import LesionSummary, StudySummary
+from . import metrics
 
 
-def study_summary(label: np.ndarray, spacing, hu: Optional[np.ndarray] = None,
-                  review: Optional[dict] = None) -> StudySummary:
+def study_summary(label: np.ndarray, spacing, hu: np.ndarray | None = None,
+                  review: dict | None = None) -> StudySummary:
     """Liver and tumour volumes (mL), tumour burden (%) and the lesion table of a label volume.
 
     Each lesion gets its review state ``review`` ("accepted" when an accepted anchor of ``review``,
@@ -44,7 +46,8 @@ def case_report(pred: np.ndarray, truth: np.ndarray, spacing) -> dict:
     tumor = metrics.case_metrics(pred == TUMOUR, truth == TUMOUR, spacing)
     if not (truth == TUMOUR).any() and not (pred == TUMOUR).any():
         tumor["dice"] = tumor["jaccard"] = 1.0  # nothing to find, nothing found
-    return {"liver": liver, "tumor": tumor, "lesions": metrics.lesion_detection(pred == TUMOUR, truth == TUMOUR, spacing),
+    return {"liver": liver, "tumor": tumor,
+            "lesions": metrics.lesion_detection(pred == TUMOUR, truth == TUMOUR, spacing),
             "liver_notebook": metrics.notebook_metrics(pred >= LIVER, truth >= LIVER)}
 
 
@@ -53,15 +56,14 @@ def _mean(vals) -> float:
     return float(np.mean(v)) if v else float("nan")
 
 
-def evaluate_dataset(dataset, liver_model, tumor_model, cases: Optional[Sequence[str]] = None,
-                     progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
+def evaluate_dataset(dataset, liver_model, tumor_model, cases: Sequence[str] | None = None,
+                     progress: ProgressFn | None = None, cancel: CancelToken | None = None,
                      **segment_kwargs) -> dict:
     """Segment every case of a dataset and compare with its ground truth.
 
     Returns:
         {"cases": {case_id: case_report}, "mean": {...}, "models": {...}}.
     """
-    from ..inference.cascade import segment
     ids = list(cases) if cases else list_cases(dataset)
     out = {}
     for i, cid in enumerate(ids):
@@ -75,7 +77,7 @@ def evaluate_dataset(dataset, liver_model, tumor_model, cases: Optional[Sequence
         out[cid] = r
     report(progress, "evaluate", len(ids), len(ids))
     keys = ("dice", "jaccard", "voe", "rvd", "assd_mm", "mssd_mm", "precision", "recall")
-    mean = {s: {k: _mean(r[s][k] for r in out.values()) for k in keys} for s in ("liver", "tumor")}
+    mean: dict[str, Any] = {s: {k: _mean(r[s][k] for r in out.values()) for k in keys} for s in ("liver", "tumor")}
     mean["tumor_cases_with_tumour"] = {
         k: _mean(r["tumor"][k] for r in out.values() if r["lesions"]["true_lesions"]) for k in keys}
     mean["lesion_recall"] = _mean(r["lesions"]["recall"] for r in out.values())

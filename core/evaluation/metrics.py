@@ -6,9 +6,10 @@ case). Keras metrics in :mod:`core.model.losses` are tested against these.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 from ..transforms.masks import crop_box
 
@@ -64,7 +65,6 @@ def recall(pred, truth) -> float:
 
 
 def _surface(mask: np.ndarray) -> np.ndarray:
-    from scipy import ndimage
     if not mask.any():
         return mask
     return mask & ~ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(mask.ndim, 1),
@@ -76,7 +76,6 @@ def surface_distances(pred, truth, spacing) -> tuple[np.ndarray, np.ndarray]:
 
     Computed on the masks' bounding box (plus one voxel), with the voxel spacing.
     """
-    from scipy import ndimage
     p, t = _pair(pred, truth)
     both = p | t
     if not p.any() or not t.any():
@@ -161,14 +160,13 @@ def _longest_axial_diameter(coords_yx: np.ndarray, spacing_yx) -> float:
     return float(d.max() + min(spacing_yx))  # pixel centres to pixel edges
 
 
-def lesion_components(mask, spacing, hu: Optional[np.ndarray] = None) -> tuple[list[dict], np.ndarray]:
+def lesion_components(mask, spacing, hu: np.ndarray | None = None) -> tuple[list[dict], np.ndarray]:
     """Connected tumour components (26-connectivity), largest first, and the component label image.
 
     Each: id, voxels, volume_ml, slices (first, last), centroid (z, y, x voxels), anchor (the lesion's
     voxel nearest its centroid: a point inside it, which names the lesion across edits),
     longest_axial_diameter_mm, mean_hu (when ``hu`` is given).
     """
-    from scipy import ndimage
     m = np.asarray(mask).astype(bool)
     lab = np.zeros(m.shape, np.int32)
     box = crop_box(m)  # label and search the bounding box only: much faster on a whole CT
@@ -177,9 +175,9 @@ def lesion_components(mask, spacing, hu: Optional[np.ndarray] = None) -> tuple[l
         sub, _ = ndimage.label(m[box], structure=np.ones((3, 3, 3)))
         lab[box] = sub
         objects = ndimage.find_objects(sub)
-    out = []
+    out: list[dict[str, Any]] = []
     for k, sl in enumerate(objects, start=1):
-        if sl is None:
+        if sl is None or box is None:  # objects are found inside the box only
             continue
         comp = sub[sl] == k
         zz, yy, xx = np.nonzero(comp)
@@ -237,7 +235,7 @@ def lesion_detection(pred, truth, spacing, min_dice: float = 0.2) -> dict:
             "recall": hits / len(tl) if tl else float("nan"), "false_positives": fp}
 
 
-def lesions(mask, spacing, hu: Optional[np.ndarray] = None) -> list[dict]:
+def lesions(mask, spacing, hu: np.ndarray | None = None) -> list[dict]:
     """Connected tumour components (26-connectivity), largest first.
 
     Each: id, voxels, volume_ml, slices [first, last], centroid (z, y, x voxels), anchor (a voxel

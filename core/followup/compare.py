@@ -11,8 +11,8 @@ new keys may be added, none renamed or removed without changing :data:`FORMAT`).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Optional, Sequence
 
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
 from ..study.phase import PhaseEstimate, detect_phase
@@ -72,11 +72,11 @@ class Comparison:
         return self.followup.tumor_ml - self.baseline.tumor_ml
 
     @property
-    def tumor_change_pct(self) -> Optional[float]:
+    def tumor_change_pct(self) -> float | None:
         b = self.baseline.tumor_ml
         return None if b <= 0 else 100.0 * self.tumor_change_ml / b
 
-    def match_of(self, when: str, lesion_id: int) -> Optional[LesionMatch]:
+    def match_of(self, when: str, lesion_id: int) -> LesionMatch | None:
         """The group holding lesion ``lesion_id`` of the "baseline" or the "followup"."""
         key = "baseline_ids" if when == "baseline" else "followup_ids"
         return next((m for m in self.matches if lesion_id in getattr(m, key)), None)
@@ -86,7 +86,7 @@ class Comparison:
         """The baseline's slice spacing (what makes a lesion measurable)."""
         return float(self.baseline.info["spacing_mm"][0])
 
-    def with_targets(self, targets: Optional[Sequence[int]]) -> "Comparison":
+    def with_targets(self, targets: Sequence[int] | None) -> Comparison:
         """The same comparison with the reader's ``targets`` (baseline lesion ids, at most 2; None:
         the software's): RECIST 1.1 and mRECIST assessed again, nothing else recomputed (a pure,
         fast call: the GUI's target checkboxes).
@@ -110,7 +110,8 @@ class Comparison:
             for les in part.lesions:
                 m = self.match_of(when, les.id)
                 out.append({**les.to_json(), "match": m.status if m else None,
-                            "target_recist": les.id in {t.baseline_id for t in self.recist.targets} if when == "baseline"
+                            "target_recist": les.id in {t.baseline_id for t in self.recist.targets}
+                            if when == "baseline"
                             else any(les.id in t.followup_ids for t in self.recist.targets)})
             return out
 
@@ -139,9 +140,9 @@ def _part(tp: TimePoint, phase: PhaseEstimate, lesions: Sequence[LesionMeasure])
     return StudyPart(tp.info(), phase, tuple(lesions), sum(les.volume_ml for les in lesions), liver)
 
 
-def compare_studies(baseline: TimePoint, followup: TimePoint, targets: Optional[Sequence[int]] = None,
+def compare_studies(baseline: TimePoint, followup: TimePoint, targets: Sequence[int] | None = None,
                     allow_different_patients: bool = False, affine: bool = True,
-                    progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> Comparison:
+                    progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> Comparison:
     """Compare ``followup`` with ``baseline`` (each with its label).
 
     Args:
@@ -178,10 +179,10 @@ def compare_studies(baseline: TimePoint, followup: TimePoint, targets: Optional[
     if all(arterial):
         mrecist = assess("mrecist", bl, fl, matches, slice_mm, targets)
     else:
-        which = [w for w, a, p in zip(("baseline", "follow-up"), arterial, phases) if not a]
+        which = [w for w, a, p in zip(("baseline", "follow-up"), arterial, phases, strict=True) if not a]
         mrecist = not_assessed("mrecist", "mRECIST measures enhancement in the arterial phase; the "
                                + " and the ".join(f"{w} is {p.phase}" for w, p in zip(
-                                   which, [p for a, p in zip(arterial, phases) if not a])))
+                                   which, [p for a, p in zip(arterial, phases, strict=True) if not a], strict=True)))
     report(progress, "compare", steps, steps)
     return Comparison(_part(baseline, phases[0], bl), _part(followup, phases[1], fl), reg, tuple(matches),
                       recist, mrecist, tuple(warnings), time.perf_counter() - t0)

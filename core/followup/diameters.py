@@ -21,7 +21,6 @@ long diameters agree with the lesion table):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 from scipy import ndimage
@@ -64,7 +63,7 @@ class LesionMeasure:
     axis_slice: int
     axis_ends: tuple[tuple[int, int], tuple[int, int]]
     mean_hu: float
-    viable_mm: Optional[float] = None
+    viable_mm: float | None = None
 
     def to_json(self) -> dict:
         return {"id": self.id, "voxels": self.voxels, "volume_ml": round(self.volume_ml, 4),
@@ -177,8 +176,11 @@ def measure_lesions(hu: np.ndarray, label: np.ndarray, spacing, grid=None, viabl
         if viable:
             par = _parenchyma(hu[box], liver[box], lesion_box, spacing, fallback)
             vmm = viable_diameter(hu[box], lesion_box, par, spacing)
-        c = tuple(float(v) for v in r["centroid"])
-        lps = tuple(float(v) for v in (grid.to_lps(c)[0] if grid is not None else np.asarray(c)[::-1] * spacing[::-1]))
+        cz, cy, cx = (float(v) for v in r["centroid"])
+        c = (cz, cy, cx)
+        at = grid.to_lps(c)[0] if grid is not None else np.asarray(c)[::-1] * spacing[::-1]
+        lx, ly, lz = (float(v) for v in at)
+        lps = (lx, ly, lz)
         out.append(LesionMeasure(r["id"], r["voxels"], r["volume_ml"], c, lps, tuple(r["slices"]), best[0], best[1],
                                  best[2], best[3], float(r.get("mean_hu", float("nan"))), vmm))
     ids = np.zeros(max([r["_label"] for r in recs], default=0) + 1, np.int32)

@@ -20,8 +20,9 @@ Distances are measured in the baseline's space: the follow-up centroid mapped ba
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Optional, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -50,7 +51,7 @@ class LesionMatch:
     status: Status
     baseline_ids: tuple[int, ...]
     followup_ids: tuple[int, ...]
-    distance_mm: Optional[float]
+    distance_mm: float | None
     baseline_ml: float
     followup_ml: float
     overlap: float = 0.0
@@ -60,7 +61,7 @@ class LesionMatch:
         return self.followup_ml - self.baseline_ml
 
     @property
-    def volume_change_pct(self) -> Optional[float]:
+    def volume_change_pct(self) -> float | None:
         return None if self.baseline_ml <= 0 else 100.0 * self.volume_change_ml / self.baseline_ml
 
     def to_json(self) -> dict:

@@ -14,8 +14,8 @@ import csv
 import io
 import json
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -102,7 +102,8 @@ def _response(pdf, r: Response) -> None:
         _line(pdf, "- " + b, 8, "", 4)
     for t in r.targets:
         _line(pdf, f"  target {t.baseline_id}: {t.baseline_mm:.1f} mm -> {t.followup_mm:.1f} mm "
-                   f"({t.status}{', follow-up lesion ' + ', '.join(map(str, t.followup_ids)) if t.followup_ids else ''})",
+                   f"({t.status}"
+                   f"{', follow-up lesion ' + ', '.join(map(str, t.followup_ids)) if t.followup_ids else ''})",
               8, "", 4)
     pdf.ln(1)
 
@@ -176,7 +177,8 @@ def write_pdf(path, comparison: Comparison, baseline: TimePoint, followup: TimeP
         d = "" if m.distance_mm is None else f", {m.distance_mm:.1f} mm apart after registration"
         _line(pdf, f"  {m.status}: baseline {list(m.baseline_ids) or '-'} -> follow-up {list(m.followup_ids) or '-'}: "
                    f"{m.baseline_ml:.2f} -> {m.followup_ml:.2f} mL{d}", 8, "", 4)
-    targets = list(dict.fromkeys([t.baseline_id for t in c.recist.targets] + [t.baseline_id for t in c.mrecist.targets]))
+    targets = list(dict.fromkeys([t.baseline_id for t in c.recist.targets]
+                                 + [t.baseline_id for t in c.mrecist.targets]))
     if targets:
         pdf.add_page()
         _line(pdf, "Targets at both time points (axial, through each long axis)", 11, "B", 7)

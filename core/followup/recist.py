@@ -35,8 +35,9 @@ these. It compares two time points only: no nadir across more visits, no confirm
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Optional, Sequence
+from typing import Literal
 
 from .diameters import LesionMeasure
 from .matching import LesionMatch
@@ -97,7 +98,7 @@ class Response:
         return self.followup_sum_mm - self.baseline_sum_mm
 
     @property
-    def change_pct(self) -> Optional[float]:
+    def change_pct(self) -> float | None:
         return None if self.baseline_sum_mm <= 0 else 100.0 * self.change_mm / self.baseline_sum_mm
 
     def to_json(self) -> dict:
@@ -120,7 +121,7 @@ def _diameter(les: LesionMeasure, criteria: Criteria) -> float:
 
 
 def choose_targets(lesions: Sequence[LesionMeasure], slice_mm: float, criteria: Criteria = "recist",
-                   override: Optional[Sequence[int]] = None) -> tuple[tuple[int, ...], list[str]]:
+                   override: Sequence[int] | None = None) -> tuple[tuple[int, ...], list[str]]:
     """(target ids, notes): the software's choice (see the module), or the reader's ``override``.
 
     Raises:
@@ -134,7 +135,8 @@ def choose_targets(lesions: Sequence[LesionMeasure], slice_mm: float, criteria: 
         if missing:
             raise FollowupError(f"targets {missing}: the baseline has lesions {sorted(by_id) or 'none'}")
         if len(ids) > MAX_TARGETS:
-            raise FollowupError(f"targets {list(ids)}: RECIST 1.1 allows at most {MAX_TARGETS} target lesions per organ")
+            raise FollowupError(f"targets {list(ids)}: RECIST 1.1 allows at most {MAX_TARGETS} target lesions "
+                                "per organ")
         notes = [f"targets {', '.join(map(str, ids)) or 'none'} chosen by the reader"]
         for i in ids:
             if by_id[i].longest_mm < least:
@@ -196,7 +198,7 @@ def categorise(criteria: Criteria, rows: Sequence[TargetRow], new: Sequence[int]
 
 
 def assess(criteria: Criteria, baseline: Sequence[LesionMeasure], followup: Sequence[LesionMeasure],
-           matches: Sequence[LesionMatch], slice_mm: float, override: Optional[Sequence[int]] = None) -> Response:
+           matches: Sequence[LesionMatch], slice_mm: float, override: Sequence[int] | None = None) -> Response:
     """Targets, their diameters at both time points and the category by ``criteria``."""
     ids, notes = choose_targets(baseline, slice_mm, criteria, override)
     rows = target_rows(ids, baseline, followup, matches, criteria)

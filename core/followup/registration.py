@@ -24,8 +24,9 @@ that matches it (ITK's fixed-to-moving convention: baseline fixed, follow-up mov
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Optional, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -57,10 +58,12 @@ class Grid:
     direction: tuple[tuple[float, float, float], ...] = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
 
     @classmethod
-    def of(cls, spacing, origin=(0.0, 0.0, 0.0), direction=None) -> "Grid":
+    def of(cls, spacing, origin=(0.0, 0.0, 0.0), direction=None) -> Grid:
         d = np.eye(3) if direction is None else np.asarray(direction, float)
-        return cls(tuple(float(s) for s in spacing), tuple(float(o) for o in origin),  # type: ignore[arg-type]
-                   tuple(tuple(float(v) for v in row) for row in d))  # type: ignore[arg-type]
+        sz, sy, sx = (float(s) for s in spacing)
+        ox, oy, oz = (float(o) for o in origin)
+        rows = tuple((float(r[0]), float(r[1]), float(r[2])) for r in d)
+        return cls((sz, sy, sx), (ox, oy, oz), (rows[0], rows[1], rows[2]))
 
     def affine(self) -> np.ndarray:
         """4x4: (x, y, z, 1) voxel indices to LPS mm."""
@@ -84,9 +87,9 @@ class Fit:
     """How well one transform brings the livers together (on the registration grid)."""
 
     stage: str  # "initial" (moments only), "rigid" or "affine"
-    liver_dice: Optional[float]  # baseline liver vs warped follow-up liver (None without masks)
-    liver_msd_mm: Optional[float]  # their mean (symmetric) surface distance
-    metric: Optional[float]  # Mattes mutual information at the end (lower is better); None for "initial"
+    liver_dice: float | None  # baseline liver vs warped follow-up liver (None without masks)
+    liver_msd_mm: float | None  # their mean (symmetric) surface distance
+    metric: float | None  # Mattes mutual information at the end (lower is better); None for "initial"
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,7 @@ class Registration:
     def m(self) -> np.ndarray:
         return np.asarray(self.matrix, float)
 
-    def fit(self, stage: str) -> Optional[Fit]:
+    def fit(self, stage: str) -> Fit | None:
         return next((f for f in self.fits if f.stage == stage), None)
 
     def to_followup(self, lps) -> np.ndarray:
@@ -130,7 +133,7 @@ class Registration:
                           "metric": _r(f.metric, 5)} for f in self.fits]}
 
 
-def _r(v: Optional[float], n: int) -> Optional[float]:
+def _r(v: float | None, n: int) -> float | None:
     return None if v is None or not np.isfinite(v) else round(float(v), n)
 
 
@@ -144,11 +147,11 @@ def _apply(m: np.ndarray, lps) -> np.ndarray:
 @dataclass(frozen=True)
 class _Coarse:
     image: np.ndarray  # float32 [Z, Y, X]
-    mask: Optional[np.ndarray]  # bool, or None
+    mask: np.ndarray | None  # bool, or None
     grid: Grid
 
 
-def _coarse(hu: np.ndarray, mask: Optional[np.ndarray], grid: Grid, margin_mm: float, grid_mm: float) -> _Coarse:
+def _coarse(hu: np.ndarray, mask: np.ndarray | None, grid: Grid, margin_mm: float, grid_mm: float) -> _Coarse:
     """Crop around ``mask`` (grown by ``margin_mm``) and block-average to about ``grid_mm``."""
     sp = np.asarray(grid.spacing, float)
     box = crop_box(mask, 0) if mask is not None and mask.any() else None
@@ -156,10 +159,10 @@ def _coarse(hu: np.ndarray, mask: Optional[np.ndarray], grid: Grid, margin_mm: f
         mask = None
         box = tuple(slice(0, n) for n in hu.shape)
     pad = np.ceil(margin_mm / sp).astype(int)
-    box = tuple(slice(max(0, b.start - p), min(n, b.stop + p)) for b, p, n in zip(box, pad, hu.shape))
+    box = tuple(slice(max(0, b.start - p), min(n, b.stop + p)) for b, p, n in zip(box, pad, hu.shape, strict=True))
     f = np.maximum(1, np.round(grid_mm / sp)).astype(int)
-    stops = [b.start + (b.stop - b.start) // k * k for b, k in zip(box, f)]
-    box = tuple(slice(b.start, max(b.start + k, s)) for b, s, k in zip(box, stops, f))
+    stops = [b.start + (b.stop - b.start) // k * k for b, k in zip(box, f, strict=True)]
+    box = tuple(slice(b.start, max(b.start + k, s)) for b, s, k in zip(box, stops, f, strict=True))
     f = np.minimum(f, [b.stop - b.start for b in box])
 
     def blocks(a: np.ndarray) -> np.ndarray:
@@ -215,7 +218,7 @@ def warp_label(label: np.ndarray, grid: Grid, onto_shape: Sequence[int], onto: G
     return sitk.GetArrayFromImage(out)
 
 
-def _fit(stage: str, m: np.ndarray, fixed: _Coarse, moving: _Coarse, metric: Optional[float]) -> Fit:
+def _fit(stage: str, m: np.ndarray, fixed: _Coarse, moving: _Coarse, metric: float | None) -> Fit:
     if fixed.mask is None or moving.mask is None:
         return Fit(stage, None, None, metric)
     warped = warp_label(moving.mask, moving.grid, fixed.mask.shape, fixed.grid, m) > 0
@@ -226,10 +229,10 @@ def _fit(stage: str, m: np.ndarray, fixed: _Coarse, moving: _Coarse, metric: Opt
 
 def _better(new: Fit, old: Fit) -> bool:
     """The rule for keeping the affine transform: no worse by either liver measure, better by one."""
-    if None in (new.liver_dice, new.liver_msd_mm, old.liver_dice, old.liver_msd_mm):
+    nd, nm, od, om = new.liver_dice, new.liver_msd_mm, old.liver_dice, old.liver_msd_mm
+    if nd is None or nm is None or od is None or om is None:
         return False  # without masks nothing says an affine fit is right: stay rigid
-    no_worse = new.liver_dice >= old.liver_dice and new.liver_msd_mm <= old.liver_msd_mm
-    return no_worse and (new.liver_dice > old.liver_dice or new.liver_msd_mm < old.liver_msd_mm)
+    return nd >= od and nm <= om and (nd > od or nm < om)
 
 
 def _centre(c: _Coarse) -> np.ndarray:
@@ -258,7 +261,7 @@ def _method(iterations: int, step: float):
     return r
 
 
-def _run(method, fixed, moving, cancel: Optional[CancelToken]) -> None:
+def _run(method, fixed, moving, cancel: CancelToken | None) -> None:
     """Execute ``method``, aborting between iterations when ``cancel`` is set."""
     import SimpleITK as sitk
     if cancel is not None:
@@ -268,9 +271,9 @@ def _run(method, fixed, moving, cancel: Optional[CancelToken]) -> None:
 
 
 def register(baseline_hu: np.ndarray, baseline_grid: Grid, followup_hu: np.ndarray, followup_grid: Grid,
-             baseline_liver: Optional[np.ndarray] = None, followup_liver: Optional[np.ndarray] = None,
+             baseline_liver: np.ndarray | None = None, followup_liver: np.ndarray | None = None,
              affine: bool = True, grid_mm: float = GRID_MM, threads: int = 2,
-             progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> Registration:
+             progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> Registration:
     """Register the follow-up CT to the baseline CT (see the module for the method).
 
     Args:
@@ -309,7 +312,8 @@ def register(baseline_hu: np.ndarray, baseline_grid: Grid, followup_hu: np.ndarr
         _run(r, f_img, m_img, cancel)
         m_rigid = _matrix(rigid)
         fits.append(_fit("rigid", m_rigid, fixed, moving, r.GetMetricValue()))
-        best, kind = m_rigid, "rigid"
+        best = m_rigid
+        kind: Kind = "rigid"
         if affine:
             check(cancel)
             report(progress, "register", 2, 3, "affine")

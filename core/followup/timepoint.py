@@ -9,7 +9,6 @@ figure of a comparison would then be meaningless, unless the caller says so on p
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
@@ -32,7 +31,7 @@ class Patient:
     study_date: str = ""
 
     @classmethod
-    def of_session(cls, session) -> "Patient":
+    def of_session(cls, session) -> Patient:
         """The header fields of a :class:`core.study.session.StudySession` ("" where unknown)."""
         s = session.study
         meta = s.volume.meta if s.volume is not None else None
@@ -60,12 +59,12 @@ class TimePoint:
     label: np.ndarray
     spacing: tuple[float, float, float]
     origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    direction: Optional[np.ndarray] = None
+    direction: np.ndarray | None = None
     name: str = ""
     patient_id: str = ""
     patient_name: str = ""
     study_date: str = ""
-    phase: Optional[str] = None
+    phase: str | None = None
 
     def __post_init__(self) -> None:
         if self.hu.shape != self.label.shape:
@@ -76,7 +75,7 @@ class TimePoint:
         return Grid.of(self.spacing, self.origin, self.direction)
 
     @classmethod
-    def from_session(cls, session, label: Optional[np.ndarray] = None, phase: Optional[str] = None) -> "TimePoint":
+    def from_session(cls, session, label: np.ndarray | None = None, phase: str | None = None) -> TimePoint:
         """The study of a :class:`core.study.session.StudySession` with ``label`` (default: its
         working label, else its reference)."""
         s = session.study

@@ -18,11 +18,10 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import cast
 
 import numpy as np
 
-from .runners import CascadeRunners, prepare_runners
 from ..runtime.choices import Engine
 from ..runtime.errors import LiverSegError
 from ..runtime.jobs import CancelToken, ProgressFn, check
@@ -30,6 +29,7 @@ from ..runtime.labels import LIVER, TUMOUR
 from ..transforms.masks import crop_box, inplane_box
 from ..transforms.postprocess import clean_liver, clean_tumour, drop_dark, drop_outside, drop_shallow
 from ..transforms.preprocess import MARGIN_PX, normalised_stack, resize_bilinear
+from .runners import CascadeRunners, prepare_runners
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +92,8 @@ class Segmentation:
 
     label: np.ndarray
     spacing: tuple[float, float, float]
-    liver_prob: Optional[np.ndarray] = None
-    tumor_prob: Optional[np.ndarray] = None
+    liver_prob: np.ndarray | None = None
+    tumor_prob: np.ndarray | None = None
     warnings: list[str] = field(default_factory=list)
     timings: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
@@ -108,10 +108,10 @@ def resize_chunked(x: np.ndarray, h: int, w: int, out_box=None, chunk: int = 16)
     return out
 
 
-def segment(volume, liver_model, tumor_model=None, progress: Optional[ProgressFn] = None,
-            cancel: Optional[CancelToken] = None, *, batch_size: Optional[int] = None, device: Optional[str] = None,
+def segment(volume, liver_model, tumor_model=None, progress: ProgressFn | None = None,
+            cancel: CancelToken | None = None, *, batch_size: int | None = None, device: str | None = None,
             return_probs: bool = False, engine: Engine = "auto", tumour_filters: TumourFilters = TumourFilters(),
-            runners: Optional[CascadeRunners] = None) -> Segmentation:
+            runners: CascadeRunners | None = None) -> Segmentation:
     """Segment liver and tumours in a CT volume.
 
     Args:
@@ -130,7 +130,7 @@ def segment(volume, liver_model, tumor_model=None, progress: Optional[ProgressFn
         A :class:`Segmentation`; an empty one with a warning when no liver is found.
     """
     hu = np.asarray(volume.hu)
-    spacing = tuple(float(s) for s in volume.spacing)
+    spacing = cast("tuple[float, float, float]", tuple(float(s) for s in volume.spacing))
     if hu.ndim != 3 or hu.shape[0] < 1:
         raise LiverSegError(f"segment: expected a [Z, Y, X] volume, got shape {hu.shape}")
     if runners is None:
@@ -164,7 +164,9 @@ def segment(volume, liver_model, tumor_model=None, progress: Optional[ProgressFn
         zs_hot = np.flatnonzero(hot.any(axis=(1, 2)))
         if len(zs_hot):
             sy, sx = hu.shape[1] / prob_small.shape[1], hu.shape[2] / prob_small.shape[2]
-            ly0, ly1, lx0, lx1 = inplane_box(hot, margin=2)
+            hot_box = inplane_box(hot, margin=2)
+            assert hot_box is not None  # hot holds slices zs_hot
+            ly0, ly1, lx0, lx1 = hot_box
             box = (max(0, int(ly0 * sy) - 2), min(hu.shape[1], int(np.ceil(ly1 * sy)) + 2),
                    max(0, int(lx0 * sx) - 2), min(hu.shape[2], int(np.ceil(lx1 * sx)) + 2))
             up = resize_chunked(prob_small[zs_hot], hu.shape[1], hu.shape[2], out_box=box)
@@ -196,6 +198,7 @@ def segment(volume, liver_model, tumor_model=None, progress: Optional[ProgressFn
         seg.timings["tumor_pre"] = time.perf_counter() - t
         t = time.perf_counter()
         runner = runners.tumor
+        assert runner is not None  # prepared with the tumour model
         seg.info["engines"]["tumor"], seg.info["engine_reasons"]["tumor"] = runner.choice.device, runner.choice.reason
         prob_small = runner.predict(norm, zs - zs[0], cancel, progress, "tumor")
         seg.info["engines"]["tumor"] = runner.engine_text

@@ -12,8 +12,8 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
+from ..runtime.edition import keras_available
 from ..runtime.errors import LiverSegError
 
 
@@ -32,7 +32,7 @@ class Device:
     note: str = ""
 
     @property
-    def keras_device(self) -> Optional[str]:
+    def keras_device(self) -> str | None:
         """For ``keras.device``: None on the GPU (the backend's default placement), else "cpu:0"."""
         return None if self.gpu else "cpu:0"
 
@@ -46,7 +46,7 @@ class Device:
         """Slices per network call by default: 32 on a GPU, 8 on the CPU."""
         return 32 if self.gpu else 8
 
-    def on_cpu(self) -> "Device":
+    def on_cpu(self) -> Device:
         return Device(self.backend, False, self.note)
 
 
@@ -73,7 +73,6 @@ def default_device() -> Device:
     """The GPU when the Keras backend sees one, else the CPU."""
     if not gpu_possible():
         return Device(backend_name())
-    from ..runtime.edition import keras_available
     if not keras_available():  # the lite edition: ONNX Runtime only
         return Device(backend_name(), note="Keras not installed")
     import keras
@@ -95,7 +94,7 @@ def default_device() -> Device:
     return Device(backend, bool(gpus))
 
 
-def resolve_device(request: Optional[str] = None) -> Device:
+def resolve_device(request: str | None = None) -> Device:
     """The device for ``--device`` (None: the default, "cpu", or "gpu").
 
     Raises:

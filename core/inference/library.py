@@ -9,11 +9,17 @@ it is (:attr:`ModelEntry.kind`); :func:`default_models` is what the GUI's *Segme
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional
 
+import platformdirs
+
+from ..runtime.atomic import write_json
 from ..runtime.errors import ModelError
 from ..runtime.runs import CARD, MODEL, ONNX_FILE, card_path, read_card
 
@@ -23,13 +29,11 @@ RESOURCES = Path(__file__).resolve().parents[2] / "resources"
 
 def bundled_models_dir() -> Path:
     """``resources/models`` (also inside a PyInstaller bundle)."""
-    import sys
     base = Path(getattr(sys, "_MEIPASS", RESOURCES.parent))
     return base / "resources" / "models"
 
 
 def user_models_dir() -> Path:
-    import platformdirs
     return Path(platformdirs.user_data_dir("LiverSegStudio", appauthor=False)) / "models"
 
 
@@ -41,7 +45,7 @@ class ModelEntry:
     stage: str
     input_size: int
     recipe: str
-    val_dice: Optional[float]
+    val_dice: float | None
     date: str
     label: str
     origin: str  # "bundled", "user", "opened"
@@ -72,7 +76,7 @@ def model_kind(meta: dict) -> str:
     return "user"
 
 
-def describe(model_file: Path, origin: str) -> Optional[ModelEntry]:
+def describe(model_file: Path, origin: str) -> ModelEntry | None:
     """A library entry for a model file with its card (:func:`core.runtime.runs.card_path`), or None when
     it has no readable card (a notebook .h5 without one is a legacy entry)."""
     if model_file.suffix.lower() in (".h5", ".hdf5") and not card_path(model_file).exists():
@@ -116,10 +120,10 @@ def scan_models(extra: Iterable[str] = ()) -> list[ModelEntry]:
                     seen.add(e.path)
                     out.append(e)
     for f in extra:
-        e = describe(Path(f), "opened")
-        if e and e.path not in seen:
-            seen.add(e.path)
-            out.append(e)
+        opened = describe(Path(f), "opened")
+        if opened and opened.path not in seen:
+            seen.add(opened.path)
+            out.append(opened)
     return out
 
 
@@ -129,7 +133,6 @@ USER_DEFAULTS = "defaults.json"  # in the user's models folder: {stage: model.ke
 def user_default_models() -> dict[str, ModelEntry]:
     """The models this installation uses instead of the bundled defaults (*Use as default* after a
     fine-tune), by stage; {} when none are set or their files are gone."""
-    import json
     f = user_models_dir() / USER_DEFAULTS
     try:
         chosen = json.loads(f.read_text(encoding="utf-8"))
@@ -146,9 +149,6 @@ def user_default_models() -> dict[str, ModelEntry]:
 def set_user_defaults(paths: dict[str, str]) -> Path:
     """Make these models ({stage: model.keras}) this installation's defaults (the bundled ones stay
     untouched); ``{}`` restores the bundled defaults. Written atomically; returns the file."""
-    import os
-
-    from ..runtime.atomic import write_json
     for stage, path in paths.items():
         e = describe(Path(path), "user") if Path(path).is_file() else None
         if e is None or e.stage != stage:
@@ -163,13 +163,13 @@ def set_user_defaults(paths: dict[str, str]) -> Path:
     return f
 
 
-def default_models(entries: Optional[list[ModelEntry]] = None) -> tuple[Optional[ModelEntry], Optional[ModelEntry]]:
+def default_models(entries: list[ModelEntry] | None = None) -> tuple[ModelEntry | None, ModelEntry | None]:
     """(liver, tumour) used when no model is named: this installation's chosen defaults
     (:func:`set_user_defaults`), else the bundled defaults, else the first bundled model of each
     stage; None for a stage without any."""
     entries = scan_models() if entries is None else entries
     chosen = user_default_models()
-    out = []
+    out: list[ModelEntry | None] = []
     for stage in ("liver", "tumor"):
         if stage in chosen:
             out.append(chosen[stage])

@@ -26,8 +26,8 @@ import re
 import secrets
 import shutil
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 from ..io.archive import SafeZip
 from ..runtime.atomic import atomic_open, file_sha256, write_bytes
@@ -35,6 +35,7 @@ from ..runtime.choices import STAGES
 from ..runtime.errors import ModelError, one_line
 from ..runtime.runs import CALIBRATION_FILE, CARD, INT8_FILE, MODEL, ONNX_FILE, model_folder, read_card
 from ..transforms.preprocess import Preprocessing
+from . import library
 
 MANIFEST = "liverseg-model.json"
 FORMAT = "liverseg-model-share"
@@ -63,7 +64,8 @@ def check_card(card: object, where: str) -> dict:
         raise ModelError(f"{where}: unknown preprocessing in the model card ({one_line(exc, 160)})") from None
     size = card.get("input_size")
     if size is not None and size != pre.size:
-        raise ModelError(f"{where}: the model card's input_size {size!r} differs from its preprocessing size {pre.size}")
+        raise ModelError(f"{where}: the model card's input_size {size!r} differs from its preprocessing size "
+                         f"{pre.size}")
     return card
 
 
@@ -135,7 +137,7 @@ def _check_manifest(manifest: object, where: str) -> dict:
 
 
 def target_folder(zip_path: str | os.PathLike, dest_root: str | os.PathLike | None = None,
-                  name: Optional[str] = None) -> Path:
+                  name: str | None = None) -> Path:
     """Where :func:`import_model` installs an archive: ``dest_root`` (default: the user's models
     folder) / ``name`` (default: the zip's name without ``.zip``), one plain folder name.
 
@@ -144,7 +146,6 @@ def target_folder(zip_path: str | os.PathLike, dest_root: str | os.PathLike | No
     """
     zip_path = Path(zip_path)
     if dest_root is None:
-        from . import library  # looked up now: the user's folder may be redirected (tests)
         dest_root = library.user_models_dir()
     name = zip_path.stem if name is None else name
     if not NAME.fullmatch(name) or name.strip() != name or name.endswith("."):
@@ -153,7 +154,7 @@ def target_folder(zip_path: str | os.PathLike, dest_root: str | os.PathLike | No
     return Path(dest_root) / name
 
 
-def read_shared(zip_path: str | os.PathLike, sink: Optional[Callable[[str, bytes], None]] = None) -> dict:
+def read_shared(zip_path: str | os.PathLike, sink: Callable[[str, bytes], None] | None = None) -> dict:
     """Check a model archive and return its manifest; each checked file goes to ``sink(name, data)``
     (the card first, then one file at a time: never the whole model in memory; nothing is written
     when ``sink`` is None). Whatever the sink got is to be discarded when this raises.
@@ -172,7 +173,8 @@ def read_shared(zip_path: str | os.PathLike, sink: Optional[Callable[[str, bytes
         files = manifest["files"]
         extra = sorted(set(members) - set(files) - {MANIFEST})
         if extra:
-            raise ModelError(f"{where}: unexpected member {extra[0]!r} (only {MANIFEST} and the files it lists); refused")
+            raise ModelError(f"{where}: unexpected member {extra[0]!r} (only {MANIFEST} and the files it lists); "
+                             "refused")
         missing = sorted(set(files) - set(members))
         if missing:
             raise ModelError(f"{where}: {missing[0]} is listed in the manifest but missing")
@@ -182,7 +184,8 @@ def read_shared(zip_path: str | os.PathLike, sink: Optional[Callable[[str, bytes
                 raise ModelError(f"{where}: {n} holds {members[n].file_size} bytes, the manifest says {rec['size']}")
             data = sz.read(members[n], min(rec["size"], MAX_JSON if n == CARD else MAX_FILE))
             if hashlib.sha256(data).hexdigest() != rec["sha256"]:
-                raise ModelError(f"{where}: {n} does not match its sha256 in the manifest (damaged or altered); refused")
+                raise ModelError(f"{where}: {n} does not match its sha256 in the manifest (damaged or altered); "
+                                 "refused")
             if n == CARD:
                 card = check_card(_read_json(data, f"{where}::{CARD}"), f"{where}::{CARD}")
                 if card["stage"] != manifest.get("stage"):
@@ -197,7 +200,7 @@ def read_shared(zip_path: str | os.PathLike, sink: Optional[Callable[[str, bytes
 
 
 def import_model(zip_path: str | os.PathLike, dest_root: str | os.PathLike | None = None,
-                 name: Optional[str] = None, force: bool = False) -> Path:
+                 name: str | None = None, force: bool = False) -> Path:
     """Install a model archive as ``dest_root/<name>`` (default: the user's models folder and the
     zip's name); returns that folder's ``model.keras`` path (absent for an ONNX-only model, as in
     :func:`core.inference.library.model_files`).

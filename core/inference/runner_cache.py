@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
+from ..model.io import load_seg_model
 from ..runtime.choices import Engine, Stage
+from .runners import model_version, prepare_runners
 
 if TYPE_CHECKING:
     from .runners import CascadeRunners
@@ -24,7 +26,6 @@ KEEP_RUNNERS = 4  # the runner sets kept, most recently used last
 
 def _model_key(model) -> tuple:
     """A loaded model's file (as an absolute path) and version; () for none."""
-    from .runners import model_version  # the engines are imported when a model is first run
     if model is None:
         return ()
     return (str(Path(model.path).absolute()), model_version(model))
@@ -44,19 +45,17 @@ class RunnerCache:
         its path once per (path, stage) (lazily: Keras only if a Keras engine runs it)."""
         if model is None or not isinstance(model, (str, os.PathLike)):
             return model
-        from ..model.io import load_seg_model
         key = (str(model), stage)
         if key not in self._models:
             self._models[key] = load_seg_model(model, stage, lazy=True)
         return self._models[key]
 
-    def get(self, liver, tumor=None, engine: Engine = "auto", device: Optional[str] = None,
-            batch_size: Optional[int] = None) -> CascadeRunners:
+    def get(self, liver, tumor=None, engine: Engine = "auto", device: str | None = None,
+            batch_size: int | None = None) -> CascadeRunners:
         """The runners of these models (paths or loaded models), engine, device and batch size:
         the kept ones when nothing they depend on changed, else prepared now and kept. Runners kept
         for other model objects of the same files are not handed out for these (a runner set runs
         exactly the models it was prepared with)."""
-        from .runners import prepare_runners
         liver_m = self.model(liver, "liver")
         tumor_m = self.model(tumor, "tumor") if tumor else None
         key = (_model_key(liver_m), _model_key(tumor_m), engine, device, batch_size)

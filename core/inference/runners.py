@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from ..runtime.choices import Engine
 from ..runtime.runs import CARD, INT8_FILE, MODEL, ONNX_FILE
@@ -33,7 +32,7 @@ class CascadeRunners:
     device: Device
     engine: Engine
     liver: Runner
-    tumor: Optional[Runner]
+    tumor: Runner | None
     liver_model: object
     tumor_model: object = None
 
@@ -42,8 +41,8 @@ class CascadeRunners:
         return self.liver.batch
 
 
-def prepare_runners(liver_model, tumor_model=None, engine: Engine = "auto", device: Optional[str] = None,
-                    batch_size: Optional[int] = None) -> CascadeRunners:
+def prepare_runners(liver_model, tumor_model=None, engine: Engine = "auto", device: str | None = None,
+                    batch_size: int | None = None) -> CascadeRunners:
     """Choose the device once and open both models' runners.
 
     Args:

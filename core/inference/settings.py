@@ -8,15 +8,18 @@ The Keras backend must be chosen before Keras is first imported, so
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Optional
+
+import platformdirs
 
 from ..runtime.atomic import write_json
 from ..runtime.choices import ENGINES, Engine
+from ..runtime.edition import keras_available
 
 log = logging.getLogger(__name__)
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -39,16 +42,15 @@ class Settings:
         if self.keras_backend not in BACKENDS:
             raise ValueError(f"Keras backend must be one of {BACKENDS}, got {self.keras_backend!r}")
 
-    def replace(self, **changes) -> "Settings":
+    def replace(self, **changes) -> Settings:
         return Settings(**{**asdict(self), **changes})
 
 
 def settings_path() -> Path:
-    import platformdirs
     return Path(platformdirs.user_config_dir("LiverSegStudio", appauthor=False)) / "settings.json"
 
 
-def load_settings(path: Optional[Path] = None) -> Settings:
+def load_settings(path: Path | None = None) -> Settings:
     """The saved settings; defaults (with a logged warning) when the file is missing or bad."""
     path = Path(path or settings_path())
     try:
@@ -60,13 +62,12 @@ def load_settings(path: Optional[Path] = None) -> Settings:
     except (OSError, ValueError, TypeError) as exc:
         log.warning("%s: ignoring unreadable settings (%s)", path, exc)
         return Settings()
-    from ..runtime.edition import keras_available
     if settings.engine == "keras" and not keras_available():  # saved by the full edition; lite runs ONNX
         return settings.replace(engine="auto")
     return settings
 
 
-def save_settings(settings: Settings, path: Optional[Path] = None) -> None:
+def save_settings(settings: Settings, path: Path | None = None) -> None:
     write_json(Path(path or settings_path()), asdict(settings))
 
 
@@ -80,5 +81,4 @@ def apply_backend(settings: Settings) -> str:
 
 def installed_backends() -> list[str]:
     """Keras backends whose framework is installed (without importing them)."""
-    import importlib.util
     return [b for b in BACKENDS if importlib.util.find_spec(b) is not None]

@@ -13,7 +13,7 @@ import stat
 import zipfile
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import BinaryIO, Union
+from typing import BinaryIO
 
 from ..runtime.errors import ArchiveError, one_line
 
@@ -46,7 +46,7 @@ class SafeZip:
         depth: 1 for a file on disk, 2 for an archive inside it.
     """
 
-    source: Union[str, bytes]
+    source: str | bytes
     name: str
     depth: int = 1
 
@@ -102,7 +102,7 @@ class SafeZip:
             raise ArchiveError(f"{self.name}: member {info.filename!r} expands beyond {limit} bytes; refused")
         return data
 
-    def open_inner(self, info: zipfile.ZipInfo) -> "SafeZip":
+    def open_inner(self, info: zipfile.ZipInfo) -> SafeZip:
         """An archive stored inside this one, read into memory and validated."""
         return SafeZip(self.read(info, MAX_INNER_ARCHIVE), f"{self.name}::{info.filename}", self.depth + 1)
 

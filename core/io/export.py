@@ -16,16 +16,18 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from ..runtime.atomic import atomic_open
-from .dicom.geometry import LPS_FROM_RAS, voxel_to_lps
+from .. import __version__
+from ..runtime.atomic import atomic_open, default_mode
 from ..runtime.errors import LiverSegError, one_line
 from ..runtime.labels import LIVER, TUMOUR
 from ..runtime.summary import LesionSummary
+from .dicom.geometry import LPS_FROM_RAS, voxel_to_lps
 
 LPS_TO_RAS = LPS_FROM_RAS  # its own inverse
 TYPE2_PATIENT_STUDY = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
@@ -121,7 +123,6 @@ def write_nifti(path, label: np.ndarray, volume: Gridded, force: bool = False) -
     """
     import nibabel as nib
 
-    from ..runtime.atomic import default_mode
     p = check_target(path, force, [volume.source_dir])
     grid = volume.file_grid
     if grid is not None:  # opened from a volume file: back onto its own voxel grid, with its own affine
@@ -148,7 +149,7 @@ def write_nifti(path, label: np.ndarray, volume: Gridded, force: bool = False) -
 def read_nifti_label(path) -> tuple[np.ndarray, np.ndarray]:
     """A label NIfTI back as ([Z, Y, X] uint8, RAS affine)."""
     import nibabel as nib
-    img = nib.load(str(path))
+    img: Any = nib.load(str(path))  # a SpatialImage: dataobj, affine
     return np.transpose(np.asarray(img.dataobj), (2, 1, 0)).astype(np.uint8), img.affine
 
 
@@ -162,7 +163,6 @@ def write_dicom_seg(path, label: np.ndarray, volume, force: bool = False) -> Pat
     import pydicom
     from pydicom.sr.codedict import codes
 
-    from .. import __version__
     meta = volume.meta
     p = check_target(path, force, [volume.source_dir])
     if volume.file_grid is not None:

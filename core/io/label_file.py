@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .dicom.geometry import LPS_FROM_RAS, voxel_to_lps
 from ..runtime.errors import LiverSegError, one_line
+from .dicom.geometry import LPS_FROM_RAS, voxel_to_lps
+from .volume_file import open_source
 
 IDENTITY_ORNT = np.array([[0, 1], [1, 1], [2, 1]], float)
 
@@ -42,7 +44,7 @@ def _canonical(arr_xyz: np.ndarray, aff_lps: np.ndarray):
 def read_nifti_label(path: Path, study) -> np.ndarray:
     import nibabel as nib
     try:
-        img = nib.load(str(path))
+        img: Any = nib.load(str(path))  # a SpatialImage: dataobj, affine
         lab = np.asanyarray(img.dataobj)
     except Exception as exc:
         raise LabelFileError(f"{path}: not a readable NIfTI label ({one_line(exc, 100)})") from None
@@ -51,7 +53,6 @@ def read_nifti_label(path: Path, study) -> np.ndarray:
 
 def read_volume_label(path: Path, study) -> np.ndarray:
     """A label stored as NRRD or MetaImage (read like a CT volume file, its affine in RAS)."""
-    from .volume_file import open_source
     try:
         src = open_source(path)
         lab = np.asanyarray(src.load())

@@ -14,9 +14,9 @@ from __future__ import annotations
 import io
 import time
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
+from scipy import ndimage
 
 from ..runtime.labels import LIVER, TUMOUR
 from ..runtime.summary import LesionSummary, StudySummary
@@ -37,7 +37,6 @@ def _latin(text) -> str:
 def key_image(hu: np.ndarray, label: np.ndarray, spacing, centre, field_mm: float = KEY_FIELD_MM) -> np.ndarray:
     """RGB uint8 crop of the axial slice through ``centre`` (z, y, x voxels), ``field_mm`` wide, with
     the liver outlined in green and the tumour filled in translucent red (square pixels)."""
-    from scipy import ndimage
     z, y, x = (int(round(c)) for c in centre)
     z = min(max(z, 0), hu.shape[0] - 1)
     half = [max(4, int(field_mm / 2 / s)) for s in spacing[1:]]
@@ -72,7 +71,7 @@ def snapshot_3d(label: np.ndarray, spacing) -> np.ndarray:
     fg = label > 0
     if not fg.any():
         return np.full((64, 64, 3), 255, np.uint8)
-    hit = fg.any(axis=1)  # [Z, X]
+    hit = np.asarray(fg.any(axis=1))  # [Z, X]
     first = np.argmax(fg, axis=1)  # the front-most row (y grows to the back)
     value = np.take_along_axis(label, first[:, None, :], axis=1)[:, 0, :]
     ys = np.nonzero(fg.any(axis=(0, 2)))[0]
@@ -110,7 +109,7 @@ def _models_lines(report: dict) -> list[str]:
     return out or ["(no models: the segmentation was drawn or loaded by hand)"]
 
 
-def _phase_text(phase: Optional[dict]) -> str:
+def _phase_text(phase: dict | None) -> str:
     """The report's ``phase`` (:meth:`core.study.phase.PhaseEstimate.to_json`) as one line."""
     if not phase:
         return "-"
@@ -118,8 +117,8 @@ def _phase_text(phase: Optional[dict]) -> str:
 
 
 def write_pdf_report(path, report: dict, hu: np.ndarray, label: np.ndarray, spacing,
-                     study: Optional[dict] = None, force: bool = False, source_dirs=(),
-                     summary: Optional[StudySummary] = None) -> Path:
+                     study: dict | None = None, force: bool = False, source_dirs=(),
+                     summary: StudySummary | None = None) -> Path:
     """Write the report (``report``: :meth:`core.study.session.StudySession.report`; ``study``: patient
     id, study date, series description; ``summary``: the measurements in it, read from ``report``
     when not given). Returns the path."""
@@ -194,7 +193,7 @@ def _lesion_table(pdf, numbered: list[LesionSummary]) -> None:
         mean = r.mean_hu
         vals = [str(r.id), f"{r.slices[0] + 1}-{r.slices[1] + 1}", f"{r.volume_ml:.2f}",
                 f"{r.longest_axial_diameter_mm:.1f}", "-" if mean is None else f"{mean:.0f}", r.review]
-        for (_, w), v in zip(LESION_COLS, vals):
+        for (_, w), v in zip(LESION_COLS, vals, strict=True):
             pdf.cell(w, 5, _latin(v), border=1)
         pdf.ln()
     if not numbered:

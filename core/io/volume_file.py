@@ -20,13 +20,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import cast
 
 import numpy as np
 
-from .dicom.geometry import LPS_FROM_RAS
 from ..runtime.errors import LiverSegError, VolumeFileError, one_line  # noqa: F401 (VolumeFileError: importable from here)
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
+from . import volume_formats as vf
+from .dicom import load_series
+from .dicom.geometry import LPS_FROM_RAS
+from .dicom.pixels import memory_budget
+from .dicom.types import SeriesMeta, Volume
+from .volume_formats import Source
 
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 MAX_SIDE = 4096
@@ -75,7 +80,6 @@ def _refuse(path, why: str) -> VolumeFileError:
 
 def open_source(p: Path):
     """The file's header read into a :class:`core.io.volume_formats.Source` (voxels not yet read)."""
-    from . import volume_formats as vf
     name = p.name.lower()
     if name.endswith(vf.NRRD_SUFFIXES):
         return vf.open_nrrd(p)
@@ -87,7 +91,6 @@ def open_source(p: Path):
 def _open_nifti(p: Path):
     import nibabel as nib
 
-    from .volume_formats import Source
     try:
         img = nib.load(str(p))
     except Exception as exc:  # nibabel raises many types for non-NIfTI input
@@ -101,13 +104,11 @@ def _open_nifti(p: Path):
                   lambda: np.asanyarray(img.dataobj))
 
 
-def read_volume_file(path: str | os.PathLike, progress: Optional[ProgressFn] = None,
-                     cancel: Optional[CancelToken] = None):
+def read_volume_file(path: str | os.PathLike, progress: ProgressFn | None = None,
+                     cancel: CancelToken | None = None):
     """Read a CT volume file (NIfTI, NRRD, MetaImage) into a :class:`core.io.dicom.Volume` (with ``file_grid``)."""
     from nibabel import orientations as no
 
-    from .dicom.pixels import memory_budget
-    from .dicom.types import SeriesMeta, Volume
 
     p = Path(path)
     if not p.is_file():
@@ -155,14 +156,15 @@ def read_volume_file(path: str | os.PathLike, progress: Optional[ProgressFn] = N
     if lo > -500 or hi > 4000 or hi - lo < 200:
         warnings.append(f"intensities {lo:.0f}..{hi:.0f} (1st-99th percentile) do not look like CT in "
                         f"Hounsfield units; results may be meaningless")
-    grid = FileGrid(str(p), shape, tuple(tuple(map(float, r)) for r in ornt),
+    grid = FileGrid(str(p), shape, cast("tuple[tuple[float, float], ...]", tuple(tuple(map(float, r)) for r in ornt)),
                     tuple(tuple(map(float, r)) for r in affine), src.kind)
     meta = SeriesMeta(series_uid="", study_uid="", frame_of_reference_uid="", modality="CT", sop_class_uid="",
                       patient_name="", patient_id="", study_date="", description=p.name, manufacturer="",
                       sop_instance_uids=(), files=(str(p),), window=None, source=str(p))
     report(progress, "read", 1, 1, p.name)
     return Volume(hu=hu, spacing=(float(spacing_xyz[2]), float(spacing_xyz[1]), float(spacing_xyz[0])),
-                  origin=tuple(float(v) for v in lps_canon[:3, 3]), direction=direction, meta=meta,
+                  origin=cast("tuple[float, float, float]", tuple(float(v) for v in lps_canon[:3, 3])),
+                  direction=direction, meta=meta,
                   warnings=tuple(warnings), file_grid=grid)
 
 
@@ -175,13 +177,12 @@ def _to_int16(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.clip(a, -32768, 32767).astype(np.int16))
 
 
-def open_volume(path: str | os.PathLike, progress: Optional[ProgressFn] = None,
-                cancel: Optional[CancelToken] = None, acquisition: Optional[int] = None):
+def open_volume(path: str | os.PathLike, progress: ProgressFn | None = None,
+                cancel: CancelToken | None = None, acquisition: int | None = None):
     """A study from a volume file (NIfTI, NRRD, MetaImage) or a DICOM folder, whichever ``path`` is
     (``acquisition``: of a DICOM series holding several, which one)."""
     if is_volume_file(path):
         if acquisition is not None:
             raise VolumeFileError(f"{path}: --acquisition applies to a DICOM folder, not a volume file")
         return read_volume_file(path, progress, cancel)
-    from .dicom import load_series
     return load_series(path, progress=progress, cancel=cancel, acquisition=acquisition)

@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
+import nrrd
 import numpy as np
 
+from ..runtime.errors import VolumeFileError, one_line
 from .dicom.geometry import LPS_FROM_RAS
-from ..runtime.errors import VolumeFileError
 
 NRRD_SUFFIXES = (".nrrd", ".nhdr")
 META_SUFFIXES = (".mha", ".mhd")
@@ -87,7 +88,6 @@ def _sizes(path, raw) -> tuple[int, ...]:
 # -- NRRD ---------------------------------------------------------------------
 
 def open_nrrd(path: Path) -> Source:
-    import nrrd
     with open(path, "rb") as fh:
         magic = fh.read(8)
     if not magic.startswith(b"NRRD000"):
@@ -95,7 +95,6 @@ def open_nrrd(path: Path) -> Source:
     try:
         header = nrrd.read_header(str(path))
     except Exception as exc:
-        from ..runtime.errors import one_line
         raise _refuse(path, f"not a readable NRRD header ({one_line(exc, 100)})") from None
     sizes = _sizes(path, header.get("sizes", ()))
     if len(sizes) < 3:

@@ -6,16 +6,19 @@ only this project's registered objects allowed. Saves are atomic.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
+from ..runtime.atomic import default_mode
 from ..runtime.errors import ModelError, one_line  # noqa: F401 (ModelError: importable from here too)
+from .losses import bce_dice_loss, make_metric_classes, soft_dice_loss
 
 
 def custom_objects() -> dict:
-    from .losses import bce_dice_loss, make_metric_classes, soft_dice_loss
     return {"soft_dice_loss": soft_dice_loss, "bce_dice_loss": bce_dice_loss,
             "OverlapMetric": make_metric_classes()}
 
@@ -37,7 +40,6 @@ def save_model_atomic(model, path: str | os.PathLike, include_optimizer: bool = 
         model.save(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        from ..runtime.atomic import default_mode
         os.chmod(tmp, default_mode())
         os.replace(tmp, path)
     except BaseException:
@@ -91,8 +93,8 @@ def load_model(path: str | os.PathLike, compile: bool = True):
 
 from dataclasses import dataclass, field  # noqa: E402
 
-from ..transforms.preprocess import Preprocessing  # noqa: E402
 from ..runtime.runs import CARD, MODEL, ONNX_FILE, card_path, find_card, stage_folder  # noqa: E402
+from ..transforms.preprocess import Preprocessing  # noqa: E402
 
 LEGACY_META = {  # the Colab notebooks' contract for their .h5 models
     "format": "liverseg-model", "version": 1, "stage": None, "input_size": 256, "channels": 3,
@@ -159,8 +161,6 @@ def _h5_has_code(path: Path) -> bool:
 def _keras_installed() -> bool:
     """Whether Keras can be imported (not in the lite edition; core.runtime.edition says the same, but
     core.model stays the ground floor and imports nothing above it)."""
-    import importlib.util
-    import sys
     if "keras" in sys.modules:
         return sys.modules["keras"] is not None
     try:
@@ -199,6 +199,7 @@ def find_model_file(path: Path, stage: str | None = None) -> Path:
     if found is None:
         inner = stage_folder(path, stage, lambda f: _folder_model(f) is not None, f"no {MODEL} in this folder")
         found = _folder_model(inner)
+        assert found is not None, inner  # stage_folder gives a folder that holds a model
     return found
 
 

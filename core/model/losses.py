@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
+
 SMOOTH = 1.0
 
 
@@ -39,7 +41,7 @@ def bce_dice_loss(y_true, y_pred):
 LOSSES = {"dice": soft_dice_loss, "bce_dice": bce_dice_loss}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def make_metric_classes():
     """Keras metric classes (created lazily so importing this module does not import Keras)."""
     import keras
@@ -92,7 +94,6 @@ def pull_towards(model, start_weights, strength: float) -> int:
     again. Returns the number of variables pulled."""
     import keras
     from keras import ops
-    import numpy as np
 
     class TowardsStart(keras.regularizers.Regularizer):
         def __init__(self, start):
@@ -106,7 +107,7 @@ def pull_towards(model, start_weights, strength: float) -> int:
 
     n = 0
     trainable = {id(v) for v in model.trainable_weights}
-    for v, start in zip(model.weights, start_weights):  # get_weights() order is model.weights order
+    for v, start in zip(model.weights, start_weights, strict=True):  # get_weights() order is model.weights order
         if id(v) in trainable and len(v.shape) > 1 and tuple(np.shape(start)) == tuple(v.shape):
             v.regularizer = TowardsStart(start)
             n += 1

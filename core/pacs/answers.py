@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from .types import SeriesHit, StudyHit
 
 STUDY_FIELDS = ("StudyInstanceUID", "PatientID", "PatientName", "StudyDate", "StudyDescription",
@@ -25,7 +23,7 @@ def text(ds, keyword: str) -> str:
     return str(value)
 
 
-def count(ds, keyword: str) -> Optional[int]:
+def count(ds, keyword: str) -> int | None:
     try:
         return int(text(ds, keyword))
     except ValueError:

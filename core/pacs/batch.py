@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Optional
 
 from ..runtime.jobs import CancelToken, ProgressFn, report
 from .cache import RetrieveCache
@@ -22,7 +21,7 @@ def series_name(study: StudyHit, series: SeriesHit) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", raw)
 
 
-def query_ct_series(conn: PacsConnection, query: PacsQuery, progress: Optional[ProgressFn] = None
+def query_ct_series(conn: PacsConnection, query: PacsQuery, progress: ProgressFn | None = None
                     ) -> list[tuple[StudyHit, SeriesHit]]:
     """Every series of ``query.modality`` (CT) in the studies the query finds, in a fixed order."""
     client = open_client(conn)
@@ -36,8 +35,8 @@ def query_ct_series(conn: PacsConnection, query: PacsQuery, progress: Optional[P
     return sorted(out, key=lambda p: (p[0].study_uid, p[1].series_uid))
 
 
-def pacs_sources(conn: PacsConnection, pairs, cache: Optional[RetrieveCache] = None,
-                 cancel: Optional[CancelToken] = None) -> list:
+def pacs_sources(conn: PacsConnection, pairs, cache: RetrieveCache | None = None,
+                 cancel: CancelToken | None = None) -> list:
     """``run_batch`` sources: (name, fetch) where fetch retrieves the series into the cache."""
     cache = cache or RetrieveCache()
 

@@ -17,9 +17,11 @@ import re
 import shutil
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+
+import platformdirs
 
 from ..runtime.atomic import write_json
 
@@ -31,7 +33,6 @@ _UID = re.compile(r"^[0-9.]{1,64}$")
 
 
 def cache_root() -> Path:
-    import platformdirs
     return Path(platformdirs.user_cache_dir("LiverSegStudio", appauthor=False)) / "pacs"
 
 
@@ -59,7 +60,7 @@ class CacheEntry:
     last_used: float
 
 
-def _read_entry(folder: Path) -> Optional[CacheEntry]:
+def _read_entry(folder: Path) -> CacheEntry | None:
     """A series folder's entry from its ``entry.json``; None when absent or unreadable."""
     try:
         meta = json.loads((folder / ENTRY).read_text(encoding="utf-8"))
@@ -70,19 +71,19 @@ def _read_entry(folder: Path) -> Optional[CacheEntry]:
 
 
 class RetrieveCache:
-    def __init__(self, root: Optional[os.PathLike] = None, limit_gb: float = DEFAULT_LIMIT_GB):
+    def __init__(self, root: os.PathLike | None = None, limit_gb: float = DEFAULT_LIMIT_GB):
         self.root = Path(root or cache_root())
         self.limit_bytes = int(limit_gb * 1024 ** 3)
 
     def series_dir(self, study_uid: str, series_uid: str) -> Path:
         return self.root / _safe(study_uid) / _safe(series_uid)
 
-    def entry(self, study_uid: str, series_uid: str) -> Optional[CacheEntry]:
+    def entry(self, study_uid: str, series_uid: str) -> CacheEntry | None:
         """The complete entry of a series, or None (absent, partial or unreadable)."""
         e = _read_entry(self.series_dir(study_uid, series_uid))
         return e if e is not None and (e.study_uid, e.series_uid) == (study_uid, series_uid) else None
 
-    def lookup(self, study_uid: str, series_uid: str, sop_uids: Optional[Sequence[str]] = None) -> Optional[Path]:
+    def lookup(self, study_uid: str, series_uid: str, sop_uids: Sequence[str] | None = None) -> Path | None:
         """The cached series' folder when complete and (given the PACS's current instances) unchanged;
         marks it used."""
         e = self.entry(study_uid, series_uid)
@@ -121,7 +122,7 @@ class RetrieveCache:
         shutil.rmtree(partial, ignore_errors=True)
 
     def entries(self) -> list[CacheEntry]:
-        out = []
+        out: list[CacheEntry] = []
         if not self.root.is_dir():
             return out
         for study in self.root.iterdir():
@@ -138,9 +139,9 @@ class RetrieveCache:
     def total_bytes(self) -> int:
         return sum(e.bytes for e in self.entries())
 
-    def evict(self, keep: Optional[Path] = None) -> list[Path]:
+    def evict(self, keep: Path | None = None) -> list[Path]:
         """Remove least recently used entries until the cache is under its limit (never ``keep``)."""
-        removed = []
+        removed: list[Path] = []
         entries = sorted(self.entries(), key=lambda e: e.last_used)
         total = sum(e.bytes for e in entries)
         for e in entries:
@@ -156,7 +157,7 @@ class RetrieveCache:
     def clean(self, max_age_s: float = STALE_PARTIAL_S) -> list[Path]:
         """Remove partial folders older than ``max_age_s`` (left by killed transfers), and folders
         without a readable entry."""
-        removed = []
+        removed: list[Path] = []
         if not self.root.is_dir():
             return removed
         now = time.time()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Optional, Protocol, Sequence
+from typing import Protocol
 
+from ..runtime.edition import require_pacs
 from ..runtime.jobs import CancelToken
 from .connections import PacsConnection, load_secret
+from .dicomweb import DicomwebClient
+from .dimse import DimseClient
 from .types import PacsQuery, SeriesHit, StoreResult, StudyHit
 
 
@@ -26,19 +30,16 @@ class PacsClient(Protocol):
         """The series' SOP Instance UIDs."""
 
     def retrieve(self, study_uid: str, series_uid: str, dest: Path, on_file: Callable[[], None],
-                 cancel: Optional[CancelToken] = None) -> int:
+                 cancel: CancelToken | None = None) -> int:
         """Write the series' instances into ``dest`` (one file each); returns how many."""
 
-    def store(self, paths: Sequence[Path], cancel: Optional[CancelToken] = None,
-              on_file: Optional[Callable[[], None]] = None) -> StoreResult: ...
+    def store(self, paths: Sequence[Path], cancel: CancelToken | None = None,
+              on_file: Callable[[], None] | None = None) -> StoreResult: ...
 
 
-def open_client(conn: PacsConnection, secret: Optional[str] = None) -> PacsClient:
+def open_client(conn: PacsConnection, secret: str | None = None) -> PacsClient:
     """A client for ``conn``; the secret defaults to the keyring's."""
-    from ..runtime.edition import require_pacs
     require_pacs()
     if conn.protocol == "dimse":
-        from .dimse import DimseClient
         return DimseClient(conn)
-    from .dicomweb import DicomwebClient
     return DicomwebClient(conn, load_secret(conn.name) if secret is None and conn.auth != "none" else secret)

@@ -15,7 +15,8 @@ import os
 import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Optional
+
+import platformdirs
 
 from ..runtime.atomic import write_json
 from ..runtime.errors import PacsError
@@ -91,11 +92,10 @@ class PacsConnection:
 
 
 def connections_path() -> Path:
-    import platformdirs
     return Path(platformdirs.user_config_dir("LiverSegStudio", appauthor=False)) / "pacs.json"
 
 
-def load_connections(path: Optional[Path] = None) -> list[PacsConnection]:
+def load_connections(path: Path | None = None) -> list[PacsConnection]:
     """The saved connections; an unreadable file is reported and read as none."""
     path = Path(path or connections_path())
     try:
@@ -115,7 +115,7 @@ def load_connections(path: Optional[Path] = None) -> list[PacsConnection]:
     return out
 
 
-def save_connections(connections: list[PacsConnection], path: Optional[Path] = None) -> None:
+def save_connections(connections: list[PacsConnection], path: Path | None = None) -> None:
     names = [c.name for c in connections]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
@@ -123,7 +123,7 @@ def save_connections(connections: list[PacsConnection], path: Optional[Path] = N
     write_json(Path(path or connections_path()), {"connections": [asdict(c) for c in connections]})
 
 
-def find_connection(name: str, path: Optional[Path] = None) -> PacsConnection:
+def find_connection(name: str, path: Path | None = None) -> PacsConnection:
     conns = load_connections(path)
     for c in conns:
         if c.name == name:
@@ -132,12 +132,12 @@ def find_connection(name: str, path: Optional[Path] = None) -> PacsConnection:
     raise PacsError(f"no PACS connection named {name!r} ({known}; add one with `liverseg pacs add`)")
 
 
-def upsert_connection(conn: PacsConnection, path: Optional[Path] = None) -> None:
+def upsert_connection(conn: PacsConnection, path: Path | None = None) -> None:
     conns = [c for c in load_connections(path) if c.name != conn.name]
     save_connections(conns + [conn], path)
 
 
-def remove_connection(name: str, path: Optional[Path] = None) -> None:
+def remove_connection(name: str, path: Path | None = None) -> None:
     find_connection(name, path)
     save_connections([c for c in load_connections(path) if c.name != name], path)
     try:

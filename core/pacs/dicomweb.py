@@ -8,9 +8,9 @@ truncated multipart stream, an HTML error page) becomes one :class:`PacsError` l
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 
 from pydicom.dataset import Dataset
 
@@ -50,7 +50,7 @@ def _session():
 
 
 class DicomwebClient:
-    def __init__(self, conn: PacsConnection, secret: Optional[str] = None):
+    def __init__(self, conn: PacsConnection, secret: str | None = None):
         from dicomweb_client import DICOMwebClient
         self.conn = conn
         session = _session()
@@ -75,7 +75,7 @@ class DicomwebClient:
         except requests.exceptions.HTTPError as exc:
             code = getattr(exc.response, "status_code", "?")
             hint = {401: " (wrong user name, password or token)", 403: " (not allowed)",
-                    404: " (not found: check the DICOMweb URL)"}.get(code, "")
+                    404: " (not found: check the DICOMweb URL)"}.get(code, "") if isinstance(code, int) else ""
             raise PacsError(f"{where}: {what} refused, HTTP {code}{hint}") from None
         except requests.exceptions.ConnectionError as exc:
             raise PacsError(f"{where}: cannot connect for {what} ({one_line(exc, 160)})") from None
@@ -123,7 +123,7 @@ class DicomwebClient:
         return sorted(uids)
 
     def retrieve(self, study_uid: str, series_uid: str, dest: Path, on_file: Callable[[], None],
-                 cancel: Optional[CancelToken] = None) -> int:
+                 cancel: CancelToken | None = None) -> int:
         n = 0
         with self._call("WADO-RS retrieve"):
             # any transfer syntax the PACS stores: no server-side transcoding, pylibjpeg decodes
@@ -137,8 +137,8 @@ class DicomwebClient:
                 on_file()
         return n
 
-    def store(self, paths: Sequence[Path], cancel: Optional[CancelToken] = None,
-              on_file: Optional[Callable[[], None]] = None) -> StoreResult:
+    def store(self, paths: Sequence[Path], cancel: CancelToken | None = None,
+              on_file: Callable[[], None] | None = None) -> StoreResult:
         datasets = read_for_sending(paths)
         check(cancel)
         result = StoreResult()

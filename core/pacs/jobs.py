@@ -4,8 +4,8 @@ cache, send files. Plain functions with a progress callback and a cancel token."
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from ..runtime.errors import PacsError
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
@@ -19,7 +19,7 @@ def _client(conn_or_client) -> PacsClient:
     return open_client(conn_or_client) if isinstance(conn_or_client, PacsConnection) else conn_or_client
 
 
-def test_connection(conn: PacsConnection, secret: Optional[str] = None) -> str:
+def test_connection(conn: PacsConnection, secret: str | None = None) -> str:
     """C-ECHO (DIMSE) or a one-study QIDO query (DICOMweb); returns a line for the user."""
     t = time.perf_counter()
     open_client(conn, secret).echo()
@@ -44,8 +44,8 @@ def _num(text: str) -> float:
         return float("inf")
 
 
-def retrieve_series(conn, study_uid: str, series_uid: str, cache: Optional[RetrieveCache] = None,
-                    progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> RetrieveResult:
+def retrieve_series(conn, study_uid: str, series_uid: str, cache: RetrieveCache | None = None,
+                    progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> RetrieveResult:
     """The series as a folder of DICOM files in the cache, downloaded only when the cache has no
     complete copy of the instances the PACS lists now. A failed or cancelled transfer leaves no
     entry behind."""
@@ -85,8 +85,8 @@ def retrieve_series(conn, study_uid: str, series_uid: str, cache: Optional[Retri
     return RetrieveResult(str(final), n, False, time.perf_counter() - t)
 
 
-def send_files(conn, paths: Sequence[Path], progress: Optional[ProgressFn] = None,
-               cancel: Optional[CancelToken] = None) -> StoreResult:
+def send_files(conn, paths: Sequence[Path], progress: ProgressFn | None = None,
+               cancel: CancelToken | None = None) -> StoreResult:
     """C-STORE / STOW-RS the files; the result lists what the PACS accepted and refused."""
     paths = [Path(p) for p in paths]
     for p in paths:

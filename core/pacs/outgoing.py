@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -13,7 +13,7 @@ from ..runtime.errors import PacsError, one_line
 
 def read_for_sending(paths: Sequence[Path]) -> list[Dataset]:
     """Each file as a dataset; a file that is not DICOM is refused by name."""
-    datasets = []
+    datasets: list[Dataset] = []
     for p in paths:
         try:
             datasets.append(dcmread(str(p)))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Optional
 
 from ..runtime.errors import PacsError
 
@@ -59,8 +58,8 @@ class StudyHit:
     description: str = ""
     accession: str = ""
     modalities: str = ""
-    n_series: Optional[int] = None
-    n_instances: Optional[int] = None
+    n_series: int | None = None
+    n_instances: int | None = None
 
 
 @dataclass(frozen=True)
@@ -70,7 +69,7 @@ class SeriesHit:
     modality: str = ""
     number: str = ""
     description: str = ""
-    n_instances: Optional[int] = None
+    n_instances: int | None = None
 
 
 @dataclass

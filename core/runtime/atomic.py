@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Any
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -39,7 +41,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", overwrite: bool = Tru
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, default_mode())
-        kwargs = {} if "b" in mode else {"encoding": "utf-8", "newline": "\n"}
+        kwargs: dict[str, Any] = {} if "b" in mode else {"encoding": "utf-8", "newline": "\n"}
         with os.fdopen(fd, mode, **kwargs) as fh:
             yield fh
             fh.flush()
@@ -55,7 +57,6 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", overwrite: bool = Tru
 
 def file_sha256(path: str | os.PathLike) -> str:
     """SHA-256 of a file, read in 1 MiB blocks."""
-    import hashlib
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

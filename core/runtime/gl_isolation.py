@@ -21,7 +21,7 @@ from __future__ import annotations
 import ctypes
 import os
 import struct
-from typing import Iterable
+from collections.abc import Iterable
 
 _HANDLES: dict = {}  # path -> the library we loaded (kept: unloading it would undo the isolation)
 

@@ -9,8 +9,8 @@ into a progress bar.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 from .errors import Cancelled
 
@@ -57,13 +57,13 @@ class CancelToken:
             raise Cancelled()
 
 
-def report(progress: Optional[ProgressFn], stage: str, done: int, total: int, message: str = "") -> None:
+def report(progress: ProgressFn | None, stage: str, done: int, total: int, message: str = "") -> None:
     """Send one event if a progress callback was given."""
     if progress is not None:
         progress(Progress(stage, done, total, message))
 
 
-def check(cancel: Optional[CancelToken]) -> None:
+def check(cancel: CancelToken | None) -> None:
     """Raise :class:`Cancelled` if the token is set."""
     if cancel is not None:
         cancel.raise_if_cancelled()

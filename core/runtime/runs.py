@@ -41,7 +41,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Optional
+from typing import IO
 
 from .atomic import atomic_open, write_json
 from .errors import ModelError, one_line
@@ -98,7 +98,7 @@ def _read_card_file(path: Path) -> dict:
         raise ModelError(f"{path}: unreadable model metadata ({one_line(exc, 100)})") from None
 
 
-def find_card(model_file: str | os.PathLike) -> Optional[dict]:
+def find_card(model_file: str | os.PathLike) -> dict | None:
     """The card of a model file, or None when it has none.
 
     Raises:
@@ -145,7 +145,7 @@ def model_folder(path: str | os.PathLike) -> Path:
     return folder
 
 
-def stage_folder(folder: Path, stage: Optional[str], holds, missing: str) -> Path:
+def stage_folder(folder: Path, stage: str | None, holds, missing: str) -> Path:
     """The model folder inside a work folder holding one per stage (``liverseg finetune --out W``
     writes ``W/liver`` and ``W/tumor``): ``stage``'s, or without a stage the only one there, so
     that such a work folder can be given where a model folder is asked for.
@@ -218,17 +218,17 @@ class RunState:
     """
 
     epoch: int = 0  # the last completed epoch (1-based; 0: none yet)
-    best_val_dice: Optional[float] = None  # the best validation Dice so far (None: none yet)
+    best_val_dice: float | None = None  # the best validation Dice so far (None: none yet)
     best_epoch: int = 0
     wait: int = 0  # epochs without a gain (early stopping's patience)
     lr_wait: int = 0  # the same, since the plateau schedule last halved the learning rate
     stopped_early: bool = False
-    lr: Optional[float] = None  # the learning rate the next epoch starts with
+    lr: float | None = None  # the learning rate the next epoch starts with
     seconds: float = 0.0  # training time of the completed epochs, over every invocation (time budgets)
     extra: dict = field(default_factory=dict)  # keys this version does not know
 
     @classmethod
-    def from_dict(cls, d: dict) -> "RunState":
+    def from_dict(cls, d: dict) -> RunState:
         d = dict(d)
         best = d.pop("best_val_dice", None)
         lr = d.pop("lr", None)
@@ -251,7 +251,7 @@ class RunState:
         return {**self.extra, **out}
 
     @classmethod
-    def read(cls, run: str | os.PathLike) -> "RunState":
+    def read(cls, run: str | os.PathLike) -> RunState:
         """The run's ``state.json`` (:func:`read_state`) as a value."""
         return cls.from_dict(read_state(run))
 
@@ -265,7 +265,7 @@ class RunState:
 def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
     """The complete records of a run's metrics.jsonl (a torn last line is ignored)."""
     path = Path(run_dir) / METRICS
-    out = []
+    out: list[dict] = []
     if not path.exists():
         return out
     with open(path, encoding="utf-8") as fh:
@@ -311,7 +311,7 @@ class MetricsFollower:
     def __init__(self, run_dir: str | os.PathLike):
         self.path = Path(run_dir) / METRICS
         self.offset = 0
-        self.inode = None
+        self.inode: tuple[int, int] | None = None
         self.records: list[dict] = []
 
     def poll(self) -> bool:

@@ -11,8 +11,9 @@ layer of core so that the writers in :mod:`core.io` can take them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, Optional
+from typing import Any
 
 from .choices import ReviewState
 
@@ -43,7 +44,7 @@ class LesionSummary:
     centroid: tuple[float, float, float]
     anchor: tuple[int, int, int]
     longest_axial_diameter_mm: float
-    mean_hu: Optional[float] = None
+    mean_hu: float | None = None
     review: ReviewState = "unseen"
 
     def to_json(self) -> dict[str, Any]:
@@ -58,7 +59,7 @@ class LesionSummary:
         return d
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> "LesionSummary":
+    def from_json(cls, d: Mapping[str, Any]) -> LesionSummary:
         """A record read back from a report (a missing review state reads as "unseen")."""
         return cls(id=int(d["id"]), voxels=int(d["voxels"]), volume_ml=d["volume_ml"],
                    slices=(int(d["slices"][0]), int(d["slices"][1])),
@@ -66,11 +67,11 @@ class LesionSummary:
                    longest_axial_diameter_mm=d["longest_axial_diameter_mm"], mean_hu=_mean_hu(d),
                    review=d.get("review", "unseen"))
 
-    def with_review(self, review: ReviewState) -> "LesionSummary":
+    def with_review(self, review: ReviewState) -> LesionSummary:
         return replace(self, review=review)
 
 
-def _mean_hu(d: Mapping[str, Any]) -> Optional[float]:
+def _mean_hu(d: Mapping[str, Any]) -> float | None:
     """No key: measured without the CT (None); a null: a mean that was not finite, which the report
     writer turned into null and writes so again."""
     if "mean_hu" not in d:
@@ -103,7 +104,7 @@ class StudySummary:
                 "rejected_lesions": [r.to_json() for r in self.rejected_lesions]}
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> "StudySummary":
+    def from_json(cls, d: Mapping[str, Any]) -> StudySummary:
         """The summary of a JSON report (other keys of the report are ignored)."""
         return cls(liver_ml=d["liver_ml"], tumor_ml=d["tumor_ml"], tumor_burden_pct=d["tumor_burden_pct"],
                    lesions=[LesionSummary.from_json(r) for r in d.get("lesions", [])],

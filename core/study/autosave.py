@@ -24,14 +24,15 @@ import time
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
+import platformdirs
 
 from ..runtime.atomic import atomic_open
 from ..runtime.errors import LiverSegError
 from ..runtime.labels import TUMOUR
 from ..runtime.summary import LesionSummary
+from .session import Segmented
 
 log = logging.getLogger(__name__)
 FORMAT = 1
@@ -44,7 +45,6 @@ class RecoveryMismatch(LiverSegError):
 
 def autosave_dir() -> Path:
     """Where recovery files live: ``autosave/`` in the user data folder (platformdirs)."""
-    import platformdirs
     return Path(platformdirs.user_data_dir("LiverSegStudio", appauthor=False)) / "autosave"
 
 
@@ -75,7 +75,7 @@ class StudyIdentity:
         text = json.dumps([self.kind, self.names], sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:24]
 
-    def matches(self, other: "StudyIdentity") -> bool:
+    def matches(self, other: StudyIdentity) -> bool:
         """Same study on the same grid (the title may differ)."""
         return (self.kind, self.names, self.checks, tuple(self.shape), tuple(self.spacing)) == \
             (other.kind, other.names, other.checks, tuple(other.shape), tuple(other.spacing))
@@ -84,9 +84,19 @@ class StudyIdentity:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, d: dict) -> "StudyIdentity":
+    def from_json(cls, d: dict) -> StudyIdentity:
         return cls(str(d["kind"]), dict(d.get("names") or {}), dict(d.get("checks") or {}),
-                   tuple(int(v) for v in d["shape"]), tuple(float(v) for v in d["spacing"]), str(d.get("title", "")))
+                   _ints3(d["shape"]), _floats3(d["spacing"]), str(d.get("title", "")))
+
+
+def _ints3(values) -> tuple[int, int, int]:
+    a, b, c = (int(v) for v in values)
+    return a, b, c
+
+
+def _floats3(values) -> tuple[float, float, float]:
+    a, b, c = (float(v) for v in values)
+    return a, b, c
 
 
 def _digest(data: bytes) -> str:
@@ -97,8 +107,8 @@ def study_identity(study, source: str = "") -> StudyIdentity:
     """The identity of ``study`` (:class:`core.study.study.Study`) opened from ``source`` (the
     session's source: a DICOM folder, a volume file, or "" for a dataset case or the demo).
     Cheap: file metadata and UIDs, or a digest of a 1/256 subsample of the CT."""
-    shape = tuple(int(n) for n in study.shape)
-    spacing = tuple(round(float(s), 6) for s in study.spacing)
+    shape = _ints3(study.shape)
+    spacing = _floats3(round(float(s), 6) for s in study.spacing)
     meta = study.volume.meta if study.volume is not None else None
     grid = study.file_grid
     if grid is not None:
@@ -139,11 +149,11 @@ class Recovery:
     review: dict
 
 
-def slot_path(identity: StudyIdentity, folder: Optional[Path] = None) -> Path:
+def slot_path(identity: StudyIdentity, folder: Path | None = None) -> Path:
     return Path(folder or autosave_dir()) / (identity.slot + SUFFIX)
 
 
-def save(identity: StudyIdentity, label: np.ndarray, review: dict, folder: Optional[Path] = None,
+def save(identity: StudyIdentity, label: np.ndarray, review: dict, folder: Path | None = None,
          progress=None, cancel=None) -> Path:
     """Write the recovery of ``identity`` (``label`` and ``review``) into its slot, atomically:
     a crash while writing leaves the previous recovery whole. Returns the file."""
@@ -199,7 +209,7 @@ def read_info(path: str | os.PathLike) -> RecoveryInfo:
         raise RecoveryMismatch(f"{path}: unreadable recovery identity ({exc})") from exc
 
 
-def find(identity: StudyIdentity, folder: Optional[Path] = None) -> Optional[RecoveryInfo]:
+def find(identity: StudyIdentity, folder: Path | None = None) -> RecoveryInfo | None:
     """The recovery of this study, or None: none saved, unreadable, or of another study or grid
     in its slot (a volume file changed since, another series under the same name)."""
     path = slot_path(identity, folder)
@@ -213,7 +223,7 @@ def find(identity: StudyIdentity, folder: Optional[Path] = None) -> Optional[Rec
     return info if info.identity.matches(identity) else None
 
 
-def load(identity: StudyIdentity, folder: Optional[Path] = None, progress=None, cancel=None) -> Recovery:
+def load(identity: StudyIdentity, folder: Path | None = None, progress=None, cancel=None) -> Recovery:
     """Read back the recovery of ``identity``, checked: the identity and grid must match and the
     label must be a uint8 volume of that grid holding only background, liver and tumour.
 
@@ -245,12 +255,11 @@ def load(identity: StudyIdentity, folder: Optional[Path] = None, progress=None, 
 
 def as_segmented(recovery: Recovery):
     """The recovery as a :class:`core.study.session.Segmented` to adopt (label and review states)."""
-    from .session import Segmented
     return Segmented(recovery.label, {"engines": {}, "device": f"recovered from {recovery.info.when()}"},
                      review=dict(recovery.review))
 
 
-def discard(identity: StudyIdentity, folder: Optional[Path] = None) -> bool:
+def discard(identity: StudyIdentity, folder: Path | None = None) -> bool:
     """Remove the recovery of this study's slot; True when there was one."""
     try:
         slot_path(identity, folder).unlink()
@@ -259,7 +268,7 @@ def discard(identity: StudyIdentity, folder: Optional[Path] = None) -> bool:
         return False
 
 
-def list_recoveries(folder: Optional[Path] = None) -> list[RecoveryInfo]:
+def list_recoveries(folder: Path | None = None) -> list[RecoveryInfo]:
     """Every readable recovery file, newest first (for the start of the app)."""
     root = Path(folder or autosave_dir())
     found = []

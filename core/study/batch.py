@@ -20,13 +20,17 @@ import io
 import os
 import re
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Optional
 
+from ..inference.engines import engines_line
+from ..io.export import _write, check_target
+from ..io.volume_file import VOLUME_SUFFIXES, is_volume_file
 from ..runtime.choices import Engine
 from ..runtime.errors import Cancelled, LiverSegError, one_line
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
+from .session import StudySession
 
 SUMMARY_COLUMNS = ("study", "status", "liver_ml", "tumor_ml", "lesions", "engine", "seconds", "output", "error")
 SHARD_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
@@ -47,7 +51,7 @@ class StudyRow:
     error: str = ""
 
 
-def parse_shard(text: Optional[str]) -> Optional[tuple[int, int]]:
+def parse_shard(text: str | None) -> tuple[int, int] | None:
     """``"K/N"`` (1 <= K <= N) -> (K, N); None passes through."""
     if text is None:
         return None
@@ -60,7 +64,6 @@ def parse_shard(text: Optional[str]) -> Optional[tuple[int, int]]:
 def find_studies(root: str | os.PathLike) -> list[Path]:
     """The studies in ``root``: subfolders that hold files (a DICOM series, at any depth) and
     volume files (NIfTI, NRRD, MetaImage), sorted by name."""
-    from ..io.volume_file import is_volume_file
     root = Path(root)
     if not root.is_dir():
         raise LiverSegError(f"{root}: not a folder of studies")
@@ -76,7 +79,7 @@ def find_studies(root: str | os.PathLike) -> list[Path]:
     return studies
 
 
-def take_shard(items: list, shard: Optional[tuple[int, int]]) -> list:
+def take_shard(items: list, shard: tuple[int, int] | None) -> list:
     """Every N-th item from the K-th (1-based): disjoint shards that together cover the list."""
     if shard is None:
         return list(items)
@@ -84,13 +87,12 @@ def take_shard(items: list, shard: Optional[tuple[int, int]]) -> list:
     return list(items[k - 1::n])
 
 
-def summary_name(shard: Optional[tuple[int, int]]) -> str:
+def summary_name(shard: tuple[int, int] | None) -> str:
     return "summary.csv" if shard is None else f"summary-{shard[0]}-of-{shard[1]}.csv"
 
 
 def study_name(study: Path) -> str:
     """``ct-12.nii.gz`` (or ``.nrrd``, ``.mha``, ...) -> ``ct-12``; a folder keeps its name."""
-    from ..io.volume_file import VOLUME_SUFFIXES
     name = study.name
     for suffix in VOLUME_SUFFIXES:
         if study.is_file() and name.lower().endswith(suffix):
@@ -98,10 +100,8 @@ def study_name(study: Path) -> str:
     return name
 
 
-def _segment_one(name: str, study: Path, out: Path, liver, tumor, engine: Engine, device: Optional[str],
+def _segment_one(name: str, study: Path, out: Path, liver, tumor, engine: Engine, device: str | None,
                  cancel) -> StudyRow:
-    from ..inference.engines import engines_line
-    from .session import StudySession
     t = time.perf_counter()
     session = StudySession.open(study, cancel=cancel)
     seg = session.segment(liver, tumor, engine=engine, device=device, cancel=cancel)
@@ -112,10 +112,14 @@ def _segment_one(name: str, study: Path, out: Path, liver, tumor, engine: Engine
                     f"{time.perf_counter() - t:.1f}", str(out))
 
 
+def _given(path: Path) -> Callable[[], Path]:
+    return lambda: path
+
+
 def run_batch(root: str | os.PathLike, out_dir: str | os.PathLike, liver, tumor=None, *, force: bool = False,
-              shard: Optional[tuple[int, int]] = None, engine: Engine = "auto", device: Optional[str] = None,
-              progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
-              sources: Optional[list[tuple[str, Callable[[], Path]]]] = None) -> tuple[list[StudyRow], Path]:
+              shard: tuple[int, int] | None = None, engine: Engine = "auto", device: str | None = None,
+              progress: ProgressFn | None = None, cancel: CancelToken | None = None,
+              sources: list[tuple[str, Callable[[], Path]]] | None = None) -> tuple[list[StudyRow], Path]:
     """Segment every study (of this shard) under ``root``; returns the rows and the summary CSV path.
 
     The models (:class:`core.model.io.SegModel`) are loaded by the caller, once. Nothing is
@@ -125,10 +129,9 @@ def run_batch(root: str | os.PathLike, out_dir: str | os.PathLike, liver, tumor=
     ``sources`` replaces the folder's studies with named ones fetched on demand (a PACS query:
     :mod:`core.pacs.batch`), already sharded by the caller; a fetch that fails is that study's error.
     """
-    from ..io.export import check_target
     root, out_dir = Path(root), Path(out_dir)
     if sources is None:
-        sources = [(study_name(s), lambda s=s: s) for s in take_shard(find_studies(root), shard)]
+        sources = [(study_name(s), _given(s)) for s in take_shard(find_studies(root), shard)]
     summary = check_target(out_dir / summary_name(shard), True, [str(root)])  # never inside the studies
     previous = {}
     if summary.exists():  # a rerun: studies skipped keep their figures from the last run
@@ -168,7 +171,6 @@ def summary_csv(rows: Iterable[StudyRow]) -> str:
 
 
 def write_summary(path: Path, rows: Iterable[StudyRow]) -> Path:
-    from ..io.export import _write
     _write(path, summary_csv(rows).encode("utf-8"))
     return path
 
@@ -190,7 +192,6 @@ def read_summary(path: str | os.PathLike) -> list[StudyRow]:
 
 def merge_summaries(paths: Iterable[str | os.PathLike], out: str | os.PathLike, force: bool = False) -> list[StudyRow]:
     """Join per-shard summaries into one, sorted by study; a study in two shards is an error."""
-    from ..io.export import check_target
     rows: dict[str, StudyRow] = {}
     for path in paths:
         for r in read_summary(path):

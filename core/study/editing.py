@@ -9,7 +9,6 @@ redo cost memory proportional to the edit, not to the volume. The one-click tool
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 
@@ -22,8 +21,8 @@ class _Edit:
     index: np.ndarray  # flat voxel indices changed
     before: np.ndarray
     after: np.ndarray
-    review_before: Optional[dict] = None  # the review states around the step, when it changed them
-    review_after: Optional[dict] = None
+    review_before: dict | None = None  # the review states around the step, when it changed them
+    review_after: dict | None = None
 
 
 @dataclass
@@ -108,7 +107,7 @@ class LabelEditor:
         self._push(_Edit(idx[changed], before[changed], after[changed]))
         return True
 
-    def apply(self, flat: np.ndarray, value: int, review: Optional[dict] = None) -> int:
+    def apply(self, flat: np.ndarray, value: int, review: dict | None = None) -> int:
         """Set the voxels at flat indices ``flat`` to ``value`` and / or make ``review`` the review
         states, as one undo step; returns how many voxels changed (0 and no step when nothing did)."""
         if self._open:
@@ -123,7 +122,7 @@ class LabelEditor:
             return 0
         lab[idx] = value
         edit = _Edit(idx, before, np.full(len(idx), value, np.uint8))
-        if new_review:
+        if new_review and review is not None:
             edit.review_before, edit.review_after = dict(self.review), dict(review)
             self.review = dict(review)
         self._push(edit)

@@ -19,14 +19,14 @@ voxel of outline the smoothing and the opening take off is given back from the r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
+from scipy import ndimage
 
 from ..runtime.choices import SCOPES, FixScope
 from ..runtime.errors import LiverSegError
 from ..runtime.labels import LIVER, TUMOUR
-
+from ..transforms.masks import crop_box
 
 
 class FixError(LiverSegError):
@@ -45,18 +45,18 @@ class Fix:
 
 def _seed(label: np.ndarray, seed) -> tuple[int, int, int]:
     z, y, x = (int(round(float(c))) for c in seed)
-    if not all(0 <= c < n for c, n in zip((z, y, x), label.shape)):
+    if not all(0 <= c < n for c, n in zip((z, y, x), label.shape, strict=True)):
         raise FixError(f"the click ({z}, {y}, {x}) is outside the volume {label.shape}")
     return z, y, x
 
 
 def _box(shape, centre, radius_vox) -> tuple[slice, ...]:
-    return tuple(slice(max(0, c - r), min(n, c + r + 1)) for c, r, n in zip(centre, radius_vox, shape))
+    return tuple(slice(max(0, c - r), min(n, c + r + 1)) for c, r, n in zip(centre, radius_vox, shape, strict=True))
 
 
 def _flat(mask: np.ndarray, box: tuple[slice, ...], shape) -> np.ndarray:
     idx = np.nonzero(mask)
-    return np.ravel_multi_index(tuple(i + b.start for i, b in zip(idx, box)), shape)
+    return np.ravel_multi_index(tuple(i + b.start for i, b in zip(idx, box, strict=True)), shape)
 
 
 def _ml(n: int, spacing) -> float:
@@ -70,7 +70,6 @@ def _smooth(hu: np.ndarray, spacing) -> np.ndarray:
     """The CT median-filtered (3 x 3 x 3), then Gaussian-smoothed over ``SMOOTH_MM`` when set: noise
     does not fray the outline. One slice per call: scipy holds the GIL while it filters, and the
     GUI thread must not wait for a whole box (a 40 mm box of a 0.7 mm CT is 0.7 M voxels)."""
-    from scipy import ndimage
     h = hu.astype(np.float32)
     out = np.empty_like(h)
     nz = h.shape[0]
@@ -84,9 +83,6 @@ def component_at(mask: np.ndarray, seed, scope: FixScope = "3d") -> np.ndarray:
     """The connected component of boolean ``mask`` holding ``seed`` (26-connected in 3D, 8-connected
     on the seed's slice for ``scope="slice"``), as flat indices into ``mask``; empty when the seed
     is not in ``mask``."""
-    from scipy import ndimage
-
-    from ..transforms.masks import crop_box
     if scope not in SCOPES:
         raise ValueError(f"scope {scope!r}: expected one of {SCOPES}")
     z, y, x = seed
@@ -97,6 +93,7 @@ def component_at(mask: np.ndarray, seed, scope: FixScope = "3d") -> np.ndarray:
         ys, xs = np.nonzero(lab == lab[y, x])
         return np.ravel_multi_index((np.full(len(ys), z), ys, xs), mask.shape)
     box = crop_box(mask)
+    assert box is not None, "the mask holds the clicked voxel"
     lab, _ = ndimage.label(mask[box], structure=np.ones((3, 3, 3)))
     comp = lab == lab[z - box[0].start, y - box[1].start, x - box[2].start]
     return _flat(comp, box, mask.shape)
@@ -120,7 +117,6 @@ def _lesion_side(h: np.ndarray, m: float, L: float) -> np.ndarray:
 def add_lesion(hu: np.ndarray, label: np.ndarray, seed, spacing, max_radius_mm: float = 40.0,
                seed_radius_mm: float = 3.0) -> Fix:
     """A missed lesion grown in 3D from a click inside it (see the module docstring)."""
-    from scipy import ndimage
     z, y, x = _seed(label, seed)
     if label[z, y, x] == TUMOUR:
         raise FixError("there is a lesion here already: use Grow to extend it")
@@ -132,7 +128,7 @@ def add_lesion(hu: np.ndarray, label: np.ndarray, seed, spacing, max_radius_mm: 
     h = _smooth(hu[box], sp)
     c = (z - box[0].start, y - box[1].start, x - box[2].start)
     grid = np.ogrid[tuple(slice(0, n) for n in lab.shape)]
-    d2 = sum(((g - ci) * s) ** 2 for g, ci, s in zip(grid, c, sp))
+    d2 = sum(((g - ci) * s) ** 2 for g, ci, s in zip(grid, c, sp, strict=True))
     liver = lab == LIVER
     ball = (d2 <= max(seed_radius_mm, float(sp.max())) ** 2) & liver
     rest = liver & (d2 > (2 * seed_radius_mm) ** 2)
@@ -153,7 +149,7 @@ def add_lesion(hu: np.ndarray, label: np.ndarray, seed, spacing, max_radius_mm: 
     comp = component_at(region, c)
     if not len(comp):
         raise FixError("nothing like the clicked tissue around the click")
-    mask = np.zeros(lab.shape, bool)
+    mask: np.ndarray = np.zeros(lab.shape, bool)
     mask.reshape(-1)[comp] = True
     for k in range(mask.shape[0]):  # necrotic or calcified cores: fill each slice's holes
         if mask[k].any():
@@ -173,15 +169,15 @@ def _lesion(label: np.ndarray, seed) -> np.ndarray:
 def grow_lesion(hu: np.ndarray, label: np.ndarray, seed, spacing, step_mm: float = 3.0) -> Fix:
     """Extend the lesion under the click by up to ``step_mm`` into the liver around it, where the CT
     is closer to the lesion's HU than to the liver's (each click grows it further)."""
-    from scipy import ndimage
     comp = _lesion(label, seed)
     idx = np.unravel_index(comp, label.shape)
     sp = np.asarray(spacing, float)
     pad = np.maximum(1, np.ceil(step_mm / sp)).astype(int) + 2
-    box = tuple(slice(max(0, int(i.min()) - p), min(n, int(i.max()) + p + 1)) for i, p, n in zip(idx, pad, label.shape))
+    box = tuple(slice(max(0, int(i.min()) - p), min(n, int(i.max()) + p + 1))
+                for i, p, n in zip(idx, pad, label.shape, strict=True))
     lab = label[box]
     cur = np.zeros(lab.shape, bool)
-    cur[tuple(i - b.start for i, b in zip(idx, box))] = True
+    cur[tuple(i - b.start for i, b in zip(idx, box, strict=True))] = True
     h = _smooth(hu[box], sp)
     dist = ndimage.distance_transform_edt(~cur, sampling=sp)
     ring = (dist > 0) & (dist <= step_mm) & (lab == LIVER)
@@ -198,17 +194,17 @@ def grow_lesion(hu: np.ndarray, label: np.ndarray, seed, spacing, step_mm: float
     return Fix(flat, TUMOUR, f"lesion grown by {_ml(len(flat), spacing):.2f} mL")
 
 
-def shrink_lesion(label: np.ndarray, seed, spacing, step_mm: Optional[float] = None) -> Fix:
+def shrink_lesion(label: np.ndarray, seed, spacing, step_mm: float | None = None) -> Fix:
     """Peel ``step_mm`` (default: one in-plane voxel) off the lesion under the click; the peeled
     voxels become liver. A lesion thinner than that goes altogether."""
-    from scipy import ndimage
     comp = _lesion(label, seed)
     sp = np.asarray(spacing, float)
     step = float(step_mm) if step_mm else float(max(sp[1:]))
     idx = np.unravel_index(comp, label.shape)
-    box = tuple(slice(max(0, int(i.min()) - 1), min(n, int(i.max()) + 2)) for i, n in zip(idx, label.shape))
+    box = tuple(slice(max(0, int(i.min()) - 1), min(n, int(i.max()) + 2))
+                for i, n in zip(idx, label.shape, strict=True))
     cur = np.zeros(label[box].shape, bool)
-    cur[tuple(i - b.start for i, b in zip(idx, box))] = True
+    cur[tuple(i - b.start for i, b in zip(idx, box, strict=True))] = True
     depth = ndimage.distance_transform_edt(cur, sampling=sp)
     flat = _flat(cur & (depth <= step), box, label.shape)
     return Fix(flat, LIVER, f"lesion shrunk by {_ml(len(flat), spacing):.2f} mL")
@@ -227,9 +223,6 @@ def remove_region(label: np.ndarray, seed, spacing, scope: FixScope = "3d") -> F
         return Fix(flat, LIVER, f"lesion region of {_ml(len(flat), spacing):.2f} mL removed")
     flat = component_at(label > 0, (z, y, x), scope)
     if scope == "3d":
-        from scipy import ndimage
-
-        from ..transforms.masks import crop_box
         fg = label > 0
         lab, _ = ndimage.label(fg[crop_box(fg)], structure=np.ones((3, 3, 3)))
         if len(flat) >= int(np.bincount(lab.reshape(-1))[1:].max()):

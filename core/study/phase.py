@@ -22,7 +22,7 @@ median. Without a liver mask only the aorta speaks: unenhanced, arterial (> 250 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Literal, Optional
+from typing import Literal
 
 import numpy as np
 from scipy import ndimage
@@ -44,16 +44,16 @@ class PhaseEstimate:
     """The phase and the measurements it rests on (HU; None where not measured)."""
 
     phase: Phase
-    aorta_hu: Optional[float]
-    vessels_hu: Optional[float]
-    liver_hu: Optional[float]
+    aorta_hu: float | None
+    vessels_hu: float | None
+    liver_hu: float | None
     reason: str
 
     def to_json(self) -> dict:
         return {k: (round(v, 1) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
-def _spine_front(body: np.ndarray, bone: np.ndarray, px: float) -> Optional[tuple[int, int]]:
+def _spine_front(body: np.ndarray, bone: np.ndarray, px: float) -> tuple[int, int] | None:
     """(row of the vertebral body's front edge, its column) on one slice, or None."""
     cols = np.flatnonzero(body.any(axis=0))
     rows = np.flatnonzero(body.any(axis=1))
@@ -81,7 +81,7 @@ def _spine_front(body: np.ndarray, bone: np.ndarray, px: float) -> Optional[tupl
     return (int(front[0]), mx) if len(front) else None
 
 
-def aorta_hu(hu2d: np.ndarray, px: float, left_is_plus_x: bool = True) -> Optional[float]:
+def aorta_hu(hu2d: np.ndarray, px: float, left_is_plus_x: bool = True) -> float | None:
     """The median HU of the brightest 5 mm disk in front of the spine and left of it, or None."""
     body = ndimage.binary_fill_holes(hu2d > -400)
     # cancellous bone of an unenhanced vertebra is 150-250 HU: the cortex ring, filled
@@ -103,8 +103,8 @@ def aorta_hu(hu2d: np.ndarray, px: float, left_is_plus_x: bool = True) -> Option
     return float(med.max())
 
 
-def detect_phase(hu: np.ndarray, spacing, label: Optional[np.ndarray] = None,
-                 direction: Optional[np.ndarray] = None) -> PhaseEstimate:
+def detect_phase(hu: np.ndarray, spacing, label: np.ndarray | None = None,
+                 direction: np.ndarray | None = None) -> PhaseEstimate:
     """The contrast phase of ``hu`` (int16 [Z, Y, X]); ``label`` (0/1/2) gives the liver to measure
     and the slices to look at (else the middle third of the volume)."""
     px = float(np.mean(spacing[1:]))
@@ -131,7 +131,7 @@ def detect_phase(hu: np.ndarray, spacing, label: Optional[np.ndarray] = None,
     return _classify(aorta, vessels, parenchyma)
 
 
-def _classify(aorta: Optional[float], vessels: Optional[float], liver: Optional[float]) -> PhaseEstimate:
+def _classify(aorta: float | None, vessels: float | None, liver: float | None) -> PhaseEstimate:
     if aorta is None:
         return PhaseEstimate("unknown", None, vessels, liver, "the aorta was not found in front of the spine")
     if aorta < UNENHANCED_AORTA:

@@ -14,13 +14,13 @@ only proposes tumours inside the liver, so a false lesion is liver tissue the mo
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 import numpy as np
 
-from ..runtime.summary import LesionSummary
 from ..runtime.choices import REVIEW_STATES, ReviewState
 from ..runtime.labels import LIVER, TUMOUR
+from ..runtime.summary import LesionSummary
 from .editing import LabelEditor
 from .fixes import Fix, FixError, component_at
 
@@ -95,10 +95,10 @@ def apply_fix(editor: LabelEditor, fix: Fix) -> int:
     return editor.apply(fix.flat, fix.value, review)
 
 
-def lesion_at(lesions: list[LesionSummary], label: np.ndarray, voxel) -> Optional[LesionSummary]:
+def lesion_at(lesions: list[LesionSummary], label: np.ndarray, voxel) -> LesionSummary | None:
     """The lesion of ``lesions`` (records of the current label) holding ``voxel``, or None."""
     z, y, x = (int(round(float(c))) for c in voxel)
-    if not all(0 <= c < n for c, n in zip((z, y, x), label.shape)) or label[z, y, x] != TUMOUR:
+    if not all(0 <= c < n for c, n in zip((z, y, x), label.shape, strict=True)) or label[z, y, x] != TUMOUR:
         return None
     comp = component_at(label == TUMOUR, (z, y, x))
     for les in lesions:
@@ -107,8 +107,8 @@ def lesion_at(lesions: list[LesionSummary], label: np.ndarray, voxel) -> Optiona
     return None
 
 
-def next_lesion(lesions: list[LesionSummary], current: Optional[int], step: int = 1,
-                unseen_first: bool = False) -> Optional[int]:
+def next_lesion(lesions: list[LesionSummary], current: int | None, step: int = 1,
+                unseen_first: bool = False) -> int | None:
     """The row to review after row ``current`` (``step`` -1: before it), wrapping round; with
     ``unseen_first`` the next row not yet reviewed, when there is one. None without lesions."""
     n = len(lesions)

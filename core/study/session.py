@@ -20,18 +20,29 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
-from .editing import LabelEditor
-from .phase import PhaseEstimate, detect_phase
+from ..datasets.dataset import load_case
+from ..evaluation.evaluate import case_report, study_summary
+from ..inference.cascade import segment
 from ..inference.runner_cache import RunnerCache
+from ..io import export as ex
+from ..io.dicom import load_info
+from ..io.export import check_target
+from ..io.label_file import read_label
+from ..io.report_pdf import write_pdf_report
+from ..io.volume_file import open_volume
+from ..runtime.choices import EXPORT_KINDS, FIX_TOOLS, Engine, ExportKind, FixScope, FixTool, ReviewAction, Stage
 from ..runtime.errors import LiverSegError
 from ..runtime.jobs import CancelToken, ProgressFn
-from .study import Study
-from ..runtime.choices import EXPORT_KINDS, FIX_TOOLS, Engine, ExportKind, FixScope, FixTool, ReviewAction, Stage
 from ..runtime.summary import LesionSummary, StudySummary
+from ..synthetic.demo import demo_case
+from . import fixes, review
+from .editing import LabelEditor
+from .phase import PhaseEstimate, detect_phase
+from .review import apply_fix
+from .study import Study
 
 RUNNER_CACHE = RunnerCache()  # the process's models and runners: the GUI segments many studies with the same models
 
@@ -42,8 +53,8 @@ def load_model(model, stage: Stage):
     return RUNNER_CACHE.model(model, stage)
 
 
-def cascade_runners(liver, tumor=None, engine: Engine = "auto", device: Optional[str] = None,
-                    batch_size: Optional[int] = None):
+def cascade_runners(liver, tumor=None, engine: Engine = "auto", device: str | None = None,
+                    batch_size: int | None = None):
     """The :class:`core.inference.runners.CascadeRunners` of these models (paths or loaded models),
     engine and device: prepared once and kept for the process (:data:`RUNNER_CACHE`), so every study
     the GUI, ``predict`` or a batch run segments with them reuses their ONNX Runtime sessions or
@@ -73,7 +84,7 @@ class Segmented:
     timings: dict = field(default_factory=dict)
     seconds: float = 0.0
     models: dict = field(default_factory=dict)
-    snapshot: Optional[np.ndarray] = None
+    snapshot: np.ndarray | None = None
     review: dict = field(default_factory=dict)
 
 
@@ -94,11 +105,11 @@ class StudySession:
 
     study: Study
     source: str = ""
-    editor: Optional[LabelEditor] = None
-    summary: Optional[StudySummary] = None
-    case_report: Optional[dict] = None
-    segmentation: Optional[Segmented] = None
-    phase: Optional[PhaseEstimate] = None
+    editor: LabelEditor | None = None
+    summary: StudySummary | None = None
+    case_report: dict | None = None
+    segmentation: Segmented | None = None
+    phase: PhaseEstimate | None = None
 
     def __post_init__(self) -> None:
         if self.editor is None and self.study.label is not None:
@@ -106,40 +117,36 @@ class StudySession:
 
     # -- opening --------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | os.PathLike, progress: Optional[ProgressFn] = None,
-             cancel: Optional[CancelToken] = None, acquisition: Optional[int] = None) -> "StudySession":
+    def open(cls, path: str | os.PathLike, progress: ProgressFn | None = None,
+             cancel: CancelToken | None = None, acquisition: int | None = None) -> StudySession:
         """A volume file (NIfTI, NRRD, MetaImage) or a DICOM folder (its largest CT series; of a series
         holding several acquisitions, ``acquisition``)."""
-        from ..io.volume_file import open_volume
         volume = open_volume(path, progress=progress, cancel=cancel, acquisition=acquisition)
         return cls(Study.from_volume(volume, str(path)), str(path))
 
     @classmethod
-    def open_series(cls, info, where: str, progress: Optional[ProgressFn] = None,
-                    cancel: Optional[CancelToken] = None, name: str = "") -> "StudySession":
+    def open_series(cls, info, where: str, progress: ProgressFn | None = None,
+                    cancel: CancelToken | None = None, name: str = "") -> StudySession:
         """One series found by :func:`core.io.dicom.scan` in the folder ``where``, named ``name``
         (default: the folder)."""
-        from ..io.dicom import load_info
         volume = load_info(info, progress=progress, cancel=cancel, where=where)
         return cls(Study.from_volume(volume, name or where), where)
 
     @classmethod
-    def open_case(cls, folder: str, case_id: str, progress: Optional[ProgressFn] = None,
-                  cancel: Optional[CancelToken] = None) -> "StudySession":
+    def open_case(cls, folder: str, case_id: str, progress: ProgressFn | None = None,
+                  cancel: CancelToken | None = None) -> StudySession:
         """A dataset case, with its labels as the reference."""
-        from ..datasets.dataset import load_case
         return cls(Study.from_case(load_case(folder, case_id), f"{case_id} ({folder})"))
 
     @classmethod
-    def open_demo(cls, progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> "StudySession":
+    def open_demo(cls, progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> StudySession:
         """The demo phantom, with its reference masks."""
-        from ..synthetic.demo import demo_case
         c = demo_case(progress=progress, cancel=cancel)
         return cls(Study.from_case(c, "Demo study (synthetic phantom; reference masks shown)"))
 
     # -- state ----------------------------------------------------------------
     @property
-    def label(self) -> Optional[np.ndarray]:
+    def label(self) -> np.ndarray | None:
         return self.study.label
 
     @property
@@ -158,13 +165,12 @@ class StudySession:
         return dict(self.segmentation.info.get("engines") or {}) if self.segmentation else {}
 
     # -- segmenting -----------------------------------------------------------
-    def run_segmentation(self, liver, tumor=None, engine: Engine = "auto", device: Optional[str] = None,
-                         batch_size: Optional[int] = None, snapshot: bool = False,
-                         progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> Segmented:
+    def run_segmentation(self, liver, tumor=None, engine: Engine = "auto", device: str | None = None,
+                         batch_size: int | None = None, snapshot: bool = False,
+                         progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> Segmented:
         """Run the cascade (``liver``, ``tumor``: model paths or loaded models; tumour optional) and
         return the result without storing it. ``snapshot``: also a copy of the label, made here
         (a 500-slice copy must not run in the GUI thread)."""
-        from ..inference.cascade import segment
         t = time.perf_counter()
         runners = cascade_runners(liver, tumor, engine, device, batch_size)
         liver_m, tumor_m = runners.liver_model, runners.tumor_model
@@ -182,8 +188,8 @@ class StudySession:
         self.phase = None  # read again with this label's liver
 
     @staticmethod
-    def prepare_models(liver, tumor=None, engine: Engine = "auto", device: Optional[str] = None,
-                       batch_size: Optional[int] = None, progress=None, cancel=None):
+    def prepare_models(liver, tumor=None, engine: Engine = "auto", device: str | None = None,
+                       batch_size: int | None = None, progress=None, cancel=None):
         """Load the models and prepare their runners (:func:`cascade_runners`: ONNX Runtime sessions
         opened, or Keras models loaded), which :meth:`segment` with the same arguments then uses:
         what ``predict`` overlaps with loading the study. Returns the runners."""
@@ -193,29 +199,27 @@ class StudySession:
                 m.model  # noqa: B018 (loads it)
         return runners
 
-    def segment(self, liver, tumor=None, engine: Engine = "auto", device: Optional[str] = None,
-                batch_size: Optional[int] = None, progress: Optional[ProgressFn] = None,
-                cancel: Optional[CancelToken] = None) -> Segmented:
+    def segment(self, liver, tumor=None, engine: Engine = "auto", device: str | None = None,
+                batch_size: int | None = None, progress: ProgressFn | None = None,
+                cancel: CancelToken | None = None) -> Segmented:
         """:meth:`run_segmentation`, then :meth:`adopt` its result; returns it."""
         result = self.run_segmentation(liver, tumor, engine, device, batch_size, progress=progress, cancel=cancel)
         self.adopt(result)
         return result
 
-    def read_label(self, path: str | os.PathLike, progress: Optional[ProgressFn] = None,
-                   cancel: Optional[CancelToken] = None) -> np.ndarray:
+    def read_label(self, path: str | os.PathLike, progress: ProgressFn | None = None,
+                   cancel: CancelToken | None = None) -> np.ndarray:
         """A label file (NIfTI, NRRD, MetaImage, DICOM SEG) on this study's grid (not stored)."""
-        from ..io.label_file import read_label
         return read_label(path, self.study)
 
     def set_reference(self, label: np.ndarray) -> None:
         self.study.reference = label
 
     # -- measuring ------------------------------------------------------------
-    def measurements(self, label: Optional[np.ndarray] = None, compare: bool = True,
-                     progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None):
+    def measurements(self, label: np.ndarray | None = None, compare: bool = True,
+                     progress: ProgressFn | None = None, cancel: CancelToken | None = None):
         """(summary, case report against the reference or None) of ``label`` (default: the working
         label, else the reference); nothing stored. ``compare=False``: no case report."""
-        from ..evaluation.evaluate import case_report, study_summary
         label = self._label(label)
         s = self.study
         # the editor's review states name lesions of the working label (of which the GUI measures a copy)
@@ -224,17 +228,17 @@ class StudySession:
         ref = s.reference if compare and label is not s.reference else None
         return summary, (case_report(label, ref, s.spacing) if ref is not None else None)
 
-    def set_measurements(self, summary: Optional[StudySummary], case_report: Optional[dict] = None) -> None:
+    def set_measurements(self, summary: StudySummary | None, case_report: dict | None = None) -> None:
         self.summary, self.case_report = summary, case_report
 
-    def measure(self, progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None):
+    def measure(self, progress: ProgressFn | None = None, cancel: CancelToken | None = None):
         """Measure the working label (or the reference) and store the result; returns (summary, report)."""
         result = self.measurements(progress=progress, cancel=cancel)
         self.set_measurements(*result)
         return result
 
-    def contrast_phase(self, label: Optional[np.ndarray] = None, progress: Optional[ProgressFn] = None,
-                       cancel: Optional[CancelToken] = None) -> PhaseEstimate:
+    def contrast_phase(self, label: np.ndarray | None = None, progress: ProgressFn | None = None,
+                       cancel: CancelToken | None = None) -> PhaseEstimate:
         """The contrast phase read from the images (:func:`core.study.phase.detect_phase`), with the
         liver of ``label`` (default: the working label, else the reference; the image alone without
         either); not stored (the GUI runs it in a worker and keeps it as ``phase``)."""
@@ -251,12 +255,11 @@ class StudySession:
             self.editor = LabelEditor(self.study.label)
         return self.study.label
 
-    def compute_fix(self, tool: FixTool, seed, scope: FixScope = "3d", progress: Optional[ProgressFn] = None,
-                    cancel: Optional[CancelToken] = None):
+    def compute_fix(self, tool: FixTool, seed, scope: FixScope = "3d", progress: ProgressFn | None = None,
+                    cancel: CancelToken | None = None):
         """What a click-to-fix ``tool`` at voxel ``seed`` (z, y, x) would change
         (:class:`core.study.fixes.Fix`; nothing is stored: :meth:`apply_fix` does). Tools:
         "add_lesion", "grow", "shrink", "remove" (``scope`` "slice" or "3d")."""
-        from . import fixes
         s, label = self.study, self.study.label
         if label is None:
             raise fixes.FixError("segment the study first (or paint with the brushes)")
@@ -272,13 +275,13 @@ class StudySession:
 
     def apply_fix(self, fix) -> int:
         """Apply a :meth:`compute_fix` result as one undo step; returns the voxels changed."""
-        from .review import apply_fix
+        if self.editor is None:  # no label to fix
+            return 0
         return apply_fix(self.editor, fix)
 
     def review_lesions(self, action: ReviewAction, lesions: list[LesionSummary], min_ml: float = 0.0) -> int:
         """"accept" or "reject" ``lesions`` (records of the last summary), or "reject_smaller" than
         ``min_ml`` mL among them; one undo step. Returns the lesions acted on."""
-        from . import review
         if self.editor is None:
             return 0
         if action == "accept":
@@ -296,7 +299,7 @@ class StudySession:
         return self.editor is not None and self.editor.redo()
 
     # -- exporting ------------------------------------------------------------
-    def report(self, summary: Optional[StudySummary] = None) -> dict:
+    def report(self, summary: StudySummary | None = None) -> dict:
         """The JSON report of ``liverseg predict``: study, geometry, results, contrast phase (the
         ``phase`` key: :meth:`PhaseEstimate.to_json`; read now when not known), warnings, engines, models."""
         s, seg = self.study, self.segmentation or Segmented(np.zeros((0, 0, 0), np.uint8))
@@ -320,17 +323,15 @@ class StudySession:
 
     def guard(self, path: str | os.PathLike, force: bool = False) -> Path:
         """Refuse ``path`` before long work: it exists (unless ``force``) or lies in the source."""
-        from ..io.export import check_target
         return check_target(path, force, self.source_dirs)
 
     def export(self, kind: ExportKind, path: str | os.PathLike, force: bool = False, *,
-               label: Optional[np.ndarray] = None, summary: Optional[StudySummary] = None, progress: Optional[ProgressFn] = None,
-               cancel: Optional[CancelToken] = None) -> Path:
+               label: np.ndarray | None = None, summary: StudySummary | None = None, progress: ProgressFn | None = None,
+               cancel: CancelToken | None = None) -> Path:
         """Write ``label`` (default: the working label, else the reference) as ``kind``: "nifti" (on
         the study's own grid), "seg" (DICOM SEG; DICOM studies only), "csv" (the lesion table) or
         "report" (JSON) or "pdf" (the report with key images, :mod:`core.io.report_pdf`).
         ``summary``: the measurements of ``label`` when already known."""
-        from ..io import export as ex
         if kind not in EXPORT_KINDS:
             raise ValueError(f"export kind {kind!r}: expected one of {', '.join(EXPORT_KINDS)}")
         s = self.study
@@ -349,12 +350,11 @@ class StudySession:
         if kind == "csv":
             return ex.write_lesions_csv(path, summary.table(), force=force, source_dirs=self.source_dirs)
         if kind == "pdf":
-            from ..io.report_pdf import write_pdf_report
             return write_pdf_report(path, self.report(summary), s.hu, label, s.spacing, self.study_info(),
                                     force=force, source_dirs=self.source_dirs, summary=summary)
         return ex.write_json_report(path, self.report(summary), force=force, source_dirs=self.source_dirs)
 
-    def _label(self, label: Optional[np.ndarray]) -> np.ndarray:
+    def _label(self, label: np.ndarray | None) -> np.ndarray:
         if label is None:
             label = self.study.label if self.study.label is not None else self.study.reference
         if label is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 
@@ -30,22 +29,22 @@ class Study:
     origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
     direction: np.ndarray = field(default_factory=lambda: np.eye(3))
     name: str = ""
-    label: Optional[np.ndarray] = None
-    reference: Optional[np.ndarray] = None
-    volume: Optional[Volume] = None
+    label: np.ndarray | None = None
+    reference: np.ndarray | None = None
+    volume: Volume | None = None
     warnings: tuple[str, ...] = ()
 
     @classmethod
-    def from_volume(cls, v, name: str = "") -> "Study":
+    def from_volume(cls, v, name: str = "") -> Study:
         return cls(v.hu, v.spacing, v.origin, v.direction, name or v.meta.source, volume=v, warnings=v.warnings)
 
     @classmethod
-    def from_case(cls, c, name: str = "") -> "Study":
+    def from_case(cls, c, name: str = "") -> Study:
         return cls(c.hu, c.spacing, c.origin, c.direction, name or c.case_id, reference=c.label)
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return tuple(self.hu.shape)  # type: ignore[return-value]
+        return tuple(self.hu.shape)
 
     @property
     def file_grid(self):

@@ -6,19 +6,21 @@ study in a fraction of a second, bench/surfaces_bench.py), each lesion at full r
 own box. Coordinates are millimetres in the study's voxel frame, which is LPS-like and right-handed
 for a DICOM series: X the column (to the patient's left), Y the row (to the back), Z the slice (to
 the head, as the DICOM loader orders slices); a camera in front (-Y) shows the patient's right on
-the screen's left, as a radiologist expects. Each lesion mesh carries its anchor (the lesion's voxel nearest its centroid,
-:mod:`core.study.review`), its centre and radius, so a click on it can name the lesion.
+the screen's left, as a radiologist expects. Each lesion mesh carries its anchor (the lesion's voxel
+nearest its centroid, :mod:`core.study.review`), its centre and radius, so a click on it can name the lesion.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
+from scipy import ndimage
 
+from ..evaluation.metrics import lesion_components
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
 from ..runtime.labels import TUMOUR
+from ..transforms.masks import crop_box
 
 LIVER_GRID = 160
 MAX_LESIONS = 100
@@ -33,8 +35,8 @@ class Mesh:
     vertices: np.ndarray
     faces: np.ndarray
     kind: str
-    anchor: Optional[tuple] = None
-    centre: Optional[np.ndarray] = None
+    anchor: tuple | None = None
+    centre: np.ndarray | None = None
     radius: float = 0.0
 
 
@@ -43,7 +45,7 @@ def to_display(zyx_mm: np.ndarray, shape_mm=None) -> np.ndarray:
     return np.ascontiguousarray(zyx_mm[:, ::-1], dtype=np.float32)
 
 
-def _surface(mask: np.ndarray, offset, spacing, step: int, shape_mm) -> Optional[tuple]:
+def _surface(mask: np.ndarray, offset, spacing, step: int, shape_mm) -> tuple | None:
     from skimage.measure import marching_cubes
     padded = np.pad(mask, 1).astype(np.float32)  # closed surfaces at the box's border
     if padded.shape[0] < 2 or min(padded.shape) < 2 or not mask.any():
@@ -59,14 +61,10 @@ def _surface(mask: np.ndarray, offset, spacing, step: int, shape_mm) -> Optional
     return to_display(verts, shape_mm), np.ascontiguousarray(faces[:, ::-1], dtype=np.int32)
 
 
-def label_meshes(label: np.ndarray, spacing, progress: Optional[ProgressFn] = None,
-                 cancel: Optional[CancelToken] = None, lesions: Optional[list] = None) -> list[Mesh]:
+def label_meshes(label: np.ndarray, spacing, progress: ProgressFn | None = None,
+                 cancel: CancelToken | None = None, lesions: list | None = None) -> list[Mesh]:
     """The liver's mesh, then one mesh per lesion (largest first, at most ``MAX_LESIONS``).
     ``lesions``: the lesion records of the label when already measured (their anchors are used)."""
-    from scipy import ndimage
-
-    from ..evaluation.metrics import lesion_components
-    from ..transforms.masks import crop_box
     shape_mm = np.asarray(label.shape, float) * np.asarray(spacing, float)
     out: list[Mesh] = []
     fg = label > 0

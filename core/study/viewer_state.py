@@ -17,9 +17,10 @@ Listeners are called with one :class:`Change` per change and never when a value 
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +49,7 @@ DRAG_WIDTH_PER_PX, DRAG_CENTER_PER_PX = 2.0, 1.0
 CENTRE_SAMPLE = 1 << 20
 
 
-def liver_centre(label: np.ndarray) -> Optional[tuple[int, int, int]]:
+def liver_centre(label: np.ndarray) -> tuple[int, int, int] | None:
     """Where the views go to show a new segmentation: the liver's centre of mass (lesions are liver
     too), or, when that voxel is outside the liver (a crescent-shaped one), the liver voxel nearest
     to it; None without liver. Read on a strided sample of at most :data:`CENTRE_SAMPLE` voxels (every
@@ -61,11 +62,11 @@ def liver_centre(label: np.ndarray) -> Optional[tuple[int, int, int]]:
         return None
     profiles = (m.sum((1, 2), dtype=np.int64), plane.sum(1), plane.sum(0))
     com = np.array([(p * np.arange(len(p))).sum() / n for p in profiles]) * step
-    c = tuple(int(v) for v in np.rint(com))
-    if label[c] < LIVER:  # rare: only then the voxels themselves
+    z, y, x = (int(v) for v in np.rint(com))
+    if label[z, y, x] < LIVER:  # rare: only then the voxels themselves
         pts = np.argwhere(m) * step
-        c = tuple(int(v) for v in pts[np.argmin(((pts - com) ** 2).sum(1))])
-    return c
+        z, y, x = (int(v) for v in pts[np.argmin(((pts - com) ** 2).sum(1))])
+    return z, y, x
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class Events:
         self._refs: list = []
 
     @staticmethod
-    def _ref(fn: Callable) -> Callable[[], Optional[Callable]]:
+    def _ref(fn: Callable) -> Callable[[], Callable | None]:
         if hasattr(fn, "__self__") and hasattr(fn, "__func__"):
             return weakref.WeakMethod(fn)
         return lambda: fn
@@ -121,10 +122,10 @@ class ViewerState:
     changed (and only then notifies).
     """
 
-    def __init__(self, shape: Optional[tuple[int, int, int]] = None, window: Optional[tuple[float, float]] = None,
+    def __init__(self, shape: tuple[int, int, int] | None = None, window: tuple[float, float] | None = None,
                  mode: str = "prediction") -> None:
         self.events = Events()
-        self._shape: Optional[tuple[int, int, int]] = None
+        self._shape: tuple[int, int, int] | None = None
         self._cursor = (0, 0, 0)
         c, w = PRESETS[DEFAULT_PRESET] if window is None else window
         self._window = (float(c), max(MIN_WIDTH, float(w)))
@@ -136,7 +137,7 @@ class ViewerState:
 
     # -- read -----------------------------------------------------------------
     @property
-    def shape(self) -> Optional[tuple[int, int, int]]:
+    def shape(self) -> tuple[int, int, int] | None:
         return self._shape
 
     @property
@@ -149,7 +150,7 @@ class ViewerState:
 
     @property
     def indices(self) -> tuple[int, int, int]:
-        return tuple(self.index(a) for a in range(3))
+        return self.index(0), self.index(1), self.index(2)
 
     @property
     def window(self) -> tuple[float, float]:
@@ -191,13 +192,15 @@ class ViewerState:
         self.events.emit("volume", shape, old)
 
     def clamp(self, axis: int, k) -> int:
+        assert self._shape is not None, "no volume"
+        assert self._shape is not None, "no volume"
         return max(0, min(int(k), self._shape[axis] - 1))
 
     def set_cursor(self, z, y, x) -> bool:
         """Move the cursor (clamped to the volume); nothing happens before a volume is set."""
         if self._shape is None:
             return False
-        new = tuple(self.clamp(a, k) for a, k in enumerate((z, y, x)))
+        new = self.clamp(0, z), self.clamp(1, y), self.clamp(2, x)
         if new == self._cursor:
             return False
         old, self._cursor = self._cursor, new
@@ -253,7 +256,7 @@ class ViewerState:
         self.events.emit("mode", mode, old)
         return True
 
-    def set_overlay(self, which: str, visible: Optional[bool] = None, alpha: Optional[int] = None) -> bool:
+    def set_overlay(self, which: str, visible: bool | None = None, alpha: int | None = None) -> bool:
         """Show/hide an overlay class and/or set its opacity (clamped to 0..255)."""
         if which not in self._alphas:
             raise ValueError(f"unknown overlay {which!r}; expected one of {tuple(self._alphas)}")

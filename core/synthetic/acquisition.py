@@ -14,11 +14,13 @@ changes the **real** CTs, with their expert masks:
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+from scipy import ndimage
 
 from ..datasets import anatomy as A
 from ..transforms.zsample import resample_thickness
-
 
 # HU shifts per structure that turn the portal-venous CT of 3D-IRCADb-01 into another phase.
 # Targets (typical values; e.g. Bae, Radiology 2010, "Intravenous contrast medium administration
@@ -51,7 +53,6 @@ def remap_phase(hu: np.ndarray, anatomy: np.ndarray, phase: str, blur_px: float 
     """
     if phase not in PHASE_SHIFTS:
         raise ValueError(f"unknown phase {phase!r} (use one of {PHASES})")
-    from scipy import ndimage
     table = np.zeros(A.N_CODES, np.float32)
     for code, shift in PHASE_SHIFTS[phase].items():
         table[code] = shift
@@ -95,7 +96,6 @@ def scanner_noise(x: np.ndarray, rng: np.random.Generator, per_hu: float) -> Non
     if rng.random() < 0.5:
         x += rng.uniform(0, 15) * per_hu * rng.standard_normal(x.shape, dtype=np.float32)
     if rng.random() < 1 / 3:
-        from scipy import ndimage
         sigma = rng.uniform(0.4, 1.0)
         x[:] = ndimage.gaussian_filter(x, (sigma, sigma, 0))
 
@@ -114,7 +114,6 @@ def acquisition_variant(case, name: str, seed: int = 0):
     * "5 mm arterial noisy": arterial, then 5 mm slices, then 12 HU of noise (a thick-slice
       arterial scan of another hospital, as in the robustness issue's cases).
     """
-    from dataclasses import replace
     if name not in VARIANTS:
         raise ValueError(f"unknown variant {name!r} (use one of {VARIANTS})")
     hu, label, dz = case.hu, case.label, float(case.spacing[0])

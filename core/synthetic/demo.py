@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
+import platformdirs
 
 from ..datasets.dataset import Case, load_case, write_case
 from ..runtime.errors import DatasetError
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
+from .phantom import make_phantom
 
 log = logging.getLogger(__name__)
 DEMO_ID = "demo-phantom-v1"
@@ -22,19 +23,17 @@ DEMO_SEED, DEMO_SLICES, DEMO_SIZE = 4, 80, 256
 
 
 def cache_dir() -> Path:
-    import platformdirs
     return Path(platformdirs.user_cache_dir("LiverSegStudio", appauthor=False)) / "demo"
 
 
-def demo_case(folder: Optional[Path] = None, progress: Optional[ProgressFn] = None,
-              cancel: Optional[CancelToken] = None) -> Case:
+def demo_case(folder: Path | None = None, progress: ProgressFn | None = None,
+              cancel: CancelToken | None = None) -> Case:
     """The demo case (CT in HU and its reference labels), from the cache or generated."""
     folder = Path(folder) if folder else cache_dir()
     try:
         return load_case(folder, DEMO_ID)
     except DatasetError:
         pass
-    from .phantom import make_phantom
     report(progress, "demo", 0, 1, "generating the demo study")
     check(cancel)
     ph = make_phantom(DEMO_SEED, DEMO_SLICES, DEMO_SIZE)

@@ -104,7 +104,7 @@ def _pick(rng: np.random.Generator, shares) -> int:
     return min(int(np.searchsorted(c, rng.random() * c[-1], side="right")), len(c) - 1)
 
 
-def _one_lesion(x: np.ndarray, y: np.ndarray, liver: np.ndarray, ys: np.ndarray, xs: np.ndarray,
+def _one_lesion(x: np.ndarray, y: np.ndarray | None, liver: np.ndarray, ys: np.ndarray, xs: np.ndarray,
                 rng: np.random.Generator, units_per_hu: float, mid: int, low_contrast: float = 0.0) -> int:
     s, c = x.shape[0], x.shape[-1]
     k = int(rng.integers(len(ys)))

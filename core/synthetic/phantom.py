@@ -18,11 +18,11 @@ import functools
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 from scipy import ndimage
 
+from ..io.dicom.write import SeriesIds, ct_slice, make_uid, to_bytes
 from ..runtime.atomic import atomic_open
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
 from ..runtime.labels import TUMOUR
@@ -57,7 +57,7 @@ class PhantomCase:
     label: np.ndarray
     spacing: tuple[float, float, float]
     tumours: list[Tumour] = field(default_factory=list)
-    cyst: Optional[np.ndarray] = None
+    cyst: np.ndarray | None = None
     seed: int = 0
 
     @property
@@ -69,7 +69,7 @@ class PhantomCase:
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], coarse: tuple[int, ...]) -> np.ndarray:
     """Smooth random field in about [-1, 1], upsampled from a coarse grid."""
     c = rng.standard_normal(coarse).astype(np.float32)
-    zoom = [s / k for s, k in zip(shape, coarse)]
+    zoom = [s / k for s, k in zip(shape, coarse, strict=True)]
     f = ndimage.zoom(c, zoom, order=1, mode="nearest", grid_mode=True)
     f = f[tuple(slice(0, s) for s in shape)]
     f /= 1.5  # in place: a 512 x 512 x 100 field is 100 MB, and each temporary costs page faults
@@ -86,7 +86,7 @@ def _ellipse(X, Y, c, r) -> np.ndarray:
     return 1.0 - (((X - c[0]) / r[0]) ** 2 + ((Y - c[1]) / r[1]) ** 2)
 
 
-def make_phantom(seed: int = 0, slices: int = 64, size: int = 256, slice_mm: Optional[float] = None) -> PhantomCase:
+def make_phantom(seed: int = 0, slices: int = 64, size: int = 256, slice_mm: float | None = None) -> PhantomCase:
     """Generate one patient.
 
     Args:
@@ -173,7 +173,8 @@ def make_phantom(seed: int = 0, slices: int = 64, size: int = 256, slice_mm: Opt
          (bx0 * rng.uniform(0.22, 0.35), by0 * rng.uniform(0.18, 0.3), zlen * rng.uniform(0.08, 0.14))),
     ]
     if rng.random() < 0.6:  # a caudate/inferior tip
-        lobes.append(((-bx0 * rng.uniform(0.3, 0.5), -by0 * rng.uniform(-0.1, 0.2), lz - zlen * rng.uniform(0.15, 0.25)),
+        lobes.append(((-bx0 * rng.uniform(0.3, 0.5), -by0 * rng.uniform(-0.1, 0.2),
+                       lz - zlen * rng.uniform(0.15, 0.25)),
                       (bx0 * rng.uniform(0.18, 0.28), by0 * rng.uniform(0.3, 0.45), zlen * rng.uniform(0.1, 0.15))))
     lf = functools.reduce(np.maximum, (_ellipsoid(xc, yc, z, c, r) for c, r in lobes))
     lf += 0.35 * _smooth_noise(rng, shape, (max(3, slices // 10), 9, 9))
@@ -222,8 +223,8 @@ def make_phantom(seed: int = 0, slices: int = 64, size: int = 256, slice_mm: Opt
               max(0, int((center[0] - ext - x[0, 0, 0]) / px))]
         hi = [min(slices, int((center[2] + ext) / dz) + 2), min(size, int((center[1] + ext - y[0, 0, 0]) / px) + 2),
               min(size, int((center[0] + ext - x[0, 0, 0]) / px) + 2)]
-        box = tuple(slice(a, b) for a, b in zip(lo, hi))
-        bshape = tuple(b - a for a, b in zip(lo, hi))
+        box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+        bshape = tuple(b - a for a, b in zip(lo, hi, strict=True))
         f = _ellipsoid(x[box], y[box], z[box[0]], center, rad)
         f += 0.35 * _smooth_noise(rng, bshape, tuple(max(2, s // 4) for s in bshape))
         kind = rng.choice(["hypo", "hypo", "hyper", "rim"])
@@ -272,8 +273,6 @@ def write_patient(case: PhantomCase, out_dir: str | Path, index: int,
     Returns:
         The patient folder.
     """
-    from ..io.dicom.write import SeriesIds, ct_slice, make_uid, to_bytes
-
     folder = Path(out_dir) / phantom_name(case.seed, index)
     folder.mkdir(parents=True, exist_ok=True)
     zs = case.hu.shape[0]
@@ -329,7 +328,7 @@ def write_patient(case: PhantomCase, out_dir: str | Path, index: int,
 
 
 def write_dataset(out_dir: str | Path, patients: int, seed: int = 0, slices: int = 64, size: int = 256,
-                  progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> list[Path]:
+                  progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> list[Path]:
     """Write ``patients`` phantom patients (seeds ``seed``, ``seed+1``...) as ``phantom-s<seed+i>-<i+1>``."""
     out = []
     for i in range(patients):

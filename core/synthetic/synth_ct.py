@@ -33,11 +33,15 @@ Rendering works on the model's input grid (after resizing and augmentation), for
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from scipy import ndimage
 
 from ..datasets import anatomy as A
 from ..transforms.masks import crop_box
-from .kernels import pick as _pick, reconstruct
+from .kernels import pick as _pick
+from .kernels import reconstruct
 
 # Share of samples whose organ intensities ignore the priors entirely (SynthSeg-style),
 # so that shape and context, not one grey value, identify the liver.
@@ -70,7 +74,6 @@ def distances(anat: np.ndarray, px_mm: float) -> np.ndarray:
         float16 [Z, S, S, 2]: depth below the skin (mm; 1000 where a slice shows no skin, as in
         a crop inside the body) and distance to the nearest bone (mm; 1000 where it has no bone).
     """
-    from scipy import ndimage
     out = np.empty(anat.shape + (2,), np.float16)
     for i, a in enumerate(anat):
         body = a != A.OUTSIDE
@@ -95,7 +98,7 @@ def distances(anat: np.ndarray, px_mm: float) -> np.ndarray:
 # or delayed wash-out of HCC (LI-RADS v2018 CT/MRI); 3D-IRCADb-01 (portal-venous): patient 17
 # liver median 103 HU, patient 7 120 HU, portal vein 154-169 HU.
 PHASE_SHARES = {"portal": 0.45, "arterial": 0.20, "equilibrium": 0.20, "unenhanced": 0.15}
-PHASES = {
+PHASES: dict[str, dict[str, Any]] = {
     "unenhanced": {
         "liver": (50, 65), "portal": (35, 50), "venous": (35, 50), "artery": (35, 50),
         "spleen": ("liver", -15, 0), "kidney": (25, 40), "pancreas": (35, 50),
@@ -281,11 +284,12 @@ def _tumour_pattern(x: np.ndarray, tumour: np.ndarray, rng: np.random.Generator,
         t = tumour[..., k]
         if not t.any():
             continue
-        depth = _depth(t, px_mm) if (necrosis or rim) else None
-        if necrosis:
-            x[..., k][depth > core_mm] -= dark
-        if rim:
-            x[..., k][t & (depth <= 2.5)] += bright
+        if necrosis or rim:
+            depth = _depth(t, px_mm)
+            if necrosis:
+                x[..., k][depth > core_mm] -= dark
+            if rim:
+                x[..., k][t & (depth <= 2.5)] += bright
         if calc:
             spots = t & (rng.random(t.shape) < rng.uniform(0.005, 0.04))
             x[..., k][spots] = rng.uniform(200, 700)
@@ -301,7 +305,6 @@ def _depth(t: np.ndarray, px_mm: float) -> np.ndarray:
     nearest outside pixel of any mask pixel lies in it, so the distances are those of the whole
     image, at a fraction of the cost for a small tumour.
     """
-    from scipy import ndimage
     box = crop_box(t, pad=1)
     out = np.zeros(t.shape, np.float64)
     out[box] = ndimage.distance_transform_edt(t[box])

@@ -22,23 +22,32 @@ Uses: the validation label maps (never trained on) as whole patients for lesion-
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
+from scipy import ndimage
 
 from ..datasets import anatomy as A
 from ..runtime.errors import LiverSegError
 from .kernels import reconstruct
-from .synth_ct import (CALC_SHARE, LIPIODOL_HU, LIPIODOL_SHARE, NECROSIS_SHARE, PHASES, RIM_SHARE, _body_tissue,
-                       _phase_table, distances, draw_phase)
+from .synth_ct import (
+    CALC_SHARE,
+    LIPIODOL_HU,
+    LIPIODOL_SHARE,
+    NECROSIS_SHARE,
+    PHASES,
+    RIM_SHARE,
+    _body_tissue,
+    _phase_table,
+    distances,
+    draw_phase,
+)
 
 
 def smooth_field(rng: np.random.Generator, shape: tuple[int, ...], spacing, cell_mm: float) -> np.ndarray:
     """A smooth random field of ``shape`` (float32, mean about 0, sd 1): multilinear from a grid of
     normal values with a node about every ``cell_mm`` along each axis (``spacing``: mm per index)."""
-    cells = [max(1, int(np.ceil(n * float(sp) / cell_mm))) for n, sp in zip(shape, spacing)]
+    cells = [max(1, int(np.ceil(n * float(sp) / cell_mm))) for n, sp in zip(shape, spacing, strict=True)]
     out = rng.standard_normal([k + 1 for k in cells], dtype=np.float32)
-    for axis, (n, k) in enumerate(zip(shape, cells)):
+    for axis, (n, k) in enumerate(zip(shape, cells, strict=True)):
         t = np.linspace(0, k, n, dtype=np.float32)
         i0 = np.minimum(t.astype(np.intp), k - 1)
         f = (t - i0).astype(np.float32).reshape([n if a == axis else 1 for a in range(len(shape))])
@@ -52,7 +61,6 @@ def smooth_field(rng: np.random.Generator, shape: tuple[int, ...], spacing, cell
 
 def _depth3d(t: np.ndarray, spacing) -> np.ndarray:
     """Distance (mm, in 3D) of each voxel of mask ``t`` to the nearest voxel outside it, 0 outside."""
-    from scipy import ndimage
     return ndimage.distance_transform_edt(np.pad(t, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
 
 
@@ -63,7 +71,6 @@ def tumour_patterns(x: np.ndarray, tumour: np.ndarray, spacing, rng: np.random.G
     :data:`RIM_SHARE`, :data:`CALC_SHARE`, :data:`LIPIODOL_SHARE`); depths are 3D distances in mm.
     Returns the number of components.
     """
-    from scipy import ndimage
     lab, n = ndimage.label(tumour)
     for k, sl in enumerate(ndimage.find_objects(lab), start=1):
         if sl is None:
@@ -96,7 +103,7 @@ def tumour_patterns(x: np.ndarray, tumour: np.ndarray, spacing, rng: np.random.G
 
 
 def render_volume(anatomy: np.ndarray, spacing, rng: np.random.Generator,
-                  phase: Optional[str] = None) -> tuple[np.ndarray, dict]:
+                  phase: str | None = None) -> tuple[np.ndarray, dict]:
     """Render one CT volume from an anatomy map, one appearance for the whole volume.
 
     Args:

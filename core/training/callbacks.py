@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Optional
 
 import numpy as np
 
@@ -112,8 +111,8 @@ class NullScope:
 class Halt:
     """Why a run stopped before its planned last epoch; shared by the callbacks, read by the trainer."""
 
-    cancel: Optional[CancelToken] = None
-    nan: Optional[tuple[int, int]] = None  # (epoch, batch), 1-based, of the first non-finite loss
+    cancel: CancelToken | None = None
+    nan: tuple[int, int] | None = None  # (epoch, batch), 1-based, of the first non-finite loss
     cancelled: bool = False
     out_of_time: bool = False  # the time budget (max_minutes) ran out: the run stays resumable
 
@@ -177,7 +176,7 @@ def run_callbacks(run: Path, cfg, state: RunState, data: dict, progress, cancel,
     return RunCallbacks(keras_callbacks, state, halt)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _callback_classes() -> SimpleNamespace:
     """The Keras callback classes (created lazily: importing this module does not import Keras)."""
     import keras

@@ -19,16 +19,19 @@
 from __future__ import annotations
 
 import logging
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any
 
 from ..datasets.dataset import list_cases
+from ..inference.library import default_models, user_default_models
 from ..runtime.choices import STAGES, Stage
 from ..runtime.errors import LiverSegError
 from ..runtime.jobs import CancelToken, ProgressFn, report
-from ..runtime.runs import MODEL, has_config, has_card, read_card, update_card
+from ..runtime.runs import MODEL, has_card, has_config, read_card, update_card
+from .trainer import TrainConfig, train
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +85,7 @@ def base_model(base: str, stage: Stage) -> Path:
         FinetuneError: nothing usable there (one line naming the place and the problem).
     """
     if base == "default":
-        from ..inference.library import default_models, user_default_models
-        entry = user_default_models().get(stage) or dict(zip(STAGES, default_models())).get(stage)
+        entry = user_default_models().get(stage) or dict(zip(STAGES, default_models(), strict=True)).get(stage)
         if entry is None:
             raise FinetuneError(f"no default {stage} model installed to start from")
         return Path(entry.path).parent
@@ -105,7 +107,6 @@ def split_lab_cases(cases: list[str], seed: int = 0) -> tuple[tuple[str, ...], t
     Raises:
         FinetuneError: fewer than two cases (one to learn from, one to choose the epoch on).
     """
-    import random
     cases = sorted(cases)
     if len(cases) < 2:
         raise FinetuneError(f"fine-tuning needs at least 2 cases (one is held out to choose the best epoch "
@@ -120,7 +121,6 @@ def split_lab_cases(cases: list[str], seed: int = 0) -> tuple[tuple[str, ...], t
 def stage_config(cfg: FinetuneConfig, stage: Stage, base: Path, train_ids, val_ids, minutes: float):
     """The :class:`core.training.trainer.TrainConfig` of one stage: the base model's input and
     architecture, the lab's split, the fine-tuning schedule."""
-    from .trainer import TrainConfig
     meta = read_card(base)
     pre = meta.get("preprocessing") or {}
     arch = meta.get("architecture") or {}
@@ -140,7 +140,7 @@ def stage_config(cfg: FinetuneConfig, stage: Stage, base: Path, train_ids, val_i
         label=f"[lab] fine-tuned on {len(train_ids)} case(s) from {meta.get('label') or base.name}")
 
 
-def finetune(cfg: FinetuneConfig, progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
+def finetune(cfg: FinetuneConfig, progress: ProgressFn | None = None, cancel: CancelToken | None = None,
              resume: bool = False) -> dict:
     """Fine-tune (or resume fine-tuning) each stage; see the module docstring.
 
@@ -150,10 +150,9 @@ def finetune(cfg: FinetuneConfig, progress: Optional[ProgressFn] = None, cancel:
     Raises:
         FinetuneError, TrainingError, DatasetError: one line naming the folder and the problem.
     """
-    from .trainer import train
     train_ids, val_ids = split_lab_cases(list_cases(cfg.dataset), cfg.seed)
     per_stage = cfg.minutes / len(cfg.stages) * (1 - EXPORT_SHARE)
-    results = {}
+    results: dict[str, Any] = {}
     for stage in cfg.stages:
         base = base_model(cfg.base, stage)
         tc = stage_config(cfg, stage, base, train_ids, val_ids, per_stage)

@@ -12,8 +12,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
+from ..datasets.dataset import list_cases
+from ..evaluation.evaluate import evaluate_dataset
+from ..model.io import load_seg_model
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
 from ..runtime.runs import MODEL
 from .finetune import STAGES, FinetuneConfig, base_model, finetune, split_lab_cases
@@ -30,7 +32,7 @@ class CaseScore:
     false_lesions: int
 
     @classmethod
-    def from_report(cls, r: dict) -> "CaseScore":
+    def from_report(cls, r: dict) -> CaseScore:
         le = r["lesions"]
         return cls(float(r["liver"]["dice"]), float(r["tumor"]["dice"]), int(le["hits"]), int(le["true_lesions"]),
                    int(le["false_positives"]))
@@ -70,7 +72,8 @@ class FinetuneOutcome:
         """The before/after table as text (the CLI prints it)."""
         def f(x):
             return f"{x:.3f}" if isinstance(x, float) and math.isfinite(x) else "-"
-        head = f"{'case':16s} {'liver Dice before':>17s} {'after':>6s} {'tumour Dice before':>18s} {'after':>6s}  lesions before -> after"
+        head = (f"{'case':16s} {'liver Dice before':>17s} {'after':>6s} {'tumour Dice before':>18s} {'after':>6s}"
+                "  lesions before -> after")
         rows = [head, "-" * len(head)]
         for c in self.cases:
             rows.append(f"{c.case_id:16s} {f(c.before.liver_dice):>17s} {f(c.after.liver_dice):>6s} "
@@ -80,14 +83,12 @@ class FinetuneOutcome:
 
 
 def _models(paths: dict[str, str]):
-    from ..model.io import load_seg_model
     return (load_seg_model(paths["liver"], "liver", lazy=True), load_seg_model(paths["tumor"], "tumor", lazy=True))
 
 
 def compare(dataset: str, cases, base_models: dict[str, str], tuned_models: dict[str, str], engine: str = "auto",
-            progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> list[CaseComparison]:
+            progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> list[CaseComparison]:
     """Score both cascades ({stage: model.keras}) on these dataset cases."""
-    from ..evaluation.evaluate import evaluate_dataset
     scores = {}
     for i, (name, paths) in enumerate((("before", base_models), ("after", tuned_models))):
         check(cancel)
@@ -99,16 +100,15 @@ def compare(dataset: str, cases, base_models: dict[str, str], tuned_models: dict
     return [CaseComparison(cid, scores["before"][cid], scores["after"][cid]) for cid in cases]
 
 
-def finetune_and_compare(cfg: FinetuneConfig, progress: Optional[ProgressFn] = None,
-                         cancel: Optional[CancelToken] = None, resume: bool = False,
+def finetune_and_compare(cfg: FinetuneConfig, progress: ProgressFn | None = None,
+                         cancel: CancelToken | None = None, resume: bool = False,
                          engine: str = "auto") -> FinetuneOutcome:
     """Fine-tune, then compare the base and the fine-tuned cascades on the held-out cases.
 
     Raises:
         FinetuneError, TrainingError, DatasetError: as :func:`core.training.finetune.finetune`.
     """
-    from ..datasets.dataset import list_cases
-    base = {s: str(base_model(cfg.base, s) / MODEL) for s in STAGES}
+    base: dict[str, str] = {s: str(base_model(cfg.base, s) / MODEL) for s in STAGES}
     results = finetune(cfg, progress=progress, cancel=cancel, resume=resume)
     tuned = dict(base)
     for stage, r in results.items():

@@ -19,30 +19,31 @@ Stages:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import numpy as np
 
-from ..transforms import augment as aug
-from ..transforms.zsample import channel_weights
-from ..synthetic.acquisition import random_phase_table, scanner_noise
 from ..datasets.anatomy import has_body
 from ..datasets.dataset import load_case
 from ..runtime.choices import STAGES, Stage
 from ..runtime.errors import DatasetError
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
 from ..runtime.labels import LIVER, TUMOUR
+from ..synthetic.acquisition import random_phase_table, scanner_noise
 from ..synthetic.lesion_synth import add_lesions
+from ..synthetic.synth_ct import distances, render
+from ..transforms import augment as aug
 from ..transforms.masks import inplane_box
 from ..transforms.preprocess import MARGIN_PX, Preprocessing, resize_bilinear
+from ..transforms.zsample import channel_weights
 from .split import Split, split_cases  # noqa: F401 (importable from here)
 
 # Simulated slice thickness (mm, uniform) of the ``thick_slices`` share: 5 mm abdominal CT is common.
 THICK_MM = (2.5, 6.0)
 
 
-def liver_box(label: np.ndarray, margin: int = MARGIN_PX) -> Optional[tuple[int, int, int, int]]:
+def liver_box(label: np.ndarray, margin: int = MARGIN_PX) -> tuple[int, int, int, int] | None:
     """(y0, y1, x0, x1) of the liver (labels >= 1) over all slices, with a margin; None if no liver."""
     return inplane_box(label >= LIVER, margin)
 
@@ -52,9 +53,9 @@ class _CachedCase:
     image: np.ndarray  # uint8 [Z, S, S] normalised to [0, 1] then quantised (x 255), resized; 0 for label maps
     target: np.ndarray  # uint8 [Z, S, S] 0/1
     slices: np.ndarray  # indices of usable slices
-    liver: Optional[np.ndarray] = None  # uint8 [Z, S, S] liver mask (tumour stage, for synthetic lesions)
-    anat: Optional[np.ndarray] = None  # uint8 [Z, S, S] anatomy codes (label maps: rendered per sample)
-    dist: Optional[np.ndarray] = None  # uint8 [Z, S, S, 2] mm below the skin, mm to bone (capped at 255)
+    liver: np.ndarray | None = None  # uint8 [Z, S, S] liver mask (tumour stage, for synthetic lesions)
+    anat: np.ndarray | None = None  # uint8 [Z, S, S] anatomy codes (label maps: rendered per sample)
+    dist: np.ndarray | None = None  # uint8 [Z, S, S, 2] mm below the skin, mm to bone (capped at 255)
     px_mm: float = 1.0  # pixel size on the model's grid
     dz: float = 1.0  # slice spacing, mm
     synth: bool = False  # a label map (rendered per sample); else real CT (``anat`` only for phases)
@@ -85,8 +86,8 @@ class SlicePipeline:
     """
 
     def __init__(self, dataset, case_ids: Sequence[str], stage: Stage, pre: Preprocessing, fraction: float = 1.0,
-                 augment: bool = False, seed: int = 0, progress: Optional[ProgressFn] = None,
-                 cancel: Optional[CancelToken] = None, synth_lesions: float = 0.0, geometry: str = "flips",
+                 augment: bool = False, seed: int = 0, progress: ProgressFn | None = None,
+                 cancel: CancelToken | None = None, synth_lesions: float = 0.0, geometry: str = "flips",
                  thick_slices: float = 0.0, phases: float = 0.0, low_contrast: float = 0.0):
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r} (use {STAGES})")
@@ -119,15 +120,15 @@ class SlicePipeline:
                 if pre.recipe != "window25d":
                     raise DatasetError(f"{cid}: a label map without CT is rendered in HU and needs the "
                                        f"linear window25d recipe, not {pre.recipe!r}")
-                if not has_body(case.anatomy):
+                if case.anatomy is None or not has_body(case.anatomy):
                     raise DatasetError(f"{cid}: label map without a body outline (skin mask): cannot render CT")
             self.cases.append(self._cache(case))
         report(progress, "cache", len(case_ids), len(case_ids))
         # One contiguous cache for all cases; rows of ``self.rows`` hold global slice numbers of
         # the C input channels (2.5D neighbours clamped inside their own case) for each sample.
         offsets = np.cumsum([0] + [cc.image.shape[0] for cc in self.cases])
-        self.images = np.concatenate([cc.image for cc in self.cases]) if self.cases else None
-        self.targets = np.concatenate([cc.target for cc in self.cases]) if self.cases else None
+        self.images = np.concatenate([cc.image for cc in self.cases]) if self.cases else np.zeros((0, 1, 1), np.uint8)
+        self.targets = np.concatenate([cc.target for cc in self.cases]) if self.cases else self.images  # refused below
         self.liver = (np.concatenate([cc.liver for cc in self.cases])
                       if self.synth_lesions and self.cases else None)  # the liver stage's is its target
         self.case_nz = np.array([cc.image.shape[0] for cc in self.cases], np.int64)
@@ -159,7 +160,7 @@ class SlicePipeline:
         self.row_case = np.array(row_case, dtype=np.int64)  # index into case_ids of each row
         self.row_synth = np.array([synth_case[c] for c in row_case], dtype=bool)  # rendered from anatomy
         self.row_silver = np.array([silver[c] for c in row_case], dtype=bool)
-        self.positive = self.targets.reshape(len(self.targets), -1).any(axis=1)[self.rows[:, -1]]
+        self.positive = np.asarray(self.targets.reshape(len(self.targets), -1).any(axis=1))[self.rows[:, -1]]
 
     def epoch_order(self, rng: np.random.Generator, positive_share: float = 0.0, real_share: float = 0.0,
                     n: int = 0, silver_share: float = -1.0) -> np.ndarray:
@@ -181,7 +182,8 @@ class SlicePipeline:
             silver, expert = real[self.row_silver[real]], real[~self.row_silver[real]]
             ks = int(round(k * silver_share)) if 0 <= silver_share <= 1 and len(silver) and len(expert) else -1
             picks = ([rng.choice(real, k, replace=len(real) < k)] if ks < 0 else
-                     [rng.choice(silver, ks, replace=len(silver) < ks), rng.choice(expert, k - ks, replace=len(expert) < k - ks)])
+                     [rng.choice(silver, ks, replace=len(silver) < ks),
+                      rng.choice(expert, k - ks, replace=len(expert) < k - ks)])
             order = np.concatenate(picks + [rng.choice(synth, n - k, replace=len(synth) < n - k)])
             order = order[rng.permutation(n)]
         elif n == len(self.rows):
@@ -224,7 +226,7 @@ class SlicePipeline:
         ix = np.minimum(((np.arange(s) + 0.5) * src.shape[2] / s).astype(np.intp), src.shape[2] - 1)
         for z0 in range(0, nz, 16):  # in chunks: bounded memory
             z1 = min(nz, z0 + 16)
-            if anat is not None:  # codes: nearest neighbour (pixel centres, as the bilinear resize)
+            if anat is not None and codes is not None:  # nearest neighbour (pixel centres, as the resize)
                 anat[z0:z1] = np.asarray(codes[z0:z1])[:, iy][:, :, ix]
             if not synth:
                 image[z0:z1] = np.rint(resize_bilinear(self.pre.normalise(np.asarray(src[z0:z1])), s, s) * 255)
@@ -234,9 +236,8 @@ class SlicePipeline:
         if liver is None and self.synth_lesions:
             liver = tgt  # liver stage: the target is the liver
         dz = float(case.spacing[0])
-        if not synth:
+        if not synth or anat is None:  # rendered cases have anatomy
             return _CachedCase(image, tgt, slices, liver, anat, dz=dz)
-        from ..synthetic.synth_ct import distances
         px_mm = float(case.spacing[1]) * src.shape[1] / s
         dist = np.zeros((nz, s, s, 2), np.uint8)
         dist[slices] = np.minimum(distances(anat[slices], px_mm), 255).astype(np.uint8)
@@ -245,7 +246,7 @@ class SlicePipeline:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def batch(self, rows: np.ndarray, rng: Optional[np.random.Generator] = None) -> tuple[np.ndarray, np.ndarray]:
+    def batch(self, rows: np.ndarray, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Inputs float32 [B, S, S, C] in [0, 1] and targets float32 [B, S, S, 1] for samples ``rows``.
 
         With augmentation, the geometric transform (:mod:`core.transforms.augment`) is applied while
@@ -278,12 +279,12 @@ class SlicePipeline:
                 view = self._view(g, s)
                 self._sample(x8[b], rows[b], synth[b], view, g)
                 y8[b] = view(self.targets[r[b, -1]])
-                if liver8 is not None:
+                if liver8 is not None and self.liver is not None:
                     liver8[b] = view(self.liver[r[b, -1]])
             if g is not None:
                 scale *= g.uniform(0.9, 1.1, (n, 1, 1, 1)).astype(np.float32)  # intensity
                 shift += g.uniform(-0.05, 0.05, (n, 1, 1, 1)).astype(np.float32)
-        if liver8 is not None:
+        if liver8 is not None and g is not None:  # augmented batches only
             lo, hi = self.pre.window
             add_lesions(x8, y8, liver8, g, 255.0 / (hi - lo), self.synth_lesions, label=self.stage == "tumor",
                         low_contrast=self.low_contrast)
@@ -291,7 +292,7 @@ class SlicePipeline:
         x += shift
         return x, y8[..., None].astype(np.float32)
 
-    def _view(self, rng: Optional[np.random.Generator], s: int):
+    def _view(self, rng: np.random.Generator | None, s: int):
         """One sample's geometric augmentation as a function of an [S, S] image (none without rng)."""
         if rng is None:
             return lambda img: img
@@ -301,7 +302,7 @@ class SlicePipeline:
         m = aug.affine_map(rng, s)
         return lambda img: aug.apply_affine(img, m)
 
-    def channels(self, row: int, rng: Optional[np.random.Generator] = None) -> tuple[np.ndarray, np.ndarray]:
+    def channels(self, row: int, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(global slice idx [C, K], weights [C, K]) that make the channels of sample ``row``
         (:func:`core.transforms.zsample.channel_weights`; by index for older models: K = 1)."""
         if self.pre.offsets_mm is None:
@@ -349,7 +350,7 @@ class SlicePipeline:
 
         One appearance for all of them; without augmentation seeded by (pipeline seed, row).
         """
-        from ..synthetic.synth_ct import render
+        assert self.anat is not None and self.dist is not None, "rendered rows have anatomy"
         lo, hi = self.pre.window
         centre = self.rows[row, -1]
         codes = np.stack([view(self.anat[u]) for u in uniq], axis=-1)[None]
@@ -366,7 +367,7 @@ class SlicePipeline:
 
 
 def eval_pipeline(dataset, case_ids: Sequence[str], stage: Stage, pre: Preprocessing, seed: int = 0,
-                  progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> SlicePipeline:
+                  progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> SlicePipeline:
     """Every slice of ``case_ids``, unaugmented: what validation, the threshold search and the int8
     calibration and gate (:mod:`core.training.threshold`, :mod:`core.training.quantize`) see."""
     return SlicePipeline(dataset, list(case_ids), stage, pre, 1.0, False, seed, progress, cancel)

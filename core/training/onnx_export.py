@@ -18,17 +18,17 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
-from ..runtime.atomic import default_mode
-from ..runtime.errors import one_line
+from ..inference.engines.ort import available_providers, open_session, run_session  # noqa: F401 (re-exported)
+from ..model.io import find_model_file, load_seg_model
+from ..runtime.atomic import default_mode, file_sha256
+from ..runtime.errors import ModelError, one_line
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
 from ..runtime.runs import INT8_FILE, ONNX_FILE, drop_card_entry, model_folder, read_card, update_card
-from ..runtime.errors import ModelError
-from ..model.io import find_model_file
-from ..inference.engines.ort import available_providers, open_session, run_session  # noqa: F401 (re-exported)
+from ..synthetic.phantom import make_phantom
+from ..transforms.preprocess import normalised_stack, stack_channels
 
 TOLERANCE = 1e-4
 
@@ -42,8 +42,6 @@ def forget_int8(folder: Path) -> None:
 
 def phantom_inputs(pre, n: int = 8, seed: int = 7) -> np.ndarray:
     """``n`` slices of a phantom through the liver, as model input [n, S, S, C] (float32)."""
-    from ..transforms.preprocess import normalised_stack, stack_channels
-    from ..synthetic.phantom import make_phantom
     case = make_phantom(seed, max(n + 4, 16), 256)
     norm = normalised_stack(case.hu, pre, dz=case.spacing[0])
     zs = np.linspace(2, case.hu.shape[0] - 3, n).round().astype(int)
@@ -79,11 +77,12 @@ def _keras_to_onnx(model, x: np.ndarray, tmp: str) -> None:
         raise ModelError(f"ONNX export on the {keras.backend.backend()} backend needs {exc.name or exc} "
                          f"(pip install tf2onnx onnx)") from None
     except Exception as exc:
-        raise ModelError(f"ONNX export failed on the {keras.backend.backend()} backend ({one_line(exc, 200)})") from None
+        raise ModelError(f"ONNX export failed on the {keras.backend.backend()} backend "
+                         f"({one_line(exc, 200)})") from None
 
 
-def export_onnx(path: str | os.PathLike, tolerance: float = TOLERANCE, progress: Optional[ProgressFn] = None,
-                cancel: Optional[CancelToken] = None) -> dict:
+def export_onnx(path: str | os.PathLike, tolerance: float = TOLERANCE, progress: ProgressFn | None = None,
+                cancel: CancelToken | None = None) -> dict:
     """Export a model folder's ``model.keras`` to ``model.onnx`` and check it.
 
     Returns:
@@ -95,7 +94,6 @@ def export_onnx(path: str | os.PathLike, tolerance: float = TOLERANCE, progress:
     """
     import keras
 
-    from ..model.io import load_seg_model
     folder = model_folder(path)
     seg = load_seg_model(find_model_file(folder), read_card(folder).get("stage"))
     report(progress, "onnx", 0, 3, "exporting")
@@ -114,8 +112,8 @@ def export_onnx(path: str | os.PathLike, tolerance: float = TOLERANCE, progress:
                              f"model.onnx not written")
         forget_int8(folder)  # quantised from the previous export: no longer valid
         _fsync_replace(tmp, final)
-    from ..runtime.atomic import file_sha256
-    record = {"file": ONNX_FILE, "keras_sha256": file_sha256(Path(seg.path)), "max_abs_diff": diff, "tolerance": tolerance, "checked_slices": int(len(x)),
+    record = {"file": ONNX_FILE, "keras_sha256": file_sha256(Path(seg.path)), "max_abs_diff": diff,
+              "tolerance": tolerance, "checked_slices": int(len(x)),
               "backend": keras.backend.backend(), "seconds": round(time.perf_counter() - t, 2),
               "date": time.strftime("%Y-%m-%dT%H:%M:%S")}
     update_card(folder, onnx=record)

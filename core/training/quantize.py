@@ -23,18 +23,23 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import cast
 
 import numpy as np
 
+from ..datasets.dataset import list_cases
+from ..evaluation.metrics import dice
+from ..inference.engines.ort import open_session, run_session
 from ..runtime.atomic import atomic_open
-from ..runtime.errors import one_line
+from ..runtime.choices import Stage
+from ..runtime.errors import ModelError, one_line
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
 from ..runtime.runs import CALIBRATION_FILE, INT8_FILE, ONNX_FILE, model_folder, read_card, update_card
-from ..runtime.errors import ModelError
+from ..transforms.preprocess import Preprocessing
+from .loader import eval_pipeline
 from .onnx_export import _fsync_replace, forget_int8, temp_beside
-from ..inference.engines.ort import open_session, run_session
 
 DICE_TOLERANCE = 0.01
 CALIBRATION_SLICES = 32
@@ -42,7 +47,6 @@ QUANT_SCHEME = "qdq u8s8, per-channel 7-bit weights (reduce_range), percentile c
 
 
 def _data_source(meta: dict, folder: Path, dataset, train, val):
-    from ..datasets.dataset import list_cases
     data = meta.get("data", {})
     dataset = dataset or data.get("dataset")
     if not dataset:
@@ -60,13 +64,12 @@ def _data_source(meta: dict, folder: Path, dataset, train, val):
     return str(dataset), train, val
 
 
-def calibration_inputs(dataset: str, cases: Sequence[str], stage: str, pre, n: int = CALIBRATION_SLICES,
+def calibration_inputs(dataset: str, cases: Sequence[str], stage: Stage, pre, n: int = CALIBRATION_SLICES,
                        seed: int = 0) -> tuple[np.ndarray, list]:
     """``n`` seeded slices of ``cases`` as the training pipeline prepares them (uint8 [n, S, S, C]).
 
     For the tumour stage half of them come from slices with tumour when there are any.
     """
-    from .loader import eval_pipeline
     pipe = eval_pipeline(dataset, cases, stage, pre, seed)
     rng = np.random.default_rng(seed)
     pos, neg = np.flatnonzero(pipe.positive), np.flatnonzero(~pipe.positive)
@@ -88,17 +91,15 @@ def _load_or_make_calibration(folder: Path, meta: dict, dataset: str, train: lis
                 return x8, {"file": CALIBRATION_FILE, "slices": int(len(x8)), "reused": True}
         except (OSError, ValueError, KeyError):
             pass  # unreadable: made again below
-    x8, rows = calibration_inputs(dataset, train, meta.get("stage") or "liver", pre, n, seed)
+    x8, rows = calibration_inputs(dataset, train, cast("Stage", meta.get("stage") or "liver"), pre, n, seed)
     with atomic_open(path, "wb") as fh:
         np.savez_compressed(fh, x=x8, rows=np.array(rows))
     return x8, {"file": CALIBRATION_FILE, "slices": int(len(x8)), "patients": list(train), "seed": seed,
                 "reused": False}
 
 
-def case_dice(sess, dataset: str, case_id: str, stage: str, pre, threshold: float, batch: int = 16) -> float:
+def case_dice(sess, dataset: str, case_id: str, stage: Stage, pre, threshold: float, batch: int = 16) -> float:
     """3D Dice of one model on one case at the model's input grid (the training pipeline's targets)."""
-    from ..evaluation.metrics import dice
-    from .loader import eval_pipeline
     try:
         pipe = eval_pipeline(dataset, [case_id], stage, pre)
     except Exception as exc:  # e.g. a tumour-stage case without liver
@@ -111,11 +112,11 @@ def case_dice(sess, dataset: str, case_id: str, stage: str, pre, threshold: floa
     return dice(np.concatenate(preds), np.concatenate(truths))
 
 
-def quantize_int8(path: str | os.PathLike, *, dataset: Optional[str] = None, train_cases: Sequence[str] = (),
-                  val_cases: Sequence[str] = (), calibration: Optional[np.ndarray] = None,
+def quantize_int8(path: str | os.PathLike, *, dataset: str | None = None, train_cases: Sequence[str] = (),
+                  val_cases: Sequence[str] = (), calibration: np.ndarray | None = None,
                   n_slices: int = CALIBRATION_SLICES, seed: int = 0, recalibrate: bool = False,
-                  tolerance: float = DICE_TOLERANCE, progress: Optional[ProgressFn] = None,
-                  cancel: Optional[CancelToken] = None) -> dict:
+                  tolerance: float = DICE_TOLERANCE, progress: ProgressFn | None = None,
+                  cancel: CancelToken | None = None) -> dict:
     """Quantise ``model.onnx`` of a model folder to ``model.int8.onnx`` and gate it on Dice.
 
     Args:
@@ -131,19 +132,23 @@ def quantize_int8(path: str | os.PathLike, *, dataset: Optional[str] = None, tra
     Raises:
         ModelError: no ONNX model, no data to calibrate or validate on, quantisation failed.
     """
-    from ..transforms.preprocess import Preprocessing
     folder = model_folder(path)
     meta = read_card(folder)
     if not (folder / ONNX_FILE).is_file():
         raise ModelError(f"{folder}: no {ONNX_FILE} to quantise (export it first: liverseg export-onnx)")
     try:
-        from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
-                                              QuantType, quantize_static)
+        from onnxruntime.quantization import (
+            CalibrationDataReader,
+            CalibrationMethod,
+            QuantFormat,
+            QuantType,
+            quantize_static,
+        )
         from onnxruntime.quantization.shape_inference import quant_pre_process
     except ImportError:
         raise ModelError("onnxruntime (with its quantization tools) is not installed") from None
     pre = Preprocessing.from_dict(meta["preprocessing"])
-    stage, threshold = meta.get("stage") or "liver", float(meta.get("threshold", 0.5))
+    stage, threshold = cast("Stage", meta.get("stage") or "liver"), float(meta.get("threshold", 0.5))
     dataset, train, val = _data_source(meta, folder, dataset, train_cases, val_cases)
     t0 = time.perf_counter()
     report(progress, "int8", 0, 3 + len(val), "calibration slices")
@@ -156,7 +161,7 @@ def quantize_int8(path: str | os.PathLike, *, dataset: Optional[str] = None, tra
         calib = {"file": CALIBRATION_FILE, "slices": int(len(x)), "source": "given"}
     else:
         x8, calib = _load_or_make_calibration(folder, meta, dataset, train, pre, n_slices, seed, recalibrate)
-        x = x8.astype(np.float32) / 255
+        x = np.divide(x8, np.float32(255), dtype=np.float32)
     check(cancel)
 
     sess_fp32 = open_session(folder / ONNX_FILE, pre.size)

@@ -31,15 +31,29 @@ import os
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Optional
+from typing import Any
 
 from ..datasets import hcc_tace
 from ..datasets.dataset import list_cases, read_manifest
+from ..datasets.ircadb import import_ircadb, is_phantom_name
+from ..runtime.atomic import atomic_open
+from ..runtime.choices import STAGES, Stage
 from ..runtime.errors import LiverSegError
 from ..runtime.jobs import CancelToken, ProgressFn, report
-from ..runtime.runs import (CARD, INT8_FILE, MODEL, ONNX_FILE, has_card, has_config, read_card, read_config,
-                            update_card, write_card)
+from ..runtime.runs import (
+    CARD,
+    INT8_FILE,
+    MODEL,
+    ONNX_FILE,
+    has_card,
+    has_config,
+    read_card,
+    read_config,
+    update_card,
+    write_card,
+)
 from . import defaults as D
+from .trainer import TrainConfig, resume_epochs, train
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +86,8 @@ STAGE_OPTIONS = {
                   real_share=0.4, silver_share=SILVER_SHARE, liver_lesions=0.3, **ACQUISITION),
     "tumor": dict(image_size=128, base_filters=8, batch_size=D.BATCH_SIZE, epochs=40, steps_per_epoch=100,
                   learning_rate=D.LEARNING_RATE, min_lr=1e-5, lr_schedule="cosine", geometry="anatomical",
-                  real_share=0.3, silver_share=SILVER_SHARE, synth_lesions=D.SYNTH_LESIONS, tumor_positive_share=D.TUMOR_POSITIVE_SHARE,
+                  real_share=0.3, silver_share=SILVER_SHARE, synth_lesions=D.SYNTH_LESIONS,
+                  tumor_positive_share=D.TUMOR_POSITIVE_SHARE,
                   **ACQUISITION,
                   calibration_slices=64),  # 32 left the int8 tumour model 0.0115 off (gate 0.01); 64: 0.0078
 }
@@ -114,18 +129,18 @@ class RecipeConfig:
     """
 
     out: str
-    source: Optional[str] = None
-    dataset: Optional[str] = None
-    hcc: Optional[str] = None
-    hcc_labels: Optional[str] = None
+    source: str | None = None
+    dataset: str | None = None
+    hcc: str | None = None
+    hcc_labels: str | None = None
     exclude: tuple[str, ...] = ()
     val_cases: tuple[str, ...] = VAL_CASES
-    stages: tuple[str, ...] = ("liver", "tumor")
+    stages: tuple[Stage, ...] = STAGES
     scale: float = 1.0
     precision: str = D.PRECISION
     loader_workers: int = D.LOADER_WORKERS
     loader_processes: bool = False
-    init_from: Optional[str] = None
+    init_from: str | None = None
     max_minutes: float = 0.0
     export_onnx: bool = True
     calibrate: bool = True
@@ -133,12 +148,11 @@ class RecipeConfig:
     overrides: tuple[tuple[str, object], ...] = ()
 
 
-def prepare_dataset(cfg: RecipeConfig, progress: Optional[ProgressFn] = None,
-                    cancel: Optional[CancelToken] = None) -> Path:
+def prepare_dataset(cfg: RecipeConfig, progress: ProgressFn | None = None,
+                    cancel: CancelToken | None = None) -> Path:
     """The dataset folder to train on (importing ``source`` into ``out/dataset`` when given)."""
     ds = Path(cfg.dataset) if cfg.dataset else Path(cfg.out) / "dataset"
     if cfg.source and not cfg.dataset:
-        from ..datasets.ircadb import import_ircadb
         import_ircadb(cfg.source, ds, progress=progress, cancel=cancel)
     elif not cfg.dataset and not (ds / "manifest.json").is_file():
         raise RecipeError(f"{ds}: no dataset yet; give the 3D-IRCADb-01 source folder or archive")
@@ -161,7 +175,7 @@ def split_for(dataset: Path, cfg: RecipeConfig) -> tuple[tuple[str, ...], tuple[
     val = tuple(c for c in cfg.val_cases if c in keep)
     if not val:  # the named validation maps are missing or excluded: the last label map, else the last case
         maps = [c for c in keep if cases[c].get("kind") == "labelmap"]
-        val = (maps or keep)[-1:]
+        val = tuple((maps or keep)[-1:])
     train = tuple(c for c in keep if c not in val)
     if not train:
         raise RecipeError(f"{dataset}: no patient left to train on (excluded {list(cfg.exclude)})")
@@ -177,7 +191,6 @@ def split_for(dataset: Path, cfg: RecipeConfig) -> tuple[tuple[str, ...], tuple[
 def case_source(case_id: str) -> str:
     """Where a case came from, by its name: our phantoms are named ``phantom-s<seed>-N``, the
     HCC-TACE-Seg volumes ``HCC_NNN_...`` (:data:`core.datasets.hcc_tace.SERIES`)."""
-    from ..datasets.ircadb import is_phantom_name
     if case_id in {s.name for s in hcc_tace.SERIES}:
         return hcc_tace.DATASET_NAME
     return "synthetic phantom" if is_phantom_name(case_id) else DATASET_NAME
@@ -241,8 +254,8 @@ def label_for(facts: dict) -> str:
     return f"{head}: 3D-IRCADb-01, {n_ct - n_silver} CT + {n_maps} label maps ({LICENCE}){hcc}, research use"
 
 
-def train_default_models(cfg: RecipeConfig, progress: Optional[ProgressFn] = None,
-                         cancel: Optional[CancelToken] = None, resume: bool = False) -> dict:
+def train_default_models(cfg: RecipeConfig, progress: ProgressFn | None = None,
+                         cancel: CancelToken | None = None, resume: bool = False) -> dict:
     """Train (or resume) the default liver and tumour models; see the module docstring.
 
     Returns:
@@ -251,12 +264,11 @@ def train_default_models(cfg: RecipeConfig, progress: Optional[ProgressFn] = Non
     Raises:
         RecipeError, TrainingError, DatasetError: one line naming the folder and the problem.
     """
-    from .trainer import TrainConfig, resume_epochs, train
     dataset = prepare_dataset(cfg, progress, cancel)
     train_ids, val_ids, facts = split_for(dataset, cfg)
-    results = {}
+    results: dict[str, Any] = {}
     for stage in cfg.stages:
-        opts = dict(STAGE_OPTIONS[stage])
+        opts: dict[str, Any] = dict(STAGE_OPTIONS[stage])
         if cfg.max_minutes > 0:
             opts.update(lr_schedule="cosine_time", epochs=100_000)
         opts.update(dict(cfg.overrides))
@@ -304,7 +316,6 @@ def install_models(work: str | os.PathLike, dest: str | os.PathLike, default: bo
     Returns:
         {stage: installed folder}.
     """
-    from ..runtime.atomic import atomic_open
     out = {}
     for stage, name in INSTALL_NAMES.items():
         src = Path(work) / stage

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
+from ..model.io import load_model
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
 from ..runtime.runs import MODEL, read_card, read_config, read_split, update_card
+from ..transforms.preprocess import Preprocessing
+from .loader import eval_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -55,25 +57,22 @@ def choose_threshold(probs: np.ndarray, targets: np.ndarray, row_case: np.ndarra
             d.append(2.0 * inter / (p.sum() + g.sum()))
         scores.append(float(np.mean(d)))
     best = max(scores)
-    ties = [t for t, s in zip(grid, scores) if s >= best - 1e-6]
+    ties = [t for t, s in zip(grid, scores, strict=True) if s >= best - 1e-6]
     chosen = min(ties, key=lambda t: abs(t - default))
-    at_default = [s for t, s in zip(grid, scores) if abs(t - default) < 1e-9]
+    at_default = [s for t, s in zip(grid, scores, strict=True) if abs(t - default) < 1e-9]
     if at_default and best - at_default[0] < min_gain:
         chosen = default
     return {"threshold": float(chosen), "grid": list(grid), "val_dice": [round(s, 5) for s in scores],
             "cases": len(cases)}
 
 
-def calibrate_threshold(run_dir, progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
+def calibrate_threshold(run_dir, progress: ProgressFn | None = None, cancel: CancelToken | None = None,
                         batch_size: int = 16) -> dict:
     """Choose and record the threshold of a run's best model (``model.keras``) on its validation patients.
 
     Returns the search (see :func:`choose_threshold`); model.json gets ``threshold`` and
     ``threshold_search``.
     """
-    from ..model.io import load_model
-    from .loader import eval_pipeline
-    from ..transforms.preprocess import Preprocessing
     run = Path(run_dir)
     meta, cfg, split = read_card(run), read_config(run), read_split(run)
     pre = Preprocessing.from_dict(meta["preprocessing"])

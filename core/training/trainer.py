@@ -20,20 +20,26 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Optional
+from typing import Any, cast
 
-from ..runtime import runs
-from ..transforms.augment import GEOMETRIES
 from ..datasets.dataset import list_cases, read_manifest
+from ..model.io import ModelError, load_model, save_model_atomic
+from ..model.losses import LOSSES, dice_metric, iou_metric, pull_towards
+from ..model.resunet import ResUNetConfig, build_resunet
+from ..runtime import runs
+from ..runtime.choices import Stage
 from ..runtime.errors import LiverSegError
 from ..runtime.jobs import CancelToken, ProgressFn, check
+from ..runtime.runs import RunState, read_metrics, rewrite_metrics  # noqa: F401 (EpochEvent, read_metrics: importable from here too)
+from ..transforms.augment import GEOMETRIES
+from ..transforms.preprocess import Preprocessing
 from . import defaults as D
 from .callbacks import EpochEvent, NullScope, distribution_strategy, make_batches, run_callbacks  # noqa: F401
-from .loader import STAGES, SlicePipeline, Split, eval_pipeline, split_cases
-from ..transforms.preprocess import Preprocessing
-from ..runtime.runs import RunState
-from ..runtime.runs import read_metrics, rewrite_metrics  # noqa: F401 (EpochEvent, read_metrics: importable from here too)
 from .defaults import PRECISIONS, STRATEGIES  # noqa: F401 (importable from here too)
+from .loader import STAGES, SlicePipeline, Split, eval_pipeline, split_cases
+from .onnx_export import export_onnx
+from .quantize import quantize_int8
+from .threshold import calibrate_threshold
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +58,7 @@ class TrainConfig:
 
     dataset: str
     out: str
-    stage: str = "liver"
+    stage: Stage = "liver"
     epochs: int = D.EPOCHS
     batch_size: int = D.BATCH_SIZE
     learning_rate: float = D.LEARNING_RATE
@@ -93,14 +99,13 @@ class TrainConfig:
     loader_workers: int = D.LOADER_WORKERS  # threads building training batches (more on a GPU machine's many cores)
     loader_processes: bool = False  # worker processes instead of threads (rendering holds the GIL often)
     init_from: str = ""  # start from this model's weights (a .keras file of the same architecture)
-    neighbour_mm: Optional[float] = None  # 2.5D neighbours this many mm apart (None: adjacent slices)
+    neighbour_mm: float | None = None  # 2.5D neighbours this many mm apart (None: adjacent slices)
     thick_slices: float = 0.0  # with neighbour_mm: share of samples shown as a thicker scan (core.training.loader)
     phases: float = 0.0  # share of real-CT samples given another contrast phase, noise or kernel
     low_contrast: float = 0.0  # share of rendered / synthetic tumours 8-25 HU from the liver (core.training.loader)
     l2sp: float = 0.0  # with init_from: pull the kernels towards the start weights (core.model.losses.pull_towards)
 
     def __post_init__(self):
-        from ..model.losses import LOSSES
         problems = []
         if self.stage not in STAGES:
             problems.append(f"stage must be one of {STAGES}")
@@ -139,7 +144,8 @@ class TrainConfig:
         if bool(self.train_cases) != bool(self.val_cases):
             problems.append("give both train_cases and val_cases, or neither")
         if set(self.train_cases) & set(self.val_cases):
-            problems.append(f"patients both in training and validation: {sorted(set(self.train_cases) & set(self.val_cases))}")
+            both = sorted(set(self.train_cases) & set(self.val_cases))
+            problems.append(f"patients both in training and validation: {both}")
         if problems:
             raise TrainingError("invalid training options: " + "; ".join(problems))
 
@@ -147,14 +153,15 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         d = {k: (tuple(v) if k in ("window", "train_cases", "val_cases") else v) for k, v in d.items() if k in known}
         d.setdefault("synth_lesions", 0.0)  # runs saved before synthetic lesions existed had none
         return cls(**d)
 
     def preprocessing(self) -> Preprocessing:
-        return Preprocessing(self.recipe, tuple(self.window), self.image_size, 3, self.neighbour_mm)
+        window = cast("tuple[float, float]", tuple(self.window))
+        return Preprocessing(self.recipe, window, self.image_size, 3, self.neighbour_mm)
 
 
 @dataclass
@@ -166,7 +173,7 @@ class RunResult:
     epochs_done: int
     best_epoch: int
     best_val_dice: float
-    model_path: Optional[str]
+    model_path: str | None
     history: list = field(default_factory=list)
 
 
@@ -226,7 +233,7 @@ def data_summary(cfg: TrainConfig, split: Split, train_pipe, val_pipe) -> dict:
             **({"init_from": cfg.init_from} if cfg.init_from else {})}
 
 
-def train(config: TrainConfig, progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
+def train(config: TrainConfig, progress: ProgressFn | None = None, cancel: CancelToken | None = None,
           resume: bool = False) -> RunResult:
     """Train one stage's ResUNet; see the module docstring for the run folder.
 
@@ -241,9 +248,6 @@ def train(config: TrainConfig, progress: Optional[ProgressFn] = None, cancel: Op
     """
     import keras
 
-    from ..model.io import load_model, save_model_atomic
-    from ..model.losses import LOSSES, dice_metric, iou_metric, pull_towards
-    from ..model.resunet import ResUNetConfig, build_resunet
 
     run = Path(config.out)
     if resume:
@@ -252,7 +256,8 @@ def train(config: TrainConfig, progress: Optional[ProgressFn] = None, cancel: Op
         cfg = TrainConfig.from_dict(runs.read_config(run))
         cfg = TrainConfig.from_dict({**cfg.to_dict(), "out": str(run)})
         state = RunState.read(run)
-        split = Split(**{k: tuple(v) if isinstance(v, list) else v for k, v in runs.read_split(run).items()})
+        fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in runs.read_split(run).items()}
+        split = Split(**fields)
         cfg = TrainConfig.from_dict({**cfg.to_dict(), "epochs": resume_epochs(cfg.epochs, config.epochs)})
     else:
         cfg = config
@@ -324,7 +329,6 @@ def train(config: TrainConfig, progress: Optional[ProgressFn] = None, cancel: Op
               else "time_budget" if halt.out_of_time else "completed")
     best_model = run / runs.MODEL
     if cfg.calibrate and status != "cancelled" and best_model.exists():
-        from .threshold import calibrate_threshold
         calibrate_threshold(run, progress, cancel)
     if cfg.export_onnx and status != "cancelled" and best_model.exists():
         export_after_training(run, progress, cancel, cfg.calibration_slices)
@@ -336,16 +340,12 @@ def train(config: TrainConfig, progress: Optional[ProgressFn] = None, cancel: Op
 
 def _start_weights(cfg: TrainConfig) -> list:
     """The weights of ``cfg.init_from`` (the model a fine-tune starts from)."""
-    from ..model.io import load_model
     return load_model(cfg.init_from, compile=False).get_weights()
 
 
 def export_after_training(run: Path, progress=None, cancel=None, calibration_slices: int = 32) -> None:
     """model.onnx and model.int8.onnx for a finished run; a failure is recorded in model.json
     (``"onnx_error"``) and logged, never raised: the Keras model stays the result."""
-    from ..model.io import ModelError
-    from .onnx_export import export_onnx
-    from .quantize import quantize_int8
     try:
         export_onnx(run, progress=progress, cancel=cancel)
         quantize_int8(run, n_slices=calibration_slices, progress=progress, cancel=cancel)

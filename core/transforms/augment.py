@@ -16,8 +16,6 @@ Two modes (``TrainConfig.geometry``):
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 GEOMETRIES = ("flips", "anatomical")
@@ -84,7 +82,7 @@ def affine_map(rng: np.random.Generator, s: int) -> AffineMap:
     return m
 
 
-def apply_affine(img: np.ndarray, m, fill: int = 0, out: Optional[np.ndarray] = None) -> np.ndarray:
+def apply_affine(img: np.ndarray, m, fill: int = 0, out: np.ndarray | None = None) -> np.ndarray:
     """Apply an :func:`affine_map` to one [S, S] image.
 
     One flat gather (``np.take``; 4-6x faster than 2-D fancy indexing at 128 px) and one masked

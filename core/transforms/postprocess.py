@@ -193,14 +193,16 @@ def drop_shallow(mask: np.ndarray, liver: np.ndarray, spacing, min_depth_mm: flo
         if sl is None:
             continue
         full = tuple(slice(max(0, s.start + o - g), min(n, s.stop + o + g))
-                     for s, o, g, n in zip(sl, origin, grow, liver.shape))
-        src = tuple(slice(max(0, f.start - o), min(m, f.stop - o)) for f, o, m in zip(full, origin, mask.shape))
-        dst = tuple(slice(s.start + o - f.start, s.stop + o - f.start) for s, o, f in zip(src, origin, full))
+                     for s, o, g, n in zip(sl, origin, grow, liver.shape, strict=True))
+        src = tuple(slice(max(0, f.start - o), min(m, f.stop - o))
+                    for f, o, m in zip(full, origin, mask.shape, strict=True))
+        dst = tuple(slice(s.start + o - f.start, s.stop + o - f.start)
+                    for s, o, f in zip(src, origin, full, strict=True))
         tissue = liver[full].astype(bool)
         tissue[dst] |= mask[src]
         if tissue.all():  # no outside voxel within reach: deep
             continue
-        voxels = tuple(p + d.start for p, d in zip(np.nonzero(lab[src] == k), dst))
+        voxels = tuple(p + d.start for p, d in zip(np.nonzero(lab[src] == k), dst, strict=True))
         if surface_depth(tissue, spacing, voxels).max() < min_depth_mm:
             out[sl][lab[sl] == k] = False
     return out

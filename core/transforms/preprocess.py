@@ -15,10 +15,12 @@ Both resize slices to the model input with bilinear interpolation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Optional, Sequence
 
 import numpy as np
+
+from .zsample import channel_table
 
 # The tumour stage sees the liver's in-plane bounding box grown by this many pixels, in training
 # (core.training.loader) and in inference (core.inference) alike.
@@ -44,7 +46,7 @@ class Preprocessing:
     window: tuple[float, float] = (-100.0, 400.0)
     size: int = 256
     channels: int = 3
-    neighbour_mm: Optional[float] = None
+    neighbour_mm: float | None = None
 
     def __post_init__(self):
         if self.recipe not in RECIPES:
@@ -54,7 +56,7 @@ class Preprocessing:
                              f"got {self.neighbour_mm!r} with {self.recipe!r}")
 
     @property
-    def offsets_mm(self) -> Optional[tuple[float, ...]]:
+    def offsets_mm(self) -> tuple[float, ...] | None:
         """Channel positions relative to the slice, mm (None: neighbours by index)."""
         if self.neighbour_mm is None:
             return None
@@ -64,7 +66,7 @@ class Preprocessing:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Preprocessing":
+    def from_dict(cls, d: dict) -> Preprocessing:
         mm = d.get("neighbour_mm")
         return cls(recipe=d["recipe"], window=tuple(d["window"]), size=int(d["size"]),
                    channels=int(d.get("channels", 3)), neighbour_mm=None if mm is None else float(mm))
@@ -141,7 +143,7 @@ class SliceStack:
 
 
 def normalised_stack(hu: np.ndarray, pre: Preprocessing, box=None, chunk: int = 32,
-                     dz: Optional[float] = None):
+                     dz: float | None = None):
     """All slices normalised and resized once: float32 [Z, S, S] (in chunks: bounded memory).
 
     With ``pre.neighbour_mm`` the result is a :class:`SliceStack` that also knows which
@@ -158,7 +160,6 @@ def normalised_stack(hu: np.ndarray, pre: Preprocessing, box=None, chunk: int = 
     if dz is None or not dz > 0:
         raise ValueError(f"this model takes its 2.5D neighbours {pre.neighbour_mm} mm apart: "
                          f"the slice spacing is needed, got {dz!r}")
-    from .zsample import channel_table
     return SliceStack(out, *channel_table(out.shape[0], float(dz), pre.offsets_mm))
 
 

@@ -16,12 +16,12 @@ Positions along z are ``index * dz`` (mm); a slice covers ``[z - dz/2, z + dz/2]
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 
-def _slab(nz: int, dz: float, q: float, thickness: Optional[float]) -> dict[int, float]:
+def _slab(nz: int, dz: float, q: float, thickness: float | None) -> dict[int, float]:
     """Weights over native slices of the value at position ``q`` mm of a scan whose slices are
     ``thickness`` mm thick (None or <= dz: the native scan, linear interpolation), clamped inside."""
     top = (nz - 1) * dz
@@ -46,7 +46,7 @@ def _slab(nz: int, dz: float, q: float, thickness: Optional[float]) -> dict[int,
 
 
 def channel_weights(nz: int, dz: float, centre: int, offsets_mm: Sequence[float],
-                    thickness_mm: Optional[float] = None) -> tuple[np.ndarray, np.ndarray]:
+                    thickness_mm: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Which native slices make each channel of slice ``centre``, and with what weights.
 
     Channel ``k`` shows position ``centre * dz + offsets_mm[k]``. Without ``thickness_mm`` (a
@@ -104,8 +104,8 @@ def channel_table(nz: int, dz: float, offsets_mm: Sequence[float]) -> tuple[np.n
     return idx, w
 
 
-def resample_thickness(hu: np.ndarray, label: Optional[np.ndarray], dz: float,
-                       thickness_mm: float) -> tuple[np.ndarray, Optional[np.ndarray], float]:
+def resample_thickness(hu: np.ndarray, label: np.ndarray | None, dz: float,
+                       thickness_mm: float) -> tuple[np.ndarray, np.ndarray | None, float]:
     """A thick-slice version of a volume: slices ``thickness_mm`` apart and thick, each the mean of
     its slab of native slices (int16 HU, rounded); the label of each is the native label at its
     centre (nearest slice). The first thick slice is centred on the first native one.
@@ -123,6 +123,6 @@ def resample_thickness(hu: np.ndarray, label: Optional[np.ndarray], dz: float,
         for i, v in _slab(nz, dz, q, thickness_mm).items():
             acc += v * hu[i]
         out[j] = np.rint(acc)
-        if lab is not None:
+        if lab is not None and label is not None:
             lab[j] = label[min(nz - 1, int(round(q / dz)))]
     return out, lab, float(thickness_mm)

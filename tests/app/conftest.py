@@ -56,5 +56,6 @@ def demo_segmented(win, qtbot, label=None):
         win.files.open_demo()
     wait_idle(qtbot, win)
     with qtbot.waitSignal(win.summaryUpdated, timeout=60000):
-        win.segmentation.show_segmentation(Segmented(win.state.study.reference.copy() if label is None else label), win.state.session)
+        shown = win.state.study.reference.copy() if label is None else label
+        win.segmentation.show_segmentation(Segmented(shown), win.state.session)
     return win

@@ -74,7 +74,8 @@ def test_add_the_corrected_demo_study_then_replace_it(window, qtbot, tmp_path, m
 
     action(window).trigger()  # the next dialog remembers the folder and the name
     assert window.training_set.add_case_dialog is not dialog
-    assert window.training_set.add_case_dialog.dataset() == str(lab) and window.training_set.add_case_dialog.corrected_by() == "Dr. Three"
+    again = window.training_set.add_case_dialog
+    assert again.dataset() == str(lab) and again.corrected_by() == "Dr. Three"
     window.training_set.add_case_dialog.reject()
 
 

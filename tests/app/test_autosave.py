@@ -9,7 +9,6 @@ from PySide6.QtCore import QSettings
 
 from core.study import autosave as au
 from core.study.session import Segmented
-
 from tests.core.io.test_volume_file import write_as
 from tests.core.models import cube_volume
 

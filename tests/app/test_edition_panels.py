@@ -10,7 +10,8 @@ def test_lite_train_panel_shows_the_note_instead_of_the_controls(qtbot, monkeypa
     panel = TrainPanel()
     qtbot.addWidget(panel)
     assert panel.lite and panel.start_btn is None and not hasattr(panel, "dataset")
-    assert panel.note.text().startswith("Training (and fine-tuning) is not in this edition (LiverSeg Studio lite). The full edition: ")
+    assert panel.note.text().startswith("Training (and fine-tuning) is not in this edition (LiverSeg Studio lite). "
+                                        "The full edition: ")
     panel.set_running(True)  # what the main window may still call: harmless
     panel.curves.stop()
 

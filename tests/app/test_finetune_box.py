@@ -64,8 +64,8 @@ def test_from_a_corrected_study_to_a_running_finetune_in_five_clicks(window, qtb
 def _walk(window, qtbot, lab):
     from PySide6.QtCore import Qt
     from PySide6.QtGui import QAction
-    from PySide6.QtWidgets import QDialogButtonBox
     from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QDialogButtonBox
 
     from core.datasets.dataset import list_cases, load_case
     from core.study.session import Segmented

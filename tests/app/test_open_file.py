@@ -27,7 +27,8 @@ def test_nifti_opens_segments_and_exports_on_its_own_grid(window, qtbot, thresho
     seg = nib.load(str(tmp_path / "out" / "seg.nii.gz"))
     assert seg.shape == arr.shape
     np.testing.assert_allclose(seg.affine, ras, atol=1e-5)
-    np.testing.assert_array_equal(np.asarray(seg.dataobj), window.state.study.file_grid.to_file(window.state.study.label))
+    study = window.state.study
+    np.testing.assert_array_equal(np.asarray(seg.dataobj), study.file_grid.to_file(study.label))
     with qtbot.waitSignal(window.jobFailed, timeout=30000) as blocker:  # never over the input
         window.exports.export("nifti", str(tmp_path / "ct.nii.gz"), force=True)
     assert "source volume file" in blocker.args[0]

@@ -12,7 +12,6 @@ import pytest
 
 from core.pacs import connections as pc
 from core.pacs.connections import PacsConnection
-
 from tests.core.pacs.fake_keyring import memory_keyring as fake_memory_keyring
 
 from .conftest import wait_idle
@@ -187,7 +186,8 @@ def test_open_from_pacs_retrieves_the_series_and_the_window_opens_it(window, qtb
     date = f"{hit.date[:4]}-{hit.date[4:6]}-{hit.date[6:]}"
     title = window.windowTitle()
     assert title == f"LiverSeg Studio - {dimse(orthanc).name}: {name}, {date}, {d.series[0].description}", title
-    assert window.state.study.volume.meta.series_uid not in title and window.state.study.name in window.statusBar().currentMessage()
+    study = window.state.study
+    assert study.volume.meta.series_uid not in title and study.name in window.statusBar().currentMessage()
 
 
 def test_a_server_down_is_one_line_and_opens_nothing(window, qtbot, pacs_home, orthanc):
@@ -255,7 +255,8 @@ def test_send_needs_a_dicom_study_and_reports_a_refusal(window, qtbot, pacs_home
         window.files.open_path(str(tmp_path / "ct.nii.gz"))
     wait_idle(qtbot, window)
     with qtbot.waitSignal(window.summaryUpdated, timeout=T):
-        window.segmentation.show_segmentation(Segmented(np.ones(window.state.study.shape, np.uint8)), window.state.session)
+        window.segmentation.show_segmentation(Segmented(np.ones(window.state.study.shape, np.uint8)),
+                                              window.state.session)
     window.pacs._update_pacs_action()
     assert window.pacs.send_pacs_action.isEnabled()
     with qtbot.waitSignal(window.jobFailed, timeout=T) as failed:

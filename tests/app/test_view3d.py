@@ -28,7 +28,8 @@ def test_without_opengl_the_3d_tab_says_so_and_review_still_works(window, qtbot)
     assert w.review.view3d is not None and not w.review.view3d.available
     qtbot.waitUntil(lambda: w.review.view3d.checked, timeout=60000)  # the child process's answer
     assert not w.review.view3d.available
-    assert w.review.view3d.message.text().startswith("3D view unavailable") and "\n" not in w.review.view3d.message.text()
+    text = w.review.view3d.message.text()
+    assert text.startswith("3D view unavailable") and "\n" not in text
     w.tabs.setCurrentWidget(w.results)
     w.results.select(0)
     with qtbot.waitSignal(w.summaryUpdated, timeout=30000):
@@ -141,7 +142,8 @@ WINDOW_SCRIPT = textwrap.dedent('''
     w.summaryUpdated.connect(lambda: seen.append("measured"))
     w.files.open_demo()
     wait(lambda: "loaded" in seen and not w.jobs.busy, "the demo study")
-    w.segmentation.run_segmentation(str(threshold_model(tmp / "liver", "liver", 60)), str(threshold_model(tmp / "tumor", "tumor", 400)))
+    w.segmentation.run_segmentation(str(threshold_model(tmp / "liver", "liver", 60)),
+                                    str(threshold_model(tmp / "tumor", "tumor", 400)))
     wait(lambda: "measured" in seen and not w.jobs.busy, "the segmentation")
     assert "tensorflow" in sys.modules  # the ML stack is in the process, as after any Segment
     w.tabs.setCurrentWidget(w.review.tab3d)  # as a click on the tab

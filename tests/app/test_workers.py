@@ -81,6 +81,7 @@ def test_a_job_thread_runs_nicer_than_the_gui_thread(qtbot):
     stalled 156-183 ms with equal priorities, 38-67 ms with the workers niced, on two busy cores)."""
     import os
     import threading
+
     from app.workers import WORKER_NICE
 
     def nice_of_this_thread(progress=None, cancel=None):

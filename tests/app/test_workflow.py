@@ -101,12 +101,12 @@ def test_event_loop_stays_responsive_while_segmenting(window, qtbot, threshold_m
     window.segmentation.warm_up_backend()
     wait_idle(qtbot, window)
     worst = []
-    for attempt in range(2):  # the better of two runs: a stall the code causes shows in both
+    for _attempt in range(2):  # the better of two runs: a stall the code causes shows in both
         gaps, clock = [], QElapsedTimer()
         clock.start()
         last = [clock.elapsed()]
 
-        def tick():
+        def tick(clock=clock, gaps=gaps, last=last):
             now = clock.elapsed()
             gaps.append(now - last[0])
             last[0] = now
@@ -222,8 +222,8 @@ def test_close_during_training_cancels_and_joins(qtbot, tiny_dataset, tmp_path):
 
 
 def test_engine_setting_is_used_saved_and_shown(demo, qtbot, tmp_path, isolated_user_dirs):
-    from core.training.onnx_export import export_onnx
     from core.inference.settings import load_settings
+    from core.training.onnx_export import export_onnx
     from tests.core.models import threshold_model
     w = demo
     liver = threshold_model(tmp_path / "liver", "liver", 60, size=64)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import pydicom
@@ -21,12 +20,12 @@ def hu_volume(n: int = 6, size: int = 32, seed: int = 0) -> np.ndarray:
     return v
 
 
-def write_series(folder: Path, hu: Optional[np.ndarray] = None, *, name: str = "s", uid_key: str = "a",
-                 z_step: float = 2.5, z0: float = 0.0, positions: Optional[list] = None,
+def write_series(folder: Path, hu: np.ndarray | None = None, *, name: str = "s", uid_key: str = "a",
+                 z_step: float = 2.5, z0: float = 0.0, positions: list | None = None,
                  unsigned: bool = False, slope: float = 1.0, transfer_syntax: str = ExplicitVRLittleEndian,
                  instance_numbers: bool = True, modality: str = "CT", ext: str = "",
                  orientation=(1, 0, 0, 0, 1, 0), tilt: float = 0.0, shuffle_names: bool = True,
-                 acquisition: Optional[int] = None) -> list[Path]:
+                 acquisition: int | None = None) -> list[Path]:
     """Write ``hu`` ([Z, Y, X] int16) as a series; returns the file paths in z order. With
     ``acquisition`` the slices carry that AcquisitionNumber (and SOP UIDs of their own), so two
     calls with one ``uid_key`` store two acquisitions under one series UID."""

@@ -73,7 +73,7 @@ def one_dicom(data: bytes) -> None:
         v = load_series(folder)
     except DicomError as exc:
         if "\n" in str(exc):
-            raise AssertionError(f"multi-line error: {exc!r}")
+            raise AssertionError(f"multi-line error: {exc!r}") from exc
         check_memory()
         return
     if v.hu.dtype != np.int16 or v.hu.ndim != 3 or v.hu.size > 8 * 1024 * 1024:
@@ -94,7 +94,7 @@ def one_zip(data: bytes) -> None:
         z.close()
     except ArchiveError as exc:
         if "\n" in str(exc):
-            raise AssertionError(f"multi-line error: {exc!r}")
+            raise AssertionError(f"multi-line error: {exc!r}") from exc
     check_memory()
 
 

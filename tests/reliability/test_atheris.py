@@ -2,8 +2,8 @@
 
 Complements the hypothesis tests: libFuzzer mutates the inputs guided by the code coverage of
 ``core.io.dicom`` and ``core.io.archive``. Each target runs a fixed number of inputs in a subprocess
-with a per-input timeout (20 s) and a memory limit (2 GB peak RSS, checked by the harness); any exception other than the typed
-one-line error is a crash and fails the test (the crashing input is kept for the report).
+with a per-input timeout (20 s) and a memory limit (2 GB peak RSS, checked by the harness); any exception other
+than the typed one-line error is a crash and fails the test (the crashing input is kept for the report).
 """
 
 from __future__ import annotations

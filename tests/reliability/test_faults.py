@@ -22,10 +22,10 @@ import numpy as np
 import pytest
 
 from core.datasets.dataset import Case, list_cases, load_case, write_case
-from core.runtime.errors import DatasetError
 from core.io.export import ExportError, read_nifti_label, write_nifti
-from core.synthetic.phantom import make_phantom, write_patient
+from core.runtime.errors import DatasetError
 from core.study.study import Study
+from core.synthetic.phantom import make_phantom, write_patient
 
 ROOT = Path(__file__).resolve().parents[2]
 KILLS = {"import": 6, "predict": 6, "export-onnx": 6, "gui-export": 6}
@@ -41,7 +41,7 @@ def _check_outputs(out: Path) -> None:
         if f.name.endswith(".nii.gz"):
             read_nifti_label(f)
         elif f.suffix == ".dcm":
-            pydicom.dcmread(f).pixel_array
+            _ = pydicom.dcmread(f).pixel_array  # decodes the pixels: a torn file fails here
         elif f.suffix == ".csv":
             list(csv.DictReader(open(f)))
         elif f.suffix == ".json":
@@ -250,7 +250,8 @@ def test_a_real_full_filesystem(source, tmp_path):
     lm = threshold_model(tmp_path / "l", "liver", 60)
     (tmp_path / "mnt").mkdir()
     (tmp_path / "keep").mkdir()
-    env = dict(os.environ, MNT=str(tmp_path / "mnt"), KEEP=str(tmp_path / "keep"), PY=sys.executable, SRC=str(source / "phantom-s63-3"),
+    env = dict(os.environ, MNT=str(tmp_path / "mnt"), KEEP=str(tmp_path / "keep"), PY=sys.executable,
+               SRC=str(source / "phantom-s63-3"),
                DICOM=str(tmp_path / "dicom" / "PATIENT_DICOM"), LM=str(lm))
     r = subprocess.run(["unshare", "-rm", "sh", "-c", FULL_DISK], cwd=ROOT, env=env, capture_output=True,
                        text=True, timeout=600)

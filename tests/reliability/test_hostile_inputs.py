@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.datasets.ircadb import import_ircadb
 from core.io.dicom import DicomError, load_series
 from core.runtime.errors import LiverSegError
-from core.datasets.ircadb import import_ircadb
 from core.synthetic.phantom import make_phantom, write_patient
 from tests.core.factory import copy_with_mutation
 
@@ -69,7 +69,7 @@ def test_mutated_patient_archives(phantom_zips, tmp_path_factory, which, flips, 
     root = tmp_path_factory.mktemp("src")
     patient = root / "3Dircadb1.1"
     patient.mkdir()
-    files = dict(zip(["PATIENT_DICOM.zip", "MASKS_DICOM.zip"], phantom_zips))
+    files = dict(zip(["PATIENT_DICOM.zip", "MASKS_DICOM.zip"], phantom_zips, strict=True))
     data = bytearray(files[which])
     for pos, b in flips:
         data[pos % len(data)] = b

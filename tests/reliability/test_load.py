@@ -131,13 +131,13 @@ def test_gui_stays_responsive_while_segmenting_500_slices(qtbot, tmp_path, phant
     qtbot.waitUntil(lambda: not win.jobs.busy, timeout=120000)
     assert win.state.study.hu.shape == (500, 512, 512)
     worst = []
-    for attempt in range(2):  # the better of two runs: a stall the code causes shows in both
+    for _attempt in range(2):  # the better of two runs: a stall the code causes shows in both
         gaps, clock = [], QElapsedTimer()
         clock.start()
         last = [clock.elapsed()]
         slices = []
 
-        def tick():
+        def tick(clock=clock, gaps=gaps, last=last, slices=slices):
             now = clock.elapsed()
             gaps.append(now - last[0])
             last[0] = now

@@ -8,7 +8,15 @@ Runtime (:mod:`.ort`), chosen per model by :func:`choose_engine` (:mod:`.choice`
 from __future__ import annotations
 
 from ...runtime.atomic import file_sha256  # noqa: F401
-from .choice import (ENGINES, GPU_PROVIDERS, EngineChoice, choose_engine, current_meta, engines_line,  # noqa: F401
-                     keras_sha256, onnx_status)
+from .choice import (  # noqa: F401
+                     ENGINES,
+                     GPU_PROVIDERS,
+                     EngineChoice,
+                     choose_engine,
+                     current_meta,
+                     engines_line,
+                     keras_sha256,
+                     onnx_status,
+)
 from .ort import OrtRunner, available_providers, open_session, run_session  # noqa: F401
 from .runner import Runner, open_runner  # noqa: F401

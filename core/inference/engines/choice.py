@@ -19,9 +19,9 @@ is missing, stale or (int8) not validated, instead of silently running something
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
 
 from ...runtime.atomic import cached_sha256
 from ...runtime.choices import ENGINES, Engine, RunEngine
@@ -49,7 +49,7 @@ class EngineChoice:
     """
 
     engine: RunEngine
-    file: Optional[str]
+    file: str | None
     providers: tuple[str, ...]
     device: str
     reason: str
@@ -73,7 +73,7 @@ def current_meta(seg_model) -> dict:
     return seg_model.meta
 
 
-def onnx_status(model_file: str | Path, meta: dict) -> tuple[Optional[Path], Optional[Path], str]:
+def onnx_status(model_file: str | Path, meta: dict) -> tuple[Path | None, Path | None, str]:
     """(model.onnx or None, validated model.int8.onnx or None, a note on what is missing)."""
     model_file = Path(model_file)
     folder = model_file.parent
@@ -96,7 +96,7 @@ def onnx_status(model_file: str | Path, meta: dict) -> tuple[Optional[Path], Opt
 
 
 def choose_engine(requested: Engine, model_file: str | Path, meta: dict, device: Device,
-                  providers: Optional[Sequence[str]] = None) -> EngineChoice:
+                  providers: Sequence[str] | None = None) -> EngineChoice:
     """Pick the engine for one model (see the module docstring).
 
     Args:

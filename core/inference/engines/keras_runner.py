@@ -4,10 +4,11 @@ of memory), or one jitted JAX forward on a GPU. Keras is imported only when one 
 from __future__ import annotations
 
 import logging
-from typing import Optional
+from pathlib import Path
 
 import numpy as np
 
+from ...runtime.edition import onnx_only_error
 from ...runtime.errors import ModelError
 from ...runtime.jobs import check, report
 from ...transforms.preprocess import stack_channels
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 class _Runner:
     """Calls a model on batches, halving the batch when the device runs out of memory."""
 
-    def __init__(self, seg_model, choice, batch_size: int, device: Optional[str]):
+    def __init__(self, seg_model, choice, batch_size: int, device: str | None):
         self.m, self.choice, self.batch, self.device = seg_model, choice, batch_size, device
         self.engine_text = choice.device
 
@@ -88,9 +89,6 @@ def make_runner(seg_model, choice, batch_size: int, device: Device):
     try:
         import keras
     except ImportError as exc:
-        from pathlib import Path
-
-        from ...runtime.edition import onnx_only_error
         raise ModelError(onnx_only_error(str(Path(seg_model.path).parent),
                                          f"Keras cannot be imported ({exc})")) from None
     if keras.backend.backend() == "jax" and device.gpu:

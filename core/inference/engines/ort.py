@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 
@@ -31,7 +31,7 @@ def available_providers() -> list[str]:
     return list(ort.get_available_providers())
 
 
-def open_session(path: str | os.PathLike, size: int, providers: Optional[Sequence[str]] = None,
+def open_session(path: str | os.PathLike, size: int, providers: Sequence[str] | None = None,
                  threads: int = 0):
     """An ONNX Runtime session for a segmentation model, its shapes checked.
 
@@ -85,7 +85,7 @@ def int8_disagreement(p8: np.ndarray, p32: np.ndarray, threshold: float = 0.5) -
     """Share of the pixels either model calls positive on which they disagree, the union counted
     as at least :data:`MIN_UNION_SHARE` of all pixels (0 when neither calls any)."""
     a, b = p8 > threshold, p32 > threshold
-    union = max(np.count_nonzero(a | b), MIN_UNION_SHARE * a.size)
+    union = max(float(np.count_nonzero(a | b)), MIN_UNION_SHARE * a.size)
     return float(np.count_nonzero(a ^ b)) / union if union else 0.0
 
 
@@ -106,9 +106,9 @@ class OrtRunner:
         self.m, self.batch, self.choice = seg_model, batch_size, choice
         self.engine_text = choice.device
         self.fp32 = Path(choice.file).with_name(ONNX_FILE) if choice.engine == "onnx-int8" else None
-        self.int8_disagreement: Optional[float] = None  # measured on the first study (int8 only)
-        self.race: Optional[Int8Race] = None  # int8 against fp32 on speed, after the check passed
-        self.verdict_key: Optional[str] = None  # where this CPU's verdict on the int8 model is kept
+        self.int8_disagreement: float | None = None  # measured on the first study (int8 only)
+        self.race: Int8Race | None = None  # int8 against fp32 on speed, after the check passed
+        self.verdict_key: str | None = None  # where this CPU's verdict on the int8 model is kept
         if self.fp32 is not None and self.fp32.is_file() and self._known_verdict():
             return
         self.sess = open_session(choice.file, self.m.pre.size, choice.providers)
@@ -116,6 +116,7 @@ class OrtRunner:
     def _known_verdict(self) -> bool:
         """Use an earlier process's verdict on this int8 model and CPU (:mod:`.verdicts`): open only the
         model that won, no check, no race. False when there is none (then this runner measures one)."""
+        assert self.fp32 is not None, "int8 models only"
         try:
             self.verdict_key = verdict_key(self.choice.file, self.fp32)
         except OSError:

@@ -8,13 +8,16 @@ study session across studies); nothing is cached on the model objects.
 from __future__ import annotations
 
 import logging
-from typing import Optional, Protocol
+from typing import Protocol
 
 import numpy as np
 
+from ...runtime.choices import Engine
 from ...runtime.jobs import CancelToken, ProgressFn
 from ..devices import Device
 from .choice import EngineChoice, choose_engine, current_meta
+from .keras_runner import make_runner
+from .ort import OrtRunner
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +35,13 @@ class Runner(Protocol):
     engine_text: str
     batch: int
 
-    def predict(self, norm: np.ndarray, zs: np.ndarray, cancel: Optional[CancelToken],
-                progress: Optional[ProgressFn], stage: str) -> np.ndarray:
+    def predict(self, norm: np.ndarray, zs: np.ndarray, cancel: CancelToken | None,
+                progress: ProgressFn | None, stage: str) -> np.ndarray:
         """Probabilities [len(zs), S, S] of the slices ``zs`` of the normalised stack ``norm``."""
         ...
 
 
-def open_runner(seg_model, engine: str, device: Device, batch_size: Optional[int] = None) -> Runner:
+def open_runner(seg_model, engine: Engine, device: Device, batch_size: int | None = None) -> Runner:
     """Choose the engine for ``seg_model`` (:func:`choose_engine`) and make its runner.
 
     Raises:
@@ -48,7 +51,5 @@ def open_runner(seg_model, engine: str, device: Device, batch_size: Optional[int
     log.info("%s model: %s (%s)", seg_model.stage, choice.device, choice.reason)
     batch = batch_size or device.batch_size
     if choice.engine == "keras":
-        from .keras_runner import make_runner
         return make_runner(seg_model, choice, batch, device)
-    from .ort import OrtRunner
     return OrtRunner(seg_model, choice, batch)

@@ -22,7 +22,8 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Optional
+
+import platformdirs
 
 from ...runtime.atomic import cached_sha256, write_json
 
@@ -36,7 +37,6 @@ MAX_ENTRIES = 64  # oldest verdicts dropped beyond this (model versions come and
 
 def verdicts_path() -> Path:
     """``engines.json`` in the user's cache folder."""
-    import platformdirs
     return Path(platformdirs.user_cache_dir("LiverSegStudio", appauthor=False)) / VERDICTS_FILE
 
 
@@ -82,7 +82,7 @@ def _read(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def load_verdict(key: str, now: Optional[float] = None) -> Optional[dict]:
+def load_verdict(key: str, now: float | None = None) -> dict | None:
     """The stored verdict ({"verdict": one of INT8, DISAGREES, SLOWER, "seconds": [int8, fp32] or
     None, "disagreement": share or None, "time": epoch s}), or None (none, or a race verdict
     older than :data:`RACE_DAYS`)."""
@@ -95,8 +95,8 @@ def load_verdict(key: str, now: Optional[float] = None) -> Optional[dict]:
     return rec
 
 
-def save_verdict(key: str, verdict: str, *, seconds: Optional[tuple[float, float]] = None,
-                 disagreement: Optional[float] = None, model: str = "") -> None:
+def save_verdict(key: str, verdict: str, *, seconds: tuple[float, float] | None = None,
+                 disagreement: float | None = None, model: str = "") -> None:
     """Store a verdict (atomically; a failure is logged, never raised)."""
     path = verdicts_path()
     data = _read(path)

@@ -71,10 +71,10 @@ def compute_geometry(headers: list[SliceHeader]) -> Geometry:
     if first.iop is None:
         warns.append("no ImageOrientationPatient: assuming axial slices")
 
-    with_pos = [h for h in headers if h.ipp is not None]
-    if len(with_pos) == len(headers):
-        keyed = sorted(headers, key=lambda h: float(np.dot(normal, h.ipp)))
-        pos = np.array([float(np.dot(normal, h.ipp)) for h in keyed])
+    along = {id(h): float(np.dot(normal, h.ipp)) for h in headers if h.ipp is not None}  # position on the normal
+    if len(along) == len(headers):
+        keyed = sorted(headers, key=lambda h: along[id(h)])
+        pos = np.array([along[id(h)] for h in keyed])
     else:
         warns.append("slices lack ImagePositionPatient: ordered by instance number")
         keyed = sorted(headers, key=lambda h: (h.instance_number is None, h.instance_number or 0, h.name))
@@ -119,6 +119,7 @@ def compute_geometry(headers: list[SliceHeader]) -> Geometry:
         ps = (1.0, 1.0)
     if dz <= 0:
         dz = first.slice_thickness or 1.0
-    origin = tuple(float(x) for x in keyed[0].ipp) if keyed[0].ipp is not None else (0.0, 0.0, 0.0)
+    ipp0 = keyed[0].ipp or (0.0, 0.0, 0.0)
+    origin = (float(ipp0[0]), float(ipp0[1]), float(ipp0[2]))
     direction = np.stack([row_dir, col_dir, normal], axis=1)
     return Geometry(tuple(keyed), (float(dz), float(ps[0]), float(ps[1])), origin, direction, tuple(warns))

@@ -7,13 +7,14 @@ pixels straight into its preallocated volume without parsing the file again.
 
 from __future__ import annotations
 
+import builtins
 import io
 import logging
 import os
 import struct
 import warnings
 from dataclasses import dataclass
-from typing import BinaryIO, Optional, Union
+from typing import cast
 
 import pydicom
 from pydicom.uid import UID
@@ -47,7 +48,7 @@ class FileSource:
     def name(self) -> str:
         return self.path
 
-    def open(self) -> BinaryIO:
+    def open(self) -> io.BufferedIOBase:
         return open(self.path, "rb")
 
     def size(self) -> int:
@@ -61,14 +62,14 @@ class BytesSource:
     name: str
     data: bytes
 
-    def open(self) -> BinaryIO:
+    def open(self) -> io.BufferedIOBase:
         return io.BytesIO(self.data)
 
     def size(self) -> int:
         return len(self.data)
 
 
-Source = Union[FileSource, BytesSource]
+Source = FileSource | BytesSource
 
 
 @dataclass(frozen=True)
@@ -92,24 +93,24 @@ class SliceHeader:
     n_frames: int
     transfer_syntax: str
     little_endian: bool
-    ipp: Optional[tuple[float, float, float]]
-    iop: Optional[tuple[float, ...]]
-    pixel_spacing: Optional[tuple[float, float]]
-    slice_thickness: Optional[float]
-    instance_number: Optional[int]
+    ipp: tuple[float, float, float] | None
+    iop: tuple[float, ...] | None
+    pixel_spacing: tuple[float, float] | None
+    slice_thickness: float | None
+    instance_number: int | None
     slope: float
     intercept: float
     gantry_tilt: float
-    pixel_offset: Optional[int]  # file offset of the Pixel Data value (None: unknown)
-    pixel_length: Optional[int]  # its length in bytes; UNDEFINED when encapsulated
+    pixel_offset: int | None  # file offset of the Pixel Data value (None: unknown)
+    pixel_length: int | None  # its length in bytes; UNDEFINED when encapsulated
     has_pixels: bool
     description: str = ""
     patient_name: str = ""
     patient_id: str = ""
     study_date: str = ""
     manufacturer: str = ""
-    window: Optional[tuple[float, float]] = None
-    acquisition: Optional[int] = None  # AcquisitionNumber: tells apart two phases stored in one series
+    window: tuple[float, float] | None = None
+    acquisition: int | None = None  # AcquisitionNumber: tells apart two phases stored in one series
 
     @property
     def name(self) -> str:
@@ -119,7 +120,7 @@ class SliceHeader:
     def encapsulated(self) -> bool:
         return self.pixel_length == UNDEFINED
 
-    def normal(self) -> Optional[tuple[float, float, float]]:
+    def normal(self) -> tuple[float, float, float] | None:
         if self.iop is None:
             return None
         r, c = self.iop[:3], self.iop[3:]
@@ -135,7 +136,8 @@ TAGS = {
     "Modality": 0x00080060, "Manufacturer": 0x00080070, "SeriesDescription": 0x0008103E,
     "PatientName": 0x00100010, "PatientID": 0x00100020, "SliceThickness": 0x00180050,
     "GantryDetectorTilt": 0x00181120, "StudyInstanceUID": 0x0020000D, "SeriesInstanceUID": 0x0020000E,
-    "AcquisitionNumber": 0x00200012, "InstanceNumber": 0x00200013, "ImagePositionPatient": 0x00200032, "ImageOrientationPatient": 0x00200037,
+    "AcquisitionNumber": 0x00200012, "InstanceNumber": 0x00200013, "ImagePositionPatient": 0x00200032,
+    "ImageOrientationPatient": 0x00200037,
     "FrameOfReferenceUID": 0x00200052, "SamplesPerPixel": 0x00280002, "PhotometricInterpretation": 0x00280004,
     "NumberOfFrames": 0x00280008, "Rows": 0x00280010, "Columns": 0x00280011, "PixelSpacing": 0x00280030,
     "BitsAllocated": 0x00280100, "BitsStored": 0x00280101, "PixelRepresentation": 0x00280103,
@@ -179,7 +181,7 @@ class _Reader:
             v = "\\".join(str(x) for x in v)
         return one_line(v, 200)
 
-    def floats(self, keyword: str, n: int) -> Optional[tuple[float, ...]]:
+    def floats(self, keyword: builtins.str, n: int) -> tuple[float, ...] | None:
         v = self.raw(keyword)
         if v is None or v == "":
             return None
@@ -197,11 +199,11 @@ class _Reader:
             return None
         return vals[:n]
 
-    def float(self, keyword: str, default: Optional[float]) -> Optional[float]:
+    def float(self, keyword: builtins.str, default: float | None) -> float | None:
         v = self.floats(keyword, 1)
         return v[0] if v else default
 
-    def int(self, keyword: str, default: Optional[int]) -> Optional[int]:
+    def int(self, keyword: builtins.str, default: int | None) -> int | None:
         v = self.raw(keyword)
         if isinstance(v, int):
             return v
@@ -223,7 +225,7 @@ def _looks_like_dicom(head: bytes) -> tuple[bool, bool]:
     return False, False
 
 
-def _pixel_element(fh: BinaryIO, implicit: bool, little: bool) -> tuple[bool, Optional[int], Optional[int]]:
+def _pixel_element(fh: io.BufferedIOBase, implicit: bool, little: bool) -> tuple[bool, int | None, int | None]:
     """Parse the element at the file position: (is Pixel Data, value offset, length)."""
     start = fh.tell()
     head = fh.read(8)
@@ -243,7 +245,7 @@ def _pixel_element(fh: BinaryIO, implicit: bool, little: bool) -> tuple[bool, Op
     return True, start + 8, struct.unpack(e + "H", head[6:8])[0]
 
 
-def read_header(src: Source) -> Union[SliceHeader, str]:
+def read_header(src: Source) -> SliceHeader | str:
     """Read one file's header.
 
     Returns:
@@ -258,7 +260,7 @@ def read_header(src: Source) -> Union[SliceHeader, str]:
         return f"corrupt DICOM header: {one_line(exc, 120)}"
 
 
-def _read_header(src: Source) -> Union[SliceHeader, str]:
+def _read_header(src: Source) -> SliceHeader | str:
     """Read one file's header (may raise on malformed files; see :func:`read_header`).
 
     Returns:
@@ -326,9 +328,9 @@ def _read_header(src: Source) -> Union[SliceHeader, str]:
         n_frames=r.int("NumberOfFrames", 1) or 1,
         transfer_syntax=ts,
         little_endian=bool(little),
-        ipp=r.floats("ImagePositionPatient", 3),
+        ipp=cast("tuple[float, float, float] | None", r.floats("ImagePositionPatient", 3)),
         iop=r.floats("ImageOrientationPatient", 6),
-        pixel_spacing=r.floats("PixelSpacing", 2),
+        pixel_spacing=cast("tuple[float, float] | None", r.floats("PixelSpacing", 2)),
         slice_thickness=r.float("SliceThickness", None),
         instance_number=r.int("InstanceNumber", None),
         slope=r.float("RescaleSlope", 1.0) or 1.0,

@@ -6,7 +6,6 @@ import logging
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from typing import Optional
 
 import numpy as np
 
@@ -25,8 +24,8 @@ def _mixed_error(where: str, uid: str, parts: list[SeriesInfo]) -> DicomError:
     return DicomError(f"{where}: mixed slice sizes or orientations in one series {uid}: {sizes}")
 
 
-def select_series(result: ScanResult, series_uid: Optional[str], where: str,
-                  acquisition: Optional[int] = None) -> SeriesInfo:
+def select_series(result: ScanResult, series_uid: str | None, where: str,
+                  acquisition: int | None = None) -> SeriesInfo:
     """Pick the series to load: the given UID (or key), else the CT with most slices; of a series
     that holds several acquisitions (:func:`core.io.dicom.scan.split_acquisitions`), the given
     ``acquisition``, else the one with most slices (the lowest AcquisitionNumber on a tie)."""
@@ -60,7 +59,7 @@ def select_series(result: ScanResult, series_uid: Optional[str], where: str,
     return best
 
 
-def _acquisition(result: ScanResult, series_uid: Optional[str], where: str, acquisition: int) -> SeriesInfo:
+def _acquisition(result: ScanResult, series_uid: str | None, where: str, acquisition: int) -> SeriesInfo:
     """The stack of one AcquisitionNumber (of ``series_uid`` when given)."""
     parts = [s for s in result if s.acquisition is not None and (not series_uid or series_uid in (s.series_uid, s.key))]
     found = [s for s in parts if s.acquisition == acquisition]
@@ -105,8 +104,8 @@ def _largest_stack(where: str, uid: str, parts: list[SeriesInfo]) -> SeriesInfo:
     return parts[0]
 
 
-def load_info(info: SeriesInfo, progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
-              where: str = "", workers: Optional[int] = None) -> Volume:
+def load_info(info: SeriesInfo, progress: ProgressFn | None = None, cancel: CancelToken | None = None,
+              where: str = "", workers: int | None = None) -> Volume:
     """Load one scanned series into an int16 HU volume.
 
     Raises:
@@ -169,9 +168,9 @@ def load_info(info: SeriesInfo, progress: Optional[ProgressFn] = None, cancel: O
                   warnings=split + tuple(geo.warnings))
 
 
-def load_series(path: str | os.PathLike, series_uid: Optional[str] = None,
-                progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
-                acquisition: Optional[int] = None) -> Volume:
+def load_series(path: str | os.PathLike, series_uid: str | None = None,
+                progress: ProgressFn | None = None, cancel: CancelToken | None = None,
+                acquisition: int | None = None) -> Volume:
     """Load a CT series from a folder.
 
     Args:

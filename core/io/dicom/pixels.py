@@ -104,7 +104,7 @@ def read_into(h: SliceHeader, out: np.ndarray) -> None:
         buf = out if direct else np.empty((h.rows, h.cols), dtype=dtype)
         with h.source.open() as fh:
             fh.seek(h.pixel_offset)
-            got = fh.readinto(memoryview(buf).cast("B"))
+            got = fh.readinto(buf.data.cast("B"))
         if got < need:
             raise DicomError(f"{h.name}: truncated pixel data (file holds {got} of {need} bytes)")
         if not direct:

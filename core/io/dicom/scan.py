@@ -6,9 +6,9 @@ import logging
 import os
 import time
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
 
 from ...runtime.errors import DicomError
 from ...runtime.jobs import CancelToken, ProgressFn, check, report
@@ -37,8 +37,8 @@ def list_files(root: Path) -> list[str]:
     return out
 
 
-def read_headers(sources: Sequence[Source], progress: Optional[ProgressFn] = None,
-                 cancel: Optional[CancelToken] = None, workers: Optional[int] = None):
+def read_headers(sources: Sequence[Source], progress: ProgressFn | None = None,
+                 cancel: CancelToken | None = None, workers: int | None = None):
     """Read every header; returns (headers, skipped).
 
     Header parsing is CPU-bound Python, which threads only slow down (the GIL),
@@ -92,7 +92,7 @@ def read_headers(sources: Sequence[Source], progress: Optional[ProgressFn] = Non
     return headers, skipped
 
 
-def split_acquisitions(headers: list[SliceHeader]) -> list[tuple[Optional[int], list[SliceHeader]]]:
+def split_acquisitions(headers: list[SliceHeader]) -> list[tuple[int | None, list[SliceHeader]]]:
     """One stack per AcquisitionNumber when acquisitions repeat table positions, else one stack.
 
     Some scanners store the phases of a multi-phase protocol (e.g. arterial and portal-venous)
@@ -100,12 +100,12 @@ def split_acquisitions(headers: list[SliceHeader]) -> list[tuple[Optional[int], 
     interleave two volumes. Acquisitions that never share a slice position (a step-and-shoot scan
     numbering each rotation) stay one stack.
     """
-    by_acq: dict[Optional[int], list[SliceHeader]] = defaultdict(list)
+    by_acq: dict[int | None, list[SliceHeader]] = defaultdict(list)
     for h in headers:
         by_acq[h.acquisition].append(h)
     if len(by_acq) < 2 or any(h.ipp is None for h in headers):
         return [(None, headers)]
-    seen: dict[tuple, Optional[int]] = {}
+    seen: dict[tuple, int | None] = {}
     for acq, hs in by_acq.items():
         for h in hs:
             pos = tuple(round(c, 2) for c in h.ipp)  # type: ignore[union-attr]
@@ -114,7 +114,7 @@ def split_acquisitions(headers: list[SliceHeader]) -> list[tuple[Optional[int], 
     return [(None, headers)]
 
 
-def _acquisition_note(acq: int, parts: list[tuple[Optional[int], list[SliceHeader]]]) -> str:
+def _acquisition_note(acq: int, parts: list[tuple[int | None, list[SliceHeader]]]) -> str:
     listed = ", ".join(f"{a}: {len(hs)} slices" for a, hs in parts)
     return (f"the series holds {len(parts)} acquisitions at the same table positions (AcquisitionNumber "
             f"{listed}), each its own volume: this is acquisition {acq}")
@@ -127,8 +127,8 @@ def group_headers(headers: Iterable[SliceHeader], skipped=(), root: str = "") ->
     for h in headers:
         groups[(h.series_uid, h.rows, h.cols, orientation_key(h))].append(h)
     per_uid: dict[str, list[tuple]] = defaultdict(list)
-    for key in groups:
-        per_uid[key[0]].append(key)
+    for gk in groups:
+        per_uid[gk[0]].append(gk)
     infos = []
     for uid, keys in per_uid.items():
         keys.sort(key=lambda k: -len(groups[k]))
@@ -156,8 +156,8 @@ def group_headers(headers: Iterable[SliceHeader], skipped=(), root: str = "") ->
     return ScanResult(infos, skipped, root)
 
 
-def scan(path: str | os.PathLike, progress: Optional[ProgressFn] = None,
-         cancel: Optional[CancelToken] = None, workers: Optional[int] = None) -> ScanResult:
+def scan(path: str | os.PathLike, progress: ProgressFn | None = None,
+         cancel: CancelToken | None = None, workers: int | None = None) -> ScanResult:
     """Find the image series in a folder (recursively).
 
     Files with or without an extension are read; non-DICOM files, DICOMDIR and

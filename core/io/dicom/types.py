@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 
@@ -46,7 +45,7 @@ class SeriesInfo:
     warnings: tuple[str, ...]
     files: tuple[str, ...]
     split: bool = False
-    acquisition: Optional[int] = None
+    acquisition: int | None = None
     headers: tuple = field(default=(), repr=False, compare=False)
 
     @property
@@ -89,9 +88,9 @@ class SeriesMeta:
     manufacturer: str
     sop_instance_uids: tuple[str, ...]
     files: tuple[str, ...]
-    window: Optional[tuple[float, float]]  # (center, width) when the files give a real one
+    window: tuple[float, float] | None  # (center, width) when the files give a real one
     source: str
-    acquisition: Optional[int] = None  # of a series holding several acquisitions (SeriesInfo.acquisition)
+    acquisition: int | None = None  # of a series holding several acquisitions (SeriesInfo.acquisition)
 
 
 @dataclass
@@ -117,11 +116,11 @@ class Volume:
     direction: np.ndarray
     meta: SeriesMeta
     warnings: tuple[str, ...] = ()
-    file_grid: Optional[object] = None
+    file_grid: object | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return tuple(self.hu.shape)  # type: ignore[return-value]
+        return tuple(self.hu.shape)
 
     def affine(self) -> np.ndarray:
         """4x4 matrix mapping (x, y, z, 1) voxel indices to LPS mm (:func:`.geometry.voxel_to_lps`)."""

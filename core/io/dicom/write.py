@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 
 def make_uid(*parts: object) -> str:
@@ -33,8 +32,8 @@ class SeriesIds:
 def ct_slice(pixels: np.ndarray, ids: SeriesIds, index: int, position: tuple[float, float, float],
              pixel_spacing: tuple[float, float], slice_thickness: float, *,
              orientation: tuple[float, ...] = (1, 0, 0, 0, 1, 0), slope: float = 1.0, intercept: float = 0.0,
-             modality: str = "CT", sop_uid: Optional[str] = None, instance_number: Optional[int] = None,
-             window: Optional[tuple[float, float]] = None) -> FileDataset:
+             modality: str = "CT", sop_uid: str | None = None, instance_number: int | None = None,
+             window: tuple[float, float] | None = None) -> FileDataset:
     """One CT Image Storage slice holding ``pixels`` as stored values.
 
     Args:
@@ -50,7 +49,7 @@ def ct_slice(pixels: np.ndarray, ids: SeriesIds, index: int, position: tuple[flo
     sop_uid = sop_uid or make_uid(ids.series_uid, "slice", index)
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = CTImageStorage
-    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.MediaStorageSOPInstanceUID = UID(sop_uid)
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     ds = FileDataset("", {}, file_meta=meta, preamble=b"\0" * 128)

@@ -7,8 +7,8 @@ import io
 import pytest
 
 from app.cli import main
-from core.pacs import connections as C
 from core.pacs import cache as cache_mod
+from core.pacs import connections as C
 from core.study.batch import read_summary
 from tests.core.models import threshold_model
 from tests.pacs_server import AET, PASSWORD, USER

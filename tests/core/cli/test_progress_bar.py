@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from core.runtime.jobs import Progress
 from core.cli.progress_bar import ProgressBar, format_eta
+from core.runtime.jobs import Progress
 
 
 def test_format_eta():

@@ -9,8 +9,8 @@ import pytest
 
 from core.datasets import anatomy as A
 from core.datasets.dataset import Case, list_cases, load_case, read_manifest, write_case
-from core.runtime.errors import DatasetError
 from core.datasets.ircadb import import_ircadb
+from core.runtime.errors import DatasetError
 from core.synthetic.phantom import make_phantom, write_patient
 from tests.conftest import ROOT
 

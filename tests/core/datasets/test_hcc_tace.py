@@ -10,8 +10,8 @@ import pytest
 
 import core.datasets.hcc_tace as H
 from core.datasets.dataset import load_case, read_manifest
-from core.io.export import write_nifti
 from core.io.dicom import load_series
+from core.io.export import write_nifti
 from core.runtime.errors import DatasetError
 from tests.core.factory import hu_volume, write_series
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.io.archive import SafeZip
 from core.datasets.dataset import list_cases, load_case, read_manifest
-from core.runtime.errors import ArchiveError, Cancelled, DatasetError
 from core.datasets.ircadb import import_ircadb, structure_kind
+from core.io.archive import SafeZip
+from core.runtime.errors import ArchiveError, Cancelled, DatasetError
 from core.runtime.jobs import CancelToken
 from core.synthetic.phantom import make_phantom, write_patient
 
@@ -81,7 +81,7 @@ def test_phantom_folder_of_patients_and_resume(phantoms, tmp_path):
     before = tree_digest(root)
     names = ["phantom-s11-1", "phantom-s12-2"]  # phantoms say what they are, never 3Dircadb1.N
     assert import_ircadb(root, tmp_path / "ds") == names
-    for name, c in zip(names, cases):
+    for name, c in zip(names, cases, strict=True):
         got = load_case(tmp_path / "ds", name)
         np.testing.assert_array_equal(got.hu, c.hu)
         np.testing.assert_array_equal(got.label, c.label)

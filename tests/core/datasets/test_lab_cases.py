@@ -12,12 +12,17 @@ import numpy as np
 import pytest
 
 from core.datasets.dataset import list_cases, load_case, read_manifest
-from core.datasets.lab_cases import (CaseExists, add_study, default_lab_dataset, find_case_of_study,
-                                     import_lab_dataset, study_case_id)
+from core.datasets.lab_cases import (
+    CaseExists,
+    add_study,
+    default_lab_dataset,
+    find_case_of_study,
+    import_lab_dataset,
+    study_case_id,
+)
 from core.datasets.nifti_import import import_dataset
 from core.runtime.errors import DatasetError
 from core.study.session import StudySession
-
 from tests.core.io.test_volume_file import canonical_ct, write_as
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 from core.datasets.dataset import list_cases, load_case
-from core.runtime.errors import DatasetError
 from core.datasets.nifti_import import find_nifti_pairs, import_dataset
-
+from core.runtime.errors import DatasetError
 from tests.core.datasets.test_ircadb import tree_digest
 from tests.core.io.test_volume_file import canonical_ct, write_as
 

@@ -9,7 +9,6 @@ transform are known exactly.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 from scipy import ndimage
@@ -24,8 +23,8 @@ class Lesion:
     """One lesion's truth: semi-axes (x, y, z) mm at each time point (None: absent then)."""
 
     name: str
-    base: Optional[tuple[float, float, float]]
-    follow: Optional[tuple[float, float, float]]
+    base: tuple[float, float, float] | None
+    follow: tuple[float, float, float] | None
     contrast: float = -45.0
 
     def diameters(self, when: str) -> tuple[float, float]:
@@ -74,8 +73,8 @@ def _draw(hu: np.ndarray, label: np.ndarray, grid: Grid, centre_lps, semi, contr
     zyx = np.round(grid.to_voxel(centre_lps)[0]).astype(int)  # on a voxel centre: the true widest slice
     c = grid.to_lps(zyx)[0]
     sp = grid.spacing
-    ext = [int(np.ceil(s / d)) + 1 for s, d in zip(semi[::-1], sp)]
-    box = tuple(slice(max(0, k - e), k + e + 1) for k, e in zip(zyx, ext))
+    ext = [int(np.ceil(s / d)) + 1 for s, d in zip(semi[::-1], sp, strict=True)]
+    box = tuple(slice(max(0, k - e), k + e + 1) for k, e in zip(zyx, ext, strict=True))
     zz, yy, xx = np.meshgrid(*[np.arange(b.start, b.stop) for b in box], indexing="ij")
     p = grid.to_lps(np.stack([zz.ravel(), yy.ravel(), xx.ravel()], 1))
     inside = (((p - c) / np.asarray(semi)) ** 2).sum(1) <= 1.0
@@ -111,7 +110,7 @@ def make_pair(lesions: list[Lesion], seed: int = 3, slices: int = 48, size: int 
     b_hu, b_label = hu.copy(), label.copy()
     centres = centres_in_liver(label, grid, len(lesions), seed=seed)
     named = {}
-    for les, c in zip(lesions, centres):
+    for les, c in zip(lesions, centres, strict=True):
         named[les.name] = c
         if les.base:
             _draw(b_hu, b_label, grid, c, les.base, les.contrast)

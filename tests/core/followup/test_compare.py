@@ -14,8 +14,8 @@ from app.cli import main
 from core.followup.compare import JSON_KEYS, compare_studies
 from core.followup.outputs import CSV_COLUMNS, write_all
 from core.followup.timepoint import FollowupError
-from core.runtime.jobs import CancelToken
 from core.runtime.errors import Cancelled
+from core.runtime.jobs import CancelToken
 from tests.core.followup.pairs import Lesion, make_pair
 
 MIXED = [Lesion("shrunk", (15, 11, 10), (9, 6.6, 6)), Lesion("grown", (8, 6, 6), (12, 9, 8)),

@@ -94,7 +94,7 @@ def test_targets_are_the_two_largest_measurable_and_the_reader_can_choose():
 
 def rows(base, follow):
     return [target_rows([i + 1], [les(i + 1, b)], [les(i + 1, f)], [same([i + 1], [i + 1] if f else [])],
-                        "recist")[0] for i, (b, f) in enumerate(zip(base, follow))]
+                        "recist")[0] for i, (b, f) in enumerate(zip(base, follow, strict=True))]
 
 
 @pytest.mark.parametrize("base, follow, new, criteria, expected", [

@@ -10,7 +10,6 @@ import pytest
 from core.evaluation import metrics
 from core.inference.cascade import TumourFilters, segment
 from core.model.io import ModelError, load_seg_model
-
 from tests.core.models import cube_volume, threshold_model
 
 keras = pytest.importorskip("keras")

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.runtime.errors import ModelError
 from core.model.io import load_seg_model
+from core.runtime.errors import ModelError
 
 ROOT = Path(__file__).resolve().parents[3]
 

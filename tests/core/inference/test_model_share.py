@@ -128,7 +128,8 @@ def test_unknown_preprocessing_wrong_stage_and_bad_archives_are_refused(tmp_path
     models = tmp_path / "models"
     cases = [
         (good_members(preprocessing={**PRE, "recipe": "magic"}), None, "unknown preprocessing.*'magic'"),
-        (good_members(preprocessing={"window": [0, 1]}), None, "unknown preprocessing in the model card \\(no 'recipe'\\)"),
+        (good_members(preprocessing={"window": [0, 1]}), None,
+         "unknown preprocessing in the model card \\(no 'recipe'\\)"),
         (good_members(stage="tumor"), None, "the manifest says a liver model, its card a tumor model"),
         (good_members(stage="spleen"), None, "stage 'spleen' is neither liver nor tumor"),
         ({"model.json": b"{not json", "model.keras": b"k"}, None, "not readable JSON"),

@@ -10,7 +10,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.io.dicom import DicomError, load_series, scan
-
 from tests.core.factory import copy_with_mutation, hu_volume, write_series
 
 TAG_PATCHES = {  # (group, element) -> packed little-endian values to try

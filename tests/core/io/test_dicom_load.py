@@ -7,12 +7,10 @@ import shutil
 import numpy as np
 import pydicom
 import pytest
-from pydicom.uid import (ExplicitVRBigEndian, ImplicitVRLittleEndian, JPEG2000Lossless, JPEGLSLossless,
-                         RLELossless)
+from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian, JPEG2000Lossless, JPEGLSLossless, RLELossless
 
 from core.io.dicom import Volume, load_series, scan
 from core.io.dicom.write import SeriesIds, ct_slice, make_uid
-
 from tests.core.factory import hu_volume, write_series
 
 

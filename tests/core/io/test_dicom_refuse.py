@@ -13,7 +13,6 @@ from pydicom.uid import JPEG2000Lossless
 from core.io.dicom import DicomError, load_series, scan
 from core.io.dicom.write import SeriesIds, ct_slice, make_uid
 from core.runtime.errors import LiverSegError
-
 from tests.core.factory import hu_volume, write_series
 
 

@@ -11,12 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.io.dicom import load_series
-from core.io.export import (ExportError, read_nifti_label, write_dicom_seg, write_json_report, write_lesions_csv,
-                            write_nifti)
 from core.evaluation.metrics import lesions
+from core.io.dicom import load_series
+from core.io.export import (
+    ExportError,
+    read_nifti_label,
+    write_dicom_seg,
+    write_json_report,
+    write_lesions_csv,
+    write_nifti,
+)
 from core.runtime.summary import LesionSummary
-
 from tests.core.models import threshold_model
 
 ROOT = Path(__file__).resolve().parents[3]

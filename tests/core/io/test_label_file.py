@@ -9,9 +9,8 @@ import pytest
 from core.io.dicom import load_series
 from core.io.export import write_dicom_seg, write_nifti
 from core.io.label_file import LabelFileError, read_label, segment_code
-from core.study.study import Study
 from core.io.volume_file import read_volume_file
-
+from core.study.study import Study
 from tests.core.io.test_volume_file import canonical_ct, write_as
 
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from core.io.export import ExportError, write_dicom_seg, write_nifti
-from core.study.study import Study
 from core.io.volume_file import VolumeFileError, is_volume_file, open_volume, read_volume_file
+from core.study.study import Study
 
 ROOT = Path(__file__).resolve().parents[3]
 SPACING = (2.5, 0.8, 0.7)  # z, y, x (mm)

@@ -12,12 +12,11 @@ import nrrd
 import numpy as np
 import pytest
 
-from core.study.batch import find_studies, study_name
 from core.io.export import write_nifti
 from core.io.label_file import LabelFileError, read_label
-from core.study.study import Study
 from core.io.volume_file import VolumeFileError, is_volume_file, read_volume_file
-
+from core.study.batch import find_studies, study_name
+from core.study.study import Study
 from tests.core.io.test_volume_file import SPACING, canonical_ct, write_as
 
 ORDERS = ["RAS", "LPS", "permuted"]
@@ -238,10 +237,12 @@ def test_bad_nrrd_files_refused_with_one_line(tmp_path):
     refused(tmp_path / "flat.nrrd", "2D image")
     nan = [np.nan] * 3
     nrrd.write(str(tmp_path / "rgb.nrrd"), np.zeros((3, 16, 16), np.uint8),
-               {"space": "RAS", "space directions": [nan, [1, 0, 0], [0, 1, 0]], "kinds": ["RGB-color", "domain", "domain"]})
+               {"space": "RAS", "space directions": [nan, [1, 0, 0], [0, 1, 0]],
+                "kinds": ["RGB-color", "domain", "domain"]})
     refused(tmp_path / "rgb.nrrd", "2D image")
     nrrd.write(str(tmp_path / "4d.nrrd"), np.zeros((8, 8, 4, 3), np.int16),
-               {"space": "RAS", "space directions": [[1, 0, 0], [0, 1, 0], [0, 0, 1], nan], "kinds": ["domain"] * 3 + ["list"]})
+               {"space": "RAS", "space directions": [[1, 0, 0], [0, 1, 0], [0, 0, 1], nan],
+                "kinds": ["domain"] * 3 + ["list"]})
     refused(tmp_path / "4d.nrrd", "more than one volume")
     arr, ras, _ = reference(tmp_path, "LPS")
     write_nrrd(tmp_path / "ct.nhdr", arr, ras, "LPS", encoding="raw")
@@ -270,7 +271,8 @@ def test_bad_metaimage_files_refused_with_one_line(tmp_path):
     refused(mha("one.mha", good.replace("DimSize = 8 7 6", "DimSize = 8 7 1"), arr[:, :, :1].tobytes(order="F")),
             "2D image")
     four = good.replace("NDims = 3", "NDims = 4").replace("DimSize = 8 7 6", "DimSize = 8 7 6 3")
-    four = four.replace("TransformMatrix = 1 0 0 0 1 0 0 0 1", "TransformMatrix = " + " ".join(map(str, np.eye(4).ravel())))
+    four = four.replace("TransformMatrix = 1 0 0 0 1 0 0 0 1",
+                        "TransformMatrix = " + " ".join(map(str, np.eye(4).ravel())))
     refused(mha("4d.mha", four, arr.tobytes(order="F") * 3), "more than one volume")
     refused(mha("str.mha", good.replace("MET_SHORT", "MET_STRING")), "unsupported element type MET_STRING")
     refused(mha("rgb.mha", good.replace("ElementType", "ElementNumberOfChannels = 3\nElementType")), "3 components")
@@ -289,8 +291,8 @@ def test_cli_predict_takes_an_nrrd_and_writes_on_its_grid(tmp_path):
     import subprocess
     import sys
 
-    from tests.core.models import threshold_model
     from tests.core.io.test_volume_file import ROOT
+    from tests.core.models import threshold_model
     hu = canonical_ct(z=8, y=32, x=32)
     arr, ras = write_as(tmp_path / "ref.nii", hu, "permuted")
     src = write_nrrd(tmp_path / "ct.nhdr", arr, ras, "RAS", encoding="gzip")

@@ -27,7 +27,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if path.endswith("/instances") or "series/" in path and "instances" in path:
                 code, ctype, body = 200, "application/dicom+json", b'[{"00080018": {"vr": "UI", "Value": ["1.2"]}}]'
             else:
-                code, ctype, body = 200, 'multipart/related; type="application/dicom"; boundary=xyz', b"--xyz\r\ngarbage"
+                code, ctype = 200, 'multipart/related; type="application/dicom"; boundary=xyz'
+                body = b"--xyz\r\ngarbage"
         self.send_response(code)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))

@@ -11,9 +11,9 @@ import pytest
 
 from core.io.dicom import load_series
 from core.pacs import connections as C
+from core.pacs import jobs
 from core.pacs.cache import PARTIAL, RetrieveCache
 from core.pacs.connections import PacsConnection
-from core.pacs import jobs
 from core.pacs.jobs import query_series, query_studies, retrieve_series, send_files
 from core.pacs.types import PacsQuery
 from core.runtime.errors import Cancelled, PacsError
@@ -137,6 +137,7 @@ def test_a_transfer_killed_half_way_is_not_used_later(dimse, orthanc, tmp_path):
 
 def test_a_series_that_changes_while_cached_is_downloaded_again(conn, orthanc, tmp_path):
     import pydicom
+
     from core.synthetic.phantom import make_phantom, write_patient
     folder = write_patient(make_phantom(conn.protocol == "dimse" and 11 or 12, slices=4, size=32),
                            tmp_path / "src", 1)
@@ -160,8 +161,8 @@ def test_a_series_that_changes_while_cached_is_downloaded_again(conn, orthanc, t
 
 def test_a_seg_sent_back_is_stored_and_reads_back_voxel_for_voxel(conn, orthanc, tmp_path):
     from core.io.export import write_dicom_seg
-    from core.study.study import Study
     from core.io.label_file import read_dicom_seg
+    from core.study.study import Study
     study, series = _phantom_series(conn)
     r = retrieve_series(conn, study.study_uid, series.series_uid, RetrieveCache(tmp_path / "c"))
     vol = load_series(r.path)

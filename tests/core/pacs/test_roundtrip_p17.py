@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.io.dicom import load_series
 from core.inference.library import default_models
+from core.io.dicom import load_series
 from core.io.label_file import read_dicom_seg
 from core.pacs import connections as C
 from core.pacs.cache import RetrieveCache

@@ -69,7 +69,8 @@ for name, path, engine in json.loads(sys.argv[1]):
         out[name] = choose_engine(engine, m.path, current_meta(m), Device("tensorflow")).engine
     except ModelError as exc:
         out[name] = "ModelError: " + str(exc)
-out["keras_imported"] = any(k.split(".")[0] in ("keras", "tensorflow") and v is not None for k, v in sys.modules.items())
+out["keras_imported"] = any(k.split(".")[0] in ("keras", "tensorflow") and v is not None
+                            for k, v in sys.modules.items())
 print(json.dumps(out))
 """
 
@@ -107,8 +108,9 @@ def test_without_keras_the_training_commands_refuse_in_one_line(tmp_path):
         r = subprocess.run([sys.executable, "-c", code, *cmd], cwd=ROOT, capture_output=True, text=True,
                            timeout=120, env={**__import__("os").environ, "XDG_CONFIG_HOME": str(tmp_path)})
         assert r.returncode == 2, (cmd, r.stderr[-2000:])
+        full = importlib.import_module('core.runtime.edition').FULL_EDITION
         assert r.stderr.strip() == (f"error: liverseg {cmd[0]} is not in this edition (LiverSeg Studio lite). "
-                                    f"The full edition: {importlib.import_module('core.runtime.edition').FULL_EDITION}.")
+                                    f"The full edition: {full}.")
 
 
 def test_a_saved_keras_engine_becomes_auto_without_keras(tmp_path, monkeypatch):

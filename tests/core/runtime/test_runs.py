@@ -12,8 +12,20 @@ import pytest
 
 from core.runtime import runs
 from core.runtime.errors import ModelError
-from core.runtime.runs import (MetricsAppender, MetricsFollower, card_path, drop_card_entry, find_card, has_card,
-                               model_folder, read_card, read_metrics, rewrite_metrics, update_card, write_card)
+from core.runtime.runs import (
+    MetricsAppender,
+    MetricsFollower,
+    card_path,
+    drop_card_entry,
+    find_card,
+    has_card,
+    model_folder,
+    read_card,
+    read_metrics,
+    rewrite_metrics,
+    update_card,
+    write_card,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 

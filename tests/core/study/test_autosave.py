@@ -13,7 +13,6 @@ from core.study import autosave as au
 from core.study.review import ACCEPTED, accept, reject
 from core.study.session import StudySession
 from core.study.study import Study
-
 from tests.core.io.test_volume_file import canonical_ct, write_as
 from tests.core.models import cube_volume
 

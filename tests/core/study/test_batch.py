@@ -12,11 +12,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.study.batch import (SUMMARY_COLUMNS, StudyRow, find_studies, merge_summaries, parse_shard, read_summary,
-                              run_batch, take_shard, write_summary)
 from core.runtime.errors import LiverSegError
+from core.study.batch import (
+    SUMMARY_COLUMNS,
+    StudyRow,
+    find_studies,
+    merge_summaries,
+    parse_shard,
+    read_summary,
+    run_batch,
+    take_shard,
+    write_summary,
+)
 from core.synthetic.phantom import make_phantom, write_patient
-
 from tests.core.models import threshold_model
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -89,7 +97,8 @@ def test_batch_writes_each_study_reports_the_broken_one_and_skips_on_rerun(studi
 
 
 def test_merge_joins_shards_and_refuses_overlap(tmp_path):
-    a = write_summary(tmp_path / "summary-1-of-2.csv", [StudyRow("b", "done", "1.0"), StudyRow("d", "error", error="x")])
+    a = write_summary(tmp_path / "summary-1-of-2.csv",
+                      [StudyRow("b", "done", "1.0"), StudyRow("d", "error", error="x")])
     b = write_summary(tmp_path / "summary-2-of-2.csv", [StudyRow("a", "done", "2.0")])
     merged = merge_summaries([a, b], tmp_path / "all.csv")
     assert [r.study for r in merged] == ["a", "b", "d"]

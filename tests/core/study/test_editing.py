@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from core.study.editing import LabelEditor
 from core.inference.library import describe, scan_models
+from core.study.editing import LabelEditor
 
 
 def test_brush_eraser_undo_redo():

@@ -11,16 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.runtime.errors import LiverSegError
 from core.evaluation.evaluate import study_summary
 from core.io.export import ExportError, read_nifti_label
+from core.runtime.errors import LiverSegError
 from core.study.session import EXPORT_KINDS, Segmented, StudySession, load_model
 from core.study.study import Study
-
 from tests.core.models import cube_volume, threshold_model
 
 ROOT = Path(__file__).resolve().parents[3]
-OUT_NAMES = {"nifti": "seg.nii.gz", "seg": "seg.dcm", "csv": "lesions.csv", "report": "report.json", "pdf": "report.pdf"}
+OUT_NAMES = {"nifti": "seg.nii.gz", "seg": "seg.dcm", "csv": "lesions.csv", "report": "report.json",
+             "pdf": "report.pdf"}
 
 
 @pytest.fixture(scope="module")

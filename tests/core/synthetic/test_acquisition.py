@@ -30,8 +30,8 @@ def test_add_noise_is_seeded():
 
 
 def test_acquisition_variants_of_a_case():
-    from core.synthetic.acquisition import VARIANTS, acquisition_variant
     from core.datasets.dataset import Case
+    from core.synthetic.acquisition import VARIANTS, acquisition_variant
     hu = np.full((10, 8, 8), 100, np.int16)
     label = np.zeros(hu.shape, np.uint8)
     label[2:8] = 1  # whole slices: the smoothed shift is exact there

@@ -10,8 +10,8 @@ from core.datasets.dataset import Case, write_case
 from core.synthetic import lesion_synth as ls
 from core.synthetic.lesion_synth import add_lesions
 from core.training.loader import SlicePipeline
-from core.transforms.preprocess import Preprocessing
 from core.training.threshold import choose_threshold
+from core.transforms.preprocess import Preprocessing
 
 UNITS = 255.0 / 500.0  # window [-100, 400]
 

@@ -34,7 +34,7 @@ def test_draw_table_is_unchanged_at_share_zero():
     for seed in range(20):
         a = draw_table(np.random.default_rng(seed))
         b = draw_table(np.random.default_rng(seed), low_contrast=0.0)
-        assert all(np.array_equal(x, y) for x, y in zip(a, b))
+        assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     # the table's own tumours are mostly further from the liver than 25 HU
     far = [abs(float(np.subtract(*draw_table(np.random.default_rng(s))[0][[A.TUMOUR, A.LIVER]]))) > 25
            for s in range(200)]
@@ -84,5 +84,5 @@ def test_the_option_is_checked_and_reaches_training_batches_only(tmp_path, tiny_
         return p.batch(np.arange(8), np.random.default_rng(4))
 
     plain, zero, low = batch(), batch(low_contrast=0.0), batch(low_contrast=1.0)
-    assert all(np.array_equal(a, b) for a, b in zip(plain, zero))  # 0: the batches as before
+    assert all(np.array_equal(a, b) for a, b in zip(plain, zero, strict=True))  # 0: the batches as before
     assert not np.array_equal(plain[0], low[0])

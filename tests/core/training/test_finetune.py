@@ -43,6 +43,7 @@ def _first_batch_loss(run, weights) -> float:
     """The loss a model with ``weights`` (None: fresh) gives on the run's first training batch, as
     ``fit`` computes it on the run's own batches (same loader, same order)."""
     import keras
+
     from core.model.losses import LOSSES
     from core.model.resunet import ResUNetConfig, build_resunet
     from core.training.trainer import _make_datasets
@@ -74,7 +75,8 @@ def test_finetune_starts_from_the_base_weights_and_names_them(tiny_dataset, base
     assert r.status in ("time_budget", "completed") and r.epochs_done >= 1 and (out / "liver" / "model.keras").is_file()
     first = next(m for m in read_metrics(out / "liver") if m["type"] == "batch")
     assert (first["epoch"], first["batch"]) == (1, 1)
-    from_base = _first_batch_loss(out / "liver", load_model(base / "liver" / "model.keras", compile=False).get_weights())
+    base_weights = load_model(base / "liver" / "model.keras", compile=False).get_weights()
+    from_base = _first_batch_loss(out / "liver", base_weights)
     fresh = _first_batch_loss(out / "liver", None)
     assert first["loss"] == pytest.approx(from_base, rel=1e-4)  # the base weights were loaded
     assert abs(first["loss"] - fresh) > 100 * 1e-4 * from_base  # and they are not what a fresh model gives
@@ -83,7 +85,8 @@ def test_finetune_starts_from_the_base_weights_and_names_them(tiny_dataset, base
     assert card["base"]["path"] == str(base / "liver") and card["base"]["label"] == "tiny base liver"
     split = json.loads((out / "liver" / "split.json").read_text())
     assert card["finetune_cases"] == {"train": split["train"], "val": split["val"]} and len(split["val"]) == 1
-    assert card["label"].startswith("[lab] fine-tuned on 2 case(s)") and card["data"]["init_from"].endswith("model.keras")
+    assert card["label"].startswith("[lab] fine-tuned on 2 case(s)")
+    assert card["data"]["init_from"].endswith("model.keras")
     assert card["preprocessing"] == read_card(base / "liver")["preprocessing"]
     cfg = json.loads((out / "liver" / "config.json").read_text())
     assert cfg["l2sp"] > 0 and cfg["learning_rate"] == pytest.approx(1e-4) and cfg["lr_schedule"] == "cosine_time"
@@ -113,6 +116,7 @@ def test_finetune_resumes_within_its_time_budget(tiny_dataset, base, tmp_path):
 
 def test_pull_towards_the_start_weights_is_zero_there_and_grows_away():
     import keras
+
     from core.model.losses import pull_towards
     from core.model.resunet import ResUNetConfig, build_resunet
     m = build_resunet(ResUNetConfig(32, 3, 4, 2))
@@ -134,7 +138,8 @@ def test_finetune_and_compare_scores_both_cascades_on_the_held_out_case(tiny_dat
     res = finetune_and_compare(FinetuneConfig(str(tiny_dataset), str(base), str(out), stages=("liver",), minutes=0.1,
                                               export_onnx=False), engine="keras")
     assert res.base_models == {s: str(base / s / "model.keras") for s in ("liver", "tumor")}
-    assert res.tuned_models == {"liver": str(out / "liver" / "model.keras"), "tumor": str(base / "tumor" / "model.keras")}
+    assert res.tuned_models == {"liver": str(out / "liver" / "model.keras"),
+                                "tumor": str(base / "tumor" / "model.keras")}
     _, val = split_lab_cases(["p0", "p1", "p2"])
     assert [c.case_id for c in res.cases] == list(val)
     # the "after" row is what evaluating the fine-tuned cascade gives (and "before" the base's)

@@ -11,13 +11,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from core.inference.engines import EngineChoice, choose_engine, file_sha256
 from core.inference.cascade import TumourFilters, segment
 from core.inference.devices import Device
+from core.inference.engines import EngineChoice, choose_engine, file_sha256
 from core.model.io import ModelError, load_seg_model
 from core.training.onnx_export import INT8_FILE, ONNX_FILE, export_onnx, open_session, phantom_inputs, run_session
 from core.training.quantize import CALIBRATION_FILE, quantize_int8
-
 from tests.core.models import cube_volume, threshold_model
 
 keras = pytest.importorskip("keras")
@@ -54,7 +53,8 @@ def test_training_exports_onnx_and_a_checked_int8_model(trained_run):
     split = json.loads((trained_run / "split.json").read_text())
     for name in (ONNX_FILE, INT8_FILE, CALIBRATION_FILE):
         assert (trained_run / name).is_file(), name
-    assert meta["onnx"]["max_abs_diff"] < 1e-4 and meta["onnx"]["keras_sha256"] == file_sha256(trained_run / "model.keras")
+    assert meta["onnx"]["max_abs_diff"] < 1e-4
+    assert meta["onnx"]["keras_sha256"] == file_sha256(trained_run / "model.keras")
     # the equality check, done again here: Keras against ONNX Runtime on phantom slices
     seg = load_seg_model(trained_run, "liver")
     x = phantom_inputs(seg.pre, n=6, seed=3)
@@ -204,8 +204,9 @@ def test_cli_export_onnx_and_engine_flag(tmp_path, tiny_dataset):
         assert "model.onnx written" in r.stdout and "p2: Dice fp32" in r.stdout and "validated" in r.stdout
     folder = folders["liver"]
     # predict from DICOM with each engine flag; the report says which engine and device ran
-    from core.synthetic.phantom import make_phantom, write_patient
     import zipfile
+
+    from core.synthetic.phantom import make_phantom, write_patient
     write_patient(make_phantom(5, 12, 64), tmp_path / "ph", 1)
     with zipfile.ZipFile(tmp_path / "ph" / "phantom-s5-1" / "PATIENT_DICOM.zip") as z:
         z.extractall(tmp_path / "ph")

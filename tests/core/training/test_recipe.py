@@ -10,8 +10,8 @@ import pytest
 from core.inference.devices import Device
 from core.inference.engines import choose_engine
 from core.inference.library import bundled_models_dir, default_models, describe, scan_models
-from core.synthetic.phantom import make_phantom, write_patient
 from core.model.io import load_seg_model
+from core.synthetic.phantom import make_phantom, write_patient
 from core.training.recipe import RecipeConfig, RecipeError, install_models, train_default_models
 
 TINY = (("image_size", 32), ("base_filters", 4), ("epochs", 1), ("steps_per_epoch", 2), ("batch_size", 4))
@@ -136,7 +136,8 @@ def test_recipe_adds_the_hcc_tace_series_as_silver_ct_and_leaves_a_patient_out_w
     meta = json.loads((work / "liver" / "model.json").read_text())
     card = meta["card"]
     assert card["label_quality"]["silver_ct"] == ["HCC_900_20000101_s4_acq2", "HCC_900_20000101_s4_acq3"]
-    assert "HCC_901_20000101_s2" in card["excluded_patients"] and "HCC_901_20000101_s2" not in meta["data"]["train_patients"]
+    assert "HCC_901_20000101_s2" in card["excluded_patients"]
+    assert "HCC_901_20000101_s2" not in meta["data"]["train_patients"]
     assert "CC BY 4.0 (HCC-TACE-Seg" in card["licence"] and "10.7937/TCIA.5FNA-0924" in json.dumps(card["attribution"])
     assert "50%" in card["weighting"] and meta["data"]["silver_share"] == 0.5
     assert "2 silver-labelled CT (CC BY 4.0)" in meta["label"]

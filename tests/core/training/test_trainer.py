@@ -138,7 +138,8 @@ def test_time_budget_cosine_schedule_and_a_warm_start(tiny_dataset, tmp_path):
     meta = json.loads((tmp_path / "b" / "model.json").read_text())
     assert meta["data"]["init_from"].endswith("model.keras") and "threshold_search" in meta
     epoch = [x for x in read_metrics(tmp_path / "b") if x["type"] == "epoch"][0]
-    assert cfg.min_lr * (1 - 1e-4) <= epoch["lr"] < cfg.learning_rate  # float32 lr; down the cosine over the (0.06 s) budget
+    # float32 lr; down the cosine over the (0.06 s) budget
+    assert cfg.min_lr * (1 - 1e-4) <= epoch["lr"] < cfg.learning_rate
     from core.training.callbacks import cosine_lr
     assert cosine_lr(1e-3, 1e-6, 1.0, 1) == pytest.approx(1e-6) and cosine_lr(1e-3, 0, 0.5, 1) == pytest.approx(5e-4)
     assert len(load_model(tmp_path / "b" / "model.keras").get_weights()) == len(

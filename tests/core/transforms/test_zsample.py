@@ -12,7 +12,7 @@ from core.transforms.zsample import channel_table, channel_weights, resample_thi
 def as_dense(idx, w, nz):
     out = np.zeros((idx.shape[0], nz))
     for c in range(idx.shape[0]):
-        for i, v in zip(idx[c], w[c]):
+        for i, v in zip(idx[c], w[c], strict=True):
             out[c, i] += v
     return out
 
