@@ -34,6 +34,8 @@ ARTERIAL_GAP = 60.0  # HU the aorta must exceed the liver's vessels by in the ar
 ARTERIAL_AORTA = 150.0
 ARTERIAL_AORTA_ALONE = 250.0  # without a liver mask
 DELAYED_AORTA = 150.0
+UNENHANCED_LIVER = 70.0  # HU: unenhanced parenchyma is 50-65; enhanced phases bring it to 80-130
+UNENHANCED_VESSEL_GAP = 40.0  # HU: without contrast the liver's vessels are no brighter than it
 DISK_MM = 5.0
 BONE_HU = 150.0
 DENSE_HU = 300.0  # above: lipiodol after chemo-embolisation, calcification; neither vessel nor parenchyma
@@ -136,6 +138,12 @@ def _classify(aorta: float | None, vessels: float | None, liver: float | None) -
         return PhaseEstimate("unknown", None, vessels, liver, "the aorta was not found in front of the spine")
     if aorta < UNENHANCED_AORTA:
         return PhaseEstimate("unenhanced", aorta, vessels, liver, f"aorta {aorta:.0f} HU: no contrast in the blood")
+    if (liver is not None and vessels is not None and aorta < ARTERIAL_AORTA_ALONE - 50
+            and liver < UNENHANCED_LIVER and vessels - liver < UNENHANCED_VESSEL_GAP):
+        # a calcified aortic wall or bone at a thick slice's edge can read bright: the liver says more
+        return PhaseEstimate("unenhanced", aorta, vessels, liver,
+                             f"liver {liver:.0f} HU and its vessels only {vessels - liver:.0f} HU brighter: "
+                             f"no contrast (the {aorta:.0f} HU before the spine is not contrast-filled blood)")
     if vessels is None:
         if aorta > ARTERIAL_AORTA_ALONE:
             return PhaseEstimate("arterial", aorta, None, liver, f"aorta {aorta:.0f} HU (no liver mask to compare)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -89,3 +90,33 @@ def test_the_table_names_every_series_once_with_its_phase():
     assert [s.name for s in H.SERIES if H.liver_only(s.name)] == [s.name for s in H.SERIES if s.phase == "unenhanced"]
     with pytest.raises(DatasetError, match="not an HCC-TACE-Seg volume"):
         H.series_named("HCC_000")
+
+
+SHARED_HCC = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "hcc-tace-seg"
+LABELS = Path(__file__).resolve().parents[3] / "resources" / "training-labels" / "hcc-tace-seg"
+
+
+@pytest.fixture(scope="module")
+def hcc_unpacked(tmp_path_factory):
+    if not (SHARED_HCC / "HCC_015.tar.xz").exists():
+        pytest.skip("../shared/data/hcc-tace-seg is absent: the real HCC-TACE-Seg series need the shared data")
+    return H.unpack(SHARED_HCC, tmp_path_factory.mktemp("hcc"))
+
+
+@pytest.mark.shared
+def test_the_committed_silver_labels_fit_their_series_and_the_phases_read_from_the_images(hcc_unpacked):
+    """Every committed label lies on its volume's grid (one acquisition of a two-acquisition series
+    included), holds liver (and tumour only where the series' labels outline tumours), and the
+    contrast phase read from the images is the one the table records."""
+    from core.io.label_file import read_nifti_label
+    from core.study.phase import detect_phase
+    done = [s for s in H.SERIES if (LABELS / f"{s.name}.nii.gz").exists()]
+    assert len(done) >= 7
+    for s in done:
+        vol = H.load_volume(hcc_unpacked, s)
+        assert vol.meta.acquisition == s.acquisition
+        label = read_nifti_label(LABELS / f"{s.name}.nii.gz", vol)
+        liver_ml = float((label > 0).sum()) * float(np.prod(vol.spacing)) / 1000
+        assert 900 < liver_ml < 2600, (s.name, liver_ml)
+        assert (label == 2).any() == (s.tumours and s.name != "HCC_006_19990806_s103"), s.name
+        assert detect_phase(vol.hu, vol.spacing, label, vol.direction).phase == s.phase, s.name

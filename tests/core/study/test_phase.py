@@ -109,3 +109,11 @@ def test_info_prints_each_acquisitions_phase_with_the_flag(tmp_path, capsys):
     assert "#acq1" in out and "#acq2" in out
     phases = [line.split(": ", 1)[1].split()[0] for line in out.splitlines() if "contrast phase:" in line]
     assert phases == ["arterial", "unenhanced"], out
+
+
+def test_a_bright_spot_before_the_spine_does_not_make_an_unenhanced_liver_enhanced():
+    """A calcified aortic wall (or bone at a 10 mm slice's edge) reads 130 HU; the liver at 55 HU with
+    vessels no brighter than it says there is no contrast."""
+    hu, label = torso(130, 55, 45)
+    est = detect_phase(hu, (10.0, PX, PX), label)
+    assert est.phase == "unenhanced" and "no contrast" in est.reason
