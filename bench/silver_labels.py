@@ -285,9 +285,12 @@ def cmd_provenance(args) -> None:
         ph = detect_phase(vol.hu, vol.spacing, label, vol.direction)
         vml = float(np.prod(vol.spacing)) / 1000.0
         a = agree[s.name]
-        kept = [r for r in a["disputed_regions"] if r["kept"]]
-        fused = (f"agreed liver + {sum(r['ml'] for r in kept if r['only'] == 'teacher'):.0f} mL teacher-only, "
-                 f"{sum(r['ml'] for r in kept if r['only'] == 'cascade'):.0f} mL cascade-only kept; "
+        def ml(who: str, kept: bool, a=a) -> str:
+            rows = [r for r in a["disputed_regions"] if r["only"] == who and r["kept"] == kept
+                    and (kept or "part_of_ml" not in r)]
+            return f"{sum(r['ml'] for r in rows):.0f}"
+        fused = (f"disputed regions kept: teacher-only {ml('teacher', True)} mL, cascade-only {ml('cascade', True)} "
+                 f"mL; dropped: teacher-only {ml('teacher', False)} mL, cascade-only {ml('cascade', False)} mL; "
                  f"{len(a['cascade_lesions_kept'])} cascade lesion(s) added")
         fixes = "; ".join(applied.get(s.name, [])) or "none"
         print(f"| {s.name} | {vol.shape[0]} x {vol.spacing[0]:g} | {ph.phase} ({ph.aorta_hu:.0f} / "
