@@ -39,6 +39,9 @@ EXCLUDES = [
     # no PACS (core.runtime.edition.require_pacs)
     "pynetdicom", "dicomweb_client", "keyring", "secretstorage", "cryptography", "jeepney", "cffi",
     "_cffi_backend", "pycparser", "core.pacs.dimse", "core.pacs.dicomweb",
+    # the follow-up comparison's registration: SimpleITK is 270 MB; the lite edition says in one line
+    # that it cannot compare studies (core.runtime.edition.require_registration)
+    "SimpleITK",
 ]
 # Removed after the build (globs under _internal): Qt's translations (the app is in English), ONNX
 # Runtime's C API library (the Python module has the runtime built in and never loads it), Pillow's

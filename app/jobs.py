@@ -21,7 +21,6 @@ from core.runtime.choices import Engine
 from core.runtime.jobs import check, report
 from core.study.session import Segmented, StudySession
 from core.training.finetune_compare import finetune_and_compare
-from core.training.trainer import train
 
 
 def scan_folder(path: str, progress=None, cancel=None):
@@ -54,6 +53,7 @@ def import_dataset(src: str, out: str, progress=None, cancel=None):
 
 
 def train_model(cfg, resume: bool, progress=None, cancel=None):
+    from core.training.trainer import train  # lite edition: training is not bundled
     return train(cfg, progress=progress, cancel=cancel, resume=resume)
 
 

@@ -108,9 +108,10 @@ def test_package_extracts_and_selftest_passes_without_python(package, tmp_path):
     assert grey.shape[1] > 800 and len(np.unique(grey)) > 50  # a real picture, not a blank window
 
 
-# (packed, unpacked) MB at most: issue 16's goals for lite; for full, today's size (707 / 1,717 MB,
-# TensorFlow 1.2 GB of it) with ~15 % room, so that an accidental doubling is caught.
-MAX_MB = {"lite": (LITE_MAX_PACKED_MB, LITE_MAX_UNPACKED_MB), "full": (820, 2000)}
+# (packed, unpacked) MB at most: issue 16's goals for lite; for full, its size (707 / 1,717 MB,
+# TensorFlow 1.2 GB of it, plus SimpleITK's 272 MB for the follow-up comparison's registration since
+# 2026-12-07: 2,035 MB unpacked) with ~10 % room, so that an accidental doubling is caught.
+MAX_MB = {"lite": (LITE_MAX_PACKED_MB, LITE_MAX_UNPACKED_MB), "full": (950, 2250)}
 
 
 def test_package_size(package):

@@ -19,7 +19,6 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 from core.runtime.choices import FIX_TOOLS, FixScope, FixTool
 from core.study.review import lesion_at, next_lesion
 from core.study.session import StudySession
-from core.study.surfaces import label_meshes
 
 from ..widgets.view3d import View3D
 from ..workers import Job
@@ -54,6 +53,7 @@ class ReviewController:
     # -- the 3D view ------------------------------------------------------------
     def _refresh_3d(self) -> None:
         """Surfaces of the working label, computed in a worker, when the 3D tab is shown."""
+        from core.study.surfaces import label_meshes  # lite edition: no 3D view, not bundled
         if self.tabs.currentWidget() is not self.tab3d:
             return
         if self.view3d is None:

@@ -26,7 +26,6 @@ from PySide6.QtWidgets import (
 from core.inference.library import user_models_dir
 from core.runtime.edition import keras_available, not_in_edition, require_full
 from core.training import defaults as D
-from core.training.trainer import TrainConfig
 
 from .curves import CurvesWidget
 from .finetune_box import FinetuneBox
@@ -120,6 +119,7 @@ class TrainPanel(QWidget):
         lay.addWidget(self.curves, 1)
 
     def config(self, resume: bool):
+        from core.training.trainer import TrainConfig  # lite edition: training is not bundled
         require_full("Training")
         out = self.run_dir.text().strip()
         if not out:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from ..runtime.edition import require_registration
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
 from ..study.phase import PhaseEstimate, detect_phase
 from .diameters import LesionMeasure, measure_lesions
@@ -155,6 +156,7 @@ def compare_studies(baseline: TimePoint, followup: TimePoint, targets: Sequence[
         RegistrationError: the studies cannot be registered.
         Cancelled: ``cancel`` was set.
     """
+    require_registration()
     t0 = time.perf_counter()
     warnings = check_same_patient(baseline, followup, allow_different_patients)
     steps = 5

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from ..runtime.atomic import default_mode
 from ..runtime.errors import ModelError, one_line  # noqa: F401 (ModelError: importable from here too)
-from .losses import bce_dice_loss, make_metric_classes, soft_dice_loss
 
 
 def custom_objects() -> dict:
+    from .losses import bce_dice_loss, make_metric_classes, soft_dice_loss  # lite edition: not bundled
     return {"soft_dice_loss": soft_dice_loss, "bce_dice_loss": bce_dice_loss,
             "OverlapMetric": make_metric_classes()}
 

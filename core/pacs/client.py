@@ -9,8 +9,6 @@ from typing import Protocol
 from ..runtime.edition import require_pacs
 from ..runtime.jobs import CancelToken
 from .connections import PacsConnection, load_secret
-from .dicomweb import DicomwebClient
-from .dimse import DimseClient
 from .types import PacsQuery, SeriesHit, StoreResult, StudyHit
 
 
@@ -41,5 +39,7 @@ def open_client(conn: PacsConnection, secret: str | None = None) -> PacsClient:
     """A client for ``conn``; the secret defaults to the keyring's."""
     require_pacs()
     if conn.protocol == "dimse":
+        from .dimse import DimseClient  # lite edition: not bundled (require_pacs refuses first)
         return DimseClient(conn)
+    from .dicomweb import DicomwebClient
     return DicomwebClient(conn, load_secret(conn.name) if secret is None and conn.auth != "none" else secret)

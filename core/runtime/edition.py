@@ -37,6 +37,21 @@ def pacs_available() -> bool:
         return False
 
 
+def registration_available() -> bool:
+    """True when SimpleITK (the follow-up comparison's registration, 270 MB) is here: the lite
+    edition leaves it out to stay under its size."""
+    try:
+        return importlib.util.find_spec("SimpleITK") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def require_registration() -> None:
+    """Raise a one-line :class:`LiverSegError` when this edition cannot compare two studies."""
+    if not registration_available():
+        raise LiverSegError(not_in_edition("Comparing two studies (registration)"))
+
+
 def require_pacs() -> None:
     """Raise a one-line :class:`LiverSegError` when this edition has no PACS support."""
     if not pacs_available():

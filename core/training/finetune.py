@@ -31,7 +31,6 @@ from ..runtime.choices import STAGES, Stage
 from ..runtime.errors import LiverSegError
 from ..runtime.jobs import CancelToken, ProgressFn, report
 from ..runtime.runs import MODEL, has_card, has_config, read_card, update_card
-from .trainer import TrainConfig, train
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +120,7 @@ def split_lab_cases(cases: list[str], seed: int = 0) -> tuple[tuple[str, ...], t
 def stage_config(cfg: FinetuneConfig, stage: Stage, base: Path, train_ids, val_ids, minutes: float):
     """The :class:`core.training.trainer.TrainConfig` of one stage: the base model's input and
     architecture, the lab's split, the fine-tuning schedule."""
+    from .trainer import TrainConfig  # lite edition: training is not bundled
     meta = read_card(base)
     pre = meta.get("preprocessing") or {}
     arch = meta.get("architecture") or {}
@@ -150,6 +150,7 @@ def finetune(cfg: FinetuneConfig, progress: ProgressFn | None = None, cancel: Ca
     Raises:
         FinetuneError, TrainingError, DatasetError: one line naming the folder and the problem.
     """
+    from .trainer import train  # lite edition: training is not bundled
     train_ids, val_ids = split_lab_cases(list_cases(cfg.dataset), cfg.seed)
     per_stage = cfg.minutes / len(cfg.stages) * (1 - EXPORT_SHARE)
     results: dict[str, Any] = {}
