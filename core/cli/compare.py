@@ -47,6 +47,8 @@ def cmd_compare(args, cancel: CancelToken) -> int:
     from ..followup.compare import compare_studies
     from ..followup.outputs import write_all
     from ..io.export import check_target
+    from ..runtime.edition import require_registration
+    require_registration()  # the lite edition refuses before segmenting anything
     out = Path(args.out)
     sources = [args.baseline, args.followup]
     for name in OUTPUTS:  # before the long work
