@@ -122,15 +122,29 @@ def detect_phase(hu: np.ndarray, spacing, label: np.ndarray | None = None,
     found = [a for a in (aorta_hu(hu[z], px, left_plus) for z in picks) if a is not None]
     aorta = float(np.median(found)) if found else None
     vessels = parenchyma = None
-    if liver is not None:
-        core = ndimage.binary_erosion(liver, iterations=max(1, int(round(3 / px))))
-        if label is not None:
-            core &= label == 1  # tumours are neither vessels nor parenchyma
-        vals = hu[core] if core.sum() > 100 else hu[liver & (label == 1)]
+    if liver is not None and label is not None:
+        # the liver on the same slices, eroded in plane (slice by slice, on its box: a few ms each, so
+        # a worker computing this never holds the interpreter long enough to stall the GUI)
+        step = max(1, int(round(3 / px)))
+        parts = []
+        for z in picks:
+            box = _box(liver[z], step + 1)
+            if box is None:
+                continue
+            core = ndimage.binary_erosion(liver[z][box], iterations=step) & (label[z][box] == 1)
+            parts.append(hu[z][box][core])  # tumours are neither vessels nor parenchyma
+        vals = np.concatenate(parts) if parts else np.zeros(0, hu.dtype)
         vals = vals[vals < DENSE_HU]
         if vals.size > 100:
             vessels, parenchyma = float(np.percentile(vals, 98)), float(np.median(vals))
     return _classify(aorta, vessels, parenchyma)
+
+
+def _box(mask: np.ndarray, margin: int) -> tuple[slice, slice] | None:
+    ys, xs = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not len(ys):
+        return None
+    return (slice(max(0, ys[0] - margin), ys[-1] + margin + 1), slice(max(0, xs[0] - margin), xs[-1] + margin + 1))
 
 
 def _classify(aorta: float | None, vessels: float | None, liver: float | None) -> PhaseEstimate:
