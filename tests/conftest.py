@@ -19,6 +19,18 @@ def p17_src() -> Path:
     return SHARED_P17
 
 
+SHARED_HCC = ROOT.parent / "shared" / "data" / "hcc-tace-seg"
+
+
+@pytest.fixture(scope="session")
+def hcc_unpacked(tmp_path_factory) -> Path:
+    """The HCC-TACE-Seg archives of ../shared unpacked once per session (core.datasets.hcc_tace.unpack)."""
+    if not (SHARED_HCC / "HCC_015.tar.xz").exists():  # a user's clone has none; CI always has it
+        pytest.skip("../shared/data/hcc-tace-seg is absent: the real HCC-TACE-Seg series need the shared data")
+    from core.datasets.hcc_tace import unpack
+    return unpack(SHARED_HCC, tmp_path_factory.mktemp("hcc"))
+
+
 @pytest.fixture(scope="session")
 def p17_extracted(p17_src, tmp_path_factory) -> Path:
     """Patient 17 with both zips extracted (PATIENT_DICOM/, MASKS_DICOM/)."""

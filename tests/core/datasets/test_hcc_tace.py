@@ -92,15 +92,7 @@ def test_the_table_names_every_series_once_with_its_phase():
         H.series_named("HCC_000")
 
 
-SHARED_HCC = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "hcc-tace-seg"
 LABELS = Path(__file__).resolve().parents[3] / "resources" / "training-labels" / "hcc-tace-seg"
-
-
-@pytest.fixture(scope="module")
-def hcc_unpacked(tmp_path_factory):
-    if not (SHARED_HCC / "HCC_015.tar.xz").exists():
-        pytest.skip("../shared/data/hcc-tace-seg is absent: the real HCC-TACE-Seg series need the shared data")
-    return H.unpack(SHARED_HCC, tmp_path_factory.mktemp("hcc"))
 
 
 @pytest.mark.shared
