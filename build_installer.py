@@ -71,8 +71,9 @@ COLLECT_SUBMODULES = ["pydicom.pixels", "libjpeg", "openjpeg", "jpeg_ls", "pylib
 COLLECT_DATA = ["highdicom", "pydicom", "tf2onnx", "onnxruntime"]
 COPY_METADATA = ["pylibjpeg", "pylibjpeg-libjpeg", "pylibjpeg-openjpeg", "pyjpegls", "pydicom", "highdicom",
                  "keras", "tensorflow", "onnxruntime", "tf2onnx", "onnx", "numpy", "nibabel", "scikit-image"]
-# Files not needed at run time, removed from the bundle (paths relative to its _internal folder).
-PRUNE = ["tensorflow/include", "tensorflow/lite/testing", "onnx/backend/test/data"]
+# Files not needed at run time, removed from the bundle (paths relative to its _internal folder);
+# resources/training-labels is training material of the recipe (silver labels and their montages, 7 MB).
+PRUNE = ["tensorflow/include", "tensorflow/lite/testing", "onnx/backend/test/data", "resources/training-labels"]
 
 def variant_lists(variant: str) -> dict:
     """excludes, collect_submodules, collect_data and copy_metadata for a variant (pure: no checks)."""

@@ -26,22 +26,12 @@ def main() -> None:
     ap.add_argument("--liver-model")
     ap.add_argument("--tumor-model")
     args = ap.parse_args()
-    from PySide6.QtCore import QEventLoop, QSettings, QTimer
-    from PySide6.QtWidgets import QApplication
-    app = QApplication(sys.argv)
-    from app.main_window import MainWindow
+    from PySide6.QtCore import QTimer
+
+    from bench.window_driver import open_window, wait
     from core.inference.library import default_models
     ini = Path(args.out).with_suffix(".ini")
-    w = MainWindow(QSettings(str(ini), QSettings.Format.IniFormat))
-    w.confirm_close = False
-    w.resize(1600, 950)
-    w.show()
-
-    def wait(signal, ms=600000):
-        loop = QEventLoop()
-        signal.connect(loop.quit)
-        QTimer.singleShot(ms, loop.quit)
-        loop.exec()
+    app, w = open_window(ini)
 
     def choose(cts):
         if args.acquisition is None:

@@ -19,21 +19,11 @@ def main() -> None:
     ap.add_argument("dicom")
     ap.add_argument("--out", default=str(ROOT / "docs"))
     args = ap.parse_args()
-    from PySide6.QtCore import QEventLoop, QSettings, QTimer
-    from PySide6.QtWidgets import QApplication
-    app = QApplication(sys.argv)
-    from app.main_window import MainWindow
-    from core.inference.library import default_models
-    w = MainWindow(QSettings(str(Path(args.out) / ".shots.ini"), QSettings.Format.IniFormat))
-    w.confirm_close = False
-    w.resize(1600, 950)
-    w.show()
+    from PySide6.QtCore import QTimer
 
-    def wait(signal, ms=600000):
-        loop = QEventLoop()
-        signal.connect(loop.quit)
-        QTimer.singleShot(ms, loop.quit)
-        loop.exec()
+    from bench.window_driver import open_window, wait
+    from core.inference.library import default_models
+    app, w = open_window(Path(args.out) / ".shots.ini")
     w.files.open_path(args.dicom)
     wait(w.studyLoaded)
     liver, tumor = default_models()

@@ -10,8 +10,6 @@ an existing file without ``force`` and never into a source DICOM folder (:func:`
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import time
 from collections.abc import Iterable
@@ -19,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.export import _write, check_target
+from ..io.export import _write, check_target, write_csv_rows
 from ..io.report_pdf import _latin, _png, key_image
 from .compare import NOTICE, Comparison
 from .diameters import LesionMeasure
@@ -80,13 +78,7 @@ def csv_rows(c: Comparison) -> list[dict]:
 
 def write_csv(path, comparison: Comparison, force: bool = False, source_dirs: Iterable[str] = ()) -> Path:
     """``compare.csv``: :func:`csv_rows` with a header."""
-    p = check_target(path, force, source_dirs)
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    w.writeheader()
-    w.writerows(csv_rows(comparison))
-    _write(p, buf.getvalue().encode("utf-8"))
-    return p
+    return write_csv_rows(path, CSV_COLUMNS, csv_rows(comparison), force, source_dirs)
 
 
 # -- the PDF --------------------------------------------------------------------------------------

@@ -226,14 +226,19 @@ def lesion_rows(lesions: list[LesionSummary]) -> list[dict]:
     return rows
 
 
-def write_lesions_csv(path, lesions: list[LesionSummary], force: bool = False, source_dirs=()) -> Path:
+def write_csv_rows(path, columns, rows, force: bool = False, source_dirs=()) -> Path:
+    """A CSV of ``rows`` (dicts) under a ``columns`` header, written atomically (never into a source)."""
     p = check_target(path, force, source_dirs)
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=LESION_COLUMNS, lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     w.writeheader()
-    w.writerows(lesion_rows(lesions))
+    w.writerows(rows)
     _write(p, buf.getvalue().encode("utf-8"))
     return p
+
+
+def write_lesions_csv(path, lesions: list[LesionSummary], force: bool = False, source_dirs=()) -> Path:
+    return write_csv_rows(path, LESION_COLUMNS, lesion_rows(lesions), force, source_dirs)
 
 
 def write_json_report(path, report: dict, force: bool = False, source_dirs=()) -> Path:
