@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     if (sys.argv[1:] if argv is None else argv)[:1] == ["gl-probe"]:  # the 3D view's OpenGL test, not in --help
         from app.widgets.gl_probe import probe_main
         return probe_main()
-    from core.inference.settings import apply_backend, load_settings
+    from core.runtime.settings import apply_backend, load_settings
     apply_backend(load_settings())  # before anything imports Keras; KERAS_BACKEND wins when set
     argv = take_verbose(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()

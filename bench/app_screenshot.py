@@ -29,7 +29,7 @@ def main() -> None:
     from PySide6.QtCore import QTimer
 
     from bench.window_driver import open_window, wait
-    from core.inference.library import default_models
+    from core.catalog.library import default_models
     ini = Path(args.out).with_suffix(".ini")
     app, w = open_window(ini)
 

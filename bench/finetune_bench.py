@@ -89,7 +89,7 @@ def main() -> None:
     ds = work / "dataset"
     import_ircadb(args.source, ds)
     for stage in args.stages:
-        from core.runtime.runs import read_card
+        from core.model.card import read_card
         trained = set((read_card(base_model(str(base), stage)).get("data") or {}).get("train_patients", []))
         if args.test in trained:
             raise SystemExit(f"{base}/{stage} trained on {args.test}: not a leave-one-out base")

@@ -56,7 +56,7 @@ def main(argv=None) -> None:
     ap.add_argument("--engine", default="auto")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
-    from core.inference.library import default_models
+    from core.catalog.library import default_models
     from core.study.session import StudySession
     from core.study.study import Study
     pairs = []

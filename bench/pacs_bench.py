@@ -34,7 +34,7 @@ def main() -> int:
     from core.pacs import connections as C
     from core.pacs.cache import RetrieveCache
     from core.pacs.connections import PacsConnection
-    from core.pacs.jobs import query_series, query_studies, retrieve_series
+    from core.pacs.operations import query_series, query_studies, retrieve_series
     from core.pacs.types import PacsQuery
     from tests.pacs_server import AET, PASSWORD, USER, OrthancServer
 

@@ -22,7 +22,7 @@ def main() -> None:
     from PySide6.QtCore import QTimer
 
     from bench.window_driver import open_window, wait
-    from core.inference.library import default_models
+    from core.catalog.library import default_models
     app, w = open_window(Path(args.out) / ".shots.ini")
     w.files.open_path(args.dicom)
     wait(w.studyLoaded)

@@ -166,7 +166,7 @@ def agreement(teacher: np.ndarray, other: np.ndarray, voxel_ml: float) -> dict:
 
 
 def cmd_cascade(args) -> None:
-    from core.inference.library import default_models
+    from core.catalog.library import default_models
     from core.study.session import StudySession
     from core.study.study import Study
     liver, tumour = (m.path for m in default_models())

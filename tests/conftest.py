@@ -60,7 +60,7 @@ os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="liverseg-test-cache-")  
 @pytest.fixture(autouse=True)
 def isolated_settings(tmp_path_factory, monkeypatch):
     path = tmp_path_factory.mktemp("settings") / "settings.json"
-    monkeypatch.setattr("core.inference.settings.settings_path", lambda: path)
+    monkeypatch.setattr("core.runtime.settings.settings_path", lambda: path)
     verdicts = path.with_name("engines.json")  # each test measures its own int8 verdicts
     monkeypatch.setattr("core.inference.engines.verdicts.verdicts_path", lambda: verdicts)
     return path

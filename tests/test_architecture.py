@@ -120,11 +120,12 @@ def test_core_modules_import_each_other_without_cycles():
 # The stages of core, bottom to top: a package imports only packages of lower layers (never one of
 # its own layer, nor one above). app stands on top of all of them (core never imports it, above).
 LAYERS = [
-    ("runtime",),                 # errors, jobs, atomic writes, edition, labels, run folder and card format
+    ("runtime",),                 # errors, jobs, atomic writes, edition, labels, choices, user settings
     ("io", "transforms", "pacs"), # files in and out (and to and from a PACS); array transforms shared by
                                   # training and inference
-    ("model", "datasets"),        # the network and its loading; the dataset folder and its importers
-    ("synthetic", "inference"),   # phantoms and rendered CT; the cascade and its engines
+    ("model", "datasets"),        # the network, its loading, the run folder and model card; the dataset folder
+    ("synthetic", "inference", "catalog"),  # phantoms and rendered CT; the cascade and its engines; the
+                                  # model catalogue (bundled and user models, sharing one as a zip)
     ("evaluation",),              # metrics and the per-case evaluation of the cascade
     ("training", "study"),        # training runs; one open study (CLI and GUI)
     ("followup",),                # two studies of one patient compared: registration, matching, RECIST
@@ -186,7 +187,7 @@ def test_packages_import_each_other_without_cycles():
     assert cycle is None, "package cycle: " + " -> ".join(cycle)
 
 
-GROUND = {"core.runtime.errors", "core.runtime.atomic", "core.runtime.runs", "core.transforms.preprocess",
+GROUND = {"core.runtime.errors", "core.runtime.atomic", "core.model.card", "core.transforms.preprocess",
           "core.transforms.zsample"}  # the preprocessing contract: channels at mm positions
 
 
@@ -263,7 +264,7 @@ def test_widgets_show_and_controllers_act():
                 assert not any("controllers" in n or n.split(".")[-1] == "main_window" for n in names), (rel, names)
             if any(n.startswith("core.followup") for n in names):
                 users.add(rel)
-    assert users <= {"app/controllers/followup.py", "app/widgets/compare_view.py", "app/jobs.py"}, users
+    assert users <= {"app/controllers/followup.py", "app/widgets/compare_view.py", "app/background.py"}, users
 
 
 # Imports of our own modules sit at the top of the module; only these entry points, kept light on

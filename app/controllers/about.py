@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QMessageBox
 from core import __version__
 from core.inference.engines import engines_line
 
-from .. import jobs
+from .. import background
 from .services import WindowServices
 
 
@@ -34,6 +34,6 @@ class AboutController:
     def about_text(self) -> str:
         engines = self.last_engines()
         last = "\nLast segmentation: " + engines_line(engines) if engines else ""
-        return (f"LiverSeg Studio {__version__}\n{jobs.engine_description()}\n"
+        return (f"LiverSeg Studio {__version__}\n{background.engine_description()}\n"
                 f"Inference engine setting: {self.engine()}{last}\n\n"
                 "Demo models are trained on synthetic data only.")

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QFileDialog
 from core.io.export import write_png
 from core.runtime.choices import ExportKind
 
-from .. import jobs
+from .. import background
 from ..workers import Job
 from .services import WindowServices
 
@@ -52,7 +52,7 @@ class ExportController:
         if kind == "png":
             img = self.viewer.axial.glw.grab().toImage().convertToFormat(QImage.Format.Format_RGBA8888)
             arr = np.array(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine() // 4, 4)[:, :img.width()]
-            job = Job("Export PNG", jobs.export_file, write_png, path, arr.copy(), force, session.source_dirs)
+            job = Job("Export PNG", background.export_file, write_png, path, arr.copy(), force, session.source_dirs)
         else:  # the label as it is now (the user may paint while the export runs), with its summary
             label = s.label if s.label is not None else s.reference
             job = Job(f"Export {kind}", session.export, kind, path, force, label=label.copy(),

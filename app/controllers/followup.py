@@ -31,7 +31,7 @@ from core.followup.timepoint import (
 from core.io.volume_file import is_volume_file
 from core.study.session import Segmented, StudySession
 
-from .. import jobs
+from .. import background
 from ..widgets.compare_view import CompareWindow
 from ..workers import Job
 from .services import WindowServices
@@ -146,7 +146,7 @@ class FollowupController:
                 self.services.show_error("Choose a liver model in the Segment tab: the earlier study is segmented "
                                          "with the models selected there.", "")
                 return
-            self._start(Job("Segment earlier study", jobs.segment_study, baseline, liver, tumor, self.engine()),
+            self._start(Job("Segment earlier study", background.segment_study, baseline, liver, tumor, self.engine()),
                         labelled)
 
     def _ask_different(self, message: str) -> bool:
@@ -160,7 +160,7 @@ class FollowupController:
         s = followup.study
         label = s.label if s.label is not None else s.reference  # the working, reviewed label
         self.sources = [*baseline.source_dirs, *followup.source_dirs]
-        self._start(Job("Compare", jobs.compare_followup, baseline, followup, label, allow),
+        self._start(Job("Compare", background.compare_followup, baseline, followup, label, allow),
                     lambda result: self._show(result, followup))
 
     def _show(self, result: tuple[Comparison, TimePoint, TimePoint], followup: StudySession) -> None:
@@ -254,6 +254,6 @@ class FollowupController:
             self.services.status(text)
             if self.window is not None:
                 self.window.say(text)
-        job = Job("Export comparison", jobs.call, write_all, folder, self.comparison, self.baseline, self.followup,
-                  bool(force), self.sources)
+        job = Job("Export comparison", background.call, write_all, folder, self.comparison, self.baseline,
+                  self.followup, bool(force), self.sources)
         return self.services.start_job(job, written)

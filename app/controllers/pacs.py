@@ -4,7 +4,7 @@ File menu: *Open from PACS...* (:class:`app.widgets.pacs_dialog.PacsDialog`: sea
 series, retrieve one into the cache; the window then opens the folder with
 :meth:`app.controllers.study_files.StudyFiles.open_path`, as any DICOM folder), *Send to PACS...*
 (the working segmentation as a DICOM SEG, written by the session's "seg" export into a temporary
-folder and sent, in a worker: :func:`app.jobs.send_segmentation`) and *PACS connections...*
+folder and sent, in a worker: :func:`app.background.send_segmentation`) and *PACS connections...*
 (:class:`app.widgets.pacs_connections.PacsConnectionsDialog`).
 """
 
@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QInputDialog, QMessageBox
 from core.pacs.connections import PacsConnection, load_connections
 from core.runtime.edition import not_in_edition, pacs_available
 
-from .. import jobs
+from .. import background
 from ..widgets.pacs_connections import PacsConnectionsDialog
 from ..widgets.pacs_dialog import PacsDialog
 from ..workers import Job
@@ -112,7 +112,7 @@ class PacsController:
         conn = connection or self.ask_pacs_connection()
         if conn is None:
             return None
-        job = Job("Send to PACS", jobs.send_segmentation, session, session.label.copy(), conn)
+        job = Job("Send to PACS", background.send_segmentation, session, session.label.copy(), conn)
         return self.services.start_job(job, lambda result: self._pacs_sent(result, conn),
                                        busy_text=f"Sending the segmentation to {conn.describe()}...")
 

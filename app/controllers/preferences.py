@@ -1,4 +1,4 @@
-"""The user's inference preferences (:class:`core.inference.settings.Settings`, saved between
+"""The user's inference preferences (:class:`core.runtime.settings.Settings`, saved between
 runs): the engine chosen on the Segment tab and the Keras backend chosen in the Settings menu
 (used from the next start: Keras is already imported)."""
 
@@ -8,8 +8,8 @@ import os
 
 from PySide6.QtGui import QActionGroup
 
-from core.inference.settings import BACKENDS, Settings, installed_backends, load_settings, save_settings
 from core.runtime.edition import keras_available, not_in_edition
+from core.runtime.settings import BACKENDS, Settings, installed_backends, load_settings, save_settings
 
 from .services import WindowServices
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from core.inference.engines import engines_line
 from core.study.session import Segmented, StudySession
 
-from .. import jobs
+from .. import background
 from ..workers import Job
 from .services import WindowServices
 
@@ -37,7 +37,7 @@ class SegmentationController:
         if session is None:
             self.services.show_error("Open a study first.", "")
             return None
-        job = Job("Segment", jobs.segment_study, session, liver_path, tumor_path or None, self.engine())
+        job = Job("Segment", background.segment_study, session, liver_path, tumor_path or None, self.engine())
         job.progress.connect(lambda ev: self.segment_panel.set_progress(ev.done, ev.total))
         for sig in (job.finished, job.failed, job.cancelled):
             sig.connect(lambda *_: self.segment_panel.set_busy(False))
@@ -83,5 +83,5 @@ class SegmentationController:
 
     def warm_up_backend(self) -> Job:
         """Import the Keras backend in the background (once), so the first Segment does not pay for it."""
-        return self.services.start_job(Job("Loading the Keras backend", jobs.warm_up), lambda _: gc.freeze(),
+        return self.services.start_job(Job("Loading the Keras backend", background.warm_up), lambda _: gc.freeze(),
                                        quiet=True)

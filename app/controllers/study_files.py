@@ -19,7 +19,7 @@ from core.io.volume_file import is_volume_file
 from core.pacs import cache as pacs_cache
 from core.study.session import Segmented, StudySession
 
-from .. import jobs
+from .. import background
 from ..widgets.list_chooser import ListChooser
 from ..workers import Job
 from .services import WindowServices
@@ -214,4 +214,4 @@ def scan_and_choose(services: WindowServices, path: str, then: Callable[[SeriesI
                 services.show_error(str(exc), "")
                 return
         then(info)
-    return services.start_job(Job("Open DICOM folder", jobs.scan_folder, path), scanned)
+    return services.start_job(Job("Open DICOM folder", background.scan_folder, path), scanned)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from .. import jobs
+from .. import background
 from ..workers import Job
 from .services import WindowServices
 
@@ -34,7 +34,7 @@ class TrainingController:
     def import_dataset(self, src: str, out: str) -> Job:
         tp = self.train_panel
         tp.import_progress.setVisible(True)
-        job = Job("Import", jobs.import_dataset, src, out)
+        job = Job("Import", background.import_dataset, src, out)
         def show(ev) -> None:  # slots connected to signals must return None (PySide6 refcounts returns)
             tp.import_progress.setRange(0, max(ev.total, 0))
             tp.import_progress.setValue(ev.done)
@@ -49,7 +49,7 @@ class TrainingController:
         except Exception as exc:
             self.services.show_error(str(exc), "")
             return None
-        job = Job("Training", jobs.train_model, cfg, resume)
+        job = Job("Training", background.train_model, cfg, resume)
         self._train_job = job
         panel.set_running(True)
         for sig in (job.finished, job.failed, job.cancelled):
@@ -73,7 +73,7 @@ class TrainingController:
             self.services.show_error(str(exc), "")
             return None
         tp = self.train_panel
-        job = Job("Fine-tuning", jobs.finetune_models, cfg)
+        job = Job("Fine-tuning", background.finetune_models, cfg)
         self._train_job = job
         box.set_running(True)
         tp.set_running(True)

@@ -1,5 +1,5 @@
 """Live training curves from a run folder's metrics.jsonl (a training in this app, or one on a server),
-followed through :class:`core.runtime.runs.MetricsFollower`."""
+followed through :class:`core.model.card.MetricsFollower`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from core.runtime.runs import MetricsFollower, read_config
+from core.model.card import MetricsFollower, read_config
 
 
 class CurvesWidget(QWidget):

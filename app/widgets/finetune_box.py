@@ -4,7 +4,7 @@ Dataset (the Train tab's), base model (this installation's defaults preselected)
 *Fine-tune* runs :func:`core.training.finetune_compare.finetune_and_compare` (the main window runs the
 job); at the end a table per held-out case (liver Dice, tumour Dice, lesions) of the base models and
 the fine-tuned ones, and *Use as default* / *Restore bundled defaults*
-(:func:`core.inference.library.set_user_defaults`: the user models folder, the bundled models untouched).
+(:func:`core.catalog.library.set_user_defaults`: the user models folder, the bundled models untouched).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QTableWidgetItem,
 )
 
-from core.inference import library
+from core.catalog import library
 from core.training.finetune import FinetuneConfig
 
 COLUMNS = ("case", "liver Dice base", "fine-tuned", "tumour Dice base", "fine-tuned", "lesions base", "fine-tuned")

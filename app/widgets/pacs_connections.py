@@ -24,10 +24,10 @@ from PySide6.QtWidgets import (
 )
 
 from core.pacs import connections as pc
-from core.pacs.jobs import test_connection
+from core.pacs.operations import test_connection
 from core.runtime.errors import PacsError
 
-from .. import jobs
+from .. import background
 from ..workers import Job, JobRunner
 from .job_dialog import JobDialog
 
@@ -241,7 +241,7 @@ class PacsConnectionsDialog(JobDialog):
             secret = pc.load_secret(old.name) if old is not None else ""
         self.test_btn.setEnabled(False)
         self.say(f"testing {conn.describe()}...")
-        job = Job("Test connection", jobs.call, test_connection, conn, secret)
+        job = Job("Test connection", background.call, test_connection, conn, secret)
         self._test_job = job
         self.run(job, self._tested, lambda: self.test_btn.setEnabled(True))
 

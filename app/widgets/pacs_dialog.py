@@ -2,7 +2,7 @@
 
 Every query and the retrieve run in workers (:class:`app.widgets.job_dialog.JobDialog`); an error
 (server down, refused association, a bad date) is one line in the dialog. The retrieve fills the
-user's cache (:func:`core.pacs.jobs.retrieve_series`: nothing partial is ever left usable) and
+user's cache (:func:`core.pacs.operations.retrieve_series`: nothing partial is ever left usable) and
 shows its progress, with *Cancel*; when it is done the dialog emits ``seriesRetrieved(folder)``
 and closes, and the window opens the folder as it opens any DICOM folder.
 """
@@ -28,11 +28,11 @@ from PySide6.QtWidgets import (
 )
 
 from core.pacs.connections import PacsConnection, load_connections
-from core.pacs.jobs import query_series, query_studies, retrieve_series
+from core.pacs.operations import query_series, query_studies, retrieve_series
 from core.pacs.types import PacsQuery, SeriesHit, StudyHit
 from core.runtime.errors import PacsError
 
-from .. import jobs
+from .. import background
 from ..workers import Job, JobRunner
 from .job_dialog import JobDialog
 from .pacs_connections import PacsConnectionsDialog
@@ -230,7 +230,7 @@ class PacsDialog(JobDialog):
         self.last_query = query
         self.search_btn.setEnabled(False)
         self.say(f"Searching {conn.describe()}...")
-        job = Job("PACS search", jobs.call, query_studies, conn, query)
+        job = Job("PACS search", background.call, query_studies, conn, query)
         self.run(job, lambda hits: self._show_studies(hits, conn), lambda: self.search_btn.setEnabled(True))
 
     def _show_studies(self, hits: list[StudyHit], conn: PacsConnection) -> None:
@@ -261,7 +261,7 @@ class PacsDialog(JobDialog):
             return
         self.say(f"Listing the series of {study.patient_name or study.patient_id or study.study_uid}...")
         modality = self.last_query.modality if self.last_query is not None else ""  # the search's modality
-        job = Job("PACS series query", jobs.call, query_series, conn, study.study_uid, modality)
+        job = Job("PACS series query", background.call, query_series, conn, study.study_uid, modality)
         self.run(job, lambda hits: self._show_series(hits, study.study_uid))
 
     def _show_series(self, hits: list[SeriesHit], study_uid: str) -> None:

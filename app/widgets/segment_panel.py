@@ -18,8 +18,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.inference.library import ModelEntry, default_models, scan_models
-from core.inference.model_share import import_model, target_folder
+from core.catalog.library import ModelEntry, default_models, scan_models
+from core.catalog.model_share import import_model, target_folder
 from core.runtime.choices import PAINT_TOOLS, Engine, FixTool, PaintTool
 from core.runtime.edition import LITE_NAME, keras_available
 from core.runtime.errors import LiverSegError
@@ -188,7 +188,7 @@ class SegmentPanel(QWidget):
             self.refresh()
 
     def import_zip(self, path: str) -> str | None:
-        """Install a shared model (core.inference.model_share) into the user's models folder, rescan and
+        """Install a shared model (core.catalog.model_share) into the user's models folder, rescan and
         select it; the installed model file, or None (refused: the error is shown; or not replaced)."""
         try:
             force = target_folder(path).exists()

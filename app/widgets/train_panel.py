@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.inference.library import user_models_dir
+from core.catalog.library import user_models_dir
 from core.runtime.edition import keras_available, not_in_edition, require_full
 from core.training import defaults as D
 

@@ -87,8 +87,8 @@ def cmd_phantom(args, cancel: CancelToken) -> int:
 
 
 def resolve_models(args) -> tuple[str, str | None]:
-    """(liver, tumour or None) model paths: the flags, else the bundled defaults (core.inference.library)."""
-    from ..inference.library import default_models
+    """(liver, tumour or None) model paths: the flags, else the bundled defaults (core.catalog.library)."""
+    from ..catalog.library import default_models
     liver, tumor = args.liver_model, None if args.liver_only else args.tumor_model
     if liver is None or (tumor is None and not args.liver_only):
         d_liver, d_tumor = default_models()
@@ -228,7 +228,7 @@ def cmd_export_onnx(args, cancel: CancelToken) -> int:
 
 
 def cmd_export_model(args, cancel: CancelToken) -> int:
-    from ..inference.model_share import export_model, read_shared
+    from ..catalog.model_share import export_model, read_shared
     out = export_model(args.run_dir, args.out, force=args.force)
     m = read_shared(out)
     print(f"wrote {out}: {m['stage']} model, {', '.join(m['files'])} ({out.stat().st_size / 2**20:.1f} MiB)")
@@ -236,8 +236,8 @@ def cmd_export_model(args, cancel: CancelToken) -> int:
 
 
 def cmd_import_model(args, cancel: CancelToken) -> int:
-    from ..inference.library import describe
-    from ..inference.model_share import import_model
+    from ..catalog.library import describe
+    from ..catalog.model_share import import_model
     path = import_model(args.zip, name=args.name, force=args.force)
     e = describe(path, "user")
     print(f"installed {path.parent}" + (f": {e.title}" if e else ""))

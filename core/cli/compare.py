@@ -18,7 +18,7 @@ OUTPUTS = ("compare.json", "compare.csv", "compare.pdf")
 
 
 def _default_models() -> tuple[str, str | None]:
-    from ..inference.library import default_models
+    from ..catalog.library import default_models
     liver, tumor = default_models()
     if liver is None:
         raise LiverSegError("no default liver model is installed: give each study's labels "

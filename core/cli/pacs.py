@@ -63,14 +63,14 @@ def cmd_pacs_remove(args, cancel: CancelToken) -> int:
 
 def cmd_pacs_echo(args, cancel: CancelToken) -> int:
     from ..pacs.connections import find_connection
-    from ..pacs.jobs import test_connection
+    from ..pacs.operations import test_connection
     print(test_connection(find_connection(args.name)))
     return 0
 
 
 def cmd_pacs_query(args, cancel: CancelToken) -> int:
     from ..pacs.connections import find_connection
-    from ..pacs.jobs import query_series, query_studies
+    from ..pacs.operations import query_series, query_studies
     conn = find_connection(args.name)
     studies = query_studies(conn, _query(args))
     for s in studies:
@@ -86,7 +86,7 @@ def cmd_pacs_query(args, cancel: CancelToken) -> int:
 
 def cmd_pacs_retrieve(args, cancel: CancelToken) -> int:
     from ..pacs.connections import find_connection
-    from ..pacs.jobs import query_series, retrieve_series
+    from ..pacs.operations import query_series, retrieve_series
     conn = find_connection(args.name)
     series = [args.series] if args.series else [s.series_uid for s in query_series(conn, args.study, args.modality)]
     if not series:
@@ -99,7 +99,7 @@ def cmd_pacs_retrieve(args, cancel: CancelToken) -> int:
 
 def cmd_pacs_send(args, cancel: CancelToken) -> int:
     from ..pacs.connections import find_connection
-    from ..pacs.jobs import send_files
+    from ..pacs.operations import send_files
     result = send_files(find_connection(args.name), [Path(f) for f in args.files], ProgressBar(), cancel)
     print(f"{args.name}: {result.describe()}")
     return 0 if result.ok else 1
@@ -108,7 +108,7 @@ def cmd_pacs_send(args, cancel: CancelToken) -> int:
 def send_prediction(session, name: str, seg_path, cancel: CancelToken) -> None:
     """``predict --send``: the DICOM SEG (written with --seg, or to a temporary file) to the PACS."""
     from ..pacs.connections import find_connection
-    from ..pacs.jobs import send_files
+    from ..pacs.operations import send_files
     conn = find_connection(name)
     with tempfile.TemporaryDirectory(prefix="liverseg-send-") as tmp:
         path = Path(seg_path) if seg_path else session.export("seg", Path(tmp) / "seg.dcm", force=True)

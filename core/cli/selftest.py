@@ -13,10 +13,10 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from ..catalog.library import default_models
 from ..evaluation import metrics
 from ..inference.cascade import segment
 from ..inference.engines import engines_line
-from ..inference.library import default_models
 from ..io.dicom import load_series
 from ..model.io import load_seg_model
 from ..runtime.choices import Engine

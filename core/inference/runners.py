@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..model.card import CARD, INT8_FILE, MODEL, ONNX_FILE
 from ..runtime.choices import Engine
-from ..runtime.runs import CARD, INT8_FILE, MODEL, ONNX_FILE
 from .devices import Device, resolve_device
 from .engines.runner import Runner, open_runner
 

@@ -93,8 +93,8 @@ def load_model(path: str | os.PathLike, compile: bool = True):
 
 from dataclasses import dataclass, field  # noqa: E402
 
-from ..runtime.runs import CARD, MODEL, ONNX_FILE, card_path, find_card, stage_folder  # noqa: E402
 from ..transforms.preprocess import Preprocessing  # noqa: E402
+from .card import CARD, MODEL, ONNX_FILE, card_path, find_card, stage_folder  # noqa: E402
 
 LEGACY_META = {  # the Colab notebooks' contract for their .h5 models
     "format": "liverseg-model", "version": 1, "stage": None, "input_size": 256, "channels": 3,
@@ -218,7 +218,7 @@ def load_seg_model(path: str | os.PathLike, stage: str | None = None, lazy: bool
     """Load a segmentation model: a run folder, a ``.keras`` file, a notebook ``.h5``, or a work folder
     with a model folder per stage (its ``stage`` one; :func:`find_model_file`).
 
-    The model's card (:func:`core.runtime.runs.card_path`: ``model.json`` for ``model.keras``,
+    The model's card (:func:`core.model.card.card_path`: ``model.json`` for ``model.keras``,
     ``foo.json`` for ``foo.keras``) gives its preprocessing and threshold; a legacy ``.h5``
     without one gets the notebooks' contract (256 x 256 x 3, notebook recipe, 0.5).
 

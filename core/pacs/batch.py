@@ -11,7 +11,7 @@ from ..runtime.jobs import CancelToken, ProgressFn, report
 from .cache import RetrieveCache
 from .client import open_client
 from .connections import PacsConnection
-from .jobs import retrieve_series
+from .operations import retrieve_series
 from .types import PacsQuery, SeriesHit, StudyHit
 
 

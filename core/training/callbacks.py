@@ -1,7 +1,7 @@
 """The Keras side of a training run: the batches (a ``keras.utils.PyDataset``), the
 distribution strategy, and the callbacks (:func:`run_callbacks`) that write the run folder's live
 records (metrics.jsonl, state.json, the models, the card; names and formats:
-:mod:`core.runtime.runs`), set the learning rate and stop the run.
+:mod:`core.model.card`), set the learning rate and stop the run.
 
 Keras is imported inside the functions only: importing this module does not load a backend.
 """
@@ -18,9 +18,9 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from ..model.card import LAST_MODEL, MODEL, MetricsAppender, RunState, write_card
 from ..runtime.errors import LiverSegError
 from ..runtime.jobs import CancelToken, Progress, report
-from ..runtime.runs import LAST_MODEL, MODEL, MetricsAppender, RunState, write_card
 
 
 @dataclass(frozen=True)

@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..catalog.library import default_models, user_default_models
 from ..datasets.dataset import list_cases
-from ..inference.library import default_models, user_default_models
+from ..model.card import MODEL, has_card, has_config, read_card, update_card
 from ..runtime.choices import STAGES, Stage
 from ..runtime.errors import LiverSegError
 from ..runtime.jobs import CancelToken, ProgressFn, report
-from ..runtime.runs import MODEL, has_card, has_config, read_card, update_card
 
 log = logging.getLogger(__name__)
 

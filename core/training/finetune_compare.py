@@ -15,9 +15,9 @@ from pathlib import Path
 
 from ..datasets.dataset import list_cases
 from ..evaluation.evaluate import evaluate_dataset
+from ..model.card import MODEL
 from ..model.io import load_seg_model
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
-from ..runtime.runs import MODEL
 from .finetune import STAGES, FinetuneConfig, base_model, finetune, split_lab_cases
 
 

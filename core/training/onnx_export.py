@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from ..inference.engines.ort import available_providers, open_session, run_session  # noqa: F401 (re-exported)
+from ..model.card import INT8_FILE, ONNX_FILE, drop_card_entry, model_folder, read_card, update_card
 from ..model.io import find_model_file, load_seg_model
 from ..runtime.atomic import default_mode, file_sha256
 from ..runtime.errors import ModelError, one_line
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
-from ..runtime.runs import INT8_FILE, ONNX_FILE, drop_card_entry, model_folder, read_card, update_card
 from ..synthetic.phantom import make_phantom
 from ..transforms.preprocess import normalised_stack, stack_channels
 

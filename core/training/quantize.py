@@ -32,11 +32,11 @@ import numpy as np
 from ..datasets.dataset import list_cases
 from ..evaluation.metrics import dice
 from ..inference.engines.ort import open_session, run_session
+from ..model.card import CALIBRATION_FILE, INT8_FILE, ONNX_FILE, model_folder, read_card, update_card
 from ..runtime.atomic import atomic_open
 from ..runtime.choices import Stage
 from ..runtime.errors import ModelError, one_line
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
-from ..runtime.runs import CALIBRATION_FILE, INT8_FILE, ONNX_FILE, model_folder, read_card, update_card
 from ..transforms.preprocess import Preprocessing
 from .loader import eval_pipeline
 from .onnx_export import _fsync_replace, forget_int8, temp_beside

@@ -36,11 +36,7 @@ from typing import Any
 from ..datasets import hcc_tace
 from ..datasets.dataset import list_cases, read_manifest
 from ..datasets.ircadb import import_ircadb, is_phantom_name
-from ..runtime.atomic import atomic_open
-from ..runtime.choices import STAGES, Stage
-from ..runtime.errors import LiverSegError
-from ..runtime.jobs import CancelToken, ProgressFn, report
-from ..runtime.runs import (
+from ..model.card import (
     CARD,
     INT8_FILE,
     MODEL,
@@ -52,6 +48,10 @@ from ..runtime.runs import (
     update_card,
     write_card,
 )
+from ..runtime.atomic import atomic_open
+from ..runtime.choices import STAGES, Stage
+from ..runtime.errors import LiverSegError
+from ..runtime.jobs import CancelToken, ProgressFn, report
 from . import defaults as D
 from .trainer import TrainConfig, resume_epochs, train
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..model.card import MODEL, read_card, read_config, read_split, update_card
 from ..model.io import load_model
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
-from ..runtime.runs import MODEL, read_card, read_config, read_split, update_card
 from ..transforms.preprocess import Preprocessing
 from .loader import eval_pipeline
 

@@ -1,6 +1,6 @@
 """Training runs: ``train(config, progress, cancel) -> RunResult``.
 
-A run writes its folder as :mod:`core.runtime.runs` describes (config.json, split.json,
+A run writes its folder as :mod:`core.model.card` describes (config.json, split.json,
 metrics.jsonl, state.json, last.keras, model.keras and its card model.json, the ONNX
 files, tensorboard/); every file is replaced atomically, so a run killed at any moment
 (even ``kill -9``) resumes from its last completed epoch with the same curves. The
@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import Any, cast
 
 from ..datasets.dataset import list_cases, read_manifest
+from ..model import card as runs
+from ..model.card import RunState, read_metrics, rewrite_metrics  # noqa: F401 (EpochEvent, read_metrics: importable from here too)
 from ..model.io import ModelError, load_model, save_model_atomic
 from ..model.losses import LOSSES, dice_metric, iou_metric, pull_towards
 from ..model.resunet import ResUNetConfig, build_resunet
-from ..runtime import runs
 from ..runtime.choices import Stage
 from ..runtime.errors import LiverSegError
 from ..runtime.jobs import CancelToken, ProgressFn, check
-from ..runtime.runs import RunState, read_metrics, rewrite_metrics  # noqa: F401 (EpochEvent, read_metrics: importable from here too)
 from ..transforms.augment import GEOMETRIES
 from ..transforms.preprocess import Preprocessing
 from . import defaults as D

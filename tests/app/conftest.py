@@ -10,7 +10,7 @@ def isolated_user_dirs(tmp_path_factory, monkeypatch):
     """Keep the demo cache and the user's models folder out of the real home during tests."""
     base = tmp_path_factory.getbasetemp()
     monkeypatch.setattr("core.synthetic.demo.cache_dir", lambda: base / "demo-cache")
-    monkeypatch.setattr("core.inference.library.user_models_dir", lambda: base / "user-models")
+    monkeypatch.setattr("core.catalog.library.user_models_dir", lambda: base / "user-models")
     monkeypatch.setattr("app.widgets.train_panel.user_models_dir", lambda: base / "user-models")
     return base
 

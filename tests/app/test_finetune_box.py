@@ -9,7 +9,7 @@ from tests.app.conftest import wait_idle
 
 
 def test_finetune_from_the_train_tab_then_use_as_default_and_restore(window, qtbot, tiny_dataset, tiny_base):
-    from core.inference.library import default_models, user_default_models
+    from core.catalog.library import default_models, user_default_models
     tp = window.train_panel
     box = tp.finetune
     tp.dataset.setText(str(tiny_dataset))
@@ -47,9 +47,9 @@ def test_finetune_from_the_train_tab_then_use_as_default_and_restore(window, qtb
 def test_from_a_corrected_study_to_a_running_finetune_in_five_clicks(window, qtbot, tiny_dataset, tiny_base,
                                                                       isolated_user_dirs):
     """File > Add to training set... (2 clicks: the menu, the item), OK, the Train tab, Fine-tune."""
+    from core.catalog.library import set_user_defaults
     from core.datasets.dataset import Case, load_case, write_case
     from core.datasets.lab_cases import default_lab_dataset
-    from core.inference.library import set_user_defaults
     lab = default_lab_dataset()
     earlier = load_case(tiny_dataset, "p0")  # a case the lab added before
     write_case(lab, Case("earlier", earlier.hu, earlier.label, earlier.spacing))

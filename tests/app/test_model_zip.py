@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from core.inference.model_share import export_model
+from core.catalog.model_share import export_model
 from tests.core.inference.test_model_share import dummy_run
 
 

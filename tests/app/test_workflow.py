@@ -222,7 +222,7 @@ def test_close_during_training_cancels_and_joins(qtbot, tiny_dataset, tmp_path):
 
 
 def test_engine_setting_is_used_saved_and_shown(demo, qtbot, tmp_path, isolated_user_dirs):
-    from core.inference.settings import load_settings
+    from core.runtime.settings import load_settings
     from core.training.onnx_export import export_onnx
     from tests.core.models import threshold_model
     w = demo

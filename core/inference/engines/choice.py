@@ -23,11 +23,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...model.card import INT8_FILE, ONNX_FILE, find_card
 from ...runtime.atomic import cached_sha256
 from ...runtime.choices import ENGINES, Engine, RunEngine
 from ...runtime.edition import keras_available, onnx_only_error
 from ...runtime.errors import ModelError
-from ...runtime.runs import INT8_FILE, ONNX_FILE, find_card
 from ..devices import Device
 from .ort import ASKED, available_providers
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ...model.card import ONNX_FILE
 from ...runtime.errors import ModelError, one_line
 from ...runtime.jobs import check, report
-from ...runtime.runs import ONNX_FILE
 from ...transforms.preprocess import stack_channels
 from .verdicts import DISAGREES, INT8, SLOWER, load_verdict, save_verdict, verdict_key
 

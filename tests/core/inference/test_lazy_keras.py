@@ -18,7 +18,7 @@ SEGMENT_WITH_DEFAULTS = r"""
 import json, sys
 from types import SimpleNamespace
 from core.inference.cascade import segment
-from core.inference.library import default_models
+from core.catalog.library import default_models
 from core.model.io import load_seg_model
 from core.synthetic.phantom import make_phantom
 ph = make_phantom(4, 24, 128)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from core.model.card import model_folder
 from core.model.io import find_model_file, load_seg_model
 from core.runtime.errors import ModelError
-from core.runtime.runs import model_folder
 from tests.core.models import threshold_model
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -7,7 +7,7 @@ import pytest
 
 from core.pacs.cache import RetrieveCache
 from core.pacs.connections import PacsConnection
-from core.pacs.jobs import query_series, query_studies, retrieve_series
+from core.pacs.operations import query_series, query_studies, retrieve_series
 from core.pacs.types import PacsQuery
 from core.runtime.errors import PacsError
 

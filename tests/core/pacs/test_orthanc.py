@@ -11,10 +11,10 @@ import pytest
 
 from core.io.dicom import load_series
 from core.pacs import connections as C
-from core.pacs import jobs
+from core.pacs import operations
 from core.pacs.cache import PARTIAL, RetrieveCache
 from core.pacs.connections import PacsConnection
-from core.pacs.jobs import query_series, query_studies, retrieve_series, send_files
+from core.pacs.operations import query_series, query_studies, retrieve_series, send_files
 from core.pacs.types import PacsQuery
 from core.runtime.errors import Cancelled, PacsError
 from core.runtime.jobs import CancelToken
@@ -46,7 +46,7 @@ def _phantom_series(conn):
 
 
 def test_echo_query_and_series_counts(conn):
-    assert "answered in" in jobs.test_connection(conn)
+    assert "answered in" in operations.test_connection(conn)
     study, series = _phantom_series(conn)
     assert (study.patient_name, study.date, study.modalities) == ("phantom_1^seed_3", "20260101", "CT")
     assert (series.modality, series.n_instances) == ("CT", 24)
@@ -75,7 +75,7 @@ def test_retrieve_gives_the_same_volume_as_the_files_and_is_cached(conn, orthanc
 def test_a_wrong_called_ae_title_is_refused_and_named(orthanc):
     bad = PacsConnection("bad", host="127.0.0.1", port=orthanc.dicom_port, called_ae="WRONGAET")
     with pytest.raises(PacsError, match="refused the association.*called AE title 'WRONGAET'.*not recognised"):
-        jobs.test_connection(bad)
+        operations.test_connection(bad)
 
 
 def test_a_wrong_password_is_named(orthanc, monkeypatch):
@@ -119,7 +119,7 @@ def test_a_transfer_killed_half_way_is_not_used_later(dimse, orthanc, tmp_path):
     code = (
         "import os, signal, sys\n"
         "from core.pacs.cache import RetrieveCache\nfrom core.pacs.connections import PacsConnection\n"
-        "from core.pacs.jobs import retrieve_series\n"
+        "from core.pacs.operations import retrieve_series\n"
         f"c = PacsConnection('k', host='127.0.0.1', port={orthanc.dicom_port}, called_ae={AET!r})\n"
         "def p(e):\n    if e.stage == 'retrieve' and e.done >= 6: os.kill(os.getpid(), signal.SIGKILL)\n"
         f"retrieve_series(c, {study.study_uid!r}, {series.series_uid!r}, RetrieveCache({str(tmp_path)!r}), "

@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.inference.library import default_models
+from core.catalog.library import default_models
 from core.io.dicom import load_series
 from core.io.label_file import read_dicom_seg
 from core.pacs import connections as C
 from core.pacs.cache import RetrieveCache
 from core.pacs.connections import PacsConnection
-from core.pacs.jobs import query_series, query_studies, retrieve_series, send_files
+from core.pacs.operations import query_series, query_studies, retrieve_series, send_files
 from core.pacs.types import PacsQuery
 from core.study.session import StudySession
 from core.study.study import Study

@@ -114,7 +114,7 @@ def test_without_keras_the_training_commands_refuse_in_one_line(tmp_path):
 
 
 def test_a_saved_keras_engine_becomes_auto_without_keras(tmp_path, monkeypatch):
-    from core.inference.settings import Settings, load_settings, save_settings
+    from core.runtime.settings import Settings, load_settings, save_settings
     save_settings(Settings(engine="keras"), tmp_path / "s.json")
     assert load_settings(tmp_path / "s.json").engine == "keras"
     monkeypatch.setitem(sys.modules, "keras", None)

@@ -1,4 +1,4 @@
-"""core.study.editing (brush, eraser, undo/redo) and core.inference.library (model discovery)."""
+"""core.study.editing (brush, eraser, undo/redo) and core.catalog.library (model discovery)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from core.inference.library import describe, scan_models
+from core.catalog.library import describe, scan_models
 from core.study.editing import LabelEditor
 
 
@@ -56,8 +56,8 @@ def test_library_describes_models(tmp_path, monkeypatch):
                                               "preprocessing": {"recipe": "window25d"}, "best": {"val_dice": 0.91},
                                               "label": ""}))
     (tmp_path / "legacy.h5").write_bytes(b"x")
-    monkeypatch.setattr("core.inference.library.user_models_dir", lambda: tmp_path / "user")
-    monkeypatch.setattr("core.inference.library.bundled_models_dir", lambda: tmp_path / "none")
+    monkeypatch.setattr("core.catalog.library.user_models_dir", lambda: tmp_path / "user")
+    monkeypatch.setattr("core.catalog.library.bundled_models_dir", lambda: tmp_path / "none")
     entries = scan_models([str(tmp_path / "legacy.h5")])
     assert [e.origin for e in entries] == ["user", "opened"]
     e = entries[0]
@@ -68,7 +68,7 @@ def test_library_describes_models(tmp_path, monkeypatch):
 
 
 def test_library_says_which_exports_a_model_has():
-    from core.inference.library import bundled_models_dir
+    from core.catalog.library import bundled_models_dir
     liver = describe(bundled_models_dir() / "demo-liver" / "model.keras", "bundled")
     tumor = describe(bundled_models_dir() / "demo-tumor" / "model.keras", "bundled")
     assert liver.exports == "ONNX + int8"  # the demo liver model's int8 version passed its Dice check

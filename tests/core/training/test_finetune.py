@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from core.model.card import RunState, read_card, read_metrics
 from core.runtime.jobs import CancelToken
-from core.runtime.runs import RunState, read_card, read_metrics
 from core.training.finetune import FinetuneConfig, FinetuneError, base_model, finetune, split_lab_cases
 from core.training.trainer import EpochEvent, Split, TrainConfig
 

@@ -13,10 +13,10 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from core.catalog.library import describe
 from core.inference.cascade import segment
-from core.inference.library import describe
+from core.model import card as runs
 from core.model.io import load_seg_model
-from core.runtime import runs
 from core.synthetic.phantom import make_phantom
 from core.training.trainer import TrainConfig
 

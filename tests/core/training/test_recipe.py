@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from core.catalog.library import bundled_models_dir, default_models, describe, scan_models
 from core.inference.devices import Device
 from core.inference.engines import choose_engine
-from core.inference.library import bundled_models_dir, default_models, describe, scan_models
 from core.model.io import load_seg_model
 from core.synthetic.phantom import make_phantom, write_patient
 from core.training.recipe import RecipeConfig, RecipeError, install_models, train_default_models

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import platformdirs
 
-from ..runtime.atomic import write_json
-from ..runtime.choices import ENGINES, Engine
-from ..runtime.edition import keras_available
+from .atomic import write_json
+from .choices import ENGINES, Engine
+from .edition import keras_available
 
 log = logging.getLogger(__name__)
 BACKENDS = ("tensorflow", "jax", "torch")

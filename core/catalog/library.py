@@ -19,9 +19,9 @@ from pathlib import Path
 
 import platformdirs
 
+from ..model.card import CARD, MODEL, ONNX_FILE, card_path, read_card
 from ..runtime.atomic import write_json
 from ..runtime.errors import ModelError
-from ..runtime.runs import CARD, MODEL, ONNX_FILE, card_path, read_card
 
 log = logging.getLogger(__name__)
 RESOURCES = Path(__file__).resolve().parents[2] / "resources"
@@ -77,7 +77,7 @@ def model_kind(meta: dict) -> str:
 
 
 def describe(model_file: Path, origin: str) -> ModelEntry | None:
-    """A library entry for a model file with its card (:func:`core.runtime.runs.card_path`), or None when
+    """A library entry for a model file with its card (:func:`core.model.card.card_path`), or None when
     it has no readable card (a notebook .h5 without one is a legacy entry)."""
     if model_file.suffix.lower() in (".h5", ".hdf5") and not card_path(model_file).exists():
         return ModelEntry(str(model_file), "?", 256, "notebook", None, "", "legacy notebook model", origin,

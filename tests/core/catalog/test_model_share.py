@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.inference.model_share import MANIFEST, export_model, import_model, read_shared
+from core.catalog.model_share import MANIFEST, export_model, import_model, read_shared
 from core.runtime.errors import ArchiveError, ModelError
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -171,7 +171,7 @@ def test_an_installed_model_is_replaced_only_with_force(tmp_path):
 IMPORT_WITHOUT_KERAS = """
 import json, sys
 sys.modules["keras"] = None  # as in the lite bundle: Keras cannot be imported
-from core.inference.model_share import import_model
+from core.catalog.model_share import import_model
 from core.inference.engines import choose_engine, current_meta
 from core.inference.devices import Device
 from core.model.io import load_seg_model
@@ -197,9 +197,9 @@ def test_the_lite_edition_imports_and_uses_a_shared_model(tmp_path):
 
 
 def test_a_real_tiny_model_round_trips_and_loads(tmp_path):
+    from core.model.card import write_card
     from core.model.io import load_seg_model, save_model_atomic
     from core.model.resunet import ResUNetConfig, build_resunet
-    from core.runtime.runs import write_card
     run = tmp_path / "run"
     run.mkdir()
     model = build_resunet(ResUNetConfig(input_size=32, base_filters=4, depth=2))
@@ -214,7 +214,7 @@ def test_a_real_tiny_model_round_trips_and_loads(tmp_path):
 
 def test_cli_export_and_import(tmp_path, monkeypatch, capsys):
     from app.cli import main
-    monkeypatch.setattr("core.inference.library.user_models_dir", lambda: tmp_path / "user-models")
+    monkeypatch.setattr("core.catalog.library.user_models_dir", lambda: tmp_path / "user-models")
     run = dummy_run(tmp_path / "run")
     z = tmp_path / "lab-liver.zip"
     assert main(["export-model", str(run), "--out", str(z)]) == 0

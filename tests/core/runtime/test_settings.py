@@ -1,4 +1,4 @@
-"""core.inference.settings: the saved engine and Keras backend choice."""
+"""core.runtime.settings: the saved engine and Keras backend choice."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core.inference.settings import Settings, apply_backend, installed_backends, load_settings, save_settings
+from core.runtime.settings import Settings, apply_backend, installed_backends, load_settings, save_settings
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -1,4 +1,4 @@
-"""core.runtime.runs: the run folder and the model card (no Keras needed)."""
+"""core.model.card: the run folder and the model card (no Keras needed)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from core.runtime import runs
-from core.runtime.errors import ModelError
-from core.runtime.runs import (
+from core.model import card as runs
+from core.model.card import (
     MetricsAppender,
     MetricsFollower,
     card_path,
@@ -26,6 +25,7 @@ from core.runtime.runs import (
     update_card,
     write_card,
 )
+from core.runtime.errors import ModelError
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -81,7 +81,7 @@ def test_card_lookup_rule_for_model_files(tmp_path):
 
 
 def test_shipped_model_folders_keep_their_cards():
-    from core.inference.library import bundled_models_dir
+    from core.catalog.library import bundled_models_dir
     folders = [d for d in sorted(bundled_models_dir().iterdir()) if (d / "model.keras").is_file()]
     assert folders, "no shipped models"
     for d in folders:
@@ -170,7 +170,7 @@ def test_follower_reads_increments_and_restarts_after_a_rewrite(tmp_path):
 
 
 def test_runs_imports_nothing_heavy():
-    code = ("import sys, json, core.runtime.runs\n"
+    code = ("import sys, json, core.model.card\n"
             "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('keras', 'tensorflow', 'torch', 'jax', 'PySide6', 'pyqtgraph'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,

@@ -16,7 +16,7 @@ from core.followup.timepoint import TimePoint
 from core.inference.devices import backend_name, default_device
 from core.inference.engines import available_providers
 from core.io.dicom import scan
-from core.pacs.jobs import send_files
+from core.pacs.operations import send_files
 from core.runtime.choices import Engine
 from core.runtime.jobs import check, report
 from core.study.session import Segmented, StudySession

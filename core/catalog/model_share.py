@@ -30,10 +30,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..io.archive import SafeZip
+from ..model.card import CALIBRATION_FILE, CARD, INT8_FILE, MODEL, ONNX_FILE, model_folder, read_card
 from ..runtime.atomic import atomic_open, file_sha256, write_bytes
 from ..runtime.choices import STAGES
 from ..runtime.errors import ModelError, one_line
-from ..runtime.runs import CALIBRATION_FILE, CARD, INT8_FILE, MODEL, ONNX_FILE, model_folder, read_card
 from ..transforms.preprocess import Preprocessing
 from . import library
 
@@ -203,7 +203,7 @@ def import_model(zip_path: str | os.PathLike, dest_root: str | os.PathLike | Non
                  name: str | None = None, force: bool = False) -> Path:
     """Install a model archive as ``dest_root/<name>`` (default: the user's models folder and the
     zip's name); returns that folder's ``model.keras`` path (absent for an ONNX-only model, as in
-    :func:`core.inference.library.model_files`).
+    :func:`core.catalog.library.model_files`).
 
     Raises:
         ArchiveError, ModelError: a refused archive (see :func:`read_shared`), a bad name, or an

@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from .atomic import atomic_open, write_json
-from .errors import ModelError, one_line
+from ..runtime.atomic import atomic_open, write_json
+from ..runtime.errors import ModelError, one_line
 
 CONFIG = "config.json"
 SPLIT = "split.json"
