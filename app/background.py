@@ -19,6 +19,7 @@ from core.io.dicom import scan
 from core.pacs.operations import send_files
 from core.runtime.choices import Engine
 from core.runtime.jobs import check, report
+from core.runtime.ml_backend import load_keras
 from core.study.session import Segmented, StudySession
 from core.training.finetune_compare import finetune_and_compare
 
@@ -83,7 +84,7 @@ def send_segmentation(session: StudySession, label, conn, progress=None, cancel=
 
 def warm_up(progress=None, cancel=None) -> str:
     """Import Keras and its backend (TensorFlow by default) and build the inference device choice."""
-    import keras
+    keras = load_keras()
 
     default_device()
     return keras.backend.backend()

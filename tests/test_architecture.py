@@ -187,8 +187,10 @@ def test_packages_import_each_other_without_cycles():
     assert cycle is None, "package cycle: " + " -> ".join(cycle)
 
 
+# errors, atomic writes, the card format, the preprocessing contract (channels at mm positions) and the
+# one way Keras is imported
 GROUND = {"core.runtime.errors", "core.runtime.atomic", "core.model.card", "core.transforms.preprocess",
-          "core.transforms.zsample"}  # the preprocessing contract: channels at mm positions
+          "core.transforms.zsample", "core.runtime.ml_backend", "core.runtime.quiet"}
 
 
 def test_the_model_is_the_ground_floor():

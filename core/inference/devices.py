@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..runtime.edition import keras_available
 from ..runtime.errors import LiverSegError
+from ..runtime.ml_backend import load_keras, load_tensorflow
 
 
 @dataclass(frozen=True)
@@ -75,11 +76,11 @@ def default_device() -> Device:
         return Device(backend_name())
     if not keras_available():  # the lite edition: ONNX Runtime only
         return Device(backend_name(), note="Keras not installed")
-    import keras
+    keras = load_keras()
     backend = keras.backend.backend()
     try:
         if backend == "tensorflow":
-            import tensorflow as tf
+            tf = load_tensorflow()
             gpus = tf.config.list_physical_devices("GPU")
         elif backend == "jax":
             import jax

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..runtime.atomic import default_mode
 from ..runtime.errors import ModelError, one_line  # noqa: F401 (ModelError: importable from here too)
+from ..runtime.ml_backend import load_keras
 
 
 def custom_objects() -> dict:
@@ -66,7 +67,7 @@ def float32_copy(model):
     which ONNX Runtime's CPU kernels and int8 quantisation do not take; its variables are
     float32 already, so the copy computes the same function at full precision.
     """
-    import keras
+    keras = load_keras()
     config = _float32_policies(model.get_config())
     copy = keras.Model.from_config(config, custom_objects=custom_objects())
     copy.set_weights(model.get_weights())
@@ -82,7 +83,7 @@ def load_model(path: str | os.PathLike, compile: bool = True):
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: no such model file")
-    import keras
+    keras = load_keras()
     try:
         return keras.saving.load_model(path, custom_objects=custom_objects(), compile=compile, safe_mode=True)
     except Exception as exc:  # keras raises many types for corrupt/unsafe files
@@ -241,7 +242,7 @@ def load_seg_model(path: str | os.PathLike, stage: str | None = None, lazy: bool
                              f"lacks: it runs ONNX models only (model.onnx beside a model.keras and model.json)")
         if _h5_has_code(p):
             raise ModelError(f"{p}: the model contains Lambda layers (arbitrary code); refused")
-        import keras
+        keras = load_keras()
         try:
             model = keras.saving.load_model(p, custom_objects=custom_objects(), compile=False)
         except Exception as exc:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import numpy as np
+
+from ..runtime.ml_backend import load_keras
 
 SMOOTH = 1.0
 
 
 def _flat(y_true, y_pred):
-    from keras import ops
+    ops = load_keras().ops
     y_true = ops.cast(ops.reshape(y_true, (ops.shape(y_true)[0], -1)), "float32")
     y_pred = ops.cast(ops.reshape(y_pred, (ops.shape(y_pred)[0], -1)), "float32")
     return y_true, y_pred
@@ -23,7 +26,7 @@ def soft_dice_loss(y_true, y_pred):
     Dice, the many slices without tumour reward predicting nothing (their loss
     is ~0 for an empty prediction) and tumour training collapses to empty output.
     """
-    from keras import ops
+    ops = load_keras().ops
     t, p = _flat(y_true, y_pred)
     inter = ops.sum(t * p)
     return 1.0 - (2.0 * inter + SMOOTH) / (ops.sum(t) + ops.sum(p) + SMOOTH)
@@ -31,7 +34,7 @@ def soft_dice_loss(y_true, y_pred):
 
 def bce_dice_loss(y_true, y_pred):
     """Binary cross-entropy plus batch soft Dice loss."""
-    from keras import ops
+    ops = load_keras().ops
     t, p = _flat(y_true, y_pred)
     p = ops.clip(p, 1e-7, 1.0 - 1e-7)
     bce = -ops.mean(t * ops.log(p) + (1.0 - t) * ops.log(1.0 - p))
@@ -44,8 +47,8 @@ LOSSES = {"dice": soft_dice_loss, "bce_dice": bce_dice_loss}
 @functools.cache
 def make_metric_classes():
     """Keras metric classes (created lazily so importing this module does not import Keras)."""
-    import keras
-    from keras import ops
+    keras: Any = load_keras()  # Any: mypy then accepts its classes as bases
+    ops = keras.ops
 
     @keras.saving.register_keras_serializable(package="liverseg")
     class OverlapMetric(keras.metrics.Metric):
@@ -92,8 +95,8 @@ def pull_towards(model, start_weights, strength: float) -> int:
     learned instead of forgetting it (biases and normalisation are left free). Applied per variable
     (``variable.regularizer``), in ``keras.ops``; not saved with the model, so a resumed run applies it
     again. Returns the number of variables pulled."""
-    import keras
-    from keras import ops
+    keras: Any = load_keras()  # Any: mypy then accepts its classes as bases
+    ops = keras.ops
 
     class TowardsStart(keras.regularizers.Regularizer):
         def __init__(self, start):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from ..runtime.ml_backend import load_keras
+
 
 @dataclass(frozen=True)
 class ResUNetConfig:
@@ -42,17 +44,17 @@ BN_MOMENTUM = 0.9
 
 
 def _bn(x):
-    from keras import layers
+    layers = load_keras().layers
     return layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
 
 
 def _bn_act(x):
-    from keras import layers
+    layers = load_keras().layers
     return layers.Activation("relu")(_bn(x))
 
 
 def _res_block(x, filters: int, strides: int = 1):
-    from keras import layers
+    layers = load_keras().layers
     y = _bn_act(x)
     y = layers.Conv2D(filters, 3, strides=strides, padding="same")(y)
     y = _bn_act(y)
@@ -64,8 +66,8 @@ def _res_block(x, filters: int, strides: int = 1):
 
 def build_resunet(config: ResUNetConfig = ResUNetConfig(), name: str = "resunet"):
     """Build the model: input [B, H, W, C] float32, output [B, H, W, 1] sigmoid probabilities."""
-    import keras
-    from keras import layers
+    keras = load_keras()
+    layers = keras.layers
     f = [config.base_filters * 2 ** i for i in range(config.depth + 1)]
     inp = keras.Input((config.input_size, config.input_size, config.channels), name="image")
     # Stem

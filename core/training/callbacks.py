@@ -15,12 +15,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 
 from ..model.card import LAST_MODEL, MODEL, MetricsAppender, RunState, write_card
 from ..runtime.errors import LiverSegError
 from ..runtime.jobs import CancelToken, Progress, report
+from ..runtime.ml_backend import load_keras, load_tensorflow
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ def cosine_lr(base: float, floor: float, epoch: float, epochs: int) -> float:
 def make_batches(cfg, train_pipe, val_pipe):
     """(training batches, validation batches): ``keras.utils.PyDataset`` views of two
     :class:`core.training.loader.SlicePipeline` s for the run options ``cfg`` (a ``TrainConfig``)."""
-    import keras
+    keras: Any = load_keras()  # Any: mypy then accepts its classes as bases
 
     class Batches(keras.utils.PyDataset):
         """Batches of a SlicePipeline; the order depends only on (seed, epoch), so resume replays it."""
@@ -86,10 +88,10 @@ def distribution_strategy(name: str, error=LiverSegError):
     """
     if name == "default":
         return None
-    import keras
+    keras: Any = load_keras()  # Any: mypy then accepts its classes as bases
     if keras.backend.backend() != "tensorflow":
         raise error(f"--strategy {name} needs the TensorFlow backend (KERAS_BACKEND=tensorflow)")
-    import tensorflow as tf
+    tf = load_tensorflow()
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if "TF_CONFIG" not in os.environ:
@@ -145,7 +147,7 @@ def epoch_metrics(logs) -> dict:
 
 def current_lr(model) -> float:
     """The optimizer's learning rate now."""
-    import keras
+    keras: Any = load_keras()  # Any: mypy then accepts its classes as bases
     return float(np.asarray(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
 
 
@@ -179,7 +181,7 @@ def run_callbacks(run: Path, cfg, state: RunState, data: dict, progress, cancel,
 @functools.cache
 def _callback_classes() -> SimpleNamespace:
     """The Keras callback classes (created lazily: importing this module does not import Keras)."""
-    import keras
+    keras: Any = load_keras()  # Any: mypy then accepts its classes as bases
 
     class Checkpoint(keras.callbacks.Callback):
         """After every epoch last.keras; when validation Dice improved, model.keras and its card;

@@ -27,6 +27,7 @@ from ..model.io import find_model_file, load_seg_model
 from ..runtime.atomic import default_mode, file_sha256
 from ..runtime.errors import ModelError, one_line
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
+from ..runtime.ml_backend import load_keras
 from ..synthetic.phantom import make_phantom
 from ..transforms.preprocess import normalised_stack, stack_channels
 
@@ -68,7 +69,7 @@ def temp_beside(final: Path, suffix: str = ".onnx"):
 
 
 def _keras_to_onnx(model, x: np.ndarray, tmp: str) -> None:
-    import keras
+    keras = load_keras()
     model(x[:1], training=False)  # Keras exports only models that have been called
     try:
         with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
@@ -92,7 +93,7 @@ def export_onnx(path: str | os.PathLike, tolerance: float = TOLERANCE, progress:
         ModelError: no model, the export failed, or ONNX and Keras disagree by more
             than ``tolerance`` (then no ``model.onnx`` is left behind).
     """
-    import keras
+    keras = load_keras()
 
     folder = model_folder(path)
     seg = load_seg_model(find_model_file(folder), read_card(folder).get("stage"))

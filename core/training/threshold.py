@@ -20,6 +20,7 @@ import numpy as np
 from ..model.card import MODEL, read_card, read_config, read_split, update_card
 from ..model.io import load_model
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
+from ..runtime.ml_backend import load_keras
 from ..transforms.preprocess import Preprocessing
 from .loader import eval_pipeline
 
@@ -77,7 +78,7 @@ def calibrate_threshold(run_dir, progress: ProgressFn | None = None, cancel: Can
     meta, cfg, split = read_card(run), read_config(run), read_split(run)
     pre = Preprocessing.from_dict(meta["preprocessing"])
     pipe = eval_pipeline(cfg["dataset"], split["val"], meta["stage"], pre, cancel=cancel)
-    import keras
+    keras = load_keras()
     model = load_model(run / MODEL, compile=False)
     n = len(pipe)
     probs = np.empty((n, pre.size, pre.size), np.float16)

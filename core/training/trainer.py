@@ -31,6 +31,7 @@ from ..model.resunet import ResUNetConfig, build_resunet
 from ..runtime.choices import Stage
 from ..runtime.errors import LiverSegError
 from ..runtime.jobs import CancelToken, ProgressFn, check
+from ..runtime.ml_backend import load_keras
 from ..transforms.augment import GEOMETRIES
 from ..transforms.preprocess import Preprocessing
 from . import defaults as D
@@ -189,7 +190,7 @@ def _make_datasets(cfg: TrainConfig, split: Split, progress, cancel):
 
 
 def _model_json(cfg: TrainConfig, best: dict, data: dict) -> dict:
-    import keras
+    keras = load_keras()
     return {
         "format": "liverseg-model", "version": 1, "stage": cfg.stage,
         "input_size": cfg.image_size, "channels": 3,
@@ -246,7 +247,7 @@ def train(config: TrainConfig, progress: ProgressFn | None = None, cancel: Cance
     Raises:
         TrainingError: bad options or run folder, NaN loss.
     """
-    import keras
+    keras = load_keras()
 
 
     run = Path(config.out)

@@ -11,6 +11,7 @@ import numpy as np
 from ...runtime.edition import onnx_only_error
 from ...runtime.errors import ModelError
 from ...runtime.jobs import check, report
+from ...runtime.ml_backend import load_keras
 from ...transforms.preprocess import stack_channels
 from ..devices import Device
 
@@ -25,7 +26,7 @@ class _Runner:
         self.engine_text = choice.device
 
     def _call(self, x: np.ndarray) -> np.ndarray:
-        import keras
+        keras = load_keras()
         if self.device:
             with keras.device(self.device):
                 y = self.m.model.predict_on_batch(x)
@@ -87,7 +88,7 @@ def make_runner(seg_model, choice, batch_size: int, device: Device):
         ModelError: Keras cannot be imported (the lite edition runs ONNX models only).
     """
     try:
-        import keras
+        keras = load_keras()
     except ImportError as exc:
         raise ModelError(onnx_only_error(str(Path(seg_model.path).parent),
                                          f"Keras cannot be imported ({exc})")) from None

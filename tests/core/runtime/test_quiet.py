@@ -39,7 +39,7 @@ def test_python_errors_inside_still_surface():
 
 
 def test_keras_on_tensorflow_starts_quietly():
-    code = ("import core, keras, numpy as np\n"
+    code = ("import numpy as np\nfrom core.runtime.ml_backend import load_keras\nkeras = load_keras()\n"
             "layer = keras.layers.Dense(2)\n"
             "print(keras.backend.backend(), tuple(layer(np.ones((1, 3), 'float32')).shape))\n")
     p = _run(code, KERAS_BACKEND="tensorflow")
