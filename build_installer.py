@@ -227,7 +227,7 @@ def run_pyinstaller(spec: Path, dist: Path, work: Path, variant: str) -> Path:
 
 
 # Qt's X11 plugin needs these besides libxcb.so.1 and libX11 (which every X11 desktop has, and which
-# PyInstaller rightly leaves to the system); many desktop installs lack some of them (issue 14), so
+# PyInstaller rightly leaves to the system); many desktop installs lack some of them, so
 # the bundle carries its own. PyInstaller copies them only when the build machine has them.
 XCB_SYSTEM_ONLY = ("libEGL.so.1", "libfontconfig.so.1")
 

@@ -1,4 +1,4 @@
-"""Fine-tuning to a new scanner, measured (issue 22): before/after on the new scanner, and forgetting.
+"""Fine-tuning to a new scanner, measured: before/after on the new scanner, and forgetting.
 
 A "new scanner" made from what we have: each real patient of 3D-IRCADb-01 (7 and 17) as a 5 mm,
 arterial-like, noisy scan (``core.synthetic.acquisition``, variant "5 mm arterial noisy": the same

@@ -7,7 +7,7 @@ In one process, on the same volume (patient 17, 119 x 512 x 512, from ../shared)
   2. the bare network calls on exactly the same inputs (arrays prepared beforehand);
   3. a notebook-style baseline: per-slice float64 preprocessing with histogram
      equalisation, PIL resize, ``model.predict`` of both models over every slice.
-  4. the whole cascade on each engine (issue 8): Keras, ONNX Runtime fp32, ONNX Runtime
+  4. the whole cascade on each engine: Keras, ONNX Runtime fp32, ONNX Runtime
      int8 (static QDQ, calibrated on phantom "training" patients, Dice-gated on phantom
      "validation" patients: the gate's per-case Dice is printed).
 Prints the times and the ratios last. Goals: cascade / bare network <= 1.15 (Keras);

@@ -1,6 +1,6 @@
 """Would a lesion-level filter cut false lesions? Scored on whole rendered validation patients.
 
-Protocol (issue 21): the validation label maps of the recipe (3D-IRCADb-01 patients 9 and 13,
+Protocol: the validation label maps of the recipe (3D-IRCADb-01 patients 9 and 13,
 which no shipped model trained on; they only chose each stage's best epoch and threshold) are
 rendered as whole CT volumes, one appearance per volume (:func:`core.synthetic.volume_ct.render_volume`),
 in every contrast phase and with several seeds. The cascade segments each as a user's study
@@ -14,7 +14,7 @@ counts it (Dice >= 0.2 or its centroid inside), else a false lesion:
   minus the median of a 2-3 mm shell of liver around it (``shell_sd``: that shell's sd);
 * ``max_depth_mm``: its deepest voxel's distance to the nearest voxel outside the liver (3D, mm);
   ``surface_depth_mm``: the same less half a voxel along that direction, the depth below a boundary
-  halfway between voxels, as the cascade's depth rule measures it since 2026-12-04 (on 5 mm slices a
+  halfway between voxels, as the cascade's depth rule measures it (on 5 mm slices a
   voxel under an outside one is 2.5 mm deep, not 5);
 * ``inside``: the share of its voxels inside the liver stage's own mask (as the cascade cleans it): the
   cascade keeps tumour voxels up to 2 voxels outside the liver, for lesions on its rim.

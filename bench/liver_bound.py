@@ -1,6 +1,6 @@
-"""A coarse 3D liver stage that bounds the 2.5D one (issue 21 item 4): trained here, then measured.
+"""A coarse 3D liver stage that bounds the 2.5D one: trained here, then measured.
 
-The 2.5D liver stage sees three slices; issue 21 asks for 3D context against the heart above the
+The 2.5D liver stage sees three slices; 3D context could keep it off the heart above the
 dome, the vena cava and the stomach. This trains a small 3D U-Net (Keras 3 layers only; 8-16-32-64
 filters) on whole volumes resampled to a 5 mm grid (HU clipped to [-200, 300]), then scores the
 leave-out-17 liver stage alone against the same stage bounded by the coarse liver (its largest

@@ -1,8 +1,8 @@
 """Where does the liver stage go wrong? Its false and missed liver, in mL, by what truly lies there.
 
-Issue 21 item 4 (heart above the dome, vena cava, stomach taken as liver) asks for 3D context; this
-measures which errors there are before building it. Each volume is segmented by the liver stage as
-the cascade runs it (largest component, holes filled), then:
+Heart above the dome, vena cava and stomach taken as liver call for 3D context (``bench/liver_bound.py``);
+this measures which errors there are, and how large, so that such a remedy is judged against them. Each
+volume is segmented by the liver stage as the cascade runs it (largest component, holes filled), then:
 
 * false liver (predicted liver where the expert's has none), split by the structure the expert
   outlined there (:mod:`core.datasets.anatomy`: the vena cava is ``venous system``, unlabelled

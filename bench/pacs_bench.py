@@ -1,4 +1,4 @@
-"""PACS speed (issue 25): retrieving a series from a local Orthanc against reading the same files
+"""PACS speed: retrieving a series from a local Orthanc against reading the same files
 from disk, and query latency. Needs Orthanc with its DICOMweb plugin (apt-get install orthanc
 orthanc-dicomweb).
 

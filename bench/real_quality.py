@@ -1,6 +1,6 @@
 """Accuracy on real CT, leave one patient out: the models never saw the patient they are scored on.
 
-Protocol (issue 13): for each real CT patient P of 3D-IRCADb-01 at hand (17 and 7), the
+Protocol: for each real CT patient P of 3D-IRCADb-01 at hand (17 and 7), the
 default-model recipe (``core.recipe``) trains both stages without P (neither its CT nor its
 label map), then the cascade segments P's CT as a user's study (``core.inference.cascade.segment``,
 the default engine) and is scored against P's expert masks per case, in 3D: Dice, ASSD,
@@ -8,7 +8,7 @@ RVD, lesion recall and false-positive lesions. No patient is ever scored by a mo
 trained on it. The shipped models (trained on every patient) are not scored here: there is
 no real patient left to score them on.
 
-Acquisition proxies (issue 21): each held-out patient is also scored as other scanners would
+Acquisition proxies: each held-out patient is also scored as other scanners would
 show it (``core.synthetic.acquisition.VARIANTS``: 2.5 / 5 mm slices, arterial- and unenhanced-like phases,
 noise, and a 5 mm arterial noisy scan), built at run time from its own CT and expert masks.
 

@@ -2,8 +2,8 @@
 training option changed, beside a control that continues it unchanged: does the option help, beyond
 the extra epochs? Or (``--scratch``) train the stage from scratch with the option.
 
-Issue 21: the tumour stage misses tumours within about 20 HU of the liver (docs/MODELS.md). The
-first option tried is ``low_contrast`` (:mod:`core.synthetic.synth_ct`, :mod:`core.synthetic.lesion_synth`):
+The tumour stage misses tumours within about 20 HU of the liver (docs/MODELS.md). One option
+against that is ``low_contrast`` (:mod:`core.synthetic.synth_ct`, :mod:`core.synthetic.lesion_synth`):
 a share of the rendered tumours and synthetic lesions drawn 8-25 HU from the liver. Both runs start
 from ``BASE/STAGE`` with the recipe's options for the stage (:data:`core.training.recipe.STAGE_OPTIONS`),
 the same split and seed, a cosine learning rate from ``--lr``; each is resumable (``--resume``).

@@ -2,7 +2,7 @@
 
 On patient 17's expert labels (119 x 512 x 512) from ../shared when present, else on a synthetic
 130 x 512 x 512 label (an ellipsoid liver with two lesions); imports warmed first, median of 5.
-The 3D view computes them in a worker after each edit; goal <= 0.5 s (issue 23).
+The 3D view computes them in a worker after each edit; goal <= 0.5 s.
 
     .venv/bin/python bench/surfaces_bench.py
 """

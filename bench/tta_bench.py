@@ -1,6 +1,6 @@
 """Test-time augmentation: does averaging a stage's probabilities over in-plane transforms help?
 
-Issue 21 item 6 allows inference-time gains "only where measured". This measures them on a real
+An inference-time gain is worth its network time only where measured. This measures them on a real
 patient and its acquisition proxies (:data:`core.synthetic.acquisition.VARIANTS`), with models that
 never trained on it (the leave-one-out pair of ``bench/real_quality.py``). For each transform set the
 chosen stage(s) run once per transform on the normalised stack warped in-plane (zoom about the

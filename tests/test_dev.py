@@ -52,7 +52,7 @@ def test_check_names_libraries_and_command(monkeypatch):
 
 
 def test_installer_build_refuses_a_bundle_without_the_xcb_libraries(tmp_path, monkeypatch):
-    """Issue 14: the Linux bundle carries Qt's XCB libraries; a build machine without them makes no
+    """The Linux bundle carries Qt's XCB libraries; a build machine without them makes no
     bundle that would fail on users' machines, and says what to install."""
     import pytest
 

@@ -1,7 +1,7 @@
-"""Issue 6: build the one-folder bundle and its Linux package, extract it, run ``liverseg selftest``
+"""Build the one-folder bundle and its Linux package, extract it, run ``liverseg selftest``
 from the extraction with no Python on PATH (slow: several minutes; .ci/run runs it).
 
-Issue 16: the same for the lite variant (ONNX Runtime only, no TensorFlow or Keras), plus its size
+The same for the lite variant (ONNX Runtime only, no TensorFlow or Keras), plus its size
 limits (<= 300 MB unpacked, <= 150 MB packed) and its "not in this edition" refusals."""
 
 from __future__ import annotations
@@ -108,14 +108,14 @@ def test_package_extracts_and_selftest_passes_without_python(package, tmp_path):
     assert grey.shape[1] > 800 and len(np.unique(grey)) > 50  # a real picture, not a blank window
 
 
-# (packed, unpacked) MB at most: issue 16's goals for lite; for full, its size (707 / 1,717 MB,
-# TensorFlow 1.2 GB of it, plus SimpleITK's 272 MB for the follow-up comparison's registration since
-# 2026-12-07: 2,035 MB unpacked) with ~10 % room, so that an accidental doubling is caught.
+# (packed, unpacked) MB at most: the lite edition's limits; for full, its measured size with ~10 % room
+# (2,035 MB unpacked, of which TensorFlow 1.2 GB and SimpleITK 272 MB for the follow-up comparison's
+# registration; 707 MB packed without SimpleITK), so that an accidental doubling is caught.
 MAX_MB = {"lite": (LITE_MAX_PACKED_MB, LITE_MAX_UNPACKED_MB), "full": (950, 2250)}
 
 
 def test_package_size(package):
-    """Issue 16: the lite download is <= 150 MB, <= 300 MB unpacked; the full one stays near its size."""
+    """The lite download is <= 150 MB, <= 300 MB unpacked; the full one stays near its size."""
     variant, app, packed = package
     from build_installer import folder_size
     unpacked = folder_size(app)
@@ -151,8 +151,8 @@ def test_bundle_reads_compressed_dicom_and_refuses_bad_input(package, tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr and str(tmp_path / "junk") in r.stderr
 
 
-# Issue 14: "the packaged app must start under a real X server (Xvfb) on a machine without those
-# libraries". In a private mount namespace the system's library folder is replaced by a copy made of
+# The packaged app must start under a real X server (Xvfb) on a machine without those
+# libraries. In a private mount namespace the system's library folder is replaced by a copy made of
 # links to every file but the XCB libraries Qt's X11 plugin needs: for the app, the machine lacks them.
 HIDE_LIBS = r'''set -e
 app_path=$PATH; PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin

@@ -50,7 +50,7 @@ class DisplayPanel(QWidget):
         form.addRow("Show", self.mode)
 
     # Slots return None: PySide6 mishandles the reference count of a value a slot returns
-    # (``Signal.emit`` returns True), which crashed the interpreter at exit.
+    # (``Signal.emit`` returns True), which can crash the interpreter at exit.
     def _preset_chosen(self, text: str) -> None:
         if self.state is not None:
             self.state.apply_preset(text)

@@ -214,7 +214,7 @@ class RunState:
     The training callbacks (:mod:`core.training.callbacks`) update it and the trainer reads it;
     :meth:`from_dict` / :meth:`to_dict` keep the file as every version wrote it (the keys below,
     ``best_*`` only once validation Dice improved, ``stopped_early`` only when true, unknown keys
-    kept as read), so old run folders resume and old code reads new ones.
+    kept as read), so a run folder resumes whichever version wrote it, and earlier versions read it too.
     """
 
     epoch: int = 0  # the last completed epoch (1-based; 0: none yet)

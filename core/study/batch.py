@@ -184,7 +184,7 @@ def read_summary(path: str | os.PathLike) -> list[StudyRow]:
         raise LiverSegError(f"{p}: cannot read ({one_line(exc, 120)})") from None
     reader = csv.DictReader(io.StringIO(text))
     names = tuple(reader.fieldnames or ())
-    old = {"tumour_ml": "tumor_ml"}  # the column's name before one spelling was used everywhere
+    old = {"tumour_ml": "tumor_ml"}  # the column's other spelling, in summaries written with it
     if tuple(old.get(n, n) for n in names) != SUMMARY_COLUMNS:
         raise LiverSegError(f"{p}: not a LiverSeg batch summary (columns {reader.fieldnames})")
     return [StudyRow(**{old.get(k, k): row.get(k) or "" for k in names}) for row in reader]

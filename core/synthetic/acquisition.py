@@ -101,7 +101,7 @@ def scanner_noise(x: np.ndarray, rng: np.random.Generator, per_hu: float) -> Non
 
 
 # The acquisition proxies of ``bench/real_quality.py``: a held-out real patient as other scanners
-# and protocols would show it (issue 21). Each is built from the case's own CT and expert masks.
+# and protocols would show it. Each is built from the case's own CT and expert masks.
 VARIANTS = ("original", "2.5 mm", "5 mm", "arterial", "unenhanced", "noise 20 HU", "5 mm arterial noisy")
 
 
@@ -112,7 +112,7 @@ def acquisition_variant(case, name: str, seed: int = 0):
     * "arterial", "unenhanced": HU remapped per structure (:data:`PHASE_SHIFTS`);
     * "noise 20 HU": white noise of 20 HU sd;
     * "5 mm arterial noisy": arterial, then 5 mm slices, then 12 HU of noise (a thick-slice
-      arterial scan of another hospital, as in the robustness issue's cases).
+      arterial scan of another hospital).
     """
     if name not in VARIANTS:
         raise ValueError(f"unknown variant {name!r} (use one of {VARIANTS})")

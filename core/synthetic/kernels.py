@@ -57,7 +57,7 @@ def reconstruct(x: np.ndarray, rng: np.random.Generator) -> str:
     """Partial-volume blur, kernel and noise of one [S, S, C] sample, in place; returns the kernel.
 
     The final noise sd is drawn from the kernel's range (:data:`KERNEL_NOISE`), whatever
-    the filter does to it. One blur per sample, as before kernels were drawn.
+    the filter does to it. One blur per sample: the kernel's filter is also its partial-volume blur.
     """
     names = list(KERNELS)
     kind = names[pick(rng, [KERNELS[k] for k in names])]

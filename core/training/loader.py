@@ -304,7 +304,7 @@ class SlicePipeline:
 
     def channels(self, row: int, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(global slice idx [C, K], weights [C, K]) that make the channels of sample ``row``
-        (:func:`core.transforms.zsample.channel_weights`; by index for older models: K = 1)."""
+        (:func:`core.transforms.zsample.channel_weights`; by index when neighbours are not in mm: K = 1)."""
         if self.pre.offsets_mm is None:
             return self.rows[row, :-1, None], np.ones((self.pre.channels, 1), np.float32)
         case = self.row_case[row]

@@ -9,8 +9,8 @@
 2. ``model.int8.onnx``: per-channel int8 weights with 7-bit range (``reduce_range``), uint8
    activations calibrated on their 99.999th percentile, QDQ format. The 7-bit weights keep the
    u8s8 kernels from saturating on x86 CPUs without VNNI (AVX2 only: AMD before Zen 4, many
-   desktop Intel chips), where full-range weights gave the issue-21 models Dice 0.56 instead of
-   0.89; percentile calibration wins back the step that costs (tumour Dice within 0.002 of fp32);
+   desktop Intel chips), where full-range weights gave a liver model Dice 0.56 instead of 0.89 on a
+   validation patient; percentile calibration wins back the step that costs (tumour Dice within 0.002 of fp32);
 3. the gate: per-case Dice against the ground truth on the run's *validation* patients,
    fp32 ONNX and int8 side by side; the int8 model is marked ``validated`` only when
    every case is within ``tolerance`` (0.01) of fp32.

@@ -77,7 +77,7 @@ SILVER_SHARE = 0.5
 # The per-stage training options (the training defaults, :mod:`core.training.defaults`, where they
 # agree). Epochs are multiplied by ``scale``; 40 epochs of 100 batches of 16 (64,000 samples) take
 # about 45 minutes per stage on a 2-core CPU.
-# Acquisition (issue 21): 2.5D neighbours 2 mm apart whatever the scan's slices, 40 % of the samples
+# Acquisition: 2.5D neighbours 2 mm apart whatever the scan's slices, 40 % of the samples
 # shown as a 2.5-6 mm scan would show them, half the real-CT samples in another contrast phase.
 ACQUISITION = dict(neighbour_mm=2.0, thick_slices=0.4, phases=0.5)
 STAGE_OPTIONS = {

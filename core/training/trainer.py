@@ -157,7 +157,7 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         d = {k: (tuple(v) if k in ("window", "train_cases", "val_cases") else v) for k, v in d.items() if k in known}
-        d.setdefault("synth_lesions", 0.0)  # runs saved before synthetic lesions existed had none
+        d.setdefault("synth_lesions", 0.0)  # a saved config without the key trained without synthetic lesions
         return cls(**d)
 
     def preprocessing(self) -> Preprocessing:

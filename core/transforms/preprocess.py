@@ -6,10 +6,10 @@ Two recipes:
       slice, three identical channels.
     * ``window25d`` (the default): clip to the window, scale to [0, 1], and
       2.5D input: the slice and its two neighbours as the three channels. With
-      ``neighbour_mm`` (models since issue 21) the neighbours lie that many mm below and
+      ``neighbour_mm`` (set by the default-model recipe) the neighbours lie that many mm below and
       above, interpolated between slices (:mod:`core.transforms.zsample`), so a 5 mm scan shows the
-      model the same anatomy per channel as a 1.6 mm one; without it (older models) they
-      are the adjacent slices, whatever their spacing.
+      model the same anatomy per channel as a 1.6 mm one; without it (a model saved without the key)
+      they are the adjacent slices, whatever their spacing.
 Both resize slices to the model input with bilinear interpolation.
 """
 
@@ -39,7 +39,7 @@ class Preprocessing:
         size: model input H = W in pixels.
         channels: input channels (3).
         neighbour_mm: 2.5D neighbours this many mm apart (interpolated); None: the adjacent
-            slices by index (models trained before issue 21).
+            slices by index (a model whose preprocessing does not set it).
     """
 
     recipe: str = "window25d"

@@ -1,4 +1,4 @@
-"""Issue 16: the panels of the lite edition (no Keras): the Train tab says where to get the full
+"""The panels of the lite edition (no Keras): the Train tab says where to get the full
 edition instead of showing its controls; the engine choice offers the ONNX engines only."""
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ def test_panel_narrow_by_default_and_sizes_remembered(qtbot, tmp_path):
     win.show()
     qtbot.waitExposed(win)
     viewer_w, panel_w = win.splitter.sizes()
-    assert panel_w <= 0.3 * (viewer_w + panel_w), (viewer_w, panel_w)  # was about 40 % in a dock
+    assert panel_w <= 0.3 * (viewer_w + panel_w), (viewer_w, panel_w)
     assert viewer_w > 2 * panel_w
     win.splitter.setSizes([1000, 600])  # the user drags the handle
     wanted = win.splitter.sizes()

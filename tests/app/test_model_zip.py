@@ -1,4 +1,4 @@
-"""Issue 22 part 4: *Add model file...* accepts a shared model zip (liverseg export-model): it is
+"""*Add model file...* accepts a shared model zip (liverseg export-model): it is
 installed into the user's models folder and selected; a refused zip shows its one-line error."""
 
 from __future__ import annotations

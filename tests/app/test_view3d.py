@@ -166,7 +166,7 @@ WINDOW_SCRIPT = textwrap.dedent('''
 
 
 def test_the_3d_tab_of_the_real_window_survives_the_ml_stack_on_a_real_opengl_display(tmp_path):
-    """After a Segment (TensorFlow loaded: its LLVM used to crash Mesa's llvmpipe at the first frame),
+    """After a Segment (TensorFlow loaded: its LLVM can crash Mesa's llvmpipe at the first frame),
     a click on the 3D tab shows the liver, or says in one line why it cannot; the app lives on."""
     from core.runtime.edition import keras_available
     if not keras_available():

@@ -21,14 +21,14 @@ def _fail(x, progress=None, cancel=None):
 
 
 def _connect(sig, job, got):
-    """Connect a slot that closes over ``job``, as MainWindow.start_job's did."""
+    """Connect a slot that closes over ``job`` (the kind MainWindow.start_job avoids: see Job.release)."""
     sig.connect(lambda *a: got.append((job.name, a)))
 
 
 @pytest.mark.parametrize("fn, signal", [(_double, "finished"), (_fail, "failed")])
 def test_an_ended_job_releases_its_arguments_and_slots(qtbot, fn, signal):
     """A slot closing over its job is a cycle through Qt's C++ connection list, which Python's
-    collector cannot break: before Job.release, every study given to a job stayed alive."""
+    collector cannot break: without Job.release, every study given to a job would stay alive."""
     runner = JobRunner()
     data = np.ones((4, 8, 8), np.int16)
     ref = weakref.ref(data)

@@ -188,7 +188,7 @@ class Int8Race:
     """Which of two agreeing sessions (int8, fp32) is faster on this CPU, timed on real batches.
 
     int8 is not faster everywhere: on x86 CPUs without VNNI ONNX Runtime's int8 convolutions ran
-    as fast as fp32 or 1.3x slower (issue 21, AMD Zen 3), on VNNI CPUs about 2x faster. The calls
+    as fast as fp32 or 1.3x slower (measured on AMD Zen 3), on VNNI CPUs about 2x faster. The calls
     alternate int8, fp32, int8, fp32 (both sessions warmed up by the agreement check), each timed;
     int8 wins only when its fastest call beat fp32's (the fastest: a busy machine slows some calls).
     """

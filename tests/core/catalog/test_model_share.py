@@ -1,4 +1,4 @@
-"""Issue 22 part 4, sharing a model: ``export_model`` writes one zip, ``import_model`` checks it as an
+"""Sharing a model: ``export_model`` writes one zip, ``import_model`` checks it as an
 untrusted archive (names, sizes, hashes, card) and installs it atomically; no Keras needed to import."""
 
 from __future__ import annotations

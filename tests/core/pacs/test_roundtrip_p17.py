@@ -1,4 +1,4 @@
-"""The issue's round trip on the real patient 17: query, retrieve, segment, send the SEG, read it back."""
+"""The PACS round trip on the real patient 17: query, retrieve, segment, send the SEG, read it back."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 16, the lite edition (no Keras): what the lite bundle leaves out, and the clear one-line
+"""The lite edition (no Keras): what the lite bundle leaves out, and the clear one-line
 refusals when Keras is missing (simulated in a subprocess with ``sys.modules["keras"] = None``).
 Fast: no bundle is built (tests/test_installer.py builds and runs both)."""
 

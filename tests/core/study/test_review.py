@@ -100,7 +100,7 @@ def test_session_review_and_fix_go_to_the_csv_and_report(tmp_path):
 
 @pytest.mark.shared
 def test_patient17_proposal_to_reference_lesions_in_one_action_per_error(p17_src, tmp_path):
-    """Issue 23's goal on the real patient: the expert's two tumours, one of them missed (left as liver),
+    """One review action per error on the real patient: the expert's two tumours, one of them missed (left as liver),
     plus three false lesions under 0.5 mL: Reject smaller (one action for the three) and one Add lesion
     click give both lesions found and no false one."""
     from core.datasets.dataset import load_case

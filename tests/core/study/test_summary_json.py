@@ -1,5 +1,5 @@
-"""The typed study summary reads and writes the JSON of reports written before it existed, byte for
-byte: the fixtures under tests/data/summary were written by the dict-based summary."""
+"""The typed study summary reads and writes the report JSON of the fixtures under tests/data/summary
+(format v1) byte for byte, so reports already written read back and new ones keep their format."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def test_the_current_code_writes_the_same_summary_report_and_csv(tmp_path):
     s.measure()
     assert json.dumps(s.summary.to_json(), indent=2) + "\n" == (DATA / "study_summary_v1.json").read_text()
     report = json.loads(s.export("report", tmp_path / "r.json").read_bytes())
-    phase = report.pop("phase")  # the one key added since (the contrast phase, issue 41): the rest as written then
+    phase = report.pop("phase")  # the contrast phase, the one key the v1 fixtures lack: the rest as in them
     assert set(phase) == {"phase", "aorta_hu", "vessels_hu", "liver_hu", "reason"}
     assert write_json_report(tmp_path / "v1.json", report).read_bytes() == (DATA / "study_report_v1.json").read_bytes()
     assert s.export("csv", tmp_path / "l.csv").read_bytes() == (DATA / "study_lesions_v1.csv").read_bytes()

@@ -75,7 +75,7 @@ def test_window_presets_levels_and_drag():
     assert s.apply_preset("Liver 150/90") and s.window == (90.0, 150.0)
     assert s.levels == pytest.approx((15, 165))
     assert not s.apply_preset("Liver 150/90") and len(seen) == 1
-    assert s.drag_window(10.0, -5.0)  # right and up: wider and higher, as the right-drag did
+    assert s.drag_window(10.0, -5.0)  # right and up: wider and higher, as a right-drag in a view
     assert s.window == pytest.approx((95.0, 170.0))
     assert s.set_window(40, -3) and s.window == (40.0, 1.0)  # never narrower than 1 HU
     assert not s.set_window(40.0, 0.5)

@@ -203,7 +203,7 @@ def test_pipeline_adds_lesions_only_when_asked(liver_dataset):
     # validation pipelines (no augmentation) never get synthetic lesions
     val = SlicePipeline(liver_dataset, ["s"], "tumor", pre, augment=False, synth_lesions=1.0)
     assert val.liver is None
-    # the liver stage takes lesions too (issue 24: one share per stage): learnt as liver, never as tumour
+    # the liver stage takes lesions too (one share per stage): learnt as liver, never as tumour
     liver = SlicePipeline(liver_dataset, ["s"], "liver", pre, augment=True, seed=0, synth_lesions=1.0)
     _, yl = liver.batch(np.arange(len(liver)), np.random.default_rng(0))
     assert set(np.unique(yl)) <= {0, 1} and yl.sum() > 0

@@ -84,5 +84,5 @@ def test_the_option_is_checked_and_reaches_training_batches_only(tmp_path, tiny_
         return p.batch(np.arange(8), np.random.default_rng(4))
 
     plain, zero, low = batch(), batch(low_contrast=0.0), batch(low_contrast=1.0)
-    assert all(np.array_equal(a, b) for a, b in zip(plain, zero, strict=True))  # 0: the batches as before
+    assert all(np.array_equal(a, b) for a, b in zip(plain, zero, strict=True))  # 0: the same batches as without it
     assert not np.array_equal(plain[0], low[0])

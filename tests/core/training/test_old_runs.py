@@ -1,4 +1,4 @@
-"""Run folders written before the packages were regrouped by stage (issue 24) still read and load.
+"""Run folders written by the code with a flat ``core/`` still read and load with the packages grouped by stage.
 
 ``tests/data/run-v0.1.0`` is a tiny liver run (32 px, 4 filters, depth 2, one epoch) written by the
 code of commit caf413b, the last one with the flat ``core/`` (``last.keras`` and the TensorBoard logs

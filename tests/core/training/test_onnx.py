@@ -1,4 +1,4 @@
-"""ONNX export, int8 quantisation with its Dice gate, and the engine choice (issue 8)."""
+"""ONNX export, int8 quantisation with its Dice gate, and the engine choice."""
 
 from __future__ import annotations
 
@@ -225,7 +225,7 @@ def test_cli_export_onnx_and_engine_flag(tmp_path, tiny_dataset):
 
 
 def test_phantom_inputs_for_a_model_with_mm_neighbours():
-    """The ONNX check's inputs for a model whose neighbours are in mm (issue 21) use the phantom's spacing."""
+    """The ONNX check's inputs for a model whose neighbours are in mm use the phantom's spacing."""
     from core.transforms.preprocess import Preprocessing
     x = phantom_inputs(Preprocessing(size=32, neighbour_mm=2.0), n=4)
     y = phantom_inputs(Preprocessing(size=32), n=4)

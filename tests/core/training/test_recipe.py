@@ -47,7 +47,7 @@ def test_recipe_trains_both_stages_with_cards_and_installs_them(ircadb_like, tmp
         assert "not for clinical decisions" in card["intended_use"] and meta["label"].startswith("DEMO")
         assert meta["data"]["train_labelmaps"] == ["phantom-s53-3"] and meta["data"]["real_share"] > 0
         assert not (work / stage / "model.onnx").exists()  # export_onnx=False (tested in test_onnx.py)
-        # the acquisition-independent input (issue 21) is saved with the model and read back
+        # the acquisition-independent input is saved with the model and read back
         assert meta["preprocessing"]["neighbour_mm"] == 2.0
         assert load_seg_model(work / stage, stage).pre.neighbour_mm == 2.0
     assert any(getattr(e, "stage", "") == "recipe" for e in events)
@@ -86,7 +86,7 @@ def test_the_bundled_defaults_are_the_real_ct_models():
         assert e.kind == "real" and e.default and meta["card"]["licence"] == "CC BY-NC-ND 4.0"
         assert set(meta["card"]["train_ct_patients"]) == {"3Dircadb1.7", "3Dircadb1.17"}
         assert (Path(e.path).parent / "model.int8.onnx").is_file() and meta["int8"]["gate"]["cases"]
-    # The liver's int8 model passed its Dice gate; the 2026-12-03 tumour model's did not (0.035 > 0.01),
+    # The liver's int8 model passed its Dice gate; the bundled tumour model's did not (0.035 > 0.01),
     # so the automatic engine runs the tumour's fp32 ONNX model on CPUs (docs/MODELS.md).
     assert json.loads(Path(liver.path).with_name("model.json").read_text())["int8"]["validated"]
     tumor_meta = json.loads(Path(tumor.path).with_name("model.json").read_text())

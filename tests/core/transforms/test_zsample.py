@@ -74,7 +74,7 @@ def test_preprocessing_round_trip_and_older_models():
     old = Preprocessing.from_dict({"recipe": "window25d", "window": [-100, 400], "size": 128, "channels": 3})
     assert old.neighbour_mm is None and old.offsets_mm is None
     hu = np.zeros((5, 8, 8), np.int16)
-    assert isinstance(normalised_stack(hu, old), np.ndarray)  # older models: neighbours by index
+    assert isinstance(normalised_stack(hu, old), np.ndarray)  # no neighbour_mm: neighbours by index
     with pytest.raises(ValueError, match="neighbour_mm"):
         Preprocessing("notebook", neighbour_mm=2.0)
 
