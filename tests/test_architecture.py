@@ -187,8 +187,7 @@ def test_packages_import_each_other_without_cycles():
     assert cycle is None, "package cycle: " + " -> ".join(cycle)
 
 
-# errors, atomic writes, the card format, the preprocessing contract (channels at mm positions) and the
-# one way Keras is imported
+# errors, atomic writes, the card format, the preprocessing contract (channels at mm positions), Keras
 GROUND = {"core.runtime.errors", "core.runtime.atomic", "core.model.card", "core.transforms.preprocess",
           "core.transforms.zsample", "core.runtime.ml_backend", "core.runtime.quiet"}
 

@@ -63,7 +63,7 @@ def _ml(n: int, spacing) -> float:
     return n * float(np.prod(spacing)) / 1000.0
 
 
-SMOOTH_MM = 0.0  # bench/add_lesion_bench.py: 0 (the median alone) outlines best
+SMOOTH_MM = 0.0  # bench/benchmarks/add_lesion_bench.py: 0 (the median alone) outlines best
 
 
 def _smooth(hu: np.ndarray, spacing) -> np.ndarray:
@@ -101,7 +101,7 @@ def component_at(mask: np.ndarray, seed, scope: FixScope = "3d") -> np.ndarray:
 
 FAT_HU = -40.0  # below: fat or air next to the liver, never tumour tissue (necrosis stays above ~0 HU)
 # |HU - lesion| < BAND * |liver - lesion|; None: one-sided (all on the lesion's side of the midpoint,
-# above FAT_HU). bench/add_lesion_bench.py: 0.5 outlines best (mean Dice 0.854 against 0.837).
+# above FAT_HU). bench/benchmarks/add_lesion_bench.py: 0.5 outlines best (mean Dice 0.854 against 0.837).
 BAND: float | None = 0.5
 
 

@@ -2,7 +2,7 @@
 
 scikit-image's ``marching_cubes`` on the label's bounding box: the liver (tumours included) on a
 grid coarsened so that its largest side has at most ``LIVER_GRID`` voxels (a whole 512 x 512 x 130
-study in a fraction of a second, bench/surfaces_bench.py), each lesion at full resolution in its
+study in a fraction of a second, bench/benchmarks/surfaces_bench.py), each lesion at full resolution in its
 own box. Coordinates are millimetres in the study's voxel frame, which is LPS-like and right-handed
 for a DICOM series: X the column (to the patient's left), Y the row (to the back), Z the slice (to
 the head, as the DICOM loader orders slices); a camera in front (-Y) shows the patient's right on

@@ -8,7 +8,7 @@ changes the **real** CTs, with their expert masks:
 * :func:`random_phase_table`, :func:`scanner_noise`: the same, randomised, for training samples
   (:mod:`core.training.loader`);
 * :func:`acquisition_variant`: a held-out patient as other scanners would show it
-  (:data:`VARIANTS`, for ``bench/real_quality.py``), with the thick slices of
+  (:data:`VARIANTS`, for ``bench/benchmarks/real_quality.py``), with the thick slices of
   :func:`core.transforms.zsample.resample_thickness`.
 """
 
@@ -100,7 +100,7 @@ def scanner_noise(x: np.ndarray, rng: np.random.Generator, per_hu: float) -> Non
         x[:] = ndimage.gaussian_filter(x, (sigma, sigma, 0))
 
 
-# The acquisition proxies of ``bench/real_quality.py``: a held-out real patient as other scanners
+# The acquisition proxies of ``bench/benchmarks/real_quality.py``: a held-out real patient as other scanners
 # and protocols would show it. Each is built from the case's own CT and expert masks.
 VARIANTS = ("original", "2.5 mm", "5 mm", "arterial", "unenhanced", "noise 20 HU", "5 mm arterial noisy")
 

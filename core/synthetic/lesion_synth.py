@@ -3,7 +3,7 @@
 A tumour model learns from the lesions it is shown, and a lab's own dataset has few:
 3D-IRCADb-01 has 20 patients, some without tumours, and six phantom training
 patients hold about a dozen lesions. With only those, the model memorises them and
-finds nothing in new patients (bench/train_quality.py: validation Dice near 0 for
+finds nothing in new patients (bench/benchmarks/train_quality.py: validation Dice near 0 for
 20 epochs). Following the synthetic-tumour approach (Hu et al., "Label-Free Liver
 Tumor Segmentation", CVPR 2023), each chosen sample gets one to three extra lesions
 inside its liver, with their own labels:

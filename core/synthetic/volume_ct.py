@@ -17,7 +17,7 @@ a filter on components) would be judged on CT no scanner makes. :func:`render_vo
   the noise drawn per voxel.
 
 Uses: the validation label maps (never trained on) as whole patients for lesion-level choices
-(``bench/lesion_filter.py``). About 5-10 s for a 512 x 512 x 120 map on one core.
+(``bench/experiments/lesion_filter.py``). About 5-10 s for a 512 x 512 x 120 map on one core.
 """
 
 from __future__ import annotations

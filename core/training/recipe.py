@@ -21,7 +21,7 @@
 Everything is resumable: ``--resume`` continues the stage runs from their last
 completed epoch (after Ctrl-C, a crash or ``kill -9``), and a finished stage is not
 trained again. ``exclude`` leaves patients out entirely (CT and label map), for the
-leave-one-patient-out protocol of ``bench/real_quality.py``.
+leave-one-patient-out protocol of ``bench/benchmarks/real_quality.py``.
 """
 
 from __future__ import annotations

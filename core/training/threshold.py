@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 GRID = tuple(round(0.2 + 0.05 * i, 2) for i in range(13))  # 0.2 .. 0.8
 # Move away from the default only for a real gain: with a handful of validation patients a
-# smaller one is noise (bench/train_quality.py: a liver model's validation Dice rose 0.891 ->
+# smaller one is noise (bench/benchmarks/train_quality.py: a liver model's validation Dice rose 0.891 ->
 # 0.895 from 0.5 to 0.8 while its test Dice fell 0.912 -> 0.888).
 MIN_GAIN = 0.01
 

@@ -182,7 +182,7 @@ def drop_shallow(mask: np.ndarray, liver: np.ndarray, spacing, min_depth_mm: flo
     ``min_depth_mm`` deep. ``mask`` may be a box of ``liver``'s grid starting at voxel ``origin``.
     Each component's depth is computed on its own box grown by ``min_depth_mm`` and a voxel: the
     decision is that of the whole volume (a voxel whose nearest outside voxel lies beyond the box is
-    deeper than ``min_depth_mm`` both ways). Measured (docs/BENCHMARKS.md, ``bench/lesion_filter.py``).
+    deeper than ``min_depth_mm`` both ways). Measured (docs/BENCHMARKS.md, ``bench/experiments/lesion_filter.py``).
     """
     if min_depth_mm <= 0 or not mask.any():
         return mask

@@ -45,7 +45,7 @@ def test_review_turns_a_proposal_into_the_reference_lesions(window, qtbot):
         QTest.keyClick(w, Qt.Key.Key_A)
     assert res.records[0].review == "accepted"
     # the event loop while the review edits the label and measures it in workers (the jump of the
-    # three views to a lesion above is the viewer's own redraw, timed in bench/viewer_bench.py)
+    # three views to a lesion above is the viewer's own redraw, timed in bench/benchmarks/viewer_bench.py)
     gaps, clock = [], QElapsedTimer()
     clock.start()
     last = [clock.elapsed()]
