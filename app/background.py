@@ -28,14 +28,14 @@ def scan_folder(path: str, progress=None, cancel=None):
     return scan(path, progress=progress, cancel=cancel)
 
 
-def segment_study(session: StudySession, liver_path: str, tumor_path: str | None, engine: Engine = "auto",
+def segment_study(session: StudySession, liver_path: str, tumour_path: str | None, engine: Engine = "auto",
                   progress=None, cancel=None) -> Segmented:
     """Run the cascade with the chosen engine (see core.inference.engines); the result is not stored yet.
 
     Its ``snapshot`` is a copy of the label for the measuring job, taken here: nobody can edit the
     label before the GUI receives it, and a 500-slice copy (~35 ms) must not run in the GUI thread.
     """
-    return session.run_segmentation(liver_path, tumor_path, engine, snapshot=True, progress=progress, cancel=cancel)
+    return session.run_segmentation(liver_path, tumour_path, engine, snapshot=True, progress=progress, cancel=cancel)
 
 
 def compare_followup(baseline: StudySession, followup: StudySession, followup_label, allow_different: bool = False,

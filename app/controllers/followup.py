@@ -140,13 +140,13 @@ class FollowupController:
         elif s.label is not None or s.reference is not None:
             self._compare(baseline, followup, allow)
         else:
-            liver, tumor = self.models()
+            liver, tumour = self.models()
             if liver is None:
                 self._end("")
                 self.services.show_error("Choose a liver model in the Segment tab: the earlier study is segmented "
                                          "with the models selected there.", "")
                 return
-            self._start(Job("Segment earlier study", background.segment_study, baseline, liver, tumor, self.engine()),
+            self._start(Job("Segment earlier study", background.segment_study, baseline, liver, tumour, self.engine()),
                         labelled)
 
     def _ask_different(self, message: str) -> bool:

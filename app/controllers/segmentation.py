@@ -32,12 +32,12 @@ class SegmentationController:
         segment_panel.segmentRequested.connect(self.run_segmentation)
         segment_panel.cancelRequested.connect(self.cancel_segmentation)
 
-    def run_segmentation(self, liver_path: str, tumor_path: str = "") -> Job | None:
+    def run_segmentation(self, liver_path: str, tumour_path: str = "") -> Job | None:
         session = self.state.session
         if session is None:
             self.services.show_error("Open a study first.", "")
             return None
-        job = Job("Segment", background.segment_study, session, liver_path, tumor_path or None, self.engine())
+        job = Job("Segment", background.segment_study, session, liver_path, tumour_path or None, self.engine())
         job.progress.connect(lambda ev: self.segment_panel.set_progress(ev.done, ev.total))
         for sig in (job.finished, job.failed, job.cancelled):
             sig.connect(lambda *_: self.segment_panel.set_busy(False))

@@ -265,7 +265,7 @@ class CompareWindow(QDialog):
             i = part.info
             name = i["name"] if len(i["name"]) < 70 else "..." + i["name"][-67:]
             caption.setText(f"<b>{what}</b> {_date(i['study_date'])}  phase <b>{part.phase.phase}</b>  "
-                            f"{len(part.lesions)} lesion(s), tumour {part.tumor_ml:.1f} mL<br>"
+                            f"{len(part.lesions)} lesion(s), tumour {part.tumour_ml:.1f} mL<br>"
                             f"<span style='color:#888'>{name}</span>")
             caption.setToolTip(f"{i['name']}\nphase read from the images: {part.phase.reason}")
 
@@ -275,9 +275,9 @@ class CompareWindow(QDialog):
         fit = reg.fit(reg.kind)
         fit_text = (f": liver Dice {fit.liver_dice:.3f}, mean surface distance {fit.liver_msd_mm:.1f} mm"
                     if fit is not None and fit.liver_dice is not None else "")
-        pct = c.tumor_change_pct
+        pct = c.tumour_change_pct
         parts = [_response_html(c.recist), _response_html(c.mrecist),
-                 f"Tumour volume {c.baseline.tumor_ml:.1f} mL &rarr; {c.followup.tumor_ml:.1f} mL"
+                 f"Tumour volume {c.baseline.tumour_ml:.1f} mL &rarr; {c.followup.tumour_ml:.1f} mL"
                  + ("" if pct is None else f" ({pct:+.0f} %)"),
                  f"Registration {reg.kind}{fit_text}"]
         parts += [f"<i>warning: {w}</i>" for w in c.warnings]

@@ -125,8 +125,8 @@ class FinetuneBox(QGroupBox):
         self.outcome = outcome
         self.table.setRowCount(len(outcome.cases))
         for i, c in enumerate(outcome.cases):
-            cells = (c.case_id, _num(c.before.liver_dice), _num(c.after.liver_dice), _num(c.before.tumor_dice),
-                     _num(c.after.tumor_dice), c.before.lesions, c.after.lesions)
+            cells = (c.case_id, _num(c.before.liver_dice), _num(c.after.liver_dice), _num(c.before.tumour_dice),
+                     _num(c.after.tumour_dice), c.before.lesions, c.after.lesions)
             for j, text in enumerate(cells):
                 self.table.setItem(i, j, QTableWidgetItem(text))
         self.table.resizeColumnsToContents()

@@ -114,8 +114,8 @@ class ResultsPanel(QWidget):
         les = summary.lesions
         accepted = sum(r.review == "accepted" for r in les)
         rejected = len(summary.rejected_lesions)
-        self.summary.setText(f"Liver {summary.liver_ml:.1f} mL    tumour {summary.tumor_ml:.2f} mL    "
-                             f"burden {summary.tumor_burden_pct:.2f} %    {len(les)} lesion(s)"
+        self.summary.setText(f"Liver {summary.liver_ml:.1f} mL    tumour {summary.tumour_ml:.2f} mL    "
+                             f"burden {summary.tumour_burden_pct:.2f} %    {len(les)} lesion(s)"
                              + (f"    reviewed: {accepted} accepted, {rejected} rejected"
                                 if accepted or rejected else ""))
         selected = self.current_row()

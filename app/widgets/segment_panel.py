@@ -41,7 +41,7 @@ CLICK_TIPS = {"add_lesion": "click inside a missed tumour: it is grown in 3D fro
 
 
 class SegmentPanel(QWidget):
-    """Signals: ``segmentRequested(liver_path, tumor_path)``, ``cancelRequested()``, ``toolChanged(tool)``,
+    """Signals: ``segmentRequested(liver_path, tumour_path)``, ``cancelRequested()``, ``toolChanged(tool)``,
     ``undoRequested()``, ``redoRequested()``."""
 
     segmentRequested = Signal(str, str)
@@ -56,12 +56,12 @@ class SegmentPanel(QWidget):
         self.extra: list[str] = []
         form = QFormLayout(self)
         self.liver = QComboBox()
-        self.tumor = QComboBox()
-        for c in (self.liver, self.tumor):
+        self.tumour = QComboBox()
+        for c in (self.liver, self.tumour):
             c.setMinimumContentsLength(24)
             c.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         form.addRow("Liver model", self.liver)
-        form.addRow("Tumour model", self.tumor)
+        form.addRow("Tumour model", self.tumour)
         self.engine = QComboBox()
         self.lite = not keras_available()  # the lite edition offers the ONNX engines only
         for key, text in ENGINE_TEXT.items():
@@ -122,7 +122,7 @@ class SegmentPanel(QWidget):
         urow.addWidget(self.redo_btn)
         form.addRow(urow)
         self.liver.currentIndexChanged.connect(self._describe)
-        self.tumor.currentIndexChanged.connect(self._describe)
+        self.tumour.currentIndexChanged.connect(self._describe)
         self.refresh()
 
     def set_engine(self, engine: Engine) -> None:
@@ -144,7 +144,7 @@ class SegmentPanel(QWidget):
         chosen another model (``select_defaults``: select them anyway, after the defaults changed)."""
         entries = scan_models(self.extra)
         defaults = dict(zip(("liver", "tumor"), default_models(entries), strict=True))
-        for combo, stage in ((self.liver, "liver"), (self.tumor, "tumor")):
+        for combo, stage in ((self.liver, "liver"), (self.tumour, "tumor")):
             previous = None if select_defaults else combo.currentData()
             combo.blockSignals(True)
             combo.clear()
@@ -164,7 +164,7 @@ class SegmentPanel(QWidget):
 
     def _describe(self) -> None:
         parts = []
-        for combo in (self.liver, self.tumor):
+        for combo in (self.liver, self.tumour):
             e: ModelEntry = combo.currentData()
             if e is not None:
                 parts.append(f"{e.stage}: {e.input_size} px, {e.recipe}, "
@@ -200,7 +200,7 @@ class SegmentPanel(QWidget):
             self._show_error(str(exc))
             return None
         self.refresh()
-        for combo in (self.liver, self.tumor):
+        for combo in (self.liver, self.tumour):
             paths = [getattr(combo.itemData(i), "path", None) for i in range(combo.count())]
             if model in paths:
                 combo.setCurrentIndex(paths.index(model))
@@ -216,13 +216,13 @@ class SegmentPanel(QWidget):
 
     def selected_models(self) -> tuple[str | None, str | None]:
         """(liver, tumour) model paths selected (None: no liver model; no tumour model)."""
-        liver, tumor = self.liver.currentData(), self.tumor.currentData()
-        return (liver.path if liver is not None else None, tumor.path if tumor is not None else None)
+        liver, tumour = self.liver.currentData(), self.tumour.currentData()
+        return (liver.path if liver is not None else None, tumour.path if tumour is not None else None)
 
     def _segment(self) -> None:
-        liver, tumor = self.selected_models()
+        liver, tumour = self.selected_models()
         if liver is not None:
-            self.segmentRequested.emit(liver, tumor or "")
+            self.segmentRequested.emit(liver, tumour or "")
 
     def set_busy(self, busy: bool) -> None:
         self.segment_btn.setEnabled(not busy and self.liver.currentData() is not None)

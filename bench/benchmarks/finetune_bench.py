@@ -55,16 +55,16 @@ def lab_dataset(ds: Path, patient: str, out: Path) -> list[str]:
     return ids
 
 
-def score(case, liver_path, tumor_path, engine):
+def score(case, liver_path, tumour_path, engine):
     from core.evaluation.evaluate import case_report
     from core.inference.cascade import segment
     from core.model.io import load_seg_model
     liver = load_seg_model(liver_path, "liver")
-    tumor = load_seg_model(tumor_path, "tumor") if tumor_path else None
-    r = case_report(segment(case, liver, tumor, engine=engine).label, case.label, case.spacing)
-    return {"liver_dice": r["liver"]["dice"], "tumor_dice": r["tumor"]["dice"] if tumor else None,
+    tumour = load_seg_model(tumour_path, "tumor") if tumour_path else None
+    r = case_report(segment(case, liver, tumour, engine=engine).label, case.label, case.spacing)
+    return {"liver_dice": r["liver"]["dice"], "tumor_dice": r["tumor"]["dice"] if tumour else None,
             "lesions": f"{r['lesions']['hits']}/{r['lesions']['true_lesions']} (+{r['lesions']['false_positives']})"
-            if tumor else "-"}
+            if tumour else "-"}
 
 
 def main() -> None:
@@ -98,8 +98,8 @@ def main() -> None:
     lab_dataset(ds, other, lab)
     test = load_case(ds, args.test)
     cases = {"new scanner": acquisition_variant(test, NEW_SCANNER), "original": test}
-    tumor_base = str(base / "tumor" / "model.keras") if (base / "tumor" / "model.keras").is_file() else None
-    base_paths = {"liver": str(base / "liver" / "model.keras"), "tumor": tumor_base}
+    tumour_base = str(base / "tumor" / "model.keras") if (base / "tumor" / "model.keras").is_file() else None
+    base_paths = {"liver": str(base / "liver" / "model.keras"), "tumor": tumour_base}
     rows = {"base": {k: score(c, base_paths["liver"], base_paths["tumor"], args.engine) for k, c in cases.items()}}
     report = {"test": args.test, "lab": other, "new_scanner": NEW_SCANNER, "minutes": args.minutes, "arms": {}}
     for l2sp in args.arms:

@@ -94,7 +94,7 @@ def onnx_models(tmp: Path, models) -> dict:
     return out
 
 
-def notebook_baseline(folder: str, liver_keras, tumor_keras) -> float:
+def notebook_baseline(folder: str, liver_keras, tumour_keras) -> float:
     """The notebooks' way: per-slice float64 + equalisation + PIL resize, predict both models on every slice."""
     import pydicom
     from PIL import Image
@@ -113,11 +113,11 @@ def notebook_baseline(folder: str, liver_keras, tumor_keras) -> float:
     x = np.stack(xs).astype(np.float32)
     t_warm = time.perf_counter()
     liver_keras.predict(x[:8], batch_size=8, verbose=0)  # compile outside the timing, as for the cascade
-    tumor_keras.predict(x[:8], batch_size=8, verbose=0)
+    tumour_keras.predict(x[:8], batch_size=8, verbose=0)
     t += time.perf_counter() - t_warm
     liver = liver_keras.predict(x, batch_size=8, verbose=0)
-    tumor = tumor_keras.predict(x * (liver > 0.5), batch_size=8, verbose=0)
-    del tumor
+    tumour = tumour_keras.predict(x * (liver > 0.5), batch_size=8, verbose=0)
+    del tumour
     return time.perf_counter() - t
 
 
@@ -157,23 +157,23 @@ def main() -> None:
                 z.extractall(tmp)
             folder = str(tmp / "PATIENT_DICOM")
         liver = load_seg_model(notebook_size_model(tmp / "liver", "liver", (60.0, 150.0)), "liver")
-        tumor = load_seg_model(notebook_size_model(tmp / "tumor", "tumor", (0.0, 60.0)), "tumor")
-        gates = onnx_models(tmp, (liver, tumor)) if set(engines) - {"keras"} else {}
+        tumour = load_seg_model(notebook_size_model(tmp / "tumor", "tumor", (0.0, 60.0)), "tumor")
+        gates = onnx_models(tmp, (liver, tumour)) if set(engines) - {"keras"} else {}
         warm = load_series(folder)
-        segment(warm, liver, tumor, batch_size=args.batch, engine="keras")  # compile both predict functions
+        segment(warm, liver, tumour, batch_size=args.batch, engine="keras")  # compile both predict functions
         per_engine = {}
         for engine in engines:
-            segment(warm, liver, tumor, batch_size=args.batch, engine=engine)  # sessions made, kernels warm
+            segment(warm, liver, tumour, batch_size=args.batch, engine=engine)  # sessions made, kernels warm
             t0 = time.perf_counter()
             vol = load_series(folder)
-            s = segment(vol, liver, tumor, batch_size=args.batch, engine=engine)
+            s = segment(vol, liver, tumour, batch_size=args.batch, engine=engine)
             write_nifti(tmp / f"out-{engine}.nii.gz", s.label, vol)
             per_engine[engine] = (time.perf_counter() - t0, s)
 
         t0 = time.perf_counter()
         vol = load_series(folder)
         t_load = time.perf_counter() - t0
-        seg = segment(vol, liver, tumor, batch_size=args.batch, engine="keras")
+        seg = segment(vol, liver, tumour, batch_size=args.batch, engine="keras")
         t_exp = time.perf_counter()
         write_nifti(tmp / "out.nii.gz", seg.label, vol)
         t_export = time.perf_counter() - t_exp
@@ -184,14 +184,14 @@ def main() -> None:
         liver_mask = seg.label > 0
         zs = np.flatnonzero(liver_mask.any(axis=(1, 2)))
         box = inplane_box(liver_mask, MARGIN_PX)
-        tnorm = normalised_stack(vol.hu[zs[0]:zs[-1] + 1], tumor.pre, box, dz=vol.spacing[0])
+        tnorm = normalised_stack(vol.hu[zs[0]:zs[-1] + 1], tumour.pre, box, dz=vol.spacing[0])
         from core.transforms.preprocess import stack_channels
         xl = [stack_channels(norm, np.arange(i, min(i + args.batch, len(norm))), liver.pre)
               for i in range(0, len(norm), args.batch)]
         zt = zs - zs[0]
-        xt = [stack_channels(tnorm, zt[i:i + args.batch], tumor.pre) for i in range(0, len(zt), args.batch)]
+        xt = [stack_channels(tnorm, zt[i:i + args.batch], tumour.pre) for i in range(0, len(zt), args.batch)]
         dev = default_device()  # the same calls, on the same device, as the cascade makes
-        rl, rt = open_runner(liver, "keras", dev, args.batch), open_runner(tumor, "keras", dev, args.batch)
+        rl, rt = open_runner(liver, "keras", dev, args.batch), open_runner(tumour, "keras", dev, args.batch)
         if keras.backend.backend() == "jax" and dev.gpu:
             import jax
             dl, dt = [jax.device_put(x) for x in xl], [jax.device_put(x) for x in xt]
@@ -210,7 +210,7 @@ def main() -> None:
                 rt._call(x)
             bare = time.perf_counter() - t
 
-        base = float("nan") if args.skip_baseline else notebook_baseline(folder, liver.model, tumor.model)
+        base = float("nan") if args.skip_baseline else notebook_baseline(folder, liver.model, tumour.model)
     n_l, n_t = len(norm), len(zt)
     print(f"volume {vol.hu.shape}, backend {keras.backend.backend()}, {seg.info['device']}, batch {args.batch}")
     print(f"liver model on {n_l} slices, tumour model on {n_t} liver slices (box {box})")

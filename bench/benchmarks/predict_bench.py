@@ -93,8 +93,8 @@ def compare(args) -> None:
     for m in args.models:
         label, dirs = m.split("=", 1)
         dirs, _, root = dirs.partition("@")
-        liver, tumor = dirs.split(",")
-        sets[label] = (str(Path(liver).resolve()), str(Path(tumor).resolve()))
+        liver, tumour = dirs.split(",")
+        sets[label] = (str(Path(liver).resolve()), str(Path(tumour).resolve()))
         roots[label] = Path(root).resolve() if root else ROOT
         if not (roots[label] / "app" / "__main__.py").is_file():
             raise SystemExit(f"{roots[label]}: not a checkout of this repository (no app/__main__.py)")

@@ -42,17 +42,17 @@ def fmt(x, p=3):
 def load_pair(work: Path, patient: str, liver_only: bool):
     """The (liver, tumour) models of a leave-one-out work folder; refuses any trained on ``patient``."""
     from core.model.io import load_seg_model
-    liver_dir, tumor_dir = work / "liver", work / "tumor"
+    liver_dir, tumour_dir = work / "liver", work / "tumor"
     if not (liver_dir / "model.keras").is_file():
         return None, None
     liver = load_seg_model(liver_dir, "liver")
-    tumor = (load_seg_model(tumor_dir, "tumor")
-             if not liver_only and (tumor_dir / "model.keras").is_file() else None)
-    for m in (liver, tumor):
+    tumour = (load_seg_model(tumour_dir, "tumor")
+              if not liver_only and (tumour_dir / "model.keras").is_file() else None)
+    for m in (liver, tumour):
         trained = set((m.meta.get("data") or {}).get("train_patients", [])) if m else set()
         if patient in trained:
             raise SystemExit(f"{m.path} trained on {patient}: refusing to score it there")
-    return liver, tumor
+    return liver, tumour
 
 
 def main() -> None:
@@ -99,24 +99,24 @@ def main() -> None:
         case = load_case(ds, patient)
         for variant in variants:
             v = acquisition_variant(case, variant)
-            for label, (liver, tumor) in models.items():
+            for label, (liver, tumour) in models.items():
                 if liver is None:
                     print(f"{label}: no liver model; skipped", flush=True)
                     continue
-                seg = segment(v, liver, tumor, engine=args.engine)
+                seg = segment(v, liver, tumour, engine=args.engine)
                 r = case_report(seg.label, v.label, v.spacing)
                 r["seconds"] = seg.timings.get("total", 0.0)
                 r["engines"] = seg.info.get("engines")
                 report["cases"].setdefault(patient, {}).setdefault(variant, {})[label] = r
-                rows.append((patient, variant, label, r, tumor is not None))
+                rows.append((patient, variant, label, r, tumour is not None))
                 print(f"{patient} {variant:20s} {label:10s} liver {fmt(r['liver']['dice'])}", flush=True)
     print(f"\n{'patient':13s} {'variant':20s} {'models':10s} {'liver Dice':>10s} {'ASSD mm':>8s} {'RVD':>7s} "
           f"{'tumour Dice':>11s} {'lesions found':>13s} {'false lesions':>13s} {'seconds':>8s}")
-    for patient, variant, label, r, has_tumor in rows:
+    for patient, variant, label, r, has_tumour in rows:
         lv, tu, le = r["liver"], r["tumor"], r["lesions"]
-        tumour_dice = (fmt(tu["dice"]) if le["true_lesions"] else "- (none)") if has_tumor else "-"
-        found = f"{le['hits']:>6d} / {le['true_lesions']:<4d}" if has_tumor else f"{'-':>13s}"
-        false = f"{le['false_positives']:>13d}" if has_tumor else f"{'-':>13s}"
+        tumour_dice = (fmt(tu["dice"]) if le["true_lesions"] else "- (none)") if has_tumour else "-"
+        found = f"{le['hits']:>6d} / {le['true_lesions']:<4d}" if has_tumour else f"{'-':>13s}"
+        false = f"{le['false_positives']:>13d}" if has_tumour else f"{'-':>13s}"
         print(f"{patient:13s} {variant:20s} {label:10s} {fmt(lv['dice']):>10s} {fmt(lv['assd_mm'], 2):>8s} "
               f"{fmt(lv['rvd']):>7s} {tumour_dice:>11s} {found} {false} {r['seconds']:8.1f}")
     if args.out:

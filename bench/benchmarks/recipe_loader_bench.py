@@ -34,7 +34,7 @@ cfg = TrainConfig(dataset=ds, out=ds, stage=stage, train_cases=train_ids, val_ca
 share = cfg.synth_lesions if stage == "tumor" else cfg.liver_lesions
 pipe = SlicePipeline(ds, train_ids, stage, cfg.preprocessing(), cfg.fraction, cfg.augment, cfg.seed,
                      synth_lesions=share, geometry=cfg.geometry, thick_slices=cfg.thick_slices, phases=cfg.phases)
-order = pipe.epoch_order(np.random.default_rng([cfg.seed, 0]), cfg.tumor_positive_share if stage == "tumor" else 0.0,
+order = pipe.epoch_order(np.random.default_rng([cfg.seed, 0]), cfg.tumour_positive_share if stage == "tumor" else 0.0,
                          cfg.real_share, nb * cfg.batch_size)
 h, t = hashlib.sha256(), time.perf_counter()
 for i in range(nb):

@@ -80,26 +80,26 @@ def main() -> None:
     train_min = (time.perf_counter() - t_train) / 60
 
     liver_m = load_seg_model(root / "liver", "liver")
-    tumor_m = load_seg_model(root / "tumor", "tumor")
+    tumour_m = load_seg_model(root / "tumor", "tumor")
     rows = []
     for i in range(4):
         c = make_phantom(args.test_seed + i, 64, 256)
-        s = segment(c, liver_m, tumor_m)
+        s = segment(c, liver_m, tumour_m)
         liver_d = metrics.dice(s.label > 0, c.label > 0)
         has_t = bool((c.label == 2).any())
-        tumor_d = metrics.dice(s.label == 2, c.label == 2) if has_t else float("nan")
-        rows.append((i, liver_d, tumor_d, int((c.label == 2).sum()), s.timings["total"]))
-        print(f"test case {i}: liver Dice {liver_d:.3f}  tumour Dice {tumor_d:.3f}  "
+        tumour_d = metrics.dice(s.label == 2, c.label == 2) if has_t else float("nan")
+        rows.append((i, liver_d, tumour_d, int((c.label == 2).sum()), s.timings["total"]))
+        print(f"test case {i}: liver Dice {liver_d:.3f}  tumour Dice {tumour_d:.3f}  "
               f"(tumour voxels {rows[-1][3]}, {rows[-1][4]:.1f} s)", flush=True)
     liver_mean = float(np.mean([r[1] for r in rows]))
-    tumor_vals = [r[2] for r in rows if not np.isnan(r[2])]
-    tumor_mean = float(np.mean(tumor_vals)) if tumor_vals else float("nan")
-    summary = {"train_minutes": round(train_min, 1), "liver_dice_mean": liver_mean, "tumor_dice_mean": tumor_mean,
+    tumour_vals = [r[2] for r in rows if not np.isnan(r[2])]
+    tumour_mean = float(np.mean(tumour_vals)) if tumour_vals else float("nan")
+    summary = {"train_minutes": round(train_min, 1), "liver_dice_mean": liver_mean, "tumor_dice_mean": tumour_mean,
                "cases": rows, "size": args.size, "filters": args.filters, "batch_size": args.batch_size,
                "synth_lesions": args.synth_lesions}
     (root / "quality.json").write_text(json.dumps(summary, indent=2))
     print(f"\ntraining {train_min:.1f} min; mean per-case liver Dice {liver_mean:.3f} (goal 0.95), "
-          f"tumour Dice {tumor_mean:.3f} over {len(tumor_vals)} case(s) with tumours (goal 0.70)")
+          f"tumour Dice {tumour_mean:.3f} over {len(tumour_vals)} case(s) with tumours (goal 0.70)")
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ RULE_FEATURES = ("ml", "slices", "peak", "mean_p", "abs_contrast", "abs_local_co
 
 def lesion_features(seg, hu: np.ndarray, truth: np.ndarray, spacing) -> list[dict]:
     """Features of every proposed lesion of ``seg`` (a :class:`core.inference.cascade.Segmentation`
-    with ``tumor_prob``), and whether it hits a true lesion of ``truth`` (0/1/2 labels)."""
+    with ``tumour_prob``), and whether it hits a true lesion of ``truth`` (0/1/2 labels)."""
     from scipy import ndimage
 
     from core.evaluation.metrics import lesion_components
@@ -66,7 +66,7 @@ def lesion_features(seg, hu: np.ndarray, truth: np.ndarray, spacing) -> list[dic
     recs, lab = lesion_components(pred, spacing)
     tl, tlab = lesion_components(truth == TUMOUR, spacing)
     liver_med = float(np.median(hu[seg.label == LIVER])) if (seg.label == LIVER).any() else 0.0
-    prob = seg.tumor_prob
+    prob = seg.tumour_prob
     liver_net = clean_liver(seg.liver_prob > 0.5) if seg.liver_prob is not None else liver  # the liver stage's mask
     depth = ndimage.distance_transform_edt(liver, sampling=spacing)
     surface = surface_depths(liver, lab, spacing)
@@ -205,8 +205,8 @@ def main() -> None:
     ap.add_argument("--from-json", help="analyse an earlier --out instead of rendering")
     ap.add_argument("--real", metavar="PATIENT", help="confirm on this real CT patient and its proxies instead")
     ap.add_argument("--liver", help="the liver model's run folder (default: --models' ircadb-liver)")
-    ap.add_argument("--tumor", help="the tumour model's run folder, never trained on the scored patients "
-                                    "(default: --models' ircadb-tumor)")
+    ap.add_argument("--tumor", dest="tumour", help="the tumour model's run folder, never trained on the scored "
+                                                   "patients (default: --models' ircadb-tumor)")
     ap.add_argument("--rules-from", help="with --real: the rendered run's --out whose best rules to apply")
     args = ap.parse_args()
     if args.from_json:
@@ -221,11 +221,11 @@ def main() -> None:
         return
     from core.evaluation.evaluate import case_report
     from core.inference.cascade import TumourFilters, segment
-    liver_m, tumor_m = load_models(args, args.cases)
+    liver_m, tumour_m = load_models(args, args.cases)
     rows = []
     t = time.perf_counter()
     for v in rendered_volumes(args.dataset, args.cases, args.seeds, args.thick):
-        seg = segment(v, liver_m, tumor_m, return_probs=True,
+        seg = segment(v, liver_m, tumour_m, return_probs=True,
                       tumour_filters=TumourFilters(min_depth_mm=args.min_depth, min_inside=args.min_inside))
         rep = case_report(seg.label, v.label, v.spacing)
         le = rep["lesions"]
@@ -272,14 +272,14 @@ def load_models(args, patients: list[str]):
     (then only the tumour stage is held out)."""
     from core.model.io import load_seg_model
     liver = load_seg_model(args.liver or Path(args.models) / "ircadb-liver", "liver")
-    tumor = load_seg_model(args.tumor or Path(args.models) / "ircadb-tumor", "tumor")
-    for m, stage in ((liver, "liver"), (tumor, "tumour")):
+    tumour = load_seg_model(args.tumour or Path(args.models) / "ircadb-tumor", "tumor")
+    for m, stage in ((liver, "liver"), (tumour, "tumour")):
         seen = set((m.meta.get("data") or {}).get("train_patients", [])) & set(patients)
         if seen and stage == "tumour":
             raise SystemExit(f"{m.path} trained on {sorted(seen)}: refusing to score it there")
         if seen:
             print(f"note: the liver model trained on {sorted(seen)}: only the tumour stage is held out", flush=True)
-    return liver, tumor
+    return liver, tumour
 
 
 def confirm_real(args) -> None:
@@ -288,7 +288,7 @@ def confirm_real(args) -> None:
     from core.evaluation.evaluate import case_report
     from core.inference.cascade import TumourFilters, segment
     from core.synthetic.acquisition import VARIANTS, acquisition_variant
-    liver_m, tumor_m = load_models(args, [args.real])
+    liver_m, tumour_m = load_models(args, [args.real])
     rules = [r[-1] for r in score_rules(flatten(json.loads(Path(args.rules_from).read_text())), top=8)]
     rules += [f"max_depth_mm < {t:g}" for t in (3, 4, 5)] + [f"surface_depth_mm < {t:g}" for t in (3, 4, 5)]
     rules += [f"inside < {t:g}" for t in (0.25, 0.5, 0.75)]
@@ -296,7 +296,7 @@ def confirm_real(args) -> None:
     rows = []
     for name in VARIANTS:
         v = acquisition_variant(case, name)
-        seg = segment(v, liver_m, tumor_m, return_probs=True,
+        seg = segment(v, liver_m, tumour_m, return_probs=True,
                       tumour_filters=TumourFilters(min_depth_mm=args.min_depth, min_inside=args.min_inside))
         rep = case_report(seg.label, v.label, v.spacing)
         comps = lesion_features(seg, v.hu, v.label, v.spacing)

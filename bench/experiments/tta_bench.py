@@ -105,17 +105,18 @@ def main(argv=None) -> int:
     from core.synthetic.acquisition import VARIANTS, acquisition_variant
 
     liver = load_seg_model(str(Path(args.models) / "liver"), "liver")
-    tumor = load_seg_model(str(Path(args.models) / "tumor"), "tumor")
+    tumour = load_seg_model(str(Path(args.models) / "tumor"), "tumor")
     case = load_case(args.dataset, args.patient)
     stages, sets = args.stages.split(","), args.sets.split(",")
-    base = prepare_runners(liver, tumor, args.engine)
+    fields = [{"tumor": "tumour"}.get(st, st) for st in stages]  # each stage's CascadeRunners field
+    base = prepare_runners(liver, tumour, args.engine)
     rows: dict[str, list] = {}
     for variant in (args.variants.split(",") if args.variants else VARIANTS):
         vol = acquisition_variant(case, variant)
         line = []
         for name in sets:  # the sessions are opened once; each set wraps the stages it averages
-            runners = replace(base, **{st: Averaged(getattr(base, st), SETS[name]) for st in stages})
-            seg = segment(vol, liver, tumor, runners=runners)
+            runners = replace(base, **{f: Averaged(getattr(base, f), SETS[name]) for f in fields})
+            seg = segment(vol, liver, tumour, runners=runners)
             rep = case_report(seg.label, vol.label, vol.spacing)
             les = rep["lesions"]
             rows.setdefault(name, []).append({"variant": variant, "liver": rep["liver"]["dice"],

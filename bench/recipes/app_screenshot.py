@@ -24,7 +24,7 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--acquisition", type=int)
     ap.add_argument("--liver-model")
-    ap.add_argument("--tumor-model")
+    ap.add_argument("--tumor-model", dest="tumour_model")
     args = ap.parse_args()
     from bench.window_driver import open_window, wait
     from PySide6.QtCore import QTimer
@@ -40,8 +40,8 @@ def main() -> None:
 
     w.files.open_path(args.study, choose=choose)
     wait(w.studyLoaded)
-    liver, tumor = default_models()
-    w.segmentation.run_segmentation(args.liver_model or liver.path, args.tumor_model or tumor.path)
+    liver, tumour = default_models()
+    w.segmentation.run_segmentation(args.liver_model or liver.path, args.tumour_model or tumour.path)
     wait(w.summaryUpdated)
     w.tabs.setCurrentWidget(w.results)
     QTimer.singleShot(1500, app.quit)

@@ -47,12 +47,12 @@ def main() -> None:
 
     w.files.open_path(args.followup, choose=choose(args.followup_acquisition))
     wait(w.studyLoaded)
-    liver, tumor = default_models()
-    w.segmentation.run_segmentation(liver.path, tumor.path)
+    liver, tumour = default_models()
+    w.segmentation.run_segmentation(liver.path, tumour.path)
     wait(w.summaryUpdated)
     settle(lambda: not w.jobs.busy)
     f = w.followup
-    f.models = lambda: (liver.path, tumor.path)
+    f.models = lambda: (liver.path, tumour.path)
     f.compare_with(args.baseline, choose=choose(args.baseline_acquisition))
     settle(lambda: f.window is not None and not w.jobs.busy)
     cw = f.window

@@ -89,16 +89,16 @@ def cmd_phantom(args, cancel: CancelToken) -> int:
 def resolve_models(args) -> tuple[str, str | None]:
     """(liver, tumour or None) model paths: the flags, else the bundled defaults (core.catalog.library)."""
     from ..catalog.library import default_models
-    liver, tumor = args.liver_model, None if args.liver_only else args.tumor_model
-    if liver is None or (tumor is None and not args.liver_only):
-        d_liver, d_tumor = default_models()
+    liver, tumour = args.liver_model, None if args.liver_only else args.tumour_model
+    if liver is None or (tumour is None and not args.liver_only):
+        d_liver, d_tumour = default_models()
         if liver is None:
             if d_liver is None:
                 raise LiverSegError("no default liver model is installed; give one with --liver-model")
             liver = d_liver.path
-        if tumor is None and not args.liver_only and d_tumor is not None:
-            tumor = d_tumor.path
-    return liver, tumor
+        if tumour is None and not args.liver_only and d_tumour is not None:
+            tumour = d_tumour.path
+    return liver, tumour
 
 
 def _info_volume_file(path: str) -> int:
@@ -142,13 +142,13 @@ def cmd_predict(args, cancel: CancelToken) -> int:
     outputs += [(p, k) for p, k in wanted if p]
     for path, _ in outputs:  # fail before the long work, not after it
         check_target(path, args.force, [args.dicom_dir])
-    liver_path, tumor_path = resolve_models(args)
+    liver_path, tumour_path = resolve_models(args)
     with ThreadPoolExecutor(1) as pool:  # the models' engines get ready while the study loads
-        ready = pool.submit(StudySession.prepare_models, liver_path, tumor_path, args.engine, args.device,
+        ready = pool.submit(StudySession.prepare_models, liver_path, tumour_path, args.engine, args.device,
                             args.batch_size)
         session = StudySession.open(args.dicom_dir, progress=bar, cancel=cancel, acquisition=args.acquisition)
         ready.result()  # the same runners segment() finds: device and engines chosen once
-        seg = session.segment(liver_path, tumor_path, engine=args.engine, device=args.device,
+        seg = session.segment(liver_path, tumour_path, engine=args.engine, device=args.device,
                               batch_size=args.batch_size, progress=bar, cancel=cancel)
         label_written = pool.submit(session.export, "nifti", args.out, args.force)  # beside measuring
         summary, _ = session.measure()
@@ -160,8 +160,8 @@ def cmd_predict(args, cancel: CancelToken) -> int:
         send_prediction(session, args.send, args.seg, cancel)
     for w in session.warnings:
         print(f"warning: {w}", file=sys.stderr)
-    print(f"liver {summary.liver_ml:.1f} mL, tumour {summary.tumor_ml:.2f} mL "
-          f"({summary.tumor_burden_pct:.2f} %), {len(summary.lesions)} lesion(s); "
+    print(f"liver {summary.liver_ml:.1f} mL, tumour {summary.tumour_ml:.2f} mL "
+          f"({summary.tumour_burden_pct:.2f} %), {len(summary.lesions)} lesion(s); "
           f"{seg.timings.get('total', 0):.1f} s; {engines_line(seg.info.get('engines') or {})}")
     for path, _ in outputs:
         print(f"wrote {path}")
@@ -177,18 +177,18 @@ def cmd_predict_batch(args, cancel: CancelToken) -> int:
         raise LiverSegError(f"{', '.join(extra)}: not available with --batch (one label per study and the "
                             f"summary CSV are written to --out)")
     shard = parse_shard(args.shard)
-    liver_path, tumor_path = resolve_models(args)
+    liver_path, tumour_path = resolve_models(args)
     liver = load_seg_model(liver_path, "liver", lazy=True)  # once, for every study
-    tumor = load_seg_model(tumor_path, "tumor", lazy=True) if tumor_path else None
+    tumour = load_seg_model(tumour_path, "tumor", lazy=True) if tumour_path else None
     if args.pacs:
         if args.dicom_dir:
             raise LiverSegError("--pacs takes its studies from the PACS query: drop the folder argument")
         from .pacs import predict_batch_pacs
-        rows, summary = predict_batch_pacs(args, liver, tumor, shard, cancel)
+        rows, summary = predict_batch_pacs(args, liver, tumour, shard, cancel)
     elif not args.dicom_dir:
         raise LiverSegError("predict --batch: give a folder of studies, or --pacs NAME with a date range")
     else:
-        rows, summary = run_batch(args.dicom_dir, args.out, liver, tumor, force=args.force, shard=shard,
+        rows, summary = run_batch(args.dicom_dir, args.out, liver, tumour, force=args.force, shard=shard,
                                   engine=args.engine, device=args.device, progress=ProgressBar(), cancel=cancel)
     counts = {k: sum(r.status == k for r in rows) for k in ("done", "skipped", "error")}
     for r in rows:
@@ -249,10 +249,10 @@ def cmd_evaluate(args, cancel: CancelToken) -> int:
     from ..io.export import check_target, write_json_report
     from ..model.io import load_seg_model
     check_target(args.out, args.force)
-    liver_path, tumor_path = resolve_models(args)
+    liver_path, tumour_path = resolve_models(args)
     liver = load_seg_model(liver_path, "liver", lazy=True)
-    tumor = load_seg_model(tumor_path, "tumor", lazy=True) if tumor_path else None
-    result = evaluate_dataset(args.dataset, liver, tumor, args.cases, progress=ProgressBar(), cancel=cancel,
+    tumour = load_seg_model(tumour_path, "tumor", lazy=True) if tumour_path else None
+    result = evaluate_dataset(args.dataset, liver, tumour, args.cases, progress=ProgressBar(), cancel=cancel,
                               device=args.device, engine=args.engine)
     print(format_table(result))
     write_json_report(args.out, result, force=args.force)
@@ -306,8 +306,9 @@ def add_subcommands(sub) -> None:
                    ".nii.gz, .nrrd, .nhdr, .mha, .mhd); with --batch a folder of studies (none with --pacs)")
     p.add_argument("--liver-model", help="run folder, fine-tune folder (its liver/), .keras (with model.json) "
                                          "or notebook .h5 (default: the bundled default, trained on real CT anatomy)")
-    p.add_argument("--tumor-model", help="run folder, fine-tune folder (its tumor/), .keras or notebook .h5 "
-                                         "(default: the bundled default)")
+    p.add_argument("--tumor-model", "--tumour-model", dest="tumour_model",
+                   help="run folder, fine-tune folder (its tumor/), .keras or notebook .h5 "
+                        "(default: the bundled default)")
     p.add_argument("--liver-only", action="store_true", help="no tumour stage")
     p.add_argument("--acquisition", type=int, metavar="N",
                    help="of a series holding several acquisitions at the same positions (two contrast phases "
@@ -340,7 +341,8 @@ def add_subcommands(sub) -> None:
     p = sub.add_parser("evaluate", help="segment the cases of a dataset and compare with their ground truth")
     p.add_argument("dataset")
     p.add_argument("--liver-model", help="default: the bundled default liver model")
-    p.add_argument("--tumor-model", help="default: the bundled default tumour model")
+    p.add_argument("--tumor-model", "--tumour-model", dest="tumour_model",
+                   help="default: the bundled default tumour model")
     p.add_argument("--liver-only", action="store_true", help="no tumour stage")
     p.add_argument("--out", required=True, help="JSON report to write")
     p.add_argument("--cases", nargs="*", help="case ids (default: all)")

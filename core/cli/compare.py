@@ -19,11 +19,11 @@ OUTPUTS = ("compare.json", "compare.csv", "compare.pdf")
 
 def _default_models() -> tuple[str, str | None]:
     from ..catalog.library import default_models
-    liver, tumor = default_models()
+    liver, tumour = default_models()
     if liver is None:
         raise LiverSegError("no default liver model is installed: give each study's labels "
                             "(--baseline-labels, --followup-labels)")
-    return liver.path, tumor.path if tumor is not None else None
+    return liver.path, tumour.path if tumour is not None else None
 
 
 def _timepoint(path: str, labels: str | None, acquisition: int | None, bar, cancel: CancelToken):
@@ -34,8 +34,8 @@ def _timepoint(path: str, labels: str | None, acquisition: int | None, bar, canc
     if labels:
         label = session.read_label(labels)
     else:
-        liver, tumor = _default_models()
-        label = session.segment(liver, tumor, progress=bar, cancel=cancel).label
+        liver, tumour = _default_models()
+        label = session.segment(liver, tumour, progress=bar, cancel=cancel).label
     for w in session.warnings:
         print(f"warning: {path}: {w}", file=sys.stderr)
     return TimePoint.from_session(session, label), session.source_dirs
@@ -62,10 +62,10 @@ def cmd_compare(args, cancel: CancelToken) -> int:
     for w in c.warnings:
         print(f"warning: {w}", file=sys.stderr)
     counts = {s: sum(m.status == s for m in c.matches) for s in ("same", "new", "gone", "merged", "split", "regrouped")}
-    pct = c.tumor_change_pct
+    pct = c.tumour_change_pct
     print(f"registration {c.registration.kind}; lesions: "
           + (", ".join(f"{n} {s}" for s, n in counts.items() if n) or "none"))
-    print(f"tumour {c.baseline.tumor_ml:.2f} -> {c.followup.tumor_ml:.2f} mL"
+    print(f"tumour {c.baseline.tumour_ml:.2f} -> {c.followup.tumour_ml:.2f} mL"
           + ("" if pct is None else f" ({pct:+.1f} %)"))
     for r in (c.recist, c.mrecist):
         print(f"{r.version}: {r.category} ({r.basis[-1]})")

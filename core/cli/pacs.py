@@ -118,7 +118,7 @@ def send_prediction(session, name: str, seg_path, cancel: CancelToken) -> None:
         raise PacsError(f"PACS {conn.describe()} did not accept the DICOM SEG ({result.describe()})")
 
 
-def predict_batch_pacs(args, liver, tumor, shard, cancel: CancelToken):
+def predict_batch_pacs(args, liver, tumour, shard, cancel: CancelToken):
     """``predict --batch --pacs NAME``: every CT series of the query, this shard's share."""
     from ..pacs.batch import pacs_sources, query_ct_series
     from ..pacs.connections import find_connection
@@ -127,7 +127,7 @@ def predict_batch_pacs(args, liver, tumor, shard, cancel: CancelToken):
     pairs = take_shard(query_ct_series(conn, _query(args)), shard)
     if not pairs:
         raise PacsError(f"PACS {conn.describe()}: the query found no {args.modality} series")
-    return run_batch(os.devnull, args.out, liver, tumor, force=args.force, shard=shard, engine=args.engine,
+    return run_batch(os.devnull, args.out, liver, tumour, force=args.force, shard=shard, engine=args.engine,
                      device=args.device, progress=ProgressBar(), cancel=cancel,
                      sources=pacs_sources(conn, pairs, cancel=cancel))
 

@@ -40,14 +40,14 @@ def run_selftest(echo: Callable[[str], None] = print, engine: Engine = "auto") -
         if (vol.hu != case.hu).any():
             failures.append("DICOM round trip changed the phantom's HU values")
         echo(f"phantom written and read back: {vol.shape} ({time.perf_counter() - t0:.1f} s)")
-        d_liver_entry, d_tumor_entry = default_models()
+        d_liver_entry, d_tumour_entry = default_models()
         if d_liver_entry is None:
             raise RuntimeError("no bundled liver model found")
         liver = load_seg_model(d_liver_entry.path, "liver", lazy=True)
-        tumor = load_seg_model(d_tumor_entry.path, "tumor", lazy=True) if d_tumor_entry else None
-        seg = segment(vol, liver, tumor, engine=engine)
+        tumour = load_seg_model(d_tumour_entry.path, "tumor", lazy=True) if d_tumour_entry else None
+        seg = segment(vol, liver, tumour, engine=engine)
         d_liver = metrics.dice(seg.label > 0, case.label > 0)
-        names = " + ".join(Path(e.path).parent.name for e in (d_liver_entry, d_tumor_entry) if e)
+        names = " + ".join(Path(e.path).parent.name for e in (d_liver_entry, d_tumour_entry) if e)
         echo(f"default models {names} ({engines_line(seg.info['engines'])}): liver Dice {d_liver:.3f} "
              f"({seg.timings.get('total', 0):.1f} s)")
         if d_liver < 0.8:  # the phantom is easy; the real-CT defaults give about 0.93, the demo models 0.93

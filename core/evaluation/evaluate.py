@@ -25,7 +25,7 @@ def study_summary(label: np.ndarray, spacing, hu: np.ndarray | None = None,
     lesions rejected (their records when rejected), which are no longer in ``label``.
     """
     liver_ml = metrics.volume_ml(label >= LIVER, spacing)
-    tumor_ml = metrics.volume_ml(label == TUMOUR, spacing)
+    tumour_ml = metrics.volume_ml(label == TUMOUR, spacing)
     recs, comps = metrics.lesion_components(label == TUMOUR, spacing, hu)
     review = review or {}
     accepted = {int(comps.reshape(-1)[k]) for k, e in review.items()
@@ -35,18 +35,18 @@ def study_summary(label: np.ndarray, spacing, hu: np.ndarray | None = None,
                              longest_axial_diameter_mm=r["longest_axial_diameter_mm"], mean_hu=r.get("mean_hu"),
                              review="accepted" if r["_label"] in accepted else "unseen") for r in recs]
     rejected = [e["lesion"].with_review("rejected") for e in review.values() if e.get("state") == "rejected"]
-    return StudySummary(liver_ml=liver_ml, tumor_ml=tumor_ml,
-                        tumor_burden_pct=100.0 * tumor_ml / liver_ml if liver_ml else 0.0,
+    return StudySummary(liver_ml=liver_ml, tumour_ml=tumour_ml,
+                        tumour_burden_pct=100.0 * tumour_ml / liver_ml if liver_ml else 0.0,
                         lesions=lesions, rejected_lesions=rejected)
 
 
 def case_report(pred: np.ndarray, truth: np.ndarray, spacing) -> dict:
     """Liver and tumour metrics of one case, plus lesion detection."""
     liver = metrics.case_metrics(pred > 0, truth > 0, spacing)
-    tumor = metrics.case_metrics(pred == TUMOUR, truth == TUMOUR, spacing)
+    tumour = metrics.case_metrics(pred == TUMOUR, truth == TUMOUR, spacing)
     if not (truth == TUMOUR).any() and not (pred == TUMOUR).any():
-        tumor["dice"] = tumor["jaccard"] = 1.0  # nothing to find, nothing found
-    return {"liver": liver, "tumor": tumor,
+        tumour["dice"] = tumour["jaccard"] = 1.0  # nothing to find, nothing found
+    return {"liver": liver, "tumor": tumour,
             "lesions": metrics.lesion_detection(pred == TUMOUR, truth == TUMOUR, spacing),
             "liver_notebook": metrics.notebook_metrics(pred >= LIVER, truth >= LIVER)}
 
@@ -56,7 +56,7 @@ def _mean(vals) -> float:
     return float(np.mean(v)) if v else float("nan")
 
 
-def evaluate_dataset(dataset, liver_model, tumor_model, cases: Sequence[str] | None = None,
+def evaluate_dataset(dataset, liver_model, tumour_model, cases: Sequence[str] | None = None,
                      progress: ProgressFn | None = None, cancel: CancelToken | None = None,
                      **segment_kwargs) -> dict:
     """Segment every case of a dataset and compare with its ground truth.
@@ -70,7 +70,7 @@ def evaluate_dataset(dataset, liver_model, tumor_model, cases: Sequence[str] | N
         check(cancel)
         report(progress, "evaluate", i, len(ids), cid)
         case = load_case(dataset, cid)
-        seg = segment(case, liver_model, tumor_model, cancel=cancel, **segment_kwargs)
+        seg = segment(case, liver_model, tumour_model, cancel=cancel, **segment_kwargs)
         r = case_report(seg.label, case.label, case.spacing)
         r["warnings"] = seg.warnings
         r["seconds"] = seg.timings.get("total", 0.0)
@@ -83,7 +83,7 @@ def evaluate_dataset(dataset, liver_model, tumor_model, cases: Sequence[str] | N
     mean["lesion_recall"] = _mean(r["lesions"]["recall"] for r in out.values())
     mean["lesion_false_positives"] = _mean(r["lesions"]["false_positives"] for r in out.values())
     return {"cases": out, "mean": mean,
-            "models": {"liver": liver_model.meta, "tumor": tumor_model.meta if tumor_model else None}}
+            "models": {"liver": liver_model.meta, "tumor": tumour_model.meta if tumour_model else None}}
 
 
 def format_table(result: dict) -> str:

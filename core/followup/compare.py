@@ -38,12 +38,12 @@ class StudyPart:
     info: dict
     phase: PhaseEstimate
     lesions: tuple[LesionMeasure, ...]
-    tumor_ml: float
+    tumour_ml: float
     liver_ml: float
 
     def to_json(self) -> dict:
         return {**self.info, "phase": self.phase.to_json(), "liver_ml": round(self.liver_ml, 2),
-                "tumor_ml": round(self.tumor_ml, 4), "lesion_count": len(self.lesions)}
+                "tumor_ml": round(self.tumour_ml, 4), "lesion_count": len(self.lesions)}
 
 
 @dataclass(frozen=True)
@@ -69,13 +69,13 @@ class Comparison:
     seconds: float = 0.0
 
     @property
-    def tumor_change_ml(self) -> float:
-        return self.followup.tumor_ml - self.baseline.tumor_ml
+    def tumour_change_ml(self) -> float:
+        return self.followup.tumour_ml - self.baseline.tumour_ml
 
     @property
-    def tumor_change_pct(self) -> float | None:
-        b = self.baseline.tumor_ml
-        return None if b <= 0 else 100.0 * self.tumor_change_ml / b
+    def tumour_change_pct(self) -> float | None:
+        b = self.baseline.tumour_ml
+        return None if b <= 0 else 100.0 * self.tumour_change_ml / b
 
     def match_of(self, when: str, lesion_id: int) -> LesionMatch | None:
         """The group holding lesion ``lesion_id`` of the "baseline" or the "followup"."""
@@ -104,7 +104,7 @@ class Comparison:
 
     def to_json(self) -> dict:
         """The JSON form (keys: :data:`JSON_KEYS`, in that order)."""
-        pct = self.tumor_change_pct
+        pct = self.tumour_change_pct
 
         def rows(part: StudyPart, when: str) -> list[dict]:
             out = []
@@ -121,9 +121,9 @@ class Comparison:
              "lesions": {"baseline": rows(self.baseline, "baseline"), "followup": rows(self.followup, "followup")},
              "matches": [m.to_json() for m in self.matches], "recist": self.recist.to_json(),
              "mrecist": self.mrecist.to_json(),
-             "tumor_volume": {"baseline_ml": round(self.baseline.tumor_ml, 4),
-                              "followup_ml": round(self.followup.tumor_ml, 4),
-                              "change_ml": round(self.tumor_change_ml, 4),
+             "tumor_volume": {"baseline_ml": round(self.baseline.tumour_ml, 4),
+                              "followup_ml": round(self.followup.tumour_ml, 4),
+                              "change_ml": round(self.tumour_change_ml, 4),
                               "change_pct": None if pct is None else round(pct, 2)},
              "not_decided": list(NOT_DECIDED), "warnings": list(self.warnings), "seconds": round(self.seconds, 3)}
         return d

@@ -148,15 +148,15 @@ def write_pdf(path, comparison: Comparison, baseline: TimePoint, followup: TimeP
         i = part.info
         _line(pdf, f"{label}: {i['name']}  patient {i['patient_id'] or '-'}  date {i['study_date'] or '-'}  "
                    f"phase {part.phase.phase} ({part.phase.reason})  {len(part.lesions)} lesion(s), "
-                   f"tumour {part.tumor_ml:.2f} mL")
+                   f"tumour {part.tumour_ml:.2f} mL")
     reg = c.registration
     fit = reg.fit(reg.kind)
     fit_text = (f"; liver Dice {fit.liver_dice:.3f}, mean surface distance {fit.liver_msd_mm:.1f} mm"
                 if fit and fit.liver_dice is not None else "")
     _line(pdf, f"Registration: {reg.kind}{fit_text} (on a {reg.grid_mm[1]:.1f} mm grid)")
-    pct = c.tumor_change_pct
-    _line(pdf, f"Total tumour volume {c.baseline.tumor_ml:.2f} mL -> {c.followup.tumor_ml:.2f} mL "
-               f"({c.tumor_change_ml:+.2f} mL{'' if pct is None else f', {pct:+.1f} %'})", 10, "B", 6)
+    pct = c.tumour_change_pct
+    _line(pdf, f"Total tumour volume {c.baseline.tumour_ml:.2f} mL -> {c.followup.tumour_ml:.2f} mL "
+               f"({c.tumour_change_ml:+.2f} mL{'' if pct is None else f', {pct:+.1f} %'})", 10, "B", 6)
     for w in c.warnings:
         _line(pdf, "Warning: " + w, 8, "I", 4)
     pdf.ln(2)

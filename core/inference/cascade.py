@@ -1,4 +1,4 @@
-"""The segmentation cascade: ``segment(volume, liver_model, tumor_model) -> Segmentation``.
+"""The segmentation cascade: ``segment(volume, liver_model, tumour_model) -> Segmentation``.
 
 1. Liver: every slice is normalised and resized once (2.5D channels are then
    stacked from that cache), predicted in batches, and the probabilities are
@@ -85,7 +85,7 @@ class Segmentation:
     Attributes:
         label: uint8 [Z, Y, X] at the CT's resolution: 0 background, 1 liver, 2 tumour.
         spacing: (z, y, x) mm.
-        liver_prob, tumor_prob: float16 [Z, Y, X] probabilities when asked for.
+        liver_prob, tumour_prob: float16 [Z, Y, X] probabilities when asked for.
         warnings: e.g. "no liver found".
         timings: seconds per step ("liver_net", "tumor_net", "post", ...).
         info: engine, device, batch size, slices run through each model.
@@ -94,7 +94,7 @@ class Segmentation:
     label: np.ndarray
     spacing: tuple[float, float, float]
     liver_prob: np.ndarray | None = None
-    tumor_prob: np.ndarray | None = None
+    tumour_prob: np.ndarray | None = None
     warnings: list[str] = field(default_factory=list)
     timings: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
@@ -109,7 +109,7 @@ def resize_chunked(x: np.ndarray, h: int, w: int, out_box=None, chunk: int = 16)
     return out
 
 
-def segment(volume, liver_model, tumor_model=None, progress: ProgressFn | None = None,
+def segment(volume, liver_model, tumour_model=None, progress: ProgressFn | None = None,
             cancel: CancelToken | None = None, *, batch_size: int | None = None, device: str | None = None,
             return_probs: bool = False, engine: Engine = "auto", tumour_filters: TumourFilters = TumourFilters(),
             runners: CascadeRunners | None = None) -> Segmentation:
@@ -118,7 +118,7 @@ def segment(volume, liver_model, tumor_model=None, progress: ProgressFn | None =
     Args:
         volume: anything with ``hu`` (int16 [Z, Y, X]) and ``spacing`` ((z, y, x) mm),
             e.g. a :class:`core.dicom.Volume` or a dataset case.
-        liver_model, tumor_model: :class:`core.model.io.SegModel` (tumor optional).
+        liver_model, tumour_model: :class:`core.model.io.SegModel` (tumour optional).
         batch_size: slices per network call (default 8 on CPU, 32 on GPU; halved on OOM).
         device: "cpu" or "gpu" to override the automatic choice.
         return_probs: keep the probability maps (float16).
@@ -135,15 +135,15 @@ def segment(volume, liver_model, tumor_model=None, progress: ProgressFn | None =
     if hu.ndim != 3 or hu.shape[0] < 1:
         raise LiverSegError(f"segment: expected a [Z, Y, X] volume, got shape {hu.shape}")
     if runners is None:
-        runners = prepare_runners(liver_model, tumor_model, engine, device, batch_size)
-    elif runners.liver_model is not liver_model or runners.tumor_model is not tumor_model:
+        runners = prepare_runners(liver_model, tumour_model, engine, device, batch_size)
+    elif runners.liver_model is not liver_model or runners.tumour_model is not tumour_model:
         raise LiverSegError("segment: the runners were prepared for other models")
     liver_runner = runners.liver
     seg = Segmentation(np.zeros(hu.shape, np.uint8), spacing)
-    seg.info.update(device=liver_runner.choice.device, batch_size=liver_runner.batch, liver_model=liver_model.path,
-                    tumor_model=getattr(tumor_model, "path", None),
-                    engines={"liver": liver_runner.choice.device},
-                    engine_reasons={"liver": liver_runner.choice.reason})
+    seg.info.update({"device": liver_runner.choice.device, "batch_size": liver_runner.batch,
+                     "liver_model": liver_model.path, "tumor_model": getattr(tumour_model, "path", None),
+                     "engines": {"liver": liver_runner.choice.device},
+                     "engine_reasons": {"liver": liver_runner.choice.reason}})
     t0 = time.perf_counter()
 
     # 1. Liver on every slice.
@@ -184,7 +184,7 @@ def segment(volume, liver_model, tumor_model=None, progress: ProgressFn | None =
     seg.label[lbox][liver[lbox]] = LIVER
 
     # 2. Tumours inside the liver's slices and bounding box.
-    if tumor_model is not None:
+    if tumour_model is not None:
         check(cancel)
         t = time.perf_counter()
         zs = lbox[0].start + np.flatnonzero(liver[lbox].any(axis=(1, 2)))
@@ -193,12 +193,12 @@ def segment(volume, liver_model, tumor_model=None, progress: ProgressFn | None =
                max(0, lbox[2].start - MARGIN_PX), min(w, lbox[2].stop + MARGIN_PX))
         y0, y1, x0, x1 = box
         tbox = (slice(zs[0], zs[-1] + 1), slice(y0, y1), slice(x0, x1))  # every tumour voxel lies in here
-        tpre = tumor_model.pre
+        tpre = tumour_model.pre
         sub = hu[tbox[0]]  # contiguous range of liver slices (neighbours for 2.5D)
         norm = normalised_stack(sub, tpre, box, dz=spacing[0])
         seg.timings["tumor_pre"] = time.perf_counter() - t
         t = time.perf_counter()
-        runner = runners.tumor
+        runner = runners.tumour
         assert runner is not None  # prepared with the tumour model
         seg.info["engines"]["tumor"], seg.info["engine_reasons"]["tumor"] = runner.choice.device, runner.choice.reason
         prob_small = runner.predict(norm, zs - zs[0], cancel, progress, "tumor")
@@ -206,19 +206,19 @@ def segment(volume, liver_model, tumor_model=None, progress: ProgressFn | None =
         seg.timings["tumor_net"] = time.perf_counter() - t
         t = time.perf_counter()
         prob = resize_chunked(prob_small, y1 - y0, x1 - x0)
-        tumor = np.zeros((zs[-1] + 1 - zs[0], y1 - y0, x1 - x0), bool)  # the box: exact, as no tumour
-        tumor[zs - zs[0]] = prob > tumor_model.threshold                  # voxel and no liver lie outside
+        tumour = np.zeros((zs[-1] + 1 - zs[0], y1 - y0, x1 - x0), bool)  # the box: exact, as no tumour
+        tumour[zs - zs[0]] = prob > tumour_model.threshold                 # voxel and no liver lie outside
         f = tumour_filters
         margin = (int(round(f.margin_mm / float(np.mean(spacing[1:])))), int(round(f.margin_mm / spacing[0])))
-        tumor = clean_tumour(tumor, liver[tbox], int(np.ceil(f.min_ml * 1000 / np.prod(spacing))), margin)
-        tumor = drop_dark(tumor, hu[tbox], f.min_hu)
-        tumor = drop_outside(tumor, liver[tbox], f.min_inside)
-        tumor = drop_shallow(tumor, liver, spacing, f.min_depth_mm, origin=(zs[0], y0, x0))
-        seg.label[tbox][tumor] = TUMOUR
+        tumour = clean_tumour(tumour, liver[tbox], int(np.ceil(f.min_ml * 1000 / np.prod(spacing))), margin)
+        tumour = drop_dark(tumour, hu[tbox], f.min_hu)
+        tumour = drop_outside(tumour, liver[tbox], f.min_inside)
+        tumour = drop_shallow(tumour, liver, spacing, f.min_depth_mm, origin=(zs[0], y0, x0))
+        seg.label[tbox][tumour] = TUMOUR
         if return_probs:
             tp = np.zeros(hu.shape, np.float16)
             tp[zs, y0:y1, x0:x1] = prob
-            seg.tumor_prob = tp
+            seg.tumour_prob = tp
         seg.timings["tumor_post"] = time.perf_counter() - t
         seg.info["tumor_slices"] = int(len(zs))
     seg.timings["total"] = time.perf_counter() - t0

@@ -50,18 +50,18 @@ class RunnerCache:
             self._models[key] = load_seg_model(model, stage, lazy=True)
         return self._models[key]
 
-    def get(self, liver, tumor=None, engine: Engine = "auto", device: str | None = None,
+    def get(self, liver, tumour=None, engine: Engine = "auto", device: str | None = None,
             batch_size: int | None = None) -> CascadeRunners:
         """The runners of these models (paths or loaded models), engine, device and batch size:
         the kept ones when nothing they depend on changed, else prepared now and kept. Runners kept
         for other model objects of the same files are not handed out for these (a runner set runs
         exactly the models it was prepared with)."""
         liver_m = self.model(liver, "liver")
-        tumor_m = self.model(tumor, "tumor") if tumor else None
-        key = (_model_key(liver_m), _model_key(tumor_m), engine, device, batch_size)
+        tumour_m = self.model(tumour, "tumor") if tumour else None
+        key = (_model_key(liver_m), _model_key(tumour_m), engine, device, batch_size)
         runners = self._runners.pop(key, None)
-        if runners is None or runners.liver_model is not liver_m or runners.tumor_model is not tumor_m:
-            runners = prepare_runners(liver_m, tumor_m, engine, device, batch_size)
+        if runners is None or runners.liver_model is not liver_m or runners.tumour_model is not tumour_m:
+            runners = prepare_runners(liver_m, tumour_m, engine, device, batch_size)
         self._runners[key] = runners
         while len(self._runners) > self.keep:
             del self._runners[next(iter(self._runners))]

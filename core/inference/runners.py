@@ -25,28 +25,28 @@ class CascadeRunners:
     Attributes:
         device: where the Keras backend runs (the ONNX engines say their own in ``engine_text``).
         engine: the engine asked for ("auto", "keras", "onnx", "onnx-int8").
-        liver, tumor: the runners (``tumor`` None for a liver-only cascade).
-        liver_model, tumor_model: the :class:`core.model.io.SegModel` objects they run.
+        liver, tumour: the runners (``tumour`` None for a liver-only cascade).
+        liver_model, tumour_model: the :class:`core.model.io.SegModel` objects they run.
     """
 
     device: Device
     engine: Engine
     liver: Runner
-    tumor: Runner | None
+    tumour: Runner | None
     liver_model: object
-    tumor_model: object = None
+    tumour_model: object = None
 
     @property
     def batch_size(self) -> int:
         return self.liver.batch
 
 
-def prepare_runners(liver_model, tumor_model=None, engine: Engine = "auto", device: str | None = None,
+def prepare_runners(liver_model, tumour_model=None, engine: Engine = "auto", device: str | None = None,
                     batch_size: int | None = None) -> CascadeRunners:
     """Choose the device once and open both models' runners.
 
     Args:
-        liver_model, tumor_model: loaded :class:`core.model.io.SegModel` (tumour optional).
+        liver_model, tumour_model: loaded :class:`core.model.io.SegModel` (tumour optional).
         engine: see :data:`core.inference.engines.ENGINES`.
         device: None (the GPU when the backend sees one), "cpu" or "gpu".
         batch_size: slices per call (default: the device's, 8 on CPU, 32 on GPU).
@@ -56,8 +56,8 @@ def prepare_runners(liver_model, tumor_model=None, engine: Engine = "auto", devi
     """
     dev = resolve_device(device)
     liver = open_runner(liver_model, engine, dev, batch_size)
-    tumor = open_runner(tumor_model, engine, dev, batch_size) if tumor_model is not None else None
-    return CascadeRunners(dev, engine, liver, tumor, liver_model, tumor_model)
+    tumour = open_runner(tumour_model, engine, dev, batch_size) if tumour_model is not None else None
+    return CascadeRunners(dev, engine, liver, tumour, liver_model, tumour_model)
 
 
 def model_version(seg_model) -> tuple:

@@ -152,8 +152,8 @@ def write_pdf_report(path, report: dict, hu: np.ndarray, label: np.ndarray, spac
     pdf.set_font("Helvetica", "B", 11)
     summary = summary if summary is not None else StudySummary.from_json(report)
     lesions = summary.lesions
-    pdf.cell(0, 7, _latin(f"Liver {summary.liver_ml:.1f} mL    tumour {summary.tumor_ml:.2f} mL    "
-                          f"burden {summary.tumor_burden_pct:.2f} %    {len(lesions)} lesion(s)"),
+    pdf.cell(0, 7, _latin(f"Liver {summary.liver_ml:.1f} mL    tumour {summary.tumour_ml:.2f} mL    "
+                          f"burden {summary.tumour_burden_pct:.2f} %    {len(lesions)} lesion(s)"),
              new_x="LMARGIN", new_y="NEXT")
     _lesion_table(pdf, summary.table())
     for w in report.get("warnings", []):

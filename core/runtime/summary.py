@@ -85,28 +85,28 @@ class StudySummary:
 
     Attributes:
         liver_ml: the liver (tumours included) in mL.
-        tumor_ml: the tumours in mL.
-        tumor_burden_pct: ``tumor_ml`` as a share of ``liver_ml`` (0 without liver).
+        tumour_ml: the tumours in mL.
+        tumour_burden_pct: ``tumour_ml`` as a share of ``liver_ml`` (0 without liver).
         lesions: the lesions now in the label, largest first, each with its review state.
         rejected_lesions: the lesions rejected in review (no longer in the label), as they were.
     """
 
     liver_ml: float
-    tumor_ml: float
-    tumor_burden_pct: float
+    tumour_ml: float
+    tumour_burden_pct: float
     lesions: list[LesionSummary] = field(default_factory=list)
     rejected_lesions: list[LesionSummary] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """The summary's part of the JSON report (:data:`SUMMARY_KEYS`, in that order)."""
-        return {"liver_ml": self.liver_ml, "tumor_ml": self.tumor_ml, "tumor_burden_pct": self.tumor_burden_pct,
+        return {"liver_ml": self.liver_ml, "tumor_ml": self.tumour_ml, "tumor_burden_pct": self.tumour_burden_pct,
                 "lesions": [r.to_json() for r in self.lesions],
                 "rejected_lesions": [r.to_json() for r in self.rejected_lesions]}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> StudySummary:
         """The summary of a JSON report (other keys of the report are ignored)."""
-        return cls(liver_ml=d["liver_ml"], tumor_ml=d["tumor_ml"], tumor_burden_pct=d["tumor_burden_pct"],
+        return cls(liver_ml=d["liver_ml"], tumour_ml=d["tumor_ml"], tumour_burden_pct=d["tumor_burden_pct"],
                    lesions=[LesionSummary.from_json(r) for r in d.get("lesions", [])],
                    rejected_lesions=[LesionSummary.from_json(r) for r in d.get("rejected_lesions", [])])
 

@@ -33,17 +33,19 @@ from ..runtime.jobs import CancelToken, ProgressFn, check, report
 from .session import StudySession
 
 SUMMARY_COLUMNS = ("study", "status", "liver_ml", "tumor_ml", "lesions", "engine", "seconds", "output", "error")
+# The StudyRow field of a column where their names differ (the columns keep their names: summaries written before).
+ROW_FIELDS = {"tumor_ml": "tumour_ml"}
 SHARD_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 
 
 @dataclass
 class StudyRow:
-    """One line of the summary CSV."""
+    """One line of the summary CSV (its columns: :data:`SUMMARY_COLUMNS`, the fields through :data:`ROW_FIELDS`)."""
 
     study: str
     status: str  # "done", "skipped" (output exists), "error"
     liver_ml: str = ""
-    tumor_ml: str = ""
+    tumour_ml: str = ""
     lesions: str = ""
     engine: str = ""
     seconds: str = ""
@@ -100,14 +102,14 @@ def study_name(study: Path) -> str:
     return name
 
 
-def _segment_one(name: str, study: Path, out: Path, liver, tumor, engine: Engine, device: str | None,
+def _segment_one(name: str, study: Path, out: Path, liver, tumour, engine: Engine, device: str | None,
                  cancel) -> StudyRow:
     t = time.perf_counter()
     session = StudySession.open(study, cancel=cancel)
-    seg = session.segment(liver, tumor, engine=engine, device=device, cancel=cancel)
+    seg = session.segment(liver, tumour, engine=engine, device=device, cancel=cancel)
     summary, _ = session.measure()
     session.export("nifti", out, force=True)  # the skip / --force decision is made by the caller
-    return StudyRow(name, "done", f"{summary.liver_ml:.1f}", f"{summary.tumor_ml:.2f}",
+    return StudyRow(name, "done", f"{summary.liver_ml:.1f}", f"{summary.tumour_ml:.2f}",
                     str(len(summary.lesions)), engines_line(seg.info.get("engines") or {}),
                     f"{time.perf_counter() - t:.1f}", str(out))
 
@@ -116,7 +118,7 @@ def _given(path: Path) -> Callable[[], Path]:
     return lambda: path
 
 
-def run_batch(root: str | os.PathLike, out_dir: str | os.PathLike, liver, tumor=None, *, force: bool = False,
+def run_batch(root: str | os.PathLike, out_dir: str | os.PathLike, liver, tumour=None, *, force: bool = False,
               shard: tuple[int, int] | None = None, engine: Engine = "auto", device: str | None = None,
               progress: ProgressFn | None = None, cancel: CancelToken | None = None,
               sources: list[tuple[str, Callable[[], Path]]] | None = None) -> tuple[list[StudyRow], Path]:
@@ -149,7 +151,7 @@ def run_batch(root: str | os.PathLike, out_dir: str | os.PathLike, liver, tumor=
                                                              error="output exists (--force to redo)"))
         else:
             try:
-                rows.append(_segment_one(name, fetch(), out, liver, tumor, engine, device, cancel))
+                rows.append(_segment_one(name, fetch(), out, liver, tumour, engine, device, cancel))
             except Cancelled:
                 write_summary(summary, rows)
                 raise
@@ -165,8 +167,9 @@ def summary_csv(rows: Iterable[StudyRow]) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
     w.writeheader()
+    column = {f: c for c, f in ROW_FIELDS.items()}
     for r in rows:
-        w.writerow(asdict(r))
+        w.writerow({column.get(k, k): v for k, v in asdict(r).items()})
     return buf.getvalue()
 
 
@@ -185,9 +188,11 @@ def read_summary(path: str | os.PathLike) -> list[StudyRow]:
     reader = csv.DictReader(io.StringIO(text))
     names = tuple(reader.fieldnames or ())
     old = {"tumour_ml": "tumor_ml"}  # the column's other spelling, in summaries written with it
-    if tuple(old.get(n, n) for n in names) != SUMMARY_COLUMNS:
+    columns = tuple(old.get(n, n) for n in names)
+    if columns != SUMMARY_COLUMNS:
         raise LiverSegError(f"{p}: not a LiverSeg batch summary (columns {reader.fieldnames})")
-    return [StudyRow(**{old.get(k, k): row.get(k) or "" for k in names}) for row in reader]
+    return [StudyRow(**{ROW_FIELDS.get(c, c): row.get(n) or "" for n, c in zip(names, columns, strict=True)})
+            for row in reader]
 
 
 def merge_summaries(paths: Iterable[str | os.PathLike], out: str | os.PathLike, force: bool = False) -> list[StudyRow]:

@@ -53,14 +53,14 @@ def load_model(model, stage: Stage):
     return RUNNER_CACHE.model(model, stage)
 
 
-def cascade_runners(liver, tumor=None, engine: Engine = "auto", device: str | None = None,
+def cascade_runners(liver, tumour=None, engine: Engine = "auto", device: str | None = None,
                     batch_size: int | None = None):
     """The :class:`core.inference.runners.CascadeRunners` of these models (paths or loaded models),
     engine and device: prepared once and kept for the process (:data:`RUNNER_CACHE`), so every study
     the GUI, ``predict`` or a batch run segments with them reuses their ONNX Runtime sessions or
     compiled forwards. A model whose files changed since (a re-export, a new threshold) gets new
     runners."""
-    return RUNNER_CACHE.get(liver, tumor, engine, device, batch_size)
+    return RUNNER_CACHE.get(liver, tumour, engine, device, batch_size)
 
 
 @dataclass
@@ -165,18 +165,18 @@ class StudySession:
         return dict(self.segmentation.info.get("engines") or {}) if self.segmentation else {}
 
     # -- segmenting -----------------------------------------------------------
-    def run_segmentation(self, liver, tumor=None, engine: Engine = "auto", device: str | None = None,
+    def run_segmentation(self, liver, tumour=None, engine: Engine = "auto", device: str | None = None,
                          batch_size: int | None = None, snapshot: bool = False,
                          progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> Segmented:
-        """Run the cascade (``liver``, ``tumor``: model paths or loaded models; tumour optional) and
+        """Run the cascade (``liver``, ``tumour``: model paths or loaded models; tumour optional) and
         return the result without storing it. ``snapshot``: also a copy of the label, made here
         (a 500-slice copy must not run in the GUI thread)."""
         t = time.perf_counter()
-        runners = cascade_runners(liver, tumor, engine, device, batch_size)
-        liver_m, tumor_m = runners.liver_model, runners.tumor_model
-        seg = segment(self.study, liver_m, tumor_m, progress=progress, cancel=cancel, runners=runners)
+        runners = cascade_runners(liver, tumour, engine, device, batch_size)
+        liver_m, tumour_m = runners.liver_model, runners.tumour_model
+        seg = segment(self.study, liver_m, tumour_m, progress=progress, cancel=cancel, runners=runners)
         return Segmented(seg.label, seg.info, list(seg.warnings), seg.timings, time.perf_counter() - t,
-                         {"liver": liver_m.meta, "tumor": tumor_m.meta if tumor_m else None},
+                         {"liver": liver_m.meta, "tumor": tumour_m.meta if tumour_m else None},
                          seg.label.copy() if snapshot else None)
 
     def adopt(self, result: Segmented) -> None:
@@ -188,22 +188,22 @@ class StudySession:
         self.phase = None  # read again with this label's liver
 
     @staticmethod
-    def prepare_models(liver, tumor=None, engine: Engine = "auto", device: str | None = None,
+    def prepare_models(liver, tumour=None, engine: Engine = "auto", device: str | None = None,
                        batch_size: int | None = None, progress=None, cancel=None):
         """Load the models and prepare their runners (:func:`cascade_runners`: ONNX Runtime sessions
         opened, or Keras models loaded), which :meth:`segment` with the same arguments then uses:
         what ``predict`` overlaps with loading the study. Returns the runners."""
-        runners = cascade_runners(liver, tumor, engine, device, batch_size)
-        for r, m in ((runners.liver, runners.liver_model), (runners.tumor, runners.tumor_model)):
+        runners = cascade_runners(liver, tumour, engine, device, batch_size)
+        for r, m in ((runners.liver, runners.liver_model), (runners.tumour, runners.tumour_model)):
             if r is not None and r.choice.engine == "keras":
                 m.model  # noqa: B018 (loads it)
         return runners
 
-    def segment(self, liver, tumor=None, engine: Engine = "auto", device: str | None = None,
+    def segment(self, liver, tumour=None, engine: Engine = "auto", device: str | None = None,
                 batch_size: int | None = None, progress: ProgressFn | None = None,
                 cancel: CancelToken | None = None) -> Segmented:
         """:meth:`run_segmentation`, then :meth:`adopt` its result; returns it."""
-        result = self.run_segmentation(liver, tumor, engine, device, batch_size, progress=progress, cancel=cancel)
+        result = self.run_segmentation(liver, tumour, engine, device, batch_size, progress=progress, cancel=cancel)
         self.adopt(result)
         return result
 

@@ -56,7 +56,7 @@ def make_batches(cfg, train_pipe, val_pipe):
 
         def _order(self):
             n = len(self.pipe)
-            share = cfg.tumor_positive_share if cfg.stage == "tumor" else 0.0
+            share = cfg.tumour_positive_share if cfg.stage == "tumor" else 0.0
             self.order = (self.pipe.epoch_order(np.random.default_rng([cfg.seed, self.epoch]), share,
                                                 cfg.real_share, cfg.steps_per_epoch * cfg.batch_size,
                                                 cfg.silver_share)

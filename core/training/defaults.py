@@ -18,7 +18,7 @@ FRACTION = 1.0
 SEED = 0
 EARLY_STOPPING = 0  # patience in epochs without val Dice gain; 0 = off
 SYNTH_LESIONS = 0.5  # tumour stage, window25d: share of samples given synthetic lesions
-TUMOR_POSITIVE_SHARE = 0.5  # tumour stage: share of samples drawn from slices with tumour
+TUMOUR_POSITIVE_SHARE = 0.5  # tumour stage: share of samples drawn from slices with tumour
 PRECISION = "float32"
 STRATEGY = "default"
 LOADER_WORKERS = 2  # threads building training batches

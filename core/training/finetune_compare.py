@@ -26,7 +26,7 @@ class CaseScore:
     """One cascade on one case: liver and tumour Dice (3D), lesions found of the expert's, false lesions."""
 
     liver_dice: float
-    tumor_dice: float
+    tumour_dice: float
     lesions_found: int
     lesions_true: int
     false_lesions: int
@@ -77,7 +77,7 @@ class FinetuneOutcome:
         rows = [head, "-" * len(head)]
         for c in self.cases:
             rows.append(f"{c.case_id:16s} {f(c.before.liver_dice):>17s} {f(c.after.liver_dice):>6s} "
-                        f"{f(c.before.tumor_dice):>18s} {f(c.after.tumor_dice):>6s}  "
+                        f"{f(c.before.tumour_dice):>18s} {f(c.after.tumour_dice):>6s}  "
                         f"{c.before.lesions} -> {c.after.lesions}")
         return "\n".join(rows)
 
@@ -93,8 +93,8 @@ def compare(dataset: str, cases, base_models: dict[str, str], tuned_models: dict
     for i, (name, paths) in enumerate((("before", base_models), ("after", tuned_models))):
         check(cancel)
         report(progress, "compare", i, 2, f"{name}: {', '.join(cases)}")
-        liver, tumor = _models(paths)
-        r = evaluate_dataset(dataset, liver, tumor, list(cases), cancel=cancel, engine=engine)
+        liver, tumour = _models(paths)
+        r = evaluate_dataset(dataset, liver, tumour, list(cases), cancel=cancel, engine=engine)
         scores[name] = {cid: CaseScore.from_report(rep) for cid, rep in r["cases"].items()}
     report(progress, "compare", 2, 2)
     return [CaseComparison(cid, scores["before"][cid], scores["after"][cid]) for cid in cases]

@@ -87,7 +87,7 @@ STAGE_OPTIONS = {
     "tumor": dict(image_size=128, base_filters=8, batch_size=D.BATCH_SIZE, epochs=40, steps_per_epoch=100,
                   learning_rate=D.LEARNING_RATE, min_lr=1e-5, lr_schedule="cosine", geometry="anatomical",
                   real_share=0.3, silver_share=SILVER_SHARE, synth_lesions=D.SYNTH_LESIONS,
-                  tumor_positive_share=D.TUMOR_POSITIVE_SHARE,
+                  tumour_positive_share=D.TUMOUR_POSITIVE_SHARE,
                   **ACQUISITION,
                   calibration_slices=64),  # 32 left the int8 tumour model 0.0115 off (gate 0.01); 64: 0.0078
 }

@@ -51,6 +51,8 @@ class TrainingError(LiverSegError):
 
 
 XLA_MIN_SIZE = 96  # px: XLA for training from this image size up (see train())
+# config.json's key of a TrainConfig field where their names differ (the keys keep their names: runs written before).
+CONFIG_KEYS = {"tumour_positive_share": "tumor_positive_share"}
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ class TrainConfig:
     val_fraction: float = 0.2
     seed: int = D.SEED
     augment: bool = True
-    tumor_positive_share: float = D.TUMOR_POSITIVE_SHARE  # tumour stage: share of samples from slices with tumour
+    tumour_positive_share: float = D.TUMOUR_POSITIVE_SHARE  # tumour stage: share of samples from slices with tumour
     synth_lesions: float = D.SYNTH_LESIONS  # tumour stage, window25d: share of samples given synthetic lesions
     liver_lesions: float = 0.0  # liver stage, window25d: same, lesions that stay liver (tumours are liver)
     early_stopping: int = D.EARLY_STOPPING  # patience in epochs without val Dice gain; 0 = off
@@ -151,11 +153,14 @@ class TrainConfig:
             raise TrainingError("invalid training options: " + "; ".join(problems))
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """config.json's form: the fields, named as :data:`CONFIG_KEYS` says where it names them."""
+        return {CONFIG_KEYS.get(k, k): v for k, v in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
+        field_of = {key: f for f, key in CONFIG_KEYS.items()}
+        d = {field_of.get(k, k): v for k, v in d.items()}
         d = {k: (tuple(v) if k in ("window", "train_cases", "val_cases") else v) for k, v in d.items() if k in known}
         d.setdefault("synth_lesions", 0.0)  # a saved config without the key trained without synthetic lesions
         return cls(**d)

@@ -94,7 +94,7 @@ def test_edits_survive_a_crash_and_restore_in_a_new_window(qtbot, tmp_path, isol
     assert w2.state.study.label is not w.state.study.label and w2.state.editor.review == w.state.editor.review
     assert [r.review for r in w2.results.records] == reviews
     assert w2.state.summary.rejected_lesions == w.state.summary.rejected_lesions
-    assert w2.state.summary.tumor_ml == w.state.summary.tumor_ml
+    assert w2.state.summary.tumour_ml == w.state.summary.tumour_ml
     for win in (w, w2):
         win.jobs.cancel_all()
 

@@ -57,7 +57,7 @@ def test_after_segment_the_views_show_the_liver(demo, qtbot, threshold_models):
 def test_brush_edit_and_undo_change_the_volumes(demo, qtbot, threshold_models):
     w = demo
     segment(w, qtbot, threshold_models)
-    before = w.state.summary.tumor_ml
+    before = w.state.summary.tumour_ml
     w.segment_panel.radius.setValue(8)
     w.editing.set_tool("tumor")
     z = w.viewer.axial.index
@@ -66,14 +66,14 @@ def test_brush_edit_and_undo_change_the_volumes(demo, qtbot, threshold_models):
         for x in (100.0, 104.0, 108.0):
             w.viewer.axial.painted.emit(z, 120.0, x)
         w.viewer.axial.strokeFinished.emit()
-    assert w.state.summary.tumor_ml > before
+    assert w.state.summary.tumour_ml > before
     assert w.results.lesions.rowCount() >= 1
     with qtbot.waitSignal(w.summaryUpdated, timeout=30000):
         w.editing.undo()
-    assert w.state.summary.tumor_ml == pytest.approx(before)
+    assert w.state.summary.tumour_ml == pytest.approx(before)
     with qtbot.waitSignal(w.summaryUpdated, timeout=30000):
         w.editing.redo()
-    assert w.state.summary.tumor_ml > before
+    assert w.state.summary.tumour_ml > before
 
 
 def test_lesion_row_click_jumps(demo, qtbot):
@@ -255,9 +255,9 @@ def test_segment_uses_the_real_ct_default_models_without_choosing(demo, qtbot):
     """The Segment tab opens on the bundled defaults (trained on real CT anatomy); demo models are labelled."""
     w = demo
     panel = w.segment_panel
-    liver, tumor = panel.liver.currentData(), panel.tumor.currentData()
+    liver, tumour = panel.liver.currentData(), panel.tumour.currentData()
     assert liver.default and liver.kind == "real" and "ircadb-liver" in liver.path
-    assert tumor.default and tumor.kind == "real" and "ircadb-tumor" in tumor.path
+    assert tumour.default and tumour.kind == "real" and "ircadb-tumor" in tumour.path
     assert "real" in panel.info.text() and "[default, real CT]" in panel.liver.currentText()
     demo_rows = [panel.liver.itemText(i) for i in range(panel.liver.count()) if "demo-liver" in panel.liver.itemText(i)]
     assert demo_rows and "DEMO" in demo_rows[0]

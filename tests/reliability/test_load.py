@@ -23,14 +23,14 @@ from types import SimpleNamespace
 from core.inference.cascade import segment
 from core.model.io import load_seg_model
 hu = np.load(sys.argv[1])
-liver = load_seg_model(sys.argv[2], "liver"); tumor = load_seg_model(sys.argv[3], "tumor")
+liver = load_seg_model(sys.argv[2], "liver"); tumour = load_seg_model(sys.argv[3], "tumor")
 def hwm_gb():  # VmHWM: this process's peak RSS (ru_maxrss would include the forking parent's)
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 2**20
 base = hwm_gb()
 t = time.perf_counter()
-seg = segment(SimpleNamespace(hu=hu, spacing=(1.0, 0.78, 0.78)), liver, tumor)
+seg = segment(SimpleNamespace(hu=hu, spacing=(1.0, 0.78, 0.78)), liver, tumour)
 peak = hwm_gb()
 print(json.dumps({"peak_gb": peak, "before_gb": base, "seconds": time.perf_counter() - t,
                   "liver_voxels": int((seg.label > 0).sum()), "shape": list(seg.label.shape)}))

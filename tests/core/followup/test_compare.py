@@ -37,7 +37,7 @@ def test_a_new_lesion_makes_progression_whatever_the_sum(mixed):
     assert r.category == "PD" and len(r.new_lesions) == 1 and "new lesion" in r.basis[1]
     assert sorted(m.status for m in c.matches) == ["gone", "new", "same", "same"]
     assert c.mrecist.category == "NE" and "arterial" in c.mrecist.basis[0]  # portal-venous studies
-    assert c.tumor_change_ml < 0 and c.registration.kind in ("rigid", "affine")
+    assert c.tumour_change_ml < 0 and c.registration.kind in ("rigid", "affine")
     assert c.warnings == ("the patient name could not be checked (missing in both studies)",)
 
 

@@ -32,7 +32,7 @@ def test_cascade_geometry_on_a_known_volume(models):
     assert metrics.dice(seg.label == 2, truth == 2) > 0.9
     assert seg.info["tumor_slices"] == 8  # only the liver's slices went through the tumour model
     assert {e.stage for e in events} == {"liver", "tumor"}
-    assert seg.liver_prob.shape == hu.shape and seg.tumor_prob.dtype == np.float16
+    assert seg.liver_prob.shape == hu.shape and seg.tumour_prob.dtype == np.float16
     assert seg.warnings == [] and seg.timings["total"] > 0
 
 

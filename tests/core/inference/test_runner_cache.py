@@ -40,7 +40,7 @@ def test_runners_run_only_their_own_model_objects_and_only_a_few_are_kept(paths)
     first = cache.get(paths[0], None, engine="keras", device="cpu")
     other = load_seg_model(paths[0], "liver", lazy=True)  # the same file, another object
     second = cache.get(other, None, engine="keras", device="cpu")
-    assert second is not first and second.liver_model is other and second.tumor is None
+    assert second is not first and second.liver_model is other and second.tumour is None
     for b in (1, 2, 3):
         cache.get(paths[0], None, engine="keras", device="cpu", batch_size=b)
     assert len(cache) == 2

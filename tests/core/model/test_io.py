@@ -28,9 +28,9 @@ def finetune_out(tmp_path_factory):
 
 def test_a_work_folder_gives_the_stage_asked_for(finetune_out):
     liver = load_seg_model(finetune_out, "liver")
-    tumor = load_seg_model(finetune_out, "tumor")
+    tumour = load_seg_model(finetune_out, "tumor")
     assert Path(liver.path) == finetune_out / "liver" / "model.keras" and liver.stage == "liver"
-    assert Path(tumor.path) == finetune_out / "tumor" / "model.keras" and tumor.stage == "tumor"
+    assert Path(tumour.path) == finetune_out / "tumor" / "model.keras" and tumour.stage == "tumor"
     assert tuple(liver.model.output_shape) == (None, 32, 32, 1)  # loaded from the stage folder
 
 

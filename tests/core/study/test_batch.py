@@ -124,7 +124,7 @@ def test_cli_batch_shards_and_merge(studies, tmp_path):
     out = tmp_path / "out"
     for k in (1, 2):
         r = cli("predict", str(src), "--batch", "--shard", f"{k}/2", "--out", str(out), "--liver-model", str(lm),
-                "--tumor-model", str(tm))
+                "--tumor-model" if k == 1 else "--tumour-model", str(tm))  # the flag in either spelling
         assert r.returncode == 0, r.stderr[-2000:]
         assert "segmented" in r.stdout
     r = cli("merge", str(out / "summary-1-of-2.csv"), str(out / "summary-2-of-2.csv"), "--out", str(out / "all.csv"))
@@ -161,9 +161,9 @@ def test_a_summary_from_before_the_one_spelling_still_merges(tmp_path):
     (tmp_path / "a.csv").write_text(old_header + "\nb,done,1500.0,12.50,2,cpu,3.1,b.nii.gz,\n", encoding="utf-8")
     (tmp_path / "b.csv").write_text(",".join(SUMMARY_COLUMNS) + "\na,done,1400.0,0.00,0,cpu,2.9,a.nii.gz,\n",
                                     encoding="utf-8")
-    assert read_summary(tmp_path / "a.csv")[0].tumor_ml == "12.50"
+    assert read_summary(tmp_path / "a.csv")[0].tumour_ml == "12.50"
     rows = merge_summaries([tmp_path / "a.csv", tmp_path / "b.csv"], tmp_path / "all.csv")
-    assert [(r.study, r.tumor_ml) for r in rows] == [("a", "0.00"), ("b", "12.50")]
+    assert [(r.study, r.tumour_ml) for r in rows] == [("a", "0.00"), ("b", "12.50")]
     assert (tmp_path / "all.csv").read_text(encoding="utf-8").splitlines()[0] == ",".join(SUMMARY_COLUMNS)
     (tmp_path / "c.csv").write_text("study,volume\nx,1\n", encoding="utf-8")
     with pytest.raises(LiverSegError, match="not a LiverSeg batch summary"):

@@ -70,6 +70,6 @@ def test_library_describes_models(tmp_path, monkeypatch):
 def test_library_says_which_exports_a_model_has():
     from core.catalog.library import bundled_models_dir
     liver = describe(bundled_models_dir() / "demo-liver" / "model.keras", "bundled")
-    tumor = describe(bundled_models_dir() / "demo-tumor" / "model.keras", "bundled")
+    tumour = describe(bundled_models_dir() / "demo-tumor" / "model.keras", "bundled")
     assert liver.exports == "ONNX + int8"  # the demo liver model's int8 version passed its Dice check
-    assert tumor.exports == "ONNX (int8 refused)"  # the demo tumour model's did not
+    assert tumour.exports == "ONNX (int8 refused)"  # the demo tumour model's did not

@@ -58,7 +58,7 @@ def test_dicom_study_segment_measure_edit_and_export(phantom_study, models, tmp_
     assert s.summary is summary and summary.liver_ml > 0
     expected = study_summary(seg.label, s.study.spacing, s.study.hu)
     assert summary.liver_ml == pytest.approx(expected.liver_ml)
-    assert summary.tumor_ml == pytest.approx(expected.tumor_ml)
+    assert summary.tumour_ml == pytest.approx(expected.tumour_ml)
 
     # editing: one stroke of tumour brush, undone and redone through the session
     before = seg.label.copy()
@@ -68,7 +68,7 @@ def test_dicom_study_segment_measure_edit_and_export(phantom_study, models, tmp_
     assert s.editor.paint(z, float(ys.mean()), float(xs.mean()), 3, "tumor") > 0
     assert s.editor.end()
     edited = s.label.copy()
-    assert s.measure()[0].tumor_ml > summary.tumor_ml
+    assert s.measure()[0].tumour_ml > summary.tumour_ml
     assert s.undo() and np.array_equal(s.label, before)
     assert s.redo() and np.array_equal(s.label, edited)
     assert s.undo() and not s.undo()  # one stroke, one step
@@ -118,7 +118,7 @@ def test_run_segmentation_stores_nothing_until_adopted(phantom_study, models):
     assert s.label is result.label and s.editor.label is result.label and s.segmentation is result
     assert s.summary is None  # measurements of the previous label are dropped
     summary, _ = s.measurements(result.snapshot)
-    assert s.summary is None and summary.tumor_ml == 0.0  # measuring without storing
+    assert s.summary is None and summary.tumour_ml == 0.0  # measuring without storing
 
 
 def test_case_with_reference_measures_against_it_and_refuses_dicom_seg(tmp_path):
@@ -177,7 +177,7 @@ def test_runners_chosen_once_and_kept_across_studies(phantom_study, models, tmp_
     folder, _ = phantom_study
     runners = StudySession.prepare_models(*models, engine="keras", device="cpu")
     assert isinstance(runners, CascadeRunners) and runners.device.gpu is False
-    assert runners.liver.choice.engine == "keras" and runners.tumor is not None
+    assert runners.liver.choice.engine == "keras" and runners.tumour is not None
     first = StudySession.open(folder).segment(*models, engine="keras", device="cpu")
     second = StudySession.open(folder).segment(*models, engine="keras", device="cpu")
     assert session_mod.cascade_runners(*models, engine="keras", device="cpu") is runners  # nothing re-chosen

@@ -61,12 +61,12 @@ def test_augmentation_keeps_image_and_mask_aligned(bright_case):
     assert changed >= 5
 
 
-def test_tumor_stage_crops_to_the_liver(bright_case):
+def test_tumour_stage_crops_to_the_liver(bright_case):
     liver = SlicePipeline(bright_case, ["b"], "liver", Preprocessing(size=32))
-    tumor = SlicePipeline(bright_case, ["b"], "tumor", Preprocessing(size=32))
-    assert len(tumor) == 8  # slices with liver
+    tumour = SlicePipeline(bright_case, ["b"], "tumor", Preprocessing(size=32))
+    assert len(tumour) == 8  # slices with liver
     _, yl = liver.batch(np.arange(8))
-    _, yt = tumor.batch(np.arange(8))
+    _, yt = tumour.batch(np.arange(8))
     assert yt.sum() > 0
     box = liver_box(np.load(bright_case / "b.npz")["label"])
     assert box[1] - box[0] < 64 and box[3] - box[2] < 64  # a real crop

@@ -37,6 +37,16 @@ def test_an_old_run_folder_reads_as_before(tmp_path):
     assert entry is not None and entry.stage == "liver" and entry.recipe == "window25d"
 
 
+def test_config_json_keeps_the_key_names_runs_were_written_with():
+    """The field tumour_positive_share is config.json's "tumor_positive_share", as in runs written before."""
+    written = runs.read_config(OLD_RUN)
+    cfg = TrainConfig.from_dict({**written, "tumor_positive_share": 0.25})
+    assert cfg.tumour_positive_share == 0.25
+    again = cfg.to_dict()
+    assert again["tumor_positive_share"] == 0.25 and "tumour_positive_share" not in again
+    assert set(written) <= set(again) and TrainConfig.from_dict(again) == cfg
+
+
 def test_an_old_run_folders_model_loads_and_segments(tmp_path):
     run = tmp_path / "run"
     shutil.copytree(OLD_RUN, run)

@@ -79,9 +79,9 @@ def test_recipe_refusals(ircadb_like, tmp_path):
 
 def test_the_bundled_defaults_are_the_real_ct_models():
     """What the GUI's Segment and `liverseg predict` use without a model named."""
-    liver, tumor = default_models()
-    assert Path(liver.path).parent.name == "ircadb-liver" and Path(tumor.path).parent.name == "ircadb-tumor"
-    for e in (liver, tumor):
+    liver, tumour = default_models()
+    assert Path(liver.path).parent.name == "ircadb-liver" and Path(tumour.path).parent.name == "ircadb-tumor"
+    for e in (liver, tumour):
         meta = json.loads(Path(e.path).with_name("model.json").read_text())
         assert e.kind == "real" and e.default and meta["card"]["licence"] == "CC BY-NC-ND 4.0"
         assert set(meta["card"]["train_ct_patients"]) == {"3Dircadb1.7", "3Dircadb1.17"}
@@ -89,10 +89,10 @@ def test_the_bundled_defaults_are_the_real_ct_models():
     # The liver's int8 model passed its Dice gate; the bundled tumour model's did not (0.035 > 0.01),
     # so the automatic engine runs the tumour's fp32 ONNX model on CPUs (docs/MODELS.md).
     assert json.loads(Path(liver.path).with_name("model.json").read_text())["int8"]["validated"]
-    tumor_meta = json.loads(Path(tumor.path).with_name("model.json").read_text())
-    assert choose_engine("auto", tumor.path, tumor_meta, Device("tensorflow")).engine == (
-        "onnx-int8" if tumor_meta["int8"]["validated"] else "onnx")
-    for e in (liver, tumor):
+    tumour_meta = json.loads(Path(tumour.path).with_name("model.json").read_text())
+    assert choose_engine("auto", tumour.path, tumour_meta, Device("tensorflow")).engine == (
+        "onnx-int8" if tumour_meta["int8"]["validated"] else "onnx")
+    for e in (liver, tumour):
         assert Path(e.path).stat().st_size < 5e6  # a few MB
     entries = scan_models()
     assert entries[0].path == liver.path  # the defaults come first in the model lists

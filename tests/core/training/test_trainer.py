@@ -58,7 +58,7 @@ def test_liver_run_folder(tiny_dataset, tmp_path):
     assert m.predict(np.zeros((1, 64, 64, 3), np.float32), verbose=0).shape == (1, 64, 64, 1)
 
 
-def test_tumor_stage(tiny_dataset, tmp_path):
+def test_tumour_stage(tiny_dataset, tmp_path):
     r = train(tiny(tiny_dataset, tmp_path / "t", stage="tumor", epochs=1, recipe="notebook", loss="dice"))
     assert r.status == "completed"
     meta = json.loads((tmp_path / "t" / "model.json").read_text())
