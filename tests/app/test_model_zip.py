@@ -6,7 +6,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from core.catalog.model_share import export_model
-from tests.core.inference.test_model_share import dummy_run
+from tests.core.catalog.test_model_share import dummy_run
 
 
 def test_add_model_imports_a_zip_and_selects_it(qtbot, tmp_path, monkeypatch, isolated_user_dirs):
