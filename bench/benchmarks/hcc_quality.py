@@ -9,7 +9,8 @@ ASSD, tumour Dice, lesions found and false lesions (:func:`core.evaluation.metri
 are printed per volume. ``--teacher`` scores the teacher's masks the same way (its agreement with
 the silver labels it seeded). For leave-one-patient-out, give one pair per held-out patient as
 ``NAME@HCC_007=LIVER,TUMOUR``: that pair scores only that patient's volumes. ``--cascade-dir``
-scores saved ``NAME_cascade.nii.gz`` instead of running the defaults again.
+scores saved ``NAME_cascade.nii.gz`` instead of running the defaults again. ``--patients HCC_009 HCC_015``
+scores only those patients' volumes.
 
 The silver labels were seeded by the teacher and the default cascade (``bench/recipes/silver_labels.py``),
 so both agree with them more than they would with an expert's: compare models with one another,
@@ -53,6 +54,7 @@ def main(argv=None) -> None:
     ap.add_argument("--models", nargs="*", default=[], help="NAME[@PATIENT]=LIVER,TUMOUR")
     ap.add_argument("--teacher", help="folder of the teacher's NAME_labels.nii.gz")
     ap.add_argument("--cascade-dir", help="folder of saved NAME_cascade.nii.gz (the defaults)")
+    ap.add_argument("--patients", nargs="+", help="score only these patients' volumes (e.g. the held-out ones)")
     ap.add_argument("--engine", default="auto")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
@@ -71,7 +73,7 @@ def main(argv=None) -> None:
     results: dict = {}
     for s in SERIES:
         path = Path(args.labels) / f"{s.name}.nii.gz"
-        if not path.exists():
+        if not path.exists() or (args.patients and s.patient not in args.patients):
             continue
         vol = load_volume(args.unpacked, s)
         truth = read_nifti_label(path, vol)
