@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -30,3 +31,15 @@ def test_readme_map_names_every_core_package_and_module():
         for mod in sorted(pkg.glob("*.py")):
             if mod.stem != "__init__":
                 assert f"`{mod.stem}`" in row, f"README's row for core/{pkg.name}/ does not name `{mod.stem}`"
+
+
+def test_bench_imports_of_bench_modules_name_files_that_exist():
+    """``from bench.recipes.window_driver import ...`` inside a script: the module must exist at that path."""
+    bad = []
+    for path in sorted((ROOT / "bench").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").startswith("bench."):
+                target = ROOT / (node.module.replace(".", "/") + ".py")
+                if not target.is_file():
+                    bad.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {node.module}")
+    assert not bad, "\n".join(bad)

@@ -26,7 +26,7 @@ def main() -> None:
     ap.add_argument("--liver-model")
     ap.add_argument("--tumor-model", dest="tumour_model")
     args = ap.parse_args()
-    from bench.window_driver import open_window, wait
+    from bench.recipes.window_driver import open_window, wait
     from PySide6.QtCore import QTimer
 
     from core.catalog.library import default_models

@@ -29,7 +29,7 @@ def main() -> None:
     ap.add_argument("--followup-acquisition", type=int)
     ap.add_argument("--row", type=int, default=0)
     args = ap.parse_args()
-    from bench.window_driver import open_window, wait
+    from bench.recipes.window_driver import open_window, wait
 
     from core.catalog.library import default_models
     ini = Path(args.out).with_suffix(".ini")

@@ -19,7 +19,7 @@ def main() -> None:
     ap.add_argument("dicom")
     ap.add_argument("--out", default=str(ROOT / "docs"))
     args = ap.parse_args()
-    from bench.window_driver import open_window, wait
+    from bench.recipes.window_driver import open_window, wait
     from PySide6.QtCore import QTimer
 
     from core.catalog.library import default_models

@@ -242,7 +242,7 @@ def apply_corrections(hu: np.ndarray, label: np.ndarray, spacing, edits: list[di
 
 def cmd_finalize(args) -> None:
     """Fused labels + ``corrections.json`` -> the committed labels and their montages."""
-    from bench.silver_montage import montage
+    from bench.recipes.silver_montage import montage
     from PIL import Image
     out = Path(args.out)
     (out / "montages").mkdir(parents=True, exist_ok=True)
@@ -321,7 +321,7 @@ def main(argv=None) -> None:
             p.add_argument("--compare", help="folder with NAME_cascade.nii.gz / teacher NAME_labels.nii.gz")
     args = ap.parse_args(argv)
     if args.cmd == "montage":
-        from bench.silver_montage import cmd_montage
+        from bench.recipes.silver_montage import cmd_montage
         cmd_montage(args)
     else:
         commands = {"cascade": cmd_cascade, "fuse": cmd_fuse, "finalize": cmd_finalize, "provenance": cmd_provenance}
