@@ -26,9 +26,9 @@ def main() -> None:
     ap.add_argument("--liver-model")
     ap.add_argument("--tumor-model", dest="tumour_model")
     args = ap.parse_args()
-    from bench.recipes.window_driver import open_window, wait
     from PySide6.QtCore import QTimer
 
+    from bench.recipes.window_driver import open_window, wait
     from core.catalog.library import default_models
     ini = Path(args.out).with_suffix(".ini")
     app, w = open_window(ini)

@@ -30,7 +30,6 @@ def main() -> None:
     ap.add_argument("--row", type=int, default=0)
     args = ap.parse_args()
     from bench.recipes.window_driver import open_window, wait
-
     from core.catalog.library import default_models
     ini = Path(args.out).with_suffix(".ini")
     app, w = open_window(ini)

@@ -19,9 +19,9 @@ def main() -> None:
     ap.add_argument("dicom")
     ap.add_argument("--out", default=str(ROOT / "docs"))
     args = ap.parse_args()
-    from bench.recipes.window_driver import open_window, wait
     from PySide6.QtCore import QTimer
 
+    from bench.recipes.window_driver import open_window, wait
     from core.catalog.library import default_models
     app, w = open_window(Path(args.out) / ".shots.ini")
     w.files.open_path(args.dicom)

@@ -242,8 +242,9 @@ def apply_corrections(hu: np.ndarray, label: np.ndarray, spacing, edits: list[di
 
 def cmd_finalize(args) -> None:
     """Fused labels + ``corrections.json`` -> the committed labels and their montages."""
-    from bench.recipes.silver_montage import montage
     from PIL import Image
+
+    from bench.recipes.silver_montage import montage
     out = Path(args.out)
     (out / "montages").mkdir(parents=True, exist_ok=True)
     corrections = json.loads((out / "corrections.json").read_text()) if (out / "corrections.json").exists() else {}
