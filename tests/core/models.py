@@ -12,9 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
+from core.runtime.ml_backend import load_keras
+
 
 def threshold_model(folder: Path, stage: str, hu_threshold: float, size: int = 32) -> Path:
-    import keras
+    keras = load_keras()  # as the app loads it: TensorFlow's start-up lines kept quiet
     folder.mkdir(parents=True, exist_ok=True)
     inp = keras.Input((size, size, 3))
     out = keras.layers.Conv2D(1, 1, activation="sigmoid", dtype="float32")(inp)
