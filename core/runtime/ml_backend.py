@@ -19,26 +19,18 @@ hook. Only loading the ML stack through this module does, once.
 from __future__ import annotations
 
 import os
-import threading
 from typing import Any
 
 from . import quiet
 
 ENV_DEFAULTS = {"TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPP_MIN_LOG_LEVEL": "2"}
-_lock = threading.Lock()
-_prepared = False
 
 
 def prepare() -> None:
-    """Environment defaults and the quiet import hook, once per process (idempotent)."""
-    global _prepared
-    with _lock:
-        if _prepared:
-            return
-        for key, value in ENV_DEFAULTS.items():
-            os.environ.setdefault(key, value)
-        quiet.install()
-        _prepared = True
+    """Environment defaults and the quiet import hook (idempotent: both steps are)."""
+    for key, value in ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    quiet.install()
 
 
 def load_keras() -> Any:
