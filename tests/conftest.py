@@ -43,7 +43,7 @@ def p17_extracted(p17_src, tmp_path_factory) -> Path:
 
 import os  # noqa: E402
 
-# See core/__init__.py: TensorFlow's oneDNN CPU kernels corrupt the heap while training.
+# As core/runtime/ml_backend.py sets them: TensorFlow's oneDNN CPU kernels corrupt the heap while training.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # any test that makes a QApplication runs headless
