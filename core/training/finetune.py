@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 LEARNING_RATE = 1e-4  # a tenth of training from scratch: the base weights are a good start
 L2SP = 1e-3  # strength of the pull towards the base weights (per squared kernel difference, summed)
+FREEZE_NORM = False  # BatchNormalization kept as the base model has it
 STEPS_PER_EPOCH = 10  # short epochs: the time budget is met within one of them
 EXPORT_SHARE = 0.12  # of each stage's budget kept for the threshold, ONNX export and int8 check
 
@@ -56,6 +57,7 @@ class FinetuneConfig:
         stages: which stages.
         minutes: time budget for all stages together (split evenly), resumes included.
         learning_rate, l2sp: see the module docstring (l2sp 0: plain fine-tuning).
+        freeze_norm: keep the base model's BatchNormalization (statistics, scale, shift).
         export_onnx: ONNX + int8 at the end (as training does).
         seed: the split and the batches.
     """
@@ -67,6 +69,7 @@ class FinetuneConfig:
     minutes: float = 10.0
     learning_rate: float = LEARNING_RATE
     l2sp: float = L2SP
+    freeze_norm: bool = FREEZE_NORM
     export_onnx: bool = True
     seed: int = 0
 
@@ -135,7 +138,7 @@ def stage_config(cfg: FinetuneConfig, stage: Stage, base: Path, train_ids, val_i
         base_filters=int(arch.get("base_filters", 16)), depth=int(arch.get("depth", 4)),
         window=tuple(pre.get("window", (-100.0, 400.0))), neighbour_mm=pre.get("neighbour_mm"),
         geometry="anatomical", train_cases=tuple(train_ids), val_cases=tuple(val_ids), seed=cfg.seed,
-        init_from=str(base / MODEL), l2sp=cfg.l2sp, export_onnx=cfg.export_onnx,
+        init_from=str(base / MODEL), l2sp=cfg.l2sp, freeze_norm=cfg.freeze_norm, export_onnx=cfg.export_onnx,
         synth_lesions=0.3 if stage == "tumor" else 0.0, reduce_lr=0,
         label=f"[lab] fine-tuned on {len(train_ids)} case(s) from {meta.get('label') or base.name}")
 
@@ -171,6 +174,7 @@ def finetune(cfg: FinetuneConfig, progress: ProgressFn | None = None, cancel: Ca
                                    "date": base_meta.get("date", ""), "card": base_meta.get("card")},
                         finetune_cases={"train": list(train_ids), "val": list(val_ids)},
                         finetune={"minutes": cfg.minutes, "learning_rate": cfg.learning_rate, "l2sp": cfg.l2sp,
+                                  "freeze_norm": cfg.freeze_norm,
                                   "seconds_this_invocation": round(time.perf_counter() - t, 1)})
         if result.status == "cancelled":
             break

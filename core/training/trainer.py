@@ -107,6 +107,9 @@ class TrainConfig:
     phases: float = 0.0  # share of real-CT samples given another contrast phase, noise or kernel
     low_contrast: float = 0.0  # share of rendered / synthetic tumours 8-25 HU from the liver (core.training.loader)
     l2sp: float = 0.0  # with init_from: pull the kernels towards the start weights (core.model.losses.pull_towards)
+    # with init_from: BatchNormalization kept as the start model has it (statistics, scale and shift; run in
+    # inference mode), so a few cases cannot move the normalisation that every other scanner depends on
+    freeze_norm: bool = False
 
     def __post_init__(self):
         problems = []
@@ -130,6 +133,8 @@ class TrainConfig:
             problems.append("neighbour_mm needs the window25d recipe and a positive distance")
         if self.l2sp < 0 or (self.l2sp and not self.init_from):
             problems.append("l2sp must be >= 0 and needs init_from (the weights to stay near)")
+        if self.freeze_norm and not self.init_from:
+            problems.append("freeze_norm needs init_from (the statistics to keep)")
         if self.thick_slices and self.neighbour_mm is None:
             problems.append("thick_slices needs neighbour_mm")
         if self.image_size % (2 ** self.depth):
@@ -296,6 +301,8 @@ def train(config: TrainConfig, progress: ProgressFn | None = None, cancel: Cance
                         model.set_weights(_start_weights(cfg))
                     except ValueError as exc:
                         raise TrainingError(f"{cfg.init_from}: cannot start from this model: {exc}") from None
+                if cfg.freeze_norm:
+                    freeze_normalisation(model)
                 model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=LOSSES[cfg.loss],
                               metrics=[dice_metric(cfg.threshold), iou_metric(cfg.threshold)])
             if cfg.l2sp:  # not saved with the model: applied again on resume
@@ -342,6 +349,18 @@ def train(config: TrainConfig, progress: ProgressFn | None = None, cancel: Cance
                      float("nan") if st.best_val_dice is None else st.best_val_dice,
                      str(best_model) if best_model.exists() else None,
                      [r for r in runs.read_metrics(run) if r.get("type") == "epoch"])
+
+
+def freeze_normalisation(model) -> int:
+    """Make every BatchNormalization layer of ``model`` untrainable (Keras then runs it in inference
+    mode: its moving statistics stay too). Before ``compile``. Returns how many."""
+    norm = load_keras().layers.BatchNormalization
+    frozen = 0
+    for layer in model.layers:  # the ResUNet is one functional graph: no nested models
+        if isinstance(layer, norm):
+            layer.trainable = False
+            frozen += 1
+    return frozen
 
 
 def _start_weights(cfg: TrainConfig) -> list:

@@ -114,6 +114,43 @@ def test_finetune_resumes_within_its_time_budget(tiny_dataset, base, tmp_path):
     assert epochs == list(range(1, again.epochs_done + 1))
 
 
+def _norm_and_kernels(path):
+    from core.model.io import load_model
+    model = load_model(path, compile=False)
+    norm = [w for layer in model.layers if type(layer).__name__ == "BatchNormalization" for w in layer.get_weights()]
+    kernels = [w for layer in model.layers if type(layer).__name__ == "Conv2D" for w in layer.get_weights()[:1]]
+    return norm, kernels
+
+
+def test_freeze_norm_keeps_the_base_normalisation_through_a_resume(tiny_dataset, base, tmp_path):
+    """With ``freeze_norm`` the BatchNormalization layers (moving statistics, scale, shift) end as the
+    base has them, after a cancel and a resume too; the convolutions still learn."""
+    out, cancel = tmp_path / "ft", CancelToken()
+
+    def stop_after_one_epoch(ev):
+        if isinstance(ev, EpochEvent):
+            cancel.cancel()
+    cfg = FinetuneConfig(str(tiny_dataset), str(base), str(out), stages=("liver",), minutes=0.6,
+                         freeze_norm=True, export_onnx=False)
+    assert finetune(cfg, progress=stop_after_one_epoch, cancel=cancel)["liver"].status == "cancelled"
+    again = finetune(cfg, resume=True)["liver"]
+    assert again.epochs_done > 1
+    base_norm, base_kernels = _norm_and_kernels(base / "liver" / "model.keras")
+    for name in ("last.keras", "model.keras"):
+        norm, kernels = _norm_and_kernels(out / "liver" / name)
+        assert len(norm) == len(base_norm) > 0
+        assert all(np.array_equal(a, b) for a, b in zip(norm, base_norm, strict=True)), name
+        assert any(not np.allclose(a, b) for a, b in zip(kernels, base_kernels, strict=True)), name
+    assert read_card(out / "liver")["finetune"]["freeze_norm"] is True
+    # without it the statistics follow the lab's cases (the base's were measured on other data)
+    plain = finetune(FinetuneConfig(str(tiny_dataset), str(base), str(tmp_path / "plain"), stages=("liver",),
+                                    minutes=0.2, export_onnx=False))["liver"]
+    norm, _ = _norm_and_kernels(plain.model_path)
+    assert any(not np.allclose(a, b) for a, b in zip(norm, base_norm, strict=True))
+    with pytest.raises(Exception, match="freeze_norm needs init_from"):
+        TrainConfig(dataset="d", out="o", freeze_norm=True)
+
+
 def test_pull_towards_the_start_weights_is_zero_there_and_grows_away():
     import keras
 

@@ -1,0 +1,138 @@
+"""Fine-tuning on one hospital's cases: its next patient before and after, and what the defaults forget.
+
+A lab's proxy built from HCC-TACE-Seg (one hospital; silver labels from
+``resources/training-labels/hcc-tace-seg``, never expert truth):
+
+1. the lab corrected one study of each of three patients (:data:`LAB_SERIES`: portal-venous,
+   arterial, portal-venous) and fine-tunes the models it has (``--base``, e.g. the shipped defaults,
+   which never saw HCC-TACE-Seg) on them, as ``liverseg finetune`` does: one case held out to choose
+   the epoch and the threshold, the same time budget for every arm;
+2. its next patient, HCC_015 (arterial and portal-venous series, in no lab case), is segmented by
+   the base and by each arm's fine-tuned cascade and scored per series, in 3D, against its silver
+   labels: the gain;
+3. patient 17 of 3D-IRCADb-01 (expert labels, another hospital, its original CT) is scored the same
+   way: what the fine-tune kept. The shipped defaults trained on patient 17, so for them this row
+   measures forgetting, not accuracy on an unseen patient.
+
+Each arm is a set of :class:`core.training.finetune.FinetuneConfig` options (:data:`ARMS`).
+
+    .venv/bin/python bench/benchmarks/finetune_hospital.py --dataset RUN/dataset --work /tmp/fth \\
+        --base resources/models --minutes 5 --arms l2sp frozen-norm
+
+``--dataset`` is a liverseg dataset that holds the HCC-TACE-Seg series and 3Dircadb1.17 as CT cases
+(``liverseg train-default ... --hcc ...`` writes one into its ``--out`` folder, ``dataset/``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+LAB_SERIES = ("HCC_006_19990806_s103", "HCC_007_19971227_s4_acq2", "HCC_009_19980215_s103")
+NEXT_SERIES = ("HCC_015_19981101_s4", "HCC_015_19981101_s103")
+KEPT = ("3Dircadb1.17",)
+ARMS: dict[str, dict] = {
+    "l2sp": {},  # the product's defaults at the time of writing (L2-SP 1e-3, learning rate 1e-4)
+    "plain": {"l2sp": 0.0},
+    "frozen-norm": {"freeze_norm": True},
+    "frozen-norm-strong-l2sp": {"freeze_norm": True, "l2sp": 1e-2},
+    "frozen-norm-lr3e-5": {"freeze_norm": True, "learning_rate": 3e-5},
+}
+
+
+def fmt(x) -> str:
+    return f"{x:.3f}" if isinstance(x, (int, float)) and math.isfinite(x) else "-"
+
+
+def lab_dataset(source: Path, out: Path) -> list[str]:
+    """The lab's cases (:data:`LAB_SERIES`) copied from ``source`` into a dataset of their own."""
+    from core.datasets.dataset import list_cases, load_case, write_case
+    have = set(list_cases(out)) if (out / "manifest.json").is_file() else set()
+    for name in LAB_SERIES:
+        if name not in have:
+            write_case(out, load_case(source, name))
+    return list_cases(out)
+
+
+def score(case, liver_path: str, tumour_path: str | None, engine: str) -> dict:
+    from core.evaluation.evaluate import case_report
+    from core.inference.cascade import segment
+    from core.model.io import load_seg_model
+    liver = load_seg_model(liver_path, "liver")
+    tumour = load_seg_model(tumour_path, "tumor") if tumour_path else None
+    r = case_report(segment(case, liver, tumour, engine=engine).label, case.label, case.spacing)
+    out = {"liver_dice": r["liver"]["dice"]}
+    if tumour is not None:
+        les = r["lesions"]
+        out |= {"tumor_dice": r["tumor"]["dice"], "lesions": f"{les['hits']}/{les['true_lesions']} "
+                                                             f"(+{les['false_positives']})"}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", required=True, help="dataset with the HCC-TACE-Seg series and 3Dircadb1.17")
+    ap.add_argument("--work", required=True, help="scratch folder: the lab dataset and each arm's fine-tune")
+    ap.add_argument("--base", default="default", help="'default' (this installation's) or a run folder")
+    ap.add_argument("--stages", nargs="+", default=["liver"], choices=("liver", "tumor"))
+    ap.add_argument("--minutes", type=float, default=5.0, help="fine-tune budget per arm, all stages")
+    ap.add_argument("--arms", nargs="+", default=["l2sp", "frozen-norm"], choices=tuple(ARMS))
+    ap.add_argument("--engine", default="keras")
+    ap.add_argument("--out", help="JSON report (written after every arm)")
+    args = ap.parse_args()
+
+    from core.datasets.dataset import load_case
+    from core.training.finetune import FinetuneConfig, base_model, finetune
+
+    source, work = Path(args.dataset), Path(args.work)
+    lab = work / "lab"
+    lab_dataset(source, lab)
+    base_paths = {s: str(base_model(args.base, s) / "model.keras") for s in ("liver", "tumor")}
+    cases = {name: load_case(source, name) for name in NEXT_SERIES + KEPT}
+    report: dict = {"lab": list(LAB_SERIES), "next": list(NEXT_SERIES), "kept": list(KEPT), "base": args.base,
+                    "minutes": args.minutes, "stages": args.stages, "engine": args.engine, "arms": {}}
+
+    def save():
+        if args.out:
+            Path(args.out).write_text(json.dumps(report, indent=2, default=float))
+
+    t = time.perf_counter()
+    report["base_scores"] = {k: score(c, base_paths["liver"], base_paths["tumor"], args.engine)
+                             for k, c in cases.items()}
+    print(f"base scored in {time.perf_counter() - t:.0f} s", flush=True)
+    save()
+    for arm in args.arms:
+        out = work / f"ft-{arm}"
+        cfg = FinetuneConfig(dataset=str(lab), base=args.base, out=str(out), stages=tuple(args.stages),
+                             minutes=args.minutes, export_onnx=False, **ARMS[arm])
+        t = time.perf_counter()
+        results = finetune(cfg, resume=(out / args.stages[0] / "config.json").exists())
+        seconds = time.perf_counter() - t
+        paths = dict(base_paths)
+        for stage, r in results.items():
+            paths[stage] = r.model_path
+        report["arms"][arm] = {"options": ARMS[arm], "seconds": round(seconds, 1),
+                               "epochs": {s: r.epochs_done for s, r in results.items()},
+                               "best_val_dice": {s: r.best_val_dice for s, r in results.items()},
+                               "scores": {k: score(c, paths["liver"], paths["tumor"], args.engine)
+                                          for k, c in cases.items()}}
+        print(f"{arm}: fine-tuned in {seconds / 60:.1f} min", flush=True)
+        save()
+    names = NEXT_SERIES + KEPT
+    print(f"\nliver Dice, fine-tuned ({'/'.join(args.stages)}, {args.minutes} min) on {', '.join(LAB_SERIES)}")
+    print(f"{'models':26s} " + " ".join(f"{n[:22]:>22s}" for n in names))
+    rows = {"base": report["base_scores"]} | {a: v["scores"] for a, v in report["arms"].items()}
+    for label, sc in rows.items():
+        print(f"{label:26s} " + " ".join(f"{fmt(sc[n]['liver_dice']):>22s}" for n in names))
+    if args.out:
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
