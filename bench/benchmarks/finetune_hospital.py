@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench.benchmarks.finetune_bench import fmt, score  # noqa: E402 (after the path)
 
 LAB_SERIES = ("HCC_006_19990806_s103", "HCC_007_19971227_s4_acq2", "HCC_009_19980215_s103")
 NEXT_SERIES = ("HCC_015_19981101_s4", "HCC_015_19981101_s103")
@@ -46,10 +47,6 @@ ARMS: dict[str, dict] = {
 }
 
 
-def fmt(x) -> str:
-    return f"{x:.3f}" if isinstance(x, (int, float)) and math.isfinite(x) else "-"
-
-
 def lab_dataset(source: Path, out: Path) -> list[str]:
     """The lab's cases (:data:`LAB_SERIES`) copied from ``source`` into a dataset of their own."""
     from core.datasets.dataset import list_cases, load_case, write_case
@@ -58,21 +55,6 @@ def lab_dataset(source: Path, out: Path) -> list[str]:
         if name not in have:
             write_case(out, load_case(source, name))
     return list_cases(out)
-
-
-def score(case, liver_path: str, tumour_path: str | None, engine: str) -> dict:
-    from core.evaluation.evaluate import case_report
-    from core.inference.cascade import segment
-    from core.model.io import load_seg_model
-    liver = load_seg_model(liver_path, "liver")
-    tumour = load_seg_model(tumour_path, "tumor") if tumour_path else None
-    r = case_report(segment(case, liver, tumour, engine=engine).label, case.label, case.spacing)
-    out = {"liver_dice": r["liver"]["dice"]}
-    if tumour is not None:
-        les = r["lesions"]
-        out |= {"tumor_dice": r["tumor"]["dice"], "lesions": f"{les['hits']}/{les['true_lesions']} "
-                                                             f"(+{les['false_positives']})"}
-    return out
 
 
 def main() -> None:
