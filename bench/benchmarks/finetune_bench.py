@@ -67,6 +67,16 @@ def score(case, liver_path, tumour_path, engine):
             if tumour else "-"}
 
 
+def fine_tune_arm(cfg, base_paths: dict) -> tuple[dict, float, dict]:
+    """Fine-tune (resuming a run already in ``cfg.out``); returns (results, seconds, {stage: model
+    path}), the base's path for a stage not fine-tuned."""
+    from core.training.finetune import finetune
+    t = time.perf_counter()
+    results = finetune(cfg, resume=(Path(cfg.out) / cfg.stages[0] / "config.json").exists())
+    seconds = time.perf_counter() - t
+    return results, seconds, base_paths | {stage: r.model_path for stage, r in results.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--source", required=True, help="3D-IRCADb-01 as downloaded (e.g. ../shared/data)")
@@ -83,7 +93,7 @@ def main() -> None:
     from core.datasets.dataset import load_case
     from core.datasets.ircadb import import_ircadb
     from core.synthetic.acquisition import acquisition_variant
-    from core.training.finetune import FinetuneConfig, base_model, finetune
+    from core.training.finetune import FinetuneConfig, base_model
 
     work, base = Path(args.work), Path(args.base)
     ds = work / "dataset"
@@ -106,12 +116,7 @@ def main() -> None:
         out = work / f"ft-{args.test}-l2sp{l2sp:g}"
         cfg = FinetuneConfig(dataset=str(lab), base=str(base), out=str(out), stages=tuple(args.stages),
                              minutes=args.minutes, l2sp=l2sp, export_onnx=False)
-        t = time.perf_counter()
-        results = finetune(cfg, resume=(out / args.stages[0] / "config.json").exists())
-        seconds = time.perf_counter() - t
-        paths = dict(base_paths)
-        for stage, r in results.items():
-            paths[stage] = r.model_path
+        results, seconds, paths = fine_tune_arm(cfg, base_paths)
         label = f"L2-SP {l2sp:g}"
         rows[label] = {k: score(c, paths["liver"], paths["tumor"], args.engine) for k, c in cases.items()}
         report["arms"][label] = {"seconds": round(seconds, 1), "epochs": {s: r.epochs_done for s, r in results.items()},

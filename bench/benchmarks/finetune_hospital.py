@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.benchmarks.finetune_bench import fmt, score  # noqa: E402 (after the path)
+from bench.benchmarks.finetune_bench import fine_tune_arm, fmt, score  # noqa: E402 (after the path)
 
 LAB_SERIES = ("HCC_006_19990806_s103", "HCC_007_19971227_s4_acq2", "HCC_009_19980215_s103")
 NEXT_SERIES = ("HCC_015_19981101_s4", "HCC_015_19981101_s103")
@@ -70,7 +70,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from core.datasets.dataset import load_case
-    from core.training.finetune import FinetuneConfig, base_model, finetune
+    from core.training.finetune import FinetuneConfig, base_model
 
     source, work = Path(args.dataset), Path(args.work)
     lab = work / "lab"
@@ -93,12 +93,7 @@ def main() -> None:
         out = work / f"ft-{arm}"
         cfg = FinetuneConfig(dataset=str(lab), base=args.base, out=str(out), stages=tuple(args.stages),
                              minutes=args.minutes, export_onnx=False, **ARMS[arm])
-        t = time.perf_counter()
-        results = finetune(cfg, resume=(out / args.stages[0] / "config.json").exists())
-        seconds = time.perf_counter() - t
-        paths = dict(base_paths)
-        for stage, r in results.items():
-            paths[stage] = r.model_path
+        results, seconds, paths = fine_tune_arm(cfg, base_paths)
         report["arms"][arm] = {"options": ARMS[arm], "seconds": round(seconds, 1),
                                "epochs": {s: r.epochs_done for s, r in results.items()},
                                "best_val_dice": {s: r.best_val_dice for s, r in results.items()},
