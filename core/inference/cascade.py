@@ -109,6 +109,27 @@ def resize_chunked(x: np.ndarray, h: int, w: int, out_box=None, chunk: int = 16)
     return out
 
 
+def above_threshold(prob_small: np.ndarray, h: int, w: int, threshold: float) -> np.ndarray:
+    """``resize_chunked(prob_small, h, w) > threshold``, upsampling only the slices and the in-plane
+    window where the small map comes near the threshold: a bilinear output value is a convex
+    combination of its (at most 4) neighbours in the small map, so it exceeds the threshold only
+    next to a small-map value that does. Bool [Z, h, w]."""
+    out = np.zeros((prob_small.shape[0], h, w), bool)
+    hot = prob_small > threshold * 0.5
+    zs_hot = np.flatnonzero(hot.any(axis=(1, 2)))
+    if not len(zs_hot):
+        return out
+    sy, sx = h / prob_small.shape[1], w / prob_small.shape[2]
+    hot_box = inplane_box(hot, margin=2)
+    assert hot_box is not None  # hot holds slices zs_hot
+    ly0, ly1, lx0, lx1 = hot_box
+    box = (max(0, int(ly0 * sy) - 2), min(h, int(np.ceil(ly1 * sy)) + 2),
+           max(0, int(lx0 * sx) - 2), min(w, int(np.ceil(lx1 * sx)) + 2))
+    up = resize_chunked(prob_small[zs_hot], h, w, out_box=box)
+    out[zs_hot, box[0]:box[1], box[2]:box[3]] = up > threshold
+    return out
+
+
 def segment(volume, liver_model, tumour_model=None, progress: ProgressFn | None = None,
             cancel: CancelToken | None = None, *, batch_size: int | None = None, device: str | None = None,
             return_probs: bool = False, engine: Engine = "auto", tumour_filters: TumourFilters = TumourFilters(),
@@ -155,23 +176,12 @@ def segment(volume, liver_model, tumour_model=None, progress: ProgressFn | None 
     seg.info["engines"]["liver"] = seg.info["device"] = liver_runner.engine_text
     seg.timings["liver_net"] = time.perf_counter() - t
     t = time.perf_counter()
-    liver = np.zeros(hu.shape, bool)
     if return_probs:
         liver_prob = resize_chunked(prob_small, hu.shape[1], hu.shape[2])
-        liver[:] = liver_prob > liver_model.threshold
+        liver = liver_prob > liver_model.threshold
         seg.liver_prob = liver_prob.astype(np.float16)
-    else:  # upsample only the slices and the window where the small map comes near the threshold
-        hot = prob_small > liver_model.threshold * 0.5
-        zs_hot = np.flatnonzero(hot.any(axis=(1, 2)))
-        if len(zs_hot):
-            sy, sx = hu.shape[1] / prob_small.shape[1], hu.shape[2] / prob_small.shape[2]
-            hot_box = inplane_box(hot, margin=2)
-            assert hot_box is not None  # hot holds slices zs_hot
-            ly0, ly1, lx0, lx1 = hot_box
-            box = (max(0, int(ly0 * sy) - 2), min(hu.shape[1], int(np.ceil(ly1 * sy)) + 2),
-                   max(0, int(lx0 * sx) - 2), min(hu.shape[2], int(np.ceil(lx1 * sx)) + 2))
-            up = resize_chunked(prob_small[zs_hot], hu.shape[1], hu.shape[2], out_box=box)
-            liver[zs_hot, box[0]:box[1], box[2]:box[3]] = up > liver_model.threshold
+    else:
+        liver = above_threshold(prob_small, hu.shape[1], hu.shape[2], liver_model.threshold)
     del norm, prob_small
     liver = clean_liver(liver)
     seg.timings["liver_post"] = time.perf_counter() - t
@@ -205,9 +215,12 @@ def segment(volume, liver_model, tumour_model=None, progress: ProgressFn | None 
         seg.info["engines"]["tumor"] = runner.engine_text
         seg.timings["tumor_net"] = time.perf_counter() - t
         t = time.perf_counter()
-        prob = resize_chunked(prob_small, y1 - y0, x1 - x0)
         tumour = np.zeros((zs[-1] + 1 - zs[0], y1 - y0, x1 - x0), bool)  # the box: exact, as no tumour
-        tumour[zs - zs[0]] = prob > tumour_model.threshold                 # voxel and no liver lie outside
+        if return_probs:                                                   # voxel and no liver lie outside
+            prob = resize_chunked(prob_small, y1 - y0, x1 - x0)
+            tumour[zs - zs[0]] = prob > tumour_model.threshold
+        else:
+            tumour[zs - zs[0]] = above_threshold(prob_small, y1 - y0, x1 - x0, tumour_model.threshold)
         f = tumour_filters
         margin = (int(round(f.margin_mm / float(np.mean(spacing[1:])))), int(round(f.margin_mm / spacing[0])))
         tumour = clean_tumour(tumour, liver[tbox], int(np.ceil(f.min_ml * 1000 / np.prod(spacing))), margin)

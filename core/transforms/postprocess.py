@@ -184,8 +184,16 @@ def drop_shallow(mask: np.ndarray, liver: np.ndarray, spacing, min_depth_mm: flo
     decision is that of the whole volume (a voxel whose nearest outside voxel lies beyond the box is
     deeper than ``min_depth_mm`` both ways). Measured (docs/BENCHMARKS.md, ``bench/experiments/lesion_filter.py``).
     """
-    if min_depth_mm <= 0 or not mask.any():
+    if min_depth_mm <= 0:
         return mask
+    box = crop_box(mask)  # label the components' box, not the whole (tumour) box
+    if box is None:
+        return mask
+    if any(b.stop - b.start < n for b, n in zip(box, mask.shape, strict=True)):
+        out = np.zeros(mask.shape, bool)
+        out[box] = drop_shallow(mask[box], liver, spacing, min_depth_mm,
+                                tuple(o + b.start for o, b in zip(origin, box, strict=True)))
+        return out
     lab, _ = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
     grow = [int(np.ceil((min_depth_mm + max(spacing)) / float(s))) + 1 for s in spacing]
     out = mask.copy()

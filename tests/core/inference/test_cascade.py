@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from core.evaluation import metrics
-from core.inference.cascade import TumourFilters, segment
+from core.inference.cascade import TumourFilters, above_threshold, resize_chunked, segment
 from core.model.io import ModelError, load_seg_model
 from tests.core.models import cube_volume, threshold_model
 
@@ -111,6 +111,21 @@ def test_chunked_post_processing_equals_whole_volume():
     small = remove_small(m, 10)
     sizes = np.bincount(lab.ravel())
     assert small.sum() == sizes[1:][sizes[1:] >= 10].sum()
+
+
+def test_upsampling_only_near_the_threshold_equals_thresholding_the_whole_upsampled_map():
+    from scipy import ndimage
+    rng = np.random.default_rng(5)
+    small = ndimage.gaussian_filter(rng.random((12, 32, 32)).astype(np.float32), (0, 2, 2))
+    small = (small - small.min()) / (small.max() - small.min())  # smooth blobs in [0, 1]
+    small[[0, 5, 11]] *= 0.4  # slices that never reach the threshold
+    small[3, 0, 31] = 0.9     # a lone hot pixel in a corner
+    for h, w, t in ((300, 305, 0.5), (256, 256, 0.7), (37, 90, 0.45), (32, 32, 0.5)):
+        expect = resize_chunked(small, h, w) > t
+        got = above_threshold(small, h, w, t)
+        assert expect.any() and not expect[[0, 5, 11]].any()
+        np.testing.assert_array_equal(got, expect)
+    assert not above_threshold(small * 0.1, 64, 64, 0.5).any()
 
 
 def test_fill_holes_and_keep_inside_equal_their_plain_scipy_definitions():
