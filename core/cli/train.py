@@ -157,7 +157,9 @@ def add_training_subcommands(sub) -> None:
                                              "patients (with or without their CT), e.g. ../shared/data; "
                                              "optional with --resume")
     p.add_argument("--out", required=True, help="work folder: dataset/, liver/, tumor/")
-    p.add_argument("--resume", action="store_true", help="continue the runs in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the runs in --out, with the --exclude and --seed they started with "
+                   "(--out/recipe.json)")
     p.add_argument("--hcc", metavar="DIR",
                    help="HCC-TACE-Seg (PATIENT.tar.xz archives, e.g. ../shared/data/hcc-tace-seg): "
                    "its series train too, with the silver labels of resources/training-labels/hcc-tace-seg")

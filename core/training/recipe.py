@@ -26,10 +26,11 @@ leave-one-patient-out protocol of ``bench/benchmarks/real_quality.py``.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,47 @@ class RecipeConfig:
     overrides: tuple[tuple[str, object], ...] = ()
 
 
+# What decides which patients train: written to WORK/recipe.json when a run starts, and taken from it
+# by ``--resume`` (a resume that repeats no option keeps them; one that names other values is refused),
+# so that a leave-out run resumed without ``--exclude`` never trains on, nor names on its card, the
+# patients it leaves out.
+PLAN_FILE = "recipe.json"
+PLAN_FIELDS = ("dataset", "exclude", "val_cases", "seed")
+
+
+def settle_plan(cfg: RecipeConfig, resume: bool) -> RecipeConfig:
+    """``cfg`` with the saved plan of ``cfg.out`` on a resume; writes the plan when a run starts."""
+    path = Path(cfg.out) / PLAN_FILE
+    default = {f.name: f.default for f in fields(RecipeConfig) if f.name in PLAN_FIELDS}
+    mine = {k: getattr(cfg, k) for k in PLAN_FIELDS}
+    if path.is_file():
+        try:
+            saved = json.loads(path.read_text())
+            saved = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in PLAN_FIELDS}
+        except (OSError, ValueError) as e:
+            raise RecipeError(f"{path}: cannot read the run's plan ({e})") from e
+        if not resume:  # a new start in the same folder (e.g. another stage) keeps the plan
+            clash = [k for k in PLAN_FIELDS if k in saved and mine[k] != saved[k]]
+            if clash:
+                raise RecipeError(f"{path}: this work folder was started with "
+                                  + ", ".join(f"{k}={saved[k]!r}" for k in clash)
+                                  + "; use --resume to continue it, or a new --out")
+            return cfg
+        clash = [k for k in PLAN_FIELDS if k in saved and mine[k] != default[k] and mine[k] != saved[k]]
+        if clash:
+            raise RecipeError(f"{path}: this run was started with "
+                              + ", ".join(f"{k}={saved[k]!r}" for k in clash)
+                              + "; resume with the same (or none), or start a new --out")
+        return replace(cfg, **{k: saved[k] for k in saved if mine[k] == default[k]})
+    if resume and (Path(cfg.out) / "liver").exists():
+        log.warning("%s: no %s (a run started before it was kept); resuming with the options given",
+                    cfg.out, PLAN_FILE)
+    Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    with atomic_open(path, "w") as f:
+        json.dump({k: list(v) if isinstance(v, tuple) else v for k, v in mine.items()}, f, indent=1)
+    return cfg
+
+
 def prepare_dataset(cfg: RecipeConfig, progress: ProgressFn | None = None,
                     cancel: CancelToken | None = None) -> Path:
     """The dataset folder to train on (importing ``source`` into ``out/dataset`` when given)."""
@@ -264,6 +306,7 @@ def train_default_models(cfg: RecipeConfig, progress: ProgressFn | None = None,
     Raises:
         RecipeError, TrainingError, DatasetError: one line naming the folder and the problem.
     """
+    cfg = settle_plan(cfg, resume)
     dataset = prepare_dataset(cfg, progress, cancel)
     train_ids, val_ids, facts = split_for(dataset, cfg)
     results: dict[str, Any] = {}

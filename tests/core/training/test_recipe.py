@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,16 @@ def test_recipe_trains_both_stages_with_cards_and_installs_them(ircadb_like, tmp
         train_default_models(cfg)
     again = train_default_models(cfg, resume=True)
     assert again["liver"].epochs_done == 1
+    # resumed as `liverseg train-default --out WORK --resume` (no --exclude): the run's plan holds, and
+    # the card still names the patient left out as left out
+    bare = RecipeConfig(out=str(work), export_onnx=False, overrides=TINY)
+    train_default_models(bare, resume=True)
+    card = json.loads((work / "tumor" / "model.json").read_text())["card"]
+    assert card["excluded_patients"] == ["phantom-s51-1"] and card["train_ct_patients"] == ["phantom-s52-2"]
+    with pytest.raises(RecipeError, match=r"recipe.json: this run was started with exclude=\('phantom-s51-1',\)"):
+        train_default_models(replace(bare, exclude=("phantom-s52-2",)), resume=True)
+    with pytest.raises(RecipeError, match="this work folder was started with exclude"):
+        train_default_models(bare)  # a new start in that folder with another plan
     # installed: the folder names, no calibration slices of licensed data, the default flag
     dest = tmp_path / "models"
     folders = install_models(work, dest)
