@@ -374,7 +374,8 @@ def install_models(work: str | os.PathLike, dest: str | os.PathLike, default: bo
                     shutil.copyfileobj(fi, fo)
         meta = read_card(src)
         data = dict(meta.get("data", {}))
-        data["dataset"] = f"{DATASET_NAME}, imported by liverseg train-default (not shipped)"
+        names = meta.get("card", {}).get("datasets") or [DATASET_NAME]
+        data["dataset"] = f"{' + '.join(names)}, imported by liverseg train-default (not shipped)"
         meta["data"] = data
         meta["default"] = bool(default)
         if isinstance(meta.get("int8"), dict) and isinstance(meta["int8"].get("calibration"), dict):
