@@ -280,7 +280,8 @@ def card(stage: str, facts: dict, result=None) -> dict:
         "excluded_patients": facts["excluded"],
         "how": ("real CT of the train_ct patients, plus CT rendered for every sample from the expert "
                 "label maps of the train_labelmap patients (core.synthetic.synth_ct); see docs/MODELS.md"),
-        "intended_use": INTENDED_USE,
+        "intended_use": INTENDED_USE if not quality["silver_ct"] else INTENDED_USE.replace(
+            "CT;", "CT (arterial and unenhanced series too, less accurately: docs/MODELS.md);"),
         "status": getattr(result, "status", None),
     }
 

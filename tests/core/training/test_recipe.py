@@ -152,4 +152,5 @@ def test_recipe_adds_the_hcc_tace_series_as_silver_ct_and_leaves_a_patient_out_w
     assert "CC BY 4.0 (HCC-TACE-Seg" in card["licence"] and "10.7937/TCIA.5FNA-0924" in json.dumps(card["attribution"])
     assert "50%" in card["weighting"] and meta["data"]["silver_share"] == 0.5
     assert "2 silver-labelled CT (CC BY 4.0)" in meta["label"]
+    assert "arterial and unenhanced series too" in card["intended_use"]
     assert (work / "hcc-unpacked" / f"HCC_900{H.UNPACKED_MARK}").exists()
