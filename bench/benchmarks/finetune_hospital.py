@@ -39,7 +39,8 @@ LAB_SERIES = ("HCC_006_19990806_s103", "HCC_007_19971227_s4_acq2", "HCC_009_1998
 NEXT_SERIES = ("HCC_015_19981101_s4", "HCC_015_19981101_s103")
 KEPT = ("3Dircadb1.17",)
 ARMS: dict[str, dict] = {
-    "l2sp": {},  # the product's defaults at the time of writing (L2-SP 1e-3, learning rate 1e-4)
+    "l2sp": {},  # the product's defaults (L2-SP 1e-3, learning rate 1e-4; blend 0.8 since 2026-12-07)
+    "l2sp-unblended": {"blend": 1.0},  # the defaults before the blend
     "plain": {"l2sp": 0.0},
     "frozen-norm": {"freeze_norm": True},
     "frozen-norm-strong-l2sp": {"freeze_norm": True, "l2sp": 1e-2},

@@ -13,6 +13,8 @@
    anatomy and scanners it learned (docs/MODELS.md, "Fine-tune on your data", has the numbers);
    ``freeze_norm`` also keeps the base's BatchNormalization (statistics, scale, shift): off by
    default, as on three patients of one hospital it changed neither the gain nor the forgetting;
+   at the end the fine-tuned weights are blended with the base's (``blend``, :mod:`core.training.blend`:
+   base + 0.8 x the change), which keeps the gain and gives back much of what was forgotten;
 4. each stage is an ordinary run folder (``RUN/liver``, ``RUN/tumor``: live records, resume after
    Ctrl-C or ``kill -9``, ONNX + int8 with its Dice gate), its model card naming the base model
    (``base``) and the lab's cases (``finetune_cases``).
@@ -39,6 +41,10 @@ log = logging.getLogger(__name__)
 LEARNING_RATE = 1e-4  # a tenth of training from scratch: the base weights are a good start
 L2SP = 1e-3  # strength of the pull towards the base weights (per squared kernel difference, summed)
 FREEZE_NORM = False  # BatchNormalization kept as the base model has it
+# The fine-tuned weights are blended with the base's: base + BLEND * (fine-tuned - base) (core.training.blend).
+# One hospital's proxy (docs/MODELS.md): 0.8 kept the whole gain on its next patient and halved what
+# patient 17 lost; 1.0 is the fine-tuned model itself.
+BLEND = 0.8
 STEPS_PER_EPOCH = 10  # short epochs: the time budget is met within one of them
 EXPORT_SHARE = 0.12  # of each stage's budget kept for the threshold, ONNX export and int8 check
 
@@ -60,6 +66,7 @@ class FinetuneConfig:
         minutes: time budget for all stages together (split evenly), resumes included.
         learning_rate, l2sp: see the module docstring (l2sp 0: plain fine-tuning).
         freeze_norm: keep the base model's BatchNormalization (statistics, scale, shift).
+        blend: the result is base + blend * (fine-tuned - base) (1: the fine-tuned weights).
         export_onnx: ONNX + int8 at the end (as training does).
         seed: the split and the batches.
     """
@@ -72,6 +79,7 @@ class FinetuneConfig:
     learning_rate: float = LEARNING_RATE
     l2sp: float = L2SP
     freeze_norm: bool = FREEZE_NORM
+    blend: float = BLEND
     export_onnx: bool = True
     seed: int = 0
 
@@ -80,6 +88,8 @@ class FinetuneConfig:
             raise FinetuneError(f"stages must be among {STAGES}, got {self.stages}")
         if not self.minutes > 0:
             raise FinetuneError("minutes must be positive")
+        if not 0 < self.blend <= 1:
+            raise FinetuneError(f"blend must be in (0, 1], got {self.blend}")
 
 
 def base_model(base: str, stage: Stage) -> Path:
@@ -140,7 +150,8 @@ def stage_config(cfg: FinetuneConfig, stage: Stage, base: Path, train_ids, val_i
         base_filters=int(arch.get("base_filters", 16)), depth=int(arch.get("depth", 4)),
         window=tuple(pre.get("window", (-100.0, 400.0))), neighbour_mm=pre.get("neighbour_mm"),
         geometry="anatomical", train_cases=tuple(train_ids), val_cases=tuple(val_ids), seed=cfg.seed,
-        init_from=str(base / MODEL), l2sp=cfg.l2sp, freeze_norm=cfg.freeze_norm, export_onnx=cfg.export_onnx,
+        init_from=str(base / MODEL), l2sp=cfg.l2sp, freeze_norm=cfg.freeze_norm, blend=cfg.blend,
+        export_onnx=cfg.export_onnx,
         synth_lesions=0.3 if stage == "tumor" else 0.0, reduce_lr=0,
         label=f"[lab] fine-tuned on {len(train_ids)} case(s) from {meta.get('label') or base.name}")
 
@@ -176,7 +187,7 @@ def finetune(cfg: FinetuneConfig, progress: ProgressFn | None = None, cancel: Ca
                                    "date": base_meta.get("date", ""), "card": base_meta.get("card")},
                         finetune_cases={"train": list(train_ids), "val": list(val_ids)},
                         finetune={"minutes": cfg.minutes, "learning_rate": cfg.learning_rate, "l2sp": cfg.l2sp,
-                                  "freeze_norm": cfg.freeze_norm,
+                                  "freeze_norm": cfg.freeze_norm, "blend": cfg.blend,
                                   "seconds_this_invocation": round(time.perf_counter() - t, 1)})
         if result.status == "cancelled":
             break

@@ -35,6 +35,7 @@ from ..runtime.ml_backend import load_keras
 from ..transforms.augment import GEOMETRIES
 from ..transforms.preprocess import Preprocessing
 from . import defaults as D
+from .blend import blend_run_model
 from .callbacks import EpochEvent, NullScope, distribution_strategy, make_batches, run_callbacks  # noqa: F401
 from .defaults import PRECISIONS, STRATEGIES  # noqa: F401 (importable from here too)
 from .loader import STAGES, SlicePipeline, Split, eval_pipeline, split_cases
@@ -110,6 +111,7 @@ class TrainConfig:
     # with init_from: BatchNormalization kept as the start model has it (statistics, scale and shift; run in
     # inference mode), so a few cases cannot move the normalisation that every other scanner depends on
     freeze_norm: bool = False
+    blend: float = 1.0  # with init_from: the best model becomes start + blend * (trained - start) (core.training.blend)
 
     def __post_init__(self):
         problems = []
@@ -135,6 +137,8 @@ class TrainConfig:
             problems.append("l2sp must be >= 0 and needs init_from (the weights to stay near)")
         if self.freeze_norm and not self.init_from:
             problems.append("freeze_norm needs init_from (the statistics to keep)")
+        if not 0 < self.blend <= 1 or (self.blend < 1 and not self.init_from):
+            problems.append("blend must be in (0, 1] and, below 1, needs init_from (the weights to blend with)")
         if self.thick_slices and self.neighbour_mm is None:
             problems.append("thick_slices needs neighbour_mm")
         if self.image_size % (2 ** self.depth):
@@ -341,6 +345,8 @@ def train(config: TrainConfig, progress: ProgressFn | None = None, cancel: Cance
     status = ("cancelled" if halt.cancelled else "early_stopped" if st.stopped_early
               else "time_budget" if halt.out_of_time else "completed")
     best_model = run / runs.MODEL
+    if cfg.blend < 1 and status != "cancelled" and best_model.exists():
+        blend_run_model(run, cfg.init_from, cfg.blend)
     if cfg.calibrate and status != "cancelled" and best_model.exists():
         calibrate_threshold(run, progress, cancel)
     if cfg.export_onnx and status != "cancelled" and best_model.exists():
