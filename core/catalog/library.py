@@ -177,3 +177,37 @@ def default_models(entries: list[ModelEntry] | None = None) -> tuple[ModelEntry 
         bundled = [e for e in entries if e.origin == "bundled" and e.stage == stage]
         out.append(next((e for e in bundled if e.default), bundled[0] if bundled else None))
     return out[0], out[1]
+
+
+def licences_by_dataset(card: dict) -> dict[str, str]:
+    """{dataset: licence} from a card's ``licence`` ("CC BY-NC-ND 4.0 (3D-IRCADb-01 (IRCAD, Strasbourg));
+    CC BY 4.0 (HCC-TACE-Seg (...))", or one licence for a card of one dataset)."""
+    text, names = str(card.get("licence", "")), list(card.get("datasets", []))
+    out = {}
+    for part in text.split("; "):
+        head, _, rest = part.partition(" (")
+        if rest.endswith(")") and rest[:-1] in names:
+            out[rest[:-1]] = head
+    if not out and len(names) == 1 and text:
+        out[names[0]] = text
+    return out
+
+
+def data_credits(entries: list[ModelEntry] | None = None) -> list[str]:
+    """What the models used when none is named were trained on, one line per dataset with its licence
+    and, where the licence asks for one, its attribution (CC BY): for Help > About.
+    Read from the models' cards; empty for models without one."""
+    lines: list[str] = []
+    for e in default_models(entries):
+        if e is None:
+            continue
+        try:
+            card = read_card(Path(e.path)).get("card") or {}
+        except ModelError:
+            continue
+        licences, attribution = licences_by_dataset(card), card.get("attribution") or {}
+        for name in card.get("datasets", []):
+            line = f"{name}: {attribution.get(name) or licences.get(name, 'licence not recorded')}"
+            if line not in lines:
+                lines.append(line)
+    return lines

@@ -236,6 +236,7 @@ def test_engine_setting_is_used_saved_and_shown(demo, qtbot, tmp_path, isolated_
     text = w.about.about_text()
     assert "Last segmentation: liver: ONNX Runtime fp32, CPU" in text and "Inference engine setting: onnx" in text
     assert "Keras backend: " in text and "ONNX Runtime: " in text and "CPU" in text
+    assert "The default models were trained on:\n- 3D-IRCADb-01 (IRCAD, Strasbourg): CC BY-NC-ND 4.0" in text
     # asking for int8 where there is none: a clear error, nothing else runs
     w.segment_panel.engine.setCurrentIndex(w.segment_panel.engine.findData("onnx-int8"))
     with qtbot.waitSignal(w.jobFailed, timeout=60000) as failed:
