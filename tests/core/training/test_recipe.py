@@ -97,7 +97,8 @@ def test_the_bundled_defaults_are_the_real_ct_models():
         card = meta["card"]
         assert e.kind == "real" and e.default and card["licence"].startswith("CC BY-NC-ND 4.0 (3D-IRCADb-01")
         # trained with HCC-TACE-Seg's silver series too (issue 39): named, attributed, weighted
-        assert "CC BY 4.0 (HCC-TACE-Seg" in card["licence"] and "10.7937/TCIA.5FNA-0924" in json.dumps(card["attribution"])
+        assert "CC BY 4.0 (HCC-TACE-Seg" in card["licence"]
+        assert "10.7937/TCIA.5FNA-0924" in json.dumps(card["attribution"])
         assert card["label_quality"]["expert_ct"] == ["3Dircadb1.7", "3Dircadb1.17"] and card["excluded_patients"] == []
         silver = {c.split("_")[0] + "_" + c.split("_")[1] for c in card["label_quality"]["silver_ct"]}
         assert silver == {"HCC_006", "HCC_007", "HCC_009", "HCC_015"} and "weighting" in card
