@@ -62,6 +62,9 @@ DATASET_NAME = "3D-IRCADb-01 (IRCAD, Strasbourg)"
 LICENCE = "CC BY-NC-ND 4.0"
 INTENDED_USE = ("research on contrast-enhanced abdominal CT; not for clinical decisions "
                 "(trained on 3D-IRCADb-01: " + LICENCE + ")")
+INTENDED_USE_WITH_SILVER = ("research on contrast-enhanced abdominal CT (arterial and unenhanced series too, "
+                            "less accurately: docs/MODELS.md); not for clinical decisions "
+                            "(trained on 3D-IRCADb-01: " + LICENCE + ")")
 # Two label maps (not CTs) held out to choose each stage's best epoch and threshold: real
 # anatomy with tumours of moderate size (patient 9: 60 mL with a cyst; 13: 88 mL).
 VAL_CASES = ("3Dircadb1.9", "3Dircadb1.13")
@@ -168,19 +171,15 @@ def settle_plan(cfg: RecipeConfig, resume: bool) -> RecipeConfig:
             saved = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in PLAN_FIELDS}
         except (OSError, ValueError) as e:
             raise RecipeError(f"{path}: cannot read the run's plan ({e})") from e
-        if not resume:  # a new start in the same folder (e.g. another stage) keeps the plan
-            clash = [k for k in PLAN_FIELDS if k in saved and mine[k] != saved[k]]
-            if clash:
-                raise RecipeError(f"{path}: this work folder was started with "
-                                  + ", ".join(f"{k}={saved[k]!r}" for k in clash)
-                                  + "; use --resume to continue it, or a new --out")
-            return cfg
-        clash = [k for k in PLAN_FIELDS if k in saved and mine[k] != default[k] and mine[k] != saved[k]]
+        # a resume may leave an option out (it takes the saved one); a new start in the folder (e.g. another
+        # stage) must repeat the plan
+        clash = [k for k in saved if mine[k] != saved[k] and not (resume and mine[k] == default[k])]
         if clash:
-            raise RecipeError(f"{path}: this run was started with "
-                              + ", ".join(f"{k}={saved[k]!r}" for k in clash)
-                              + "; resume with the same (or none), or start a new --out")
-        return replace(cfg, **{k: saved[k] for k in saved if mine[k] == default[k]})
+            what, hint = (("run", "resume with the same (or none), or start a new --out") if resume
+                          else ("work folder", "use --resume to continue it, or a new --out"))
+            raise RecipeError(f"{path}: this {what} was started with "
+                              + ", ".join(f"{k}={saved[k]!r}" for k in clash) + f"; {hint}")
+        return replace(cfg, **{k: saved[k] for k in saved if mine[k] == default[k]}) if resume else cfg
     if resume and (Path(cfg.out) / "liver").exists():
         log.warning("%s: no %s (a run started before it was kept); resuming with the options given",
                     cfg.out, PLAN_FILE)
@@ -280,8 +279,7 @@ def card(stage: str, facts: dict, result=None) -> dict:
         "excluded_patients": facts["excluded"],
         "how": ("real CT of the train_ct patients, plus CT rendered for every sample from the expert "
                 "label maps of the train_labelmap patients (core.synthetic.synth_ct); see docs/MODELS.md"),
-        "intended_use": INTENDED_USE if not quality["silver_ct"] else INTENDED_USE.replace(
-            "CT;", "CT (arterial and unenhanced series too, less accurately: docs/MODELS.md);"),
+        "intended_use": INTENDED_USE_WITH_SILVER if quality["silver_ct"] else INTENDED_USE,
         "status": getattr(result, "status", None),
     }
 
