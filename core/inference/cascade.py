@@ -5,7 +5,9 @@
    resized back to the CT's own grid.
 2. Post-processing: the largest 3D connected component, holes filled.
 3. Tumours: only the liver's slices, cropped to the liver's bounding box (with
-   the training margin), predicted, resized back into the box; kept inside the
+   the training margin), shifted down where the liver is brighter than the model's
+   ``liver_hu_max`` (:func:`core.transforms.preprocess.liver_level_shift`), predicted,
+   resized back into the box; kept inside the
    slightly dilated liver (:attr:`TumourFilters.margin_mm` in-plane); components under
    :attr:`TumourFilters.min_ml`, darker than :attr:`TumourFilters.min_hu`, less than
    :attr:`TumourFilters.min_inside` inside the liver or wholly within :attr:`TumourFilters.min_depth_mm`
@@ -28,7 +30,7 @@ from ..runtime.jobs import CancelToken, ProgressFn, check
 from ..runtime.labels import LIVER, TUMOUR
 from ..transforms.masks import crop_box, inplane_box
 from ..transforms.postprocess import clean_liver, clean_tumour, drop_dark, drop_outside, drop_shallow
-from ..transforms.preprocess import MARGIN_PX, normalised_stack, resize_bilinear
+from ..transforms.preprocess import MARGIN_PX, liver_level_shift, normalised_stack, resize_bilinear
 from .runners import CascadeRunners, prepare_runners
 
 log = logging.getLogger(__name__)
@@ -205,7 +207,10 @@ def segment(volume, liver_model, tumour_model=None, progress: ProgressFn | None 
         tbox = (slice(zs[0], zs[-1] + 1), slice(y0, y1), slice(x0, x1))  # every tumour voxel lies in here
         tpre = tumour_model.pre
         sub = hu[tbox[0]]  # contiguous range of liver slices (neighbours for 2.5D)
-        norm = normalised_stack(sub, tpre, box, dz=spacing[0])
+        shift = liver_level_shift(hu[lbox], liver[lbox], tpre)  # a liver brighter than the model knows
+        if shift:
+            seg.info["tumor_hu_shift"] = round(shift, 1)
+        norm = normalised_stack(sub, tpre, box, dz=spacing[0], shift=shift)
         seg.timings["tumor_pre"] = time.perf_counter() - t
         t = time.perf_counter()
         runner = runners.tumour

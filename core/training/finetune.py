@@ -149,6 +149,7 @@ def stage_config(cfg: FinetuneConfig, stage: Stage, base: Path, train_ids, val_i
         max_minutes=minutes, steps_per_epoch=STEPS_PER_EPOCH, image_size=size,
         base_filters=int(arch.get("base_filters", 16)), depth=int(arch.get("depth", 4)),
         window=tuple(pre.get("window", (-100.0, 400.0))), neighbour_mm=pre.get("neighbour_mm"),
+        liver_hu_max=pre.get("liver_hu_max"),
         geometry="anatomical", train_cases=tuple(train_ids), val_cases=tuple(val_ids), seed=cfg.seed,
         init_from=str(base / MODEL), l2sp=cfg.l2sp, freeze_norm=cfg.freeze_norm, blend=cfg.blend,
         export_onnx=cfg.export_onnx,

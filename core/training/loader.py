@@ -35,7 +35,7 @@ from ..synthetic.lesion_synth import add_lesions
 from ..synthetic.synth_ct import distances, render
 from ..transforms import augment as aug
 from ..transforms.masks import inplane_box
-from ..transforms.preprocess import MARGIN_PX, Preprocessing, resize_bilinear
+from ..transforms.preprocess import MARGIN_PX, Preprocessing, liver_level_shift, resize_bilinear
 from ..transforms.zsample import channel_weights
 from .split import Split, split_cases  # noqa: F401 (importable from here)
 
@@ -219,6 +219,8 @@ class SlicePipeline:
         tgt = np.empty((nz, s, s), np.uint8)
         liver = np.empty((nz, s, s), np.uint8) if self.synth_lesions and self.stage == "tumor" else None
         codes = src if synth else None
+        # a real liver brighter than pre.liver_hu_max is shown shifted down, as inference shows it
+        shift = 0.0 if synth or self.stage != "tumor" else liver_level_shift(src, label >= LIVER, self.pre)
         if not synth and self.phases and case.anatomy is not None:  # real CT: structures for phases
             codes = case.anatomy[:, y0:y1, x0:x1] if self.stage == "tumor" else case.anatomy
         anat = np.empty((nz, s, s), np.uint8) if codes is not None else None
@@ -229,7 +231,7 @@ class SlicePipeline:
             if anat is not None and codes is not None:  # nearest neighbour (pixel centres, as the resize)
                 anat[z0:z1] = np.asarray(codes[z0:z1])[:, iy][:, :, ix]
             if not synth:
-                image[z0:z1] = np.rint(resize_bilinear(self.pre.normalise(np.asarray(src[z0:z1])), s, s) * 255)
+                image[z0:z1] = np.rint(resize_bilinear(self.pre.normalise(np.asarray(src[z0:z1]), shift), s, s) * 255)
             tgt[z0:z1] = resize_bilinear(target[z0:z1].astype(np.float32), s, s) > 0.5
             if liver is not None:
                 liver[z0:z1] = resize_bilinear((np.asarray(label[z0:z1]) >= LIVER).astype(np.float32), s, s) > 0.5

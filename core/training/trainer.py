@@ -104,6 +104,7 @@ class TrainConfig:
     loader_processes: bool = False  # worker processes instead of threads (rendering holds the GIL often)
     init_from: str = ""  # start from this model's weights (a .keras file of the same architecture)
     neighbour_mm: float | None = None  # 2.5D neighbours this many mm apart (None: adjacent slices)
+    liver_hu_max: float | None = None  # a brighter liver is shifted down to this (core.transforms.preprocess)
     thick_slices: float = 0.0  # with neighbour_mm: share of samples shown as a thicker scan (core.training.loader)
     phases: float = 0.0  # share of real-CT samples given another contrast phase, noise or kernel
     low_contrast: float = 0.0  # share of rendered / synthetic tumours 8-25 HU from the liver (core.training.loader)
@@ -176,7 +177,7 @@ class TrainConfig:
 
     def preprocessing(self) -> Preprocessing:
         window = cast("tuple[float, float]", tuple(self.window))
-        return Preprocessing(self.recipe, window, self.image_size, 3, self.neighbour_mm)
+        return Preprocessing(self.recipe, window, self.image_size, 3, self.neighbour_mm, self.liver_hu_max)
 
 
 @dataclass

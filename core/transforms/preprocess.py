@@ -11,6 +11,12 @@ Two recipes:
       model the same anatomy per channel as a 1.6 mm one; without it (a model saved without the key)
       they are the adjacent slices, whatever their spacing.
 Both resize slices to the model input with bilinear interpolation.
+
+``liver_hu_max`` (the tumour stage of the default recipe since 2026-12-08): where the liver is
+brighter than any the recipe trained on (a median above this many HU, e.g. a strong portal-venous
+bolus), the stage's input is shifted down by the difference (:func:`liver_level_shift`), in
+training and inference alike: the tumour model judges a lesion against its liver, and a liver at
+175 HU otherwise makes a tumour at 135 HU look like liver to it.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ class Preprocessing:
         channels: input channels (3).
         neighbour_mm: 2.5D neighbours this many mm apart (interpolated); None: the adjacent
             slices by index (a model whose preprocessing does not set it).
+        liver_hu_max: a liver whose median is brighter than this (HU) is shifted down to it before
+            the window (:func:`liver_level_shift`); None: never (a model saved without the key).
     """
 
     recipe: str = "window25d"
@@ -47,6 +55,7 @@ class Preprocessing:
     size: int = 256
     channels: int = 3
     neighbour_mm: float | None = None
+    liver_hu_max: float | None = None
 
     def __post_init__(self):
         if self.recipe not in RECIPES:
@@ -54,6 +63,8 @@ class Preprocessing:
         if self.neighbour_mm is not None and (self.recipe != "window25d" or not self.neighbour_mm > 0):
             raise ValueError(f"neighbour_mm needs the window25d recipe and a positive distance, "
                              f"got {self.neighbour_mm!r} with {self.recipe!r}")
+        if self.liver_hu_max is not None and not np.isfinite(self.liver_hu_max):
+            raise ValueError(f"liver_hu_max must be a number of HU or None, got {self.liver_hu_max!r}")
 
     @property
     def offsets_mm(self) -> tuple[float, ...] | None:
@@ -67,14 +78,18 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, d: dict) -> Preprocessing:
-        mm = d.get("neighbour_mm")
+        mm, top = d.get("neighbour_mm"), d.get("liver_hu_max")
         return cls(recipe=d["recipe"], window=tuple(d["window"]), size=int(d["size"]),
-                   channels=int(d.get("channels", 3)), neighbour_mm=None if mm is None else float(mm))
+                   channels=int(d.get("channels", 3)), neighbour_mm=None if mm is None else float(mm),
+                   liver_hu_max=None if top is None else float(top))
 
-    def normalise(self, hu: np.ndarray) -> np.ndarray:
-        """HU (any shape) to float32 in [0, 1] per the recipe (without resizing or channels)."""
+    def normalise(self, hu: np.ndarray, shift: float = 0.0) -> np.ndarray:
+        """HU (any shape) to float32 in [0, 1] per the recipe (without resizing or channels);
+        ``shift`` HU are added first (:func:`liver_level_shift`)."""
         lo, hi = self.window
         x = hu.astype(np.float32)
+        if shift:
+            x += np.float32(shift)
         if self.recipe == "notebook":
             x[x > 1200] = 0
         np.clip(x, lo, hi, out=x)
@@ -142,9 +157,23 @@ class SliceStack:
         return np.ascontiguousarray(np.moveaxis(out, 1, -1))
 
 
+def liver_level_shift(hu: np.ndarray, liver: np.ndarray, pre: Preprocessing) -> float:
+    """HU to add to a volume before ``pre``'s window: ``pre.liver_hu_max`` minus the median of the
+    liver's voxels (``liver``: bool, same shape; the tumours inside it count) where that median is
+    brighter, else 0. One definition for training (the label's liver) and inference (the liver
+    stage's); every 7th voxel is enough for a median to the HU."""
+    if pre.liver_hu_max is None:
+        return 0.0
+    values = np.asarray(hu)[np.asarray(liver, bool)][::7]
+    if values.size == 0:
+        return 0.0
+    return float(min(0.0, pre.liver_hu_max - float(np.median(values))))
+
+
 def normalised_stack(hu: np.ndarray, pre: Preprocessing, box=None, chunk: int = 32,
-                     dz: float | None = None):
-    """All slices normalised and resized once: float32 [Z, S, S] (in chunks: bounded memory).
+                     dz: float | None = None, shift: float = 0.0):
+    """All slices normalised and resized once: float32 [Z, S, S] (in chunks: bounded memory);
+    ``shift`` HU added first (:func:`liver_level_shift`).
 
     With ``pre.neighbour_mm`` the result is a :class:`SliceStack` that also knows which
     (interpolated) slices make each channel; that needs the slice spacing ``dz`` in mm.
@@ -154,7 +183,7 @@ def normalised_stack(hu: np.ndarray, pre: Preprocessing, box=None, chunk: int = 
         hu = hu[:, y0:y1, x0:x1]
     out = np.empty((hu.shape[0], pre.size, pre.size), np.float32)
     for z0 in range(0, hu.shape[0], chunk):
-        out[z0:z0 + chunk] = resize_bilinear(pre.normalise(hu[z0:z0 + chunk]), pre.size, pre.size)
+        out[z0:z0 + chunk] = resize_bilinear(pre.normalise(hu[z0:z0 + chunk], shift), pre.size, pre.size)
     if pre.offsets_mm is None:
         return out
     if dz is None or not dz > 0:

@@ -191,3 +191,20 @@ def test_tumour_margin_in_mm_becomes_steps_of_the_scan(models, monkeypatch, marg
                   tumour_filters=TumourFilters(min_ml=0.0, margin_mm=margin_mm))
     assert seen == [steps]
     assert metrics.dice(seg.label == 2, truth == 2) > 0.9  # a tumour inside the liver: the same either way
+
+
+def test_a_liver_brighter_than_the_tumour_model_knows_is_shifted_down(models, tmp_path):
+    import json
+    folder = threshold_model(tmp_path / "bright", "tumor", 260)
+    hu, truth = cube_volume()  # liver 200 HU, tumour 320 HU: the tumour model marks > 260 HU
+    vol = SimpleNamespace(hu=hu, spacing=(2.0, 0.8, 0.8))
+    keep_all = TumourFilters(min_ml=0.0)
+    for top, found in ((250.0, True), (100.0, False)):  # 200 HU below the limit: as is; above: 100 HU down
+        meta = json.loads((folder / "model.json").read_text())
+        meta["preprocessing"]["liver_hu_max"] = top
+        (folder / "model.json").write_text(json.dumps(meta))
+        tm = load_seg_model(folder, "tumor")
+        assert tm.pre.liver_hu_max == top
+        seg = segment(vol, models[0], tm, tumour_filters=keep_all)
+        assert (seg.label == 2).any() == found
+        assert seg.info.get("tumor_hu_shift") == (None if found else -100.0)

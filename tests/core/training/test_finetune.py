@@ -39,6 +39,18 @@ def test_base_model_found_by_stage(base, tmp_path):
         FinetuneConfig("d", "default", "o", minutes=0)
 
 
+def test_the_base_models_input_contract_is_kept(base, tmp_path):
+    from core.model.card import card_path
+    from core.training.finetune import stage_config
+    folder = tmp_path / "tumor"
+    folder.mkdir()
+    meta = read_card(base / "tumor")
+    meta["preprocessing"].update(neighbour_mm=2.0, liver_hu_max=130.0)
+    card_path(folder / "model.keras").write_text(json.dumps(meta))
+    tc = stage_config(FinetuneConfig("d", "default", str(tmp_path / "o")), "tumor", folder, ("a",), ("b",), 1.0)
+    assert tc.preprocessing().liver_hu_max == 130.0 and tc.preprocessing().neighbour_mm == 2.0
+
+
 def _first_batch_loss(run, weights) -> float:
     """The loss a model with ``weights`` (None: fresh) gives on the run's first training batch, as
     ``fit`` computes it on the run's own batches (same loader, same order)."""

@@ -51,6 +51,8 @@ def test_recipe_trains_both_stages_with_cards_and_installs_them(ircadb_like, tmp
         # the acquisition-independent input is saved with the model and read back
         assert meta["preprocessing"]["neighbour_mm"] == 2.0
         assert load_seg_model(work / stage, stage).pre.neighbour_mm == 2.0
+        # the tumour stage brings a liver brighter than the rendered ones down to them
+        assert load_seg_model(work / stage, stage).pre.liver_hu_max == (130.0 if stage == "tumor" else None)
     assert any(getattr(e, "stage", "") == "recipe" for e in events)
     # a second start without --resume is refused; with it, a finished run is not trained again
     with pytest.raises(RecipeError, match="use --resume"):
