@@ -27,15 +27,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
-def brightened(hu: np.ndarray, label: np.ndarray, liver: float, tumour: float) -> np.ndarray:
-    """``hu`` with the liver ``liver`` HU and the tumours ``tumour`` HU brighter (smoothed in-plane)."""
-    from scipy import ndimage
-    if not liver and not tumour:
-        return hu
-    shift = ndimage.gaussian_filter((label == 1) * float(liver) + (label == 2) * float(tumour), (0, 1, 1))
-    return np.clip(hu + shift, -1024, 3071).astype(np.int16)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", required=True, help="a work folder with liver/ and tumor/ models")
@@ -52,6 +43,7 @@ def main() -> None:
     from core.inference.cascade import segment
     from core.inference.runners import prepare_runners
     from core.model.io import load_seg_model
+    from core.synthetic.acquisition import shift_structures
     work = Path(args.work)
     liver = load_seg_model(work / "liver", "liver", lazy=True)
     arms = {}
@@ -65,7 +57,7 @@ def main() -> None:
         hu, truth = np.asarray(case.hu), np.asarray(case.label)
         for spec in args.brighten:
             dl, dt = (float(v) for v in spec.split(":"))
-            vol = SimpleNamespace(hu=brightened(hu, truth, dl, dt), spacing=case.spacing)
+            vol = SimpleNamespace(hu=shift_structures(hu, truth, {1: dl, 2: dt}), spacing=case.spacing)
             for level, (tm, runners) in arms.items():
                 seg = segment(vol, liver, tm, runners=runners)
                 det = lesion_detection(seg.label == 2, truth == 2, case.spacing)

@@ -4,7 +4,7 @@ The rendered label maps draw their own phases (:mod:`core.synthetic.synth_ct`); 
 changes the **real** CTs, with their expert masks:
 
 * :func:`remap_phase`: HU shifted per structure to an arterial-like or an unenhanced-like phase
-  (:data:`PHASE_SHIFTS`); :func:`add_noise`: Gaussian noise;
+  (:data:`PHASE_SHIFTS`; :func:`shift_structures`: any shifts per structure); :func:`add_noise`: Gaussian noise;
 * :func:`random_phase_table`, :func:`scanner_noise`: the same, randomised, for training samples
   (:mod:`core.training.loader`);
 * :func:`acquisition_variant`: a held-out patient as other scanners would show it
@@ -14,6 +14,7 @@ changes the **real** CTs, with their expert masks:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 import numpy as np
@@ -53,12 +54,19 @@ def remap_phase(hu: np.ndarray, anatomy: np.ndarray, phase: str, blur_px: float 
     """
     if phase not in PHASE_SHIFTS:
         raise ValueError(f"unknown phase {phase!r} (use one of {PHASES})")
+    return shift_structures(hu, anatomy, PHASE_SHIFTS[phase], blur_px)
+
+
+def shift_structures(hu: np.ndarray, codes: np.ndarray, shifts: Mapping[int, float],
+                     blur_px: float = 1.0) -> np.ndarray:
+    """``hu`` plus ``shifts[code]`` HU on each voxel of that code (anatomy codes, or label values below
+    :data:`core.datasets.anatomy.N_CODES`), the shift map smoothed in-plane by ``blur_px``; int16."""
     table = np.zeros(A.N_CODES, np.float32)
-    for code, shift in PHASE_SHIFTS[phase].items():
+    for code, shift in shifts.items():
         table[code] = shift
     out = np.empty(hu.shape, np.int16)
     for z in range(hu.shape[0]):
-        shift = table[anatomy[z]]
+        shift = table[codes[z]]
         if blur_px > 0 and shift.any():
             shift = ndimage.gaussian_filter(shift, blur_px)
         out[z] = np.clip(np.rint(hu[z] + shift), -1024, 3071)
