@@ -76,7 +76,7 @@ def main() -> None:
     net = med(lambda r: r["timings"].get("liver_net", 0) + r["timings"].get("tumor_net", 0))
     cascade = med(lambda r: r["timings"].get("total", 0))
     print(f"study {study.name}: {args.repeat} runs, medians; engines {runs[0]['engines']}")
-    for key in ("liver_pre", "liver_net", "liver_post", "tumor_pre", "tumor_net", "tumor_post"):
+    for key in ("liver_pre", "liver_net", "liver_post", "tumor_pre", "tumor_net", "tumor_post", "liver_cut"):
         print(f"  {key:12s} {med(lambda r, key=key: r['timings'].get(key, 0)):6.2f} s")
     print(f"  cascade      {cascade:6.2f} s")
     print(f"  whole process (start, load, cascade, measure, NIfTI) {wall:6.2f} s   goal <= 3 s")

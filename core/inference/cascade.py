@@ -12,6 +12,8 @@
    :attr:`TumourFilters.min_ml`, darker than :attr:`TumourFilters.min_hu`, less than
    :attr:`TumourFilters.min_inside` inside the liver or wholly within :attr:`TumourFilters.min_depth_mm`
    of the liver's surface dropped.
+4. Organs joined to the liver (and its tumours) by a thin bridge are cut off the result
+   (:func:`core.transforms.bridges.cut_bridges`).
 Each model's own saved preprocessing and threshold are applied.
 """
 
@@ -28,6 +30,7 @@ from ..runtime.choices import Engine
 from ..runtime.errors import LiverSegError
 from ..runtime.jobs import CancelToken, ProgressFn, check
 from ..runtime.labels import LIVER, TUMOUR
+from ..transforms.bridges import cut_bridges, cut_label
 from ..transforms.masks import crop_box, inplane_box
 from ..transforms.postprocess import clean_liver, clean_tumour, drop_dark, drop_outside, drop_shallow
 from ..transforms.preprocess import MARGIN_PX, liver_level_shift, normalised_stack, resize_bilinear
@@ -135,7 +138,7 @@ def above_threshold(prob_small: np.ndarray, h: int, w: int, threshold: float) ->
 def segment(volume, liver_model, tumour_model=None, progress: ProgressFn | None = None,
             cancel: CancelToken | None = None, *, batch_size: int | None = None, device: str | None = None,
             return_probs: bool = False, engine: Engine = "auto", tumour_filters: TumourFilters = TumourFilters(),
-            runners: CascadeRunners | None = None) -> Segmentation:
+            runners: CascadeRunners | None = None, cut_liver_bridges: bool = True) -> Segmentation:
     """Segment liver and tumours in a CT volume.
 
     Args:
@@ -149,6 +152,8 @@ def segment(volume, liver_model, tumour_model=None, progress: ProgressFn | None 
         engine: "auto", "keras", "onnx" or "onnx-int8" (see :mod:`core.inference.engines`), per model.
         runners: the models' runners, already prepared (:func:`core.inference.runners.prepare_runners`);
             then ``engine``, ``device`` and ``batch_size`` are theirs. Default: prepared here.
+        cut_liver_bridges: cut organs joined to the liver by a thin bridge off it (the volume cut is
+            ``info["liver_cut_ml"]``); False keeps the largest component whole.
 
     Returns:
         A :class:`Segmentation`; an empty one with a warning when no liver is found.
@@ -194,6 +199,8 @@ def segment(volume, liver_model, tumour_model=None, progress: ProgressFn | None 
         log.warning("no liver found")
         return seg
     seg.label[lbox][liver[lbox]] = LIVER
+    region = lbox  # where the result has voxels
+    min_voxels = int(np.ceil(tumour_filters.min_ml * 1000 / np.prod(spacing)))  # a tumour's least volume
 
     # 2. Tumours inside the liver's slices and bounding box.
     if tumour_model is not None:
@@ -228,7 +235,7 @@ def segment(volume, liver_model, tumour_model=None, progress: ProgressFn | None 
             tumour[zs - zs[0]] = above_threshold(prob_small, y1 - y0, x1 - x0, tumour_model.threshold)
         f = tumour_filters
         margin = (int(round(f.margin_mm / float(np.mean(spacing[1:])))), int(round(f.margin_mm / spacing[0])))
-        tumour = clean_tumour(tumour, liver[tbox], int(np.ceil(f.min_ml * 1000 / np.prod(spacing))), margin)
+        tumour = clean_tumour(tumour, liver[tbox], min_voxels, margin)
         tumour = drop_dark(tumour, hu[tbox], f.min_hu)
         tumour = drop_outside(tumour, liver[tbox], f.min_inside)
         tumour = drop_shallow(tumour, liver, spacing, f.min_depth_mm, origin=(zs[0], y0, x0))
@@ -239,5 +246,20 @@ def segment(volume, liver_model, tumour_model=None, progress: ProgressFn | None 
             seg.tumour_prob = tp
         seg.timings["tumor_post"] = time.perf_counter() - t
         seg.info["tumor_slices"] = int(len(zs))
+        region = tbox
+    # 3. Organs joined to the liver by a thin bridge, cut off the result (liver and tumours together:
+    # the liver stage's mask alone has a hole or a channel where a tumour is, and the liver inside a
+    # large tumour would be cut as if it hung on a bridge).
+    if cut_liver_bridges:
+        t = time.perf_counter()
+        fg = seg.label[region] > 0
+        kept = cut_bridges(fg, spacing)
+        voxels = 0
+        if kept is not fg:
+            cut = fg & ~kept
+            cut_label(seg.label[region], cut, liver[region], min_voxels)
+            voxels = int(np.count_nonzero(cut))
+        seg.info["liver_cut_ml"] = voxels * float(np.prod(spacing)) / 1000.0
+        seg.timings["liver_cut"] = time.perf_counter() - t
     seg.timings["total"] = time.perf_counter() - t0
     return seg

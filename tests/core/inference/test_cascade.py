@@ -208,3 +208,20 @@ def test_a_liver_brighter_than_the_tumour_model_knows_is_shifted_down(models, tm
         seg = segment(vol, models[0], tm, tumour_filters=keep_all)
         assert (seg.label == 2).any() == found
         assert seg.info.get("tumor_hu_shift") == (None if found else -100.0)
+
+
+def test_an_organ_on_a_thin_bridge_is_cut_off_the_liver(models):
+    """A 'kidney' joined to the liver by a thin bridge: the largest component holds both; the cascade cuts
+    it off (``info["liver_cut_ml"]``) unless told not to."""
+    hu = np.full((24, 112, 96), -1000, np.int16)
+    hu[2:22, 6:54, 10:86] = 200  # liver, 40 x 38 x 61 mm
+    hu[6:18, 72:104, 32:64] = 200  # kidney, 24 x 26 x 26 mm (15.7 mL), 14 mm below it
+    hu[11:13, 54:72, 45:51] = 200  # a bridge 4 x 4.8 mm
+    vol = SimpleNamespace(hu=hu, spacing=(2.0, 0.8, 0.8))
+    whole = segment(vol, models[0], cut_liver_bridges=False)
+    cut = segment(vol, models[0])
+    assert whole.label[12, 88, 48] == 1 and "liver_cut_ml" not in whole.info  # the kidney's centre
+    assert cut.label[6:18, 72:104, 32:64].max() == 0
+    liver = (slice(2, 22), slice(6, 54), slice(10, 86))
+    assert np.array_equal(cut.label[liver], whole.label[liver])  # the liver untouched
+    assert 12.0 < cut.info["liver_cut_ml"] < 17.0  # the kidney (as the liver stage saw it) and part of the bridge
