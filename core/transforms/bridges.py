@@ -89,7 +89,7 @@ def cut_bridges(mask: np.ndarray, spacing, radius_mm: float = BRIDGE_RADIUS_MM, 
     others = core & ~liver
     if others.any():
         keep &= near <= ndimage.distance_transform_edt(~others, sampling=csp)
-    if keep.all():
+    if not (coarse & ~keep).any():  # nothing to cut at the grid's scale: no full-resolution work
         return mask
     cut = np.zeros(sub.shape, bool)
     step = max(1, CHUNK_Z // f[0]) * f[0]
