@@ -247,10 +247,11 @@ def segment(volume, liver_model, tumour_model=None, progress: ProgressFn | None 
         seg.timings["tumor_post"] = time.perf_counter() - t
         seg.info["tumor_slices"] = int(len(zs))
         region = tbox
-    # 3. Organs joined to the liver by a thin bridge, cut off the result (liver and tumours together:
+    # 4. Organs joined to the liver by a thin bridge, cut off the result (liver and tumours together:
     # the liver stage's mask alone has a hole or a channel where a tumour is, and the liver inside a
     # large tumour would be cut as if it hung on a bridge).
     if cut_liver_bridges:
+        check(cancel)
         t = time.perf_counter()
         fg = seg.label[region] > 0
         kept = cut_bridges(fg, spacing)
