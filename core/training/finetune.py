@@ -25,12 +25,13 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..catalog.library import default_models, user_default_models
-from ..datasets.dataset import list_cases
+from ..datasets.dataset import list_cases, read_manifest
 from ..model.card import MODEL, has_card, has_config, read_card, update_card
 from ..runtime.choices import STAGES, Stage
 from ..runtime.errors import LiverSegError
@@ -115,8 +116,14 @@ def base_model(base: str, stage: Stage) -> Path:
                         f"{stage}/)")
 
 
-def split_lab_cases(cases: list[str], seed: int = 0) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def split_lab_cases(cases: list[str], seed: int = 0, tumour_ml: Mapping[str, float] | None = None
+                    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(train, validation) by patient: one held out of 2-3 cases, a fifth (at least one) of more.
+
+    With ``tumour_ml`` (each case's tumour volume, the dataset's manifest) and at least two cases with
+    tumour, the held-out cases are drawn from those first, always leaving one to learn from: the
+    tumour stage chooses its epoch and threshold on the held-out cases, and a case without tumour
+    scores every epoch 0 (a lab's tumour-free case held out made the fine-tune keep an arbitrary epoch).
 
     Raises:
         FinetuneError: fewer than two cases (one to learn from, one to choose the epoch on).
@@ -128,8 +135,18 @@ def split_lab_cases(cases: list[str], seed: int = 0) -> tuple[tuple[str, ...], t
     n_val = 1 if len(cases) <= 3 else max(1, round(len(cases) / 5))
     order = cases[:]
     random.Random(seed).shuffle(order)
+    with_tumour = [c for c in order if tumour_ml and float(tumour_ml.get(c) or 0.0) > 0.0]
+    if len(with_tumour) >= 2:
+        first = with_tumour[:min(n_val, len(with_tumour) - 1)]
+        order = first + [c for c in order if c not in first]
     val = tuple(sorted(order[:n_val]))
     return tuple(c for c in cases if c not in val), val
+
+
+def lab_split(dataset, seed: int = 0) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """:func:`split_lab_cases` of a dataset folder, with its manifest's tumour volumes."""
+    facts = read_manifest(dataset).get("cases", {})
+    return split_lab_cases(list_cases(dataset), seed, {c: (f or {}).get("tumor_ml", 0.0) for c, f in facts.items()})
 
 
 def stage_config(cfg: FinetuneConfig, stage: Stage, base: Path, train_ids, val_ids, minutes: float):
@@ -168,7 +185,7 @@ def finetune(cfg: FinetuneConfig, progress: ProgressFn | None = None, cancel: Ca
         FinetuneError, TrainingError, DatasetError: one line naming the folder and the problem.
     """
     from .trainer import train  # lite edition: training is not bundled
-    train_ids, val_ids = split_lab_cases(list_cases(cfg.dataset), cfg.seed)
+    train_ids, val_ids = lab_split(cfg.dataset, cfg.seed)
     per_stage = cfg.minutes / len(cfg.stages) * (1 - EXPORT_SHARE)
     results: dict[str, Any] = {}
     for stage in cfg.stages:

@@ -13,12 +13,11 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..datasets.dataset import list_cases
 from ..evaluation.evaluate import evaluate_dataset
 from ..model.card import MODEL
 from ..model.io import load_seg_model
 from ..runtime.jobs import CancelToken, ProgressFn, check, report
-from .finetune import STAGES, FinetuneConfig, base_model, finetune, split_lab_cases
+from .finetune import STAGES, FinetuneConfig, base_model, finetune, lab_split
 
 
 @dataclass(frozen=True)
@@ -117,6 +116,6 @@ def finetune_and_compare(cfg: FinetuneConfig, progress: ProgressFn | None = None
     out = FinetuneOutcome(results, base_models=base, tuned_models=tuned)
     if out.cancelled:
         return out
-    _, val = split_lab_cases(list_cases(cfg.dataset), cfg.seed)
+    _, val = lab_split(cfg.dataset, cfg.seed)
     out.cases = compare(cfg.dataset, val, base, tuned, engine=engine, progress=progress, cancel=cancel)
     return out

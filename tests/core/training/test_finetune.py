@@ -9,7 +9,7 @@ import pytest
 
 from core.model.card import RunState, read_card, read_metrics
 from core.runtime.jobs import CancelToken
-from core.training.finetune import FinetuneConfig, FinetuneError, base_model, finetune, split_lab_cases
+from core.training.finetune import FinetuneConfig, FinetuneError, base_model, finetune, lab_split, split_lab_cases
 from core.training.trainer import EpochEvent, Split, TrainConfig
 
 
@@ -26,6 +26,22 @@ def test_lab_cases_split_by_patient():
     assert len(val_ids) == 2 and not set(train_ids) & set(val_ids)
     with pytest.raises(FinetuneError, match="at least 2 cases"):
         split_lab_cases(["only"])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_held_out_lab_case_has_tumour_when_two_cases_do(seed):
+    """The tumour stage chooses its epoch and threshold on the held-out case: one without tumour scores
+    every epoch 0. Held out: a case with tumour, one other left to learn from."""
+    ml = {"a": 0.0, "b": 12.0, "c": 30.0}
+    train_ids, val_ids = split_lab_cases(["a", "b", "c"], seed, ml)
+    assert val_ids in (("b",), ("c",)) and "a" in train_ids
+    # one case with tumour or none: the plain draw
+    for few in ({"b": 5.0}, {}):
+        assert split_lab_cases(["a", "b", "c"], seed, few) == split_lab_cases(["a", "b", "c"], seed)
+    ten = {f"c{i}": (1.0 if i < 3 else 0.0) for i in range(10)}
+    train_ids, val_ids = split_lab_cases(list(ten), seed, ten)
+    assert len(val_ids) == 2 and all(ten[c] for c in val_ids)
+    assert any(ten[c] for c in train_ids)
 
 
 def test_base_model_found_by_stage(base, tmp_path):
@@ -189,7 +205,7 @@ def test_finetune_and_compare_scores_both_cascades_on_the_held_out_case(tiny_dat
     assert res.base_models == {s: str(base / s / "model.keras") for s in ("liver", "tumor")}
     assert res.tuned_models == {"liver": str(out / "liver" / "model.keras"),
                                 "tumor": str(base / "tumor" / "model.keras")}
-    _, val = split_lab_cases(["p0", "p1", "p2"])
+    _, val = lab_split(tiny_dataset)
     assert [c.case_id for c in res.cases] == list(val)
     # the "after" row is what evaluating the fine-tuned cascade gives (and "before" the base's)
     for name, paths in (("before", res.base_models), ("after", res.tuned_models)):
