@@ -16,7 +16,7 @@ goes, and its near part goes where it is nearer to the kidney's own bulk.
 Where the cut would remove more than ``max_cut`` of the mask, nothing is cut: a lobe joined by a
 thin bridge (an atrophic segment, a thick-slice scan) would otherwise be lost, and a bridge kept
 costs less than a lobe lost. On the held-out volumes measured (``bench/experiments/liver_bridges.py``)
-the cut removed at most 12 % of a mask.
+the cut removed at most 11 % of a mask.
 
 The cascade cuts its result (liver and tumours together): the liver stage's own mask has a hole or
 a channel where a tumour is, and the liver inside a large tumour would be cut as if it hung on a
