@@ -31,6 +31,7 @@ from scipy import ndimage
 
 from ..runtime.labels import LIVER, TUMOUR
 from .masks import CHUNK_Z, component_sizes, crop_box
+from .postprocess import largest_component
 
 BRIDGE_RADIUS_MM = 8.0
 BRIDGE_GRID_MM = 3.0
@@ -57,15 +58,6 @@ def _opening(mask: np.ndarray, radius_mm: float, spacing) -> np.ndarray:
     return _within(inner, radius_mm, spacing)[1:-1, 1:-1, 1:-1]
 
 
-def _largest(mask: np.ndarray) -> np.ndarray:
-    lab, n = ndimage.label(mask)
-    if n <= 1:
-        return lab > 0
-    sizes = component_sizes(lab, n)  # in chunks: a GUI's worker thread runs this
-    sizes[0] = 0
-    return lab == int(np.argmax(sizes))
-
-
 def cut_bridges(mask: np.ndarray, spacing, radius_mm: float = BRIDGE_RADIUS_MM, grid_mm: float = BRIDGE_GRID_MM,
                 reach_mm: float = BRIDGE_REACH_MM, max_cut: float = BRIDGE_MAX_CUT) -> np.ndarray:
     """``mask`` (one connected component, [Z, Y, X]) without what hangs on it by bridges thinner than
@@ -83,7 +75,7 @@ def cut_bridges(mask: np.ndarray, spacing, radius_mm: float = BRIDGE_RADIUS_MM, 
         return mask
     # grown back up to ``reach_mm``, each voxel to the nearest opened piece: a kidney's or bowel loop's own
     # bulk claims what lies nearer to it than to the liver's
-    liver = _largest(core)
+    liver = largest_component(core)
     near = ndimage.distance_transform_edt(~liver, sampling=csp)
     keep = near <= reach_mm
     others = core & ~liver
@@ -97,7 +89,7 @@ def cut_bridges(mask: np.ndarray, spacing, radius_mm: float = BRIDGE_RADIUS_MM, 
         k = keep[z0 // f[0]:(z0 + step) // f[0] + 1].repeat(f[0], 0).repeat(f[1], 1).repeat(f[2], 2)
         part = sub[z0:z0 + step]
         cut[z0:z0 + step] = part & k[:part.shape[0], :part.shape[1], :part.shape[2]]
-    cut = _largest(cut)
+    cut = largest_component(cut)
     total = int(np.count_nonzero(sub))
     kept = int(np.count_nonzero(cut))
     if kept == total or total - kept > max_cut * total:
