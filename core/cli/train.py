@@ -105,7 +105,8 @@ def cmd_finetune(args, cancel: CancelToken) -> int:
     stages: tuple[Stage, ...] = STAGES if args.stage == "both" else (args.stage,)
     cfg = FinetuneConfig(dataset=args.dataset, base=args.base, out=args.out, stages=stages, minutes=args.minutes,
                          learning_rate=args.lr, l2sp=args.l2sp, freeze_norm=args.freeze_norm,
-                         blend=args.blend, export_onnx=not args.no_onnx, seed=args.seed)
+                         blend=args.blend, liver_lesions=args.liver_lesions, export_onnx=not args.no_onnx,
+                         seed=args.seed)
     try:
         if args.compare:
             outcome = finetune_and_compare(cfg, progress=_progress_printer(), cancel=cancel, resume=args.resume)
@@ -190,6 +191,9 @@ def add_training_subcommands(sub) -> None:
     p.add_argument("--l2sp", type=float, default=F.L2SP, help="pull towards the base weights (0: off)")
     p.add_argument("--freeze-norm", action=argparse.BooleanOptionalAction, default=F.FREEZE_NORM,
                    help="keep the base models' BatchNormalization (statistics, scale and shift)")
+    p.add_argument("--liver-lesions", type=float, default=F.LIVER_LESIONS,
+                   help="liver stage: share of samples given synthetic lesions that stay liver, as the default "
+                        "recipe trained it (0: off)")
     p.add_argument("--blend", type=float, default=F.BLEND,
                    help="keep base + BLEND x (fine-tuned - base) weights (1: the fine-tuned ones)")
     p.add_argument("--resume", action="store_true", help="continue the fine-tune in --out")

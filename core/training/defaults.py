@@ -19,6 +19,10 @@ SEED = 0
 EARLY_STOPPING = 0  # patience in epochs without val Dice gain; 0 = off
 SYNTH_LESIONS = 0.5  # tumour stage, window25d: share of samples given synthetic lesions
 TUMOUR_POSITIVE_SHARE = 0.5  # tumour stage: share of samples drawn from slices with tumour
+# The default recipe's augmentation (core.training.recipe), which a fine-tune rehearses (core.training.finetune):
+RECIPE_LIVER_LESIONS = 0.3  # liver stage: share of samples given synthetic lesions that stay liver
+RECIPE_THICK_SLICES = 0.4  # share of samples shown as a 2.5-6 mm scan would show them
+RECIPE_PHASES = 0.5  # share of real-CT samples shown in another contrast phase
 PRECISION = "float32"
 STRATEGY = "default"
 LOADER_WORKERS = 2  # threads building training batches

@@ -83,7 +83,7 @@ SILVER_SHARE = 0.5
 # about 45 minutes per stage on a 2-core CPU.
 # Acquisition: 2.5D neighbours 2 mm apart whatever the scan's slices, 40 % of the samples
 # shown as a 2.5-6 mm scan would show them, half the real-CT samples in another contrast phase.
-ACQUISITION = dict(neighbour_mm=2.0, thick_slices=0.4, phases=0.5)
+ACQUISITION = dict(neighbour_mm=2.0, thick_slices=D.RECIPE_THICK_SLICES, phases=D.RECIPE_PHASES)
 # The tumour stage sees a liver brighter than this median (HU) shifted down to it: the brightest liver
 # the rendered portal-venous phase draws (core.synthetic.synth_ct: 90-130 HU; 3D-IRCADb-01 7 and 17:
 # 120 and 103). Held out, HCC_015's portal-venous series (liver 174 HU) went 0.416 -> 0.622 tumour Dice.
@@ -91,7 +91,7 @@ LIVER_HU_MAX = 130.0
 STAGE_OPTIONS = {
     "liver": dict(image_size=128, base_filters=8, batch_size=D.BATCH_SIZE, epochs=40, steps_per_epoch=100,
                   learning_rate=D.LEARNING_RATE, min_lr=1e-5, lr_schedule="cosine", geometry="anatomical",
-                  real_share=0.4, silver_share=SILVER_SHARE, liver_lesions=0.3, **ACQUISITION),
+                  real_share=0.4, silver_share=SILVER_SHARE, liver_lesions=D.RECIPE_LIVER_LESIONS, **ACQUISITION),
     "tumor": dict(image_size=128, base_filters=8, batch_size=D.BATCH_SIZE, epochs=40, steps_per_epoch=100,
                   learning_rate=D.LEARNING_RATE, min_lr=1e-5, lr_schedule="cosine", geometry="anatomical",
                   real_share=0.3, silver_share=SILVER_SHARE, synth_lesions=D.SYNTH_LESIONS,

@@ -67,6 +67,39 @@ def test_the_base_models_input_contract_is_kept(base, tmp_path):
     assert tc.preprocessing().liver_hu_max == 130.0 and tc.preprocessing().neighbour_mm == 2.0
 
 
+def test_the_recipes_augmentation_is_rehearsed_where_asked(base, tmp_path):
+    """``liver_lesions`` (0.3 by default, as the recipe) reaches the liver stage only (the tumour stage
+    keeps its own synthetic lesions); ``acquisition`` adds the recipe's thick slices and phases where
+    the base model has 2.5D neighbours in mm, and nothing where it has none (the loader refuses thick
+    slices there)."""
+    from core.model.card import card_path
+    from core.training.finetune import stage_config
+
+    def folder(stage, neighbour_mm):
+        f = tmp_path / f"{stage}-{neighbour_mm}"
+        f.mkdir(exist_ok=True)
+        meta = read_card(base / stage)
+        meta["preprocessing"].update(neighbour_mm=neighbour_mm)
+        card_path(f / "model.keras").write_text(json.dumps(meta))
+        return f
+
+    out = str(tmp_path / "o")
+    default = stage_config(FinetuneConfig("d", "default", out), "liver", folder("liver", 2.0), ("a",), ("b",), 1.0)
+    assert (default.liver_lesions, default.thick_slices, default.phases) == (0.3, 0.0, 0.0)
+    plain = FinetuneConfig("d", "default", out, liver_lesions=0.0)
+    plain_liver = stage_config(plain, "liver", folder("liver", 2.0), ("a",), ("b",), 1.0)
+    assert plain_liver.liver_lesions == 0.0
+    asked = FinetuneConfig("d", "default", out, liver_lesions=0.3, acquisition=True)
+    liver = stage_config(asked, "liver", folder("liver", 2.0), ("a",), ("b",), 1.0)
+    assert (liver.liver_lesions, liver.thick_slices, liver.phases) == (0.3, 0.4, 0.5)
+    tumour = stage_config(asked, "tumor", folder("tumor", 2.0), ("a",), ("b",), 1.0)
+    assert (tumour.liver_lesions, tumour.synth_lesions, tumour.thick_slices) == (0.0, 0.3, 0.4)
+    flat = stage_config(asked, "liver", folder("liver", None), ("a",), ("b",), 1.0)
+    assert (flat.liver_lesions, flat.thick_slices, flat.phases) == (0.3, 0.0, 0.0)
+    with pytest.raises(FinetuneError, match="liver_lesions must be in"):
+        FinetuneConfig("d", "default", out, liver_lesions=1.5)
+
+
 def _first_batch_loss(run, weights) -> float:
     """The loss a model with ``weights`` (None: fresh) gives on the run's first training batch, as
     ``fit`` computes it on the run's own batches (same loader, same order)."""
