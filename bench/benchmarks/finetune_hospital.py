@@ -60,8 +60,11 @@ def rotation(next_patient: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
 LAB_SERIES, NEXT_SERIES = rotation("HCC_015")  # the first proxy measured (2026-12-07)
 KEPT = ("3Dircadb1.17",)
 ARMS: dict[str, dict] = {
-    "l2sp": {},  # the product's defaults (L2-SP 1e-3, learning rate 1e-4; blend 0.8 since 2026-12-07)
-    "l2sp-unblended": {"blend": 1.0},  # the defaults before the blend
+    # the product's defaults (L2-SP 1e-3, learning rate 1e-4; blend 0.8 and, for the liver stage, the
+    # recipe's synthetic lesions since 2026-12-07; the docs' earlier runs had neither)
+    "l2sp": {},
+    "l2sp-unblended": {"blend": 1.0},
+    "no-lesions-unblended": {"liver_lesions": 0.0, "blend": 1.0},  # the fine-tune before 2026-12-07
     "plain": {"l2sp": 0.0},
     "frozen-norm": {"freeze_norm": True},
     "frozen-norm-strong-l2sp": {"freeze_norm": True, "l2sp": 1e-2},
