@@ -8,7 +8,9 @@ starts from the base, so both lie in one basin of the loss and their average is 
 
 Measured on one hospital's proxy (``bench/experiments/finetune_blend.py``, docs/MODELS.md): the
 liver stage fine-tuned on three HCC-TACE-Seg patients, scored on the fourth and on 3D-IRCADb-01
-patient 17, blend 0.8 kept the whole gain on the new patient and halved the loss on patient 17.
+patient 17, blend 0.8 kept the whole gain on the new patient and halved the loss on patient 17;
+with the fourth patient turned round (HCC_007 next) 0.7 did a little better still, and is the
+default (:data:`core.training.finetune.BLEND`).
 
 The blend is applied once, to the run's best model (``model.keras``), before the threshold is
 chosen and the ONNX files are written; the card records it (``blend``), so a resumed run that finds

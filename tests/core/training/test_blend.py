@@ -57,4 +57,4 @@ def test_blend_options_are_checked():
         TrainConfig(dataset="d", out="o", init_from="m.keras", blend=0.0)
     with pytest.raises(FinetuneError, match="blend must be in"):
         FinetuneConfig("d", "default", "o", blend=1.5)
-    assert FinetuneConfig("d", "default", "o").blend == 0.8
+    assert FinetuneConfig("d", "default", "o").blend == 0.7
