@@ -60,8 +60,8 @@ def rotation(next_patient: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
 LAB_SERIES, NEXT_SERIES = rotation("HCC_015")  # the first proxy measured (2026-12-07)
 KEPT = ("3Dircadb1.17",)
 ARMS: dict[str, dict] = {
-    # the product's defaults (L2-SP 1e-3, learning rate 1e-4; blend 0.8 and, for the liver stage, the
-    # recipe's synthetic lesions since 2026-12-07; the docs' earlier runs had neither)
+    # the product's defaults (L2-SP 1e-3, learning rate 1e-4; a blend since 2026-12-07, 0.7 now, and for
+    # the liver stage the recipe's synthetic lesions since the seventh session; earlier runs lacked them)
     "l2sp": {},
     "l2sp-unblended": {"blend": 1.0},
     "no-lesions-unblended": {"liver_lesions": 0.0, "blend": 1.0},  # the fine-tune before 2026-12-07
@@ -69,7 +69,7 @@ ARMS: dict[str, dict] = {
     "frozen-norm": {"freeze_norm": True},
     "frozen-norm-strong-l2sp": {"freeze_norm": True, "l2sp": 1e-2},
     "frozen-norm-lr3e-5": {"freeze_norm": True, "learning_rate": 3e-5},
-    "lesions": {"liver_lesions": 0.3},  # the recipe's synthetic lesions (kept liver) rehearsed
+    "lesions": {"liver_lesions": 0.3},  # the recipe's lesions, explicitly (the default since they were measured)
     "lesions-acquisition": {"liver_lesions": 0.3, "acquisition": True},  # and its thick slices and phases
 }
 
